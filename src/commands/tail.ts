@@ -1,0 +1,44 @@
+import * as Flags from '@oclif/core/flags'
+
+import { WalCommand } from '../lib/cli/base-command.js'
+
+export default class Tail extends WalCommand {
+  static override summary = 'Read mutations from the log.'
+  static override description = `Bounded by default: --until end takes the end of the log when tail starts and exits 0 there, even while producers keep writing. --follow keeps reading new mutations until interrupted.
+With --json, prints one envelope per line, which wal produce accepts back unchanged.`
+  static override examples = [
+    '<%= config.bin %> tail',
+    '<%= config.bin %> tail -n orders --from 15m --json > last-15-minutes.ndjson',
+    '<%= config.bin %> tail -n orders --from 3:1200 --max 10',
+    '<%= config.bin %> tail -n orders -k user-42 --follow',
+  ]
+
+  static override flags = {
+    namespace: Flags.string({ char: 'n', description: 'Namespace to read.', default: 'default' }),
+    from: Flags.string({
+      description: 'Where to start: beginning, end, an offset (42; 3:42 for partition 3 only), an ISO time, or a duration ago (15m). Default: beginning, or end with --follow.',
+    }),
+    until: Flags.string({ description: 'Where to stop: end (as it was at start; the default without --follow), an ISO time, or a duration ago.' }),
+    max: Flags.integer({ description: 'Stop after this many mutations.', min: 1 }),
+    key: Flags.string({ char: 'k', description: 'Only mutations with this key.' }),
+    follow: Flags.boolean({ char: 'f', description: 'Keep waiting for new mutations.' }),
+  }
+
+  async run(): Promise<undefined> {
+    const { flags } = await this.parse(Tail)
+    // Loaded on use, so `--help` and `--version` stay fast.
+    const { tail } = await import('../lib/tail/tail.js')
+    await tail({
+      ...this.common(flags),
+      namespace: flags.namespace,
+      from: flags.from,
+      until: flags.until,
+      max: flags.max,
+      key: flags.key,
+      follow: flags.follow,
+      signal: this.signal,
+    })
+    // The records themselves are the output; no summary object follows the NDJSON stream.
+    return undefined
+  }
+}

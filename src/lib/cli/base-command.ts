@@ -1,0 +1,72 @@
+/**
+ * The base of every `wal` command: the shared flags, `--json`, signals, and the one place where errors
+ * reach the user (text on stderr, or one JSON object on stderr with `--json`) with their exit code.
+ */
+import { Command } from '@oclif/core/command'
+import { ExitError } from '@oclif/core/errors'
+import * as Flags from '@oclif/core/flags'
+
+import { ExitCode, toWalError, UsageError, type WalError } from '../errors.js'
+import { processIo, type CommonOptions } from '../io/context.js'
+
+export abstract class WalCommand extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    config: Flags.string({
+      char: 'c',
+      description: 'Config file to use instead of searching for .walrc*, wal.config.* or package.json#wal.',
+      env: 'WAL_CONFIG',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  private readonly controller = new AbortController()
+  private signalCount = 0
+
+  /** Aborted on the first SIGINT/SIGTERM; long-running work stops at a safe point. */
+  protected get signal(): AbortSignal {
+    return this.controller.signal
+  }
+
+  override async init(): Promise<void> {
+    await super.init()
+    const onSignal = (): void => {
+      this.signalCount++
+      if (this.signalCount > 1) process.exit(ExitCode.interrupted)
+      this.controller.abort()
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  }
+
+  /** Options every service takes. */
+  protected common(flags: { config?: string }): CommonOptions {
+    return { configPath: flags.config, json: this.jsonEnabled(), io: processIo() }
+  }
+
+  override async catch(error: Error & { oclif?: { exit?: number } }): Promise<never> {
+    if (error instanceof ExitError) throw error
+    const walError = this.convert(error)
+    const stderr = process.stderr
+    if (this.jsonEnabled()) {
+      stderr.write(`${JSON.stringify({ error: walError.toJSON() })}\n`)
+    } else {
+      let text = `wal: ${walError.message}\n`
+      for (const suggestion of walError.suggestions) text += `  hint: ${suggestion}\n`
+      if (process.env.WAL_DEBUG) text += `${(walError.cause as Error | undefined)?.stack ?? walError.stack}\n`
+      stderr.write(text)
+    }
+    this.exit(walError.exitCode)
+  }
+
+  private convert(error: Error & { oclif?: { exit?: number } }): WalError {
+    // oclif's own parse errors (unknown flag, missing argument, bad option value) are usage errors.
+    if (error.oclif?.exit === 2 || error.name.endsWith('FlagsError') || error.name.endsWith('ArgsError')) {
+      return new UsageError(error.message.replace(/\n\s*See more help with --help$/, ''), {
+        suggestions: [`see: wal ${this.id?.replaceAll(':', ' ') ?? ''} --help`],
+      })
+    }
+    return toWalError(error)
+  }
+}

@@ -1,0 +1,46 @@
+/** Plain-text renderings of command results (the `--json` form is the result object itself). */
+import type { ConfigReport } from '../config/show.js'
+import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
+import { formatBytes } from '../format.js'
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n')
+}
+
+export function renderNamespaceList(namespaces: readonly NamespaceSummary[]): string {
+  return table([
+    ['NAME', 'BACKEND', 'PARTITIONS', 'RECORDS', 'DESCRIPTION'],
+    ...namespaces.map((ns) => [
+      ns.name,
+      ns.backend,
+      String(ns.partitions),
+      ns.records === null ? '-' : String(ns.records),
+      ns.description ?? (ns.declared ? '' : '(not in config: created on first produce)'),
+    ]),
+  ])
+}
+
+export function renderNamespace(ns: NamespaceDetails): string {
+  const lines = [
+    `namespace:        ${ns.name}${ns.declared ? '' : ' (not in config)'}`,
+    `backend:          ${ns.backend}`,
+    `partitions:       ${ns.partitions}`,
+    `maxPayloadBytes:  ${ns.settings.maxPayloadBytes} (${formatBytes(ns.settings.maxPayloadBytes)})`,
+  ]
+  if (ns.description) lines.push(`description:      ${ns.description}`)
+  if (!ns.log) {
+    lines.push('log:              none yet (created on first produce)')
+    return lines.join('\n')
+  }
+  lines.push(`location:         ${ns.log.location}`)
+  lines.push(`records:          ${ns.log.records}`)
+  if (ns.log.sizeBytes !== null) lines.push(`size:             ${formatBytes(ns.log.sizeBytes)}`)
+  lines.push('', table([['PARTITION', 'LOW', 'HIGH'], ...ns.marks.map((m) => [String(m.partition), String(m.low), String(m.high)])]))
+  return lines.join('\n')
+}
+
+export function renderConfigReport(report: ConfigReport): string {
+  if (report.path === null) return 'no config file found: wal runs with its defaults (embedded namespaces, created on first produce)'
+  return `${report.path}: valid (${report.namespaces.length} namespace${report.namespaces.length === 1 ? '' : 's'}${report.namespaces.length > 0 ? `: ${report.namespaces.join(', ')}` : ''})`
+}

@@ -1,0 +1,173 @@
+/**
+ * Finds, reads, interpolates and validates the configuration. With no file anywhere, wal runs in
+ * zero-config mode: embedded namespaces created on first produce in the local state directory.
+ */
+import { homedir } from 'node:os'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import * as v from 'valibot'
+
+import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
+import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
+import { interpolateEnv } from './interpolate.js'
+import { ConfigSchema, DEFAULTS, type ConfigFile, type NamespaceSettings, type ResolvedConfig } from './schema.js'
+
+export interface LoadConfigOptions {
+  /** An explicit file (`--config`, `WAL_CONFIG`); otherwise the usual places are searched. */
+  configPath?: string
+  /** Where the search starts. */
+  cwd?: string
+  env?: NodeJS.ProcessEnv
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
+      previous = current
+    }
+  }
+  return row[b.length]!
+}
+
+function knownKeysAt(path: readonly string[]): string[] {
+  // Walks the schema along the path to list the keys allowed where an unknown one was found.
+  let schema: v.GenericSchema | undefined = ConfigSchema
+  for (const segment of path) {
+    const inner: v.GenericSchema | undefined = (schema as { wrapped?: v.GenericSchema }).wrapped ?? schema
+    if (inner && 'entries' in inner) schema = (inner.entries as Record<string, v.GenericSchema>)[segment]
+    else if (inner && 'value' in inner) schema = inner.value as v.GenericSchema
+    else return []
+  }
+  const inner = (schema as { wrapped?: v.GenericSchema } | undefined)?.wrapped ?? schema
+  return inner && 'entries' in inner ? Object.keys(inner.entries as object) : []
+}
+
+function describeIssue(file: string, issue: v.BaseIssue<unknown>): ConfigError {
+  const keys = (issue.path ?? []).map((item) => String(item.key))
+  const keyPath = keys.join('.')
+  if (issue.type === 'strict_object' && issue.expected === 'never') {
+    const unknown = keys.at(-1)!
+    const known = knownKeysAt(keys.slice(0, -1))
+    const close = known.filter((k) => editDistance(k.toLowerCase(), unknown.toLowerCase()) <= 2)
+    return new ConfigError(`${file}: unknown key "${keyPath}"`, {
+      details: { file, keyPath, expected: known, found: unknown },
+      suggestions: [
+        ...(close.length > 0 ? [`did you mean "${[...keys.slice(0, -1), close[0]].join('.')}"?`] : []),
+        `allowed here: ${known.join(', ')}`,
+      ],
+    })
+  }
+  const expected = issue.message.startsWith('Invalid') ? (issue.expected ?? 'another value') : issue.message
+  return new ConfigError(`${file}: key "${keyPath || '(top level)'}": expected ${expected}, found ${issue.received}`, {
+    details: { file, keyPath, expected, found: issue.received },
+    suggestions: ['see .walrc.example for every key, its unit and its default'],
+  })
+}
+
+function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path
+}
+
+function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  if (env.WAL_HOME) return resolve(expandHome(env.WAL_HOME))
+  const stateHome = env.XDG_STATE_HOME ? expandHome(env.XDG_STATE_HOME) : join(homedir(), '.local', 'state')
+  return join(stateHome, 'wal')
+}
+
+/** Builds the effective config from a validated file (or none). */
+export function resolveConfig(file: ConfigFile | null, path: string | null, env: NodeJS.ProcessEnv): ResolvedConfig {
+  const defaults = {
+    partitions: file?.defaults?.partitions ?? DEFAULTS.partitions,
+    maxPayloadBytes: file?.defaults?.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes,
+  }
+  const namespaces = new Map<string, NamespaceSettings>()
+  for (const [name, ns] of Object.entries(file?.namespaces ?? {})) {
+    namespaces.set(name, {
+      name,
+      backend: ns.backend ?? DEFAULTS.backend,
+      partitions: ns.partitions ?? defaults.partitions,
+      maxPayloadBytes: ns.maxPayloadBytes ?? defaults.maxPayloadBytes,
+      description: ns.description ?? null,
+      declared: true,
+    })
+  }
+  const stateDir = file?.stateDir
+    ? isAbsolute(expandHome(file.stateDir))
+      ? expandHome(file.stateDir)
+      : resolve(dirname(path!), file.stateDir)
+    : defaultStateDir(env)
+  return {
+    path,
+    stateDir,
+    autoCreateNamespaces: file?.autoCreateNamespaces ?? (file === null || file.namespaces === undefined),
+    defaults,
+    namespaces,
+  }
+}
+
+/** Validates raw config content (already parsed from YAML/JSON/JS). */
+export function validateConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv): ConfigFile {
+  const interpolated = interpolateEnv(raw ?? {}, env, (keyPath) => `${file}: key "${keyPath}"`)
+  const result = v.safeParse(ConfigSchema, interpolated)
+  if (!result.success) throw describeIssue(file, result.issues[0])
+  return result.output
+}
+
+/** Loads the configuration: explicit path, else search from cwd, else zero-config. */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
+  const env = options.env ?? process.env
+  const explicit = options.configPath ?? env.WAL_CONFIG
+  const { findConfig } = await import('./search.js')
+  let found
+  try {
+    found = await findConfig(explicit ? resolve(options.cwd ?? process.cwd(), explicit) : undefined, options.cwd)
+  } catch (error) {
+    const err = error as NodeJS.ErrnoException
+    const file = explicit ?? (err as { filepath?: string }).filepath ?? 'config'
+    const reason =
+      err.code === 'ENOENT'
+        ? 'no such file'
+        : err.code === 'EACCES'
+          ? 'permission denied'
+          : err.code === 'EISDIR'
+            ? 'it is a directory'
+            : err.message.split('\n')[0]
+    throw new ConfigError(`cannot read config ${file}: ${reason}`, {
+      cause: error,
+      details: { file },
+      suggestions: explicit
+        ? ['check the path given with --config or WAL_CONFIG']
+        : ['fix the file, or run `wal config validate` to see what is wrong'],
+    })
+  }
+  if (!found) return resolveConfig(null, null, env)
+  const validated = validateConfig(found.isEmpty ? {} : found.config, found.filepath, env)
+  return resolveConfig(validated, found.filepath, env)
+}
+
+/** The settings of a namespace, or an error that lists the declared ones. */
+export function namespaceSettings(config: ResolvedConfig, name: string): NamespaceSettings {
+  if (!NAMESPACE_PATTERN.test(name)) {
+    throw new UsageError(`"${name}" is not a valid namespace name`, {
+      code: 'WAL_NAMESPACE_INVALID',
+      suggestions: ['a namespace name has 1-128 letters, digits, ".", "_" or "-", and starts with a letter or digit'],
+    })
+  }
+  const declared = config.namespaces.get(name)
+  if (declared) return declared
+  if (config.autoCreateNamespaces) {
+    return {
+      name,
+      backend: DEFAULTS.backend,
+      partitions: config.defaults.partitions,
+      maxPayloadBytes: config.defaults.maxPayloadBytes,
+      description: null,
+      declared: false,
+    }
+  }
+  throw new UnknownNamespaceError(name, [...config.namespaces.keys()], config.path ?? 'the configuration')
+}

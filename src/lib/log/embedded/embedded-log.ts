@@ -1,0 +1,378 @@
+/**
+ * The embedded log: one SQLite database per namespace, through Node's built-in `node:sqlite`. WAL
+ * journal with synchronous=FULL, so a commit is on disk before `append` resolves. Concurrent `append`
+ * calls in one process share a transaction (group commit); processes take turns on SQLite's write lock.
+ */
+import { constants, accessSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { decodeFailures, failuresToJson, type LogRecord, type Mutation } from '../../envelope/envelope.js'
+import { BackendUnavailableError, ConfigError, NotFoundError } from '../../errors.js'
+import type { AppendResult, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import { partitionForKey } from '../partitioner.js'
+import { DDL, INSERT_RECORD, PRAGMAS, SCHEMA_VERSION } from './schema.js'
+
+/** How long a writer waits for another process's transaction before giving up. */
+export const LOCK_TIMEOUT_MS = 30_000
+/** How often a following reader checks for new commits. */
+export const FOLLOW_POLL_MS = 50
+const READ_BATCH = 500
+
+export interface EmbeddedLogOptions {
+  stateDir: string
+  namespace: string
+  partitions: number
+  /** Create the log if it does not exist yet (produce); otherwise a missing log is NotFoundError. */
+  create: boolean
+}
+
+/** The file that holds a namespace's embedded log. */
+export function embeddedLogPath(stateDir: string, namespace: string): string {
+  return join(stateDir, 'embedded', `${namespace}.db`)
+}
+
+/** Names of the namespaces that have an embedded log in the state directory. */
+export function listEmbeddedLogs(stateDir: string): string[] {
+  const dir = join(stateDir, 'embedded')
+  if (!existsSync(dir)) return []
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.db'))
+    .map((file) => file.slice(0, -3))
+    .sort()
+}
+
+interface Pending {
+  mutations: readonly Mutation[]
+  resolve: (results: AppendResult[]) => void
+  reject: (error: unknown) => void
+}
+
+type Row = {
+  seq: number
+  partition: number
+  offset: number
+  id: string
+  key: string
+  appended_at: number
+  created_at: number
+  not_before: number | null
+  target: string | null
+  idempotency_key: string | null
+  attempts: number
+  headers: string | null
+  payload: string | Uint8Array
+  failures: string | null
+}
+
+/** SQLite's primary result code (extended codes carry it in the low byte). */
+function sqliteErrorCode(error: unknown): number | undefined {
+  const code = (error as { errcode?: number }).errcode
+  return code === undefined ? undefined : code & 0xff
+}
+
+function unavailable(path: string, action: string, error: unknown): BackendUnavailableError {
+  const code = sqliteErrorCode(error)
+  const errno = (error as NodeJS.ErrnoException).code
+  const reason =
+    code === 5 || code === 6
+      ? `the log stayed locked by another process for more than ${LOCK_TIMEOUT_MS / 1000}s`
+      : code === 13
+        ? 'the disk is full'
+        : errno === 'EACCES' || errno === 'EPERM' || code === 8 || code === 14
+          ? 'permission denied: the state directory or the log file cannot be written'
+          : (error as Error).message
+  return new BackendUnavailableError(`cannot ${action} the embedded log ${path}: ${reason}`, {
+    cause: error,
+    details: { path },
+    suggestions: [
+      'make the state directory writable, or point WAL_HOME (or stateDir in the config) elsewhere',
+      'nothing that was acknowledged is lost; run the command again once fixed',
+    ],
+  })
+}
+
+export class EmbeddedLog implements LogBackend {
+  readonly namespace: string
+  readonly partitions: number
+  readonly path: string
+  private readonly db: DatabaseSync
+  private readonly insert: StatementSync
+  private readonly selectOffsets: StatementSync
+  private readonly updateOffset: StatementSync
+  private readonly lastAppendedAt: StatementSync
+  private readonly findIdempotencyKey: StatementSync
+  private readonly insertIdempotencyKey: StatementSync
+  private pending: Pending[] = []
+  private flushScheduled = false
+  /** Transactions committed by this handle; lets tests and `--json` summaries show group commit. */
+  commits = 0
+
+  private constructor(db: DatabaseSync, path: string, namespace: string, partitions: number) {
+    this.db = db
+    this.path = path
+    this.namespace = namespace
+    this.partitions = partitions
+    this.insert = db.prepare(INSERT_RECORD)
+    this.selectOffsets = db.prepare('SELECT partition, next_offset FROM partitions ORDER BY partition')
+    this.updateOffset = db.prepare('UPDATE partitions SET next_offset = ? WHERE partition = ?')
+    this.lastAppendedAt = db.prepare('SELECT appended_at FROM records ORDER BY seq DESC LIMIT 1')
+    this.findIdempotencyKey = db.prepare('SELECT id, partition, offset FROM idempotency_keys WHERE key = ?')
+    this.insertIdempotencyKey = db.prepare('INSERT INTO idempotency_keys (key, id, partition, offset) VALUES (?, ?, ?, ?)')
+  }
+
+  /** Opens (and with `create`, creates) the log of a namespace. */
+  static open(options: EmbeddedLogOptions): EmbeddedLog {
+    const path = embeddedLogPath(options.stateDir, options.namespace)
+    const exists = existsSync(path)
+    if (!exists && !options.create) {
+      throw new NotFoundError(`namespace "${options.namespace}" has no log yet (no mutation was produced to it)`, {
+        code: 'WAL_NAMESPACE_NOT_FOUND',
+        details: { namespace: options.namespace, path },
+        suggestions: [`produce to it first: wal produce -n ${options.namespace} …`, 'list namespaces: wal ns ls'],
+      })
+    }
+    let db: DatabaseSync
+    try {
+      mkdirSync(join(options.stateDir, 'embedded'), { recursive: true })
+      if (!exists) accessSync(join(options.stateDir, 'embedded'), constants.W_OK)
+      db = new DatabaseSync(path, { timeout: LOCK_TIMEOUT_MS })
+      for (const pragma of PRAGMAS) db.exec(pragma)
+    } catch (error) {
+      throw unavailable(path, 'open', error)
+    }
+    try {
+      const partitions = EmbeddedLog.initialize(db, options)
+      return new EmbeddedLog(db, path, options.namespace, partitions)
+    } catch (error) {
+      db.close()
+      if (error instanceof ConfigError) throw error
+      throw unavailable(path, 'open', error)
+    }
+  }
+
+  /** Creates the schema on first use; checks the partition count of an existing log. */
+  private static initialize(db: DatabaseSync, options: EmbeddedLogOptions): number {
+    const hasMeta = db.prepare("SELECT 1 AS ok FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get()
+    if (!hasMeta) {
+      db.exec('BEGIN IMMEDIATE')
+      try {
+        db.exec(DDL)
+        const stored = db.prepare("SELECT value FROM meta WHERE name = 'partitions'").get()
+        if (!stored) {
+          const setMeta = db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)')
+          setMeta.run('schema_version', String(SCHEMA_VERSION))
+          setMeta.run('namespace', options.namespace)
+          setMeta.run('partitions', String(options.partitions))
+          setMeta.run('created_at', new Date().toISOString())
+          const addPartition = db.prepare('INSERT INTO partitions (partition, next_offset) VALUES (?, 0)')
+          for (let p = 0; p < options.partitions; p++) addPartition.run(p)
+        }
+        db.exec('COMMIT')
+      } catch (error) {
+        db.exec('ROLLBACK')
+        throw error
+      }
+    }
+    const row = db.prepare("SELECT value FROM meta WHERE name = 'partitions'").get() as { value: string }
+    const partitions = Number(row.value)
+    if (partitions !== options.partitions && options.create) {
+      throw new ConfigError(
+        `namespace "${options.namespace}": its embedded log has ${partitions} partitions, but the config asks for ${options.partitions}`,
+        {
+          details: { namespace: options.namespace, stored: partitions, configured: options.partitions },
+          suggestions: [
+            `set partitions: ${partitions} for this namespace: the partition count of an existing log cannot change, since keys would move and lose their order`,
+            'or write to a new namespace with the new partition count',
+          ],
+        },
+      )
+    }
+    return partitions
+  }
+
+  append(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ mutations, resolve, reject })
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        setImmediate(() => this.flush())
+      }
+    })
+  }
+
+  /** Commits every pending append in one transaction: one fsync for all of them. */
+  private flush(): void {
+    const batch = this.pending
+    this.pending = []
+    this.flushScheduled = false
+    try {
+      const all = batch.length === 1 ? batch[0]!.mutations : batch.flatMap((p) => p.mutations)
+      const results = this.commit(all)
+      let at = 0
+      for (const p of batch) {
+        p.resolve(results.slice(at, at + p.mutations.length))
+        at += p.mutations.length
+      }
+    } catch (error) {
+      const converted = error instanceof BackendUnavailableError ? error : unavailable(this.path, 'write to', error)
+      for (const p of batch) p.reject(converted)
+    }
+  }
+
+  private commit(mutations: readonly Mutation[]): AppendResult[] {
+    const results: AppendResult[] = []
+    if (mutations.length === 0) return results
+    this.db.exec('BEGIN IMMEDIATE')
+    try {
+      const next = (this.selectOffsets.all() as Array<{ partition: number; next_offset: number }>).map((r) => r.next_offset)
+      const first = next.slice()
+      // appended_at never goes backwards, even if clocks of two writers differ a little.
+      const last = this.lastAppendedAt.get() as { appended_at: number } | undefined
+      const appendedAt = Math.max(Date.now(), last?.appended_at ?? 0)
+      const seenKeys = new Map<string, AppendResult>()
+      for (const m of mutations) {
+        if (m.idempotencyKey !== null) {
+          const earlier = seenKeys.get(m.idempotencyKey) ?? (this.findIdempotencyKey.get(m.idempotencyKey) as AppendResult | undefined)
+          if (earlier) {
+            results.push({ id: earlier.id, partition: earlier.partition, offset: earlier.offset, duplicate: true })
+            continue
+          }
+        }
+        const partition = partitionForKey(m.key, this.partitions)
+        const offset = next[partition]!++
+        this.insert.run(
+          partition,
+          offset,
+          m.id,
+          m.key,
+          appendedAt,
+          m.createdAtMs,
+          m.notBeforeMs,
+          m.target,
+          m.idempotencyKey,
+          m.attempts,
+          Object.keys(m.headers).length === 0 ? null : JSON.stringify(m.headers),
+          m.payload.encoding === 'json' ? m.payload.json : m.payload.bytes,
+          failuresToJson(m.failures),
+        )
+        const result = { id: m.id, partition, offset, duplicate: false }
+        if (m.idempotencyKey !== null) {
+          this.insertIdempotencyKey.run(m.idempotencyKey, m.id, partition, offset)
+          seenKeys.set(m.idempotencyKey, result)
+        }
+        results.push(result)
+      }
+      for (let p = 0; p < next.length; p++) if (next[p] !== first[p]) this.updateOffset.run(next[p]!, p)
+      this.db.exec('COMMIT')
+      this.commits++
+      return results
+    } catch (error) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK')
+      throw error
+    }
+  }
+
+  async marks(): Promise<PartitionMark[]> {
+    const low = this.db.prepare('SELECT offset FROM records WHERE partition = ? ORDER BY offset LIMIT 1')
+    return (this.selectOffsets.all() as Array<{ partition: number; next_offset: number }>).map((r) => ({
+      partition: r.partition,
+      low: (low.get(r.partition) as { offset: number } | undefined)?.offset ?? r.next_offset,
+      high: r.next_offset,
+    }))
+  }
+
+  async offsetsForTime(timeMs: number): Promise<Map<number, number>> {
+    const first = this.db.prepare('SELECT partition, min(offset) AS offset FROM records WHERE appended_at >= ? GROUP BY partition')
+    const found = new Map((first.all(timeMs) as Array<{ partition: number; offset: number }>).map((r) => [r.partition, r.offset]))
+    const result = new Map<number, number>()
+    for (const mark of await this.marks()) result.set(mark.partition, found.get(mark.partition) ?? mark.high)
+    return result
+  }
+
+  async *read(options: ReadOptions): AsyncIterable<LogRecord> {
+    const position = new Map(options.from)
+    const until = options.until
+    const done = (p: number): boolean => until !== undefined && (position.get(p) ?? Infinity) >= (until.get(p) ?? Infinity)
+    const allDone = (): boolean => [...position.keys()].every(done)
+    if (allDone() && !options.follow) return
+
+    // Start the scan at the earliest record any partition still needs.
+    const seqAt = this.db.prepare('SELECT seq FROM records WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT 1')
+    let cursor = Infinity
+    for (const [p, offset] of position) {
+      const row = seqAt.get(p, offset) as { seq: number } | undefined
+      if (row) cursor = Math.min(cursor, row.seq - 1)
+    }
+    if (cursor === Infinity) cursor = (this.db.prepare('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
+    const scan = this.db.prepare(`SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`)
+    const dataVersion = this.db.prepare('PRAGMA data_version')
+    let version = dataVersion.get() as { data_version: number }
+
+    while (!options.signal?.aborted) {
+      const rows = scan.all(cursor) as Row[]
+      for (const row of rows) {
+        cursor = row.seq
+        const from = position.get(row.partition)
+        if (from === undefined || row.offset < from || done(row.partition)) continue
+        position.set(row.partition, row.offset + 1)
+        yield this.toRecord(row)
+        if (!options.follow && allDone()) return
+      }
+      if (rows.length === READ_BATCH) continue
+      if (!options.follow) return
+      if (until !== undefined && allDone()) return
+      // Caught up: wait for another connection to commit.
+      while (!options.signal?.aborted) {
+        const now = dataVersion.get() as { data_version: number }
+        if (now.data_version !== version.data_version) {
+          version = now
+          break
+        }
+        await sleep(FOLLOW_POLL_MS, undefined, { signal: options.signal }).catch(() => undefined)
+      }
+    }
+  }
+
+  private toRecord(row: Row): LogRecord {
+    return {
+      id: row.id,
+      namespace: this.namespace,
+      key: row.key,
+      payload: typeof row.payload === 'string' ? { encoding: 'json', json: row.payload } : { encoding: 'base64', bytes: row.payload },
+      headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
+      createdAtMs: row.created_at,
+      notBeforeMs: row.not_before,
+      target: row.target,
+      idempotencyKey: row.idempotency_key,
+      attempts: row.attempts,
+      failures: decodeFailures(row.failures),
+      partition: row.partition,
+      offset: row.offset,
+      appendedAtMs: row.appended_at,
+    }
+  }
+
+  async info(): Promise<LogInfo> {
+    const records = (this.db.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n
+    return { location: this.path, records, sizeBytes: this.sizeBytes() }
+  }
+
+  private sizeBytes(): number {
+    let total = 0
+    for (const suffix of ['', '-wal']) {
+      try {
+        total += statSync(this.path + suffix).size
+      } catch {
+        // The -wal file exists only while the database is open somewhere.
+      }
+    }
+    return total
+  }
+
+  async close(): Promise<void> {
+    if (this.pending.length > 0) this.flush()
+    if (this.db.isOpen) this.db.close()
+  }
+}

@@ -1,0 +1,72 @@
+/** `wal ns ls|show`: the namespaces, their settings and the state of their logs. */
+import { loadConfig, namespaceSettings } from '../config/load.js'
+import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
+import { NotFoundError } from '../errors.js'
+import type { CommonOptions } from '../io/context.js'
+import type { LogInfo, PartitionMark } from '../log/backend.js'
+import { listLogs, openLog } from '../log/open.js'
+
+export interface NamespaceSummary {
+  name: string
+  backend: string
+  partitions: number
+  declared: boolean
+  description: string | null
+  /** Mutations in the log; null when the log does not exist yet. */
+  records: number | null
+}
+
+export interface NamespaceDetails extends NamespaceSummary {
+  settings: NamespaceSettings
+  log: LogInfo | null
+  marks: PartitionMark[]
+}
+
+async function namespaceNames(config: ResolvedConfig): Promise<string[]> {
+  const names = new Set(config.namespaces.keys())
+  if (config.autoCreateNamespaces) {
+    names.add('default')
+    for (const name of await listLogs(config)) names.add(name)
+  }
+  return [...names].sort()
+}
+
+async function describe(config: ResolvedConfig, name: string): Promise<NamespaceDetails> {
+  const settings = namespaceSettings(config, name)
+  const summary = { name, backend: settings.backend, declared: settings.declared, description: settings.description }
+  let log
+  try {
+    log = await openLog(config, settings, { create: false })
+  } catch (error) {
+    if (!(error instanceof NotFoundError)) throw error
+    return { ...summary, partitions: settings.partitions, records: null, settings, log: null, marks: [] }
+  }
+  try {
+    const info = await log.info()
+    return {
+      ...summary,
+      partitions: log.partitions,
+      records: info.records,
+      settings: { ...settings, partitions: log.partitions },
+      log: info,
+      marks: await log.marks(),
+    }
+  } finally {
+    await log.close()
+  }
+}
+
+export async function listNamespaces(options: CommonOptions): Promise<NamespaceSummary[]> {
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const out: NamespaceSummary[] = []
+  for (const name of await namespaceNames(config)) {
+    const { settings: _settings, log: _log, marks: _marks, ...summary } = await describe(config, name)
+    out.push(summary)
+  }
+  return out
+}
+
+export async function showNamespace(options: CommonOptions & { namespace: string }): Promise<NamespaceDetails> {
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  return describe(config, options.namespace)
+}

@@ -1,0 +1,351 @@
+/**
+ * `wal produce`: one mutation from flags, or NDJSON envelopes from stdin. Acks a mutation only once the
+ * backend says it is durable. A bad line is reported with its number and skipped; it never stops or
+ * corrupts the good ones around it.
+ */
+import { readFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { loadConfig, namespaceSettings } from '../config/load.js'
+import type { ResolvedConfig } from '../config/schema.js'
+import {
+  decodeEnvelope,
+  decodeEnvelopeLine,
+  headerBytes,
+  MAX_HEADER_BYTES,
+  payloadBytes,
+  type DecodeDefaults,
+  type Mutation,
+} from '../envelope/envelope.js'
+import { BackendUnavailableError, InputRejectedError, InvalidRecordError, UsageError, WalError } from '../errors.js'
+import { formatBytes } from '../format.js'
+import type { CommonOptions } from '../io/context.js'
+import { readLineChunks, writeText } from '../io/lines.js'
+import type { AppendResult, LogBackend } from '../log/backend.js'
+import { openLog } from '../log/open.js'
+import { parseDurationMs, parseIsoTimeMs } from '../time.js'
+
+/** A group commit holds at most this many mutations… */
+export const MAX_BATCH_RECORDS = 1000
+/** …or this many payload bytes. */
+export const MAX_BATCH_BYTES = 4 * 1024 * 1024
+/** How long a partial batch waits for more input before it is committed (like Kafka's linger.ms). */
+export const LINGER_MS = 2
+
+export interface ProduceOptions extends CommonOptions {
+  namespace?: string
+  key?: string
+  /** `-p`: the payload as JSON text. */
+  payload?: string
+  payloadFile?: string
+  /** `-H name=value`, repeatable. */
+  headers?: readonly string[]
+  delay?: string
+  at?: string
+  jitter?: string
+  idempotencyKey?: string
+  target?: string
+}
+
+export interface ProduceSummary {
+  durable: number
+  duplicates: number
+  rejected: number
+  /** Group commits (transactions / broker requests) it took. */
+  commits: number
+}
+
+interface Entry {
+  lineNumber: number
+  mutation?: Mutation
+  error?: WalError
+  result?: AppendResult
+}
+
+function parseHeaders(headers: readonly string[] = []): Record<string, string> | undefined {
+  if (headers.length === 0) return undefined
+  const out: Record<string, string> = {}
+  for (const header of headers) {
+    const at = header.indexOf('=')
+    if (at <= 0) {
+      throw new UsageError(`header "${header}" is not name=value`, { suggestions: ['write headers as -H name=value'] })
+    }
+    out[header.slice(0, at)] = header.slice(at + 1)
+  }
+  return out
+}
+
+/** The notBefore that --delay / --at / --jitter ask for, or undefined. */
+function delayMs(options: ProduceOptions, nowMs: number): { baseMs: number; jitterMs: number } | undefined {
+  const jitterMs = options.jitter === undefined ? 0 : parseDurationMs(options.jitter)
+  if (jitterMs === undefined) {
+    throw new UsageError(`--jitter "${options.jitter}" is not a duration`, { suggestions: ['use e.g. --jitter 30s, 15m, 2h'] })
+  }
+  if (options.delay !== undefined) {
+    const ms = parseDurationMs(options.delay)
+    if (ms === undefined) {
+      throw new UsageError(`--delay "${options.delay}" is not a duration`, { suggestions: ['use e.g. --delay 90s, 15m, 3d, 1h30m'] })
+    }
+    return { baseMs: nowMs + ms, jitterMs }
+  }
+  if (options.at !== undefined) {
+    const ms = parseIsoTimeMs(options.at)
+    if (ms === undefined) {
+      throw new UsageError(`--at "${options.at}" is not an ISO 8601 time`, { suggestions: ['use e.g. --at 2026-12-01T09:00:00Z'] })
+    }
+    return { baseMs: ms, jitterMs }
+  }
+  if (jitterMs > 0) return { baseMs: nowMs, jitterMs }
+  return undefined
+}
+
+/** Writes and acknowledges mutations; one instance per `wal produce` run. */
+class Producer {
+  private readonly logs = new Map<string, Promise<LogBackend>>()
+  readonly summary: ProduceSummary = { durable: 0, duplicates: 0, rejected: 0, commits: 0 }
+  private readonly rejectedLines: number[] = []
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly options: ProduceOptions,
+  ) {}
+
+  private log(namespace: string): Promise<LogBackend> {
+    let log = this.logs.get(namespace)
+    if (!log) {
+      log = openLog(this.config, namespaceSettings(this.config, namespace), { create: true })
+      this.logs.set(namespace, log)
+      log.catch(() => this.logs.delete(namespace))
+    }
+    return log
+  }
+
+  /** Checks what the envelope schema cannot: the namespace's limits. */
+  check(mutation: Mutation): void {
+    const settings = namespaceSettings(this.config, mutation.namespace)
+    const size = payloadBytes(mutation.payload)
+    if (size > settings.maxPayloadBytes) {
+      throw new InvalidRecordError(
+        `payload is ${formatBytes(size)}, above the ${formatBytes(settings.maxPayloadBytes)} limit of namespace "${mutation.namespace}"`,
+        {
+          code: 'WAL_PAYLOAD_TOO_LARGE',
+          details: { bytes: size, maxPayloadBytes: settings.maxPayloadBytes },
+          suggestions: [`split the payload, or raise namespaces.${mutation.namespace}.maxPayloadBytes in the config`],
+        },
+      )
+    }
+    if (headerBytes(mutation.headers) > MAX_HEADER_BYTES) {
+      throw new InvalidRecordError(`headers take more than ${formatBytes(MAX_HEADER_BYTES)}`, { code: 'WAL_HEADERS_TOO_LARGE' })
+    }
+  }
+
+  /** Commits the entries' mutations (grouped per namespace), then prints one result per entry in order. */
+  async commit(entries: Entry[]): Promise<void> {
+    const byNamespace = new Map<string, Entry[]>()
+    for (const entry of entries) {
+      if (!entry.mutation) continue
+      const group = byNamespace.get(entry.mutation.namespace)
+      if (group) group.push(entry)
+      else byNamespace.set(entry.mutation.namespace, [entry])
+    }
+    let failure: unknown
+    await Promise.all(
+      [...byNamespace].map(async ([namespace, group]) => {
+        try {
+          const log = await this.log(namespace)
+          const results = await log.append(group.map((e) => e.mutation!))
+          results.forEach((result, i) => (group[i]!.result = result))
+          this.summary.commits++
+        } catch (error) {
+          if (error instanceof WalError && !(error instanceof BackendUnavailableError) && !error.retriable) {
+            // A namespace-level problem (unknown namespace, partition mismatch): those lines are rejected.
+            for (const e of group) e.error = error
+          } else failure ??= error
+        }
+      }),
+    )
+    let out = ''
+    for (const entry of entries) {
+      if (entry.result) {
+        out += this.ack(entry)
+        if (entry.result.duplicate) this.summary.duplicates++
+        else this.summary.durable++
+      } else if (entry.error) {
+        out += this.reject(entry)
+      }
+    }
+    await writeText(this.options.io.stdout, out)
+    if (failure !== undefined) {
+      const notWritten = entries.filter((e) => e.mutation && !e.result && !e.error)
+      const error = failure instanceof WalError ? failure : new BackendUnavailableError(String(failure), { cause: failure })
+      throw new BackendUnavailableError(
+        `${error.message} (nothing from line ${notWritten[0]?.lineNumber ?? '?'} on was written; ${this.summary.durable} earlier mutations are durable)`,
+        { cause: error, suggestions: error.suggestions, details: { ...this.summary, firstLineNotWritten: notWritten[0]?.lineNumber } },
+      )
+    }
+  }
+
+  private ack(entry: Entry): string {
+    const r = entry.result!
+    if (this.options.json) {
+      return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"offset":${r.offset},"durable":true${r.duplicate ? ',"duplicate":true' : ''}}\n`
+    }
+    return `id=${r.id} partition=${r.partition} offset=${r.offset} durable=true${r.duplicate ? ' duplicate=true' : ''}\n`
+  }
+
+  private reject(entry: Entry): string {
+    this.summary.rejected++
+    this.rejectedLines.push(entry.lineNumber)
+    const error = entry.error!
+    if (this.options.json) {
+      return `${JSON.stringify({ line: entry.lineNumber, durable: false, error: error.toJSON() })}\n`
+    }
+    const hint = error.suggestions.length > 0 ? ` (${error.suggestions[0]})` : ''
+    this.options.io.stderr.write(`wal: line ${entry.lineNumber}: ${error.message}${hint}\n`)
+    return ''
+  }
+
+  /** Throws InputRejectedError when any line was rejected. */
+  finish(total: number): ProduceSummary {
+    if (this.summary.rejected > 0) {
+      const shown = this.rejectedLines.slice(0, 10).join(', ') + (this.rejectedLines.length > 10 ? ', …' : '')
+      throw new InputRejectedError(
+        `${this.summary.rejected} of ${total} ${total === 1 ? 'mutation was' : 'mutations were'} rejected (line ${shown}); the other ${this.summary.durable + this.summary.duplicates} are durable`,
+        { details: { ...this.summary }, suggestions: ['fix the rejected lines and produce just those again'] },
+      )
+    }
+    return this.summary
+  }
+
+  async close(): Promise<void> {
+    for (const log of this.logs.values()) await log.then((l) => l.close()).catch(() => undefined)
+  }
+}
+
+function decodeDefaults(options: ProduceOptions, nowMs: number, headers: Record<string, string> | undefined): DecodeDefaults {
+  const delay = delayMs(options, nowMs)
+  return {
+    namespace: options.namespace ?? 'default',
+    forceNamespace: options.namespace !== undefined,
+    nowMs,
+    headers,
+    notBefore: delay === undefined ? undefined : () => delay.baseMs + Math.floor(Math.random() * (delay.jitterMs + 1)),
+    target: options.target,
+  }
+}
+
+/** One mutation from flags. */
+async function produceOne(producer: Producer, options: ProduceOptions): Promise<void> {
+  let payload: unknown
+  let payloadEncoding: 'json' | 'base64' = 'json'
+  if (options.payload !== undefined) {
+    try {
+      payload = JSON.parse(options.payload)
+    } catch (error) {
+      throw new UsageError(`-p is not valid JSON: ${(error as Error).message}`, {
+        suggestions: [`quote a JSON value, e.g. -p '{"name":"Ada"}' or -p '"a string"'`, 'for bytes, use --payload-file'],
+      })
+    }
+  } else {
+    let bytes: Buffer
+    try {
+      bytes = await readFile(options.payloadFile!)
+    } catch (error) {
+      throw new UsageError(`cannot read --payload-file ${options.payloadFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error })
+    }
+    try {
+      payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+    } catch {
+      payload = bytes.toString('base64')
+      payloadEncoding = 'base64'
+    }
+  }
+  const nowMs = Date.now()
+  const defaults = decodeDefaults(options, nowMs, parseHeaders(options.headers))
+  const envelope = {
+    payload,
+    payloadEncoding,
+    ...(options.key === undefined ? {} : { key: options.key }),
+    ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+  }
+  const entry: Entry = { lineNumber: 1 }
+  try {
+    entry.mutation = decodeEnvelope(envelope, defaults)
+    producer.check(entry.mutation)
+  } catch (error) {
+    if (!(error instanceof InvalidRecordError)) throw error
+    entry.error = error
+    entry.mutation = undefined
+  }
+  await producer.commit([entry])
+}
+
+/** Many mutations: NDJSON envelopes on stdin, group-committed. */
+async function produceStream(producer: Producer, options: ProduceOptions): Promise<number> {
+  if (options.idempotencyKey !== undefined || options.key !== undefined) {
+    throw new UsageError('-k and --idempotency-key apply to one mutation given with -p or --payload-file', {
+      suggestions: ['put "key" and "idempotencyKey" in each NDJSON line instead'],
+    })
+  }
+  const headers = parseHeaders(options.headers)
+  decodeDefaults(options, Date.now(), headers) // validates --delay/--at/--jitter before reading anything
+  if (options.io.stdin.isTTY) options.io.stderr.write('wal: reading NDJSON mutations from stdin (Ctrl-D to finish)…\n')
+  let total = 0
+  let batch: Entry[] = []
+  let batchBytes = 0
+  const flush = async (): Promise<void> => {
+    const entries = batch
+    batch = []
+    batchBytes = 0
+    await producer.commit(entries)
+  }
+  const chunks = readLineChunks(options.io.stdin)[Symbol.asyncIterator]()
+  let next = chunks.next()
+  for (;;) {
+    const chunk = await next
+    if (chunk.done) break
+    const defaults = decodeDefaults(options, Date.now(), headers)
+    for (const { line, lineNumber } of chunk.value) {
+      total++
+      const entry: Entry = { lineNumber }
+      try {
+        const mutation = decodeEnvelopeLine(line, defaults)
+        producer.check(mutation)
+        entry.mutation = mutation
+        batchBytes += line.length
+      } catch (error) {
+        if (!(error instanceof WalError) || error instanceof BackendUnavailableError) throw error
+        entry.error = error
+      }
+      batch.push(entry)
+      if (batch.length >= MAX_BATCH_RECORDS || batchBytes >= MAX_BATCH_BYTES) await flush()
+    }
+    next = chunks.next()
+    if (batch.length > 0) {
+      // Linger briefly: a fast writer fills the batch, an interactive one is not kept waiting.
+      const more = await Promise.race([next.then(() => true), sleep(LINGER_MS).then(() => false)])
+      if (!more) await flush()
+    }
+  }
+  if (batch.length > 0) await flush()
+  return total
+}
+
+export async function produce(options: ProduceOptions): Promise<ProduceSummary> {
+  if (options.payload !== undefined && options.payloadFile !== undefined) {
+    throw new UsageError('give the payload with -p or with --payload-file, not both')
+  }
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  if (options.namespace !== undefined) namespaceSettings(config, options.namespace)
+  const producer = new Producer(config, options)
+  try {
+    if (options.payload !== undefined || options.payloadFile !== undefined) {
+      await produceOne(producer, options)
+      return producer.finish(1)
+    }
+    const total = await produceStream(producer, options)
+    return producer.finish(total)
+  } finally {
+    await producer.close()
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * `wal tail`: read a namespace's log. Bounded by default: `--until end` snapshots the high marks when it
+ * starts, so it ends even while producers keep writing. `--json` prints envelopes that `wal produce`
+ * accepts back unchanged.
+ */
+import { loadConfig, namespaceSettings } from '../config/load.js'
+import { encodeEnvelope, type LogRecord } from '../envelope/envelope.js'
+import { InterruptedError, UsageError } from '../errors.js'
+import type { CommonOptions } from '../io/context.js'
+import { writeText } from '../io/lines.js'
+import type { LogBackend, Positions } from '../log/backend.js'
+import { openLog } from '../log/open.js'
+import { parsePointInTimeMs } from '../time.js'
+
+export interface TailOptions extends CommonOptions {
+  namespace: string
+  /** `beginning` | `end` | OFFSET | `P:OFFSET` | TIME. */
+  from?: string
+  /** `end` | TIME. Defaults to `end` unless following. */
+  until?: string
+  max?: number
+  key?: string
+  follow?: boolean
+  signal?: AbortSignal
+}
+
+export interface TailSummary {
+  records: number
+}
+
+type Bound = { kind: 'beginning' } | { kind: 'end' } | { kind: 'offset'; offset: number; partition?: number } | { kind: 'time'; timeMs: number }
+
+function parseFrom(text: string, nowMs: number): Bound {
+  if (text === 'beginning') return { kind: 'beginning' }
+  if (text === 'end') return { kind: 'end' }
+  if (/^\d+$/.test(text)) return { kind: 'offset', offset: Number(text) }
+  const partitioned = /^(\d+):(\d+)$/.exec(text)
+  if (partitioned) return { kind: 'offset', partition: Number(partitioned[1]), offset: Number(partitioned[2]) }
+  const timeMs = parsePointInTimeMs(text, nowMs)
+  if (timeMs !== undefined) return { kind: 'time', timeMs }
+  throw new UsageError(`--from "${text}" is not a position`, {
+    suggestions: ['use beginning, end, an offset (42, or 3:42 for partition 3), an ISO time, or a duration ago (15m)'],
+  })
+}
+
+function parseUntil(text: string, nowMs: number): Bound {
+  if (text === 'end') return { kind: 'end' }
+  const timeMs = parsePointInTimeMs(text, nowMs)
+  if (timeMs !== undefined) return { kind: 'time', timeMs }
+  throw new UsageError(`--until "${text}" is not a position`, { suggestions: ['use end, an ISO time, or a duration ago (15m)'] })
+}
+
+async function startPositions(log: LogBackend, from: Bound): Promise<Map<number, number>> {
+  const marks = await log.marks()
+  switch (from.kind) {
+    case 'beginning':
+      return new Map(marks.map((m) => [m.partition, m.low]))
+    case 'end':
+      return new Map(marks.map((m) => [m.partition, m.high]))
+    case 'time':
+      return log.offsetsForTime(from.timeMs)
+    case 'offset': {
+      if (from.partition !== undefined && from.partition >= log.partitions) {
+        throw new UsageError(`--from ${from.partition}:${from.offset}: namespace "${log.namespace}" has partitions 0 to ${log.partitions - 1}`)
+      }
+      const chosen = from.partition === undefined ? marks : marks.filter((m) => m.partition === from.partition)
+      return new Map(chosen.map((m) => [m.partition, Math.max(m.low, from.offset)]))
+    }
+  }
+}
+
+async function endPositions(log: LogBackend, until: Bound): Promise<Positions> {
+  if (until.kind === 'time') return log.offsetsForTime(until.timeMs)
+  return new Map((await log.marks()).map((m) => [m.partition, m.high]))
+}
+
+function formatText(record: LogRecord): string {
+  const payload =
+    record.payload.encoding === 'json' ? record.payload.json : `base64:${Buffer.from(record.payload.bytes).toString('base64')}`
+  const headers = Object.entries(record.headers)
+    .map(([k, v]) => ` ${k}=${JSON.stringify(v)}`)
+    .join('')
+  const delayed = record.notBeforeMs === null ? '' : ` notBefore=${new Date(record.notBeforeMs).toISOString()}`
+  return `${new Date(record.appendedAtMs).toISOString()} ${record.partition}:${record.offset} key=${JSON.stringify(record.key)}${headers}${delayed} ${payload}\n`
+}
+
+export async function tail(options: TailOptions): Promise<TailSummary> {
+  if (options.max !== undefined && options.max < 1) throw new UsageError('--max must be 1 or more')
+  const nowMs = Date.now()
+  const from = parseFrom(options.from ?? (options.follow ? 'end' : 'beginning'), nowMs)
+  const until = options.until === undefined ? (options.follow ? undefined : ({ kind: 'end' } as const)) : parseUntil(options.until, nowMs)
+  if (until?.kind === 'time' && until.timeMs > nowMs && !options.follow) {
+    throw new UsageError(`--until ${options.until} is in the future`, { suggestions: ['add --follow to wait until then'] })
+  }
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const log = await openLog(config, namespaceSettings(config, options.namespace), { create: false })
+  const controller = new AbortController()
+  const onAbort = (): void => controller.abort()
+  options.signal?.addEventListener('abort', onAbort)
+  let timer: NodeJS.Timeout | undefined
+  let records = 0
+  try {
+    const start = await startPositions(log, from)
+    // A future --until TIME with --follow: follow, and stop when that time comes.
+    let end: Positions | undefined
+    if (until && !(until.kind === 'time' && until.timeMs > nowMs)) end = await endPositions(log, until)
+    else if (until) timer = setTimeout(() => controller.abort(), until.timeMs - nowMs)
+    let out = ''
+    const stdout = options.io.stdout
+    for await (const record of log.read({ from: start, until: end, follow: options.follow, signal: controller.signal })) {
+      if (options.key !== undefined && record.key !== options.key) continue
+      out += options.json ? `${encodeEnvelope(record)}\n` : formatText(record)
+      records++
+      const last = options.max !== undefined && records >= options.max
+      if (out.length > 64 * 1024 || options.follow || last) {
+        if (!(await writeText(stdout, out))) break
+        out = ''
+      }
+      if (last) break
+    }
+    await writeText(stdout, out)
+    if (options.signal?.aborted && until === undefined) throw new InterruptedError(`interrupted after ${records} records`)
+    return { records }
+  } finally {
+    clearTimeout(timer)
+    options.signal?.removeEventListener('abort', onAbort)
+    await log.close()
+  }
+}

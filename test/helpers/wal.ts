@@ -1,0 +1,117 @@
+/**
+ * Runs the real `wal` binary as a user would: a fresh state directory, a home without config, a
+ * working directory of its own. Every test gets its own sandbox.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export const BIN = join(ROOT, 'bin', 'run.js')
+
+export interface RunResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+export interface RunOptions {
+  input?: string | Buffer
+  env?: Record<string, string | undefined>
+  cwd?: string
+  uid?: number
+  gid?: number
+}
+
+export interface Sandbox {
+  /** Temporary folder holding everything below. */
+  dir: string
+  /** WAL_HOME. */
+  stateDir: string
+  /** cwd for commands (no config file unless a test writes one). */
+  cwd: string
+  env: Record<string, string>
+  run(args: readonly string[], options?: RunOptions): Promise<RunResult>
+  spawn(args: readonly string[], options?: RunOptions): ChildProcess
+  cleanup(): void
+}
+
+export function makeSandbox(): Sandbox {
+  const dir = mkdtempSync(join(tmpdir(), 'wal-test-'))
+  const stateDir = join(dir, 'state')
+  const cwd = join(dir, 'work')
+  const home = join(dir, 'home')
+  mkdirSync(cwd)
+  mkdirSync(home)
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, '.config'),
+    WAL_HOME: stateDir,
+    TZ: 'UTC',
+  }
+  const spawnWal = (args: readonly string[], options: RunOptions = {}): ChildProcess => {
+    const merged: Record<string, string> = { ...env }
+    for (const [k, v] of Object.entries(options.env ?? {})) {
+      if (v === undefined) delete merged[k]
+      else merged[k] = v
+    }
+    return spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd ?? cwd,
+      env: merged,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      uid: options.uid,
+      gid: options.gid,
+    })
+  }
+  return {
+    dir,
+    stateDir,
+    cwd,
+    env,
+    spawn: spawnWal,
+    run(args, options = {}) {
+      return new Promise((resolve, reject) => {
+        const child = spawnWal(args, options)
+        let stdout = ''
+        let stderr = ''
+        child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+        child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+        child.on('error', reject)
+        child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
+        child.stdin!.on('error', () => undefined)
+        child.stdin!.end(options.input ?? '')
+      })
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Parses NDJSON output. */
+export function jsonLines<T = Record<string, unknown>>(text: string): T[] {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as T)
+}
+
+/** NDJSON input from objects. */
+export function ndjson(records: readonly unknown[]): string {
+  return records.map((r) => JSON.stringify(r)).join('\n') + '\n'
+}
+
+/** Polls until `check` returns a truthy value, instead of sleeping a fixed time. */
+export async function waitFor<T>(check: () => T | Promise<T>, { timeoutMs = 20_000, intervalMs = 20 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`waitFor: condition not met within ${timeoutMs}ms`)
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
