@@ -140,8 +140,10 @@ function describeIssue(issue: v.BaseIssue<unknown>): string {
     return `unknown field "${path}" (known fields: ${ENVELOPE_FIELDS.join(', ')})`
   }
   const where = path ? `field "${path}"` : 'the line'
-  if (issue.received === 'undefined' && path) return `${where} is missing (expected ${issue.expected ?? 'a value'})`
-  return `${where}: expected ${issue.expected ?? issue.message}, found ${issue.received}`
+  // Our schema's own messages say what is expected in words; valibot's defaults start with "Invalid".
+  const expected = issue.message.startsWith('Invalid') ? (issue.expected ?? 'another value') : issue.message
+  if (issue.received === 'undefined' && path) return `${where} is missing (expected ${expected})`
+  return `${where}: expected ${expected}, found ${issue.received}`
 }
 
 function base64ToBytes(text: string): Uint8Array {

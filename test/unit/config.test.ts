@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { load as parseYaml } from 'js-yaml'
+import { describe, expect, it } from 'vitest'
+
+import { interpolateEnv } from '../../src/lib/config/interpolate.js'
+import { namespaceSettings, resolveConfig, validateConfig } from '../../src/lib/config/load.js'
+import { REDACTED, redactSecrets } from '../../src/lib/config/redact.js'
+import { ConfigSchema } from '../../src/lib/config/schema.js'
+import { ConfigError, UnknownNamespaceError, UsageError } from '../../src/lib/errors.js'
+import { ROOT } from '../helpers/wal.js'
+
+const env = { HOME: '/home/op', WAL_HOME: '/var/lib/wal' }
+
+function configError(raw: unknown): ConfigError {
+  try {
+    validateConfig(raw, '/etc/wal/.walrc.yaml', env)
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError)
+    return error as ConfigError
+  }
+  throw new Error('expected a config error')
+}
+
+describe('config validation', () => {
+  it('names the file, key path, expected and found', () => {
+    const error = configError({ namespaces: { orders: { partitions: 0 } } })
+    expect(error.message).toBe('/etc/wal/.walrc.yaml: key "namespaces.orders.partitions": expected a number of partitions from 1 to 1024, found 0')
+    expect(error.details).toMatchObject({ file: '/etc/wal/.walrc.yaml', keyPath: 'namespaces.orders.partitions', found: '0' })
+  })
+
+  it('rejects unknown keys with the allowed ones and a suggestion', () => {
+    const error = configError({ defaults: { maxPayloadByte: 5 } })
+    expect(error.message).toBe('/etc/wal/.walrc.yaml: unknown key "defaults.maxPayloadByte"')
+    expect(error.suggestions).toEqual(['did you mean "defaults.maxPayloadBytes"?', 'allowed here: partitions, maxPayloadBytes'])
+  })
+
+  it('rejects invalid namespace names and unknown backends', () => {
+    expect(configError({ namespaces: { 'bad/name': {} } }).message).toMatch(/namespaces\.bad\/name.*namespace name/)
+    expect(configError({ namespaces: { a: { backend: 'postgres' } } }).message).toMatch(/expected a backend: "embedded", found "postgres"/)
+  })
+
+  it('treats an empty file as no settings', () => {
+    expect(validateConfig(undefined, 'f', env)).toEqual({})
+  })
+})
+
+describe('effective config', () => {
+  it('without a file: state in WAL_HOME, namespaces created on demand with the defaults', () => {
+    const config = resolveConfig(null, null, env)
+    expect(config).toMatchObject({ path: null, stateDir: '/var/lib/wal', autoCreateNamespaces: true, defaults: { partitions: 8, maxPayloadBytes: 1048576 } })
+    expect(namespaceSettings(config, 'anything')).toMatchObject({ name: 'anything', backend: 'embedded', partitions: 8, declared: false })
+  })
+
+  it('falls back to XDG_STATE_HOME, then ~/.local/state', () => {
+    expect(resolveConfig(null, null, { HOME: '/h', XDG_STATE_HOME: '/x' }).stateDir).toBe('/x/wal')
+    expect(resolveConfig(null, null, {}).stateDir).toMatch(/\.local\/state\/wal$/)
+  })
+
+  it('with declared namespaces: defaults apply, and an undeclared one is an error listing them', () => {
+    const file = validateConfig({ stateDir: 'state', defaults: { partitions: 3 }, namespaces: { a: {}, b: { partitions: 5 } } }, '/srv/app/.walrc.yaml', env)
+    const config = resolveConfig(file, '/srv/app/.walrc.yaml', env)
+    expect(config.stateDir).toBe('/srv/app/state')
+    expect(namespaceSettings(config, 'a').partitions).toBe(3)
+    expect(namespaceSettings(config, 'b').partitions).toBe(5)
+    expect(() => namespaceSettings(config, 'c')).toThrow(UnknownNamespaceError)
+    expect(() => namespaceSettings(config, 'c')).toThrow(/namespace "c" is not declared in \/srv\/app\/\.walrc\.yaml/)
+  })
+
+  it('lets autoCreateNamespaces re-open on-demand namespaces next to declared ones', () => {
+    const config = resolveConfig(validateConfig({ autoCreateNamespaces: true, namespaces: { a: {} } }, '/f', env), '/f', env)
+    expect(namespaceSettings(config, 'c').declared).toBe(false)
+  })
+
+  it('refuses namespace names that could escape the state directory', () => {
+    expect(() => namespaceSettings(resolveConfig(null, null, env), '../x')).toThrow(UsageError)
+  })
+})
+
+describe('${ENV} interpolation', () => {
+  it('replaces variables, uses fallbacks, keeps $${ literal, and walks arrays and objects', () => {
+    const out = interpolateEnv({ a: '${A}-${B:-b}', list: ['${A}'], n: 5, lit: '$${A}' }, { A: 'x' }, (p) => p)
+    expect(out).toEqual({ a: 'x-b', list: ['x'], n: 5, lit: '${A}' })
+  })
+
+  it('names the key and the variable when it is unset', () => {
+    expect(() => interpolateEnv({ clusters: { k: { password: '${PW}' } } }, {}, (p) => `file: key "${p}"`)).toThrow(
+      'file: key "clusters.k.password": environment variable PW is not set',
+    )
+  })
+})
+
+describe('redaction', () => {
+  it('hides values of secret-looking keys at any depth, and nothing else', () => {
+    expect(redactSecrets({ user: 'u', password: 'p', nested: [{ saslPassword: 's', apiKey: 'k', token: 't', host: 'h' }] })).toEqual({
+      user: 'u',
+      password: REDACTED,
+      nested: [{ saslPassword: REDACTED, apiKey: REDACTED, token: REDACTED, host: 'h' }],
+    })
+  })
+})
+
+describe('.walrc.example', () => {
+  const example = parseYaml(readFileSync(join(ROOT, '.walrc.example'), 'utf8'))
+
+  it('is a valid configuration', () => {
+    expect(() => validateConfig(example, '.walrc.example', { TEAM: 'x' })).not.toThrow()
+  })
+
+  it('documents every key of the schema', () => {
+    type Node = { entries?: Record<string, Node>; wrapped?: Node; value?: Node }
+    const keys = (schema: Node, prefix: string): string[] => {
+      const inner = schema.wrapped ?? schema
+      if (inner.entries) return Object.entries(inner.entries).flatMap(([k, v]) => [`${prefix}${k}`, ...keys(v, `${prefix}${k}.`)])
+      if (inner.value) return keys(inner.value, `${prefix}*.`)
+      return []
+    }
+    const text = readFileSync(join(ROOT, '.walrc.example'), 'utf8')
+    for (const key of keys(ConfigSchema as unknown as Node, '')) {
+      const leaf = key.split('.').at(-1)!
+      if (leaf === '*') continue
+      expect(text, `.walrc.example mentions ${key}`).toMatch(new RegExp(`^\\s*${leaf}:`, 'm'))
+    }
+  })
+})

@@ -1,0 +1,118 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { decodeEnvelope, type LogRecord, type Mutation } from '../../src/lib/envelope/envelope.js'
+import { ConfigError, NotFoundError } from '../../src/lib/errors.js'
+import { EmbeddedLog, listEmbeddedLogs } from '../../src/lib/log/embedded/embedded-log.js'
+import { partitionForKey } from '../../src/lib/log/partitioner.js'
+
+let dir: string
+let log: EmbeddedLog
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'wal-embedded-'))
+  log = EmbeddedLog.open({ stateDir: dir, namespace: 'ns', partitions: 4, create: true })
+})
+afterEach(async () => {
+  await log.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+function mutation(key: string, payload: unknown, extra: Record<string, unknown> = {}): Mutation {
+  return decodeEnvelope({ key, payload, ...extra }, { namespace: 'ns', nowMs: Date.now() })
+}
+
+async function readAll(options: Partial<Parameters<EmbeddedLog['read']>[0]> = {}): Promise<LogRecord[]> {
+  const marks = await log.marks()
+  const out: LogRecord[] = []
+  for await (const r of log.read({ from: new Map(marks.map((m) => [m.partition, m.low])), until: new Map(marks.map((m) => [m.partition, m.high])), ...options })) out.push(r)
+  return out
+}
+
+describe('the embedded log', () => {
+  it('assigns offsets per partition by key and reads records back in append order', async () => {
+    const results = await log.append(['a', 'b', 'a', 'c', 'a'].map((k, i) => mutation(k, { i })))
+    expect(results.map((r) => r.partition)).toEqual(['a', 'b', 'a', 'c', 'a'].map((k) => partitionForKey(k, 4)))
+    // Per partition, offsets count up from 0 in append order.
+    const perPartition = new Map<number, number[]>()
+    for (const r of results) perPartition.set(r.partition, [...(perPartition.get(r.partition) ?? []), r.offset])
+    for (const offsets of perPartition.values()) expect(offsets).toEqual(offsets.map((_, i) => i))
+    const records = await readAll()
+    expect(records.map((r) => JSON.parse((r.payload as { json: string }).json).i)).toEqual([0, 1, 2, 3, 4])
+    expect(records[0]).toMatchObject({ namespace: 'ns', key: 'a', partition: results[0]!.partition, offset: 0 })
+  })
+
+  it('commits appends made in the same tick as one transaction (group commit)', async () => {
+    const before = log.commits
+    await Promise.all(Array.from({ length: 20 }, (_, i) => log.append([mutation(`k${i}`, i)])))
+    expect(log.commits - before).toBe(1)
+    expect((await log.info()).records).toBe(20)
+  })
+
+  it('writes an idempotency key once and returns the original position for repeats', async () => {
+    const [first] = await log.append([mutation('k', 1, { idempotencyKey: 'x' })])
+    const [again, other, inBatch] = await log.append([
+      mutation('k', 2, { idempotencyKey: 'x' }),
+      mutation('k', 3, { idempotencyKey: 'y' }),
+      mutation('k', 4, { idempotencyKey: 'y' }),
+    ])
+    expect(again).toEqual({ ...first, duplicate: true })
+    expect(other!.duplicate).toBe(false)
+    expect(inBatch).toEqual({ ...other, duplicate: true })
+    expect((await readAll()).map((r) => (r.payload as { json: string }).json)).toEqual(['1', '3'])
+  })
+
+  it('keeps bytes, headers, delays, failures and timestamps', async () => {
+    const m = mutation('k', 'AP8=', {
+      payloadEncoding: 'base64',
+      headers: { h: 'v' },
+      notBefore: 1_900_000_000_000,
+      createdAt: 1_600_000_000_000,
+      target: 't',
+      attempts: 2,
+      failures: [{ at: 1_600_000_000_500, target: 't', errorClass: 'retryable', message: 'm', attempt: 2 }],
+    })
+    await log.append([m])
+    const [r] = await readAll()
+    expect(r).toMatchObject({ ...m, payload: { encoding: 'base64', bytes: new Uint8Array([0, 255]) } })
+  })
+
+  it('finds offsets by append time', async () => {
+    await log.append([mutation('a', 1), mutation('b', 2)])
+    const marks = await log.marks()
+    expect(await log.offsetsForTime(0)).toEqual(new Map(marks.map((m) => [m.partition, m.low])))
+    expect(await log.offsetsForTime(Date.now() + 60_000)).toEqual(new Map(marks.map((m) => [m.partition, m.high])))
+  })
+
+  it('reads within bounds and stops a follow when aborted', async () => {
+    await log.append(Array.from({ length: 10 }, (_, i) => mutation('same', i)))
+    const p = partitionForKey('same', 4)
+    const window = []
+    for await (const r of log.read({ from: new Map([[p, 3]]), until: new Map([[p, 6]]) })) window.push(r.offset)
+    expect(window).toEqual([3, 4, 5])
+
+    const controller = new AbortController()
+    const seen: number[] = []
+    const following = (async () => {
+      for await (const r of log.read({ from: new Map([[p, 8]]), follow: true, signal: controller.signal })) {
+        seen.push(r.offset)
+        if (r.offset === 10) controller.abort()
+      }
+    })()
+    const writer = EmbeddedLog.open({ stateDir: dir, namespace: 'ns', partitions: 4, create: true })
+    await writer.append([mutation('same', 'late')])
+    await writer.close()
+    await following
+    expect(seen).toEqual([8, 9, 10])
+  })
+
+  it('refuses to reopen a log with another partition count', () => {
+    expect(() => EmbeddedLog.open({ stateDir: dir, namespace: 'ns', partitions: 8, create: true })).toThrow(ConfigError)
+  })
+
+  it('reports a missing log as not found when asked not to create it', () => {
+    expect(() => EmbeddedLog.open({ stateDir: dir, namespace: 'other', partitions: 4, create: false })).toThrow(NotFoundError)
+    expect(listEmbeddedLogs(dir)).toEqual(['ns'])
+  })
+})
