@@ -6,7 +6,8 @@ import { rm } from 'node:fs/promises'
 
 await rm(new URL('../dist', import.meta.url), { recursive: true, force: true })
 await build({
-  entryPoints: ['src/index.ts'],
+  // The embedded log's writer thread is a file of its own: a Worker loads it by URL.
+  entryPoints: { index: 'src/index.ts', 'embedded-writer': 'src/lib/log/embedded/writer-thread.ts' },
   outdir: 'dist',
   bundle: true,
   splitting: true,

@@ -181,6 +181,15 @@ describe('state directory problems (exit 5)', () => {
     const result = await wal.run(['produce', '-p', '1'], { env: { WAL_HOME: stateDir }, ...asUser })
     expect(result.code).toBe(5)
     expect(result.stderr).toMatch(/cannot (open|write to) the embedded log .*: permission denied/)
+    // A large stream commits on the writer thread; its failure is reported the same way.
+    const stream = await wal.run(['produce'], {
+      env: { WAL_HOME: stateDir },
+      ...asUser,
+      input: ndjson(Array.from({ length: 3000 }, (_, i) => ({ key: `k${i}`, payload: i }))),
+    })
+    expect(stream.code).toBe(5)
+    expect(stream.stderr).toMatch(/cannot (open|write to) the embedded log .*: permission denied.*nothing from line 1 on was written/)
+    expect(stream.stdout).toBe('')
     chmodSync(stateDir, 0o755)
     const kept = await wal.run(['tail', '--json'], { env: { WAL_HOME: stateDir } })
     expect(jsonLines<{ key: string }>(kept.stdout).map((r) => r.key)).toEqual(['kept'])

@@ -4,10 +4,9 @@
  * whichever log holds the namespace, and other Kafka producers of a topic agree with `wal`.
  */
 
-/** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2): a signed 32-bit hash. */
-export function murmur2(data: Uint8Array): number {
+/** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2) of `data[0..length)`: a signed 32-bit hash. */
+export function murmur2(data: Uint8Array, length = data.length): number {
   const m = 0x5bd1e995
-  const length = data.length
   let h = 0x9747b28c ^ length
   const whole = length & ~3
   for (let i = 0; i < whole; i += 4) {
@@ -35,8 +34,13 @@ export function murmur2(data: Uint8Array): number {
 }
 
 const encoder = new TextEncoder()
+// Keys are encoded into one reused buffer: this runs once per mutation on the produce hot path.
+// Keys are at most 1024 characters, so 3 bytes each (UTF-16 → UTF-8) always fit.
+const scratch = new Uint8Array(4096)
 
 /** The partition of a key among `partitions` partitions. */
 export function partitionForKey(key: string, partitions: number): number {
-  return (murmur2(encoder.encode(key)) & 0x7fffffff) % partitions
+  const bytes = key.length * 3 <= scratch.length ? scratch : new Uint8Array(key.length * 3)
+  const { written } = encoder.encodeInto(key, bytes)
+  return (murmur2(bytes, written) & 0x7fffffff) % partitions
 }

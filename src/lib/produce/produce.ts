@@ -27,10 +27,12 @@ import { parseDurationMs, parseIsoTimeMs } from '../time.js'
 
 /** A group commit holds at most this many mutations… */
 export const MAX_BATCH_RECORDS = 1000
-/** …or this many payload bytes. */
+/** …or this many characters of input. */
 export const MAX_BATCH_BYTES = 4 * 1024 * 1024
 /** How long a partial batch waits for more input before it is committed (like Kafka's linger.ms). */
 export const LINGER_MS = 2
+/** Batches being committed while the next one is prepared. */
+export const MAX_IN_FLIGHT = 4
 
 export interface ProduceOptions extends CommonOptions {
   namespace?: string
@@ -104,6 +106,8 @@ class Producer {
   private readonly logs = new Map<string, Promise<LogBackend>>()
   readonly summary: ProduceSummary = { durable: 0, duplicates: 0, rejected: 0, commits: 0 }
   private readonly rejectedLines: number[] = []
+  /** Results are printed in input order even when commits overlap. */
+  private printed: Promise<unknown> = Promise.resolve()
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -164,17 +168,21 @@ class Producer {
         }
       }),
     )
-    let out = ''
-    for (const entry of entries) {
-      if (entry.result) {
-        out += this.ack(entry)
-        if (entry.result.duplicate) this.summary.duplicates++
-        else this.summary.durable++
-      } else if (entry.error) {
-        out += this.reject(entry)
+    const print = this.printed.then(() => {
+      let out = ''
+      for (const entry of entries) {
+        if (entry.result) {
+          out += this.ack(entry)
+          if (entry.result.duplicate) this.summary.duplicates++
+          else this.summary.durable++
+        } else if (entry.error) {
+          out += this.reject(entry)
+        }
       }
-    }
-    await writeText(this.options.io.stdout, out)
+      return writeText(this.options.io.stdout, out)
+    })
+    this.printed = print.catch(() => undefined)
+    await print
     if (failure !== undefined) {
       const notWritten = entries.filter((e) => e.mutation && !e.result && !e.error)
       const error = failure instanceof WalError ? failure : new BackendUnavailableError(String(failure), { cause: failure })
@@ -293,11 +301,16 @@ async function produceStream(producer: Producer, options: ProduceOptions): Promi
   let total = 0
   let batch: Entry[] = []
   let batchBytes = 0
+  // Up to MAX_IN_FLIGHT batches commit while the next is parsed; a failure surfaces in order.
+  const inFlight: Promise<void>[] = []
   const flush = async (): Promise<void> => {
     const entries = batch
     batch = []
     batchBytes = 0
-    await producer.commit(entries)
+    const committing = producer.commit(entries)
+    committing.catch(() => undefined)
+    inFlight.push(committing)
+    while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift()
   }
   const chunks = readLineChunks(options.io.stdin)[Symbol.asyncIterator]()
   let next = chunks.next()
@@ -328,6 +341,7 @@ async function produceStream(producer: Producer, options: ProduceOptions): Promi
     }
   }
   if (batch.length > 0) await flush()
+  for (const committing of inFlight) await committing
   return total
 }
 

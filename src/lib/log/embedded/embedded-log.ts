@@ -8,11 +8,12 @@ import { join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { decodeFailures, failuresToJson, type LogRecord, type Mutation } from '../../envelope/envelope.js'
+import { decodeFailures, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { BackendUnavailableError, ConfigError, NotFoundError } from '../../errors.js'
 import type { AppendResult, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
-import { partitionForKey } from '../partitioner.js'
-import { DDL, INSERT_RECORD, PRAGMAS, SCHEMA_VERSION } from './schema.js'
+import { DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
+import { LogWriter, toRow, type Row } from './writer.js'
+import { WriterThread, writerThreadAvailable } from './writer-client.js'
 
 /** How long a writer waits for another process's transaction before giving up. */
 export const LOCK_TIMEOUT_MS = 30_000
@@ -26,7 +27,12 @@ export interface EmbeddedLogOptions {
   partitions: number
   /** Create the log if it does not exist yet (produce); otherwise a missing log is NotFoundError. */
   create: boolean
+  /** Commit large batches on a writer thread (default: when the built thread module is there). */
+  writerThread?: boolean
 }
+
+/** Batches at least this large go to the writer thread; smaller ones are committed in process. */
+export const WRITER_THREAD_MIN_ROWS = 256
 
 /** The file that holds a namespace's embedded log. */
 export function embeddedLogPath(stateDir: string, namespace: string): string {
@@ -49,7 +55,8 @@ interface Pending {
   reject: (error: unknown) => void
 }
 
-type Row = {
+/** A row of the records table as SQLite returns it. */
+type StoredRow = {
   seq: number
   partition: number
   offset: number
@@ -98,28 +105,25 @@ export class EmbeddedLog implements LogBackend {
   readonly partitions: number
   readonly path: string
   private readonly db: DatabaseSync
-  private readonly insert: StatementSync
   private readonly selectOffsets: StatementSync
-  private readonly updateOffset: StatementSync
-  private readonly lastAppendedAt: StatementSync
-  private readonly findIdempotencyKey: StatementSync
-  private readonly insertIdempotencyKey: StatementSync
+  private readonly writer: LogWriter
+  private readonly useWriterThread: boolean
+  private thread: WriterThread | undefined
   private pending: Pending[] = []
   private flushScheduled = false
-  /** Transactions committed by this handle; lets tests and `--json` summaries show group commit. */
-  commits = 0
+  /** Transactions committed by this handle; lets tests show group commit. */
+  get commits(): number {
+    return this.writer.commits + (this.thread?.commits ?? 0)
+  }
 
-  private constructor(db: DatabaseSync, path: string, namespace: string, partitions: number) {
+  private constructor(db: DatabaseSync, path: string, namespace: string, partitions: number, useWriterThread: boolean) {
     this.db = db
     this.path = path
     this.namespace = namespace
     this.partitions = partitions
-    this.insert = db.prepare(INSERT_RECORD)
     this.selectOffsets = db.prepare('SELECT partition, next_offset FROM partitions ORDER BY partition')
-    this.updateOffset = db.prepare('UPDATE partitions SET next_offset = ? WHERE partition = ?')
-    this.lastAppendedAt = db.prepare('SELECT appended_at FROM records ORDER BY seq DESC LIMIT 1')
-    this.findIdempotencyKey = db.prepare('SELECT id, partition, offset FROM idempotency_keys WHERE key = ?')
-    this.insertIdempotencyKey = db.prepare('INSERT INTO idempotency_keys (key, id, partition, offset) VALUES (?, ?, ?, ?)')
+    this.writer = new LogWriter(db)
+    this.useWriterThread = useWriterThread
   }
 
   /** Opens (and with `create`, creates) the log of a namespace. */
@@ -144,7 +148,7 @@ export class EmbeddedLog implements LogBackend {
     }
     try {
       const partitions = EmbeddedLog.initialize(db, options)
-      return new EmbeddedLog(db, path, options.namespace, partitions)
+      return new EmbeddedLog(db, path, options.namespace, partitions, options.writerThread ?? writerThreadAvailable())
     } catch (error) {
       db.close()
       if (error instanceof ConfigError) throw error
@@ -207,70 +211,30 @@ export class EmbeddedLog implements LogBackend {
     const batch = this.pending
     this.pending = []
     this.flushScheduled = false
-    try {
-      const all = batch.length === 1 ? batch[0]!.mutations : batch.flatMap((p) => p.mutations)
-      const results = this.commit(all)
+    const rows: Row[] = []
+    for (const p of batch) for (const m of p.mutations) rows.push(toRow(m, this.partitions))
+    const settle = (results: AppendResult[]): void => {
       let at = 0
       for (const p of batch) {
         p.resolve(results.slice(at, at + p.mutations.length))
         at += p.mutations.length
       }
-    } catch (error) {
+    }
+    const fail = (error: unknown): void => {
       const converted = error instanceof BackendUnavailableError ? error : unavailable(this.path, 'write to', error)
       for (const p of batch) p.reject(converted)
     }
-  }
-
-  private commit(mutations: readonly Mutation[]): AppendResult[] {
-    const results: AppendResult[] = []
-    if (mutations.length === 0) return results
-    this.db.exec('BEGIN IMMEDIATE')
+    // Large batches go to the writer thread, so the caller can prepare the next batch meanwhile. Once
+    // the thread is in use every commit goes through it, which keeps commits in order.
+    if (this.thread || (this.useWriterThread && rows.length >= WRITER_THREAD_MIN_ROWS)) {
+      this.thread ??= new WriterThread(this.path, LOCK_TIMEOUT_MS)
+      this.thread.commit(rows).then(settle, fail)
+      return
+    }
     try {
-      const next = (this.selectOffsets.all() as Array<{ partition: number; next_offset: number }>).map((r) => r.next_offset)
-      const first = next.slice()
-      // appended_at never goes backwards, even if clocks of two writers differ a little.
-      const last = this.lastAppendedAt.get() as { appended_at: number } | undefined
-      const appendedAt = Math.max(Date.now(), last?.appended_at ?? 0)
-      const seenKeys = new Map<string, AppendResult>()
-      for (const m of mutations) {
-        if (m.idempotencyKey !== null) {
-          const earlier = seenKeys.get(m.idempotencyKey) ?? (this.findIdempotencyKey.get(m.idempotencyKey) as AppendResult | undefined)
-          if (earlier) {
-            results.push({ id: earlier.id, partition: earlier.partition, offset: earlier.offset, duplicate: true })
-            continue
-          }
-        }
-        const partition = partitionForKey(m.key, this.partitions)
-        const offset = next[partition]!++
-        this.insert.run(
-          partition,
-          offset,
-          m.id,
-          m.key,
-          appendedAt,
-          m.createdAtMs,
-          m.notBeforeMs,
-          m.target,
-          m.idempotencyKey,
-          m.attempts,
-          Object.keys(m.headers).length === 0 ? null : JSON.stringify(m.headers),
-          m.payload.encoding === 'json' ? m.payload.json : m.payload.bytes,
-          failuresToJson(m.failures),
-        )
-        const result = { id: m.id, partition, offset, duplicate: false }
-        if (m.idempotencyKey !== null) {
-          this.insertIdempotencyKey.run(m.idempotencyKey, m.id, partition, offset)
-          seenKeys.set(m.idempotencyKey, result)
-        }
-        results.push(result)
-      }
-      for (let p = 0; p < next.length; p++) if (next[p] !== first[p]) this.updateOffset.run(next[p]!, p)
-      this.db.exec('COMMIT')
-      this.commits++
-      return results
+      settle(this.writer.commit(rows))
     } catch (error) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK')
-      throw error
+      fail(error)
     }
   }
 
@@ -311,7 +275,7 @@ export class EmbeddedLog implements LogBackend {
     let version = dataVersion.get() as { data_version: number }
 
     while (!options.signal?.aborted) {
-      const rows = scan.all(cursor) as Row[]
+      const rows = scan.all(cursor) as StoredRow[]
       for (const row of rows) {
         cursor = row.seq
         const from = position.get(row.partition)
@@ -335,7 +299,7 @@ export class EmbeddedLog implements LogBackend {
     }
   }
 
-  private toRecord(row: Row): LogRecord {
+  private toRecord(row: StoredRow): LogRecord {
     return {
       id: row.id,
       namespace: this.namespace,
@@ -373,6 +337,7 @@ export class EmbeddedLog implements LogBackend {
 
   async close(): Promise<void> {
     if (this.pending.length > 0) this.flush()
+    await this.thread?.close()
     if (this.db.isOpen) this.db.close()
   }
 }

@@ -1,0 +1,94 @@
+/** The main thread's side of the embedded log's writer thread (see writer-thread.ts). */
+import { existsSync } from 'node:fs'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+
+import type { AppendResult } from '../backend.js'
+import type { WriterReply, WriterRequest } from './writer-thread.js'
+import type { Row } from './writer.js'
+
+// The build emits the thread as its own file next to the bundle; from TypeScript sources (unit tests)
+// it is absent and the log commits in process.
+const THREAD_MODULE = new URL('./embedded-writer.js', import.meta.url)
+
+export function writerThreadAvailable(): boolean {
+  return existsSync(fileURLToPath(THREAD_MODULE))
+}
+
+interface Waiting {
+  resolve: (results: AppendResult[]) => void
+  reject: (error: unknown) => void
+}
+
+export class WriterThread {
+  private readonly worker: Worker
+  private readonly waiting = new Map<number, Waiting>()
+  private seq = 0
+  private dead: Error | undefined
+  /** Transactions the thread committed. */
+  commits = 0
+
+  constructor(path: string, lockTimeoutMs: number) {
+    this.worker = new Worker(THREAD_MODULE, { workerData: { path, lockTimeoutMs } })
+    // Keeps the process alive only while a commit is outstanding.
+    this.worker.unref()
+    this.worker.on('message', (reply: WriterReply) => {
+      const waiting = this.waiting.get(reply.seq)
+      this.waiting.delete(reply.seq)
+      if (this.waiting.size === 0) this.worker.unref()
+      if (!waiting) return
+      if ('error' in reply) waiting.reject(Object.assign(new Error(reply.error.message), reply.error))
+      else {
+        this.commits++
+        waiting.resolve(reply.results)
+      }
+    })
+    this.worker.on('error', (error) => this.failAll(error))
+    this.worker.on('exit', (code) => this.failAll(new Error(`the writer thread stopped (exit code ${code})`)))
+  }
+
+  /** Resolves once no commit is outstanding. */
+  private idle(): Promise<void> {
+    const last = this.waiting.get(this.seq)
+    if (!last) return Promise.resolve()
+    // Commits settle in order, so the last one settling means all did.
+    return new Promise((resolve) => {
+      const { resolve: ok, reject } = last
+      last.resolve = (results) => {
+        ok(results)
+        resolve()
+      }
+      last.reject = (error) => {
+        reject(error)
+        resolve()
+      }
+    })
+  }
+
+  private failAll(error: Error): void {
+    this.dead ??= error
+    for (const waiting of this.waiting.values()) waiting.reject(error)
+    this.waiting.clear()
+  }
+
+  /** Commits rows in the thread; commits happen in the order they were asked for. */
+  commit(rows: Row[]): Promise<AppendResult[]> {
+    if (this.dead) return Promise.reject(this.dead)
+    const seq = ++this.seq
+    const done = new Promise<AppendResult[]>((resolve, reject) => this.waiting.set(seq, { resolve, reject }))
+    this.worker.ref()
+    this.worker.postMessage({ seq, rows } satisfies WriterRequest)
+    return done
+  }
+
+  /** Waits for outstanding commits, then stops the thread (closing its connection). */
+  async close(): Promise<void> {
+    if (this.dead) return
+    if (this.waiting.size > 0) await this.idle()
+    const exited = once(this.worker, 'exit')
+    this.worker.ref()
+    this.worker.postMessage({ close: true } satisfies WriterRequest)
+    await exited
+  }
+}

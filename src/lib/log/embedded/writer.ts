@@ -1,0 +1,106 @@
+/**
+ * The embedded log's write transaction, shared by the in-process path and the writer thread: it takes
+ * rows whose partition is already known, assigns offsets under SQLite's write lock, and commits.
+ */
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
+
+import { failuresToJson, type Mutation } from '../../envelope/envelope.js'
+import type { AppendResult } from '../backend.js'
+import { partitionForKey } from '../partitioner.js'
+import { INSERT_RECORD } from './schema.js'
+
+/** One mutation ready to insert: everything but its offset and append time. */
+export type Row = [
+  partition: number,
+  id: string,
+  key: string,
+  createdAt: number,
+  notBefore: number | null,
+  target: string | null,
+  idempotencyKey: string | null,
+  attempts: number,
+  headers: string | null,
+  payload: string | Uint8Array,
+  failures: string | null,
+]
+
+export function toRow(m: Mutation, partitions: number): Row {
+  let headers: string | null = null
+  for (const _name in m.headers) {
+    headers = JSON.stringify(m.headers)
+    break
+  }
+  return [
+    partitionForKey(m.key, partitions),
+    m.id,
+    m.key,
+    m.createdAtMs,
+    m.notBeforeMs,
+    m.target,
+    m.idempotencyKey,
+    m.attempts,
+    headers,
+    m.payload.encoding === 'json' ? m.payload.json : m.payload.bytes,
+    failuresToJson(m.failures),
+  ]
+}
+
+export class LogWriter {
+  private readonly insert: StatementSync
+  private readonly selectOffsets: StatementSync
+  private readonly updateOffset: StatementSync
+  private readonly lastAppendedAt: StatementSync
+  private readonly findIdempotencyKey: StatementSync
+  private readonly insertIdempotencyKey: StatementSync
+  /** Transactions committed. */
+  commits = 0
+
+  constructor(private readonly db: DatabaseSync) {
+    this.insert = db.prepare(INSERT_RECORD)
+    this.selectOffsets = db.prepare('SELECT partition, next_offset FROM partitions ORDER BY partition')
+    this.updateOffset = db.prepare('UPDATE partitions SET next_offset = ? WHERE partition = ?')
+    this.lastAppendedAt = db.prepare('SELECT appended_at FROM records ORDER BY seq DESC LIMIT 1')
+    this.findIdempotencyKey = db.prepare('SELECT id, partition, offset FROM idempotency_keys WHERE key = ?')
+    this.insertIdempotencyKey = db.prepare('INSERT INTO idempotency_keys (key, id, partition, offset) VALUES (?, ?, ?, ?)')
+  }
+
+  /** Writes the rows in one transaction; returns where each landed. All or nothing. */
+  commit(rows: readonly Row[]): AppendResult[] {
+    const results: AppendResult[] = []
+    if (rows.length === 0) return results
+    this.db.exec('BEGIN IMMEDIATE')
+    try {
+      const next = (this.selectOffsets.all() as Array<{ next_offset: number }>).map((r) => r.next_offset)
+      const first = next.slice()
+      // appended_at never goes backwards, even if the clocks of two writers differ a little.
+      const last = this.lastAppendedAt.get() as { appended_at: number } | undefined
+      const appendedAt = Math.max(Date.now(), last?.appended_at ?? 0)
+      const seenKeys = new Map<string, AppendResult>()
+      for (const row of rows) {
+        const [partition, id, key, createdAt, notBefore, target, idempotencyKey, attempts, headers, payload, failures] = row
+        if (idempotencyKey !== null) {
+          const earlier = seenKeys.get(idempotencyKey) ?? (this.findIdempotencyKey.get(idempotencyKey) as AppendResult | undefined)
+          if (earlier) {
+            results.push({ id: earlier.id, partition: earlier.partition, offset: earlier.offset, duplicate: true })
+            continue
+          }
+        }
+        const offset = next[partition]!++
+        this.insert.run(partition, offset, id, key, appendedAt, createdAt, notBefore, target, idempotencyKey, attempts, headers, payload, failures)
+        const result = { id, partition, offset, duplicate: false }
+        if (idempotencyKey !== null) {
+          this.insertIdempotencyKey.run(idempotencyKey, id, partition, offset)
+          seenKeys.set(idempotencyKey, result)
+        }
+        results.push(result)
+      }
+      for (let p = 0; p < next.length; p++) if (next[p] !== first[p]) this.updateOffset.run(next[p]!, p)
+      this.db.exec('COMMIT')
+      this.commits++
+      return results
+    } catch (error) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK')
+      throw error
+    }
+  }
+}
