@@ -21,5 +21,7 @@ await build({
   external: ['kafkajs', '@aws-sdk/*', 'cassandra-driver', 'typescript'],
   // Bundled CommonJS (oclif) calls require(); give ESM output one.
   banner: { js: "import { createRequire as __walCreateRequire } from 'node:module'; const require = __walCreateRequire(import.meta.url);" },
+  // Lighter stand-ins for two packages oclif loads on every start: see the files for why.
+  alias: { 'wsl-utils': './src/lib/cli/wsl-utils-shim.ts', debug: './src/lib/cli/debug-shim.ts' },
   logLevel: 'warning',
 })
