@@ -14,12 +14,11 @@ export async function openLog(config: ResolvedConfig, settings: NamespaceSetting
   switch (settings.backend) {
     case 'embedded': {
       const { EmbeddedLog } = await import('./embedded/embedded-log.js')
-      // Declared namespaces exist by definition: reading one that was never written shows it empty.
       return EmbeddedLog.open({
         stateDir: config.stateDir,
         namespace: settings.name,
         partitions: settings.partitions,
-        create: options.create || settings.declared,
+        create: options.create,
       })
     }
   }

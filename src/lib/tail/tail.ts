@@ -5,7 +5,7 @@
  */
 import { loadConfig, namespaceSettings } from '../config/load.js'
 import { encodeEnvelope, type LogRecord } from '../envelope/envelope.js'
-import { InterruptedError, UsageError } from '../errors.js'
+import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import { writeText } from '../io/lines.js'
 import type { LogBackend, Positions } from '../log/backend.js'
@@ -93,7 +93,15 @@ export async function tail(options: TailOptions): Promise<TailSummary> {
     throw new UsageError(`--until ${options.until} is in the future`, { suggestions: ['add --follow to wait until then'] })
   }
   const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
-  const log = await openLog(config, namespaceSettings(config, options.namespace), { create: false })
+  const settings = namespaceSettings(config, options.namespace)
+  let log: LogBackend
+  try {
+    log = await openLog(config, settings, { create: false })
+  } catch (error) {
+    // A declared namespace exists by definition: never written to, it is simply empty.
+    if (error instanceof NotFoundError && settings.declared) return { records: 0 }
+    throw error
+  }
   const controller = new AbortController()
   const onAbort = (): void => controller.abort()
   options.signal?.addEventListener('abort', onAbort)
