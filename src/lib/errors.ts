@@ -28,6 +28,8 @@ export const ExitCode = {
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
 
 export interface WalErrorOptions {
+  /** A more specific stable code than the class's own (e.g. WAL_PAYLOAD_TOO_LARGE). */
+  code?: string
   /** What the user can do about it, one hint per entry. */
   suggestions?: readonly string[]
   /** The error this one was converted from. */
@@ -38,7 +40,9 @@ export interface WalErrorOptions {
 
 /** Base of every error `wal` shows to a user. */
 export abstract class WalError extends Error {
-  abstract readonly code: string
+  /** The code of errors of this class unless one is given. */
+  static readonly defaultCode: string = 'WAL_ERROR'
+  readonly code: string
   abstract readonly exitCode: ExitCodeValue
   /** Whether trying the same thing again may succeed without changing anything. */
   readonly retriable: boolean = false
@@ -48,6 +52,7 @@ export abstract class WalError extends Error {
   constructor(message: string, options: WalErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
+    this.code = options.code ?? (new.target as unknown as typeof WalError).defaultCode
     this.suggestions = options.suggestions ?? []
     this.details = options.details ?? {}
   }
@@ -66,18 +71,14 @@ export abstract class WalError extends Error {
 }
 
 export class UsageError extends WalError {
-  readonly code: string
+  static override readonly defaultCode: string = 'WAL_USAGE'
   readonly exitCode = ExitCode.usage
-  constructor(message: string, options: WalErrorOptions & { code?: string } = {}) {
-    super(message, options)
-    this.code = options.code ?? 'WAL_USAGE'
-  }
 }
 
 export class UnknownNamespaceError extends UsageError {
+  static override readonly defaultCode: string = 'WAL_NAMESPACE_UNKNOWN'
   constructor(namespace: string, declared: readonly string[], configPath: string) {
     super(`namespace "${namespace}" is not declared in ${configPath}`, {
-      code: 'WAL_NAMESPACE_UNKNOWN',
       details: { namespace, declared },
       suggestions: [
         declared.length > 0 ? `declared namespaces: ${declared.join(', ')}` : 'the config declares no namespaces',
@@ -88,55 +89,47 @@ export class UnknownNamespaceError extends UsageError {
 }
 
 export class ConfigError extends WalError {
-  readonly code = 'WAL_CONFIG_INVALID'
+  static override readonly defaultCode: string = 'WAL_CONFIG_INVALID'
   readonly exitCode = ExitCode.config
 }
 
 /** One or more input records were rejected; the others are durable. */
 export class InputRejectedError extends WalError {
-  readonly code = 'WAL_INPUT_REJECTED'
+  static override readonly defaultCode: string = 'WAL_INPUT_REJECTED'
   readonly exitCode = ExitCode.rejected
 }
 
 /** A single record that cannot be accepted: raised per line and reported, never fatal to a batch. */
 export class InvalidRecordError extends WalError {
-  readonly code: string
+  static override readonly defaultCode: string = 'WAL_RECORD_INVALID'
   readonly exitCode = ExitCode.rejected
-  constructor(message: string, options: WalErrorOptions & { code?: string } = {}) {
-    super(message, options)
-    this.code = options.code ?? 'WAL_RECORD_INVALID'
-  }
 }
 
 export class BackendUnavailableError extends WalError {
-  readonly code = 'WAL_BACKEND_UNAVAILABLE'
+  static override readonly defaultCode: string = 'WAL_BACKEND_UNAVAILABLE'
   readonly exitCode = ExitCode.unavailable
   override readonly retriable = true
 }
 
 export class DurabilityUnknownError extends WalError {
-  readonly code = 'WAL_DURABILITY_UNKNOWN'
+  static override readonly defaultCode: string = 'WAL_DURABILITY_UNKNOWN'
   readonly exitCode = ExitCode.unknown
   override readonly retriable = true
 }
 
 export class NotFoundError extends WalError {
-  readonly code: string
+  static override readonly defaultCode: string = 'WAL_NOT_FOUND'
   readonly exitCode = ExitCode.notFound
-  constructor(message: string, options: WalErrorOptions & { code?: string } = {}) {
-    super(message, options)
-    this.code = options.code ?? 'WAL_NOT_FOUND'
-  }
 }
 
 export class InterruptedError extends WalError {
-  readonly code = 'WAL_INTERRUPTED'
+  static override readonly defaultCode: string = 'WAL_INTERRUPTED'
   readonly exitCode = ExitCode.interrupted
 }
 
 /** A bug: anything that is not a WalError ends up here. */
 export class InternalError extends WalError {
-  readonly code = 'WAL_INTERNAL'
+  static override readonly defaultCode: string = 'WAL_INTERNAL'
   readonly exitCode = ExitCode.internal
 }
 

@@ -1,26 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
+import { jsonLines, makeSandbox, ndjson, waitFor, type Ack, type Envelope, type Sandbox } from '../helpers/wal.js'
 
-interface Ack {
-  line: number
-  id: string
-  partition: number
-  offset: number
-}
 
-interface Envelope {
-  id: string
-  key: string
-  payload: unknown
-  payloadEncoding: string
-  headers: Record<string, string>
-  createdAt: string
-  notBefore: string | null
-  partition: number
-  offset: number
-  appendedAt: string
-}
 
 let wal: Sandbox
 beforeEach(() => {

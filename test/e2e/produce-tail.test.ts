@@ -1,33 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { jsonLines, makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
+import { jsonLines, makeSandbox, ndjson, type Ack, type Envelope, type Sandbox } from '../helpers/wal.js'
 
-interface Ack {
-  line: number
-  id: string
-  namespace: string
-  partition: number
-  offset: number
-  durable: boolean
-  duplicate?: boolean
-}
 
-interface Envelope {
-  v: number
-  id: string
-  namespace: string
-  key: string
-  payload: unknown
-  payloadEncoding: 'json' | 'base64'
-  headers: Record<string, string>
-  createdAt: string
-  notBefore: string | null
-  target: string | null
-  idempotencyKey: string | null
-  partition: number
-  offset: number
-  appendedAt: string
-}
 
 let wal: Sandbox
 beforeEach(() => {

@@ -115,3 +115,34 @@ export async function waitFor<T>(check: () => T | Promise<T>, { timeoutMs = 20_0
     await new Promise((resolve) => setTimeout(resolve, intervalMs))
   }
 }
+
+/** An ack line of `wal produce --json`. */
+export interface Ack {
+  line: number
+  id: string
+  namespace: string
+  partition: number
+  offset: number
+  durable: boolean
+  duplicate?: boolean
+}
+
+/** An envelope as `wal tail --json` prints it. */
+export interface Envelope {
+  v: number
+  id: string
+  namespace: string
+  key: string
+  payload: unknown
+  payloadEncoding: 'json' | 'base64'
+  headers: Record<string, string>
+  createdAt: string
+  notBefore: string | null
+  target: string | null
+  idempotencyKey: string | null
+  attempts: number
+  failures: unknown[]
+  partition: number
+  offset: number
+  appendedAt: string
+}
