@@ -43,6 +43,7 @@ Prints one ack line per mutation once it is durable: id, partition, offset. A ba
       jitter: flags.jitter,
       idempotencyKey: flags['idempotency-key'],
       target: flags.target,
+      signal: this.signal,
     })
     // The ack lines are the output; no summary object follows them.
     return undefined

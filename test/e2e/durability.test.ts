@@ -50,6 +50,24 @@ describe('acked means durable', () => {
   })
 })
 
+describe('interrupting a produce', () => {
+  it('stops reading on Ctrl-C, keeps every acked mutation, and exits 130', async () => {
+    const child = wal.spawn(['produce', '--json'])
+    let out = ''
+    let err = ''
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
+    child.stdin!.write(lines(10, 'first'))
+    await waitFor(() => jsonLines(out).length === 10)
+    child.kill('SIGINT')
+    expect(await closed).toBe(130)
+    expect(err).toMatch(/interrupted: stopped reading stdin after line 10; the 10 mutations acked are durable/)
+    const records = jsonLines<Envelope>((await wal.run(['tail', '--json'])).stdout)
+    expect(records.map((r) => r.id).sort()).toEqual(jsonLines<Ack>(out).map((a) => a.id).sort())
+  })
+})
+
 describe('concurrent producers', () => {
   it('both succeed, share group commits, and keep offsets gap-free and ordered per partition', async () => {
     const count = 20_000

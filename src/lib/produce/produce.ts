@@ -17,7 +17,7 @@ import {
   type DecodeDefaults,
   type Mutation,
 } from '../envelope/envelope.js'
-import { BackendUnavailableError, InputRejectedError, InvalidRecordError, UsageError, WalError } from '../errors.js'
+import { BackendUnavailableError, InputRejectedError, InterruptedError, InvalidRecordError, UsageError, WalError } from '../errors.js'
 import { formatBytes } from '../format.js'
 import type { CommonOptions } from '../io/context.js'
 import { readLineChunks, writeText } from '../io/lines.js'
@@ -47,6 +47,8 @@ export interface ProduceOptions extends CommonOptions {
   jitter?: string
   idempotencyKey?: string
   target?: string
+  /** Stops reading stdin; what was read is still committed and acked. */
+  signal?: AbortSignal
 }
 
 export interface ProduceSummary {
@@ -313,9 +315,17 @@ async function produceStream(producer: Producer, options: ProduceOptions): Promi
     while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift()
   }
   const chunks = readLineChunks(options.io.stdin)[Symbol.asyncIterator]()
+  const interrupted = new Promise<'interrupted'>((resolve) => {
+    if (options.signal?.aborted) resolve('interrupted')
+    options.signal?.addEventListener('abort', () => resolve('interrupted'), { once: true })
+  })
   let next = chunks.next()
   for (;;) {
-    const chunk = await next
+    const chunk = await Promise.race([next, interrupted])
+    if (chunk === 'interrupted') {
+      options.io.stdin.destroy()
+      break
+    }
     if (chunk.done) break
     const defaults = decodeDefaults(options, Date.now(), headers)
     for (const { line, lineNumber } of chunk.value) {
@@ -342,6 +352,12 @@ async function produceStream(producer: Producer, options: ProduceOptions): Promi
   }
   if (batch.length > 0) await flush()
   for (const committing of inFlight) await committing
+  if (options.signal?.aborted) {
+    const { durable, duplicates } = producer.summary
+    throw new InterruptedError(`interrupted: stopped reading stdin after line ${total}; the ${durable + duplicates} mutations acked are durable`, {
+      suggestions: ['produce the rest of the input from the line after that'],
+    })
+  }
   return total
 }
 
