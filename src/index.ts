@@ -4,6 +4,7 @@ import { settings } from '@oclif/core/settings'
 
 import ConfigShow from './commands/config/show.js'
 import ConfigValidate from './commands/config/validate.js'
+import Consume from './commands/consume.js'
 import NsLs from './commands/ns/ls.js'
 import NsShow from './commands/ns/show.js'
 import Produce from './commands/produce.js'
@@ -12,6 +13,7 @@ import Tail from './commands/tail.js'
 export const COMMANDS = {
   produce: Produce,
   tail: Tail,
+  consume: Consume,
   'config:validate': ConfigValidate,
   'config:show': ConfigShow,
   'ns:ls': NsLs,

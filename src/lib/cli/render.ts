@@ -1,5 +1,6 @@
 /** Plain-text renderings of command results (the `--json` form is the result object itself). */
 import type { ConfigReport } from '../config/show.js'
+import type { ConsumeSummary } from '../consume/consume.js'
 import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
 import { formatBytes } from '../format.js'
 
@@ -43,4 +44,20 @@ export function renderNamespace(ns: NamespaceDetails): string {
 export function renderConfigReport(report: ConfigReport): string {
   if (report.path === null) return 'no config file found: wal runs with its defaults (embedded namespaces, created on first produce)'
   return `${report.path}: valid (${report.namespaces.length} namespace${report.namespaces.length === 1 ? '' : 's'}${report.namespaces.length > 0 ? `: ${report.namespaces.join(', ')}` : ''})`
+}
+
+export function renderConsumeSummary(summary: ConsumeSummary): string {
+  return table([
+    ['TARGET', 'APPLIED', 'RETRIED', 'SCHEDULED', 'DEAD-LETTERED', 'PAUSED', 'LAG', 'PARTITIONS'],
+    ...summary.targets.map((t) => [
+      t.target,
+      String(t.applied),
+      String(t.retried),
+      String(t.scheduled),
+      String(t.deadLettered),
+      String(t.circuitOpened),
+      String(t.lag),
+      t.partitions.join(',') || '-',
+    ]),
+  ])
 }

@@ -9,7 +9,16 @@ import * as v from 'valibot'
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
 import { interpolateEnv } from './interpolate.js'
-import { ConfigSchema, DEFAULTS, type ConfigFile, type NamespaceSettings, type ResolvedConfig } from './schema.js'
+import {
+  ConfigSchema,
+  DEFAULTS,
+  type ConfigFile,
+  type NamespaceConfig,
+  type NamespaceSettings,
+  type ResolvedConfig,
+  type RetryPolicy,
+  type TargetSettings,
+} from './schema.js'
 
 export interface LoadConfigOptions {
   /** An explicit file (`--config`, `WAL_CONFIG`); otherwise the usual places are searched. */
@@ -78,12 +87,41 @@ function defaultStateDir(env: NodeJS.ProcessEnv): string {
   return join(stateHome, 'wal')
 }
 
+/** "100/s" → 100, "6000/m" → 100, a number stays as it is. */
+export function parseRate(rate: string | number | undefined): number | null {
+  if (rate === undefined) return null
+  if (typeof rate === 'number') return rate
+  const [amount, unit] = rate.split('/')
+  return Number(amount) / (unit === 'h' ? 3600 : unit === 'm' ? 60 : 1)
+}
+
+function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, stateDir: string, base: string): TargetSettings[] {
+  const paths = (p: string): string => (p === '-' ? p : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
+  return Object.entries(ns.targets ?? {}).map(([name, t]) => {
+    const common = { name, retry: { ...retry, ...t.retry }, ratePerSec: parseRate(t.rate) }
+    switch (t.type) {
+      case 'kv':
+        return { ...common, type: 'kv', path: t.path ? paths(t.path) : join(stateDir, 'kv', `${namespace}.db`) }
+      case 'http':
+        return { ...common, type: 'http', url: t.url, method: t.method ?? 'POST', timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs, headers: t.headers ?? {} }
+      case 'file':
+        return { ...common, type: 'file', path: paths(t.path) }
+    }
+  })
+}
+
 /** Builds the effective config from a validated file (or none). */
 export function resolveConfig(file: ConfigFile | null, path: string | null, env: NodeJS.ProcessEnv): ResolvedConfig {
   const defaults = {
     partitions: file?.defaults?.partitions ?? DEFAULTS.partitions,
     maxPayloadBytes: file?.defaults?.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes,
+    retry: { ...DEFAULTS.retry, ...file?.defaults?.retry },
   }
+  const stateDir = file?.stateDir
+    ? isAbsolute(expandHome(file.stateDir))
+      ? expandHome(file.stateDir)
+      : resolve(dirname(path!), file.stateDir)
+    : defaultStateDir(env)
   const namespaces = new Map<string, NamespaceSettings>()
   for (const [name, ns] of Object.entries(file?.namespaces ?? {})) {
     namespaces.set(name, {
@@ -93,13 +131,10 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
       maxPayloadBytes: ns.maxPayloadBytes ?? defaults.maxPayloadBytes,
       description: ns.description ?? null,
       declared: true,
+      targets: targetSettings(name, ns, { ...defaults.retry, ...ns.retry }, stateDir, dirname(path ?? '.')),
+      ratePerSec: parseRate(ns.rate),
     })
   }
-  const stateDir = file?.stateDir
-    ? isAbsolute(expandHome(file.stateDir))
-      ? expandHome(file.stateDir)
-      : resolve(dirname(path!), file.stateDir)
-    : defaultStateDir(env)
   return {
     path,
     stateDir,
@@ -167,6 +202,9 @@ export function namespaceSettings(config: ResolvedConfig, name: string): Namespa
       maxPayloadBytes: config.defaults.maxPayloadBytes,
       description: null,
       declared: false,
+      // With nothing configured, mutations are applied to the embedded key-value store.
+      targets: [{ name: 'kv', type: 'kv', path: join(config.stateDir, 'kv', `${name}.db`), retry: config.defaults.retry, ratePerSec: null }],
+      ratePerSec: null,
     }
   }
   throw new UnknownNamespaceError(name, [...config.namespaces.keys()], config.path ?? 'the configuration')

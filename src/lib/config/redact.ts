@@ -1,6 +1,6 @@
 /** Hides secrets in configuration before it is shown. */
 
-const secretKey = /(pass(word|phrase)?|secret|token|credential|private.?key|api.?key|sasl)/i
+const secretKey = /(pass(word|phrase)?|secret|token|credential|private.?key|api.?key|sasl|authorization|cookie)/i
 
 export const REDACTED = '<redacted>'
 

@@ -11,7 +11,20 @@ export const DEFAULTS = {
   partitions: 8,
   maxPayloadBytes: 1024 * 1024,
   backend: 'embedded',
+  retry: { maxAttempts: 10, initialBackoffMs: 200, maxBackoffMs: 600_000, multiplier: 2, jitter: 0.2 },
+  httpTimeoutMs: 10_000,
 } as const
+
+/** How a target retries: attempts, and exponential backoff between them with a random spread. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included; then the mutation goes to the DLQ. */
+  maxAttempts: number
+  initialBackoffMs: number
+  maxBackoffMs: number
+  multiplier: number
+  /** Each backoff is spread by up to ± this fraction. */
+  jitter: number
+}
 
 export const MAX_PARTITIONS = 1024
 export const MAX_PAYLOAD_BYTES_LIMIT = 64 * 1024 * 1024
@@ -30,11 +43,54 @@ const MaxPayloadBytes = v.pipe(
   v.maxValue(MAX_PAYLOAD_BYTES_LIMIT, `a size from 1 to ${MAX_PAYLOAD_BYTES_LIMIT} bytes`),
 )
 
+const WholeMs = (what: string, max: number) =>
+  v.pipe(v.number(`${what} in milliseconds`), v.integer(`whole milliseconds`), v.minValue(0, `${what} from 0 to ${max} ms`), v.maxValue(max, `${what} from 0 to ${max} ms`))
+
+const RetrySchema = v.strictObject({
+  maxAttempts: v.optional(v.pipe(v.number('a number of attempts'), v.integer('a whole number of attempts'), v.minValue(1, 'at least 1 attempt'), v.maxValue(1000, 'at most 1000 attempts'))),
+  initialBackoffMs: v.optional(WholeMs('a backoff', 86_400_000)),
+  maxBackoffMs: v.optional(WholeMs('a backoff', 30 * 86_400_000)),
+  multiplier: v.optional(v.pipe(v.number('a multiplier'), v.minValue(1, 'a multiplier from 1 to 10'), v.maxValue(10, 'a multiplier from 1 to 10'))),
+  jitter: v.optional(v.pipe(v.number('a fraction'), v.minValue(0, 'a fraction from 0 to 1'), v.maxValue(1, 'a fraction from 0 to 1'))),
+})
+
+/** "100/s", "6000/m", "50000/h", or a number per second. */
+const Rate = v.union(
+  [
+    v.pipe(v.number(), v.minValue(0.001)),
+    v.pipe(v.string(), v.regex(/^\d+(\.\d+)?\/(s|m|h)$/)),
+  ],
+  'a rate such as "100/s", "6000/m" or "50000/h"',
+)
+
+const TargetName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a target name: letters, digits, ".", "_" or "-"'))
+const common = { retry: v.optional(RetrySchema), rate: v.optional(Rate) }
+
+export const TargetConfigSchema = v.variant(
+  'type',
+  [
+    v.strictObject({ type: v.literal('kv'), path: v.optional(v.pipe(v.string('a file path'), v.minLength(1))), ...common }),
+    v.strictObject({
+      type: v.literal('http'),
+      url: v.pipe(v.string('a URL'), v.url('an http(s) URL')),
+      method: v.optional(v.picklist(['POST', 'PUT'], 'POST or PUT')),
+      timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
+      headers: v.optional(v.record(v.string(), v.string('a header value'))),
+      ...common,
+    }),
+    v.strictObject({ type: v.literal('file'), path: v.pipe(v.string('a file path or "-" for stdout'), v.minLength(1)), ...common }),
+  ],
+  'a target with "type": "kv", "http" or "file"',
+)
+
 export const NamespaceConfigSchema = v.strictObject({
   backend: v.optional(v.picklist(['embedded'], 'a backend: "embedded"')),
   partitions: v.optional(Partitions),
   maxPayloadBytes: v.optional(MaxPayloadBytes),
   description: v.optional(v.string('a description string')),
+  targets: v.optional(v.record(TargetName, TargetConfigSchema)),
+  retry: v.optional(RetrySchema),
+  rate: v.optional(Rate),
 })
 
 export const ConfigSchema = v.strictObject({
@@ -44,6 +100,7 @@ export const ConfigSchema = v.strictObject({
     v.strictObject({
       partitions: v.optional(Partitions),
       maxPayloadBytes: v.optional(MaxPayloadBytes),
+      retry: v.optional(RetrySchema),
     }),
   ),
   namespaces: v.optional(v.record(NamespaceName, NamespaceConfigSchema)),
@@ -51,6 +108,19 @@ export const ConfigSchema = v.strictObject({
 
 export type ConfigFile = v.InferOutput<typeof ConfigSchema>
 export type NamespaceConfig = v.InferOutput<typeof NamespaceConfigSchema>
+export type TargetConfig = v.InferOutput<typeof TargetConfigSchema>
+
+/** The effective settings of one target, namespace and global defaults applied. */
+export type TargetSettings = (
+  | { type: 'kv'; path: string }
+  | { type: 'http'; url: string; method: 'POST' | 'PUT'; timeoutMs: number; headers: Record<string, string> }
+  | { type: 'file'; path: string }
+) & {
+  name: string
+  retry: RetryPolicy
+  /** Applies per second at most; null for no limit. */
+  ratePerSec: number | null
+}
 
 /** The effective settings of one namespace, defaults applied. */
 export interface NamespaceSettings {
@@ -61,6 +131,10 @@ export interface NamespaceSettings {
   description: string | null
   /** Whether the config file names it (false: created on demand in zero-config mode). */
   declared: boolean
+  /** Where consumers apply its mutations. A namespace not in the config gets one kv target, "kv". */
+  targets: TargetSettings[]
+  /** Applies per second at most, over all its targets; null for no limit. */
+  ratePerSec: number | null
 }
 
 /** The effective configuration. */
@@ -69,7 +143,7 @@ export interface ResolvedConfig {
   path: string | null
   stateDir: string
   autoCreateNamespaces: boolean
-  defaults: { partitions: number; maxPayloadBytes: number }
+  defaults: { partitions: number; maxPayloadBytes: number; retry: RetryPolicy }
   /** Declared namespaces, by name. */
   namespaces: ReadonlyMap<string, NamespaceSettings>
 }

@@ -2,7 +2,7 @@
  * The log-backend interface: what every log (embedded SQLite, Kafka, SQS) offers the rest of wal.
  * Commands and the pipeline talk to this, never to a storage library.
  */
-import type { LogRecord, Mutation } from '../envelope/envelope.js'
+import type { ErrorClass, LogRecord, Mutation } from '../envelope/envelope.js'
 
 /** Where one appended mutation landed. */
 export interface AppendResult {
@@ -57,5 +57,73 @@ export interface LogBackend {
   /** Records in append order (per partition: offset order) from the given positions. */
   read(options: ReadOptions): AsyncIterable<LogRecord>
   info(): Promise<LogInfo>
+  /** The consumer state of one target of this namespace. */
+  consumerStore(target: string): Promise<ConsumerStore>
+  close(): Promise<void>
+}
+
+/** Which partitions a consumer wants: shard `index` of `count` (partitions p with p % count == index), or a fair share. */
+export type ShardRequest = { index: number; count: number } | 'auto'
+
+/** A mutation waiting in the schedule (delayed, backing off, or queued behind one of its key). */
+export interface ScheduledMutation {
+  seq: number
+  partition: number
+  dueAtMs: number
+  mutation: Mutation
+}
+
+export interface DeadLetter {
+  partition: number
+  mutation: Mutation
+  errorClass: ErrorClass
+  code: string
+  message: string
+  atMs: number
+}
+
+/** One step in a mutation's life at a target, for `wal explain`. */
+export interface HistoryEvent {
+  mutationId: string
+  atMs: number
+  event: 'applied' | 'failed' | 'scheduled' | 'dead-lettered'
+  attempt: number
+  errorClass?: ErrorClass
+  code?: string
+  message?: string
+}
+
+/** What a consumer commits at once, atomically. */
+export interface ConsumerCommit {
+  /** Next offset to read, per partition (only partitions still leased to the committer are written). */
+  offsets: ReadonlyMap<number, number>
+  schedule: Array<{ partition: number; dueAtMs: number; mutation: Mutation }>
+  /** Scheduled entries retried again later: same place in their key's order, new time and history. */
+  reschedule: Array<{ seq: number; dueAtMs: number; mutation: Mutation }>
+  /** Scheduled entries that are done (applied or dead-lettered). */
+  unschedule: number[]
+  deadLetters: DeadLetter[]
+  history: HistoryEvent[]
+}
+
+/** A target's consumer state in a log: leases, committed offsets, the schedule and the DLQ. */
+export interface ConsumerStore {
+  readonly target: string
+  /** Claims or renews leases; returns the partitions `owner` holds now. */
+  claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<number[]>
+  /** Gives up leases (all of the owner's, or the partitions named). */
+  release(owner: string, partitions?: readonly number[]): Promise<void>
+  /** Committed next offsets (the low mark where nothing was committed yet). */
+  committed(partitions: readonly number[]): Promise<Map<number, number>>
+  /** Commits atomically; returns the partitions whose lease `owner` lost (their offsets were not written). */
+  commit(owner: string, change: ConsumerCommit): Promise<{ lost: number[] }>
+  /** Scheduled entries per key, in these partitions. */
+  scheduledKeyCounts(partitions: readonly number[]): Promise<Map<string, number>>
+  /** The first scheduled entry of each key, when due, skipping the keys given. */
+  dueScheduled(partitions: readonly number[], nowMs: number, limit: number, skipKeys: ReadonlySet<string>): Promise<ScheduledMutation[]>
+  /** When the next scheduled entry in these partitions is due; null when there is none. */
+  nextDueAtMs(partitions: readonly number[]): Promise<number | null>
+  /** Owners of this target's partitions now, and when each lease ends. */
+  leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>>
   close(): Promise<void>
 }

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { decodeFailures, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { BackendUnavailableError, ConfigError, NotFoundError } from '../../errors.js'
-import type { AppendResult, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import type { AppendResult, ConsumerStore, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
 import { DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
 import { LogWriter, toRow, type Row } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
@@ -315,6 +315,15 @@ export class EmbeddedLog implements LogBackend {
       partition: row.partition,
       offset: row.offset,
       appendedAtMs: row.appended_at,
+    }
+  }
+
+  async consumerStore(target: string): Promise<ConsumerStore> {
+    const { EmbeddedConsumerStore } = await import('./consumer-store.js')
+    try {
+      return EmbeddedConsumerStore.open(this.path, this.namespace, this.partitions, target, LOCK_TIMEOUT_MS)
+    } catch (error) {
+      throw unavailable(this.path, 'open the consumer state of', error)
     }
   }
 

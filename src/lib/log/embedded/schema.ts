@@ -43,3 +43,64 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 export const INSERT_RECORD = `INSERT INTO records
   (partition, offset, id, key, appended_at, created_at, not_before, target, idempotency_key, attempts, headers, payload, failures)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+/** Consumer state, per target: offsets, leases, scheduled (delayed or backing-off) mutations, DLQ, history. */
+export const CONSUMER_DDL = `
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+  target TEXT NOT NULL,
+  partition INTEGER NOT NULL,
+  next_offset INTEGER NOT NULL,
+  PRIMARY KEY (target, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+  target TEXT NOT NULL,
+  partition INTEGER NOT NULL,
+  owner TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (target, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consumers (
+  target TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  shard TEXT NOT NULL,
+  heartbeat_at INTEGER NOT NULL,
+  PRIMARY KEY (target, owner)
+) WITHOUT ROWID;
+-- Mutations waiting for their time: delayed (notBefore), backing off between attempts, or queued behind
+-- such a mutation of the same key. seq keeps per-key order.
+CREATE TABLE IF NOT EXISTS scheduled (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  target TEXT NOT NULL,
+  partition INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  due_at INTEGER NOT NULL,
+  envelope TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scheduled_key ON scheduled (target, key, seq);
+CREATE INDEX IF NOT EXISTS scheduled_due ON scheduled (target, due_at);
+CREATE TABLE IF NOT EXISTS dlq (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  target TEXT NOT NULL,
+  partition INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  dead_at INTEGER NOT NULL,
+  error_class TEXT NOT NULL,
+  code TEXT NOT NULL,
+  message TEXT NOT NULL,
+  envelope TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dlq_target ON dlq (target, seq);
+-- What happened to each mutation at each target, for \`wal explain\`.
+CREATE TABLE IF NOT EXISTS history (
+  mutation_id TEXT NOT NULL,
+  target TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  error_class TEXT,
+  code TEXT,
+  message TEXT
+);
+CREATE INDEX IF NOT EXISTS history_mutation ON history (mutation_id);
+`

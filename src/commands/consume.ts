@@ -1,0 +1,48 @@
+import * as Flags from '@oclif/core/flags'
+
+import { WalCommand } from '../lib/cli/base-command.js'
+import { renderConsumeSummary } from '../lib/cli/render.js'
+import type { ConsumeSummary } from '../lib/consume/consume.js'
+
+export default class Consume extends WalCommand {
+  static override summary = "Apply a namespace's mutations to its targets, with retries, delays and a dead-letter queue."
+  static override description = `Reads the log and applies each mutation to every target of the namespace (or the one named): per-key order kept, different keys in parallel. Retryable failures back off and retry; fatal ones and spent attempts go to the DLQ with their failure history; an unreachable target is paused, not given up on. Offsets are committed only after apply.
+Ctrl-C (or SIGTERM) stops reading, lets work in flight finish (up to --drain-timeout), commits and exits 0; a second Ctrl-C exits 130 at once, and what was not committed is redone by the next consumer.`
+  static override examples = [
+    '<%= config.bin %> consume --until-idle',
+    '<%= config.bin %> consume -n orders --shard 3/8',
+    '<%= config.bin %> consume -n orders --shard auto --concurrency 64',
+    '<%= config.bin %> consume -n orders --target eu-west --rate 200/s',
+  ]
+
+  static override flags = {
+    namespace: Flags.string({ char: 'n', description: 'Namespace to consume.', default: 'default' }),
+    shard: Flags.string({ description: 'Partitions to own: I/N (those with partition % N == I), or auto (a fair share among running consumers). Default: all.' }),
+    target: Flags.string({ description: 'Apply to this target only.' }),
+    'until-idle': Flags.boolean({ description: 'Exit 0 once nothing is left to do now (delayed mutations stay scheduled).' }),
+    concurrency: Flags.integer({ description: 'Mutations applied at once per target (one at a time per key).', default: 16, min: 1 }),
+    rate: Flags.string({ description: 'At most this many applies, e.g. 100/s or 6000/m.' }),
+    'lease-ttl': Flags.string({ description: 'How long a dead consumer keeps its partitions before another takes them over.', default: '10s' }),
+    'drain-timeout': Flags.string({ description: 'On stop, how long work in flight may take to finish.', default: '30s' }),
+  }
+
+  async run(): Promise<ConsumeSummary> {
+    const { flags } = await this.parse(Consume)
+    // Loaded on use, so `--help` and `--version` stay fast.
+    const { consume } = await import('../lib/consume/consume.js')
+    const summary = await consume({
+      ...this.common(flags),
+      namespace: flags.namespace,
+      shard: flags.shard,
+      target: flags.target,
+      untilIdle: flags['until-idle'],
+      concurrency: flags.concurrency,
+      rate: flags.rate,
+      leaseTtl: flags['lease-ttl'],
+      drainTimeout: flags['drain-timeout'],
+      signal: this.signal,
+    })
+    this.log(renderConsumeSummary(summary))
+    return summary
+  }
+}

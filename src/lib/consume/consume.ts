@@ -1,0 +1,159 @@
+/**
+ * `wal consume`: runs the pipeline of each target of a namespace (or the one asked for) over a shard of
+ * its partitions, until stopped — or, with --until-idle, until nothing is left to do now.
+ */
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+
+import { clockFromEnv } from '../clock.js'
+import { loadConfig, namespaceSettings, parseRate } from '../config/load.js'
+import { UsageError } from '../errors.js'
+import type { CommonOptions } from '../io/context.js'
+import type { ShardRequest } from '../log/backend.js'
+import { openLog } from '../log/open.js'
+import { RateLimiter } from '../pipeline/rate-limiter.js'
+import { TargetConsumer, type PipelineEvent, type TargetStats } from '../pipeline/target-consumer.js'
+import { openTarget } from '../targets/open.js'
+import { parseDurationMs } from '../time.js'
+
+export interface ConsumeOptions extends CommonOptions {
+  namespace: string
+  /** "I/N" or "auto"; default: every partition ("0/1"). */
+  shard?: string
+  target?: string
+  untilIdle?: boolean
+  concurrency?: number
+  /** "R/s": at most R applies per second for this consumer, over its targets. */
+  rate?: string
+  leaseTtl?: string
+  drainTimeout?: string
+  /** First signal: stop reading, drain, commit. */
+  signal: AbortSignal
+}
+
+export interface ConsumeSummary {
+  namespace: string
+  owner: string
+  targets: TargetStats[]
+}
+
+function parseShard(text: string | undefined, partitions: number): ShardRequest {
+  if (text === undefined) return { index: 0, count: 1 }
+  if (text === 'auto') return 'auto'
+  const match = /^(\d+)\/(\d+)$/.exec(text)
+  const index = Number(match?.[1])
+  const count = Number(match?.[2])
+  if (!match || count < 1 || index >= count) {
+    throw new UsageError(`--shard "${text}" is not a shard`, { suggestions: ['use I/N with 0 <= I < N (e.g. --shard 3/8), or --shard auto'] })
+  }
+  if (count > partitions) {
+    throw new UsageError(`--shard ${text}: the namespace has ${partitions} partitions, so at most ${partitions} shards`, {
+      suggestions: [`use N <= ${partitions}`],
+    })
+  }
+  return { index, count }
+}
+
+function durationOption(flag: string, text: string | undefined, fallbackMs: number): number {
+  if (text === undefined) return fallbackMs
+  const ms = parseDurationMs(text)
+  if (ms === undefined || ms <= 0) throw new UsageError(`${flag} "${text}" is not a duration`, { suggestions: [`use e.g. ${flag} 10s`] })
+  return ms
+}
+
+function describeEvent(event: PipelineEvent, json: boolean): string {
+  if (json) {
+    if (event.type === 'dead-lettered') {
+      return JSON.stringify({ event: event.type, target: event.target, id: event.mutation.id, key: event.mutation.key, errorClass: event.error.errorClass, code: event.error.code, message: event.error.message })
+    }
+    if (event.type === 'circuit-open') return JSON.stringify({ event: event.type, target: event.target, code: event.error.code, message: event.error.message })
+    return JSON.stringify({ event: event.type, target: event.target, partitions: event.partitions })
+  }
+  switch (event.type) {
+    case 'dead-lettered':
+      return `wal: ${event.target}: dead-lettered ${event.mutation.id} key=${JSON.stringify(event.mutation.key)} after ${event.mutation.attempts} attempt(s): ${event.error.errorClass} ${event.error.code}: ${event.error.message}`
+    case 'circuit-open':
+      return `wal: ${event.target}: target unavailable, pausing it (${event.error.code}: ${event.error.message})`
+    case 'partitions':
+      return `wal: ${event.target}: now consuming partitions ${event.partitions.length > 0 ? event.partitions.join(',') : '(none)'}`
+  }
+}
+
+export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> {
+  const concurrency = options.concurrency ?? 16
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a whole number, 1 or more')
+  const rate = options.rate === undefined ? null : /^\d+(\.\d+)?\/(s|m|h)$/.test(options.rate) ? parseRate(options.rate) : NaN
+  if (Number.isNaN(rate)) throw new UsageError(`--rate "${options.rate}" is not a rate`, { suggestions: ['use e.g. --rate 100/s, 6000/m'] })
+  const leaseTtlMs = durationOption('--lease-ttl', options.leaseTtl, 10_000)
+  const drainTimeoutMs = durationOption('--drain-timeout', options.drainTimeout, 30_000)
+  const now = clockFromEnv(options.io.env)
+
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const settings = namespaceSettings(config, options.namespace)
+  const targets = options.target === undefined ? settings.targets : settings.targets.filter((t) => t.name === options.target)
+  if (targets.length === 0) {
+    const names = settings.targets.map((t) => t.name)
+    throw new UsageError(
+      options.target === undefined
+        ? `namespace "${settings.name}" has no targets to apply its mutations to`
+        : `namespace "${settings.name}" has no target "${options.target}"`,
+      { suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `add targets under namespaces.${settings.name}.targets in the config`] },
+    )
+  }
+  const shard = parseShard(options.shard, settings.partitions)
+  const owner = `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`
+  const log = await openLog(config, settings, { create: true })
+  const abort = new AbortController()
+  let drainTimer: NodeJS.Timeout | undefined
+  const onStop = (): void => {
+    drainTimer = setTimeout(() => abort.abort(), drainTimeoutMs)
+  }
+  options.signal.addEventListener('abort', onStop, { once: true })
+  const shared = [
+    ...(settings.ratePerSec === null ? [] : [new RateLimiter(settings.ratePerSec)]),
+    ...(rate === null ? [] : [new RateLimiter(rate)]),
+  ]
+  const onEvent = (event: PipelineEvent): void => {
+    options.io.stderr.write(`${describeEvent(event, options.json)}\n`)
+  }
+  const opened: Array<{ close(): Promise<void> }> = []
+  try {
+    const consumers = []
+    for (const t of targets) {
+      const store = await log.consumerStore(t.name)
+      opened.push(store)
+      const target = await openTarget(t)
+      opened.push(target)
+      consumers.push(
+        new TargetConsumer({
+          log,
+          store,
+          target,
+          settings: t,
+          owner,
+          shard,
+          concurrency,
+          limiters: t.ratePerSec === null ? shared : [...shared, new RateLimiter(t.ratePerSec)],
+          now,
+          untilIdle: options.untilIdle ?? false,
+          stop: options.signal,
+          abort: abort.signal,
+          leaseTtlMs,
+          commitIntervalMs: 50,
+          pollIntervalMs: 50,
+          onEvent,
+        }),
+      )
+    }
+    // A failing target never holds up a healthy one: each runs on its own, and all are awaited.
+    const results = await Promise.allSettled(consumers.map((c) => c.run()))
+    const failed = results.find((r) => r.status === 'rejected')
+    if (failed) throw failed.reason
+    return { namespace: settings.name, owner, targets: results.map((r) => (r as PromiseFulfilledResult<TargetStats>).value) }
+  } finally {
+    clearTimeout(drainTimer)
+    options.signal.removeEventListener('abort', onStop)
+    for (const resource of opened.reverse()) await resource.close().catch(() => undefined)
+    await log.close()
+  }
+}

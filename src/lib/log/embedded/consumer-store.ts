@@ -1,0 +1,195 @@
+/**
+ * Consumer state of the embedded log, in the namespace's own SQLite file: per target, partition leases
+ * (one owner at a time, renewed by heartbeat, taken over when they expire), committed offsets, the
+ * schedule of waiting mutations, the DLQ and each mutation's history. A commit writes offsets, schedule
+ * changes, dead letters and history in one transaction, and only for partitions the committer still holds.
+ */
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+
+import { decodeEnvelopeLine, encodeEnvelope } from '../../envelope/envelope.js'
+import type { ConsumerCommit, ConsumerStore, ScheduledMutation, ShardRequest } from '../backend.js'
+import { CONSUMER_DDL } from './schema.js'
+
+function partitionList(partitions: readonly number[]): string {
+  return JSON.stringify(partitions)
+}
+
+export class EmbeddedConsumerStore implements ConsumerStore {
+  private readonly getLease: StatementSync
+  private readonly putLease: StatementSync
+  private readonly dropLease: StatementSync
+  private readonly putOffset: StatementSync
+  private readonly insertScheduled: StatementSync
+  private readonly updateScheduled: StatementSync
+  private readonly deleteScheduled: StatementSync
+  private readonly insertDead: StatementSync
+  private readonly insertHistory: StatementSync
+
+  private constructor(
+    private readonly db: DatabaseSync,
+    private readonly namespace: string,
+    private readonly partitions: number,
+    readonly target: string,
+  ) {
+    this.getLease = db.prepare('SELECT owner, expires_at FROM leases WHERE target = ? AND partition = ?')
+    this.putLease = db.prepare(
+      'INSERT INTO leases (target, partition, owner, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (target, partition) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at',
+    )
+    this.dropLease = db.prepare('DELETE FROM leases WHERE target = ? AND partition = ? AND owner = ?')
+    this.putOffset = db.prepare(
+      'INSERT INTO consumer_offsets (target, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT (target, partition) DO UPDATE SET next_offset = excluded.next_offset',
+    )
+    this.insertScheduled = db.prepare('INSERT INTO scheduled (target, partition, key, due_at, envelope) VALUES (?, ?, ?, ?, ?)')
+    this.updateScheduled = db.prepare('UPDATE scheduled SET due_at = ?, envelope = ? WHERE seq = ? AND target = ?')
+    this.deleteScheduled = db.prepare('DELETE FROM scheduled WHERE seq = ? AND target = ?')
+    this.insertDead = db.prepare(
+      'INSERT INTO dlq (target, partition, id, key, dead_at, error_class, code, message, envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    )
+    this.insertHistory = db.prepare(
+      'INSERT INTO history (mutation_id, target, at, event, attempt, error_class, code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    )
+  }
+
+  static open(path: string, namespace: string, partitions: number, target: string, lockTimeoutMs: number): EmbeddedConsumerStore {
+    const db = new DatabaseSync(path, { timeout: lockTimeoutMs })
+    db.exec('PRAGMA journal_mode = WAL')
+    db.exec('PRAGMA synchronous = FULL')
+    db.exec(CONSUMER_DDL)
+    return new EmbeddedConsumerStore(db, namespace, partitions, target)
+  }
+
+  private transaction<T>(work: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE')
+    try {
+      const result = work()
+      this.db.exec('COMMIT')
+      return result
+    } catch (error) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK')
+      throw error
+    }
+  }
+
+  async claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<number[]> {
+    return this.transaction(() => {
+      const now = Date.now()
+      const shardText = shard === 'auto' ? 'auto' : `${shard.index}/${shard.count}`
+      this.db
+        .prepare('INSERT INTO consumers (target, owner, shard, heartbeat_at) VALUES (?, ?, ?, ?) ON CONFLICT (target, owner) DO UPDATE SET shard = excluded.shard, heartbeat_at = excluded.heartbeat_at')
+        .run(this.target, owner, shardText, now)
+      this.db.prepare('DELETE FROM consumers WHERE target = ? AND heartbeat_at < ?').run(this.target, now - 3 * ttlMs)
+      let wanted: (p: number) => boolean
+      if (shard === 'auto') {
+        // Every live auto consumer sees the same sorted list, so their shares never overlap.
+        const live = (
+          this.db.prepare("SELECT owner FROM consumers WHERE target = ? AND shard = 'auto' AND heartbeat_at >= ? ORDER BY owner").all(this.target, now - ttlMs) as Array<{
+            owner: string
+          }>
+        ).map((r) => r.owner)
+        const index = live.indexOf(owner)
+        wanted = (p) => p % live.length === index
+      } else wanted = (p) => p % shard.count === shard.index
+      const owned: number[] = []
+      for (let p = 0; p < this.partitions; p++) {
+        if (!wanted(p)) continue
+        const lease = this.getLease.get(this.target, p) as { owner: string; expires_at: number } | undefined
+        if (lease === undefined || lease.owner === owner || lease.expires_at < now) {
+          this.putLease.run(this.target, p, owner, now + ttlMs)
+          owned.push(p)
+        }
+      }
+      return owned
+    })
+  }
+
+  async release(owner: string, partitions?: readonly number[]): Promise<void> {
+    this.transaction(() => {
+      if (partitions === undefined) this.db.prepare('DELETE FROM leases WHERE target = ? AND owner = ?').run(this.target, owner)
+      else for (const p of partitions) this.dropLease.run(this.target, p, owner)
+      if (partitions === undefined) this.db.prepare('DELETE FROM consumers WHERE target = ? AND owner = ?').run(this.target, owner)
+    })
+  }
+
+  async committed(partitions: readonly number[]): Promise<Map<number, number>> {
+    const rows = this.db
+      .prepare('SELECT partition, next_offset FROM consumer_offsets WHERE target = ? AND partition IN (SELECT value FROM json_each(?))')
+      .all(this.target, partitionList(partitions)) as Array<{ partition: number; next_offset: number }>
+    const found = new Map(rows.map((r) => [r.partition, r.next_offset]))
+    const low = this.db.prepare('SELECT offset FROM records WHERE partition = ? ORDER BY offset LIMIT 1')
+    return new Map(partitions.map((p) => [p, found.get(p) ?? (low.get(p) as { offset: number } | undefined)?.offset ?? 0]))
+  }
+
+  async commit(owner: string, change: ConsumerCommit): Promise<{ lost: number[] }> {
+    return this.transaction(() => {
+      const lost: number[] = []
+      for (const [partition, offset] of change.offsets) {
+        const lease = this.getLease.get(this.target, partition) as { owner: string } | undefined
+        if (lease?.owner === owner) this.putOffset.run(this.target, partition, offset)
+        else lost.push(partition)
+      }
+      for (const s of change.schedule) this.insertScheduled.run(this.target, s.partition, s.mutation.key, s.dueAtMs, encodeEnvelope(s.mutation))
+      for (const s of change.reschedule) this.updateScheduled.run(s.dueAtMs, encodeEnvelope(s.mutation), s.seq, this.target)
+      for (const seq of change.unschedule) this.deleteScheduled.run(seq, this.target)
+      for (const d of change.deadLetters) {
+        this.insertDead.run(this.target, d.partition, d.mutation.id, d.mutation.key, d.atMs, d.errorClass, d.code, d.message, encodeEnvelope(d.mutation))
+      }
+      for (const h of change.history) {
+        this.insertHistory.run(h.mutationId, this.target, h.atMs, h.event, h.attempt, h.errorClass ?? null, h.code ?? null, h.message ?? null)
+      }
+      return { lost }
+    })
+  }
+
+  async scheduledKeyCounts(partitions: readonly number[]): Promise<Map<string, number>> {
+    const rows = this.db
+      .prepare('SELECT key, count(*) AS n FROM scheduled WHERE target = ? AND partition IN (SELECT value FROM json_each(?)) GROUP BY key')
+      .all(this.target, partitionList(partitions)) as Array<{ key: string; n: number }>
+    return new Map(rows.map((r) => [r.key, r.n]))
+  }
+
+  async dueScheduled(partitions: readonly number[], nowMs: number, limit: number, skipKeys: ReadonlySet<string>): Promise<ScheduledMutation[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT s.seq, s.partition, s.due_at, s.envelope, s.key FROM scheduled s
+         WHERE s.target = ? AND s.due_at <= ? AND s.partition IN (SELECT value FROM json_each(?))
+           AND s.seq = (SELECT min(seq) FROM scheduled f WHERE f.target = s.target AND f.key = s.key)
+         ORDER BY s.due_at, s.seq LIMIT ?`,
+      )
+      .all(this.target, nowMs, partitionList(partitions), limit + skipKeys.size) as Array<{
+      seq: number
+      partition: number
+      due_at: number
+      envelope: string
+      key: string
+    }>
+    return rows
+      .filter((r) => !skipKeys.has(r.key))
+      .slice(0, limit)
+      .map((r) => ({
+        seq: r.seq,
+        partition: r.partition,
+        dueAtMs: r.due_at,
+        mutation: decodeEnvelopeLine(r.envelope, { namespace: this.namespace, forceNamespace: true, nowMs: Date.now() }),
+      }))
+  }
+
+  async nextDueAtMs(partitions: readonly number[]): Promise<number | null> {
+    const row = this.db
+      .prepare('SELECT min(due_at) AS due FROM scheduled WHERE target = ? AND partition IN (SELECT value FROM json_each(?))')
+      .get(this.target, partitionList(partitions)) as { due: number | null }
+    return row.due
+  }
+
+  async leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>> {
+    const rows = this.db.prepare('SELECT partition, owner, expires_at FROM leases WHERE target = ? ORDER BY partition').all(this.target) as Array<{
+      partition: number
+      owner: string
+      expires_at: number
+    }>
+    return rows.map((r) => ({ partition: r.partition, owner: r.owner, expiresAtMs: r.expires_at }))
+  }
+
+  async close(): Promise<void> {
+    if (this.db.isOpen) this.db.close()
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Runs tasks with at most `concurrency` at once, and one at a time per key, in the order they were
+ * given: different keys make progress in parallel while each key keeps its order, also while one of its
+ * mutations is being retried.
+ */
+export class KeyedExecutor {
+  private readonly queues = new Map<string, Array<() => Promise<void>>>()
+  private readonly ready: string[] = []
+  private running = 0
+  private pending = 0
+  private idleWaiters: Array<() => void> = []
+
+  constructor(private readonly concurrency: number) {}
+
+  /** Tasks given and not finished. */
+  get size(): number {
+    return this.pending
+  }
+
+  /** Whether a task of this key is queued or running. */
+  has(key: string): boolean {
+    return this.queues.has(key)
+  }
+
+  push(key: string, task: () => Promise<void>): void {
+    this.pending++
+    const queue = this.queues.get(key)
+    if (queue) {
+      queue.push(task)
+      return
+    }
+    this.queues.set(key, [task])
+    this.ready.push(key)
+    this.pump()
+  }
+
+  private pump(): void {
+    while (this.running < this.concurrency && this.ready.length > 0) {
+      const key = this.ready.shift()!
+      const task = this.queues.get(key)![0]!
+      this.running++
+      task()
+        .catch(() => undefined)
+        .finally(() => {
+          this.running--
+          this.pending--
+          const queue = this.queues.get(key)!
+          queue.shift()
+          if (queue.length > 0) this.ready.push(key)
+          else this.queues.delete(key)
+          if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
+          this.pump()
+        })
+    }
+  }
+
+  /** Resolves when every task given so far has finished. */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+}

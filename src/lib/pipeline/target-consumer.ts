@@ -1,0 +1,366 @@
+/**
+ * The consumer pipeline of one target: read → delay gate → apply → retry/backoff → DLQ → commit.
+ *
+ * - Partitions come from leases (a shard I/N or a fair share), renewed by heartbeat.
+ * - Mutations of different keys are applied concurrently; a key's mutations one at a time, in order.
+ * - A mutation that must wait — delayed (notBefore), backing off longer than IN_PROCESS_BACKOFF_MAX_MS,
+ *   or queued behind a waiting mutation of its key — moves to the schedule in the log's state, so the
+ *   offsets move on, other keys are not held up, and a restart neither loses nor resets it.
+ * - Infrastructure errors pause the target (circuit breaker) without spending attempts; fatal errors and
+ *   spent attempts dead-letter the mutation with its failure history.
+ * - Offsets are committed only after the target flushed what was applied, together with the schedule
+ *   changes, dead letters and history, in one transaction of the log's state.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import type { RetryPolicy, TargetSettings } from '../config/schema.js'
+import { MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, type Failure, type Mutation } from '../envelope/envelope.js'
+import type { ConsumerCommit, ConsumerStore, LogBackend, ShardRequest } from '../log/backend.js'
+import { CircuitBreaker } from './circuit-breaker.js'
+import { KeyedExecutor } from './keyed-executor.js'
+import type { RateLimiter } from './rate-limiter.js'
+import { IN_PROCESS_BACKOFF_MAX_MS, backoffMs } from './retry.js'
+import { toTargetError, type Target, type TargetError } from '../targets/target.js'
+
+/** Mutations read from the log and not yet done, at most (backpressure on reading). */
+const MAX_IN_FLIGHT = 2000
+const SCHEDULED_BATCH = 200
+
+export interface TargetConsumerOptions {
+  log: LogBackend
+  store: ConsumerStore
+  target: Target
+  settings: TargetSettings
+  owner: string
+  shard: ShardRequest
+  concurrency: number
+  /** Shared with other targets (the namespace's limit) or its own (the target's, --rate). */
+  limiters: readonly RateLimiter[]
+  /** wal's clock: what "now" is for delays and schedules. */
+  now: () => number
+  untilIdle: boolean
+  /** Graceful stop: stop reading, finish what is in flight, commit. */
+  stop: AbortSignal
+  /** Hard stop: abandon what is in flight (it is redone by the next consumer). */
+  abort: AbortSignal
+  leaseTtlMs: number
+  commitIntervalMs: number
+  pollIntervalMs: number
+  onEvent?: (event: PipelineEvent) => void
+}
+
+export type PipelineEvent =
+  | { type: 'dead-lettered'; target: string; mutation: Mutation; error: TargetError }
+  | { type: 'circuit-open'; target: string; error: TargetError }
+  | { type: 'partitions'; target: string; partitions: number[] }
+
+export interface TargetStats {
+  target: string
+  partitions: number[]
+  applied: number
+  retried: number
+  scheduled: number
+  deadLettered: number
+  circuitOpened: number
+  /** Mutations in owned partitions not yet committed by this target. */
+  lag: number
+}
+
+type Item =
+  | { source: 'log'; partition: number; offset: number; mutation: Mutation }
+  | { source: 'scheduled'; partition: number; seq: number; mutation: Mutation }
+
+function emptyChange(): ConsumerCommit {
+  return { offsets: new Map(), schedule: [], reschedule: [], unschedule: [], deadLetters: [], history: [] }
+}
+
+export class TargetConsumer {
+  private owned: number[] = []
+  /** Next offset to read, per owned partition. */
+  private readonly positions = new Map<number, number>()
+  /** Offsets read and not yet done, per partition (owned or being given up). */
+  private readonly outstanding = new Map<number, Set<number>>()
+  /** Scheduled entries (committed or about to be) per key: while > 0, new mutations of the key queue behind. */
+  private readonly scheduledCount = new Map<string, number>()
+  /** Keys whose scheduled head is in flight or whose change awaits commit: not fetched again meanwhile. */
+  private readonly busyKeys = new Set<string>()
+  private change = emptyChange()
+  private changedKeys: string[] = []
+  private readonly executor: KeyedExecutor
+  private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
+  private inFlight = 0
+  private committing: Promise<void> | undefined
+  private failure: unknown
+  private readonly stats: Omit<TargetStats, 'partitions' | 'lag'>
+  private readonly policy: RetryPolicy
+
+  constructor(private readonly options: TargetConsumerOptions) {
+    this.executor = new KeyedExecutor(options.concurrency)
+    this.policy = options.settings.retry
+    this.stats = { target: options.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, circuitOpened: 0 }
+  }
+
+  /** Runs until stopped (or idle, with untilIdle); resolves with what it did. */
+  async run(): Promise<TargetStats> {
+    const { stop } = this.options
+    await this.heartbeat()
+    const heartbeat = setInterval(() => void this.heartbeat().catch((error) => this.fail(error)), this.options.leaseTtlMs / 3)
+    const commits = setInterval(() => void this.commit().catch((error) => this.fail(error)), this.options.commitIntervalMs)
+    try {
+      while (!stop.aborted && this.failure === undefined) {
+        const dispatched = (await this.dispatchScheduled()) + (await this.dispatchLog())
+        if (dispatched > 0) continue
+        if (this.options.untilIdle && (await this.idle())) break
+        await sleep(this.options.pollIntervalMs, undefined, { signal: stop }).catch(() => undefined)
+      }
+      await Promise.race([this.executor.idle(), new Promise((resolve) => this.options.abort.addEventListener('abort', resolve, { once: true }))])
+      if (this.failure !== undefined) throw this.failure
+      await this.commit()
+      return await this.summary()
+    } finally {
+      clearInterval(heartbeat)
+      clearInterval(commits)
+      if (this.failure === undefined) await this.options.store.release(this.options.owner).catch(() => undefined)
+    }
+  }
+
+  private fail(error: unknown): void {
+    this.failure ??= error
+  }
+
+  /** Nothing in flight, nothing to read, nothing scheduled that is due. */
+  private async idle(): Promise<boolean> {
+    if (this.executor.size > 0 || this.inFlight > 0) return false
+    await this.commit()
+    if (this.busyKeys.size > 0) return false
+    const marks = await this.options.log.marks()
+    for (const p of this.owned) if ((this.positions.get(p) ?? 0) < marks[p]!.high) return false
+    const due = await this.options.store.nextDueAtMs(this.owned)
+    return due === null || due > this.options.now()
+  }
+
+  /** Claims or renews leases; takes on new partitions and lets go of those no longer ours. */
+  private async heartbeat(): Promise<void> {
+    const owned = await this.options.store.claim(this.options.owner, this.options.shard, this.options.leaseTtlMs)
+    const added = owned.filter((p) => !this.owned.includes(p))
+    const removed = this.owned.filter((p) => !owned.includes(p))
+    if (added.length === 0 && removed.length === 0) return
+    this.owned = owned
+    if (added.length > 0) {
+      const committed = await this.options.store.committed(added)
+      for (const [p, offset] of committed) {
+        this.positions.set(p, offset)
+        this.outstanding.set(p, new Set())
+      }
+      for (const [key, n] of await this.options.store.scheduledKeyCounts(added)) this.scheduledCount.set(key, n)
+    }
+    // Partitions given up are released once what was read from them is done and committed.
+    if (removed.length > 0) void this.releaseWhenDone(removed)
+    this.options.onEvent?.({ type: 'partitions', target: this.options.settings.name, partitions: [...owned] })
+  }
+
+  private async releaseWhenDone(partitions: number[]): Promise<void> {
+    while (partitions.some((p) => (this.outstanding.get(p)?.size ?? 0) > 0)) await sleep(this.options.pollIntervalMs)
+    await this.commit()
+    for (const p of partitions) {
+      if (this.owned.includes(p)) continue
+      this.outstanding.delete(p)
+      this.positions.delete(p)
+    }
+    await this.options.store.release(this.options.owner, partitions.filter((p) => !this.owned.includes(p)))
+  }
+
+  private async dispatchScheduled(): Promise<number> {
+    if (this.owned.length === 0) return 0
+    const due = await this.options.store.dueScheduled(this.owned, this.options.now(), SCHEDULED_BATCH, this.busyKeys)
+    for (const entry of due) {
+      this.busyKeys.add(entry.mutation.key)
+      const item: Item = { source: 'scheduled', partition: entry.partition, seq: entry.seq, mutation: entry.mutation }
+      this.executor.push(entry.mutation.key, () => this.process(item))
+    }
+    return due.length
+  }
+
+  private async dispatchLog(): Promise<number> {
+    if (this.owned.length === 0 || this.inFlight >= MAX_IN_FLIGHT) return 0
+    let dispatched = 0
+    const from = new Map(this.owned.map((p) => [p, this.positions.get(p) ?? 0]))
+    for await (const record of this.options.log.read({ from })) {
+      if (!this.owned.includes(record.partition)) continue
+      this.positions.set(record.partition, record.offset + 1)
+      this.outstanding.get(record.partition)!.add(record.offset)
+      this.inFlight++
+      dispatched++
+      const { partition, offset, appendedAtMs: _appended, ...mutation } = record
+      const item: Item = { source: 'log', partition, offset, mutation }
+      this.executor.push(mutation.key, () => this.process(item))
+      if (this.inFlight >= MAX_IN_FLIGHT || this.options.stop.aborted) break
+    }
+    return dispatched
+  }
+
+  /** One mutation, from gate to done. Never throws: every outcome is recorded. */
+  private async process(item: Item): Promise<void> {
+    const { mutation } = item
+    const now = this.options.now()
+    try {
+      if (item.source === 'log' && (this.scheduledCount.get(mutation.key) ?? 0) > 0) {
+        // A mutation of this key is waiting: queue behind it, keeping the key's order.
+        this.schedule(item, mutation.notBeforeMs ?? 0)
+        return
+      }
+      if (mutation.notBeforeMs !== null && mutation.notBeforeMs > now) {
+        this.schedule(item, mutation.notBeforeMs)
+        return
+      }
+      await this.applyWithRetries(item)
+    } catch (error) {
+      // Stopped while waiting (circuit, rate limit): left as it was, so the next consumer redoes it.
+      if (!this.options.stop.aborted && !this.options.abort.aborted) this.fail(error)
+      if (item.source === 'log') this.abandon(item)
+    }
+  }
+
+  private async applyWithRetries(item: Item): Promise<void> {
+    const { mutation } = item
+    for (;;) {
+      const probe = await this.circuit.allow(this.options.abort)
+      for (const limiter of this.options.limiters) await limiter.take(this.options.abort)
+      const attempt = mutation.attempts + 1
+      try {
+        await this.options.target.apply(mutation, { attempt, signal: this.options.abort })
+        this.circuit.succeeded(probe)
+        mutation.attempts = attempt
+        this.stats.applied++
+        this.done(item, { mutationId: mutation.id, atMs: this.options.now(), event: 'applied', attempt })
+        return
+      } catch (thrown) {
+        if (this.options.abort.aborted) {
+          if (item.source === 'log') this.abandon(item)
+          return
+        }
+        const error = toTargetError(thrown)
+        if (error.errorClass === 'infrastructure') {
+          const wasClosed = this.circuit.state === 'closed'
+          this.circuit.failed(probe)
+          if (wasClosed) {
+            this.stats.circuitOpened++
+            this.options.onEvent?.({ type: 'circuit-open', target: this.options.settings.name, error })
+          }
+          continue
+        }
+        this.circuit.released(probe)
+        mutation.attempts = attempt
+        mutation.failures = [...mutation.failures, this.failureOf(error, attempt)].slice(-MAX_FAILURES)
+        if (error.errorClass === 'fatal' || attempt >= this.policy.maxAttempts) {
+          this.deadLetter(item, error)
+          return
+        }
+        this.stats.retried++
+        this.change.history.push({ mutationId: mutation.id, atMs: this.options.now(), event: 'failed', attempt, errorClass: error.errorClass, code: error.code, message: error.message })
+        const wait = backoffMs(this.policy, attempt)
+        if (wait <= IN_PROCESS_BACKOFF_MAX_MS) {
+          const slept = await sleep(wait, true, { signal: this.options.stop }).catch(() => false)
+          if (slept) continue
+        }
+        // A long backoff (or a stop during a short one) waits in the schedule instead.
+        this.schedule(item, this.options.now() + wait)
+        return
+      }
+    }
+  }
+
+  private failureOf(error: TargetError, attempt: number): Failure {
+    return {
+      atMs: this.options.now(),
+      target: this.options.settings.name,
+      errorClass: error.errorClass,
+      message: error.message.slice(0, MAX_FAILURE_MESSAGE_CHARS),
+      attempt,
+      code: error.code,
+    }
+  }
+
+  private schedule(item: Item, dueAtMs: number): void {
+    const { mutation } = item
+    this.stats.scheduled++
+    this.change.history.push({ mutationId: mutation.id, atMs: this.options.now(), event: 'scheduled', attempt: mutation.attempts })
+    if (item.source === 'scheduled') {
+      this.change.reschedule.push({ seq: item.seq, dueAtMs, mutation })
+      this.changedKeys.push(mutation.key)
+      return
+    }
+    this.scheduledCount.set(mutation.key, (this.scheduledCount.get(mutation.key) ?? 0) + 1)
+    this.change.schedule.push({ partition: item.partition, dueAtMs, mutation })
+    this.finishLog(item)
+  }
+
+  private deadLetter(item: Item, error: TargetError): void {
+    const { mutation } = item
+    this.stats.deadLettered++
+    const atMs = this.options.now()
+    this.change.deadLetters.push({ partition: item.partition, mutation, errorClass: error.errorClass, code: error.code, message: error.message, atMs })
+    this.options.onEvent?.({ type: 'dead-lettered', target: this.options.settings.name, mutation, error })
+    this.done(item, { mutationId: mutation.id, atMs, event: 'dead-lettered', attempt: mutation.attempts, errorClass: error.errorClass, code: error.code, message: error.message })
+  }
+
+  private done(item: Item, event: ConsumerCommit['history'][number]): void {
+    this.change.history.push(event)
+    if (item.source === 'scheduled') {
+      this.change.unschedule.push(item.seq)
+      this.changedKeys.push(item.mutation.key)
+      const left = (this.scheduledCount.get(item.mutation.key) ?? 1) - 1
+      if (left > 0) this.scheduledCount.set(item.mutation.key, left)
+      else this.scheduledCount.delete(item.mutation.key)
+    } else this.finishLog(item)
+  }
+
+  private finishLog(item: Extract<Item, { source: 'log' }>): void {
+    this.outstanding.get(item.partition)?.delete(item.offset)
+    this.inFlight--
+  }
+
+  /** Gives a log mutation up without an outcome: its offset is not committed past, so it is redone. */
+  private abandon(_item: Extract<Item, { source: 'log' }>): void {
+    this.inFlight--
+  }
+
+  /** Flushes the target, then commits offsets and every recorded change together. */
+  commit(): Promise<void> {
+    this.committing ??= this.commitNow().finally(() => (this.committing = undefined))
+    return this.committing
+  }
+
+  private async commitNow(): Promise<void> {
+    const change = this.change
+    const keys = this.changedKeys
+    this.change = emptyChange()
+    this.changedKeys = []
+    const offsets = new Map<number, number>()
+    for (const [p, set] of this.outstanding) {
+      const next = set.size > 0 ? Math.min(...set) : this.positions.get(p)
+      if (next !== undefined) offsets.set(p, next)
+    }
+    const nothing = change.schedule.length + change.reschedule.length + change.unschedule.length + change.deadLetters.length + change.history.length === 0
+    await this.options.target.flush?.()
+    if (nothing && offsets.size === 0) return
+    const { lost } = await this.options.store.commit(this.options.owner, { ...change, offsets })
+    for (const key of keys) this.busyKeys.delete(key)
+    if (lost.length > 0) {
+      // Another consumer holds these now: stop reading them; what we applied there is redone by it.
+      this.owned = this.owned.filter((p) => !lost.includes(p))
+      for (const p of lost) {
+        this.positions.delete(p)
+        this.outstanding.delete(p)
+      }
+    }
+  }
+
+  private async summary(): Promise<TargetStats> {
+    const committed = await this.options.store.committed(this.owned)
+    const marks = await this.options.log.marks()
+    let lag = 0
+    for (const p of this.owned) lag += marks[p]!.high - (committed.get(p) ?? 0)
+    return { ...this.stats, partitions: [...this.owned], lag }
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The embedded key-value target: applies put/delete/batch operations to tables in a local SQLite file,
+ * so the whole pipeline runs with zero servers. Like Cassandra's USING TIMESTAMP, a write takes effect
+ * only if it is not older (by createdAt, then id) than what the item holds, deletes leave a tombstone,
+ * so a late retry or a replay never overwrites newer data and the end state equals the last write per key.
+ * Writes are group-committed: `flush()` commits (the consumer flushes before it commits its offsets).
+ */
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+
+import type { Mutation } from '../../envelope/envelope.js'
+import { canonicalKey, parseOperation, partsOf, type PartOperation } from '../operations.js'
+import { TargetError, type Target } from '../target.js'
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS items (
+  tbl TEXT NOT NULL,
+  pk TEXT NOT NULL,
+  item TEXT,
+  deleted INTEGER NOT NULL,
+  written_at INTEGER NOT NULL,
+  mutation_id TEXT NOT NULL,
+  PRIMARY KEY (tbl, pk)
+) WITHOUT ROWID;
+-- Parts of a batch already applied: a retry skips them.
+CREATE TABLE IF NOT EXISTS batch_progress (
+  mutation_id TEXT NOT NULL,
+  part INTEGER NOT NULL,
+  PRIMARY KEY (mutation_id, part)
+) WITHOUT ROWID;
+`
+
+export interface KvTargetOptions {
+  name: string
+  path: string
+}
+
+/** One item as the store holds it. */
+export interface KvItem {
+  table: string
+  key: string
+  item: Record<string, unknown> | null
+  deleted: boolean
+  writtenAtMs: number
+  mutationId: string
+}
+
+export class KvTarget implements Target {
+  readonly name: string
+  readonly path: string
+  private readonly db: DatabaseSync
+  private readonly write: StatementSync
+  private readonly partDone: StatementSync
+  private readonly markPart: StatementSync
+  private readonly clearParts: StatementSync
+  private inTransaction = false
+
+  private constructor(name: string, path: string, db: DatabaseSync) {
+    this.name = name
+    this.path = path
+    this.db = db
+    // Row values compare (written_at, mutation_id): the newer write wins, whatever the order of arrival.
+    this.write = db.prepare(`INSERT INTO items (tbl, pk, item, deleted, written_at, mutation_id) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (tbl, pk) DO UPDATE SET item = excluded.item, deleted = excluded.deleted,
+        written_at = excluded.written_at, mutation_id = excluded.mutation_id
+      WHERE (excluded.written_at, excluded.mutation_id) >= (items.written_at, items.mutation_id)`)
+    this.partDone = db.prepare('SELECT 1 AS done FROM batch_progress WHERE mutation_id = ? AND part = ?')
+    this.markPart = db.prepare('INSERT OR IGNORE INTO batch_progress (mutation_id, part) VALUES (?, ?)')
+    this.clearParts = db.prepare('DELETE FROM batch_progress WHERE mutation_id = ?')
+  }
+
+  static open(options: KvTargetOptions): KvTarget {
+    try {
+      mkdirSync(dirname(options.path), { recursive: true })
+      const db = new DatabaseSync(options.path, { timeout: 30_000 })
+      db.exec('PRAGMA journal_mode = WAL')
+      db.exec('PRAGMA synchronous = FULL')
+      db.exec(DDL)
+      return new KvTarget(options.name, options.path, db)
+    } catch (error) {
+      throw new TargetError(`cannot open the kv store ${options.path}: ${(error as Error).message}`, {
+        errorClass: 'infrastructure',
+        code: 'KV_UNAVAILABLE',
+        cause: error,
+      })
+    }
+  }
+
+  private begin(): void {
+    if (this.inTransaction) return
+    this.db.exec('BEGIN IMMEDIATE')
+    this.inTransaction = true
+  }
+
+  private applyPart(mutation: Mutation, part: PartOperation): void {
+    const pk = canonicalKey(part.key)
+    if (part.op === 'put') this.write.run(part.table, pk, JSON.stringify(part.item), 0, mutation.createdAtMs, mutation.id)
+    else this.write.run(part.table, pk, null, 1, mutation.createdAtMs, mutation.id)
+  }
+
+  /** Applies the parts not applied yet; a batch's parts are recorded as done, so a retry skips them. */
+  private applyParts(mutation: Mutation): void {
+    const parts = partsOf(parseOperation(mutation))
+    try {
+      this.begin()
+      this.db.exec('SAVEPOINT mutation')
+      try {
+        if (parts.length === 1) this.applyPart(mutation, parts[0]!)
+        else {
+          for (let i = 0; i < parts.length; i++) {
+            if (this.partDone.get(mutation.id, i)) continue
+            this.applyPart(mutation, parts[i]!)
+            this.markPart.run(mutation.id, i)
+          }
+          this.clearParts.run(mutation.id)
+        }
+        this.db.exec('RELEASE mutation')
+      } catch (error) {
+        this.db.exec('ROLLBACK TO mutation')
+        this.db.exec('RELEASE mutation')
+        throw error
+      }
+    } catch (error) {
+      if (error instanceof TargetError) throw error
+      const code = ((error as { errcode?: number }).errcode ?? 0) & 0xff
+      // Busy (another writer holds the store too long), full disk, I/O: the store, not the mutation.
+      throw new TargetError(`kv store ${this.path}: ${(error as Error).message}`, {
+        errorClass: code === 5 || code === 6 || code === 10 || code === 13 || code === 14 ? 'infrastructure' : 'retryable',
+        code: `SQLITE_${code}`,
+        cause: error,
+      })
+    }
+  }
+
+  async apply(mutation: Mutation): Promise<void> {
+    this.applyParts(mutation)
+  }
+
+  async flush(): Promise<void> {
+    if (!this.inTransaction) return
+    this.inTransaction = false
+    this.db.exec('COMMIT')
+  }
+
+  /** The items of a table (or all), for `wal` commands and tests. */
+  items(table?: string): KvItem[] {
+    const rows = (
+      table === undefined
+        ? this.db.prepare('SELECT * FROM items ORDER BY tbl, pk').all()
+        : this.db.prepare('SELECT * FROM items WHERE tbl = ? ORDER BY pk').all(table)
+    ) as Array<{ tbl: string; pk: string; item: string | null; deleted: number; written_at: number; mutation_id: string }>
+    return rows.map((r) => ({
+      table: r.tbl,
+      key: r.pk,
+      item: r.item === null ? null : (JSON.parse(r.item) as Record<string, unknown>),
+      deleted: r.deleted === 1,
+      writtenAtMs: r.written_at,
+      mutationId: r.mutation_id,
+    }))
+  }
+
+  async close(): Promise<void> {
+    if (this.inTransaction) await this.flush()
+    if (this.db.isOpen) this.db.close()
+  }
+}

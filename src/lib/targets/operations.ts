@@ -1,0 +1,60 @@
+/**
+ * Structured payloads that targets apply: `put` (upsert an item by its key), `delete` (by key) and
+ * `batch` (several puts and deletes, across tables, that must all take effect).
+ *
+ *   {"op":"put","table":"users","key":{"id":42},"item":{"id":42,"name":"Ada"}}
+ *   {"op":"delete","table":"users","key":{"id":42}}
+ *   {"op":"batch","parts":[{"op":"put",…},{"op":"delete",…}]}
+ */
+import * as v from 'valibot'
+
+import type { Mutation } from '../envelope/envelope.js'
+import { TargetError } from './target.js'
+
+const KeyValue = v.union([v.string(), v.number(), v.boolean()], 'a key value: string, number or boolean')
+const Key = v.pipe(v.record(v.string(), KeyValue, 'an object of key columns'), v.check((k) => Object.keys(k).length > 0, 'at least one key column'))
+const Table = v.pipe(v.string('a table name'), v.regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'a table name: letters, digits and _'))
+
+const Put = v.strictObject({ op: v.literal('put'), table: Table, key: Key, item: v.record(v.string(), v.unknown(), 'an item object') })
+const Delete = v.strictObject({ op: v.literal('delete'), table: Table, key: Key })
+const Part = v.variant('op', [Put, Delete], 'a put or delete')
+const Batch = v.strictObject({ op: v.literal('batch'), parts: v.pipe(v.array(Part), v.minLength(1, 'at least one part')) })
+const Operation = v.variant('op', [Put, Delete, Batch], 'an operation with "op": "put", "delete" or "batch"')
+
+export type PutOperation = v.InferOutput<typeof Put>
+export type DeleteOperation = v.InferOutput<typeof Delete>
+export type PartOperation = PutOperation | DeleteOperation
+export type Operation = v.InferOutput<typeof Operation>
+
+/**
+ * The operation a mutation carries, or a fatal TargetError saying what is wrong with it (retrying a
+ * malformed operation can never succeed, so it goes straight to the DLQ).
+ */
+export function parseOperation(mutation: Mutation): Operation {
+  if (mutation.payload.encoding !== 'json') {
+    throw new TargetError('the payload is bytes; this target applies JSON operations (put, delete, batch)', {
+      errorClass: 'fatal',
+      code: 'NOT_AN_OPERATION',
+    })
+  }
+  const result = v.safeParse(Operation, JSON.parse(mutation.payload.json))
+  if (!result.success) {
+    const issue = result.issues[0]
+    const path = v.getDotPath(issue)
+    throw new TargetError(`not a valid operation: ${path ? `"${path}": ` : ''}expected ${issue.expected ?? issue.message}, found ${issue.received}`, {
+      errorClass: 'fatal',
+      code: 'NOT_AN_OPERATION',
+    })
+  }
+  return result.output
+}
+
+/** The parts of an operation, in order (a put or delete is a batch of one). */
+export function partsOf(operation: Operation): PartOperation[] {
+  return operation.op === 'batch' ? operation.parts : [operation]
+}
+
+/** A stable text form of a key, the same whatever the order of its columns. */
+export function canonicalKey(key: Record<string, string | number | boolean>): string {
+  return JSON.stringify(Object.keys(key).sort().map((column) => [column, key[column]]))
+}

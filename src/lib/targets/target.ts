@@ -1,0 +1,49 @@
+/**
+ * Targets: where consumers apply mutations (an embedded key-value store, an HTTP endpoint, an NDJSON
+ * file; Cassandra, Kafka and SQS later). Every target classifies its own failures, so the pipeline's
+ * retry, circuit-breaker and DLQ logic never looks at a library's error.
+ */
+import type { ErrorClass, Mutation } from '../envelope/envelope.js'
+
+/** A failed apply, classified by the target that saw it. */
+export class TargetError extends Error {
+  readonly errorClass: ErrorClass
+  /** A short stable code for grouping (`HTTP_503`, `ECONNREFUSED`, `NOT_AN_OPERATION`, …). */
+  readonly code: string
+
+  constructor(message: string, options: { errorClass: ErrorClass; code: string; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'TargetError'
+    this.errorClass = options.errorClass
+    this.code = options.code
+  }
+}
+
+/** What a target gets with each apply. */
+export interface ApplyContext {
+  /** 1 for the first try. */
+  attempt: number
+  /** Aborted when the consumer stops without waiting (second Ctrl-C) or the apply times out. */
+  signal: AbortSignal
+}
+
+export interface Target {
+  /** The target's name in the namespace's config. */
+  readonly name: string
+  /**
+   * Applies one mutation. Resolves when the effect is durable in the target; throws TargetError (any
+   * other error counts as retryable). Must be idempotent: the same mutation may be applied again after
+   * a crash or a replay, and an older mutation (by createdAt) must never overwrite a newer one.
+   */
+  apply(mutation: Mutation, context: ApplyContext): Promise<void>
+  /** Makes everything applied so far durable, before the consumer commits its offsets. */
+  flush?(): Promise<void>
+  close(): Promise<void>
+}
+
+/** Converts anything an apply threw into a TargetError (unknown errors are retryable). */
+export function toTargetError(error: unknown): TargetError {
+  if (error instanceof TargetError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new TargetError(message, { errorClass: 'retryable', code: 'UNEXPECTED', cause: error })
+}
