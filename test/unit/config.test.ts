@@ -32,7 +32,7 @@ describe('config validation', () => {
   it('rejects unknown keys with the allowed ones and a suggestion', () => {
     const error = configError({ defaults: { maxPayloadByte: 5 } })
     expect(error.message).toBe('/etc/wal/.walrc.yaml: unknown key "defaults.maxPayloadByte"')
-    expect(error.suggestions).toEqual(['did you mean "defaults.maxPayloadBytes"?', 'allowed here: partitions, maxPayloadBytes'])
+    expect(error.suggestions).toEqual(['did you mean "defaults.maxPayloadBytes"?', 'allowed here: partitions, maxPayloadBytes, retry'])
   })
 
   it('rejects invalid namespace names and unknown backends', () => {
@@ -105,14 +105,22 @@ describe('.walrc.example', () => {
 
   it('is a valid configuration', () => {
     expect(() => validateConfig(example, '.walrc.example', { TEAM: 'x' })).not.toThrow()
+    const config = resolveConfig(validateConfig(example, '/etc/wal/.walrc', {}), '/etc/wal/.walrc', {})
+    expect(namespaceSettings(config, 'orders').targets.map((t) => [t.name, t.type, t.retry.maxAttempts, t.ratePerSec])).toEqual([
+      ['store', 'kv', 5, null],
+      ['api', 'http', 5, 100],
+      ['audit', 'file', 5, null],
+    ])
+    expect(namespaceSettings(config, 'orders').ratePerSec).toBe(500)
   })
 
   it('documents every key of the schema', () => {
-    type Node = { entries?: Record<string, Node>; wrapped?: Node; value?: Node }
+    type Node = { entries?: Record<string, Node>; wrapped?: Node; value?: Node; options?: Node[] }
     const keys = (schema: Node, prefix: string): string[] => {
       const inner = schema.wrapped ?? schema
       if (inner.entries) return Object.entries(inner.entries).flatMap(([k, v]) => [`${prefix}${k}`, ...keys(v, `${prefix}${k}.`)])
       if (inner.value) return keys(inner.value, `${prefix}*.`)
+      if (inner.options) return inner.options.flatMap((o) => keys(o, prefix))
       return []
     }
     const text = readFileSync(join(ROOT, '.walrc.example'), 'utf8')
