@@ -121,7 +121,7 @@ export interface ConsumerStore {
   scheduledKeyCounts(partitions: readonly number[]): Promise<Map<string, number>>
   /** The first scheduled entry of each key, when due, skipping the keys given. */
   dueScheduled(partitions: readonly number[], nowMs: number, limit: number, skipKeys: ReadonlySet<string>): Promise<ScheduledMutation[]>
-  /** When the next scheduled entry in these partitions is due; null when there is none. */
+  /** When the next scheduled entry that is first of its key is due, in these partitions; null when none is. */
   nextDueAtMs(partitions: readonly number[]): Promise<number | null>
   /** Owners of this target's partitions now, and when each lease ends. */
   leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>>

@@ -175,7 +175,10 @@ export class EmbeddedConsumerStore implements ConsumerStore {
 
   async nextDueAtMs(partitions: readonly number[]): Promise<number | null> {
     const row = this.db
-      .prepare('SELECT min(due_at) AS due FROM scheduled WHERE target = ? AND partition IN (SELECT value FROM json_each(?))')
+      .prepare(
+        `SELECT min(s.due_at) AS due FROM scheduled s WHERE s.target = ? AND s.partition IN (SELECT value FROM json_each(?))
+           AND s.seq = (SELECT min(seq) FROM scheduled f WHERE f.target = s.target AND f.key = s.key)`,
+      )
       .get(this.target, partitionList(partitions)) as { due: number | null }
     return row.due
   }

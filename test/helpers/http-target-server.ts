@@ -1,0 +1,68 @@
+/** A real HTTP endpoint for consumer tests, whose answers each test programs per key. */
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface Received {
+  key: string
+  idempotencyKey: string
+  attempt: number
+  atMs: number
+  body: string
+  status: number
+}
+
+export interface TargetServer {
+  url: string
+  received: Received[]
+  /** Answer 503 to the first `n` requests for this key. */
+  failFirst(key: string, n: number, status?: number): void
+  /** Answer this status to every request for this key. */
+  always(key: string, status: number): void
+  close(): Promise<void>
+}
+
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let body = ''
+    request.setEncoding('utf8')
+    request.on('data', (chunk: string) => (body += chunk))
+    request.on('end', () => resolve(body))
+    request.on('error', reject)
+  })
+}
+
+export async function startTargetServer(): Promise<TargetServer> {
+  const failures = new Map<string, { left: number; status: number }>()
+  const fixed = new Map<string, number>()
+  const received: Received[] = []
+  const server: Server = createServer(async (request, response) => {
+    const body = await readBody(request)
+    const key = decodeURIComponent(String(request.headers['x-wal-key'] ?? ''))
+    let status = 200
+    const failing = failures.get(key)
+    if (fixed.has(key)) status = fixed.get(key)!
+    else if (failing && failing.left > 0) {
+      failing.left--
+      status = failing.status
+    }
+    received.push({
+      key,
+      idempotencyKey: String(request.headers['idempotency-key'] ?? ''),
+      attempt: Number(request.headers['x-wal-attempt']),
+      atMs: Date.now(),
+      body,
+      status,
+    })
+    response.writeHead(status, { 'content-type': 'text/plain' })
+    response.end(status === 200 ? 'ok' : `refused with ${status}`)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/apply`,
+    received,
+    failFirst: (key, n, status = 503) => failures.set(key, { left: n, status }),
+    always: (key, status) => fixed.set(key, status),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  }
+}

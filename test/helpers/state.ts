@@ -1,0 +1,35 @@
+/** Reads wal's state files directly, to check what commands did (the files are wal's own format). */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+
+function query<T>(path: string, sql: string, ...params: Array<string | number>): T[] {
+  if (!existsSync(path)) return []
+  const db = new DatabaseSync(path, { readOnly: true })
+  try {
+    return db.prepare(sql).all(...params) as T[]
+  } finally {
+    db.close()
+  }
+}
+
+export interface KvRow {
+  tbl: string
+  pk: string
+  item: string | null
+  deleted: number
+  written_at: number
+  mutation_id: string
+}
+
+export const kvItems = (stateDir: string, namespace = 'default'): KvRow[] =>
+  query<KvRow>(join(stateDir, 'kv', `${namespace}.db`), 'SELECT * FROM items ORDER BY tbl, pk')
+
+export const deadLetters = (stateDir: string, namespace = 'default'): Array<{ target: string; key: string; id: string; error_class: string; code: string; envelope: string }> =>
+  query(join(stateDir, 'embedded', `${namespace}.db`), 'SELECT * FROM dlq ORDER BY seq')
+
+export const scheduled = (stateDir: string, namespace = 'default'): Array<{ target: string; key: string; due_at: number; envelope: string }> =>
+  query(join(stateDir, 'embedded', `${namespace}.db`), 'SELECT * FROM scheduled ORDER BY seq')
+
+export const history = (stateDir: string, namespace = 'default'): Array<{ mutation_id: string; target: string; event: string; attempt: number; at: number; code: string | null }> =>
+  query(join(stateDir, 'embedded', `${namespace}.db`), 'SELECT * FROM history ORDER BY rowid')
