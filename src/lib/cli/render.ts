@@ -38,6 +38,16 @@ export function renderNamespace(ns: NamespaceDetails): string {
   lines.push(`records:          ${ns.log.records}`)
   if (ns.log.sizeBytes !== null) lines.push(`size:             ${formatBytes(ns.log.sizeBytes)}`)
   lines.push('', table([['PARTITION', 'LOW', 'HIGH'], ...ns.marks.map((m) => [String(m.partition), String(m.low), String(m.high)])]))
+  for (const c of ns.consumers) {
+    lines.push('', `target ${c.target} (${c.type}): lag ${c.lag}, scheduled ${c.scheduled}, dead letters ${c.deadLetters}`)
+    const owner = new Map(c.leases.map((l) => [l.partition, l.owner]))
+    lines.push(
+      table([
+        ['PARTITION', 'COMMITTED', 'LAG', 'OWNER'],
+        ...c.committed.map((o) => [String(o.partition), String(o.offset), String(o.lag), owner.get(o.partition) ?? '-']),
+      ]),
+    )
+  }
   return lines.join('\n')
 }
 

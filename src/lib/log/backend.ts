@@ -109,8 +109,8 @@ export interface ConsumerCommit {
 /** A target's consumer state in a log: leases, committed offsets, the schedule and the DLQ. */
 export interface ConsumerStore {
   readonly target: string
-  /** Claims or renews leases; returns the partitions `owner` holds now. */
-  claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<number[]>
+  /** Claims or renews leases; returns the partitions `owner` holds now, and those its shard should hold. */
+  claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<{ owned: number[]; wanted: number[] }>
   /** Gives up leases (all of the owner's, or the partitions named). */
   release(owner: string, partitions?: readonly number[]): Promise<void>
   /** Committed next offsets (the low mark where nothing was committed yet). */
@@ -123,6 +123,8 @@ export interface ConsumerStore {
   dueScheduled(partitions: readonly number[], nowMs: number, limit: number, skipKeys: ReadonlySet<string>): Promise<ScheduledMutation[]>
   /** When the next scheduled entry that is first of its key is due, in these partitions; null when none is. */
   nextDueAtMs(partitions: readonly number[]): Promise<number | null>
+  /** Entries waiting in the schedule, and in the DLQ. */
+  counts(): Promise<{ scheduled: number; deadLetters: number }>
   /** Owners of this target's partitions now, and when each lease ends. */
   leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>>
   close(): Promise<void>

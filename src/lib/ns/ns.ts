@@ -16,10 +16,23 @@ export interface NamespaceSummary {
   records: number | null
 }
 
+/** A target's consumer state: who holds which partition, how far it got, what waits. */
+export interface TargetConsumerState {
+  target: string
+  type: string
+  /** Mutations not yet committed by this target, over all partitions. */
+  lag: number
+  committed: Array<{ partition: number; offset: number; lag: number }>
+  leases: Array<{ partition: number; owner: string; expiresAt: string }>
+  scheduled: number
+  deadLetters: number
+}
+
 export interface NamespaceDetails extends NamespaceSummary {
   settings: NamespaceSettings
   log: LogInfo | null
   marks: PartitionMark[]
+  consumers: TargetConsumerState[]
 }
 
 async function namespaceNames(config: ResolvedConfig): Promise<string[]> {
@@ -39,17 +52,37 @@ async function describe(config: ResolvedConfig, name: string): Promise<Namespace
     log = await openLog(config, settings, { create: false })
   } catch (error) {
     if (!(error instanceof NotFoundError)) throw error
-    return { ...summary, partitions: settings.partitions, records: null, settings, log: null, marks: [] }
+    return { ...summary, partitions: settings.partitions, records: null, settings, log: null, marks: [], consumers: [] }
   }
   try {
     const info = await log.info()
+    const marks = await log.marks()
+    const consumers: TargetConsumerState[] = []
+    for (const target of settings.targets) {
+      const store = await log.consumerStore(target.name)
+      try {
+        const committed = await store.committed(marks.map((m) => m.partition))
+        const offsets = marks.map((m) => ({ partition: m.partition, offset: committed.get(m.partition)!, lag: m.high - committed.get(m.partition)! }))
+        consumers.push({
+          target: target.name,
+          type: target.type,
+          lag: offsets.reduce((n, o) => n + o.lag, 0),
+          committed: offsets,
+          leases: (await store.leases()).map((l) => ({ partition: l.partition, owner: l.owner, expiresAt: new Date(l.expiresAtMs).toISOString() })),
+          ...(await store.counts()),
+        })
+      } finally {
+        await store.close()
+      }
+    }
     return {
       ...summary,
       partitions: log.partitions,
       records: info.records,
       settings: { ...settings, partitions: log.partitions },
       log: info,
-      marks: await log.marks(),
+      marks,
+      consumers,
     }
   } finally {
     await log.close()
@@ -60,7 +93,7 @@ export async function listNamespaces(options: CommonOptions): Promise<NamespaceS
   const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
   const out: NamespaceSummary[] = []
   for (const name of await namespaceNames(config)) {
-    const { settings: _settings, log: _log, marks: _marks, ...summary } = await describe(config, name)
+    const { settings: _settings, log: _log, marks: _marks, consumers: _consumers, ...summary } = await describe(config, name)
     out.push(summary)
   }
   return out

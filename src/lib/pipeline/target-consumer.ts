@@ -76,6 +76,8 @@ function emptyChange(): ConsumerCommit {
 
 export class TargetConsumer {
   private owned: number[] = []
+  /** Partitions the shard should hold (some may still be leased to a consumer that died). */
+  private wanted: number[] = []
   /** Next offset to read, per owned partition. */
   private readonly positions = new Map<number, number>()
   /** Offsets read and not yet done, per partition (owned or being given up). */
@@ -131,6 +133,8 @@ export class TargetConsumer {
   /** Nothing in flight, nothing to read, nothing scheduled that is due. */
   private async idle(): Promise<boolean> {
     if (this.executor.size > 0 || this.inFlight > 0) return false
+    // Partitions still leased to a consumer that stopped: not idle until their lease lapses and they are ours.
+    if (this.wanted.some((p) => !this.owned.includes(p))) return false
     await this.commit()
     if (this.busyKeys.size > 0) return false
     const marks = await this.options.log.marks()
@@ -141,7 +145,8 @@ export class TargetConsumer {
 
   /** Claims or renews leases; takes on new partitions and lets go of those no longer ours. */
   private async heartbeat(): Promise<void> {
-    const owned = await this.options.store.claim(this.options.owner, this.options.shard, this.options.leaseTtlMs)
+    const { owned, wanted } = await this.options.store.claim(this.options.owner, this.options.shard, this.options.leaseTtlMs)
+    this.wanted = wanted
     const added = owned.filter((p) => !this.owned.includes(p))
     const removed = this.owned.filter((p) => !owned.includes(p))
     if (added.length === 0 && removed.length === 0) return

@@ -70,7 +70,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     }
   }
 
-  async claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<number[]> {
+  async claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<{ owned: number[]; wanted: number[] }> {
     return this.transaction(() => {
       const now = Date.now()
       const shardText = shard === 'auto' ? 'auto' : `${shard.index}/${shard.count}`
@@ -90,15 +90,17 @@ export class EmbeddedConsumerStore implements ConsumerStore {
         wanted = (p) => p % live.length === index
       } else wanted = (p) => p % shard.count === shard.index
       const owned: number[] = []
+      const all: number[] = []
       for (let p = 0; p < this.partitions; p++) {
         if (!wanted(p)) continue
+        all.push(p)
         const lease = this.getLease.get(this.target, p) as { owner: string; expires_at: number } | undefined
         if (lease === undefined || lease.owner === owner || lease.expires_at < now) {
           this.putLease.run(this.target, p, owner, now + ttlMs)
           owned.push(p)
         }
       }
-      return owned
+      return { owned, wanted: all }
     })
   }
 
@@ -181,6 +183,11 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       )
       .get(this.target, partitionList(partitions)) as { due: number | null }
     return row.due
+  }
+
+  async counts(): Promise<{ scheduled: number; deadLetters: number }> {
+    const count = (table: string): number => (this.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE target = ?`).get(this.target) as { n: number }).n
+    return { scheduled: count('scheduled'), deadLetters: count('dlq') }
   }
 
   async leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>> {
