@@ -8,6 +8,7 @@ import * as v from 'valibot'
 
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
+import { expectedOf } from '../validation.js'
 import { interpolateEnv } from './interpolate.js'
 import {
   ConfigSchema,
@@ -70,7 +71,7 @@ function describeIssue(file: string, issue: v.BaseIssue<unknown>): ConfigError {
       ],
     })
   }
-  const expected = issue.message.startsWith('Invalid') ? (issue.expected ?? 'another value') : issue.message
+  const expected = expectedOf(issue)
   return new ConfigError(`${file}: key "${keyPath || '(top level)'}": expected ${expected}, found ${issue.received}`, {
     details: { file, keyPath, expected, found: issue.received },
     suggestions: ['see .walrc.example for every key, its unit and its default'],

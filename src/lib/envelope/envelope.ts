@@ -13,6 +13,7 @@
 import * as v from 'valibot'
 
 import { InvalidRecordError } from '../errors.js'
+import { expectedOf } from '../validation.js'
 import { newMutationId } from './id.js'
 
 export const ENVELOPE_VERSION = 1
@@ -140,8 +141,7 @@ function describeIssue(issue: v.BaseIssue<unknown>): string {
     return `unknown field "${path}" (known fields: ${ENVELOPE_FIELDS.join(', ')})`
   }
   const where = path ? `field "${path}"` : 'the line'
-  // Our schema's own messages say what is expected in words; valibot's defaults start with "Invalid".
-  const expected = issue.message.startsWith('Invalid') ? (issue.expected ?? 'another value') : issue.message
+  const expected = expectedOf(issue)
   if (issue.received === 'undefined' && path) return `${where} is missing (expected ${expected})`
   return `${where}: expected ${expected}, found ${issue.received}`
 }

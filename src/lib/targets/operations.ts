@@ -9,6 +9,7 @@
 import * as v from 'valibot'
 
 import type { Mutation } from '../envelope/envelope.js'
+import { expectedOf } from '../validation.js'
 import { TargetError } from './target.js'
 
 const KeyValue = v.union([v.string(), v.number(), v.boolean()], 'a key value: string, number or boolean')
@@ -41,7 +42,7 @@ export function parseOperation(mutation: Mutation): Operation {
   if (!result.success) {
     const issue = result.issues[0]
     const path = v.getDotPath(issue)
-    throw new TargetError(`not a valid operation: ${path ? `"${path}": ` : ''}expected ${issue.expected ?? issue.message}, found ${issue.received}`, {
+    throw new TargetError(`not a valid operation: ${path ? `"${path}": ` : ''}expected ${expectedOf(issue)}, found ${issue.received}`, {
       errorClass: 'fatal',
       code: 'NOT_AN_OPERATION',
     })

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest'
+
+import { CircuitBreaker } from '../../src/lib/pipeline/circuit-breaker.js'
+import { KeyedExecutor } from '../../src/lib/pipeline/keyed-executor.js'
+import { RateLimiter } from '../../src/lib/pipeline/rate-limiter.js'
+import { backoffMs } from '../../src/lib/pipeline/retry.js'
+
+const policy = { maxAttempts: 5, initialBackoffMs: 100, maxBackoffMs: 1000, multiplier: 2, jitter: 0 }
+
+describe('backoff', () => {
+  it('grows by the multiplier and stops at the maximum', () => {
+    expect([1, 2, 3, 4, 5, 6].map((attempt) => backoffMs(policy, attempt))).toEqual([100, 200, 400, 800, 1000, 1000])
+  })
+
+  it('spreads by the jitter fraction, never past the maximum', () => {
+    const jittered = { ...policy, jitter: 0.5 }
+    expect(backoffMs(jittered, 1, 0)).toBe(50)
+    expect(backoffMs(jittered, 1, 0.999999)).toBe(150)
+    expect(backoffMs(jittered, 5, 0.999999)).toBe(1000)
+  })
+})
+
+describe('keyed executor', () => {
+  it('runs one task at a time per key, in order, and different keys in parallel up to the limit', async () => {
+    const executor = new KeyedExecutor(3)
+    const log: string[] = []
+    let running = 0
+    let most = 0
+    const task = (key: string, i: number) => async () => {
+      running++
+      most = Math.max(most, running)
+      log.push(`${key}${i}+`)
+      await new Promise((resolve) => setTimeout(resolve, 5 + (i % 3)))
+      log.push(`${key}${i}-`)
+      running--
+    }
+    for (let i = 0; i < 5; i++) for (const key of ['a', 'b', 'c', 'd']) executor.push(key, task(key, i))
+    expect(executor.size).toBe(20)
+    await executor.idle()
+    expect(most).toBe(3)
+    for (const key of ['a', 'b', 'c', 'd']) {
+      const own = log.filter((entry) => entry.startsWith(key))
+      expect(own).toEqual([0, 1, 2, 3, 4].flatMap((i) => [`${key}${i}+`, `${key}${i}-`]))
+    }
+  })
+
+  it('keeps going after a task fails', async () => {
+    const executor = new KeyedExecutor(1)
+    const done: number[] = []
+    executor.push('k', async () => {
+      throw new Error('boom')
+    })
+    executor.push('k', async () => {
+      done.push(2)
+    })
+    await executor.idle()
+    expect(done).toEqual([2])
+  })
+})
+
+describe('circuit breaker', () => {
+  it('opens on failure, lets one probe through after the interval, and closes when it succeeds', async () => {
+    const circuit = new CircuitBreaker({ probeIntervalMs: 30, maxProbeIntervalMs: 200 })
+    expect(await circuit.allow()).toBe(false)
+    circuit.failed(false)
+    expect(circuit.state).toBe('open')
+    const started = Date.now()
+    const probe = await circuit.allow()
+    expect(probe).toBe(true)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(25)
+    // While the probe runs, others wait.
+    let other = false
+    const waiting = circuit.allow().then(() => (other = true))
+    await new Promise((resolve) => setTimeout(resolve, 80))
+    expect(other).toBe(false)
+    circuit.succeeded(true)
+    await waiting
+    expect(circuit.state).toBe('closed')
+    expect(circuit.opened).toBe(1)
+  })
+
+  it('waits twice as long after a failed probe', async () => {
+    const circuit = new CircuitBreaker({ probeIntervalMs: 40, maxProbeIntervalMs: 1000 })
+    circuit.failed(false)
+    await circuit.allow()
+    circuit.failed(true)
+    const started = Date.now()
+    await circuit.allow()
+    expect(Date.now() - started).toBeGreaterThanOrEqual(70)
+  })
+})
+
+describe('rate limiter', () => {
+  it('lets through a second of burst, then the rate', async () => {
+    const limiter = new RateLimiter(50)
+    const started = Date.now()
+    for (let i = 0; i < 75; i++) await limiter.take()
+    const elapsed = Date.now() - started
+    expect(elapsed).toBeGreaterThanOrEqual(450)
+    expect(elapsed).toBeLessThan(1500)
+  })
+})

@@ -1,0 +1,105 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { decodeEnvelope, type Mutation } from '../../src/lib/envelope/envelope.js'
+import { FileTarget } from '../../src/lib/targets/file/file-target.js'
+import { KvTarget } from '../../src/lib/targets/kv/kv-target.js'
+import { parseOperation } from '../../src/lib/targets/operations.js'
+import { TargetError } from '../../src/lib/targets/target.js'
+
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'wal-targets-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+function mutation(payload: unknown, createdAt: number, extra: Record<string, unknown> = {}): Mutation {
+  return decodeEnvelope({ key: 'k', payload, createdAt, ...extra }, { namespace: 'ns', nowMs: createdAt })
+}
+
+
+describe('operations', () => {
+  it.each([
+    [{ op: 'put', table: 't', key: {}, item: {} }, /"key": expected at least one key column/],
+    [{ op: 'upsert', table: 't' }, /"op": expected an operation with "op": "put", "delete" or "batch", found "upsert"/],
+    [{ op: 'put', table: 'bad name', key: { id: 1 }, item: {} }, /"table": expected a table name/],
+    [{ op: 'batch', parts: [] }, /"parts": expected at least one part/],
+  ])('rejects %j as fatal, naming the field', (payload, message) => {
+    expect(() => parseOperation(mutation(payload, 1))).toThrow(message)
+    try {
+      parseOperation(mutation(payload, 1))
+    } catch (error) {
+      expect((error as TargetError).errorClass).toBe('fatal')
+    }
+  })
+})
+
+describe('the kv target', () => {
+  it('keeps the newest write by createdAt, whatever order writes arrive in, deletes included', async () => {
+    const kv = KvTarget.open({ name: 'kv', path: join(dir, 'kv.db') })
+    const put = (v: number, at: number): Mutation => mutation({ op: 'put', table: 't', key: { id: 1 }, item: { v } }, at)
+    await kv.apply(put(2, 2000))
+    await kv.apply(put(1, 1000)) // a late retry of an older write
+    await kv.apply(put(3, 3000))
+    await kv.apply(mutation({ op: 'delete', table: 't', key: { id: 1 } }, 2500)) // older than v3
+    await kv.flush()
+    expect(kv.items('t').map((i) => i.item)).toEqual([{ v: 3 }])
+    await kv.apply(mutation({ op: 'delete', table: 't', key: { id: 1 } }, 4000))
+    await kv.apply(put(2, 2000)) // a replay of an old write after the delete
+    await kv.flush()
+    expect(kv.items('t')).toEqual([expect.objectContaining({ deleted: true, item: null, writtenAtMs: 4000 })])
+    await kv.close()
+  })
+
+  it('applies a batch across tables, skipping parts a previous try already applied', async () => {
+    const path = join(dir, 'kv.db')
+    const kv = KvTarget.open({ name: 'kv', path })
+    const batch = mutation(
+      {
+        op: 'batch',
+        parts: [
+          { op: 'put', table: 'orders', key: { id: 'o1' }, item: { total: 5 } },
+          { op: 'put', table: 'lines', key: { id: 'o1-1' }, item: { qty: 1 } },
+        ],
+      },
+      1000,
+    )
+    // A previous try applied part 0 and recorded it, then failed before part 1.
+    const other = new DatabaseSync(path)
+    other.prepare('INSERT INTO batch_progress (mutation_id, part) VALUES (?, 0)').run(batch.id)
+    other.close()
+    await kv.apply(batch)
+    await kv.flush()
+    // Part 0 was skipped (not written again), part 1 applied; progress is cleared once complete.
+    expect(kv.items().map((i) => i.table)).toEqual(['lines'])
+    const check = new DatabaseSync(path)
+    expect(check.prepare('SELECT count(*) AS n FROM batch_progress').get()).toEqual({ n: 0 })
+    check.close()
+    await kv.close()
+  })
+
+  it('rejects opaque payloads as fatal', async () => {
+    const kv = KvTarget.open({ name: 'kv', path: join(dir, 'kv.db') })
+    await expect(kv.apply(mutation({ hello: 1 }, 1))).rejects.toMatchObject({ errorClass: 'fatal', code: 'NOT_AN_OPERATION' })
+    await kv.close()
+  })
+})
+
+describe('the file target', () => {
+  it('appends envelopes that wal produce reads back, on flush', async () => {
+    const path = join(dir, 'out', 'audit.ndjson')
+    const file = new FileTarget({ name: 'audit', path })
+    await file.apply(mutation({ a: 1 }, 1000, { headers: { h: 'v' } }))
+    await file.apply(mutation('AAE=', 2000, { payloadEncoding: 'base64' }))
+    await file.flush()
+    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(lines).toMatchObject([
+      { key: 'k', payload: { a: 1 }, headers: { h: 'v' }, createdAt: '1970-01-01T00:00:01.000Z' },
+      { payload: 'AAE=', payloadEncoding: 'base64' },
+    ])
+    await file.close()
+  })
+})
