@@ -159,6 +159,66 @@ describe('wal consume against an HTTP endpoint', () => {
   })
 })
 
+describe('stopping and pacing', () => {
+  it('on SIGTERM stops reading, finishes what is in flight, commits and exits 0; the rest waits for the next consumer', async () => {
+    configure({ api: { type: 'http', url: server.url, timeoutMs: 5000 } })
+    server.slow(700)
+    await wal.run(['produce', '-n', 'orders'], { input: ndjson(Array.from({ length: 200 }, (_, i) => ({ key: `k${i}`, payload: i }))) })
+    const child = wal.spawn(['consume', '-n', 'orders', '--json', '--concurrency', '4'])
+    let out = ''
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+    child.stderr!.resume()
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
+    await waitForRequests(4)
+    child.kill('SIGTERM')
+    expect(await closed).toBe(0)
+    const stopped = JSON.parse(out) as Summary
+    // Only what was in flight (4 at a time) was finished; nothing was left half-done.
+    expect(stopped.targets[0]!.applied).toBe(server.received.length)
+    expect(stopped.targets[0]!.applied).toBeLessThanOrEqual(12)
+    expect(stopped.targets[0]!.lag).toBe(200 - stopped.targets[0]!.applied)
+    server.slow(0)
+    const rest = JSON.parse((await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])).stdout) as Summary
+    expect(rest.targets[0]!.applied + stopped.targets[0]!.applied).toBe(200)
+    expect(new Set(server.received.map((r) => r.body)).size).toBe(200)
+  })
+
+  it('exits 130 at once on a second signal', async () => {
+    configure({ api: { type: 'http', url: server.url, timeoutMs: 20_000 } })
+    server.slow(10_000)
+    await wal.run(['produce', '-n', 'orders', '-k', 'a', '-p', '1'])
+    const child = wal.spawn(['consume', '-n', 'orders'])
+    child.stdout!.resume()
+    child.stderr!.resume()
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
+    await waitForRequests(1)
+    const started = Date.now()
+    child.kill('SIGINT')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    child.kill('SIGINT')
+    expect(await closed).toBe(130)
+    expect(Date.now() - started).toBeLessThan(3000)
+  })
+
+  it('keeps to --rate', async () => {
+    await wal.run(['produce'], { input: ndjson(Array.from({ length: 60 }, (_, i) => ({ key: `k${i}`, payload: put('t', i, {}) }))) })
+    const started = Date.now()
+    const result = await wal.run(['consume', '--until-idle', '--rate', '20/s', '--json'])
+    const elapsed = Date.now() - started
+    expect((JSON.parse(result.stdout) as Summary).targets[0]!.applied).toBe(60)
+    // A burst of 20, then 40 more at 20 per second.
+    expect(elapsed).toBeGreaterThanOrEqual(1900)
+  })
+})
+
+async function waitForRequests(n: number): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (server.received.length < n) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${n} requests arrived`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
 describe('delays', () => {
   it('delivers a 3-second delay on time, without holding up other keys', async () => {
     const produced = Date.now()

@@ -18,6 +18,8 @@ export interface TargetServer {
   failFirst(key: string, n: number, status?: number): void
   /** Answer this status to every request for this key. */
   always(key: string, status: number): void
+  /** Take this long to answer every request. */
+  slow(ms: number): void
   close(): Promise<void>
 }
 
@@ -35,6 +37,7 @@ export async function startTargetServer(): Promise<TargetServer> {
   const failures = new Map<string, { left: number; status: number }>()
   const fixed = new Map<string, number>()
   const received: Received[] = []
+  let slowMs = 0
   const server: Server = createServer(async (request, response) => {
     const body = await readBody(request)
     const key = decodeURIComponent(String(request.headers['x-wal-key'] ?? ''))
@@ -53,6 +56,7 @@ export async function startTargetServer(): Promise<TargetServer> {
       body,
       status,
     })
+    if (slowMs > 0) await new Promise((resolve) => setTimeout(resolve, slowMs))
     response.writeHead(status, { 'content-type': 'text/plain' })
     response.end(status === 200 ? 'ok' : `refused with ${status}`)
   })
@@ -63,6 +67,7 @@ export async function startTargetServer(): Promise<TargetServer> {
     received,
     failFirst: (key, n, status = 503) => failures.set(key, { left: n, status }),
     always: (key, status) => fixed.set(key, status),
+    slow: (ms) => (slowMs = ms),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   }
 }

@@ -208,6 +208,11 @@ export class TargetConsumer {
   private async process(item: Item): Promise<void> {
     const { mutation } = item
     const now = this.options.now()
+    if (this.options.stop.aborted) {
+      // Stopping: only what already started is finished; this one is left for the next consumer.
+      if (item.source === 'log') this.abandon(item)
+      return
+    }
     try {
       if (item.source === 'log' && (this.scheduledCount.get(mutation.key) ?? 0) > 0) {
         // A mutation of this key is waiting: queue behind it, keeping the key's order.
