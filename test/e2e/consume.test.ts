@@ -159,6 +159,26 @@ describe('wal consume against an HTTP endpoint', () => {
   })
 })
 
+describe('several targets', () => {
+  it('delivers a mutation with a target override only to that target, and refuses an unknown one at produce', async () => {
+    const outPath = join(wal.dir, 'audit.ndjson')
+    configure({ store: { type: 'kv' }, audit: { type: 'file', path: outPath } })
+    await wal.run(['produce', '-n', 'orders', '-k', 'a', '-p', JSON.stringify(put('t', 'a', {}))])
+    await wal.run(['produce', '-n', 'orders', '-k', 'b', '--target', 'audit', '-p', JSON.stringify(put('t', 'b', {}))])
+    const unknown = await wal.run(['produce', '-n', 'orders', '-k', 'c', '--target', 'nope', '-p', '1'])
+    expect(unknown.code).toBe(4)
+    expect(unknown.stderr).toMatch(/namespace "orders" has no target "nope".*its targets: store, audit/)
+    const summary = JSON.parse((await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])).stdout) as Summary
+    expect(summary.targets.map((t) => [t.target, t.applied, t.lag])).toEqual([
+      ['store', 1, 0],
+      ['audit', 2, 0],
+    ])
+    expect(kvItems(wal.stateDir, 'orders').map((r) => r.pk)).toEqual(['[["id","a"]]'])
+    const { readFileSync } = await import('node:fs')
+    expect(readFileSync(outPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key)).toEqual(['a', 'b'])
+  })
+})
+
 describe('stopping and pacing', () => {
   it('on SIGTERM stops reading, finishes what is in flight, commits and exits 0; the rest waits for the next consumer', async () => {
     configure({ api: { type: 'http', url: server.url, timeoutMs: 5000 } })

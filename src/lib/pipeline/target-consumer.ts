@@ -214,6 +214,12 @@ export class TargetConsumer {
       return
     }
     try {
+      if (mutation.target !== null && mutation.target !== this.options.settings.name) {
+        // Addressed to another target of the namespace: nothing to do here.
+        if (item.source === 'log') this.finishLog(item)
+        else this.done(item, { mutationId: mutation.id, atMs: now, event: 'applied', attempt: mutation.attempts })
+        return
+      }
       if (item.source === 'log' && (this.scheduledCount.get(mutation.key) ?? 0) > 0) {
         // A mutation of this key is waiting: queue behind it, keeping the key's order.
         this.schedule(item, mutation.notBeforeMs ?? 0)

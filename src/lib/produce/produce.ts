@@ -140,6 +140,13 @@ class Producer {
         },
       )
     }
+    if (mutation.target !== null && !settings.targets.some((t) => t.name === mutation.target)) {
+      const names = settings.targets.map((t) => t.name)
+      throw new InvalidRecordError(`namespace "${mutation.namespace}" has no target "${mutation.target}"`, {
+        code: 'WAL_TARGET_UNKNOWN',
+        suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `declare targets under namespaces.${mutation.namespace}.targets`],
+      })
+    }
     if (headerBytes(mutation.headers) > MAX_HEADER_BYTES) {
       throw new InvalidRecordError(`headers take more than ${formatBytes(MAX_HEADER_BYTES)}`, { code: 'WAL_HEADERS_TOO_LARGE' })
     }
