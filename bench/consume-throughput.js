@@ -1,0 +1,264 @@
+// Consume throughput: `wal consume --until-idle` applying a namespace's log to an NDJSON file target,
+// against a raw loop in the same run: a process that pages through the same log database with
+// node:sqlite, turns each row into one JSON line and appends + fsyncs each page (what you would write
+// instead of wal to copy a log to a file). Both are timed from spawn to exit, runs alternate, and the
+// result is reported as a throughput ratio.
+//
+//   npm run build && node bench/consume-throughput.js [--records N]
+//
+// Reports; does not gate on the ratio. Exits 1 only when wal fails or its output is wrong.
+import { spawn } from 'node:child_process'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { DatabaseSync } from 'node:sqlite'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+// Mirrors DEFAULTS.partitions in src/lib/config/schema.ts, set explicitly in the config below.
+const PARTITIONS = 8
+// Mirrors the page size of the raw loop; wal's own read batch is its business.
+const PAGE_RECORDS = 1000
+const CONCURRENCY = 64
+const RUNS = 3
+const KEYS = 5000
+const NAMESPACE = 'bench'
+const TARGET = 'out'
+const AIM = 0.5
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const bin = join(root, 'bin', 'run.js')
+
+const { values } = parseArgs({ options: { records: { type: 'string', default: '100000' } } })
+const records = Number(values.records)
+if (!Number.isInteger(records) || records <= 0) {
+  console.error(`--records must be a positive whole number, not "${values.records}"`)
+  process.exit(2)
+}
+
+/** A deterministic ~200-byte JSON payload; the same as bench/produce-throughput.js, so figures compare. */
+function payloadFor(i) {
+  const payload = {
+    op: 'put',
+    table: 'orders',
+    item: { id: i, user: `user-${i % KEYS}`, sku: `SKU-${(i * 7919) % 100000}`, qty: (i % 9) + 1, cents: (i * 131) % 100000 },
+    note: '',
+  }
+  // Pad to 200 bytes so every payload is the same size whatever the digits of i.
+  payload.note = 'x'.repeat(Math.max(0, 200 - JSON.stringify(payload).length))
+  return JSON.stringify(payload)
+}
+
+// The raw side, written to the temp dir at run time and run as its own process, so it pays the same
+// Node start-up as `wal consume` does. Reads in seq order (the log's append order), one page at a time.
+const RAW_CONSUMER = `
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
+import { DatabaseSync } from 'node:sqlite'
+
+const [dbPath, outPath] = process.argv.slice(2)
+const db = new DatabaseSync(dbPath, { readOnly: true })
+const page = db.prepare('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${PAGE_RECORDS}')
+const fd = openSync(outPath, 'a')
+let cursor = 0
+for (;;) {
+  const rows = page.all(cursor)
+  if (rows.length === 0) break
+  let text = ''
+  for (const row of rows) text += JSON.stringify(row) + '\\n'
+  const bytes = Buffer.from(text)
+  let written = 0
+  while (written < bytes.length) written += writeSync(fd, bytes, written)
+  fsyncSync(fd)
+  cursor = rows[rows.length - 1].seq
+}
+closeSync(fd)
+db.close()
+`
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
+const fmt = (n) => Math.round(n).toLocaleString('en-US')
+
+const work = mkdtempSync(join(tmpdir(), 'wal-bench-consume-'))
+// An empty HOME and XDG_CONFIG_HOME, and a cwd inside that HOME: cosmiconfig's search stops at HOME,
+// so only the config written below can change what is measured.
+const home = join(work, 'home')
+const cwd = join(home, 'cwd')
+const xdgConfig = join(work, 'xdg-config')
+mkdirSync(cwd, { recursive: true })
+mkdirSync(xdgConfig)
+const walOut = join(work, 'wal-out.ndjson')
+const rawOut = join(work, 'raw-out.ndjson')
+writeFileSync(
+  join(cwd, '.walrc.json'),
+  JSON.stringify({ namespaces: { [NAMESPACE]: { partitions: PARTITIONS, targets: { [TARGET]: { type: 'file', path: walOut } } } } }),
+)
+const rawScript = join(work, 'raw-consume.js')
+writeFileSync(rawScript, RAW_CONSUMER)
+
+/** The input, generated once, outside any timing. */
+let ndjson = ''
+let payloadBytes = 0
+for (let i = 0; i < records; i++) {
+  const payload = payloadFor(i)
+  payloadBytes += payload.length
+  ndjson += `{"key":"user-${i % KEYS}","payload":${payload}}\n`
+}
+const inputPath = join(work, 'input.ndjson')
+writeFileSync(inputPath, ndjson)
+ndjson = ''
+const meanPayload = Math.round(payloadBytes / records)
+
+function walEnv(walHome) {
+  const env = { ...process.env, WAL_HOME: walHome, HOME: home, XDG_CONFIG_HOME: xdgConfig }
+  delete env.WAL_CONFIG // an inherited explicit config would defeat the empty HOME
+  // NODE_ENV=development|test puts oclif in dev mode, which loads the TypeScript compiler: not a user's run.
+  delete env.NODE_ENV
+  return env
+}
+
+/** Spawns node with args; resolves with exit code, stdout, stderr and wall time from spawn to exit. */
+async function run(args, { env, stdin = 'ignore' }) {
+  let stdout = ''
+  let stderr = ''
+  const started = performance.now()
+  const code = await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd, env, stdio: [stdin, 'pipe', 'pipe'] })
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('exit', (c, signal) => resolve(c ?? signal))
+  })
+  return { code, stdout, stderr, ms: performance.now() - started }
+}
+
+/** Every line of an output file is one record, and every record is there exactly once (by id). */
+function checkOutput(path, who) {
+  const text = readFileSync(path, 'utf8')
+  const lines = text.split('\n')
+  if (lines.pop() !== '') throw new Error(`${who} output does not end with a newline`)
+  if (lines.length !== records) throw new Error(`${who} wrote ${lines.length} lines, not ${records}`)
+  const ids = new Set(lines.map((line) => JSON.parse(line).id))
+  if (ids.size !== records) throw new Error(`${who} wrote ${ids.size} distinct ids, not ${records}`)
+  return text.length / records
+}
+
+/** Setup of one run (not timed): a fresh WAL_HOME holding the records, produced by wal itself. */
+async function produce(walHome) {
+  const stdin = openSync(inputPath, 'r')
+  try {
+    const { code, stderr } = await run([bin, 'produce', '-n', NAMESPACE], { env: walEnv(walHome), stdin })
+    if (code !== 0) throw new Error(`wal produce exited ${code}:\n${stderr}`)
+  } finally {
+    closeSync(stdin)
+  }
+  const dbPath = join(walHome, 'embedded', `${NAMESPACE}.db`)
+  const db = new DatabaseSync(dbPath, { readOnly: true })
+  const count = db.prepare('SELECT count(*) AS n FROM records').get().n
+  db.close()
+  if (count !== records) throw new Error(`setup: wal produce exited 0 but the log holds ${count} records, not ${records}`)
+  return dbPath
+}
+
+/** One `wal consume` run: wall time from spawn to exit, i.e. what a user waits for. */
+async function runWal(walHome) {
+  rmSync(walOut, { force: true })
+  const args = [bin, 'consume', '-n', NAMESPACE, '--until-idle', '--json', '--concurrency', String(CONCURRENCY)]
+  const { code, stdout, stderr, ms } = await run(args, { env: walEnv(walHome) })
+  if (code !== 0) throw new Error(`wal consume exited ${code}:\n${stderr}`)
+  let summary
+  try {
+    summary = JSON.parse(stdout)
+  } catch {
+    throw new Error(`wal consume printed no JSON summary:\n${stdout}`)
+  }
+  const stats = summary.targets?.find((t) => t.target === TARGET)
+  if (stats?.applied !== records || stats.lag !== 0) {
+    throw new Error(`wal consume exited 0 but its summary says applied ${stats?.applied}, lag ${stats?.lag} (want ${records}, 0)`)
+  }
+  const lineBytes = checkOutput(walOut, 'wal consume')
+  rmSync(walOut, { force: true })
+  return { ms, lineBytes }
+}
+
+/** One run of the raw loop over the same log database: wall time from spawn to exit, like wal's. */
+async function runRaw(dbPath) {
+  rmSync(rawOut, { force: true })
+  const { code, stderr, ms } = await run([rawScript, dbPath, rawOut], { env: walEnv(join(work, 'unused')) })
+  if (code !== 0) throw new Error(`raw loop exited ${code}:\n${stderr}`)
+  const lineBytes = checkOutput(rawOut, 'raw loop')
+  rmSync(rawOut, { force: true })
+  return { ms, lineBytes }
+}
+
+const walMs = []
+const rawMs = []
+let walLineBytes = 0
+let rawLineBytes = 0
+let failed = false
+try {
+  for (let r = 0; r < RUNS; r++) {
+    const walHome = join(work, `wal-${r}`)
+    const dbPath = await produce(walHome)
+    // Both read the same freshly produced log (the raw loop only reads it). Which goes first alternates,
+    // so neither always gets the colder page cache or the database before or after wal's consumer state.
+    const sides = [
+      async () => {
+        const wal = await runWal(walHome)
+        walMs.push(wal.ms)
+        walLineBytes = wal.lineBytes
+      },
+      async () => {
+        const raw = await runRaw(dbPath)
+        rawMs.push(raw.ms)
+        rawLineBytes = raw.lineBytes
+      },
+    ]
+    if (r % 2 === 1) sides.reverse()
+    for (const side of sides) await side()
+    rmSync(walHome, { recursive: true, force: true })
+    console.log(`run ${r + 1}/${RUNS}: wal ${walMs[r].toFixed(0)} ms, raw loop ${rawMs[r].toFixed(0)} ms`)
+  }
+} catch (error) {
+  console.error(`bench failed: ${error.message}`)
+  failed = true
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}
+if (failed) process.exit(1)
+
+const walMedian = median(walMs)
+const rawMedian = median(rawMs)
+const walPerSec = (records / walMedian) * 1000
+const rawPerSec = (records / rawMedian) * 1000
+const ratio = walPerSec / rawPerSec
+const label = records % 1000 === 0 ? `${records / 1000}k` : String(records)
+console.log(
+  `consume ${label} x ~${meanPayload}B -> NDJSON file: wal ${fmt(walPerSec)}/s; raw loop ${fmt(rawPerSec)}/s (ratio ${ratio.toFixed(2)}x, aim >= ${AIM}x)`,
+)
+console.log(
+  JSON.stringify({
+    bench: 'consume-throughput',
+    records,
+    payloadBytes: meanPayload,
+    partitions: PARTITIONS,
+    concurrency: CONCURRENCY,
+    pageRecords: PAGE_RECORDS,
+    runs: RUNS,
+    walMs: walMs.map((ms) => Math.round(ms)),
+    rawMs: rawMs.map((ms) => Math.round(ms)),
+    walMedianMs: Math.round(walMedian),
+    rawMedianMs: Math.round(rawMedian),
+    walPerSec: Math.round(walPerSec),
+    rawPerSec: Math.round(rawPerSec),
+    ratio: Number(ratio.toFixed(3)),
+    aim: AIM,
+    walLineBytes: Math.round(walLineBytes),
+    rawLineBytes: Math.round(rawLineBytes),
+    node: process.version,
+  }),
+)
