@@ -24,6 +24,8 @@ import { toTargetError, type Target, type TargetError } from '../targets/target.
 
 /** Mutations read from the log and not yet done, at most (backpressure on reading). */
 const MAX_IN_FLIGHT = 2000
+/** Mutations read per turn: between turns, timers (commits, lease heartbeats) and I/O get their turn. */
+const READ_BATCH = 1000
 const SCHEDULED_BATCH = 200
 
 export interface TargetConsumerOptions {
@@ -92,6 +94,8 @@ export class TargetConsumer {
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
   private inFlight = 0
   private committing: Promise<void> | undefined
+  /** Offsets as last committed: an idle consumer does not rewrite them. */
+  private readonly lastCommitted = new Map<number, number>()
   private failure: unknown
   private readonly stats: Omit<TargetStats, 'partitions' | 'lag'>
   private readonly policy: RetryPolicy
@@ -111,7 +115,11 @@ export class TargetConsumer {
     try {
       while (!stop.aborted && this.failure === undefined) {
         const dispatched = (await this.dispatchScheduled()) + (await this.dispatchLog())
-        if (dispatched > 0) continue
+        if (dispatched > 0) {
+          // Fast targets finish in microtasks: yield, or commits and heartbeats would wait for the backlog.
+          await new Promise((resolve) => setImmediate(resolve))
+          continue
+        }
         if (this.options.untilIdle && (await this.idle())) break
         await sleep(this.options.pollIntervalMs, undefined, { signal: stop }).catch(() => undefined)
       }
@@ -171,6 +179,7 @@ export class TargetConsumer {
       if (this.owned.includes(p)) continue
       this.outstanding.delete(p)
       this.positions.delete(p)
+      this.lastCommitted.delete(p)
     }
     await this.options.store.release(this.options.owner, partitions.filter((p) => !this.owned.includes(p)))
   }
@@ -199,7 +208,7 @@ export class TargetConsumer {
       const { partition, offset, appendedAtMs: _appended, ...mutation } = record
       const item: Item = { source: 'log', partition, offset, mutation }
       this.executor.push(mutation.key, () => this.process(item))
-      if (this.inFlight >= MAX_IN_FLIGHT || this.options.stop.aborted) break
+      if (this.inFlight >= MAX_IN_FLIGHT || dispatched >= READ_BATCH || this.options.stop.aborted) break
     }
     return dispatched
   }
@@ -248,7 +257,10 @@ export class TargetConsumer {
         this.circuit.succeeded(probe)
         mutation.attempts = attempt
         this.stats.applied++
-        this.done(item, { mutationId: mutation.id, atMs: this.options.now(), event: 'applied', attempt })
+        // A first-try apply straight from the log needs no history row: the committed offset passing it
+        // says it was applied. Anything with a story (retries, a wait in the schedule) gets one.
+        const plain = item.source === 'log' && attempt === 1
+        this.done(item, plain ? undefined : { mutationId: mutation.id, atMs: this.options.now(), event: 'applied', attempt })
         return
       } catch (thrown) {
         if (this.options.abort.aborted) {
@@ -320,8 +332,8 @@ export class TargetConsumer {
     this.done(item, { mutationId: mutation.id, atMs, event: 'dead-lettered', attempt: mutation.attempts, errorClass: error.errorClass, code: error.code, message: error.message })
   }
 
-  private done(item: Item, event: ConsumerCommit['history'][number]): void {
-    this.change.history.push(event)
+  private done(item: Item, event: ConsumerCommit['history'][number] | undefined): void {
+    if (event) this.change.history.push(event)
     if (item.source === 'scheduled') {
       this.change.unschedule.push(item.seq)
       this.changedKeys.push(item.mutation.key)
@@ -355,12 +367,13 @@ export class TargetConsumer {
     const offsets = new Map<number, number>()
     for (const [p, set] of this.outstanding) {
       const next = set.size > 0 ? Math.min(...set) : this.positions.get(p)
-      if (next !== undefined) offsets.set(p, next)
+      if (next !== undefined && next !== this.lastCommitted.get(p)) offsets.set(p, next)
     }
     const nothing = change.schedule.length + change.reschedule.length + change.unschedule.length + change.deadLetters.length + change.history.length === 0
     await this.options.target.flush?.()
     if (nothing && offsets.size === 0) return
     const { lost } = await this.options.store.commit(this.options.owner, { ...change, offsets })
+    for (const [p, offset] of offsets) if (!lost.includes(p)) this.lastCommitted.set(p, offset)
     for (const key of keys) this.busyKeys.delete(key)
     if (lost.length > 0) {
       // Another consumer holds these now: stop reading them; what we applied there is redone by it.
@@ -368,6 +381,7 @@ export class TargetConsumer {
       for (const p of lost) {
         this.positions.delete(p)
         this.outstanding.delete(p)
+        this.lastCommitted.delete(p)
       }
     }
   }
