@@ -200,12 +200,25 @@ export class TargetConsumer {
     let dispatched = 0
     const from = new Map(this.owned.map((p) => [p, this.positions.get(p) ?? 0]))
     for await (const record of this.options.log.read({ from })) {
-      if (!this.owned.includes(record.partition)) continue
       this.positions.set(record.partition, record.offset + 1)
       this.outstanding.get(record.partition)!.add(record.offset)
       this.inFlight++
       dispatched++
-      const { partition, offset, appendedAtMs: _appended, ...mutation } = record
+      const { partition, offset } = record
+      // Spelled out (not a rest spread): this runs once per mutation.
+      const mutation: Mutation = {
+        id: record.id,
+        namespace: record.namespace,
+        key: record.key,
+        payload: record.payload,
+        headers: record.headers,
+        createdAtMs: record.createdAtMs,
+        notBeforeMs: record.notBeforeMs,
+        target: record.target,
+        idempotencyKey: record.idempotencyKey,
+        attempts: record.attempts,
+        failures: record.failures,
+      }
       const item: Item = { source: 'log', partition, offset, mutation }
       this.executor.push(mutation.key, () => this.process(item))
       if (this.inFlight >= MAX_IN_FLIGHT || dispatched >= READ_BATCH || this.options.stop.aborted) break

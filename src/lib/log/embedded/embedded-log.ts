@@ -109,6 +109,7 @@ export class EmbeddedLog implements LogBackend {
   private readonly writer: LogWriter
   private readonly useWriterThread: boolean
   private thread: WriterThread | undefined
+  private readonly statements = new Map<string, StatementSync>()
   private pending: Pending[] = []
   private flushScheduled = false
   /** Transactions committed by this handle; lets tests show group commit. */
@@ -238,8 +239,18 @@ export class EmbeddedLog implements LogBackend {
     }
   }
 
+  /** A prepared statement, prepared once per handle: readers call read() and marks() in a loop. */
+  private statement(sql: string): StatementSync {
+    let prepared = this.statements.get(sql)
+    if (!prepared) {
+      prepared = this.db.prepare(sql)
+      this.statements.set(sql, prepared)
+    }
+    return prepared
+  }
+
   async marks(): Promise<PartitionMark[]> {
-    const low = this.db.prepare('SELECT offset FROM records WHERE partition = ? ORDER BY offset LIMIT 1')
+    const low = this.statement('SELECT offset FROM records WHERE partition = ? ORDER BY offset LIMIT 1')
     return (this.selectOffsets.all() as Array<{ partition: number; next_offset: number }>).map((r) => ({
       partition: r.partition,
       low: (low.get(r.partition) as { offset: number } | undefined)?.offset ?? r.next_offset,
@@ -263,15 +274,15 @@ export class EmbeddedLog implements LogBackend {
     if (allDone() && !options.follow) return
 
     // Start the scan at the earliest record any partition still needs.
-    const seqAt = this.db.prepare('SELECT seq FROM records WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT 1')
+    const seqAt = this.statement('SELECT seq FROM records WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT 1')
     let cursor = Infinity
     for (const [p, offset] of position) {
       const row = seqAt.get(p, offset) as { seq: number } | undefined
       if (row) cursor = Math.min(cursor, row.seq - 1)
     }
-    if (cursor === Infinity) cursor = (this.db.prepare('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
-    const scan = this.db.prepare(`SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`)
-    const dataVersion = this.db.prepare('PRAGMA data_version')
+    if (cursor === Infinity) cursor = (this.statement('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
+    const scan = this.statement(`SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`)
+    const dataVersion = this.statement('PRAGMA data_version')
     let version = dataVersion.get() as { data_version: number }
 
     while (!options.signal?.aborted) {
