@@ -7,14 +7,10 @@
 //   npm run build && node bench/consume-throughput.js [--records N]
 //
 // Reports; does not gate on the ratio. Exits 1 only when wal fails or its output is wrong.
-import { spawn } from 'node:child_process'
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { performance } from 'node:perf_hooks'
-import { DatabaseSync } from 'node:sqlite'
-import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+
+import { BIN, benchSandbox, countLabel, countRecords, fmt, median, recordsOption, runOrExit, spawnTimed, writeInput } from './lib.js'
 
 // DEFAULTS.partitions in src/lib/config/schema.ts, written into the config so the bench does not depend on it.
 const PARTITIONS = 8
@@ -22,33 +18,11 @@ const PARTITIONS = 8
 const PAGE_RECORDS = 1000
 const CONCURRENCY = 64
 const RUNS = 3
-const KEYS = 5000
 const NAMESPACE = 'bench'
 const TARGET = 'out'
 const AIM = 0.5
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-const bin = join(root, 'bin', 'run.js')
-
-const { values } = parseArgs({ options: { records: { type: 'string', default: '100000' } } })
-const records = Number(values.records)
-if (!Number.isInteger(records) || records <= 0) {
-  console.error(`--records must be a positive whole number, not "${values.records}"`)
-  process.exit(2)
-}
-
-/** A deterministic ~200-byte JSON payload; the same as bench/produce-throughput.js, so figures compare. */
-function payloadFor(i) {
-  const payload = {
-    op: 'put',
-    table: 'orders',
-    item: { id: i, user: `user-${i % KEYS}`, sku: `SKU-${(i * 7919) % 100000}`, qty: (i % 9) + 1, cents: (i * 131) % 100000 },
-    note: '',
-  }
-  // Pad to 200 bytes so every payload is the same size whatever the digits of i.
-  payload.note = 'x'.repeat(Math.max(0, 200 - JSON.stringify(payload).length))
-  return JSON.stringify(payload)
-}
+const records = recordsOption(100_000)
 
 // The raw side, written to the temp dir at run time and run as its own process, so it pays the same
 // Node start-up as `wal consume` does. Reads in seq order (the log's append order), one page at a time.
@@ -76,21 +50,9 @@ closeSync(fd)
 db.close()
 `
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2
-}
-const fmt = (n) => Math.round(n).toLocaleString('en-US')
-
-const work = mkdtempSync(join(tmpdir(), 'wal-bench-consume-'))
-// An empty HOME and XDG_CONFIG_HOME, and a cwd inside that HOME: cosmiconfig's search stops at HOME,
-// so only the config written below can change what is measured.
-const home = join(work, 'home')
-const cwd = join(home, 'cwd')
-const xdgConfig = join(work, 'xdg-config')
-mkdirSync(cwd, { recursive: true })
-mkdirSync(xdgConfig)
+// The sandbox keeps user config out: the .walrc.json written below is the only config wal finds.
+const sandbox = benchSandbox('consume')
+const { work, cwd } = sandbox
 const walOut = join(work, 'wal-out.ndjson')
 const rawOut = join(work, 'raw-out.ndjson')
 writeFileSync(
@@ -101,40 +63,8 @@ const rawScript = join(work, 'raw-consume.js')
 writeFileSync(rawScript, RAW_CONSUMER)
 
 /** The input, generated once, outside any timing. */
-let ndjson = ''
-let payloadBytes = 0
-for (let i = 0; i < records; i++) {
-  const payload = payloadFor(i)
-  payloadBytes += payload.length
-  ndjson += `{"key":"user-${i % KEYS}","payload":${payload}}\n`
-}
 const inputPath = join(work, 'input.ndjson')
-writeFileSync(inputPath, ndjson)
-ndjson = ''
-const meanPayload = Math.round(payloadBytes / records)
-
-function walEnv(walHome) {
-  const env = { ...process.env, WAL_HOME: walHome, HOME: home, XDG_CONFIG_HOME: xdgConfig }
-  delete env.WAL_CONFIG // an inherited explicit config would defeat the empty HOME
-  // NODE_ENV=development|test puts oclif in dev mode, which loads the TypeScript compiler: not a user's run.
-  delete env.NODE_ENV
-  return env
-}
-
-/** Spawns node with args; resolves with exit code, stdout, stderr and wall time from spawn to exit. */
-async function run(args, { env, stdin = 'ignore' }) {
-  let stdout = ''
-  let stderr = ''
-  const started = performance.now()
-  const code = await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd, env, stdio: [stdin, 'pipe', 'pipe'] })
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('exit', (c, signal) => resolve(c ?? signal))
-  })
-  return { code, stdout, stderr, ms: performance.now() - started }
-}
+const { meanPayload } = writeInput(inputPath, records)
 
 /** Every line of an output file is one record, and every record is there exactly once (by id). */
 function checkOutput(path, who) {
@@ -149,17 +79,10 @@ function checkOutput(path, who) {
 
 /** Setup of one run (not timed): a fresh WAL_HOME holding the records, produced by wal itself. */
 async function produce(walHome) {
-  const stdin = openSync(inputPath, 'r')
-  try {
-    const { code, stderr } = await run([bin, 'produce', '-n', NAMESPACE], { env: walEnv(walHome), stdin })
-    if (code !== 0) throw new Error(`wal produce exited ${code}:\n${stderr}`)
-  } finally {
-    closeSync(stdin)
-  }
+  const { code, stderr } = await spawnTimed([BIN, 'produce', '-n', NAMESPACE], { cwd, env: sandbox.env(walHome), inputFile: inputPath })
+  if (code !== 0) throw new Error(`wal produce exited ${code}:\n${stderr}`)
   const dbPath = join(walHome, 'embedded', `${NAMESPACE}.db`)
-  const db = new DatabaseSync(dbPath, { readOnly: true })
-  const count = db.prepare('SELECT count(*) AS n FROM records').get().n
-  db.close()
+  const count = countRecords(dbPath)
   if (count !== records) throw new Error(`setup: wal produce exited 0 but the log holds ${count} records, not ${records}`)
   return dbPath
 }
@@ -167,8 +90,8 @@ async function produce(walHome) {
 /** One `wal consume` run: wall time from spawn to exit, i.e. what a user waits for. */
 async function runWal(walHome) {
   rmSync(walOut, { force: true })
-  const args = [bin, 'consume', '-n', NAMESPACE, '--until-idle', '--json', '--concurrency', String(CONCURRENCY)]
-  const { code, stdout, stderr, ms } = await run(args, { env: walEnv(walHome) })
+  const args = [BIN, 'consume', '-n', NAMESPACE, '--until-idle', '--json', '--concurrency', String(CONCURRENCY)]
+  const { code, stdout, stderr, ms } = await spawnTimed(args, { cwd, env: sandbox.env(walHome) })
   if (code !== 0) throw new Error(`wal consume exited ${code}:\n${stderr}`)
   let summary
   try {
@@ -188,7 +111,7 @@ async function runWal(walHome) {
 /** One run of the raw loop over the same log database: wall time from spawn to exit, like wal's. */
 async function runRaw(dbPath) {
   rmSync(rawOut, { force: true })
-  const { code, stderr, ms } = await run([rawScript, dbPath, rawOut], { env: process.env })
+  const { code, stderr, ms } = await spawnTimed([rawScript, dbPath, rawOut], { cwd, env: process.env })
   if (code !== 0) throw new Error(`raw loop exited ${code}:\n${stderr}`)
   const lineBytes = checkOutput(rawOut, 'raw loop')
   rmSync(rawOut, { force: true })
@@ -199,8 +122,7 @@ const walMs = []
 const rawMs = []
 let walLineBytes = 0
 let rawLineBytes = 0
-let failed = false
-try {
+await runOrExit(async () => {
   for (let r = 0; r < RUNS; r++) {
     const walHome = join(work, `wal-${r}`)
     const dbPath = await produce(walHome)
@@ -223,22 +145,15 @@ try {
     rmSync(walHome, { recursive: true, force: true })
     console.log(`run ${r + 1}/${RUNS}: wal ${walMs[r].toFixed(0)} ms, raw loop ${rawMs[r].toFixed(0)} ms`)
   }
-} catch (error) {
-  console.error(`bench failed: ${error.message}`)
-  failed = true
-} finally {
-  rmSync(work, { recursive: true, force: true })
-}
-if (failed) process.exit(1)
+}, sandbox.cleanup)
 
 const walMedian = median(walMs)
 const rawMedian = median(rawMs)
 const walPerSec = (records / walMedian) * 1000
 const rawPerSec = (records / rawMedian) * 1000
 const ratio = walPerSec / rawPerSec
-const label = records % 1000 === 0 ? `${records / 1000}k` : String(records)
 console.log(
-  `consume ${label} x ~${meanPayload}B -> NDJSON file: wal ${fmt(walPerSec)}/s; raw loop ${fmt(rawPerSec)}/s (ratio ${ratio.toFixed(2)}x, aim >= ${AIM}x)`,
+  `consume ${countLabel(records)} x ~${meanPayload}B -> NDJSON file: wal ${fmt(walPerSec)}/s; raw loop ${fmt(rawPerSec)}/s (ratio ${ratio.toFixed(2)}x, aim >= ${AIM}x)`,
 )
 console.log(
   JSON.stringify({

@@ -9,13 +9,12 @@
 //
 // Exits 1 only when wal fails (a command exits non-zero, or an item never shows up).
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { DatabaseSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
+
+import { BIN, benchSandbox, percentile, round1, runOrExit } from './lib.js'
 
 const SAMPLES = 200
 // A pause between mutations, so each one meets an idle consumer rather than a backlog.
@@ -27,41 +26,24 @@ const START_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 30_000
 const TABLE = 'lat'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-const bin = join(root, 'bin', 'run.js')
-
-const work = mkdtempSync(join(tmpdir(), 'wal-bench-latency-'))
-// An empty HOME and XDG_CONFIG_HOME, and a cwd inside that HOME: cosmiconfig's search stops at HOME,
-// so no user or project config can change what is measured.
-const home = join(work, 'home')
-const cwd = join(home, 'cwd')
-const xdgConfig = join(work, 'xdg-config')
-mkdirSync(cwd, { recursive: true })
-mkdirSync(xdgConfig)
-const walHome = join(work, 'wal-home')
-const env = { ...process.env, WAL_HOME: walHome, HOME: home, XDG_CONFIG_HOME: xdgConfig }
-delete env.WAL_CONFIG // an inherited explicit config would defeat the empty HOME
-// NODE_ENV=development|test puts oclif in dev mode, which loads the TypeScript compiler: not a user's run.
-delete env.NODE_ENV
+const sandbox = benchSandbox('latency')
+const { cwd } = sandbox
+const walHome = join(sandbox.work, 'wal-home')
+const env = sandbox.env(walHome)
 // Where the zero-config kv target keeps the default namespace's items, and how it spells a key.
 const kvPath = join(walHome, 'kv', 'default.db')
 const pkOf = (key) => JSON.stringify([['id', key]])
 
-/** Nearest-rank percentile: a value that was actually measured. */
-function percentile(sorted, p) {
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]
-}
 function stats(xs) {
   const s = [...xs].sort((a, b) => a - b)
-  const round = (n) => Math.round(n * 10) / 10
   // min only goes into the JSON: below 0 from ack means the item was readable before the producer had exited.
-  return { min: round(s[0]), p50: round(percentile(s, 50)), p90: round(percentile(s, 90)), p99: round(percentile(s, 99)), max: round(s[s.length - 1]) }
+  return { min: round1(s[0]), p50: round1(percentile(s, 50)), p90: round1(percentile(s, 90)), p99: round1(percentile(s, 99)), max: round1(s[s.length - 1]) }
 }
 const show = (s) => `p50 ${s.p50} ms, p90 ${s.p90} ms, p99 ${s.p99} ms, max ${s.max} ms`
 
 /** The background consumer; resolves once it owns its partitions (its `partitions` event on stderr). */
 function startConsumer() {
-  const child = spawn(process.execPath, [bin, 'consume', '--json'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [BIN, 'consume', '--json'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const consumer = { child, stdout: '', stderr: '', exited: null }
   child.stdout.setEncoding('utf8').on('data', (d) => (consumer.stdout += d))
   child.stderr.setEncoding('utf8')
@@ -99,7 +81,7 @@ async function sample(i, lookup) {
   let ackAt
   let code
   const t0 = performance.now()
-  const child = spawn(process.execPath, [bin, 'produce', '-k', key, '-p', payload], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, [BIN, 'produce', '-k', key, '-p', payload], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] })
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
   const exited = new Promise((resolve, reject) => {
     child.on('error', reject)
@@ -128,9 +110,8 @@ const fromSpawn = []
 const fromAck = []
 const produceMs = []
 let consumer
-let failed = false
 let db
-try {
+await runOrExit(async () => {
   const started = startConsumer()
   consumer = started.consumer
   await started.ready
@@ -156,19 +137,15 @@ try {
   const summary = JSON.parse(consumer.stdout)
   const kv = summary.targets[0]
   if (kv.applied !== SAMPLES || kv.lag !== 0) throw new Error(`wal consume's summary says applied ${kv.applied}, lag ${kv.lag} (want ${SAMPLES}, 0)`)
-} catch (error) {
-  console.error(`bench failed: ${error.message}`)
-  failed = true
-} finally {
+}, async () => {
   db?.close()
   // Never leave the consumer behind, whatever failed.
   if (consumer && consumer.exited === null) {
     consumer.child.kill('SIGKILL')
     await consumer.exit
   }
-  rmSync(work, { recursive: true, force: true })
-}
-if (failed) process.exit(1)
+  sandbox.cleanup()
+})
 
 const spawnStats = stats(fromSpawn)
 const ackStats = stats(fromAck)

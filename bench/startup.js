@@ -6,39 +6,26 @@
 //
 // Reports; does not gate on the ratios. Exits 1 only when a command fails.
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
+
+import { BIN, benchSandbox, median, round1, runOrExit } from './lib.js'
 
 const RUNS = 30
 const WARMUPS = 3
 const AIM_VERSION = 3
 const AIM_PRODUCE = 4
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-const bin = join(root, 'bin', 'run.js')
-
-const work = mkdtempSync(join(tmpdir(), 'wal-bench-startup-'))
-// An empty HOME and XDG_CONFIG_HOME, and a cwd inside that HOME: cosmiconfig's search stops at HOME,
-// so no user or project config can change what is measured.
-const home = join(work, 'home')
-const cwd = join(home, 'cwd')
-const xdgConfig = join(work, 'xdg-config')
-mkdirSync(cwd, { recursive: true })
-mkdirSync(xdgConfig)
+const sandbox = benchSandbox('startup')
+const { cwd } = sandbox
 // One state dir for every produce run: a script's loop appends to the same, growing log.
-const env = { ...process.env, WAL_HOME: join(work, 'wal-home'), HOME: home, XDG_CONFIG_HOME: xdgConfig }
-delete env.WAL_CONFIG // an inherited explicit config would defeat the empty HOME
-// NODE_ENV=development|test puts oclif in dev mode, which loads the TypeScript compiler: not a user's run.
-delete env.NODE_ENV
+const env = sandbox.env(join(sandbox.work, 'wal-home'))
 
 // process.execPath for all three, so each pays the same Node start-up and only wal's own work differs.
 const commands = [
   { name: 'node -e 0', args: ['-e', '0'] },
-  { name: 'wal --version', args: [bin, '--version'] },
-  { name: 'wal produce -p', args: [bin, 'produce', '-k', 'k', '-p', '{"a":1}'] },
+  { name: 'wal --version', args: [BIN, '--version'] },
+  { name: 'wal produce -p', args: [BIN, 'produce', '-k', 'k', '-p', '{"a":1}'] },
 ]
 
 function runOnce(command) {
@@ -51,27 +38,15 @@ function runOnce(command) {
   return ms
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2
-}
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length
 
 const times = commands.map(() => [])
-let failed = false
-try {
+await runOrExit(() => {
   // Warm-ups fill the OS file cache and Node's compile cache (bin/run.js enables it), as in a loop.
   for (let i = 0; i < WARMUPS; i++) for (const command of commands) runOnce(command)
   // Interleaved, so drift in machine load spreads over all three commands instead of biasing one.
   for (let i = 0; i < RUNS; i++) commands.forEach((command, c) => times[c].push(runOnce(command)))
-} catch (error) {
-  console.error(`bench failed: ${error.message}`)
-  failed = true
-} finally {
-  rmSync(work, { recursive: true, force: true })
-}
-if (failed) process.exit(1)
+}, sandbox.cleanup)
 
 const stats = commands.map((command, c) => ({ name: command.name, meanMs: mean(times[c]), medianMs: median(times[c]) }))
 const [node, version, produce] = stats
@@ -82,13 +57,12 @@ const produceRatio = produce.medianMs / node.medianMs
 console.log(
   `start-up (median of ${RUNS}): --version ${versionRatio.toFixed(2)}x node -e 0 (aim <= ${AIM_VERSION}x), produce ${produceRatio.toFixed(2)}x node -e 0 (aim <= ${AIM_PRODUCE}x)`,
 )
-const round = (n) => Math.round(n * 10) / 10
 console.log(
   JSON.stringify({
     bench: 'startup',
     runs: RUNS,
     warmups: WARMUPS,
-    commands: Object.fromEntries(stats.map((s) => [s.name, { meanMs: round(s.meanMs), medianMs: round(s.medianMs) }])),
+    commands: Object.fromEntries(stats.map((s) => [s.name, { meanMs: round1(s.meanMs), medianMs: round1(s.medianMs) }])),
     versionRatio: Number(versionRatio.toFixed(3)),
     produceRatio: Number(produceRatio.toFixed(3)),
     versionRatioOfMeans: Number((version.meanMs / node.meanMs).toFixed(3)),

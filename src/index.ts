@@ -5,6 +5,14 @@ import { settings } from '@oclif/core/settings'
 import ConfigShow from './commands/config/show.js'
 import ConfigValidate from './commands/config/validate.js'
 import Consume from './commands/consume.js'
+import DlqAudit from './commands/dlq/audit.js'
+import DlqExport from './commands/dlq/export.js'
+import DlqLs from './commands/dlq/ls.js'
+import DlqPurge from './commands/dlq/purge.js'
+import DlqReplay from './commands/dlq/replay.js'
+import DlqShow from './commands/dlq/show.js'
+import DlqStats from './commands/dlq/stats.js'
+import Explain from './commands/explain.js'
 import NsLs from './commands/ns/ls.js'
 import NsShow from './commands/ns/show.js'
 import Produce from './commands/produce.js'
@@ -14,6 +22,14 @@ export const COMMANDS = {
   produce: Produce,
   tail: Tail,
   consume: Consume,
+  explain: Explain,
+  'dlq:ls': DlqLs,
+  'dlq:show': DlqShow,
+  'dlq:stats': DlqStats,
+  'dlq:replay': DlqReplay,
+  'dlq:purge': DlqPurge,
+  'dlq:export': DlqExport,
+  'dlq:audit': DlqAudit,
   'config:validate': ConfigValidate,
   'config:show': ConfigShow,
   'ns:ls': NsLs,

@@ -1,6 +1,9 @@
 /** Plain-text renderings of command results (the `--json` form is the result object itself). */
 import type { ConfigReport } from '../config/show.js'
 import type { ConsumeSummary } from '../consume/consume.js'
+import type { DlqListing, DlqStatsGroup, ReplayPlan } from '../dlq/dlq.js'
+import type { ExplainReport } from '../explain/explain.js'
+import type { AuditRecord } from '../log/backend.js'
 import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
 import { formatBytes } from '../format.js'
 
@@ -70,4 +73,61 @@ export function renderConsumeSummary(summary: ConsumeSummary): string {
       t.partitions.join(',') || '-',
     ]),
   ])
+}
+
+export function renderDeadLetters(entries: readonly DlqListing[]): string {
+  if (entries.length === 0) return 'no entries'
+  return table([
+    ['SEQ', 'ID', 'KEY', 'TARGET', 'CLASS', 'CODE', 'ATTEMPTS', 'REPLAYS', 'DEAD AT', 'MESSAGE'],
+    ...entries.map((e) => [
+      `${e.seq}${e.parked ? ' (parked)' : ''}`,
+      e.id,
+      e.key,
+      e.target,
+      e.errorClass,
+      e.code,
+      String(e.attempts),
+      String(e.replays),
+      e.deadAt,
+      e.message.length > 80 ? `${e.message.slice(0, 77)}...` : e.message,
+    ]),
+  ])
+}
+
+export function renderDeadLetterStats(stats: { total: number; groups: readonly DlqStatsGroup[] }): string {
+  if (stats.total === 0) return 'the DLQ is empty (for this filter)'
+  return `${stats.total} entries\n${table([
+    ['COUNT', 'TARGET', 'CLASS', 'CODE', 'FIRST SEEN', 'LAST SEEN', 'PARKED', 'EXAMPLE'],
+    ...stats.groups.map((g) => [String(g.count), g.target, g.errorClass, g.code, g.firstSeen, g.lastSeen, String(g.parked), g.example.slice(0, 100)]),
+  ])}`
+}
+
+export function renderReplayPlan(plan: ReplayPlan): string {
+  const head = plan.dryRun
+    ? `dry run: would replay ${plan.replayed} entries into "${plan.toNamespace}" and park ${plan.parked} (nothing changed)`
+    : `replayed ${plan.replayed} entries into "${plan.toNamespace}", parked ${plan.parked}`
+  if (plan.groups.length === 0) return head
+  return `${head}\n${table([['TARGET', 'CLASS', 'COUNT'], ...plan.groups.map((g) => [g.target, g.errorClass, String(g.count)])])}`
+}
+
+export function renderAudit(records: readonly AuditRecord[]): string {
+  if (records.length === 0) return 'no operator actions recorded'
+  return records.map((r) => `${new Date(r.atMs).toISOString()} ${r.actor} ${r.action} ${JSON.stringify(r.details)}`).join('\n')
+}
+
+export function renderExplain(report: ExplainReport): string {
+  const lines = [`mutation ${report.id} in namespace "${report.namespace}", key ${JSON.stringify(report.key)}, created ${report.createdAt}`]
+  for (const w of report.writes) {
+    lines.push(
+      `  ${w.replay === 0 ? 'produced' : `replayed (#${w.replay})`} ${w.appendedAt} at ${w.partition}:${w.offset}` +
+        `${w.target ? ` for target ${w.target}` : ''}${w.notBefore ? `, not before ${w.notBefore}` : ''}`,
+    )
+  }
+  for (const t of report.targets) {
+    lines.push(`target ${t.target}: ${t.status} — ${t.detail}`)
+    for (const e of t.events) {
+      lines.push(`  ${e.at} ${e.event} (attempt ${e.attempt})${e.code ? ` ${e.errorClass} ${e.code}: ${e.message}` : ''}`)
+    }
+  }
+  return lines.join('\n')
 }

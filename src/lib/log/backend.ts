@@ -59,6 +59,10 @@ export interface LogBackend {
   info(): Promise<LogInfo>
   /** The consumer state of one target of this namespace. */
   consumerStore(target: string): Promise<ConsumerStore>
+  /** The namespace's dead-letter queue (all targets). */
+  deadLetterQueue(): Promise<DeadLetterQueue>
+  /** Every record with this mutation id (a replayed mutation appears again, with the same id). */
+  find(id: string): Promise<LogRecord[]>
   close(): Promise<void>
 }
 
@@ -123,9 +127,56 @@ export interface ConsumerStore {
   dueScheduled(partitions: readonly number[], nowMs: number, limit: number, skipKeys: ReadonlySet<string>): Promise<ScheduledMutation[]>
   /** When the next scheduled entry that is first of its key is due, in these partitions; null when none is. */
   nextDueAtMs(partitions: readonly number[]): Promise<number | null>
+  /** Recorded events of one mutation at this target, and where it waits in the schedule, if it does. */
+  story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number }> }>
   /** Entries waiting in the schedule, and in the DLQ. */
   counts(): Promise<{ scheduled: number; deadLetters: number }>
   /** Owners of this target's partitions now, and when each lease ends. */
   leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>>
+  close(): Promise<void>
+}
+
+/** A mutation in the DLQ. */
+export interface DlqEntry {
+  seq: number
+  target: string
+  partition: number
+  mutation: Mutation
+  errorClass: ErrorClass
+  code: string
+  message: string
+  deadAtMs: number
+  /** Held back by the loop guard: not replayed again until dealt with by hand. */
+  parked: boolean
+}
+
+export interface DlqQuery {
+  target?: string
+  errorClass?: ErrorClass
+  key?: string
+  id?: string
+  sinceMs?: number
+  untilMs?: number
+  /** Entries after this seq (paging, resuming). */
+  afterSeq?: number
+  limit?: number
+}
+
+/** One operator action on a DLQ. */
+export interface AuditRecord {
+  atMs: number
+  actor: string
+  action: string
+  details: Record<string, unknown>
+}
+
+export interface DeadLetterQueue {
+  /** Matching entries in seq order. */
+  entries(query: DlqQuery): Promise<DlqEntry[]>
+  /** Removes entries; returns how many were there. */
+  remove(seqs: readonly number[]): Promise<number>
+  park(seqs: readonly number[]): Promise<void>
+  recordAudit(record: AuditRecord): Promise<void>
+  audit(limit: number): Promise<AuditRecord[]>
   close(): Promise<void>
 }

@@ -7,7 +7,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 
 import { decodeEnvelopeLine, encodeEnvelope } from '../../envelope/envelope.js'
-import type { ConsumerCommit, ConsumerStore, ScheduledMutation, ShardRequest } from '../backend.js'
+import type { ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
 import { CONSUMER_DDL } from './schema.js'
 
 function partitionList(partitions: readonly number[]): string {
@@ -183,6 +183,32 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       )
       .get(this.target, partitionList(partitions)) as { due: number | null }
     return row.due
+  }
+
+  async story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number }> }> {
+    const history = (
+      this.db.prepare('SELECT * FROM history WHERE target = ? AND mutation_id = ? ORDER BY rowid').all(this.target, mutationId) as Array<{
+        at: number
+        event: HistoryEvent['event']
+        attempt: number
+        error_class: HistoryEvent['errorClass'] | null
+        code: string | null
+        message: string | null
+      }>
+    ).map((r) => ({
+      mutationId,
+      atMs: r.at,
+      event: r.event,
+      attempt: r.attempt,
+      ...(r.error_class === null ? {} : { errorClass: r.error_class }),
+      ...(r.code === null ? {} : { code: r.code }),
+      ...(r.message === null ? {} : { message: r.message }),
+    }))
+    const scheduled = (this.db.prepare('SELECT due_at, envelope FROM scheduled WHERE target = ? ORDER BY seq').all(this.target) as Array<{ due_at: number; envelope: string }>)
+      .map((r) => ({ dueAtMs: r.due_at, envelope: JSON.parse(r.envelope) as { id: string; attempts: number } }))
+      .filter((r) => r.envelope.id === mutationId)
+      .map((r) => ({ dueAtMs: r.dueAtMs, attempts: r.envelope.attempts }))
+    return { history, scheduled }
   }
 
   async counts(): Promise<{ scheduled: number; deadLetters: number }> {

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { decodeFailures, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { BackendUnavailableError, ConfigError, NotFoundError } from '../../errors.js'
-import type { AppendResult, ConsumerStore, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import type { AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
 import { DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
 import { LogWriter, toRow, type Row } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
@@ -336,6 +336,20 @@ export class EmbeddedLog implements LogBackend {
     } catch (error) {
       throw unavailable(this.path, 'open the consumer state of', error)
     }
+  }
+
+  async deadLetterQueue(): Promise<DeadLetterQueue> {
+    const { EmbeddedDeadLetterQueue } = await import('./dead-letter-queue.js')
+    try {
+      return EmbeddedDeadLetterQueue.open(this.path, this.namespace, LOCK_TIMEOUT_MS)
+    } catch (error) {
+      throw unavailable(this.path, 'open the DLQ of', error)
+    }
+  }
+
+  async find(id: string): Promise<LogRecord[]> {
+    // No index on id: explain is rare, and an index would cost every produce.
+    return (this.statement('SELECT * FROM records WHERE id = ? ORDER BY seq').all(id) as StoredRow[]).map((row) => this.toRecord(row))
   }
 
   async info(): Promise<LogInfo> {

@@ -88,9 +88,20 @@ CREATE TABLE IF NOT EXISTS dlq (
   error_class TEXT NOT NULL,
   code TEXT NOT NULL,
   message TEXT NOT NULL,
-  envelope TEXT NOT NULL
+  envelope TEXT NOT NULL,
+  -- Replayed too often (the loop guard): kept out of replays until dealt with by hand.
+  parked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS dlq_target ON dlq (target, seq);
+CREATE INDEX IF NOT EXISTS dlq_id ON dlq (id);
+-- One line per operator action on the DLQ (replay, purge): who, when, what, how many.
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  details TEXT NOT NULL
+);
 -- What happened to each mutation at each target, for \`wal explain\`.
 CREATE TABLE IF NOT EXISTS history (
   mutation_id TEXT NOT NULL,

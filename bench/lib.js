@@ -1,0 +1,163 @@
+// What the benches share: where wal is, a sandbox no user config can reach, the input they feed wal,
+// spawning and timing a process, and the statistics they report. bench/raw-produce.js does not use it:
+// it stands for what a user would write instead of wal, so it stays a file of its own.
+import { spawn } from 'node:child_process'
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { DatabaseSync } from 'node:sqlite'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+// The built CLI, as a user runs it (`npm run build` first), not the sources.
+export const BIN = join(ROOT, 'bin', 'run.js')
+
+/**
+ * A temp work dir with an empty HOME and XDG_CONFIG_HOME, and a cwd inside that HOME: cosmiconfig's
+ * search stops at HOME, so no user or project config (only one a bench writes into cwd) can change what
+ * is measured.
+ */
+export function benchSandbox(prefix) {
+  const work = mkdtempSync(join(tmpdir(), `wal-bench-${prefix}-`))
+  const home = join(work, 'home')
+  const cwd = join(home, 'cwd')
+  const xdgConfig = join(work, 'xdg-config')
+  mkdirSync(cwd, { recursive: true })
+  mkdirSync(xdgConfig)
+  return {
+    work,
+    home,
+    cwd,
+    xdgConfig,
+    /** The environment for a wal run whose state lives in walHome. */
+    env(walHome) {
+      const env = { ...process.env, WAL_HOME: walHome, HOME: home, XDG_CONFIG_HOME: xdgConfig }
+      delete env.WAL_CONFIG // an inherited explicit config would defeat the empty HOME
+      return env
+    },
+    cleanup() {
+      rmSync(work, { recursive: true, force: true })
+    },
+  }
+}
+
+/**
+ * Runs a bench's measuring part; whatever happens, cleanup runs after it. A failure is reported as
+ * `bench failed: …` and exits 1, so a broken wal never passes for a slow one.
+ */
+export async function runOrExit(body, cleanup) {
+  let failed = false
+  try {
+    await body()
+  } catch (error) {
+    console.error(`bench failed: ${error.message}`)
+    failed = true
+  } finally {
+    await cleanup()
+  }
+  if (failed) process.exit(1)
+}
+
+/** `--records N` (a positive whole number), or defaultCount; exits 2 on anything else. */
+export function recordsOption(defaultCount) {
+  const { values } = parseArgs({ options: { records: { type: 'string', default: String(defaultCount) } } })
+  const records = Number(values.records)
+  if (!Number.isInteger(records) || records <= 0) {
+    console.error(`--records must be a positive whole number, not "${values.records}"`)
+    process.exit(2)
+  }
+  return records
+}
+
+/** How a record count is shown in a headline: 20000 → "20k". */
+export const countLabel = (n) => (n % 1000 === 0 ? `${n / 1000}k` : String(n))
+
+/** Distinct keys in the input: enough that partitions fill evenly, few enough that keys repeat. */
+export const KEYS = 5000
+export const keyFor = (i) => `user-${i % KEYS}`
+
+/** A deterministic ~200-byte JSON payload: same input every run and in every bench, so figures compare. */
+export function payloadFor(i) {
+  const payload = {
+    op: 'put',
+    table: 'orders',
+    item: { id: i, user: keyFor(i), sku: `SKU-${(i * 7919) % 100000}`, qty: (i % 9) + 1, cents: (i * 131) % 100000 },
+    note: '',
+  }
+  // Pad to 200 bytes so every payload is the same size whatever the digits of i.
+  payload.note = 'x'.repeat(Math.max(0, 200 - JSON.stringify(payload).length))
+  return JSON.stringify(payload)
+}
+
+/**
+ * Writes `count` records as `wal produce` NDJSON input to path, once, outside any timing. Returns the
+ * keys and payloads (for a baseline that inserts the same rows) and the mean payload size.
+ */
+export function writeInput(path, count) {
+  const keys = new Array(count)
+  const payloads = new Array(count)
+  let ndjson = ''
+  let payloadBytes = 0
+  for (let i = 0; i < count; i++) {
+    keys[i] = keyFor(i)
+    payloads[i] = payloadFor(i)
+    payloadBytes += payloads[i].length
+    ndjson += `{"key":"${keys[i]}","payload":${payloads[i]}}\n`
+  }
+  writeFileSync(path, ndjson)
+  return { keys, payloads, meanPayload: Math.round(payloadBytes / count) }
+}
+
+/** Rows in a wal log database: the check that a run that exited 0 also kept every record. */
+export function countRecords(dbPath) {
+  const db = new DatabaseSync(dbPath, { readOnly: true })
+  try {
+    return db.prepare('SELECT count(*) AS n FROM records').get().n
+  } finally {
+    db.close()
+  }
+}
+
+/**
+ * Spawns node with args and resolves with its exit code (or signal), stdout, stderr and the wall time
+ * from spawn to exit, i.e. what a user waits for. inputFile, if given, is its stdin (else none);
+ * stdout: 'ignore' sends its output to /dev/null, for runs where reading a pipe would be measured too.
+ */
+export async function spawnTimed(args, { env, cwd, inputFile, stdout: stdoutMode = 'pipe' }) {
+  const stdin = inputFile === undefined ? 'ignore' : openSync(inputFile, 'r')
+  try {
+    let stdout = ''
+    let stderr = ''
+    const started = performance.now()
+    const code = await new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, args, { cwd, env, stdio: [stdin, stdoutMode, 'pipe'] })
+      child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d))
+      child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+      child.on('error', reject)
+      child.on('exit', (c, signal) => resolve(c ?? signal))
+    })
+    return { code, stdout, stderr, ms: performance.now() - started }
+  } finally {
+    if (typeof stdin === 'number') closeSync(stdin)
+  }
+}
+
+/** The median; of an even count, the mean of the middle two. */
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
+
+/** Nearest-rank percentile of an ascending array: a value that was actually measured. */
+export function percentile(sorted, p) {
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]
+}
+
+/** A rate for a headline: whole, with thousands separators. */
+export const fmt = (n) => Math.round(n).toLocaleString('en-US')
+
+/** Milliseconds for the JSON line: one decimal is all the precision a timed spawn has. */
+export const round1 = (n) => Math.round(n * 10) / 10

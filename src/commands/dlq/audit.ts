@@ -1,0 +1,23 @@
+import * as Flags from '@oclif/core/flags'
+
+import { WalCommand } from '../../lib/cli/base-command.js'
+import { renderAudit } from '../../lib/cli/render.js'
+import type { AuditRecord } from '../../lib/log/backend.js'
+
+export default class DlqAudit extends WalCommand {
+  static override summary = 'Who replayed or purged what, when, with which filter, and how many.'
+  static override examples = ['<%= config.bin %> dlq audit -n orders', '<%= config.bin %> dlq audit -n orders --json']
+  static override flags = {
+    namespace: Flags.string({ char: 'n', description: 'Namespace whose DLQ audit log to show.', default: 'default' }),
+    limit: Flags.integer({ description: 'The most recent this many.', default: 100, min: 1 }),
+  }
+
+  async run(): Promise<{ audit: AuditRecord[] }> {
+    const { flags } = await this.parse(DlqAudit)
+    // Loaded on use, so `--help` and `--version` stay fast.
+    const { auditLog } = await import('../../lib/dlq/dlq.js')
+    const audit = await auditLog({ ...this.common(flags), namespace: flags.namespace, limit: flags.limit })
+    this.log(renderAudit(audit))
+    return { audit }
+  }
+}

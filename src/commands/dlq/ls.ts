@@ -1,0 +1,21 @@
+import * as Flags from '@oclif/core/flags'
+
+import { WalCommand } from '../../lib/cli/base-command.js'
+import { dlqFlags, filterOptions } from '../../lib/cli/dlq-flags.js'
+import { renderDeadLetters } from '../../lib/cli/render.js'
+import type { DlqListing } from '../../lib/dlq/dlq.js'
+
+export default class DlqLs extends WalCommand {
+  static override summary = "List a namespace's dead-lettered mutations, parked ones marked."
+  static override examples = ['<%= config.bin %> dlq ls -n orders', '<%= config.bin %> dlq ls -n orders --target api --since 1h --json']
+  static override flags = { ...dlqFlags, limit: Flags.integer({ description: 'Show at most this many.', min: 1 }) }
+
+  async run(): Promise<{ entries: DlqListing[] }> {
+    const { flags } = await this.parse(DlqLs)
+    // Loaded on use, so `--help` and `--version` stay fast.
+    const { listDeadLetters } = await import('../../lib/dlq/dlq.js')
+    const entries = await listDeadLetters({ ...this.common(flags), ...filterOptions(flags), namespace: flags.namespace, limit: flags.limit })
+    this.log(renderDeadLetters(entries))
+    return { entries }
+  }
+}

@@ -1,0 +1,378 @@
+/**
+ * `wal dlq …`: what failed (ls, show), why (stats), and putting it back safely (replay), or away (purge,
+ * export). Replay moves an entry: it leaves the DLQ only once its copy is durable in the log, under an
+ * idempotency key of its own, so a replay stopped at any point and run again neither drops nor
+ * duplicates. A loop guard parks entries replayed too often instead of cycling them.
+ */
+import { hostname, userInfo } from 'node:os'
+import { createInterface } from 'node:readline/promises'
+
+import { loadConfig, namespaceSettings, parseRate } from '../config/load.js'
+import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
+import { encodeEnvelope, type ErrorClass, type Mutation } from '../envelope/envelope.js'
+import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
+import type { CommonOptions } from '../io/context.js'
+import { writeText } from '../io/lines.js'
+import type { AuditRecord, DeadLetterQueue, DlqEntry, LogBackend } from '../log/backend.js'
+import { openLog } from '../log/open.js'
+import { RateLimiter } from '../pipeline/rate-limiter.js'
+import { dlqFilter, type DlqFilter, type DlqFilterOptions } from './filter.js'
+
+/** The header that counts how often a mutation was replayed from a DLQ (the loop guard reads it). */
+export const REPLAYS_HEADER = 'wal-replays'
+export const DEFAULT_MAX_REPLAYS = 3
+const PAGE = 500
+
+export interface DlqOptions extends CommonOptions, DlqFilterOptions {
+  namespace: string
+}
+
+/** An entry as `ls`, `show` and `--json` print it. */
+export interface DlqListing {
+  seq: number
+  id: string
+  key: string
+  target: string
+  errorClass: ErrorClass
+  code: string
+  message: string
+  deadAt: string
+  attempts: number
+  replays: number
+  parked: boolean
+}
+
+function replaysOf(mutation: Mutation): number {
+  const n = Number(mutation.headers[REPLAYS_HEADER] ?? 0)
+  return Number.isInteger(n) && n > 0 ? n : 0
+}
+
+export function listing(entry: DlqEntry): DlqListing {
+  return {
+    seq: entry.seq,
+    id: entry.mutation.id,
+    key: entry.mutation.key,
+    target: entry.target,
+    errorClass: entry.errorClass,
+    code: entry.code,
+    message: entry.message,
+    deadAt: new Date(entry.deadAtMs).toISOString(),
+    attempts: entry.mutation.attempts,
+    replays: replaysOf(entry.mutation),
+    parked: entry.parked,
+  }
+}
+
+interface Opened {
+  config: ResolvedConfig
+  settings: NamespaceSettings
+  log: LogBackend
+  dlq: DeadLetterQueue
+  filter: DlqFilter
+}
+
+async function open(options: DlqOptions): Promise<Opened> {
+  const filter = dlqFilter(options)
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const settings = namespaceSettings(config, options.namespace)
+  if (options.target !== undefined && !settings.targets.some((t) => t.name === options.target)) {
+    throw new UsageError(`namespace "${settings.name}" has no target "${options.target}"`, {
+      suggestions: [`its targets: ${settings.targets.map((t) => t.name).join(', ') || '(none)'}`],
+    })
+  }
+  const log = await openLog(config, settings, { create: false })
+  try {
+    return { config, settings, log, dlq: await log.deadLetterQueue(), filter }
+  } catch (error) {
+    await log.close()
+    throw error
+  }
+}
+
+async function close(opened: Opened): Promise<void> {
+  await opened.dlq.close()
+  await opened.log.close()
+}
+
+/** Every matching entry, a page at a time, in seq order. */
+async function* matching(dlq: DeadLetterQueue, filter: DlqFilter, limit = Infinity): AsyncGenerator<DlqEntry> {
+  let afterSeq = 0
+  let given = 0
+  for (;;) {
+    const page = await dlq.entries({ ...filter.query, afterSeq, limit: PAGE })
+    for (const entry of page) {
+      if (!filter.matches(entry)) continue
+      yield entry
+      if (++given >= limit) return
+    }
+    if (page.length < PAGE) return
+    afterSeq = page.at(-1)!.seq
+  }
+}
+
+function actor(): string {
+  let user = 'unknown'
+  try {
+    user = userInfo().username
+  } catch {
+    // No passwd entry (some containers): keep "unknown".
+  }
+  return `${user}@${hostname()}`
+}
+
+export async function listDeadLetters(options: DlqOptions & { limit?: number }): Promise<DlqListing[]> {
+  const opened = await open(options)
+  try {
+    const out: DlqListing[] = []
+    for await (const entry of matching(opened.dlq, opened.filter, options.limit ?? Infinity)) out.push(listing(entry))
+    return out
+  } finally {
+    await close(opened)
+  }
+}
+
+/** One entry, whole: the envelope with its failure history. */
+export async function showDeadLetter(options: DlqOptions & { id: string }): Promise<Array<DlqListing & { envelope: unknown }>> {
+  const opened = await open(options)
+  try {
+    const found = /^\d+$/.test(options.id)
+      ? (await opened.dlq.entries({ afterSeq: Number(options.id) - 1, limit: 1 })).filter((e) => e.seq === Number(options.id))
+      : await opened.dlq.entries({ id: options.id })
+    if (found.length === 0) {
+      throw new NotFoundError(`no DLQ entry ${options.id} in namespace "${opened.settings.name}"`, {
+        suggestions: [`list them: wal dlq ls -n ${opened.settings.name}`],
+      })
+    }
+    return found.map((entry) => ({ ...listing(entry), envelope: JSON.parse(encodeEnvelope(entry.mutation)) as unknown }))
+  } finally {
+    await close(opened)
+  }
+}
+
+export interface DlqStatsGroup {
+  target: string
+  errorClass: ErrorClass
+  code: string
+  count: number
+  firstSeen: string
+  lastSeen: string
+  example: string
+  parked: number
+}
+
+/** "Why did it fail": counts per target, error class and code, with first and last seen and an example. */
+export async function deadLetterStats(options: DlqOptions): Promise<{ total: number; groups: DlqStatsGroup[] }> {
+  const opened = await open(options)
+  try {
+    const groups = new Map<string, DlqStatsGroup>()
+    let total = 0
+    for await (const entry of matching(opened.dlq, opened.filter)) {
+      total++
+      const id = `${entry.target}\u0000${entry.errorClass}\u0000${entry.code}`
+      const at = new Date(entry.deadAtMs).toISOString()
+      const group = groups.get(id)
+      if (!group) {
+        groups.set(id, { target: entry.target, errorClass: entry.errorClass, code: entry.code, count: 1, firstSeen: at, lastSeen: at, example: entry.message, parked: entry.parked ? 1 : 0 })
+        continue
+      }
+      group.count++
+      if (at < group.firstSeen) group.firstSeen = at
+      if (at > group.lastSeen) group.lastSeen = at
+      if (entry.parked) group.parked++
+    }
+    return { total, groups: [...groups.values()].sort((a, b) => b.count - a.count) }
+  } finally {
+    await close(opened)
+  }
+}
+
+/** Writes matching entries as envelopes (failure history included) that `wal produce` accepts. */
+export async function exportDeadLetters(options: DlqOptions): Promise<{ exported: number }> {
+  const opened = await open(options)
+  try {
+    let exported = 0
+    let out = ''
+    for await (const entry of matching(opened.dlq, opened.filter)) {
+      out += `${encodeEnvelope(entry.mutation)}\n`
+      exported++
+      if (out.length > 64 * 1024) {
+        await writeText(options.io.stdout, out)
+        out = ''
+      }
+    }
+    await writeText(options.io.stdout, out)
+    return { exported }
+  } finally {
+    await close(opened)
+  }
+}
+
+async function confirm(options: CommonOptions, question: string): Promise<boolean> {
+  if (!options.io.stdin.isTTY) return false
+  const rl = createInterface({ input: options.io.stdin, output: options.io.stderr })
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim())
+  } finally {
+    rl.close()
+  }
+}
+
+export async function purgeDeadLetters(options: DlqOptions & { yes?: boolean }): Promise<{ purged: number }> {
+  const opened = await open(options)
+  try {
+    const seqs: number[] = []
+    for await (const entry of matching(opened.dlq, opened.filter)) seqs.push(entry.seq)
+    if (seqs.length === 0) return { purged: 0 }
+    if (!options.yes) {
+      const scope = Object.keys(opened.filter.description).length > 0 ? ` matching ${JSON.stringify(opened.filter.description)}` : ''
+      const ok = await confirm(options, `Delete ${seqs.length} DLQ entries of namespace "${opened.settings.name}"${scope}? This cannot be undone.`)
+      if (!ok) {
+        throw new UsageError(`not purged: ${seqs.length} entries stay in the DLQ`, {
+          suggestions: [options.io.stdin.isTTY ? 'answer y to purge' : 'add --yes to purge without a prompt (no terminal to ask on)', 'keep a copy first: wal dlq export'],
+        })
+      }
+    }
+    const purged = await opened.dlq.remove(seqs)
+    await opened.dlq.recordAudit({ atMs: Date.now(), actor: actor(), action: 'purge', details: { namespace: opened.settings.name, filter: opened.filter.description, purged } })
+    return { purged }
+  } finally {
+    await close(opened)
+  }
+}
+
+export interface ReplayOptions extends DlqOptions {
+  toNamespace?: string
+  toTarget?: string
+  rate?: string
+  dryRun?: boolean
+  maxReplays?: number
+  signal?: AbortSignal
+}
+
+export interface ReplayPlan {
+  dryRun: boolean
+  namespace: string
+  toNamespace: string
+  /** Per target (as replayed to) and error class: how many. */
+  groups: Array<{ target: string; errorClass: ErrorClass; count: number }>
+  replayed: number
+  /** Held back by the loop guard: replayed too often already. */
+  parked: number
+  interrupted: boolean
+}
+
+/** Puts matching entries back into the log for their target (or another), with --rate and a loop guard. */
+export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayPlan> {
+  const maxReplays = options.maxReplays ?? DEFAULT_MAX_REPLAYS
+  const rate = options.rate === undefined ? null : /^\d+(\.\d+)?\/(s|m|h)$/.test(options.rate) ? parseRate(options.rate) : NaN
+  if (Number.isNaN(rate)) throw new UsageError(`--rate "${options.rate}" is not a rate`, { suggestions: ['use e.g. --rate 500/s'] })
+  const opened = await open(options)
+  let destination: LogBackend = opened.log
+  try {
+    const toSettings = options.toNamespace === undefined ? opened.settings : namespaceSettings(opened.config, options.toNamespace)
+    if (options.toTarget !== undefined && !toSettings.targets.some((t) => t.name === options.toTarget)) {
+      throw new UsageError(`namespace "${toSettings.name}" has no target "${options.toTarget}"`, {
+        suggestions: [`its targets: ${toSettings.targets.map((t) => t.name).join(', ') || '(none)'}`],
+      })
+    }
+    if (toSettings.name !== opened.settings.name) destination = await openLog(opened.config, toSettings, { create: true })
+    const plan: ReplayPlan = { dryRun: options.dryRun ?? false, namespace: opened.settings.name, toNamespace: toSettings.name, groups: [], replayed: 0, parked: 0, interrupted: false }
+    const groups = new Map<string, ReplayPlan['groups'][number]>()
+    const limiter = rate === null ? undefined : new RateLimiter(rate)
+    const started = Date.now()
+    let lastProgress = started
+    const progress = (force = false): void => {
+      const now = Date.now()
+      if (plan.dryRun || (!force && now - lastProgress < 1000)) return
+      lastProgress = now
+      const perSecond = plan.replayed / Math.max(0.001, (now - started) / 1000)
+      options.io.stderr.write(`wal: replayed ${plan.replayed}, parked ${plan.parked} (${Math.round(perSecond)}/s)\n`)
+    }
+    let batch: DlqEntry[] = []
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return
+      const entries = batch
+      batch = []
+      const park = entries.filter((e) => replaysOf(e.mutation) >= maxReplays)
+      const replay = entries.filter((e) => replaysOf(e.mutation) < maxReplays)
+      plan.parked += park.length
+      for (const e of replay) {
+        const target = options.toTarget ?? e.target
+        const id = `${target}\u0000${e.errorClass}`
+        const group = groups.get(id) ?? { target, errorClass: e.errorClass, count: 0 }
+        group.count++
+        groups.set(id, group)
+      }
+      if (plan.dryRun) {
+        plan.replayed += replay.length
+        return
+      }
+      await opened.dlq.park(park.map((e) => e.seq))
+      try {
+        if (limiter) for (let i = 0; i < replay.length; i++) await limiter.take(options.signal)
+      } catch (error) {
+        if (!options.signal?.aborted) throw error
+        // Stopped while pacing: this batch stays in the DLQ for the next run.
+        plan.interrupted = true
+        return
+      }
+      // The copy is durable before the entry leaves the DLQ; its idempotency key makes a rerun after
+      // a crash in between write nothing twice.
+      await destination.append(
+        replay.map((e) => ({
+          ...e.mutation,
+          namespace: toSettings.name,
+          target: options.toTarget ?? e.target,
+          attempts: 0,
+          notBeforeMs: null,
+          idempotencyKey: `dlq-replay:${opened.settings.name}:${e.seq}`,
+          headers: { ...e.mutation.headers, [REPLAYS_HEADER]: String(replaysOf(e.mutation) + 1) },
+        })),
+      )
+      await opened.dlq.remove(replay.map((e) => e.seq))
+      plan.replayed += replay.length
+      progress()
+    }
+    const batchSize = limiter && rate !== null ? Math.max(1, Math.min(PAGE, Math.floor(rate))) : PAGE
+    for await (const entry of matching(opened.dlq, opened.filter)) {
+      if (options.signal?.aborted) {
+        plan.interrupted = true
+        break
+      }
+      if (entry.parked) continue
+      batch.push(entry)
+      if (batch.length >= batchSize) await flush()
+    }
+    if (!options.signal?.aborted || plan.dryRun) await flush()
+    else plan.interrupted = true
+    plan.groups = [...groups.values()].sort((a, b) => b.count - a.count)
+    if (!plan.dryRun) {
+      progress(true)
+      await opened.dlq.recordAudit({
+        atMs: Date.now(),
+        actor: actor(),
+        action: 'replay',
+        details: { namespace: plan.namespace, toNamespace: plan.toNamespace, toTarget: options.toTarget ?? null, filter: opened.filter.description, replayed: plan.replayed, parked: plan.parked, interrupted: plan.interrupted },
+      })
+    }
+    if (plan.interrupted) {
+      throw new InterruptedError(`replay interrupted: ${plan.replayed} replayed, ${plan.parked} parked; the rest is still in the DLQ`, {
+        suggestions: ['run the same replay again to finish: replayed entries are no longer in the DLQ, so nothing is replayed twice'],
+        details: { ...plan },
+      })
+    }
+    return plan
+  } finally {
+    if (destination !== opened.log) await destination.close()
+    await close(opened)
+  }
+}
+
+export async function auditLog(options: CommonOptions & { namespace: string; limit?: number }): Promise<AuditRecord[]> {
+  const opened = await open({ ...options })
+  try {
+    return await opened.dlq.audit(options.limit ?? 100)
+  } finally {
+    await close(opened)
+  }
+}
