@@ -280,7 +280,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
     const groups = new Map<string, ReplayPlan['groups'][number]>()
     const limiter = rate === null ? undefined : new RateLimiter(rate)
     const started = Date.now()
-    let lastProgress = started
+    let lastProgress = 0
     const progress = (force = false): void => {
       const now = Date.now()
       if (plan.dryRun || (!force && now - lastProgress < 1000)) return
