@@ -10,7 +10,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { BIN, benchSandbox, countLabel, countRecords, fmt, median, recordsOption, runOrExit, spawnTimed, writeInput } from './lib.js'
+import { BIN, benchSandbox, countLabel, countRecords, fmt, recordsOption, runOrExit, spawnTimed, throughput, writeInput } from './lib.js'
 
 // DEFAULTS.partitions in src/lib/config/schema.ts, written into the config so the bench does not depend on it.
 const PARTITIONS = 8
@@ -147,10 +147,8 @@ await runOrExit(async () => {
   }
 }, sandbox.cleanup)
 
-const walMedian = median(walMs)
-const rawMedian = median(rawMs)
-const walPerSec = (records / walMedian) * 1000
-const rawPerSec = (records / rawMedian) * 1000
+const { medianMs: walMedian, perSec: walPerSec } = throughput(records, walMs)
+const { medianMs: rawMedian, perSec: rawPerSec } = throughput(records, rawMs)
 const ratio = walPerSec / rawPerSec
 console.log(
   `consume ${countLabel(records)} x ~${meanPayload}B -> NDJSON file: wal ${fmt(walPerSec)}/s; raw loop ${fmt(rawPerSec)}/s (ratio ${ratio.toFixed(2)}x, aim >= ${AIM}x)`,

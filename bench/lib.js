@@ -131,14 +131,17 @@ export async function spawnTimed(args, { env, cwd, inputFile, stdout: stdoutMode
     let stdout = ''
     let stderr = ''
     const started = performance.now()
+    let ms = 0
     const code = await new Promise((resolve, reject) => {
       const child = spawn(process.execPath, args, { cwd, env, stdio: [stdin, stdoutMode, 'pipe'] })
       child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d))
       child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
       child.on('error', reject)
-      child.on('exit', (c, signal) => resolve(c ?? signal))
+      // Timed at exit; resolved at close, once its output is read to the end.
+      child.on('exit', () => (ms = performance.now() - started))
+      child.on('close', (c, signal) => resolve(c ?? signal))
     })
-    return { code, stdout, stderr, ms: performance.now() - started }
+    return { code, stdout, stderr, ms }
   } finally {
     if (typeof stdin === 'number') closeSync(stdin)
   }
@@ -149,6 +152,12 @@ export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
   const mid = s.length >> 1
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
+
+/** A side's figure over its runs: the median run (one slow run should not move it) as records per second. */
+export function throughput(count, runsMs) {
+  const medianMs = median(runsMs)
+  return { medianMs, perSec: (count / medianMs) * 1000 }
 }
 
 /** Nearest-rank percentile of an ascending array: a value that was actually measured. */

@@ -16,7 +16,7 @@ import { DatabaseSync } from 'node:sqlite'
 // The very statements wal runs: Node 24 strips the types of this .ts file on import, and schema.ts
 // imports nothing, so the baseline cannot drift from the real schema.
 import { DDL, INSERT_RECORD, PRAGMAS } from '../src/lib/log/embedded/schema.ts'
-import { BIN, ROOT, benchSandbox, countLabel, countRecords, fmt, median, recordsOption, runOrExit, spawnTimed, writeInput } from './lib.js'
+import { BIN, ROOT, benchSandbox, countLabel, countRecords, fmt, recordsOption, runOrExit, spawnTimed, throughput, writeInput } from './lib.js'
 
 // Mirrors MAX_BATCH_RECORDS in src/lib/produce/produce.ts (not imported: produce.ts pulls in the config
 // loader and other modules that plain Node cannot resolve from source).
@@ -113,13 +113,10 @@ await runOrExit(async () => {
   }
 }, sandbox.cleanup)
 
-const walMedian = median(walMs)
-const rawMedian = median(rawMs)
-const walPerSec = (records / walMedian) * 1000
-const rawPerSec = (records / rawMedian) * 1000
+const { medianMs: walMedian, perSec: walPerSec } = throughput(records, walMs)
+const { medianMs: rawMedian, perSec: rawPerSec } = throughput(records, rawMs)
+const { medianMs: loaderMedian, perSec: loaderPerSec } = throughput(records, loaderMs)
 const ratio = walPerSec / rawPerSec
-const loaderMedian = median(loaderMs)
-const loaderPerSec = (records / loaderMedian) * 1000
 const loaderRatio = walPerSec / loaderPerSec
 console.log(
   `produce ${countLabel(records)} x ~${meanPayload}B durable: wal ${fmt(walPerSec)}/s; raw loader ${fmt(loaderPerSec)}/s (ratio ${loaderRatio.toFixed(2)}x, aim >= ${AIM}x); insert floor ${fmt(rawPerSec)}/s (ratio ${ratio.toFixed(2)}x)`,
