@@ -105,11 +105,15 @@ describe('.walrc.example', () => {
 
   it('is a valid configuration', () => {
     expect(() => validateConfig(example, '.walrc.example', { TEAM: 'x' })).not.toThrow()
+    expect(() => resolveConfig(validateConfig({ namespaces: { a: { targets: { r: { type: 'kafka', cluster: 'nope', topic: 't' } } } } }, '/etc/w.json', {}), '/etc/w.json', {})).toThrow(
+      /\/etc\/w\.json: key "namespaces\.a\.targets\.r\.cluster": cluster "nope" is not declared under clusters\.kafka/,
+    )
     const config = resolveConfig(validateConfig(example, '/etc/wal/.walrc', {}), '/etc/wal/.walrc', {})
     expect(namespaceSettings(config, 'orders').targets.map((t) => [t.name, t.type, t.retry.maxAttempts, t.ratePerSec])).toEqual([
       ['store', 'kv', 5, null],
       ['api', 'http', 5, 100],
       ['audit', 'file', 5, null],
+      ['replica', 'kafka', 5, null],
     ])
     expect(namespaceSettings(config, 'orders').ratePerSec).toBe(500)
   })

@@ -14,6 +14,7 @@ import {
   ConfigSchema,
   DEFAULTS,
   type ConfigFile,
+  type KafkaClusterSettings,
   type NamespaceConfig,
   type NamespaceSettings,
   type ResolvedConfig,
@@ -96,7 +97,27 @@ export function parseRate(rate: string | number | undefined): number | null {
   return Number(amount) / (unit === 'h' ? 3600 : unit === 'm' ? 60 : 1)
 }
 
-function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, stateDir: string, base: string): TargetSettings[] {
+function kafkaCluster(file: ConfigFile, name: string, where: string, base: string): KafkaClusterSettings {
+  const cluster = file.clusters?.kafka?.[name]
+  if (!cluster) {
+    const declared = Object.keys(file.clusters?.kafka ?? {})
+    throw new ConfigError(`${where}: cluster "${name}" is not declared under clusters.kafka`, {
+      suggestions: [declared.length > 0 ? `declared Kafka clusters: ${declared.join(', ')}` : 'declare it: clusters: { kafka: { NAME: { brokers: [host:port] } } }'],
+    })
+  }
+  const file_ = (p: string | undefined): string | undefined => (p === undefined ? undefined : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
+  return {
+    name,
+    brokers: cluster.brokers,
+    clientId: cluster.clientId ?? 'wal',
+    ssl: typeof cluster.ssl === 'object' ? { ...cluster.ssl, ca: file_(cluster.ssl.ca), cert: file_(cluster.ssl.cert), key: file_(cluster.ssl.key) } : (cluster.ssl ?? false),
+    sasl: cluster.sasl ?? null,
+    connectionTimeoutMs: cluster.connectionTimeoutMs ?? 10_000,
+  }
+}
+
+function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, stateDir: string, configPath: string, file: ConfigFile): TargetSettings[] {
+  const base = dirname(configPath)
   const paths = (p: string): string => (p === '-' ? p : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
   return Object.entries(ns.targets ?? {}).map(([name, t]) => {
     const common = { name, retry: { ...retry, ...t.retry }, ratePerSec: parseRate(t.rate) }
@@ -107,6 +128,14 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
         return { ...common, type: 'http', url: t.url, method: t.method ?? 'POST', timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs, headers: t.headers ?? {} }
       case 'file':
         return { ...common, type: 'file', path: paths(t.path) }
+      case 'kafka':
+        return {
+          ...common,
+          type: 'kafka',
+          topic: t.topic,
+          timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs,
+          cluster: kafkaCluster(file, t.cluster, `${configPath}: key "namespaces.${namespace}.targets.${name}.cluster"`, base),
+        }
     }
   })
 }
@@ -132,7 +161,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
       maxPayloadBytes: ns.maxPayloadBytes ?? defaults.maxPayloadBytes,
       description: ns.description ?? null,
       declared: true,
-      targets: targetSettings(name, ns, { ...defaults.retry, ...ns.retry }, stateDir, dirname(path ?? '.')),
+      targets: targetSettings(name, ns, { ...defaults.retry, ...ns.retry }, stateDir, path ?? '.', file!),
       ratePerSec: parseRate(ns.rate),
     })
   }

@@ -79,8 +79,15 @@ export const TargetConfigSchema = v.variant(
       ...common,
     }),
     v.strictObject({ type: v.literal('file'), path: v.pipe(v.string('a file path or "-" for stdout'), v.minLength(1)), ...common }),
+    v.strictObject({
+      type: v.literal('kafka'),
+      cluster: v.pipe(v.string('the name of a cluster under clusters.kafka'), v.minLength(1)),
+      topic: v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,249}$/, 'a topic name: letters, digits, ".", "_" or "-"')),
+      timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
+      ...common,
+    }),
   ],
-  'a target with "type": "kv", "http" or "file"',
+  'a target with "type": "kv", "http", "file" or "kafka"',
 )
 
 export const NamespaceConfigSchema = v.strictObject({
@@ -93,7 +100,33 @@ export const NamespaceConfigSchema = v.strictObject({
   rate: v.optional(Rate),
 })
 
+/** A Kafka cluster: brokers, and how to reach them (TLS, mTLS, SASL). File paths are relative to the config. */
+export const KafkaClusterSchema = v.strictObject({
+  brokers: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[^\s:]+:\d+$/, 'host:port'))), v.minLength(1, 'at least one broker host:port')),
+  clientId: v.optional(v.string('a client id')),
+  ssl: v.optional(
+    v.union([
+      v.boolean('true, or an object with ca, cert and key files'),
+      v.strictObject({
+        ca: v.optional(v.string('a CA certificate file (PEM)')),
+        cert: v.optional(v.string('a client certificate file (PEM)')),
+        key: v.optional(v.string('a client key file (PEM)')),
+        rejectUnauthorized: v.optional(v.boolean()),
+      }),
+    ]),
+  ),
+  sasl: v.optional(
+    v.strictObject({
+      mechanism: v.picklist(['plain', 'scram-sha-256', 'scram-sha-512'], 'plain, scram-sha-256 or scram-sha-512'),
+      username: v.string('a user name'),
+      password: v.string('a password'),
+    }),
+  ),
+  connectionTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
+})
+
 export const ConfigSchema = v.strictObject({
+  clusters: v.optional(v.strictObject({ kafka: v.optional(v.record(v.string(), KafkaClusterSchema)) })),
   stateDir: v.optional(v.pipe(v.string('a directory path'), v.minLength(1, 'a non-empty directory path'))),
   autoCreateNamespaces: v.optional(v.boolean('true or false')),
   defaults: v.optional(
@@ -110,11 +143,22 @@ export type ConfigFile = v.InferOutput<typeof ConfigSchema>
 export type NamespaceConfig = v.InferOutput<typeof NamespaceConfigSchema>
 export type TargetConfig = v.InferOutput<typeof TargetConfigSchema>
 
+/** A Kafka cluster's settings, certificate paths resolved. */
+export interface KafkaClusterSettings {
+  name: string
+  brokers: string[]
+  clientId: string
+  ssl: boolean | { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean }
+  sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | null
+  connectionTimeoutMs: number
+}
+
 /** The effective settings of one target, namespace and global defaults applied. */
 export type TargetSettings = (
   | { type: 'kv'; path: string }
   | { type: 'http'; url: string; method: 'POST' | 'PUT'; timeoutMs: number; headers: Record<string, string> }
   | { type: 'file'; path: string }
+  | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings }
 ) & {
   name: string
   retry: RetryPolicy

@@ -16,5 +16,9 @@ export async function openTarget(settings: TargetSettings): Promise<Target> {
       const { FileTarget } = await import('./file/file-target.js')
       return new FileTarget({ name: settings.name, path: settings.path })
     }
+    case 'kafka': {
+      const { KafkaTarget } = await import('./kafka/kafka-target.js')
+      return new KafkaTarget({ name: settings.name, topic: settings.topic, timeoutMs: settings.timeoutMs, cluster: settings.cluster })
+    }
   }
 }
