@@ -173,7 +173,7 @@ export class TargetConsumer {
   }
 
   private async releaseWhenDone(partitions: number[]): Promise<void> {
-    while (partitions.some((p) => (this.outstanding.get(p)?.size ?? 0) > 0)) await sleep(this.options.pollIntervalMs)
+    while (!this.options.stop.aborted && partitions.some((p) => (this.outstanding.get(p)?.size ?? 0) > 0)) await sleep(this.options.pollIntervalMs)
     await this.commit()
     for (const p of partitions) {
       if (this.owned.includes(p)) continue
