@@ -70,7 +70,9 @@ export function dlqFilter(options: DlqFilterOptions): DlqFilter {
           name.split('.').reduce<unknown>((value, part) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined), object),
       })
     } catch (error) {
-      throw new UsageError(`--where: ${(error as Error).message.split('\n')[0]}`, {
+      const lines = (error as Error).message.split('\n')
+      const reason = lines.find((l) => l.startsWith('Expecting') || l.startsWith('Unknown')) ?? lines.at(-1) ?? lines[0]
+      throw new UsageError(`--where ${JSON.stringify(options.where)} is not an expression: ${reason}`, {
         suggestions: ['e.g. --where \'code == "HTTP_503" and attempts >= 3\'', 'fields: id, key, target, errorClass, code, message, attempts, partition, parked, deadAt, createdAt, headers.NAME, payload.PATH, failures'],
       })
     }
