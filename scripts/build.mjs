@@ -1,16 +1,12 @@
-// Bundles the CLI into dist/ with esbuild: one file to load instead of hundreds of modules keeps
+// Bundles the CLI into dist/ with esbuild: a few files to load instead of hundreds of modules keeps
 // `wal produce` start-up close to Node's own. Modules imported dynamically become their own chunks,
-// so a backend's code (and its SDK, kept external) loads only when a namespace uses it.
+// so a backend's or target's code (and its SDK, kept external) loads only when a namespace uses it.
 import { build } from 'esbuild'
 import { rm } from 'node:fs/promises'
 
-await rm(new URL('../dist', import.meta.url), { recursive: true, force: true })
-await build({
-  // The embedded log's writer thread is a file of its own: a Worker loads it by URL.
-  entryPoints: { index: 'src/index.ts', 'embedded-writer': 'src/lib/log/embedded/writer-thread.ts' },
+const common = {
   outdir: 'dist',
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node22',
@@ -21,7 +17,17 @@ await build({
   external: ['kafkajs', '@aws-sdk/*', 'cassandra-driver', 'typescript'],
   // Bundled CommonJS (oclif) calls require(); give ESM output one.
   banner: { js: "import { createRequire as __walCreateRequire } from 'node:module'; const require = __walCreateRequire(import.meta.url);" },
+  logLevel: 'warning',
+}
+
+await rm(new URL('../dist', import.meta.url), { recursive: true, force: true })
+await build({
+  ...common,
+  entryPoints: { index: 'src/index.ts' },
+  splitting: true,
   // Lighter stand-ins for two packages oclif loads on every start: see the files for why.
   alias: { 'wsl-utils': './src/lib/cli/wsl-utils-shim.ts', debug: './src/lib/cli/debug-shim.ts' },
-  logLevel: 'warning',
 })
+// The embedded log's writer thread, self-contained: a Worker loads it by URL, and sharing chunks with
+// the CLI would only add files to every start.
+await build({ ...common, entryPoints: { 'embedded-writer': 'src/lib/log/embedded/writer-thread.ts' }, splitting: false })

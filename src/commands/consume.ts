@@ -28,8 +28,8 @@ Ctrl-C (or SIGTERM) stops reading, lets work in flight finish (up to --drain-tim
 
   async run(): Promise<ConsumeSummary> {
     const { flags } = await this.parse(Consume)
-    // Loaded on use, so `--help` and `--version` stay fast.
-    const { consume } = await import('../lib/consume/consume.js')
+    // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
+    const { consume } = await import('../lib/services.js')
     const summary = await consume({
       ...this.common(flags),
       namespace: flags.namespace,

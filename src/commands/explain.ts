@@ -13,8 +13,8 @@ export default class Explain extends WalCommand {
 
   async run(): Promise<ExplainReport> {
     const { args, flags } = await this.parse(Explain)
-    // Loaded on use, so `--help` and `--version` stay fast.
-    const { explain } = await import('../lib/explain/explain.js')
+    // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
+    const { explain } = await import('../lib/services.js')
     const report = await explain({ ...this.common(flags), id: args.id, namespace: flags.namespace })
     this.log(renderExplain(report))
     return report

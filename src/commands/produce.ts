@@ -29,8 +29,8 @@ Prints one ack line per mutation once it is durable: id, partition, offset. A ba
 
   async run(): Promise<undefined> {
     const { flags } = await this.parse(Produce)
-    // Loaded on use, so `--help` and `--version` stay fast.
-    const { produce } = await import('../lib/produce/produce.js')
+    // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
+    const { produce } = await import('../lib/services.js')
     await produce({
       ...this.common(flags),
       namespace: flags.namespace,

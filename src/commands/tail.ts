@@ -26,8 +26,8 @@ With --json, prints one envelope per line, which wal produce accepts back unchan
 
   async run(): Promise<undefined> {
     const { flags } = await this.parse(Tail)
-    // Loaded on use, so `--help` and `--version` stay fast.
-    const { tail } = await import('../lib/tail/tail.js')
+    // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
+    const { tail } = await import('../lib/services.js')
     await tail({
       ...this.common(flags),
       namespace: flags.namespace,

@@ -6,8 +6,8 @@ export default class ConfigShow extends WalCommand {
 
   async run(): Promise<Record<string, unknown>> {
     const { flags } = await this.parse(ConfigShow)
-    // Loaded on use, so `--help` and `--version` stay fast.
-    const { effectiveConfig } = await import('../../lib/config/show.js')
+    // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
+    const { effectiveConfig } = await import('../../lib/services.js')
     const config = await effectiveConfig(this.common(flags))
     this.log(JSON.stringify(config, null, 2))
     return config

@@ -10,8 +10,8 @@ export default class DlqPurge extends WalCommand {
 
   async run(): Promise<{ purged: number }> {
     const { flags } = await this.parse(DlqPurge)
-    // Loaded on use, so `--help` and `--version` stay fast.
-    const { purgeDeadLetters } = await import('../../lib/dlq/dlq.js')
+    // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
+    const { purgeDeadLetters } = await import('../../lib/services.js')
     const result = await purgeDeadLetters({ ...this.common(flags), ...filterOptions(flags), namespace: flags.namespace, yes: flags.yes })
     this.log(`purged ${result.purged} entries`)
     return result

@@ -26,8 +26,8 @@ Loop guard: an entry already replayed --max-replays times is parked (shown by dl
 
   async run(): Promise<ReplayPlan> {
     const { flags } = await this.parse(DlqReplay)
-    // Loaded on use, so `--help` and `--version` stay fast.
-    const { replayDeadLetters } = await import('../../lib/dlq/dlq.js')
+    // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
+    const { replayDeadLetters } = await import('../../lib/services.js')
     const plan = await replayDeadLetters({
       ...this.common(flags),
       ...filterOptions(flags),

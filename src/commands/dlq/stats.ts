@@ -10,8 +10,8 @@ export default class DlqStats extends WalCommand {
 
   async run(): Promise<{ total: number; groups: DlqStatsGroup[] }> {
     const { flags } = await this.parse(DlqStats)
-    // Loaded on use, so `--help` and `--version` stay fast.
-    const { deadLetterStats } = await import('../../lib/dlq/dlq.js')
+    // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
+    const { deadLetterStats } = await import('../../lib/services.js')
     const stats = await deadLetterStats({ ...this.common(flags), ...filterOptions(flags), namespace: flags.namespace })
     this.log(renderDeadLetterStats(stats))
     return stats

@@ -10,6 +10,7 @@ import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
 import { expectedOf } from '../validation.js'
 import { interpolateEnv } from './interpolate.js'
+import { findConfig } from './search.js'
 import {
   ConfigSchema,
   DEFAULTS,
@@ -186,7 +187,6 @@ export function validateConfig(raw: unknown, file: string, env: NodeJS.ProcessEn
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
   const env = options.env ?? process.env
   const explicit = options.configPath ?? env.WAL_CONFIG
-  const { findConfig } = await import('./search.js')
   let found
   try {
     found = await findConfig(explicit ? resolve(options.cwd ?? process.cwd(), explicit) : undefined, options.cwd)

@@ -1,6 +1,5 @@
 /**
- * cosmiconfig behind one function. Kept in its own module so it is loaded (as its own chunk) only by
- * commands that read the configuration, not by `--help` or `--version`.
+ * cosmiconfig behind one function (loaded with the services, never by `--help` or `--version`).
  */
 import { cosmiconfig } from 'cosmiconfig'
 

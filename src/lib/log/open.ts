@@ -1,9 +1,10 @@
 /**
- * Opens the log that holds a namespace. Each backend's module is imported only here and only when a
- * namespace uses it, so commands on the embedded log never load a broker SDK.
+ * Opens the log that holds a namespace. Backends that need a broker SDK import it inside their adapter,
+ * only when a namespace uses them, so commands on the embedded log never load one.
  */
 import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
 import type { LogBackend } from './backend.js'
+import { EmbeddedLog, listEmbeddedLogs } from './embedded/embedded-log.js'
 
 export interface OpenLogOptions {
   /** Create the log when it does not exist yet (writers); readers get a NotFoundError instead. */
@@ -13,7 +14,6 @@ export interface OpenLogOptions {
 export async function openLog(config: ResolvedConfig, settings: NamespaceSettings, options: OpenLogOptions): Promise<LogBackend> {
   switch (settings.backend) {
     case 'embedded': {
-      const { EmbeddedLog } = await import('./embedded/embedded-log.js')
       return EmbeddedLog.open({
         stateDir: config.stateDir,
         namespace: settings.name,
@@ -26,6 +26,5 @@ export async function openLog(config: ResolvedConfig, settings: NamespaceSetting
 
 /** Namespaces that have a log in the state directory, whether declared or not. */
 export async function listLogs(config: ResolvedConfig): Promise<string[]> {
-  const { listEmbeddedLogs } = await import('./embedded/embedded-log.js')
   return listEmbeddedLogs(config.stateDir)
 }

@@ -14,6 +14,8 @@ import type { AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo,
 import { DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
 import { LogWriter, toRow, type Row } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
+import { EmbeddedConsumerStore } from './consumer-store.js'
+import { EmbeddedDeadLetterQueue } from './dead-letter-queue.js'
 
 /** How long a writer waits for another process's transaction before giving up. */
 export const LOCK_TIMEOUT_MS = 30_000
@@ -330,7 +332,6 @@ export class EmbeddedLog implements LogBackend {
   }
 
   async consumerStore(target: string): Promise<ConsumerStore> {
-    const { EmbeddedConsumerStore } = await import('./consumer-store.js')
     try {
       return EmbeddedConsumerStore.open(this.path, this.namespace, this.partitions, target, LOCK_TIMEOUT_MS)
     } catch (error) {
@@ -339,7 +340,6 @@ export class EmbeddedLog implements LogBackend {
   }
 
   async deadLetterQueue(): Promise<DeadLetterQueue> {
-    const { EmbeddedDeadLetterQueue } = await import('./dead-letter-queue.js')
     try {
       return EmbeddedDeadLetterQueue.open(this.path, this.namespace, LOCK_TIMEOUT_MS)
     } catch (error) {
