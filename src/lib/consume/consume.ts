@@ -140,7 +140,8 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           abort: abort.signal,
           leaseTtlMs,
           commitIntervalMs: 50,
-          pollIntervalMs: 50,
+          // How often an idle consumer looks for new or due mutations: bounds the added latency.
+          pollIntervalMs: 20,
           onEvent,
         }),
       )
