@@ -100,6 +100,15 @@ describe('wal dlq', () => {
     expect(new Set(copies.map((c) => c.id)).size).toBe(1500)
   })
 
+  it('replays into another namespace when asked', async () => {
+    await deadLetterJunk(3)
+    const plan = JSON.parse((await wal.run(['dlq', 'replay', '--to-namespace', 'quarantine', '--json'])).stdout) as { replayed: number; toNamespace: string }
+    expect(plan).toMatchObject({ replayed: 3, toNamespace: 'quarantine' })
+    const moved = jsonLines<Envelope>((await wal.run(['tail', '-n', 'quarantine', '--json'])).stdout)
+    expect(moved.map((r) => [r.key, r.namespace, r.target, r.headers['wal-replays']])).toEqual([0, 1, 2].map((i) => [`junk-${i}`, 'quarantine', 'kv', '1']))
+    expect(await ls()).toEqual([])
+  })
+
   it('--dry-run prints the plan and changes nothing', async () => {
     await deadLetterJunk(6)
     const dlqBefore = deadLetters(wal.stateDir)
