@@ -18,6 +18,7 @@ import { MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, type Failure, type Mutation } 
 import type { ConsumerCommit, ConsumerStore, LogBackend, ShardRequest } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
+import { PartitionProgress } from './partition-progress.js'
 import type { RateLimiter } from './rate-limiter.js'
 import { IN_PROCESS_BACKOFF_MAX_MS, backoffMs } from './retry.js'
 import { toTargetError, type Target, type TargetError } from '../targets/target.js'
@@ -80,10 +81,8 @@ export class TargetConsumer {
   private owned: number[] = []
   /** Partitions the shard should hold (some may still be leased to a consumer that died). */
   private wanted: number[] = []
-  /** Next offset to read, per owned partition. */
-  private readonly positions = new Map<number, number>()
-  /** Offsets read and not yet done, per partition (owned or being given up). */
-  private readonly outstanding = new Map<number, Set<number>>()
+  /** Offsets read, in flight and committed, per partition (owned or being given up). */
+  private readonly progress = new PartitionProgress()
   /** Scheduled entries (committed or about to be) per key: while > 0, new mutations of the key queue behind. */
   private readonly scheduledCount = new Map<string, number>()
   /** Keys whose scheduled head is in flight or whose change awaits commit: not fetched again meanwhile. */
@@ -94,8 +93,6 @@ export class TargetConsumer {
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
   private inFlight = 0
   private committing: Promise<void> | undefined
-  /** Offsets as last committed: an idle consumer does not rewrite them. */
-  private readonly lastCommitted = new Map<number, number>()
   private failure: unknown
   private readonly stats: Omit<TargetStats, 'partitions' | 'lag'>
   private readonly policy: RetryPolicy
@@ -148,7 +145,7 @@ export class TargetConsumer {
     await this.commit()
     if (this.busyKeys.size > 0) return false
     const marks = await this.options.log.marks()
-    for (const p of this.owned) if ((this.positions.get(p) ?? 0) < marks[p]!.high) return false
+    for (const p of this.owned) if (this.progress.position(p) < marks[p]!.high) return false
     const due = await this.options.store.nextDueAtMs(this.owned)
     return due === null || due > this.options.now()
   }
@@ -164,8 +161,7 @@ export class TargetConsumer {
     if (added.length > 0) {
       const committed = await this.options.store.committed(added)
       for (const [p, offset] of committed) {
-        this.positions.set(p, offset)
-        this.outstanding.set(p, new Set())
+        this.progress.start(p, offset)
       }
       for (const [key, n] of await this.options.store.scheduledKeyCounts(added)) this.scheduledCount.set(key, n)
     }
@@ -175,13 +171,11 @@ export class TargetConsumer {
   }
 
   private async releaseWhenDone(partitions: number[]): Promise<void> {
-    while (!this.options.stop.aborted && partitions.some((p) => (this.outstanding.get(p)?.size ?? 0) > 0)) await sleep(this.options.pollIntervalMs)
+    while (!this.options.stop.aborted && partitions.some((p) => this.progress.busy(p))) await sleep(this.options.pollIntervalMs)
     await this.commit()
     for (const p of partitions) {
       if (this.owned.includes(p)) continue
-      this.outstanding.delete(p)
-      this.positions.delete(p)
-      this.lastCommitted.delete(p)
+      this.progress.forget(p)
     }
     await this.options.store.release(this.options.owner, partitions.filter((p) => !this.owned.includes(p)))
   }
@@ -200,10 +194,9 @@ export class TargetConsumer {
   private async dispatchLog(): Promise<number> {
     if (this.owned.length === 0 || this.inFlight >= MAX_IN_FLIGHT) return 0
     let dispatched = 0
-    const from = new Map(this.owned.map((p) => [p, this.positions.get(p) ?? 0]))
+    const from = new Map(this.owned.map((p) => [p, this.progress.position(p)]))
     for await (const record of this.options.log.read({ from })) {
-      this.positions.set(record.partition, record.offset + 1)
-      this.outstanding.get(record.partition)!.add(record.offset)
+      this.progress.read(record.partition, record.offset)
       this.inFlight++
       dispatched++
       const { partition, offset } = record
@@ -359,7 +352,7 @@ export class TargetConsumer {
   }
 
   private finishLog(item: Extract<Item, { source: 'log' }>): void {
-    this.outstanding.get(item.partition)?.delete(item.offset)
+    this.progress.done(item.partition, item.offset)
     this.inFlight--
   }
 
@@ -379,24 +372,18 @@ export class TargetConsumer {
     const keys = this.changedKeys
     this.change = emptyChange()
     this.changedKeys = []
-    const offsets = new Map<number, number>()
-    for (const [p, set] of this.outstanding) {
-      const next = set.size > 0 ? Math.min(...set) : this.positions.get(p)
-      if (next !== undefined && next !== this.lastCommitted.get(p)) offsets.set(p, next)
-    }
+    const offsets = this.progress.toCommit()
     const nothing = change.schedule.length + change.reschedule.length + change.unschedule.length + change.deadLetters.length + change.history.length === 0
     await this.options.target.flush?.()
     if (nothing && offsets.size === 0) return
     const { lost } = await this.options.store.commit(this.options.owner, { ...change, offsets })
-    for (const [p, offset] of offsets) if (!lost.includes(p)) this.lastCommitted.set(p, offset)
+    for (const [p, offset] of offsets) if (!lost.includes(p)) this.progress.committedAt(p, offset)
     for (const key of keys) this.busyKeys.delete(key)
     if (lost.length > 0) {
       // Another consumer holds these now: stop reading them; what we applied there is redone by it.
       this.owned = this.owned.filter((p) => !lost.includes(p))
       for (const p of lost) {
-        this.positions.delete(p)
-        this.outstanding.delete(p)
-        this.lastCommitted.delete(p)
+        this.progress.forget(p)
       }
     }
   }
