@@ -71,14 +71,31 @@ describe('interrupting a produce', () => {
 describe('concurrent producers', () => {
   it('both succeed, share group commits, and keep offsets gap-free and ordered per partition', async () => {
     const count = 20_000
-    const [a, b] = await Promise.all([
-      wal.run(['produce', '-n', 'shared', '--json'], { input: lines(count, 'a') }),
-      wal.run(['produce', '-n', 'shared', '--json'], { input: lines(count, 'b') }),
-    ])
-    expect(a.code).toBe(0)
-    expect(b.code).toBe(0)
-    expect(jsonLines(a.stdout)).toHaveLength(count)
-    expect(jsonLines(b.stdout)).toHaveLength(count)
+    // Both processes run from the start, and their input arrives in slices, alternately: they write at
+    // the same time however busy the machine is.
+    const start = (): { out: () => string; write: (text: string) => void; end: () => Promise<number | null> } => {
+      const child = wal.spawn(['produce', '-n', 'shared', '--json'])
+      let out = ''
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+      child.stderr!.resume()
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
+      return { out: () => out, write: (text) => child.stdin!.write(text), end: () => (child.stdin!.end(), closed) }
+    }
+    const a = start()
+    const b = start()
+    const slicesA = lines(count, 'a').split('\n').filter(Boolean)
+    const slicesB = lines(count, 'b').split('\n').filter(Boolean)
+    for (let at = 0; at < count; at += 2000) {
+      a.write(slicesA.slice(at, at + 2000).join('\n') + '\n')
+      b.write(slicesB.slice(at, at + 2000).join('\n') + '\n')
+      // Count whole lines only: output arrives in chunks that may end mid-line.
+      const acked = (text: string): number => text.split('\n').length - 1
+      await waitFor(() => acked(a.out()) > at && acked(b.out()) > at, { timeoutMs: 60_000 })
+    }
+    expect(await a.end()).toBe(0)
+    expect(await b.end()).toBe(0)
+    expect(jsonLines(a.out())).toHaveLength(count)
+    expect(jsonLines(b.out())).toHaveLength(count)
 
     const records = jsonLines<Envelope>((await wal.run(['tail', '-n', 'shared', '--json'])).stdout)
     expect(records).toHaveLength(2 * count)
