@@ -134,11 +134,8 @@ describe('wal consume against an HTTP endpoint', () => {
   })
 
   it('pauses an unreachable target without spending attempts, while a healthy target goes on', async () => {
-    // A port nothing listens on: the endpoint is down.
-    const closedUrl = server.url
-    await server.close()
-    server = await startTargetServer()
-    configure({ down: { type: 'http', url: closedUrl, timeoutMs: 500, retry: { maxAttempts: 2 } }, store: { type: 'kv' } })
+    // A privileged port nothing listens on (and that fetch does not block): the endpoint is down.
+    configure({ down: { type: 'http', url: 'http://127.0.0.1:2/apply', timeoutMs: 500, retry: { maxAttempts: 2 } }, store: { type: 'kv' } })
     await wal.run(['produce', '-n', 'orders'], { input: ndjson([1, 2, 3].map((i) => ({ key: `k${i}`, payload: put('t', i, {}) }))) })
     const child = wal.spawn(['consume', '-n', 'orders', '--json', '--drain-timeout', '1s'])
     let out = ''

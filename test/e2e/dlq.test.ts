@@ -162,6 +162,26 @@ describe('wal dlq', () => {
     expect(audit.audit).toEqual([expect.objectContaining({ action: 'purge', details: { namespace: 'default', filter: { where: 'headers.batch == "odd"' }, purged: 2 } })])
   })
 
+  it('purge on a terminal asks, and purges only on yes', async () => {
+    await deadLetterJunk(2)
+    const { spawnSync } = await import('node:child_process')
+    const { BIN, ROOT } = await import('../helpers/wal.js')
+    const onTerminal = (answer: string): { status: number | null; stdout: string } =>
+      spawnSync('python3', [join(ROOT, 'test', 'helpers', 'on-terminal.py'), '[y/N]', answer, '--', process.execPath, BIN, 'dlq', 'purge'], {
+        env: { ...process.env, ...wal.env },
+        cwd: wal.cwd,
+        encoding: 'utf8',
+      })
+    const no = onTerminal('n')
+    expect(no.stdout).toMatch(/Delete 2 DLQ entries of namespace "default"\? This cannot be undone\. \[y\/N\]/)
+    expect(no.status).toBe(2)
+    expect(await ls()).toHaveLength(2)
+    const yes = onTerminal('y')
+    expect(yes.status).toBe(0)
+    expect(yes.stdout).toMatch(/purged 2 entries/)
+    expect(await ls()).toEqual([])
+  })
+
   it('explains a mutation: produced, each attempt, dead-lettered, replayed, applied', async () => {
     writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: server.url, retry: { maxAttempts: 2, initialBackoffMs: 10 } } } } } }))
     server.always('k', 503)
