@@ -135,3 +135,15 @@ describe('.walrc.example', () => {
     }
   })
 })
+
+describe('rates', () => {
+  it('reads "R/s", "R/m" and "R/h" as per second, and refuses zero', async () => {
+    const { parseRate, rateFlag } = await import('../../src/lib/config/load.js')
+    expect([parseRate('100/s'), parseRate('6000/m'), parseRate('36000/h'), parseRate(5)]).toEqual([100, 100, 10, 5])
+    expect(rateFlag(undefined)).toBeNull()
+    expect(rateFlag('20/s')).toBe(20)
+    expect(() => rateFlag('0/s')).toThrow(/--rate "0\/s" is not a rate above zero/)
+    expect(() => rateFlag('fast')).toThrow(UsageError)
+    expect(configError({ namespaces: { a: { rate: '0/m' } } }).message).toMatch(/key "namespaces\.a\.rate": expected a rate above zero/)
+  })
+})

@@ -90,6 +90,17 @@ function defaultStateDir(env: NodeJS.ProcessEnv): string {
   return join(stateHome, 'wal')
 }
 
+/** A rate as operators write it: "100/s", "6000/m", "50000/h". */
+export const RATE_PATTERN = /^\d+(\.\d+)?\/(s|m|h)$/
+
+/** A --rate flag in applies per second; undefined stays unlimited. Zero or nonsense is a usage error. */
+export function rateFlag(text: string | undefined): number | null {
+  if (text === undefined) return null
+  const perSecond = RATE_PATTERN.test(text) ? parseRate(text)! : NaN
+  if (!(perSecond > 0)) throw new UsageError(`--rate "${text}" is not a rate above zero`, { suggestions: ['use e.g. --rate 100/s, 6000/m or 50000/h'] })
+  return perSecond
+}
+
 /** "100/s" → 100, "6000/m" → 100, a number stays as it is. */
 export function parseRate(rate: string | number | undefined): number | null {
   if (rate === undefined) return null

@@ -58,7 +58,7 @@ const RetrySchema = v.strictObject({
 const Rate = v.union(
   [
     v.pipe(v.number(), v.minValue(0.001)),
-    v.pipe(v.string(), v.regex(/^\d+(\.\d+)?\/(s|m|h)$/)),
+    v.pipe(v.string(), v.regex(/^\d+(\.\d+)?\/(s|m|h)$/), v.check((rate) => Number(rate.split('/')[0]) > 0, 'a rate above zero, such as "100/s"')),
   ],
   'a rate such as "100/s", "6000/m" or "50000/h"',
 )

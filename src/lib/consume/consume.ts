@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 
 import { clockFromEnv } from '../clock.js'
-import { loadConfig, namespaceSettings, parseRate } from '../config/load.js'
-import { UsageError } from '../errors.js'
+import { loadConfig, namespaceSettings, rateFlag } from '../config/load.js'
+import { BackendUnavailableError, UsageError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import type { ShardRequest } from '../log/backend.js'
 import { openLog } from '../log/open.js'
@@ -82,8 +82,7 @@ function describeEvent(event: PipelineEvent, json: boolean): string {
 export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> {
   const concurrency = options.concurrency ?? 16
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a whole number, 1 or more')
-  const rate = options.rate === undefined ? null : /^\d+(\.\d+)?\/(s|m|h)$/.test(options.rate) ? parseRate(options.rate) : NaN
-  if (Number.isNaN(rate)) throw new UsageError(`--rate "${options.rate}" is not a rate`, { suggestions: ['use e.g. --rate 100/s, 6000/m'] })
+  const rate = rateFlag(options.rate)
   const leaseTtlMs = durationOption('--lease-ttl', options.leaseTtl, 10_000)
   const drainTimeoutMs = durationOption('--drain-timeout', options.drainTimeout, 30_000)
   const now = clockFromEnv(options.io.env)
@@ -122,7 +121,12 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     for (const t of targets) {
       const store = await log.consumerStore(t.name)
       opened.push(store)
-      const target = await openTarget(t)
+      const target = await openTarget(t).catch((error: unknown) => {
+        throw new BackendUnavailableError(`cannot open target "${t.name}" of namespace "${settings.name}": ${(error as Error).message}`, {
+          cause: error,
+          suggestions: [`check namespaces.${settings.name}.targets.${t.name} in the config`],
+        })
+      })
       opened.push(target)
       consumers.push(
         new TargetConsumer({

@@ -7,7 +7,7 @@
 import { hostname, userInfo } from 'node:os'
 import { createInterface } from 'node:readline/promises'
 
-import { loadConfig, namespaceSettings, parseRate } from '../config/load.js'
+import { loadConfig, namespaceSettings, rateFlag } from '../config/load.js'
 import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
 import { encodeEnvelope, type ErrorClass, type Mutation } from '../envelope/envelope.js'
 import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
@@ -264,8 +264,7 @@ export interface ReplayPlan {
 /** Puts matching entries back into the log for their target (or another), with --rate and a loop guard. */
 export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayPlan> {
   const maxReplays = options.maxReplays ?? DEFAULT_MAX_REPLAYS
-  const rate = options.rate === undefined ? null : /^\d+(\.\d+)?\/(s|m|h)$/.test(options.rate) ? parseRate(options.rate) : NaN
-  if (Number.isNaN(rate)) throw new UsageError(`--rate "${options.rate}" is not a rate`, { suggestions: ['use e.g. --rate 500/s'] })
+  const rate = rateFlag(options.rate)
   const opened = await open(options)
   let destination: LogBackend = opened.log
   try {
