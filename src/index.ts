@@ -13,6 +13,7 @@ import DlqReplay from './commands/dlq/replay.js'
 import DlqShow from './commands/dlq/show.js'
 import DlqStats from './commands/dlq/stats.js'
 import Explain from './commands/explain.js'
+import NsInit from './commands/ns/init.js'
 import NsLs from './commands/ns/ls.js'
 import NsShow from './commands/ns/show.js'
 import Produce from './commands/produce.js'
@@ -32,6 +33,7 @@ export const COMMANDS = {
   'dlq:audit': DlqAudit,
   'config:validate': ConfigValidate,
   'config:show': ConfigShow,
+  'ns:init': NsInit,
   'ns:ls': NsLs,
   'ns:show': NsShow,
 }

@@ -37,7 +37,7 @@ describe('config validation', () => {
 
   it('rejects invalid namespace names and unknown backends', () => {
     expect(configError({ namespaces: { 'bad/name': {} } }).message).toMatch(/namespaces\.bad\/name.*namespace name/)
-    expect(configError({ namespaces: { a: { backend: 'postgres' } } }).message).toMatch(/expected a backend: "embedded", found "postgres"/)
+    expect(configError({ namespaces: { a: { backend: 'postgres' } } }).message).toMatch(/expected a backend: "embedded" or "kafka", found "postgres"/)
   })
 
   it('treats an empty file as no settings', () => {

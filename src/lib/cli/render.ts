@@ -4,6 +4,7 @@ import type { ConsumeSummary } from '../consume/consume.js'
 import type { DlqListing, DlqStatsGroup, ReplayPlan } from '../dlq/dlq.js'
 import type { ExplainReport } from '../explain/explain.js'
 import type { AuditRecord } from '../log/backend.js'
+import type { NamespaceInit } from '../ns/init.js'
 import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
 import { formatBytes } from '../format.js'
 
@@ -52,6 +53,12 @@ export function renderNamespace(ns: NamespaceDetails): string {
     )
   }
   return lines.join('\n')
+}
+
+export function renderNamespaceInit(init: NamespaceInit): string {
+  const rows = init.parts.map((p) => [p.role, p.name, p.status, p.partitions === null ? '-' : String(p.partitions), p.replicationFactor === null ? '-' : String(p.replicationFactor)])
+  const warnings = init.parts.filter((p) => p.warning).map((p) => `warning: ${p.name} ${p.warning}`)
+  return [`namespace ${init.namespace} (${init.backend})`, table([['ROLE', 'NAME', 'STATUS', 'PARTITIONS', 'REPLICAS'], ...rows]), ...warnings].join('\n')
 }
 
 export function renderConfigReport(report: ConfigReport): string {

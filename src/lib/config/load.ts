@@ -16,6 +16,7 @@ import {
   DEFAULTS,
   type ConfigFile,
   type KafkaClusterSettings,
+  type KafkaLogSettings,
   type NamespaceConfig,
   type NamespaceSettings,
   type ResolvedConfig,
@@ -152,6 +153,30 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
   })
 }
 
+const KAFKA_ONLY_KEYS = ['cluster', 'topic', 'replicationFactor', 'retentionMs'] as const
+
+function kafkaLogSettings(namespace: string, ns: NamespaceConfig, configPath: string, file: ConfigFile): KafkaLogSettings | null {
+  const where = `${configPath}: key "namespaces.${namespace}`
+  if ((ns.backend ?? DEFAULTS.backend) !== 'kafka') {
+    const stray = KAFKA_ONLY_KEYS.find((k) => ns[k] !== undefined)
+    if (stray) {
+      throw new ConfigError(`${where}.${stray}" applies to Kafka namespaces only`, { suggestions: [`set namespaces.${namespace}.backend: kafka, or remove ${stray}`] })
+    }
+    return null
+  }
+  if (ns.cluster === undefined) {
+    throw new ConfigError(`${where}": a Kafka namespace needs "cluster", the name of a cluster under clusters.kafka`, {
+      suggestions: [`add namespaces.${namespace}.cluster: NAME, and clusters: { kafka: { NAME: { brokers: [host:port] } } }`],
+    })
+  }
+  return {
+    cluster: kafkaCluster(file, ns.cluster, `${where}.cluster"`, dirname(configPath)),
+    topic: ns.topic ?? namespace,
+    replicationFactor: ns.replicationFactor ?? null,
+    retentionMs: ns.retentionMs ?? null,
+  }
+}
+
 /** Builds the effective config from a validated file (or none). */
 export function resolveConfig(file: ConfigFile | null, path: string | null, env: NodeJS.ProcessEnv): ResolvedConfig {
   const defaults = {
@@ -169,6 +194,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
     namespaces.set(name, {
       name,
       backend: ns.backend ?? DEFAULTS.backend,
+      kafka: kafkaLogSettings(name, ns, path ?? '.', file!),
       partitions: ns.partitions ?? defaults.partitions,
       maxPayloadBytes: ns.maxPayloadBytes ?? defaults.maxPayloadBytes,
       description: ns.description ?? null,
@@ -239,6 +265,7 @@ export function namespaceSettings(config: ResolvedConfig, name: string): Namespa
     return {
       name,
       backend: DEFAULTS.backend,
+      kafka: null,
       partitions: config.defaults.partitions,
       maxPayloadBytes: config.defaults.maxPayloadBytes,
       description: null,

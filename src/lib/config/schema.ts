@@ -90,8 +90,15 @@ export const TargetConfigSchema = v.variant(
   'a target with "type": "kv", "http", "file" or "kafka"',
 )
 
+const TopicName = v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,200}$/, 'a topic name: up to 200 letters, digits, ".", "_" or "-"'))
+
 export const NamespaceConfigSchema = v.strictObject({
-  backend: v.optional(v.picklist(['embedded'], 'a backend: "embedded"')),
+  backend: v.optional(v.picklist(['embedded', 'kafka'], 'a backend: "embedded" or "kafka"')),
+  /** Kafka namespaces: the cluster (under clusters.kafka) and topic that hold the log. */
+  cluster: v.optional(v.pipe(v.string('the name of a cluster under clusters.kafka'), v.minLength(1))),
+  topic: v.optional(TopicName),
+  replicationFactor: v.optional(v.pipe(v.number('a replication factor'), v.integer('a whole number'), v.minValue(1, 'a replication factor from 1 to 16'), v.maxValue(16, 'a replication factor from 1 to 16'))),
+  retentionMs: v.optional(v.pipe(v.number('a retention in milliseconds'), v.integer('whole milliseconds'), v.minValue(-1, 'a retention in ms, or -1 to keep forever'))),
   partitions: v.optional(Partitions),
   maxPayloadBytes: v.optional(MaxPayloadBytes),
   description: v.optional(v.string('a description string')),
@@ -166,10 +173,22 @@ export type TargetSettings = (
   ratePerSec: number | null
 }
 
+/** Where a Kafka namespace's log lives, and how `wal ns init` creates its topics. */
+export interface KafkaLogSettings {
+  cluster: KafkaClusterSettings
+  topic: string
+  /** For `ns init`; null: as many replicas as brokers, at most 3. */
+  replicationFactor: number | null
+  /** For `ns init`; null: the broker's default. */
+  retentionMs: number | null
+}
+
 /** The effective settings of one namespace, defaults applied. */
 export interface NamespaceSettings {
   name: string
-  backend: 'embedded'
+  backend: 'embedded' | 'kafka'
+  /** Set for Kafka namespaces. */
+  kafka: KafkaLogSettings | null
   partitions: number
   maxPayloadBytes: number
   description: string | null

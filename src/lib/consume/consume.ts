@@ -99,9 +99,16 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       { suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `add targets under namespaces.${settings.name}.targets in the config`] },
     )
   }
-  const shard = parseShard(options.shard, settings.partitions)
   const owner = `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`
   const log = await openLog(config, settings, { create: true })
+  // The log's own partition count: a Kafka topic may have other than the config says.
+  let shard
+  try {
+    shard = parseShard(options.shard, log.partitions)
+  } catch (error) {
+    await log.close()
+    throw error
+  }
   const abort = new AbortController()
   let drainTimer: NodeJS.Timeout | undefined
   const onStop = (): void => {

@@ -101,7 +101,8 @@ export interface HistoryEvent {
 export interface ConsumerCommit {
   /** Next offset to read, per partition (only partitions still leased to the committer are written). */
   offsets: ReadonlyMap<number, number>
-  schedule: Array<{ partition: number; dueAtMs: number; mutation: Mutation }>
+  /** Mutations that wait, from their place in the log (partition, offset). */
+  schedule: Array<{ partition: number; offset: number; dueAtMs: number; mutation: Mutation }>
   /** Scheduled entries retried again later: same place in their key's order, new time and history. */
   reschedule: Array<{ seq: number; dueAtMs: number; mutation: Mutation }>
   /** Scheduled entries that are done (applied or dead-lettered). */

@@ -21,10 +21,16 @@ export async function openLog(config: ResolvedConfig, settings: NamespaceSetting
         create: options.create,
       })
     }
+    case 'kafka': {
+      // Topics are created by `wal ns init`, never on a first write: their partitions and replication matter.
+      const { KafkaLog } = await import('./kafka/kafka-log.js')
+      return KafkaLog.open(settings)
+    }
   }
 }
 
 /** Namespaces that have a log in the state directory, whether declared or not. */
 export async function listLogs(config: ResolvedConfig): Promise<string[]> {
-  return listEmbeddedLogs(config.stateDir)
+  const kafka = [...config.namespaces.values()].filter((ns) => ns.backend === 'kafka').map((ns) => ns.name)
+  return [...new Set([...listEmbeddedLogs(config.stateDir), ...kafka])].sort()
 }

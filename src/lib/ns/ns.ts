@@ -1,6 +1,7 @@
 /** `wal ns ls|show`: the namespaces, their settings and the state of their logs. */
 import { loadConfig, namespaceSettings } from '../config/load.js'
 import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
+import { redactSecrets } from '../config/redact.js'
 import { NotFoundError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import type { LogInfo, PartitionMark } from '../log/backend.js'
@@ -44,6 +45,11 @@ async function namespaceNames(config: ResolvedConfig): Promise<string[]> {
   return [...names].sort()
 }
 
+/** Settings as shown: cluster passwords are not. */
+function redactedSettings(settings: NamespaceSettings): NamespaceSettings {
+  return redactSecrets(settings) as NamespaceSettings
+}
+
 async function describe(config: ResolvedConfig, name: string): Promise<NamespaceDetails> {
   const settings = namespaceSettings(config, name)
   const summary = { name, backend: settings.backend, declared: settings.declared, description: settings.description }
@@ -52,7 +58,7 @@ async function describe(config: ResolvedConfig, name: string): Promise<Namespace
     log = await openLog(config, settings, { create: false })
   } catch (error) {
     if (!(error instanceof NotFoundError)) throw error
-    return { ...summary, partitions: settings.partitions, records: null, settings, log: null, marks: [], consumers: [] }
+    return { ...summary, partitions: settings.partitions, records: null, settings: redactedSettings(settings), log: null, marks: [], consumers: [] }
   }
   try {
     const info = await log.info()
@@ -79,7 +85,7 @@ async function describe(config: ResolvedConfig, name: string): Promise<Namespace
       ...summary,
       partitions: log.partitions,
       records: info.records,
-      settings: { ...settings, partitions: log.partitions },
+      settings: redactedSettings({ ...settings, partitions: log.partitions }),
       log: info,
       marks,
       consumers,

@@ -327,7 +327,7 @@ export class TargetConsumer {
       return
     }
     this.scheduledCount.set(mutation.key, (this.scheduledCount.get(mutation.key) ?? 0) + 1)
-    this.change.schedule.push({ partition: item.partition, dueAtMs, mutation })
+    this.change.schedule.push({ partition: item.partition, offset: item.offset, dueAtMs, mutation })
     this.finishLog(item)
   }
 

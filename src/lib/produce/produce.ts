@@ -17,7 +17,7 @@ import {
   type DecodeDefaults,
   type Mutation,
 } from '../envelope/envelope.js'
-import { BackendUnavailableError, InputRejectedError, InterruptedError, InvalidRecordError, UsageError, WalError } from '../errors.js'
+import { BackendUnavailableError, DurabilityUnknownError, InputRejectedError, InterruptedError, InvalidRecordError, NotFoundError, UsageError, WalError } from '../errors.js'
 import { formatBytes } from '../format.js'
 import type { CommonOptions } from '../io/context.js'
 import { readLineChunks, writeText } from '../io/lines.js'
@@ -170,17 +170,20 @@ class Producer {
           results.forEach((result, i) => (group[i]!.result = result))
           this.summary.commits++
         } catch (error) {
-          if (error instanceof WalError && !(error instanceof BackendUnavailableError) && !error.retriable) {
+          if (error instanceof WalError && !(error instanceof BackendUnavailableError) && !(error instanceof NotFoundError) && !error.retriable) {
             // A namespace-level problem (unknown namespace, partition mismatch): those lines are rejected.
             for (const e of group) e.error = error
           } else failure ??= error
         }
       }),
     )
+    const unknown = failure instanceof DurabilityUnknownError
     const print = this.printed.then(() => {
       let out = ''
       for (const entry of entries) {
-        if (entry.result) {
+        if (unknown && entry.mutation && !entry.result && !entry.error) {
+          out += this.unknownOutcome(entry)
+        } else if (entry.result) {
           out += this.ack(entry)
           if (entry.result.duplicate) this.summary.duplicates++
           else this.summary.durable++
@@ -192,6 +195,15 @@ class Producer {
     })
     this.printed = print.catch(() => undefined)
     await print
+    if (failure instanceof NotFoundError) throw failure
+    if (unknown) {
+      const lines = entries.filter((e) => e.mutation && !e.result && !e.error).map((e) => e.lineNumber)
+      const error = failure as DurabilityUnknownError
+      throw new DurabilityUnknownError(
+        `${error.message}: ${lines.length} mutation${lines.length === 1 ? '' : 's'} (line ${lines[0]}${lines.length > 1 ? `-${lines.at(-1)}` : ''}) may or may not be in the log; ${this.summary.durable} earlier mutations are durable`,
+        { cause: error, suggestions: error.suggestions, details: { ...this.summary, unknownLines: lines } },
+      )
+    }
     if (failure !== undefined) {
       const notWritten = entries.filter((e) => e.mutation && !e.result && !e.error)
       const error = failure instanceof WalError ? failure : new BackendUnavailableError(String(failure), { cause: failure })
@@ -208,6 +220,15 @@ class Producer {
       return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"offset":${r.offset},"durable":true${r.duplicate ? ',"duplicate":true' : ''}}\n`
     }
     return `id=${r.id} partition=${r.partition} offset=${r.offset} durable=true${r.duplicate ? ' duplicate=true' : ''}\n`
+  }
+
+  /** A mutation whose write may or may not have happened (Netflix's `durable: unknown`). */
+  private unknownOutcome(entry: Entry): string {
+    const m = entry.mutation!
+    if (this.options.json) {
+      return `{"line":${entry.lineNumber},"id":"${m.id}","namespace":${JSON.stringify(m.namespace)},"durable":"unknown"${m.idempotencyKey === null ? '' : `,"idempotencyKey":${JSON.stringify(m.idempotencyKey)}`}}\n`
+    }
+    return `id=${m.id} durable=unknown${m.idempotencyKey === null ? '' : ` idempotencyKey=${m.idempotencyKey}`}\n`
   }
 
   private reject(entry: Entry): string {

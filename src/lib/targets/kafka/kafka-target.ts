@@ -4,10 +4,10 @@
  * the mutation's key (so Kafka's partitioner keeps its order) and headers, plus wal-id and
  * wal-created-at; its value is the payload (JSON text or bytes).
  */
-import { readFileSync } from 'node:fs'
-
 import type { KafkaClusterSettings } from '../../config/schema.js'
 import type { Mutation } from '../../envelope/envelope.js'
+import { WalError } from '../../errors.js'
+import { kafkaClientConfig, loadKafkajs } from '../../kafka/client.js'
 import { TargetError, type Target } from '../target.js'
 
 export interface KafkaTargetOptions {
@@ -17,34 +17,13 @@ export interface KafkaTargetOptions {
   cluster: KafkaClusterSettings
 }
 
-type KafkaModule = typeof import('kafkajs')
 type Producer = import('kafkajs').Producer
-
-/** kafkajs client options for a cluster: brokers, TLS/mTLS from PEM files, SASL. */
-export function kafkaClientConfig(cluster: KafkaClusterSettings, kafkajs: KafkaModule): import('kafkajs').KafkaConfig {
-  const read = (path: string | undefined): Buffer | undefined => {
-    if (path === undefined) return undefined
-    try {
-      return readFileSync(path)
-    } catch (error) {
-      throw new TargetError(`Kafka cluster "${cluster.name}": cannot read ${path}: ${(error as NodeJS.ErrnoException).code}`, { errorClass: 'fatal', code: 'TLS_FILE', cause: error })
-    }
-  }
-  const ssl = typeof cluster.ssl === 'object' ? { ca: read(cluster.ssl.ca), cert: read(cluster.ssl.cert), key: read(cluster.ssl.key), rejectUnauthorized: cluster.ssl.rejectUnauthorized ?? true } : cluster.ssl
-  return {
-    clientId: cluster.clientId,
-    brokers: cluster.brokers,
-    ssl,
-    ...(cluster.sasl ? { sasl: cluster.sasl as import('kafkajs').SASLOptions } : {}),
-    connectionTimeout: cluster.connectionTimeoutMs,
-    logLevel: kafkajs.logLevel.NOTHING,
-    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
-  }
-}
 
 /** How a kafkajs failure affects the target. */
 export function classifyKafkaError(error: unknown): TargetError {
   if (error instanceof TargetError) return error
+  // Unreadable TLS files and the like: no retry will fix the configuration.
+  if (error instanceof WalError) return new TargetError(error.message, { errorClass: 'fatal', code: error.code, cause: error })
   const e = error as Error & { name: string; retriable?: boolean; type?: string; cause?: unknown; originalError?: unknown }
   const root = (e.originalError ?? e.cause ?? e) as Error & { name: string; type?: string; retriable?: boolean }
   const message = root.message ?? e.message
@@ -69,7 +48,7 @@ export class KafkaTarget implements Target {
 
   private connect(): Promise<Producer> {
     this.producer ??= (async () => {
-      const kafkajs = await import('kafkajs')
+      const kafkajs = await loadKafkajs()
       const kafka = new kafkajs.Kafka(kafkaClientConfig(this.options.cluster, kafkajs))
       const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
       await producer.connect()

@@ -1,0 +1,146 @@
+/**
+ * Reads partitions of a topic from given offsets, with no consumer group: what `tail`, the DLQ commands
+ * and the consumer pipeline need (they keep their own positions). kafkajs only reads through a group,
+ * whose join costs seconds and whose offsets we do not want, so this uses its cluster and fetch
+ * request directly — the same calls its consumer makes — in read_committed mode (aborted transactions
+ * and control records are skipped, and their offsets stepped over).
+ */
+import { createRequire } from 'node:module'
+
+import type { IncomingRecord } from '../log/kafka/record-codec.js'
+
+interface KafkaCluster {
+  connect(): Promise<void>
+  disconnect(): Promise<void>
+  addTargetTopic(topic: string): Promise<void>
+  refreshMetadata(): Promise<void>
+  findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>
+  findBroker(options: { nodeId: string }): Promise<{
+    fetch(request: {
+      replicaId?: number
+      isolationLevel: number
+      maxWaitTime: number
+      minBytes: number
+      maxBytes: number
+      topics: Array<{ topic: string; partitions: Array<{ partition: number; fetchOffset: string; maxBytes: number }> }>
+    }): Promise<{ responses: Array<{ topicName: string; partitions: Array<RawPartitionData> }> }>
+  }>
+}
+
+interface RawPartitionData {
+  partition: number
+  errorCode: number
+  highWatermark: string
+  logStartOffset?: string
+  abortedTransactions?: unknown[]
+  messages: unknown[]
+}
+
+interface KafkaBatch {
+  partition: number
+  highWatermark: string
+  messages: IncomingRecord[]
+  isEmptyIncludingFiltered(): boolean
+  lastOffset(): string
+}
+
+type BatchClass = new (topic: string, fetchedOffset: string, partitionData: RawPartitionData) => KafkaBatch
+
+const READ_COMMITTED = 1
+const CREATE_CLUSTER = 'private:Kafka:createCluster'
+
+/** What one fetch returned for a partition. */
+export interface FetchedPartition {
+  partition: number
+  records: IncomingRecord[]
+  /** Where the next fetch of this partition starts (past skipped control records and gaps). */
+  nextOffset: number
+  highWatermark: number
+}
+
+export interface FetchOptions {
+  /** How long the broker may wait for data when there is none yet. */
+  maxWaitMs: number
+  maxBytesPerPartition?: number
+}
+
+export class PartitionReader {
+  private constructor(
+    private readonly cluster: KafkaCluster,
+    private readonly Batch: BatchClass,
+  ) {}
+
+  private readonly topics = new Map<string, Promise<void>>()
+
+  /** A reader on a client made by `new Kafka(...)`. */
+  static async open(kafka: import('kafkajs').Kafka): Promise<PartitionReader> {
+    const symbol = Object.getOwnPropertySymbols(kafka).find((s) => s.description === CREATE_CLUSTER)
+    if (symbol === undefined) throw new Error('this kafkajs version has no cluster factory; wal needs kafkajs 2.x')
+    const create = (kafka as unknown as Record<symbol, (options: object) => KafkaCluster>)[symbol]!
+    const cluster = create({ metadataMaxAge: 300_000, allowAutoTopicCreation: false, isolationLevel: READ_COMMITTED })
+    const require = createRequire(import.meta.url)
+    const Batch = require('kafkajs/src/consumer/batch.js') as BatchClass
+    await cluster.connect()
+    return new PartitionReader(cluster, Batch)
+  }
+
+  private addTopic(topic: string): Promise<void> {
+    let added = this.topics.get(topic)
+    if (!added) {
+      added = this.cluster.addTargetTopic(topic)
+      this.topics.set(topic, added)
+      added.catch(() => this.topics.delete(topic))
+    }
+    return added
+  }
+
+  /** One fetch from each partition's leader, all leaders at once. */
+  async fetch(topic: string, positions: ReadonlyMap<number, number>, options: FetchOptions): Promise<FetchedPartition[]> {
+    await this.addTopic(topic)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.fetchOnce(topic, positions, options)
+      } catch (error) {
+        const e = error as { retriable?: boolean; type?: string; name?: string }
+        // A leader moved or a broker restarted: learn the new leaders and fetch again.
+        if (attempt >= 5 || !(e.retriable || e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSConnectionClosedError')) throw error
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt))
+        await this.cluster.refreshMetadata().catch(() => undefined)
+      }
+    }
+  }
+
+  private async fetchOnce(topic: string, positions: ReadonlyMap<number, number>, options: FetchOptions): Promise<FetchedPartition[]> {
+    const partitions = [...positions.keys()]
+    if (partitions.length === 0) return []
+    const byLeader = this.cluster.findLeaderForPartitions(topic, partitions)
+    const maxBytes = options.maxBytesPerPartition ?? 1024 * 1024
+    const results = await Promise.all(
+      Object.entries(byLeader).map(async ([nodeId, leaderPartitions]) => {
+        const broker = await this.cluster.findBroker({ nodeId })
+        const { responses } = await broker.fetch({
+          isolationLevel: READ_COMMITTED,
+          maxWaitTime: options.maxWaitMs,
+          minBytes: 1,
+          maxBytes: maxBytes * leaderPartitions.length,
+          topics: [{ topic, partitions: leaderPartitions.map((p) => ({ partition: p, fetchOffset: String(positions.get(p)), maxBytes })) }],
+        })
+        return responses.flatMap((response) =>
+          response.partitions.map((data): FetchedPartition => {
+            const from = positions.get(data.partition)!
+            const batch = new this.Batch(topic, String(from), data)
+            const highWatermark = Number(data.highWatermark)
+            // Past the last record seen, filtered or not (control records, aborted ones, compaction gaps).
+            const nextOffset = batch.isEmptyIncludingFiltered() ? from : Number(batch.lastOffset()) + 1
+            return { partition: data.partition, records: batch.messages, nextOffset, highWatermark }
+          }),
+        )
+      }),
+    )
+    return results.flat()
+  }
+
+  async close(): Promise<void> {
+    await this.cluster.disconnect().catch(() => undefined)
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * One connection to the cluster of a Kafka namespace, shared by its log, consumer state and DLQ: an admin
+ * client, a group-less partition reader and an idempotent producer (acks from all in-sync replicas), each
+ * made on first use. kafkajs errors are converted here, where it is called.
+ */
+import type { KafkaLogSettings } from '../../config/schema.js'
+import { DurabilityUnknownError, WalError } from '../../errors.js'
+import { describeKafkaError, kafkaClientConfig, loadKafkajs, rootKafkaError, type KafkaModule } from '../../kafka/client.js'
+import { PartitionReader } from '../../kafka/partition-reader.js'
+import type { PartitionMark } from '../backend.js'
+import type { IncomingRecord, OutgoingRecord } from './record-codec.js'
+
+/** How long a produce request may take, retries included, before its outcome is reported as unknown. */
+export const SEND_TIMEOUT_MS = 30_000
+
+export interface TopicMessages {
+  topic: string
+  messages: OutgoingRecord[]
+}
+
+export class KafkaConnection {
+  private reader_: Promise<PartitionReader> | undefined
+  private producer_: Promise<import('kafkajs').Producer> | undefined
+
+  private constructor(
+    readonly settings: KafkaLogSettings,
+    readonly kafkajs: KafkaModule,
+    readonly kafka: import('kafkajs').Kafka,
+    readonly admin: import('kafkajs').Admin,
+  ) {}
+
+  static async open(settings: KafkaLogSettings): Promise<KafkaConnection> {
+    const kafkajs = await loadKafkajs()
+    const kafka = new kafkajs.Kafka(kafkaClientConfig(settings.cluster, kafkajs))
+    const admin = kafka.admin()
+    try {
+      await admin.connect()
+    } catch (error) {
+      throw describeKafkaError(settings.cluster, error)
+    }
+    return new KafkaConnection(settings, kafkajs, kafka, admin)
+  }
+
+  /** Converts a kafkajs error into wal's. */
+  error(error: unknown): WalError {
+    return describeKafkaError(this.settings.cluster, error)
+  }
+
+  reader(): Promise<PartitionReader> {
+    this.reader_ ??= PartitionReader.open(this.kafka).catch((error: unknown) => {
+      this.reader_ = undefined
+      throw this.error(error)
+    })
+    return this.reader_
+  }
+
+  producer(): Promise<import('kafkajs').Producer> {
+    this.producer_ ??= (async () => {
+      const producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        // Bounded: a broker that stays away must end in "outcome unknown", not a hang.
+        retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5000 },
+      })
+      await producer.connect()
+      return producer
+    })().catch((error: unknown) => {
+      this.producer_ = undefined
+      throw this.error(error)
+    })
+    return this.producer_
+  }
+
+  /**
+   * Sends records and waits for all in-sync replicas. A failure once the request may have reached the
+   * brokers is DurabilityUnknownError: the records may or may not be in the log.
+   */
+  async send(batch: TopicMessages[]): Promise<import('kafkajs').RecordMetadata[]> {
+    const producer = await this.producer()
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer from the brokers within ${SEND_TIMEOUT_MS / 1000} s`)), SEND_TIMEOUT_MS)
+      })
+      return await Promise.race([producer.sendBatch({ topicMessages: batch, acks: -1, timeout: SEND_TIMEOUT_MS }), timeout])
+    } catch (error) {
+      const root = rootKafkaError(error)
+      // The producer's sequence numbers no longer match what the brokers hold: start a new one next time.
+      this.producer_ = undefined
+      void producer.disconnect().catch(() => undefined)
+      if (root.retriable === false && root.name === 'KafkaJSProtocolError') throw this.error(error)
+      throw new DurabilityUnknownError(`Kafka cluster "${this.settings.cluster.name}": ${root.message}: the outcome of the write is unknown`, {
+        cause: error,
+        suggestions: ['produce the same mutations again with their idempotency keys: the duplicates are recognized', 'check the brokers (`wal ns show` reports what it can reach)'],
+      })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Low and high offsets of every partition of a topic. */
+  async marks(topic: string): Promise<PartitionMark[]> {
+    try {
+      const offsets = await this.admin.fetchTopicOffsets(topic)
+      return offsets.map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) })).sort((a, b) => a.partition - b.partition)
+    } catch (error) {
+      throw this.error(error)
+    }
+  }
+
+  /** Partition count of a topic, or null when it does not exist. */
+  async partitionCount(topic: string): Promise<number | null> {
+    try {
+      const { topics } = await this.admin.fetchTopicMetadata({ topics: [topic] })
+      return topics[0]?.partitions.length ?? null
+    } catch (error) {
+      if (rootKafkaError(error).type === 'UNKNOWN_TOPIC_OR_PARTITION') return null
+      throw this.error(error)
+    }
+  }
+
+  /**
+   * Every record of a topic from `from` (default: the low mark) up to the high mark as it is now, per
+   * partition in offset order.
+   */
+  async *snapshot(topic: string, options: { partitions?: readonly number[]; from?: ReadonlyMap<number, number> } = {}): AsyncIterable<{ partition: number; offset: number; record: IncomingRecord }> {
+    const marks = await this.marks(topic)
+    const positions = new Map<number, number>()
+    const until = new Map<number, number>()
+    for (const m of marks) {
+      if (options.partitions && !options.partitions.includes(m.partition)) continue
+      const from = Math.max(m.low, options.from?.get(m.partition) ?? m.low)
+      if (from < m.high) {
+        positions.set(m.partition, from)
+        until.set(m.partition, m.high)
+      }
+    }
+    const reader = await this.reader()
+    while (positions.size > 0) {
+      let fetched
+      try {
+        fetched = await reader.fetch(topic, positions, { maxWaitMs: 100, maxBytesPerPartition: 4 * 1024 * 1024 })
+      } catch (error) {
+        throw this.error(error)
+      }
+      for (const f of fetched) {
+        const end = until.get(f.partition)!
+        for (const record of f.records) {
+          const offset = Number(record.offset)
+          if (offset >= end) break
+          yield { partition: f.partition, offset, record }
+        }
+        // Done when past the snapshot's end, or when nothing is left to read below it (a gap at the end).
+        if (f.nextOffset >= end || (f.records.length === 0 && f.highWatermark <= positions.get(f.partition)!)) positions.delete(f.partition)
+        else positions.set(f.partition, f.nextOffset)
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const producer = this.producer_
+    const reader = this.reader_
+    this.producer_ = undefined
+    this.reader_ = undefined
+    await Promise.all([
+      producer?.then((p) => p.disconnect()).catch(() => undefined),
+      reader?.then((r) => r.close()).catch(() => undefined),
+      this.admin.disconnect().catch(() => undefined),
+    ])
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * Consumer state of a Kafka namespace's target, kept in the cluster so consumers can run on any machine:
+ * - partitions and committed offsets: the target's consumer group (see group-member.ts);
+ * - the schedule: a compacted topic, in the partition of the log a mutation came from, which the owner of
+ *   that partition loads into memory when it takes the partition on;
+ * - dead letters: the DLQ topic; history: a time-limited topic, keyed by mutation id.
+ *
+ * A commit first writes schedule changes, dead letters and history (acks from all in-sync replicas), then
+ * commits offsets through the group. A crash between the two redoes the mutations after the old offsets:
+ * schedule entries are keyed by their place in the log and dead letters are recognized by theirs, so the
+ * redo replaces rather than duplicates them.
+ */
+import { decodeEnvelopeLine, encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
+import type { ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
+import { MAX_PARTITIONS } from '../../config/schema.js'
+import { partitionForKey } from '../partitioner.js'
+import { GroupMember } from './group-member.js'
+import type { KafkaLog } from './kafka-log.js'
+import type { OutgoingRecord } from './record-codec.js'
+import { consumerGroupId } from './topics.js'
+import { dlqRecord } from './dead-letter-queue.js'
+
+/** A scheduled entry's seq: its place in the log (offset, partition), unique per target. */
+export function scheduleSeq(partition: number, offset: number): number {
+  return offset * MAX_PARTITIONS + partition
+}
+
+interface Entry {
+  seq: number
+  partition: number
+  key: string
+  dueAtMs: number
+  mutation: Mutation
+}
+
+interface StoredEntry {
+  dueAtMs: number
+  envelope: string
+}
+
+/** How long the first group join may take before the consumer gives up. */
+const JOIN_TIMEOUT_MS = 60_000
+
+export class KafkaConsumerStore implements ConsumerStore {
+  private member: Promise<GroupMember> | undefined
+  private memberShard: string | undefined
+  /** The schedule of the partitions loaded, by seq. */
+  private readonly entries = new Map<number, Entry>()
+  private readonly loaded = new Set<number>()
+  private historyPartitions: Promise<number> | undefined
+
+  constructor(
+    private readonly log: KafkaLog,
+    readonly target: string,
+  ) {}
+
+  private get groupId(): string {
+    return consumerGroupId(this.log.namespace, this.target)
+  }
+
+  async claim(_owner: string, shard: ShardRequest, ttlMs: number): Promise<{ owned: number[]; wanted: number[] }> {
+    if (!this.member) {
+      this.memberShard = JSON.stringify(shard)
+      const { kafkajs, kafka } = this.log.connection
+      this.member = GroupMember.join({ kafkajs, kafka, groupId: this.groupId, topic: this.log.topics.log, shard, sessionTimeoutMs: Math.max(6000, ttlMs) })
+      this.member.catch(() => (this.member = undefined))
+    } else if (this.memberShard !== JSON.stringify(shard)) throw new Error('a consumer store serves one shard request')
+    let member: GroupMember
+    try {
+      member = await this.member
+      await member.ready(JOIN_TIMEOUT_MS)
+    } catch (error) {
+      throw this.log.connection.error(error)
+    }
+    const owned = member.partitions()
+    for (const p of [...this.loaded]) {
+      if (owned.includes(p)) continue
+      // Given up: its schedule is someone else's now, and is loaded afresh if it comes back.
+      this.loaded.delete(p)
+      for (const [seq, e] of this.entries) if (e.partition === p) this.entries.delete(seq)
+    }
+    const wanted = shard === 'auto' ? owned : Array.from({ length: this.log.partitions }, (_, p) => p).filter((p) => p % shard.count === shard.index)
+    return { owned, wanted }
+  }
+
+  async release(_owner: string, partitions?: readonly number[]): Promise<void> {
+    // Partitions move when the group rebalances; only leaving the group gives them all up.
+    if (partitions !== undefined) return
+    const member = this.member
+    this.member = undefined
+    if (member) await member.then((m) => m.leave()).catch(() => undefined)
+  }
+
+  async committed(partitions: readonly number[]): Promise<Map<number, number>> {
+    try {
+      const [offsets] = await this.log.connection.admin.fetchOffsets({ groupId: this.groupId, topics: [this.log.topics.log] })
+      const marks = await this.log.marks()
+      const found = new Map((offsets?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]))
+      return new Map(partitions.map((p) => [p, (found.get(p) ?? -1) >= 0 ? found.get(p)! : marks[p]!.low]))
+    } catch (error) {
+      throw this.log.connection.error(error)
+    }
+  }
+
+  async commit(_owner: string, change: ConsumerCommit): Promise<{ lost: number[] }> {
+    const { topics } = this.log
+    const schedule: OutgoingRecord[] = []
+    const changed: Entry[] = []
+    const removed: number[] = []
+    for (const s of change.schedule) {
+      const entry = { seq: scheduleSeq(s.partition, s.offset), partition: s.partition, key: s.mutation.key, dueAtMs: s.dueAtMs, mutation: s.mutation }
+      changed.push(entry)
+      schedule.push(this.scheduleRecord(entry))
+    }
+    for (const s of change.reschedule) {
+      const old = this.entries.get(s.seq)
+      if (!old) continue
+      const entry = { ...old, dueAtMs: s.dueAtMs, mutation: s.mutation }
+      changed.push(entry)
+      schedule.push(this.scheduleRecord(entry))
+    }
+    for (const seq of change.unschedule) {
+      const old = this.entries.get(seq)
+      if (!old) continue
+      removed.push(seq)
+      schedule.push({ key: `${this.target}/${seq}`, value: null as unknown as string, headers: {}, timestamp: String(Date.now()), partition: old.partition })
+    }
+    const batch = []
+    if (schedule.length > 0) batch.push({ topic: topics.schedule, messages: schedule })
+    if (change.deadLetters.length > 0) batch.push({ topic: topics.dlq, messages: change.deadLetters.map((d) => dlqRecord(this.target, d)) })
+    if (change.history.length > 0) {
+      batch.push({
+        topic: topics.history,
+        messages: change.history.map((h) => ({ key: h.mutationId, value: JSON.stringify({ target: this.target, ...h }), headers: {}, timestamp: String(Math.floor(h.atMs)) })),
+      })
+    }
+    if (batch.length > 0) await this.log.connection.send(batch)
+    for (const e of changed) this.entries.set(e.seq, e)
+    for (const seq of removed) this.entries.delete(seq)
+    const member = await this.member
+    const owned = member?.partitions() ?? []
+    const offsets = new Map([...change.offsets].filter(([p]) => owned.includes(p)))
+    const lost = [...change.offsets.keys()].filter((p) => !owned.includes(p))
+    if (offsets.size > 0 && member) {
+      let committed: boolean
+      try {
+        committed = await member.commit(offsets)
+      } catch (error) {
+        throw this.log.connection.error(error)
+      }
+      if (!committed) return { lost: [...change.offsets.keys()] }
+    }
+    return { lost }
+  }
+
+  private scheduleRecord(e: Entry): OutgoingRecord {
+    const stored: StoredEntry = { dueAtMs: e.dueAtMs, envelope: encodeEnvelope(e.mutation) }
+    return { key: `${this.target}/${e.seq}`, value: JSON.stringify(stored), headers: {}, timestamp: String(Date.now()), partition: e.partition }
+  }
+
+  /** Reads the schedule of these partitions (this target's entries) as it is in the topic now. */
+  private async readSchedule(partitions: readonly number[]): Promise<Entry[]> {
+    const latest = new Map<string, { partition: number; value: Buffer | null }>()
+    const prefix = `${this.target}/`
+    for await (const { partition, record } of this.log.connection.snapshot(this.log.topics.schedule, { partitions })) {
+      const key = record.key?.toString('utf8')
+      if (key === undefined || !key.startsWith(prefix)) continue
+      latest.set(key, { partition, value: record.value })
+    }
+    const entries: Entry[] = []
+    for (const [key, { partition, value }] of latest) {
+      if (value === null) continue
+      const stored = JSON.parse(value.toString('utf8')) as StoredEntry
+      const mutation = decodeEnvelopeLine(stored.envelope, { namespace: this.log.namespace, forceNamespace: true, nowMs: Date.now() })
+      entries.push({ seq: Number(key.slice(prefix.length)), partition, key: mutation.key, dueAtMs: stored.dueAtMs, mutation })
+    }
+    return entries
+  }
+
+  private async load(partitions: readonly number[]): Promise<void> {
+    const missing = partitions.filter((p) => !this.loaded.has(p))
+    if (missing.length === 0) return
+    for (const e of await this.readSchedule(missing)) this.entries.set(e.seq, e)
+    for (const p of missing) this.loaded.add(p)
+  }
+
+  /** The loaded entries of these partitions that are first of their key. */
+  private heads(partitions: readonly number[]): Entry[] {
+    const wanted = new Set(partitions)
+    const first = new Map<string, Entry>()
+    for (const e of this.entries.values()) {
+      if (!wanted.has(e.partition)) continue
+      const head = first.get(e.key)
+      if (!head || e.seq < head.seq) first.set(e.key, e)
+    }
+    return [...first.values()]
+  }
+
+  async scheduledKeyCounts(partitions: readonly number[]): Promise<Map<string, number>> {
+    await this.load(partitions)
+    const wanted = new Set(partitions)
+    const counts = new Map<string, number>()
+    for (const e of this.entries.values()) if (wanted.has(e.partition)) counts.set(e.key, (counts.get(e.key) ?? 0) + 1)
+    return counts
+  }
+
+  async dueScheduled(partitions: readonly number[], nowMs: number, limit: number, skipKeys: ReadonlySet<string>): Promise<ScheduledMutation[]> {
+    await this.load(partitions)
+    return this.heads(partitions)
+      .filter((e) => e.dueAtMs <= nowMs && !skipKeys.has(e.key))
+      .sort((a, b) => a.dueAtMs - b.dueAtMs || a.seq - b.seq)
+      .slice(0, limit)
+      .map((e) => ({ seq: e.seq, partition: e.partition, dueAtMs: e.dueAtMs, mutation: structuredClone(e.mutation) }))
+  }
+
+  async nextDueAtMs(partitions: readonly number[]): Promise<number | null> {
+    await this.load(partitions)
+    let next: number | null = null
+    for (const e of this.heads(partitions)) if (next === null || e.dueAtMs < next) next = e.dueAtMs
+    return next
+  }
+
+  private historyPartitionCount(): Promise<number> {
+    this.historyPartitions ??= this.log.connection.partitionCount(this.log.topics.history).then((n) => n ?? 1)
+    return this.historyPartitions
+  }
+
+  async story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number }> }> {
+    const history: HistoryEvent[] = []
+    // History records are keyed by mutation id: Kafka's partitioner put them all in one partition.
+    const partition = partitionForKey(mutationId, await this.historyPartitionCount())
+    for await (const { record } of this.log.connection.snapshot(this.log.topics.history, { partitions: [partition] })) {
+      if (record.key?.toString('utf8') !== mutationId || record.value === null) continue
+      const { target, ...event } = JSON.parse(record.value.toString('utf8')) as HistoryEvent & { target: string }
+      if (target === this.target) history.push(event)
+    }
+    const all = Array.from({ length: this.log.partitions }, (_, p) => p)
+    const scheduled = (await this.readSchedule(all))
+      .filter((e) => e.mutation.id === mutationId)
+      .sort((a, b) => a.seq - b.seq)
+      .map((e) => ({ dueAtMs: e.dueAtMs, attempts: e.mutation.attempts }))
+    return { history, scheduled }
+  }
+
+  async counts(): Promise<{ scheduled: number; deadLetters: number }> {
+    const all = Array.from({ length: this.log.partitions }, (_, p) => p)
+    const scheduled = (await this.readSchedule(all)).length
+    const dlq = await this.log.deadLetterQueue()
+    const deadLetters = (await dlq.entries({ target: this.target })).length
+    return { scheduled, deadLetters }
+  }
+
+  async leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>> {
+    const { admin, kafkajs } = this.log.connection
+    try {
+      const { groups } = await admin.describeGroups([this.groupId])
+      const leases: Array<{ partition: number; owner: string; expiresAtMs: number }> = []
+      for (const m of groups[0]?.members ?? []) {
+        if (m.memberAssignment.length === 0) continue
+        const decoded = kafkajs.AssignerProtocol.MemberAssignment.decode(m.memberAssignment)
+        for (const p of decoded?.assignment[this.log.topics.log] ?? []) {
+          // Held while the member heartbeats: the group coordinator tracks it, no fixed end.
+          leases.push({ partition: p, owner: `${m.clientId}@${m.clientHost}`, expiresAtMs: Date.now() })
+        }
+      }
+      return leases.sort((a, b) => a.partition - b.partition)
+    } catch (error) {
+      throw this.log.connection.error(error)
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.release('')
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * The log on a Kafka topic. Appends go through an idempotent producer with acks from all in-sync
+ * replicas, to the partition Kafka's default partitioner would pick for the key (murmur2), so other
+ * producers of the topic agree. Reads use a group-less partition reader; consumer positions, the
+ * schedule and the DLQ live in the cluster too (see topics.ts), so consumers can run anywhere.
+ */
+import type { NamespaceSettings } from '../../config/schema.js'
+import type { LogRecord, Mutation } from '../../envelope/envelope.js'
+import { NotFoundError } from '../../errors.js'
+import type { AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import { partitionForKey } from '../partitioner.js'
+import { KafkaConnection } from './connection.js'
+import { KafkaConsumerStore } from './consumer-store.js'
+import { KafkaDeadLetterQueue } from './dead-letter-queue.js'
+import { IdempotencyIndex } from './idempotency.js'
+import { decodeRecord, encodeRecord, type OutgoingRecord } from './record-codec.js'
+import { namespaceTopics, type NamespaceTopics } from './topics.js'
+
+/** How long a following reader lets the broker wait for new records. */
+const FOLLOW_WAIT_MS = 500
+/** Records fetched per partition and request. */
+const FETCH_BYTES = 1024 * 1024
+/** Fetched records kept per partition, at most (one per reader of the log, typically). */
+const MAX_BUFFERS = 4
+
+interface Buffered {
+  /** The fetch started here: the records hold everything from here to `end`. */
+  from: number
+  end: number
+  records: LogRecord[]
+  next: number
+}
+
+/** How far back ids are looked for by `find` before their own time (producers' clocks differ). */
+const FIND_SKEW_MS = 5 * 60_000
+
+export class KafkaLog implements LogBackend {
+  readonly topics: NamespaceTopics
+  /** Records fetched and not yet read, per partition: a reader that stops early resumes from them. */
+  private readonly buffered = new Map<number, Buffered[]>()
+  private readonly idempotency: IdempotencyIndex
+
+  private constructor(
+    readonly settings: NamespaceSettings,
+    readonly connection: KafkaConnection,
+    readonly partitions: number,
+  ) {
+    this.topics = namespaceTopics(settings.kafka!.topic)
+    this.idempotency = new IdempotencyIndex(this)
+  }
+
+  get namespace(): string {
+    return this.settings.name
+  }
+
+  static async open(settings: NamespaceSettings): Promise<KafkaLog> {
+    const connection = await KafkaConnection.open(settings.kafka!)
+    try {
+      const topic = settings.kafka!.topic
+      const partitions = await connection.partitionCount(topic)
+      if (partitions === null) {
+        throw new NotFoundError(`namespace "${settings.name}": topic "${topic}" does not exist on Kafka cluster "${settings.kafka!.cluster.name}"`, {
+          code: 'WAL_TOPIC_NOT_FOUND',
+          suggestions: [`create its topics with \`wal ns init -n ${settings.name}\``],
+        })
+      }
+      return new KafkaLog(settings, connection, partitions)
+    } catch (error) {
+      await connection.close()
+      throw error
+    }
+  }
+
+  async append(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+    const results: Array<AppendResult | undefined> = new Array(mutations.length)
+    const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: partitionForKey(m.key, this.partitions) })))
+    const messages: OutgoingRecord[] = []
+    const sent: number[] = []
+    /** A key repeated within this batch: the first one is written, the others are its duplicates. */
+    const inBatch = new Map<string, number>()
+    mutations.forEach((m, i) => {
+      const found = duplicates[i]
+      if (found) {
+        results[i] = { id: found.id, partition: found.partition, offset: found.offset, duplicate: true }
+        return
+      }
+      if (m.idempotencyKey !== null) {
+        const first = inBatch.get(m.idempotencyKey)
+        if (first !== undefined) return
+        inBatch.set(m.idempotencyKey, i)
+      }
+      const record = encodeRecord(m)
+      record.partition = partitionForKey(m.key, this.partitions)
+      messages.push(record)
+      sent.push(i)
+    })
+    if (messages.length > 0) {
+      const metadata = await this.connection.send([{ topic: this.topics.log, messages }])
+      const next = new Map(metadata.map((r) => [r.partition, Number(r.baseOffset ?? r.offset)]))
+      // kafkajs sends one batch per partition, in order: offsets follow the base offset one by one.
+      for (let j = 0; j < messages.length; j++) {
+        const i = sent[j]!
+        const partition = messages[j]!.partition!
+        const offset = next.get(partition)!
+        next.set(partition, offset + 1)
+        results[i] = { id: mutations[i]!.id, partition, offset, duplicate: false }
+        const key = mutations[i]!.idempotencyKey
+        if (key !== null) this.idempotency.remember(key, { id: mutations[i]!.id, partition, offset })
+      }
+    }
+    mutations.forEach((m, i) => {
+      if (results[i] === undefined) {
+        const first = results[inBatch.get(m.idempotencyKey!)!]!
+        results[i] = { ...first, duplicate: true }
+      }
+    })
+    return results as AppendResult[]
+  }
+
+  marks(): Promise<PartitionMark[]> {
+    return this.connection.marks(this.topics.log)
+  }
+
+  async offsetsForTime(timeMs: number): Promise<Map<number, number>> {
+    try {
+      const [found, marks] = await Promise.all([this.connection.admin.fetchTopicOffsetsByTimestamp(this.topics.log, timeMs), this.marks()])
+      return new Map(found.map((o) => [o.partition, Number(o.offset) < 0 ? marks[o.partition]!.high : Number(o.offset)]))
+    } catch (error) {
+      throw this.connection.error(error)
+    }
+  }
+
+  async *read(options: ReadOptions): AsyncIterable<LogRecord> {
+    const positions = new Map(options.from)
+    for (const [p, offset] of positions) {
+      const until = options.until?.get(p)
+      if (until !== undefined && offset >= until) positions.delete(p)
+    }
+    const reader = await this.connection.reader()
+    while (positions.size > 0 && !options.signal?.aborted) {
+      let yielded = false
+      // Records left from an earlier fetch come first (a reader that stopped early resumes from them).
+      for (const p of [...positions.keys()]) {
+        const buffer = this.takeBuffer(p, positions.get(p)!)
+        if (!buffer) continue
+        const until = options.until?.get(p)
+        while (buffer.next < buffer.records.length) {
+          const record = buffer.records[buffer.next]!
+          if (record.offset < positions.get(p)!) {
+            buffer.next++
+            continue
+          }
+          if (until !== undefined && record.offset >= until) break
+          buffer.next++
+          positions.set(p, record.offset + 1)
+          yielded = true
+          yield record
+        }
+        if (buffer.next >= buffer.records.length) {
+          this.dropBuffer(p, buffer)
+          positions.set(p, Math.max(positions.get(p)!, buffer.end))
+        }
+        if (until !== undefined && positions.get(p)! >= until) positions.delete(p)
+      }
+      if (yielded) continue
+      let fetched
+      try {
+        fetched = await reader.fetch(this.topics.log, positions, { maxWaitMs: options.follow ? FOLLOW_WAIT_MS : 0, maxBytesPerPartition: FETCH_BYTES })
+      } catch (error) {
+        if (rootName(error) === 'KafkaJSOffsetOutOfRange') {
+          // Records before the low mark are gone (retention): go on from the oldest that is left.
+          const marks = await this.marks()
+          for (const [p, offset] of positions) if (offset < marks[p]!.low) positions.set(p, marks[p]!.low)
+          continue
+        }
+        throw this.connection.error(error)
+      }
+      let caughtUp = true
+      for (const f of fetched) {
+        const from = positions.get(f.partition)!
+        if (f.records.length > 0) {
+          const records = f.records.map((r) => decodeRecord(r, this.topics.log, f.partition, this.namespace))
+          this.keepBuffer(f.partition, { from, end: f.nextOffset, records, next: 0 })
+          caughtUp = false
+          continue
+        }
+        if (f.nextOffset > from) {
+          positions.set(f.partition, f.nextOffset)
+          caughtUp = false
+        }
+        const until = options.until?.get(f.partition)
+        if (until !== undefined && (positions.get(f.partition)! >= until || f.highWatermark <= positions.get(f.partition)!)) {
+          // Reached the snapshot's end, or nothing is left below it (records removed by compaction).
+          positions.delete(f.partition)
+        }
+      }
+      if (caughtUp && !options.follow && options.until === undefined) return
+    }
+  }
+
+  /** A buffer of this partition that holds the records from `position` on. */
+  private takeBuffer(partition: number, position: number): Buffered | undefined {
+    return this.buffered.get(partition)?.find((b) => b.from <= position && position < b.end)
+  }
+
+  private keepBuffer(partition: number, buffer: Buffered): void {
+    // Several readers of one log (one per target) each keep their own; the oldest goes first.
+    const buffers = (this.buffered.get(partition) ?? []).filter((b) => b.next < b.records.length).slice(-(MAX_BUFFERS - 1))
+    buffers.push(buffer)
+    this.buffered.set(partition, buffers)
+  }
+
+  private dropBuffer(partition: number, buffer: Buffered): void {
+    const left = (this.buffered.get(partition) ?? []).filter((b) => b !== buffer)
+    if (left.length > 0) this.buffered.set(partition, left)
+    else this.buffered.delete(partition)
+  }
+
+  async info(): Promise<LogInfo> {
+    const marks = await this.marks()
+    return {
+      location: `kafka://${this.settings.kafka!.cluster.name}/${this.topics.log} (${this.settings.kafka!.cluster.brokers.join(',')})`,
+      records: marks.reduce((sum, m) => sum + (m.high - m.low), 0),
+      sizeBytes: null,
+    }
+  }
+
+  consumerStore(target: string): Promise<ConsumerStore> {
+    return Promise.resolve(new KafkaConsumerStore(this, target))
+  }
+
+  deadLetterQueue(): Promise<DeadLetterQueue> {
+    return Promise.resolve(new KafkaDeadLetterQueue(this))
+  }
+
+  async find(id: string): Promise<LogRecord[]> {
+    const idTimeMs = ulidTimeMs(id)
+    const from = idTimeMs === null ? undefined : await this.offsetsForTime(idTimeMs - FIND_SKEW_MS)
+    const found: LogRecord[] = []
+    const wanted = Buffer.from(id)
+    for await (const { partition, record } of this.connection.snapshot(this.topics.log, { from })) {
+      const header = record.headers?.['wal-id']
+      if (header !== undefined) {
+        if (!(Buffer.isBuffer(header) ? header.equals(wanted) : String(header) === id)) continue
+      }
+      const decoded = decodeRecord(record, this.topics.log, partition, this.namespace)
+      if (decoded.id === id) found.push(decoded)
+    }
+    return found
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close()
+  }
+}
+
+function rootName(error: unknown): string | undefined {
+  return (error as { name?: string }).name
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+
+/** The time part of a ULID, or null when the id is not one. */
+export function ulidTimeMs(id: string): number | null {
+  if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) return null
+  let ms = 0
+  for (const c of id.slice(0, 10)) ms = ms * 32 + CROCKFORD.indexOf(c)
+  return ms
+}

@@ -1,0 +1,54 @@
+/**
+ * `wal ns init`: creates what a namespace needs and reports what exists. Embedded: the log file. Kafka:
+ * the log topic (partitions, replication, retention), its DLQ topic, and the topics that hold consumer
+ * state (schedule, history, DLQ marks). Existing topics are left as they are; a partition count that
+ * differs from the config is reported, since changing it would move keys between partitions.
+ */
+import { loadConfig, namespaceSettings } from '../config/load.js'
+import type { NamespaceSettings } from '../config/schema.js'
+import type { CommonOptions } from '../io/context.js'
+import { openLog } from '../log/open.js'
+
+export interface InitializedPart {
+  /** What it is for: log, dlq, schedule, history, state. */
+  role: string
+  name: string
+  status: 'created' | 'exists'
+  partitions: number | null
+  replicationFactor: number | null
+  /** Where what exists differs from the config. */
+  warning?: string
+}
+
+export interface NamespaceInit {
+  namespace: string
+  backend: string
+  parts: InitializedPart[]
+}
+
+export async function initNamespace(options: CommonOptions & { namespace: string }): Promise<NamespaceInit> {
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const settings = namespaceSettings(config, options.namespace)
+  if (settings.backend === 'kafka') {
+    const { initKafkaNamespace } = await import('../log/kafka/init.js')
+    return { namespace: settings.name, backend: settings.backend, parts: await initKafkaNamespace(settings) }
+  }
+  return { namespace: settings.name, backend: settings.backend, parts: [await initEmbedded(config, settings)] }
+}
+
+async function initEmbedded(config: Awaited<ReturnType<typeof loadConfig>>, settings: NamespaceSettings): Promise<InitializedPart> {
+  let existed = true
+  let log
+  try {
+    log = await openLog(config, settings, { create: false })
+  } catch {
+    existed = false
+    log = await openLog(config, settings, { create: true })
+  }
+  try {
+    const info = await log.info()
+    return { role: 'log', name: info.location, status: existed ? 'exists' : 'created', partitions: log.partitions, replicationFactor: null }
+  } finally {
+    await log.close()
+  }
+}
