@@ -126,6 +126,7 @@ function kafkaCluster(file: ConfigFile, name: string, where: string, base: strin
     ssl: typeof cluster.ssl === 'object' ? { ...cluster.ssl, ca: file_(cluster.ssl.ca), cert: file_(cluster.ssl.cert), key: file_(cluster.ssl.key) } : (cluster.ssl ?? false),
     sasl: cluster.sasl ?? null,
     connectionTimeoutMs: cluster.connectionTimeoutMs ?? 10_000,
+    deliveryTimeoutMs: cluster.deliveryTimeoutMs ?? 30_000,
   }
 }
 

@@ -130,6 +130,7 @@ export const KafkaClusterSchema = v.strictObject({
     }),
   ),
   connectionTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
+  deliveryTimeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
 })
 
 export const ConfigSchema = v.strictObject({
@@ -158,6 +159,8 @@ export interface KafkaClusterSettings {
   ssl: boolean | { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean }
   sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | null
   connectionTimeoutMs: number
+  /** How long a write may take, retries included, before its outcome is reported as unknown. */
+  deliveryTimeoutMs: number
 }
 
 /** The effective settings of one target, namespace and global defaults applied. */

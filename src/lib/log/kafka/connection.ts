@@ -10,9 +10,6 @@ import { PartitionReader } from '../../kafka/partition-reader.js'
 import type { PartitionMark } from '../backend.js'
 import type { IncomingRecord, OutgoingRecord } from './record-codec.js'
 
-/** How long a produce request may take, retries included, before its outcome is reported as unknown. */
-export const SEND_TIMEOUT_MS = 30_000
-
 export interface TopicMessages {
   topic: string
   messages: OutgoingRecord[]
@@ -78,12 +75,13 @@ export class KafkaConnection {
    */
   async send(batch: TopicMessages[]): Promise<import('kafkajs').RecordMetadata[]> {
     const producer = await this.producer()
+    const timeoutMs = this.settings.cluster.deliveryTimeoutMs
     let timer: NodeJS.Timeout | undefined
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer from the brokers within ${SEND_TIMEOUT_MS / 1000} s`)), SEND_TIMEOUT_MS)
+        timer = setTimeout(() => reject(new Error(`no answer from the brokers within ${timeoutMs / 1000} s (deliveryTimeoutMs)`)), timeoutMs)
       })
-      return await Promise.race([producer.sendBatch({ topicMessages: batch, acks: -1, timeout: SEND_TIMEOUT_MS }), timeout])
+      return await Promise.race([producer.sendBatch({ topicMessages: batch, acks: -1, timeout: timeoutMs }), timeout])
     } catch (error) {
       const root = rootKafkaError(error)
       // The producer's sequence numbers no longer match what the brokers hold: start a new one next time.
