@@ -93,6 +93,11 @@ export class ConfigError extends WalError {
   readonly exitCode = ExitCode.config
 }
 
+/** A cluster refused the configured credentials (password, certificate): nothing can be done until fixed. */
+export class ClusterAccessError extends ConfigError {
+  static override readonly defaultCode: string = 'WAL_CLUSTER_ACCESS'
+}
+
 /** One or more input records were rejected; the others are durable. */
 export class InputRejectedError extends WalError {
   static override readonly defaultCode: string = 'WAL_INPUT_REJECTED'

@@ -160,6 +160,8 @@ function base64ToBytes(text: string): Uint8Array {
  * field and what was expected.
  */
 export function decodeEnvelope(input: unknown, defaults: DecodeDefaults): Mutation {
+  const quick = decodeCommonEnvelope(input, defaults)
+  if (quick !== undefined) return quick
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new InvalidRecordError(`expected a JSON object (an envelope), found ${Array.isArray(input) ? 'an array' : typeof input}`)
   }
@@ -197,6 +199,36 @@ export function decodeEnvelope(input: unknown, defaults: DecodeDefaults): Mutati
       attempt: f.attempt,
       ...(f.code === undefined ? {} : { code: f.code }),
     })),
+  }
+}
+
+/**
+ * The shape most producers send — a key and a JSON payload, nothing else — decoded without the schema
+ * walk (the hot path of `wal produce`). Anything else, valid or not, returns undefined and goes through
+ * the schema, which also words the errors.
+ */
+function decodeCommonEnvelope(input: unknown, defaults: DecodeDefaults): Mutation | undefined {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return undefined
+  let fields = 0
+  for (const name in input) {
+    if (name !== 'key' && name !== 'payload') return undefined
+    fields++
+  }
+  const { key, payload } = input as { key?: unknown; payload?: unknown }
+  if (payload === undefined || (fields === 2 && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_CHARS))) return undefined
+  const id = newMutationId(defaults.nowMs)
+  return {
+    id,
+    namespace: defaults.namespace,
+    key: (key as string | undefined) ?? id,
+    payload: { encoding: 'json', json: JSON.stringify(payload) },
+    headers: defaults.headers ? { ...defaults.headers } : {},
+    createdAtMs: defaults.nowMs,
+    notBeforeMs: defaults.notBefore?.() ?? null,
+    target: defaults.target ?? null,
+    idempotencyKey: null,
+    attempts: 0,
+    failures: [],
   }
 }
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 
 import type { KafkaClusterSettings } from '../config/schema.js'
-import { BackendUnavailableError, ConfigError, WalError } from '../errors.js'
+import { BackendUnavailableError, ClusterAccessError, WalError } from '../errors.js'
 
 export type KafkaModule = typeof import('kafkajs')
 
@@ -19,12 +19,14 @@ let quieted = false
 function quietNegativeTimeoutWarning(): void {
   if (quieted) return
   quieted = true
-  const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type
-    if (type === 'TimeoutNegativeWarning' || (warning as Error)?.name === 'TimeoutNegativeWarning') return
-    emitWarning(warning, ...rest)
-  }) as typeof process.emitWarning
+  // Node's timers report through its own warning handler, not process.emitWarning: replace the printing
+  // listener with one that prints everything else the same way.
+  const printers = process.listeners('warning')
+  process.removeAllListeners('warning')
+  process.on('warning', (warning) => {
+    if (warning.name === 'TimeoutNegativeWarning') return
+    for (const print of printers) print(warning)
+  })
 }
 
 /** kafkajs, imported on first use (it is never part of the start-up path of other commands). */
@@ -40,7 +42,7 @@ export function kafkaClientConfig(cluster: KafkaClusterSettings, kafkajs: KafkaM
     try {
       return readFileSync(path)
     } catch (error) {
-      throw new ConfigError(`Kafka cluster "${cluster.name}": cannot read ${path}: ${(error as NodeJS.ErrnoException).code}`, {
+      throw new ClusterAccessError(`Kafka cluster "${cluster.name}": cannot read ${path}: ${(error as NodeJS.ErrnoException).code}`, {
         code: 'WAL_KAFKA_TLS_FILE',
         cause: error,
         suggestions: [`fix the path under clusters.kafka.${cluster.name}.ssl`],
@@ -87,14 +89,14 @@ export function describeKafkaError(cluster: KafkaClusterSettings, error: unknown
   const message = root.message ?? outer.message
   const where = `Kafka cluster "${cluster.name}" (${cluster.brokers.join(', ')})`
   if (names.includes('KafkaJSSASLAuthenticationError')) {
-    return new ConfigError(`${where}: authentication failed: ${message}`, {
+    return new ClusterAccessError(`${where}: authentication failed: ${message}`, {
       code: 'WAL_KAFKA_AUTH',
       cause: error,
       suggestions: [`check the user name, password and mechanism under clusters.kafka.${cluster.name}.sasl`],
     })
   }
   if (/certificate|self[- ]signed|SSL|TLS|alert/i.test(message) && cluster.ssl !== false) {
-    return new ConfigError(`${where}: TLS handshake failed: ${message}`, {
+    return new ClusterAccessError(`${where}: TLS handshake failed: ${message}`, {
       code: 'WAL_KAFKA_TLS',
       cause: error,
       suggestions: [`check the CA, client certificate and key under clusters.kafka.${cluster.name}.ssl`],

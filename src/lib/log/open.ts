@@ -24,7 +24,7 @@ export async function openLog(config: ResolvedConfig, settings: NamespaceSetting
     case 'kafka': {
       // Topics are created by `wal ns init`, never on a first write: their partitions and replication matter.
       const { KafkaLog } = await import('./kafka/kafka-log.js')
-      return KafkaLog.open(settings)
+      return KafkaLog.open(settings, { write: options.create })
     }
   }
 }

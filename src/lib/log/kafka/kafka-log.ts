@@ -16,6 +16,8 @@ import { IdempotencyIndex } from './idempotency.js'
 import { decodeRecord, encodeRecord, type OutgoingRecord } from './record-codec.js'
 import { namespaceTopics, type NamespaceTopics } from './topics.js'
 
+/** Mutations sent in one request at most, when appends are grouped. */
+const MAX_APPEND_RECORDS = 4000
 /** How long a following reader lets the broker wait for new records. */
 const FOLLOW_WAIT_MS = 500
 /** Records fetched per partition and request. */
@@ -53,8 +55,10 @@ export class KafkaLog implements LogBackend {
     return this.settings.name
   }
 
-  static async open(settings: NamespaceSettings): Promise<KafkaLog> {
+  static async open(settings: NamespaceSettings, options: { write?: boolean } = {}): Promise<KafkaLog> {
     const connection = await KafkaConnection.open(settings.kafka!)
+    // A writer connects its producer while the topic is looked up (and stdin is read).
+    if (options.write) connection.producer().catch(() => undefined)
     try {
       const topic = settings.kafka!.topic
       const partitions = await connection.partitionCount(topic)
@@ -71,7 +75,48 @@ export class KafkaLog implements LogBackend {
     }
   }
 
-  async append(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+  /**
+   * Appends made while a send is in flight go together in the next one (group commit, as on the
+   * embedded log): the idempotent producer sends one request at a time, so this is what keeps it busy.
+   */
+  append(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ mutations, resolve, reject })
+      if (!this.appending) void this.appendPending()
+    })
+  }
+
+  private pending: Array<{ mutations: readonly Mutation[]; resolve: (results: AppendResult[]) => void; reject: (error: unknown) => void }> = []
+  private appending = false
+
+  private async appendPending(): Promise<void> {
+    this.appending = true
+    try {
+      while (this.pending.length > 0) {
+        let count = 0
+        let taken = 0
+        while (taken < this.pending.length && (taken === 0 || count + this.pending[taken]!.mutations.length <= MAX_APPEND_RECORDS)) {
+          count += this.pending[taken]!.mutations.length
+          taken++
+        }
+        const group = this.pending.splice(0, taken)
+        try {
+          const results = await this.appendNow(group.flatMap((g) => g.mutations))
+          let at = 0
+          for (const g of group) {
+            g.resolve(results.slice(at, at + g.mutations.length))
+            at += g.mutations.length
+          }
+        } catch (error) {
+          for (const g of group) g.reject(error)
+        }
+      }
+    } finally {
+      this.appending = false
+    }
+  }
+
+  private async appendNow(mutations: readonly Mutation[]): Promise<AppendResult[]> {
     const results: Array<AppendResult | undefined> = new Array(mutations.length)
     const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: partitionForKey(m.key, this.partitions) })))
     const messages: OutgoingRecord[] = []

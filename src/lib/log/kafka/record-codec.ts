@@ -45,7 +45,9 @@ export interface IncomingRecord {
 
 /** The record that stores a mutation; extra headers (DLQ context) are added after the mutation's. */
 export function encodeRecord(m: Mutation, extraHeaders?: Record<string, string>): OutgoingRecord {
-  const headers: Record<string, string> = { ...m.headers, [HEADER.id]: m.id, [HEADER.createdAt]: String(m.createdAtMs) }
+  const headers: Record<string, string> = { ...m.headers, [HEADER.id]: m.id }
+  // The record timestamp carries createdAt; the header only when it has more precision than milliseconds.
+  if (!Number.isInteger(m.createdAtMs)) headers[HEADER.createdAt] = String(m.createdAtMs)
   if (m.payload.encoding === 'base64') headers[HEADER.encoding] = 'base64'
   if (m.notBeforeMs !== null) headers[HEADER.notBefore] = String(m.notBeforeMs)
   if (m.target !== null) headers[HEADER.target] = m.target

@@ -1,13 +1,17 @@
 /**
  * The Kafka target: forwards each mutation to a topic, in this or another cluster (cross-region
- * replication), with kafkajs's idempotent producer and acks from all in-sync replicas. The record keeps
- * the mutation's key (so Kafka's partitioner keeps its order) and headers, plus wal-id and
- * wal-created-at; its value is the payload (JSON text or bytes).
+ * replication), with kafkajs's idempotent producer and acks from all in-sync replicas. The record is
+ * written as a Kafka namespace's log stores it (key, payload value, headers, `wal-*` fields), so the
+ * topic can itself be declared as a namespace in the other region and consumed there.
+ *
+ * Applies that arrive while a send is in flight go together in the next one: with many keys applied
+ * concurrently, records travel in batches, yet each apply still resolves only once its record is durable.
  */
 import type { KafkaClusterSettings } from '../../config/schema.js'
 import type { Mutation } from '../../envelope/envelope.js'
 import { WalError } from '../../errors.js'
 import { kafkaClientConfig, loadKafkajs } from '../../kafka/client.js'
+import { encodeRecord, type OutgoingRecord } from '../../log/kafka/record-codec.js'
 import { TargetError, type Target } from '../target.js'
 
 export interface KafkaTargetOptions {
@@ -18,6 +22,9 @@ export interface KafkaTargetOptions {
 }
 
 type Producer = import('kafkajs').Producer
+
+/** Records per send, at most. */
+const MAX_BATCH = 1000
 
 /** How a kafkajs failure affects the target. */
 export function classifyKafkaError(error: unknown): TargetError {
@@ -61,23 +68,34 @@ export class KafkaTarget implements Target {
   }
 
   async apply(mutation: Mutation): Promise<void> {
+    // A replica starts its own history: the attempts made here are not the other region's.
+    const record = encodeRecord({ ...mutation, attempts: 0, failures: [] })
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ record, resolve, reject })
+      if (!this.sending) void this.sendWaiting()
+    })
+  }
+
+  private waiting: Array<{ record: OutgoingRecord; resolve: () => void; reject: (error: unknown) => void }> = []
+  private sending = false
+
+  /** Sends everything waiting, one batch at a time, until nothing is left. */
+  private async sendWaiting(): Promise<void> {
+    this.sending = true
     try {
-      const producer = await this.connect()
-      await producer.send({
-        topic: this.options.topic,
-        acks: -1,
-        timeout: this.options.timeoutMs,
-        messages: [
-          {
-            key: mutation.key,
-            value: mutation.payload.encoding === 'json' ? mutation.payload.json : Buffer.from(mutation.payload.bytes),
-            headers: { ...mutation.headers, 'wal-id': mutation.id, 'wal-created-at': new Date(mutation.createdAtMs).toISOString() },
-            timestamp: String(mutation.createdAtMs),
-          },
-        ],
-      })
-    } catch (error) {
-      throw classifyKafkaError(error)
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0, MAX_BATCH)
+        try {
+          const producer = await this.connect()
+          await producer.send({ topic: this.options.topic, acks: -1, timeout: this.options.timeoutMs, messages: batch.map((b) => b.record) })
+          for (const b of batch) b.resolve()
+        } catch (error) {
+          const classified = classifyKafkaError(error)
+          for (const b of batch) b.reject(classified)
+        }
+      }
+    } finally {
+      this.sending = false
     }
   }
 
