@@ -261,4 +261,34 @@ describe('consumers on a Kafka namespace', () => {
       expect(v).toBe(180 + Number(id.slice(1)))
     }
   })
+
+  it('runs the other DLQ commands on Kafka: stats, export, dry-run, the loop guard, replay into another namespace, audit', async () => {
+    await namespace({ extra: { quarantine: {} } })
+    const junk = Array.from({ length: 4 }, (_, i) => ({ key: `junk-${i}`, payload: { not: 'an operation', i }, headers: { batch: i % 2 === 0 ? 'even' : 'odd' } }))
+    await wal.run(['produce', '-n', 'orders'], { input: ndjson(junk) })
+    await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    const dlq = async (...args: string[]) => JSON.parse((await wal.run(['dlq', ...args, '-n', 'orders', '--json'])).stdout) as Record<string, unknown>
+    expect(await dlq('stats')).toMatchObject({ total: 4, groups: [{ target: 'kv', errorClass: 'fatal', count: 4 }] })
+
+    const exported = jsonLines<Envelope>((await wal.run(['dlq', 'export', '-n', 'orders'])).stdout)
+    expect(exported.map((e) => e.key).sort()).toEqual(['junk-0', 'junk-1', 'junk-2', 'junk-3'])
+    expect(exported[0]!.failures).toEqual([expect.objectContaining({ target: 'kv', errorClass: 'fatal', attempt: 1 })])
+
+    const before = (await wal.run(['tail', '-n', 'orders', '--json'])).stdout
+    expect(await dlq('replay', '--dry-run', '--where', 'headers.batch == "even"')).toMatchObject({ dryRun: true, replayed: 2 })
+    expect((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).toBe(before)
+
+    // The loop guard: junk-0 comes back to the DLQ each time; after 1 replay it is parked.
+    expect(await dlq('replay', '--max-replays', '1', '--key', 'junk-0')).toMatchObject({ replayed: 1, parked: 0 })
+    await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    expect(await dlq('replay', '--max-replays', '1', '--key', 'junk-0')).toMatchObject({ replayed: 0, parked: 1 })
+    const listed = (await dlq('ls')).entries as Array<{ key: string; parked: boolean; replays: number }>
+    expect(listed.find((e) => e.key === 'junk-0')).toMatchObject({ parked: true, replays: 1 })
+
+    expect(await dlq('replay', '--to-namespace', 'quarantine', '--where', 'headers.batch == "odd"')).toMatchObject({ replayed: 2 })
+    const moved = jsonLines<Envelope>((await wal.run(['tail', '-n', 'quarantine', '--json'])).stdout)
+    expect(moved.map((e) => e.key).sort()).toEqual(['junk-1', 'junk-3'])
+    const audit = (await dlq('audit')).audit as Array<{ action: string }>
+    expect(audit.map((a) => a.action)).toEqual(['replay', 'replay', 'replay'])
+  })
 })

@@ -20,8 +20,8 @@ export function renderNamespaceList(namespaces: readonly NamespaceSummary[]): st
       ns.name,
       ns.backend,
       String(ns.partitions),
-      ns.records === null ? '-' : String(ns.records),
-      ns.description ?? (ns.declared ? '' : '(not in config: created on first produce)'),
+      ns.records === null ? (ns.unavailable ? '?' : '-') : String(ns.records),
+      ns.unavailable ? `unavailable: ${ns.unavailable}` : (ns.description ?? (ns.declared ? '' : '(not in config: created on first produce)')),
     ]),
   ])
 }

@@ -2,7 +2,7 @@
 import { loadConfig, namespaceSettings } from '../config/load.js'
 import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
 import { redactSecrets } from '../config/redact.js'
-import { NotFoundError } from '../errors.js'
+import { ExitCode, NotFoundError, WalError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import type { LogInfo, PartitionMark } from '../log/backend.js'
 import { listLogs, openLog } from '../log/open.js'
@@ -13,8 +13,10 @@ export interface NamespaceSummary {
   partitions: number
   declared: boolean
   description: string | null
-  /** Mutations in the log; null when the log does not exist yet. */
+  /** Mutations in the log; null when the log does not exist yet or cannot be reached. */
   records: number | null
+  /** Why the log could not be read (a cluster that is down), when it could not. */
+  unavailable?: string
 }
 
 /** A target's consumer state: who holds which partition, how far it got, what waits. */
@@ -99,8 +101,15 @@ export async function listNamespaces(options: CommonOptions): Promise<NamespaceS
   const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
   const out: NamespaceSummary[] = []
   for (const name of await namespaceNames(config)) {
-    const { settings: _settings, log: _log, marks: _marks, consumers: _consumers, ...summary } = await describe(config, name)
-    out.push(summary)
+    try {
+      const { settings: _settings, log: _log, marks: _marks, consumers: _consumers, ...summary } = await describe(config, name)
+      out.push(summary)
+    } catch (error) {
+      // One cluster being down does not hide the other namespaces.
+      if (!(error instanceof WalError) || error.exitCode === ExitCode.internal) throw error
+      const settings = namespaceSettings(config, name)
+      out.push({ name, backend: settings.backend, partitions: settings.partitions, declared: settings.declared, description: settings.description, records: null, unavailable: error.message })
+    }
   }
   return out
 }
