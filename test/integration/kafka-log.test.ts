@@ -112,6 +112,29 @@ describe('a namespace on Kafka', () => {
     expect((await tail('--max', '2')).map((e) => (e.payload as { i: number }).i)).toEqual([1, 2])
   })
 
+  it('tail --until end exits over offset gaps: aborted transactions and their markers are skipped', async () => {
+    const topic = await namespace({ partitions: 1 })
+    const producer = testKafka.producer({ transactionalId: `wal-test-${randomBytes(4).toString('hex')}`, idempotent: true, maxInFlightRequests: 1 })
+    await producer.connect()
+    for (const [n, commit] of [
+      [1, true],
+      [2, false],
+      [3, true],
+    ] as const) {
+      const transaction = await producer.transaction()
+      await transaction.send({ topic, messages: [{ key: 'tx', value: JSON.stringify({ n }) }] })
+      if (commit) await transaction.commit()
+      else await transaction.abort()
+    }
+    await producer.disconnect()
+    const marks = JSON.parse((await wal.run(['ns', 'show', 'orders', '--json'])).stdout) as { marks: Array<{ high: number }> }
+    // Three records and three transaction markers: offsets 0-5, of which two hold committed records.
+    expect(marks.marks[0]!.high).toBe(6)
+    const tailed = await tail()
+    expect(tailed.map((e) => e.payload)).toEqual([{ n: 1 }, { n: 3 }])
+    expect(tailed.map((e) => e.offset)).toEqual([0, 4])
+  })
+
   it('follows new records with tail --follow', async () => {
     await namespace()
     const child = wal.spawn(['tail', '-n', 'orders', '--follow', '--json'])
