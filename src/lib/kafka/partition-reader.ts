@@ -16,6 +16,7 @@ interface KafkaCluster {
   refreshMetadata(): Promise<void>
   findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>
   findBroker(options: { nodeId: string }): Promise<{
+    connectionPool?: { getConnection(index: number): Promise<unknown> }
     fetch(request: {
       replicaId?: number
       isolationLevel: number
@@ -71,6 +72,8 @@ export class PartitionReader {
   ) {}
 
   private readonly topics = new Map<string, Promise<void>>()
+  /** Brokers whose fetch connection is open (see fetchBroker). */
+  private readonly fetchConnections = new Map<string, Promise<void>>()
 
   /** A reader on a client made by `new Kafka(...)`. */
   static async open(kafka: import('kafkajs').Kafka): Promise<PartitionReader> {
@@ -105,6 +108,7 @@ export class PartitionReader {
         // A leader moved or a broker restarted: learn the new leaders and fetch again.
         if (attempt >= 5 || !(e.retriable || e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSConnectionClosedError')) throw error
         await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt))
+        this.fetchConnections.clear()
         await this.cluster.refreshMetadata().catch(() => undefined)
       }
     }
@@ -117,7 +121,7 @@ export class PartitionReader {
     const maxBytes = options.maxBytesPerPartition ?? 1024 * 1024
     const results = await Promise.all(
       Object.entries(byLeader).map(async ([nodeId, leaderPartitions]) => {
-        const broker = await this.cluster.findBroker({ nodeId })
+        const broker = await this.fetchBroker(nodeId)
         const { responses } = await broker.fetch({
           isolationLevel: READ_COMMITTED,
           maxWaitTime: options.maxWaitMs,
@@ -138,6 +142,27 @@ export class PartitionReader {
       }),
     )
     return results.flat()
+  }
+
+  /**
+   * The broker, with its fetch connection open. kafkajs opens that connection on the first fetch, and two
+   * fetches starting at once (two targets of one namespace) would each open a socket, one of which is
+   * never closed: the first fetch per broker opens it, the others wait for it.
+   */
+  private async fetchBroker(nodeId: string): ReturnType<KafkaCluster['findBroker']> {
+    const broker = await this.cluster.findBroker({ nodeId })
+    let ready = this.fetchConnections.get(nodeId)
+    if (!ready) {
+      ready = broker.connectionPool ? broker.connectionPool.getConnection(1).then(() => undefined) : Promise.resolve()
+      this.fetchConnections.set(nodeId, ready)
+    }
+    try {
+      await ready
+    } catch (error) {
+      this.fetchConnections.delete(nodeId)
+      throw error
+    }
+    return broker
   }
 
   async close(): Promise<void> {

@@ -48,6 +48,8 @@ export class KafkaConsumerStore implements ConsumerStore {
   private readonly entries = new Map<number, Entry>()
   private readonly loaded = new Set<number>()
   private historyPartitions: Promise<number> | undefined
+  /** Left the group for good (release of every partition). */
+  private left = false
 
   constructor(
     private readonly log: KafkaLog,
@@ -59,6 +61,8 @@ export class KafkaConsumerStore implements ConsumerStore {
   }
 
   async claim(_owner: string, shard: ShardRequest, ttlMs: number): Promise<{ owned: number[]; wanted: number[] }> {
+    // A heartbeat still under way when the consumer let go must not join the group again.
+    if (this.left) return { owned: [], wanted: [] }
     if (!this.member) {
       this.memberShard = JSON.stringify(shard)
       const { kafkajs, kafka } = this.log.connection
@@ -79,13 +83,17 @@ export class KafkaConsumerStore implements ConsumerStore {
       this.loaded.delete(p)
       for (const [seq, e] of this.entries) if (e.partition === p) this.entries.delete(seq)
     }
-    const wanted = shard === 'auto' ? owned : Array.from({ length: this.log.partitions }, (_, p) => p).filter((p) => p % shard.count === shard.index)
+    const all = Array.from({ length: this.log.partitions }, (_, p) => p)
+    // While the group rebalances nothing is held, yet the shard's share is not known to be empty: wanting
+    // every partition keeps an --until-idle consumer from calling it a day in the middle of a rebalance.
+    const wanted = !member.settled() ? all : shard === 'auto' ? owned : all.filter((p) => p % shard.count === shard.index)
     return { owned, wanted }
   }
 
   async release(_owner: string, partitions?: readonly number[]): Promise<void> {
     // Partitions move when the group rebalances; only leaving the group gives them all up.
     if (partitions !== undefined) return
+    this.left = true
     const member = this.member
     this.member = undefined
     if (member) await member.then((m) => m.leave()).catch(() => undefined)

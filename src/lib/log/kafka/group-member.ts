@@ -157,6 +157,11 @@ export class GroupMember {
     return this.joined ? this.assigned : []
   }
 
+  /** False while the group rebalances: what this member holds is not known then. */
+  settled(): boolean {
+    return this.joined
+  }
+
   /** Commits next offsets, fenced by the group generation; false when the member no longer holds them. */
   async commit(offsets: ReadonlyMap<number, number>): Promise<boolean> {
     if (offsets.size === 0) return true
