@@ -5,7 +5,7 @@ import { DatabaseSync } from 'node:sqlite'
 
 function query<T>(path: string, sql: string, ...params: Array<string | number>): T[] {
   if (!existsSync(path)) return []
-  const db = new DatabaseSync(path, { readOnly: true })
+  const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
   try {
     return db.prepare(sql).all(...params) as T[]
   } finally {
