@@ -93,6 +93,8 @@ export class TargetConsumer {
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
   private inFlight = 0
   private committing: Promise<void> | undefined
+  /** A commit asked for while one was under way: it runs when that one ends. */
+  private nextCommit: Promise<void> | undefined
   private failure: unknown
   private readonly stats: Omit<TargetStats, 'partitions' | 'lag'>
   private readonly policy: RetryPolicy
@@ -363,7 +365,18 @@ export class TargetConsumer {
 
   /** Flushes the target, then commits offsets and every recorded change together. */
   commit(): Promise<void> {
-    this.committing ??= this.commitNow().finally(() => (this.committing = undefined))
+    if (this.committing) {
+      // The commit under way may have started before the latest applies finished (the last commit of a
+      // drain, say): one more runs after it, shared by everyone who asks meanwhile.
+      this.nextCommit ??= this.committing
+        .catch(() => undefined)
+        .then(() => {
+          this.nextCommit = undefined
+          return this.commit()
+        })
+      return this.nextCommit
+    }
+    this.committing = this.commitNow().finally(() => (this.committing = undefined))
     return this.committing
   }
 

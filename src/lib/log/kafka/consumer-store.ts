@@ -57,7 +57,7 @@ export class KafkaConsumerStore implements ConsumerStore {
   ) {}
 
   private get groupId(): string {
-    return consumerGroupId(this.log.namespace, this.target)
+    return consumerGroupId(this.log.topics.log, this.target)
   }
 
   async claim(_owner: string, shard: ShardRequest, ttlMs: number): Promise<{ owned: number[]; wanted: number[] }> {

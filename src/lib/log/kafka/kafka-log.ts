@@ -25,12 +25,15 @@ const FETCH_BYTES = 1024 * 1024
 /** Fetched records kept per partition, at most (one per reader of the log, typically). */
 const MAX_BUFFERS = 4
 
+/**
+ * Records of one fetch, shared by every reader of the log (one per target, typically) and never changed:
+ * each reader keeps its own position, so one reader's progress never skips records for another.
+ */
 interface Buffered {
-  /** The fetch started here: the records hold everything from here to `end`. */
+  /** The fetch started here: the records hold everything from here to `end`, in offset order. */
   from: number
   end: number
   records: LogRecord[]
-  next: number
 }
 
 /** How far back ids are looked for by `find` before their own time (producers' clocks differ). */
@@ -189,22 +192,17 @@ export class KafkaLog implements LogBackend {
         const buffer = this.takeBuffer(p, positions.get(p)!)
         if (!buffer) continue
         const until = options.until?.get(p)
-        while (buffer.next < buffer.records.length) {
-          const record = buffer.records[buffer.next]!
-          if (record.offset < positions.get(p)!) {
-            buffer.next++
-            continue
-          }
+        let next = firstAtOrAfter(buffer.records, positions.get(p)!)
+        while (next < buffer.records.length) {
+          const record = buffer.records[next]!
           if (until !== undefined && record.offset >= until) break
-          buffer.next++
+          next++
           positions.set(p, record.offset + 1)
           yielded = true
           yield record
         }
-        if (buffer.next >= buffer.records.length) {
-          this.dropBuffer(p, buffer)
-          positions.set(p, Math.max(positions.get(p)!, buffer.end))
-        }
+        // Past its last record, the fetch also stepped over what it skipped (control records, gaps).
+        if (next >= buffer.records.length) positions.set(p, Math.max(positions.get(p)!, buffer.end))
         if (until !== undefined && positions.get(p)! >= until) positions.delete(p)
       }
       if (yielded) continue
@@ -225,7 +223,7 @@ export class KafkaLog implements LogBackend {
         const from = positions.get(f.partition)!
         if (f.records.length > 0) {
           const records = f.records.map((r) => decodeRecord(r, this.topics.log, f.partition, this.namespace))
-          this.keepBuffer(f.partition, { from, end: f.nextOffset, records, next: 0 })
+          this.keepBuffer(f.partition, { from, end: f.nextOffset, records })
           caughtUp = false
           continue
         }
@@ -243,22 +241,16 @@ export class KafkaLog implements LogBackend {
     }
   }
 
-  /** A buffer of this partition that holds the records from `position` on. */
+  /** A buffer of this partition that holds the records from `position` on (the newest such). */
   private takeBuffer(partition: number, position: number): Buffered | undefined {
-    return this.buffered.get(partition)?.find((b) => b.from <= position && position < b.end)
+    return this.buffered.get(partition)?.findLast((b) => b.from <= position && position < b.end)
   }
 
   private keepBuffer(partition: number, buffer: Buffered): void {
-    // Several readers of one log (one per target) each keep their own; the oldest goes first.
-    const buffers = (this.buffered.get(partition) ?? []).filter((b) => b.next < b.records.length).slice(-(MAX_BUFFERS - 1))
+    // Several readers of one log (one per target) read at their own pace; the oldest fetch goes first.
+    const buffers = (this.buffered.get(partition) ?? []).slice(-(MAX_BUFFERS - 1))
     buffers.push(buffer)
     this.buffered.set(partition, buffers)
-  }
-
-  private dropBuffer(partition: number, buffer: Buffered): void {
-    const left = (this.buffered.get(partition) ?? []).filter((b) => b !== buffer)
-    if (left.length > 0) this.buffered.set(partition, left)
-    else this.buffered.delete(partition)
   }
 
   async info(): Promise<LogInfo> {
@@ -311,4 +303,16 @@ export function ulidTimeMs(id: string): number | null {
   let ms = 0
   for (const c of id.slice(0, 10)) ms = ms * 32 + CROCKFORD.indexOf(c)
   return ms
+}
+
+/** The index of the first record at or past `offset` (records are in offset order). */
+function firstAtOrAfter(records: readonly LogRecord[], offset: number): number {
+  let low = 0
+  let high = records.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (records[middle]!.offset < offset) low = middle + 1
+    else high = middle
+  }
+  return low
 }

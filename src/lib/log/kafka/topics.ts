@@ -23,7 +23,11 @@ export function namespaceTopics(topic: string): NamespaceTopics {
 /** How long history is kept, by default. */
 export const HISTORY_RETENTION_MS = 7 * 86_400_000
 
-/** The consumer group of one target of a namespace. */
-export function consumerGroupId(namespace: string, target: string): string {
-  return `wal.${namespace}.${target}`
+/**
+ * The consumer group of one target of a namespace's topic. It is named after the topic, not the namespace:
+ * a namespace name is local to one config, the topic is what consumers on every machine share, and two
+ * configs that name different topics alike must not share a group.
+ */
+export function consumerGroupId(topic: string, target: string): string {
+  return `wal.${topic}.${target}`
 }
