@@ -137,9 +137,12 @@ describe('a namespace on Kafka', () => {
 
   it('follows new records with tail --follow', async () => {
     await namespace()
-    const child = wal.spawn(['tail', '-n', 'orders', '--follow', '--json'])
+    await wal.run(['produce', '-n', 'orders', '-k', 'x', '-p', '{"before":true}'])
+    const child = wal.spawn(['tail', '-n', 'orders', '--follow', '--from', 'beginning', '--json'])
     let out = ''
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+    // Once the older record is out, tail is reading: what comes next reaches it only by following.
+    await waitFor(() => out.includes('"before":true'))
     await wal.run(['produce', '-n', 'orders', '-k', 'x', '-p', '{"live":true}'])
     await waitFor(() => out.includes('"live":true'))
     child.kill('SIGTERM')
