@@ -4,6 +4,7 @@
  * and the Kafka target; each converts kafkajs errors its own way.
  */
 import { readFileSync } from 'node:fs'
+import { createRequire, Module } from 'node:module'
 
 import type { KafkaClusterSettings } from '../config/schema.js'
 import { BackendUnavailableError, ClusterAccessError, WalError } from '../errors.js'
@@ -29,9 +30,40 @@ function quietNegativeTimeoutWarning(): void {
   })
 }
 
+interface PartitionedMessage {
+  partition?: number
+}
+type Partitioner = (args: { topic: string; partitionMetadata: unknown[]; message: PartitionedMessage }) => number
+
+let linearGrouping = false
+
+/**
+ * kafkajs 2.2.4 groups a send's messages by partition by copying each partition's array for every
+ * message: quadratic in the messages per partition, a tenth of a group-committed produce's CPU. This puts
+ * a linear grouping with the same result (messages in order within each partition) in its place, before
+ * kafkajs requires it.
+ */
+function useLinearPartitionGrouping(): void {
+  if (linearGrouping) return
+  linearGrouping = true
+  const require = createRequire(import.meta.url)
+  const path = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js')
+  const grouping = new Module(path)
+  grouping.filename = path
+  grouping.loaded = true
+  grouping.exports = ({ topic, partitionMetadata, messages, partitioner }: { topic: string; partitionMetadata: unknown[]; messages: PartitionedMessage[]; partitioner: Partitioner }) => {
+    const result: Record<number, PartitionedMessage[]> = {}
+    if (partitionMetadata.length === 0) return result
+    for (const message of messages) (result[partitioner({ topic, partitionMetadata, message })] ??= []).push(message)
+    return result
+  }
+  require.cache[path] = grouping
+}
+
 /** kafkajs, imported on first use (it is never part of the start-up path of other commands). */
 export function loadKafkajs(): Promise<KafkaModule> {
   quietNegativeTimeoutWarning()
+  useLinearPartitionGrouping()
   return import('kafkajs')
 }
 
