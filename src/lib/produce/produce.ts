@@ -103,6 +103,32 @@ function delayMs(options: ProduceOptions, nowMs: number): { baseMs: number; jitt
   return undefined
 }
 
+/** Checks what the envelope schema cannot: the namespace's limits (shared with the daemon's HTTP API). */
+export function checkMutation(config: ResolvedConfig, mutation: Mutation): void {
+  const settings = namespaceSettings(config, mutation.namespace)
+  const size = payloadBytes(mutation.payload)
+  if (size > settings.maxPayloadBytes) {
+    throw new InvalidRecordError(
+      `payload is ${formatBytes(size)}, above the ${formatBytes(settings.maxPayloadBytes)} limit of namespace "${mutation.namespace}"`,
+      {
+        code: 'WAL_PAYLOAD_TOO_LARGE',
+        details: { bytes: size, maxPayloadBytes: settings.maxPayloadBytes },
+        suggestions: [`split the payload, or raise namespaces.${mutation.namespace}.maxPayloadBytes in the config`],
+      },
+    )
+  }
+  if (mutation.target !== null && !settings.targets.some((t) => t.name === mutation.target)) {
+    const names = settings.targets.map((t) => t.name)
+    throw new InvalidRecordError(`namespace "${mutation.namespace}" has no target "${mutation.target}"`, {
+      code: 'WAL_TARGET_UNKNOWN',
+      suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `declare targets under namespaces.${mutation.namespace}.targets`],
+    })
+  }
+  if (headerBytes(mutation.headers) > MAX_HEADER_BYTES) {
+    throw new InvalidRecordError(`headers take more than ${formatBytes(MAX_HEADER_BYTES)}`, { code: 'WAL_HEADERS_TOO_LARGE' })
+  }
+}
+
 /** Writes and acknowledges mutations; one instance per `wal produce` run. */
 class Producer {
   private readonly logs = new Map<string, Promise<LogBackend>>()
@@ -128,28 +154,7 @@ class Producer {
 
   /** Checks what the envelope schema cannot: the namespace's limits. */
   check(mutation: Mutation): void {
-    const settings = namespaceSettings(this.config, mutation.namespace)
-    const size = payloadBytes(mutation.payload)
-    if (size > settings.maxPayloadBytes) {
-      throw new InvalidRecordError(
-        `payload is ${formatBytes(size)}, above the ${formatBytes(settings.maxPayloadBytes)} limit of namespace "${mutation.namespace}"`,
-        {
-          code: 'WAL_PAYLOAD_TOO_LARGE',
-          details: { bytes: size, maxPayloadBytes: settings.maxPayloadBytes },
-          suggestions: [`split the payload, or raise namespaces.${mutation.namespace}.maxPayloadBytes in the config`],
-        },
-      )
-    }
-    if (mutation.target !== null && !settings.targets.some((t) => t.name === mutation.target)) {
-      const names = settings.targets.map((t) => t.name)
-      throw new InvalidRecordError(`namespace "${mutation.namespace}" has no target "${mutation.target}"`, {
-        code: 'WAL_TARGET_UNKNOWN',
-        suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `declare targets under namespaces.${mutation.namespace}.targets`],
-      })
-    }
-    if (headerBytes(mutation.headers) > MAX_HEADER_BYTES) {
-      throw new InvalidRecordError(`headers take more than ${formatBytes(MAX_HEADER_BYTES)}`, { code: 'WAL_HEADERS_TOO_LARGE' })
-    }
+    checkMutation(this.config, mutation)
   }
 
   /** Commits the entries' mutations (grouped per namespace), then prints one result per entry in order. */

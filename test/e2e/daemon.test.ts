@@ -1,0 +1,119 @@
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { daemonFile, daemonState, isAlive, killDaemons, pidFileExists, post, startForegroundDaemon } from '../helpers/daemon.js'
+import { kvItems } from '../helpers/state.js'
+import { makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
+
+let wal: Sandbox
+let detachedPid: number | undefined
+beforeEach(() => {
+  wal = makeSandbox()
+  detachedPid = undefined
+})
+afterEach(async () => {
+  await killDaemons(detachedPid)
+  wal.cleanup()
+})
+
+function configure(namespaces: Record<string, unknown>, daemon: Record<string, unknown> = {}): void {
+  writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces, daemon: { port: 0, leaseTtlMs: 2000, drainTimeoutMs: 5000, ...daemon } }))
+}
+
+const put = (id: string, item: Record<string, unknown>) => ({ op: 'put', table: 't', key: { id }, item: { id, ...item } })
+const itemsOf = (namespace: string) => Object.fromEntries(kvItems(wal.stateDir, namespace).map((r) => [JSON.parse(r.pk)[0][1] as string, JSON.parse(r.item!) as Record<string, unknown>]))
+
+interface Status {
+  pid: number
+  uptimeMs: number
+  consumers: Array<{ namespace: string; target: string; state: string; applied: number; lag: number; startedAt: string; dlqDepth: number; partitions: number[] }>
+}
+
+describe('wal daemon start|status|reload|stop', () => {
+  it('runs the configured consumers detached, takes writes over HTTP and from the CLI, reloads a new namespace and drains on stop', async () => {
+    configure({ orders: { partitions: 4, targets: { store: { type: 'kv' } } } })
+    const started = await wal.run(['daemon', 'start', '--json'])
+    expect(started.code, started.stderr).toBe(0)
+    const { pid, url } = JSON.parse(started.stdout) as { pid: number; url: string }
+    detachedPid = pid
+    expect(isAlive(pid)).toBe(true)
+
+    // A second start refuses, naming the running one.
+    const again = await wal.run(['daemon', 'start'])
+    expect(again.code).toBe(2)
+    expect(again.stderr).toContain(`already running`)
+    expect(again.stderr).toContain(`pid ${pid}`)
+
+    const viaHttp = await post(`${url}/v1/namespaces/orders/mutations`, { key: 'a', payload: put('a', { from: 'http' }) })
+    expect(viaHttp.status).toBe(200)
+    expect(viaHttp.body).toMatchObject({ durable: true, namespace: 'orders', message: 'durable' })
+    const viaCli = await wal.run(['produce', '-n', 'orders', '-k', 'b', '-p', JSON.stringify(put('b', { from: 'cli' }))])
+    expect(viaCli.code).toBe(0)
+    await waitFor(() => Object.keys(itemsOf('orders')).length === 2)
+    expect(itemsOf('orders')).toEqual({ a: { id: 'a', from: 'http' }, b: { id: 'b', from: 'cli' } })
+
+    const status = await waitFor<Status | null>(async () => {
+      const s = JSON.parse((await wal.run(['daemon', 'status', '--json'])).stdout) as Status
+      return s.consumers[0]?.applied === 2 && s.consumers[0].lag === 0 ? s : null
+    }).then((s) => s!)
+    expect(status.pid).toBe(pid)
+    expect(status.consumers).toEqual([expect.objectContaining({ namespace: 'orders', target: 'store', state: 'running', partitions: [0, 1, 2, 3], dlqDepth: 0 })])
+    const text = await wal.run(['daemon', 'status'])
+    expect(text.stdout).toMatch(/orders\s+store\s+auto\s+running\s+0,1,2,3\s+2\s/)
+
+    // Reload with a new namespace: it starts consuming; the unchanged consumer is left alone.
+    configure({ orders: { partitions: 4, targets: { store: { type: 'kv' } } }, emails: { partitions: 2, targets: { outbox: { type: 'kv' } } } })
+    const reload = await wal.run(['daemon', 'reload', '--json'])
+    expect(reload.code, reload.stderr).toBe(0)
+    expect(JSON.parse(reload.stdout)).toMatchObject({ ok: true, added: ['emails/outbox'], removed: [], changed: [], unchanged: ['orders/store'] })
+    expect((await post(`${url}/v1/namespaces/emails/mutations`, [{ key: 'm1', payload: put('m1', { to: 'ada' }) }, { key: 'm2', payload: put('m2', { to: 'bob' }) }])).body).toMatchObject({
+      durable: true,
+      message: '2 mutations durable',
+    })
+    await waitFor(() => Object.keys(itemsOf('emails')).length === 2)
+    const after = JSON.parse((await wal.run(['daemon', 'status', '--json'])).stdout) as Status
+    expect(after.consumers.map((c) => `${c.namespace}/${c.target}`)).toEqual(['emails/outbox', 'orders/store'])
+    expect(after.consumers.find((c) => c.namespace === 'orders')!.startedAt).toBe(status.consumers[0]!.startedAt)
+
+    const stopped = await wal.run(['daemon', 'stop', '--json'])
+    expect(stopped.code, stopped.stderr).toBe(0)
+    expect(JSON.parse(stopped.stdout)).toMatchObject({ running: true, pid, killed: false })
+    expect(isAlive(pid)).toBe(false)
+    expect(pidFileExists(wal)).toBe(false)
+    expect(existsSync(daemonFile(wal, 'daemon.json'))).toBe(false)
+    // It drained: its log says so, and no lag is left for the next consumer.
+    const logs = await wal.run(['daemon', 'logs'])
+    expect(logs.stdout).toContain('"event":"consumer-stopped"')
+    expect(logs.stdout).toContain('"drained":true')
+    expect(logs.stdout).toContain('"event":"stopped"')
+    const status2 = await wal.run(['daemon', 'status'])
+    expect(status2.code).toBe(7)
+    expect((await wal.run(['daemon', 'stop'])).stdout).toContain('no wal daemon was running')
+  })
+})
+
+describe('wal daemon reload', () => {
+  it('rejects an invalid config, says why, and keeps running the previous one', async () => {
+    configure({ orders: { partitions: 2, targets: { store: { type: 'kv' } } } })
+    const daemon = await startForegroundDaemon(wal)
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { store: { type: 'kv', pth: 'x' } } } }, daemon: { port: 0 } }))
+    const reload = await wal.run(['daemon', 'reload'])
+    expect(reload.code).toBe(3)
+    expect(reload.stderr).toContain('config rejected, still running the previous one')
+    expect(reload.stderr).toContain('namespaces.orders.targets.store.pth')
+    expect(daemon.events('reload-rejected')).toHaveLength(1)
+    // SIGHUP does the same, and says so in the log.
+    daemon.child.kill('SIGHUP')
+    await waitFor(() => daemon.events('reload-rejected').length === 2)
+    // Still consuming with the old config.
+    expect((await post(`${daemon.url}/v1/namespaces/orders/mutations`, { key: 'x', payload: put('x', {}) })).status).toBe(200)
+    await waitFor(() => itemsOf('orders').x)
+    const status = (await (await fetch(`${daemon.url}/v1/status`)).json()) as Status & { lastReload: { ok: boolean; message: string } }
+    expect(status.consumers).toEqual([expect.objectContaining({ namespace: 'orders', state: 'running' })])
+    expect(status.lastReload).toMatchObject({ ok: false })
+    expect(await daemon.stop()).toBe(0)
+    expect(pidFileExists(wal)).toBe(false)
+    expect(daemonState(wal)).toBeNull()
+  })
+})
