@@ -1,7 +1,8 @@
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { startTargetServer } from '../helpers/http-target-server.js'
 import { daemonFile, daemonState, isAlive, killDaemons, pidFileExists, post, startForegroundDaemon } from '../helpers/daemon.js'
 import { kvItems } from '../helpers/state.js'
 import { makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
@@ -115,5 +116,95 @@ describe('wal daemon reload', () => {
     expect(await daemon.stop()).toBe(0)
     expect(pidFileExists(wal)).toBe(false)
     expect(daemonState(wal)).toBeNull()
+  })
+})
+
+describe('wal daemon reload, valid', () => {
+  it('drains and stops removed consumers, restarts changed ones, and leaves the others alone', async () => {
+    const first = join(wal.dir, 'first.ndjson')
+    const second = join(wal.dir, 'second.ndjson')
+    configure({ orders: { partitions: 2, targets: { store: { type: 'kv' }, audit: { type: 'file', path: first } } }, emails: { targets: { outbox: { type: 'kv' } } } })
+    const daemon = await startForegroundDaemon(wal)
+    const statusOf = async () => (await (await fetch(`${daemon.url}/v1/status`)).json()) as Status
+    await waitFor(async () => (await statusOf()).consumers.every((c) => c.state === 'running'))
+    const before = await statusOf()
+    configure({ orders: { partitions: 2, targets: { store: { type: 'kv' }, audit: { type: 'file', path: second } } } })
+    const reload = await wal.run(['daemon', 'reload'])
+    expect(reload.code, reload.stderr).toBe(0)
+    expect(reload.stdout).toContain('0 consumer(s) added, 1 removed, 1 restarted, 1 unchanged')
+    expect(daemon.events('consumer-stopped').map((e) => [`${e.namespace}/${e.target}`, e.drained]).sort()).toEqual([['emails/outbox', true], ['orders/audit', true]])
+    expect(daemon.events('consumer-restarted').map((e) => e.target)).toEqual(['audit'])
+    const after = await statusOf()
+    expect(after.consumers.map((c) => `${c.namespace}/${c.target}`)).toEqual(['orders/audit', 'orders/store'])
+    expect(after.consumers.find((c) => c.target === 'store')!.startedAt).toBe(before.consumers.find((c) => c.target === 'store')!.startedAt)
+    // The restarted target writes where the new config says.
+    expect((await post(`${daemon.url}/v1/namespaces/orders/mutations`, { key: 'k', payload: put('k', {}) })).status).toBe(200)
+    await waitFor(() => existsSync(second) && readFileSync(second, 'utf8').includes('"key":"k"'))
+    expect(await daemon.stop()).toBe(0)
+  })
+})
+
+describe('wal daemon with no config', () => {
+  it('consumes every namespace that has a log, also one first produced while it runs', async () => {
+    await wal.run(['produce', '-k', 'a', '-p', JSON.stringify(put('a', {}))])
+    const daemon = await startForegroundDaemon(wal)
+    await waitFor(() => itemsOf('default').a)
+    const cli = await wal.run(['produce', '-n', 'fresh', '-k', 'b', '-p', JSON.stringify(put('b', {}))])
+    expect(cli.code).toBe(0)
+    await waitFor(() => itemsOf('fresh').b)
+    expect((await post(`${daemon.url}/v1/namespaces/viahttp/mutations`, { key: 'c', payload: put('c', {}) })).status).toBe(200)
+    await waitFor(() => itemsOf('viahttp').c)
+    expect(daemon.events('consumer-started').map((e) => e.namespace)).toEqual(['default', 'fresh', 'viahttp'])
+    expect(await daemon.stop()).toBe(0)
+  })
+})
+
+describe('wal daemon run, stopped', () => {
+  it('gives up on applies that outlast the drain deadline, exits 0 in time, and the next daemon applies them', async () => {
+    const server = await startTargetServer()
+    try {
+      configure({ orders: { partitions: 1, targets: { api: { type: 'http', url: server.url, timeoutMs: 30_000 } } } }, { drainTimeoutMs: 500 })
+      server.slow(20_000)
+      const daemon = await startForegroundDaemon(wal)
+      expect((await post(`${daemon.url}/v1/namespaces/orders/mutations`, { key: 'slow', payload: 1 })).status).toBe(200)
+      await waitFor(() => server.received.length === 1)
+      const stoppingMs = Date.now()
+      expect(await daemon.stop()).toBe(0)
+      expect(Date.now() - stoppingMs).toBeLessThan(10_000)
+      expect(daemon.events('consumer-stopped')).toEqual([expect.objectContaining({ namespace: 'orders', target: 'api', drained: false })])
+      expect(pidFileExists(wal)).toBe(false)
+
+      // Not committed, so redone: the endpoint sees the same mutation again (same Idempotency-Key).
+      server.slow(0)
+      const next = await startForegroundDaemon(wal)
+      await waitFor(() => server.received.length === 2)
+      expect(server.received[1]!.idempotencyKey).toBe(server.received[0]!.idempotencyKey)
+      expect(await next.stop()).toBe(0)
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe('wal daemon stop', () => {
+  it('kills a daemon that does not drain within --timeout, and removes its pid file', async () => {
+    const server = await startTargetServer()
+    try {
+      configure({ orders: { partitions: 1, targets: { api: { type: 'http', url: server.url, timeoutMs: 30_000 } } } }, { drainTimeoutMs: 30_000 })
+      server.slow(20_000)
+      const started = await wal.run(['daemon', 'start', '--json'])
+      expect(started.code, started.stderr).toBe(0)
+      const { pid, url } = JSON.parse(started.stdout) as { pid: number; url: string }
+      detachedPid = pid
+      expect((await post(`${url}/v1/namespaces/orders/mutations`, { key: 'slow', payload: 1 })).status).toBe(200)
+      await waitFor(() => server.received.length === 1)
+      const stopped = await wal.run(['daemon', 'stop', '--timeout', '1s', '--json'])
+      expect(stopped.code, stopped.stderr).toBe(0)
+      expect(JSON.parse(stopped.stdout)).toMatchObject({ pid, killed: true })
+      expect(isAlive(pid)).toBe(false)
+      expect(pidFileExists(wal)).toBe(false)
+    } finally {
+      await server.close()
+    }
   })
 })

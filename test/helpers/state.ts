@@ -8,6 +8,10 @@ function query<T>(path: string, sql: string, ...params: Array<string | number>):
   const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
   try {
     return db.prepare(sql).all(...params) as T[]
+  } catch (error) {
+    // The file exists but its writer has not created its tables yet: nothing to read so far.
+    if (/no such table/.test((error as Error).message)) return []
+    throw error
   } finally {
     db.close()
   }

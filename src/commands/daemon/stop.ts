@@ -2,7 +2,6 @@ import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../../lib/cli/base-command.js'
 import type { DaemonStopResult } from '../../lib/daemon/control.js'
-import { parseDurationMs } from '../../lib/time.js'
 
 export default class DaemonStop extends WalCommand {
   static override summary = 'Stop the daemon: drain its consumers, then exit; kill it if it takes longer than --timeout.'
@@ -14,9 +13,7 @@ export default class DaemonStop extends WalCommand {
   async run(): Promise<DaemonStopResult> {
     const { flags } = await this.parse(DaemonStop)
     const { stopDaemon } = await import('../../lib/daemon/control.js')
-    const timeoutMs = flags.timeout === undefined ? undefined : parseDurationMs(flags.timeout)
-    if (timeoutMs === undefined && flags.timeout !== undefined) this.error(`--timeout "${flags.timeout}" is not a duration`, { exit: 2 })
-    const result = await stopDaemon({ ...this.common(flags), timeoutMs })
+    const result = await stopDaemon({ ...this.common(flags), timeout: flags.timeout })
     this.log(result.message)
     return result
   }

@@ -9,7 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { loadConfig, resolveConfig } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
-import { BackendUnavailableError, ConfigError, NotFoundError, type WalError } from '../errors.js'
+import { BackendUnavailableError, ConfigError, NotFoundError, UsageError, type WalError } from '../errors.js'
+import { parseDurationMs } from '../time.js'
 import type { CommonOptions } from '../io/context.js'
 import { DaemonRunningError, daemonPaths, isAlive, readStateFile, releasePidFile, runningPid, type DaemonPaths } from './files.js'
 
@@ -136,8 +137,8 @@ export async function startDaemon(options: DaemonStartOptions): Promise<DaemonSt
 }
 
 export interface DaemonStopOptions extends CommonOptions {
-  /** How long to wait for the drain before killing it; default: daemon.drainTimeoutMs + 10 s. */
-  timeoutMs?: number
+  /** How long to wait for the drain before killing it (a duration: "45s"); default: daemon.drainTimeoutMs + 10 s. */
+  timeout?: string
 }
 
 export interface DaemonStopResult {
@@ -151,6 +152,10 @@ export interface DaemonStopResult {
 
 /** Asks the daemon to drain and exit (SIGTERM); kills it (SIGKILL) if it has not within the timeout. */
 export async function stopDaemon(options: DaemonStopOptions): Promise<DaemonStopResult> {
+  const timeoutOption = options.timeout === undefined ? undefined : parseDurationMs(options.timeout)
+  if (options.timeout !== undefined && timeoutOption === undefined) {
+    throw new UsageError(`--timeout "${options.timeout}" is not a duration`, { suggestions: ['use e.g. --timeout 45s'] })
+  }
   const { config, paths } = await context(options)
   const pid = runningPid(paths)
   if (pid === null) {
@@ -158,7 +163,7 @@ export async function stopDaemon(options: DaemonStopOptions): Promise<DaemonStop
     return { running: false, pid: null, killed: false, tookMs: 0, message: `no wal daemon was running for ${paths.dir}` }
   }
   const startedMs = Date.now()
-  const timeoutMs = options.timeoutMs ?? config.daemon.drainTimeoutMs + 10_000
+  const timeoutMs = timeoutOption ?? config.daemon.drainTimeoutMs + 10_000
   process.kill(pid, 'SIGTERM')
   while (isAlive(pid) && Date.now() - startedMs < timeoutMs) await sleep(POLL_MS)
   let killed = false

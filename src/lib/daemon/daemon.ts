@@ -102,6 +102,7 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
       // Settings that need a restart keep their running values until then.
       next = { ...next, stateDir: config.stateDir, daemon: { ...next.daemon, host: config.daemon.host, port: config.daemon.port } }
       config = next
+      api.server.requestTimeout = config.daemon.requestTimeoutMs
       const diff = await applyPlan(config)
       const result: ReloadResult = {
         ok: true,
