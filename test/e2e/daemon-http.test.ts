@@ -81,6 +81,9 @@ describe('the daemon HTTP API', () => {
     expect(storm.filter((r) => r.status === 200).every((r) => r.body.durable === true)).toBe(true)
     expect(isAlive(daemon.pid)).toBe(true)
     const metrics = await (await fetch(`${daemon.url}/metrics`)).text()
+    // Shed, not queued: the storm leaves the daemon's memory in bounds.
+    const rssBytes = Number(/^process_resident_memory_bytes (\d+)/m.exec(metrics)![1])
+    expect(rssBytes).toBeLessThan(300 * 1024 * 1024)
     expect(metrics).toMatch(/wal_http_shed_total\{reason="in-flight"\} [1-9]/)
     expect(metrics).toMatch(/wal_http_shed_total\{reason="too-large"\} 2/)
     expect(await daemon.stop()).toBe(0)

@@ -77,9 +77,18 @@ describe('wal daemon start|status|reload|stop', () => {
     expect(after.consumers.map((c) => `${c.namespace}/${c.target}`)).toEqual(['emails/outbox', 'orders/store'])
     expect(after.consumers.find((c) => c.namespace === 'orders')!.startedAt).toBe(status.consumers[0]!.startedAt)
 
+    // logs -f follows the log file until interrupted.
+    const follow = wal.spawn(['daemon', 'logs', '-f'])
+    let followed = ''
+    follow.stdout!.setEncoding('utf8').on('data', (d: string) => (followed += d))
+    const followExit = new Promise<number | null>((resolve) => follow.on('exit', (code) => resolve(code)))
+    await waitFor(() => followed.includes('"event":"reloaded"'))
     const stopped = await wal.run(['daemon', 'stop', '--json'])
     expect(stopped.code, stopped.stderr).toBe(0)
     expect(JSON.parse(stopped.stdout)).toMatchObject({ running: true, pid, killed: false })
+    await waitFor(() => followed.includes('"event":"stopped"'))
+    follow.kill('SIGINT')
+    expect(await followExit).toBe(0)
     expect(isAlive(pid)).toBe(false)
     expect(pidFileExists(wal)).toBe(false)
     expect(existsSync(daemonFile(wal, 'daemon.json'))).toBe(false)
