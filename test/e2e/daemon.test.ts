@@ -28,7 +28,7 @@ const itemsOf = (namespace: string) => Object.fromEntries(kvItems(wal.stateDir, 
 interface Status {
   pid: number
   uptimeMs: number
-  consumers: Array<{ namespace: string; target: string; state: string; applied: number; lag: number; startedAt: string; dlqDepth: number; partitions: number[] }>
+  consumers: Array<{ namespace: string; target: string; state: string; applied: number; lag: number; startedAt: string; dlqDepth: number; partitions: number[]; restarts: number; lastError: string | null }>
 }
 
 describe('wal daemon start|status|reload|stop', () => {
@@ -164,6 +164,26 @@ describe('wal daemon with no config', () => {
     expect((await post(`${daemon.url}/v1/namespaces/viahttp/mutations`, { key: 'c', payload: put('c', {}) })).status).toBe(200)
     await waitFor(() => itemsOf('viahttp').c)
     expect(daemon.events('consumer-started').map((e) => e.namespace)).toEqual(['default', 'fresh', 'viahttp'])
+    expect(await daemon.stop()).toBe(0)
+  })
+})
+
+describe('a daemon consumer that fails', () => {
+  it('is reported and started again with backoff, while the other consumers go on', async () => {
+    // A kv target whose file is a directory cannot be opened.
+    configure({ orders: { partitions: 2, targets: { good: { type: 'kv' }, broken: { type: 'kv', path: wal.dir } } } })
+    const daemon = await startForegroundDaemon(wal)
+    await waitFor(() => daemon.events('consumer-failed').length >= 2)
+    const [first, second] = daemon.events('consumer-failed')
+    expect(first).toMatchObject({ level: 50, namespace: 'orders', target: 'broken', retryInMs: 1000 })
+    expect(second).toMatchObject({ retryInMs: 2000 })
+    expect((await post(`${daemon.url}/v1/namespaces/orders/mutations`, { key: 'k', payload: put('k', {}) })).status).toBe(200)
+    await waitFor(() => itemsOf('orders').k)
+    const status = (await (await fetch(`${daemon.url}/v1/status`)).json()) as Status
+    const broken = status.consumers.find((c) => c.target === 'broken')!
+    expect(broken).toMatchObject({ state: 'failed', lastError: expect.any(String) })
+    expect(broken.restarts).toBeGreaterThanOrEqual(2)
+    expect(status.consumers.find((c) => c.target === 'good')).toMatchObject({ state: 'running', applied: 1 })
     expect(await daemon.stop()).toBe(0)
   })
 })
