@@ -123,6 +123,15 @@ describe('the daemon HTTP API', () => {
   })
 })
 
+describe('wal config show', () => {
+  it("shows the daemon's effective settings, its bearer token redacted", async () => {
+    configure({ token: TOKEN, maxInFlight: 5 })
+    const shown = JSON.parse((await wal.run(['config', 'show', '--json'])).stdout) as { daemon: Record<string, unknown> }
+    expect(shown.daemon).toMatchObject({ host: '127.0.0.1', port: 0, maxInFlight: 5, maxBodyBytes: 4 * 1024 * 1024, shard: 'auto', token: '<redacted>' })
+    expect(JSON.stringify(shown)).not.toContain(TOKEN)
+  })
+})
+
 describe('a daemon killed with SIGKILL', () => {
   it('loses nothing acknowledged and applies nothing twice in effect once started again', async () => {
     // A rate limit keeps the consumer behind the writes, so the kill lands with work not yet applied.
