@@ -28,7 +28,7 @@ function configure(daemon: Record<string, unknown> = {}, namespaces: Record<stri
 }
 
 /** A write request whose body is sent only in part: it stays in flight until `finish`. */
-async function heldWrite(url: string, body: string): Promise<{ finish(): void; answer: Promise<string> }> {
+async function heldWrite(url: string, body: string): Promise<{ finish(): void; abandon(): void; answer: Promise<string> }> {
   const { hostname, port } = new URL(url)
   const socket = connect(Number(port), hostname)
   sockets.push(socket)
@@ -37,7 +37,7 @@ async function heldWrite(url: string, body: string): Promise<{ finish(): void; a
   socket.setEncoding('utf8').on('data', (d: string) => (text += d))
   const answer = new Promise<string>((resolve) => socket.on('close', () => resolve(text)))
   socket.write(`POST /v1/namespaces/orders/mutations HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 5)}`)
-  return { finish: () => socket.write(body.slice(5)), answer }
+  return { finish: () => socket.write(body.slice(5)), abandon: () => socket.destroy(), answer }
 }
 
 describe('the daemon HTTP API', () => {
@@ -62,6 +62,11 @@ describe('the daemon HTTP API', () => {
     // The held writes complete once their bodies arrive.
     for (const h of held) h.finish()
     for (const h of held) expect(await h.answer).toMatch(/^HTTP\/1.1 200[^]*"durable":true/)
+    // A writer that goes away mid-body frees its slot.
+    const gone = await heldWrite(daemon.url, JSON.stringify({ key: 'gone', payload: 3 }))
+    await waitFor(async () => (await status()).http.inFlight === 1)
+    gone.abandon()
+    await waitFor(async () => (await status()).http.inFlight === 0)
 
     // Too large: by Content-Length, and by what is actually sent (chunked).
     const big = JSON.stringify({ key: 'big', payload: 'x'.repeat(4000) })

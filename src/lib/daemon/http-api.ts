@@ -48,7 +48,10 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<string> {
     })
     request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
     request.on('error', reject)
-    request.on('aborted', () => reject(new Error('client went away')))
+    // A client that goes away (or is cut off by requestTimeout) mid-body: settle, so the slot is freed.
+    request.on('close', () => {
+      if (!request.complete) reject(new Error('client went away'))
+    })
   })
 }
 
