@@ -1,4 +1,6 @@
-import { writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { request as httpsRequest } from 'node:https'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -125,6 +127,65 @@ describe('the daemon HTTP API', () => {
     expect(metrics).toContain('wal_produced_total{namespace="orders"} 2')
     expect(metrics).toMatch(/wal_consumer_lag\{namespace="orders",target="store",partition="\d"\}/)
     expect(await daemon.stop()).toBe(0)
+  })
+})
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate it signed, and a rogue self-signed one. */
+function makeCertificates(dir: string): void {
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  openssl('req', '-x509', ...ec, '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=wal-test-ca')
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n')
+  for (const name of ['server', 'client']) {
+    openssl('req', ...ec, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`)
+    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...(name === 'server' ? ['-extfile', 'server.ext'] : []))
+  }
+  openssl('req', '-x509', ...ec, '-keyout', 'rogue-key.pem', '-out', 'rogue.pem', '-days', '2', '-subj', '/CN=rogue')
+}
+
+/** A write over HTTPS presenting `client` (a certificate name in dir), or none. */
+function tlsWrite(url: string, dir: string, client: string | null): Promise<number> {
+  const pem = (name: string) => readFileSync(join(dir, name))
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(
+      `${url}/v1/namespaces/orders/mutations`,
+      { method: 'POST', ca: pem('ca.pem'), ...(client === null ? {} : { cert: pem(`${client}.pem`), key: pem(`${client}-key.pem`) }), headers: { 'content-type': 'application/json' } },
+      (response) => {
+        response.resume()
+        response.on('end', () => resolve(response.statusCode!))
+      },
+    )
+    request.on('error', reject)
+    request.end(JSON.stringify({ key: 'k', payload: 1 }))
+  })
+}
+
+describe('the daemon over mTLS', () => {
+  it('serves HTTPS only to clients with a certificate its CA signed, and the daemon commands still reach it', async () => {
+    makeCertificates(wal.cwd)
+    configure({ tls: { cert: 'server.pem', key: 'server-key.pem', ca: 'ca.pem' } })
+    const started = await wal.run(['daemon', 'start', '--json'])
+    expect(started.code, started.stderr).toBe(0)
+    const { pid, url } = JSON.parse(started.stdout) as { pid: number; url: string }
+    detachedPid = pid
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/)
+    expect(await tlsWrite(url, wal.cwd, 'client')).toBe(200)
+    await expect(tlsWrite(url, wal.cwd, null)).rejects.toThrow()
+    await expect(tlsWrite(url, wal.cwd, 'rogue')).rejects.toThrow()
+    await expect(fetch(`${url.replace('https', 'http')}/healthz`)).rejects.toThrow()
+    const status = await wal.run(['daemon', 'status', '--json'])
+    expect(status.code, status.stderr).toBe(0)
+    expect((JSON.parse(status.stdout) as { url: string }).url).toBe(url)
+    expect((await wal.run(['daemon', 'stop'])).code).toBe(0)
+    expect(isAlive(pid)).toBe(false)
+  })
+
+  it('refuses to start when a certificate file is missing, leaving no pid file', async () => {
+    configure({ tls: { cert: 'absent.pem', key: 'absent-key.pem' } })
+    const started = await wal.run(['daemon', 'start'])
+    expect(started.code).toBe(3)
+    expect(started.stderr).toContain('cannot read daemon.tls files')
+    expect(pidFileExists(wal)).toBe(false)
   })
 })
 

@@ -2,6 +2,8 @@
  * The `daemon:` section of the config: where the daemon's HTTP API listens, its limits, and how its
  * consumers run. Kept apart from schema.ts so that the daemon's settings and defaults live in one place.
  */
+import { homedir } from 'node:os'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 
 /** Defaults of the daemon's settings. */
@@ -31,6 +33,13 @@ export const DaemonConfigSchema = v.strictObject({
   leaseTtlMs: v.optional(Whole('a lease in ms', 1000, 600_000)),
   concurrency: v.optional(Whole('a number of applies at once', 1, 10_000)),
   shard: v.optional(v.pipe(v.string('"auto" or a shard "I/N"'), v.regex(/^(auto|\d+\/\d+)$/, '"auto" or a shard "I/N"'))),
+  tls: v.optional(
+    v.strictObject({
+      cert: v.pipe(v.string('a certificate file (PEM)'), v.minLength(1)),
+      key: v.pipe(v.string('a private key file (PEM)'), v.minLength(1)),
+      ca: v.optional(v.pipe(v.string('a CA certificate file (PEM)'), v.minLength(1))),
+    }),
+  ),
 })
 
 export type DaemonConfig = v.InferOutput<typeof DaemonConfigSchema>
@@ -53,9 +62,20 @@ export interface DaemonSettings {
   concurrency: number
   /** "auto" (share partitions with other consumers) or "I/N". */
   shard: string
+  /**
+   * HTTPS: the daemon's certificate and key; with `ca`, clients must present a certificate signed by it
+   * (mTLS). The `wal daemon` commands present the daemon's own certificate. Paths are absolute.
+   */
+  tls: { cert: string; key: string; ca: string | null } | null
 }
 
-export function resolveDaemonSettings(config: DaemonConfig | undefined, env: NodeJS.ProcessEnv): DaemonSettings {
+/** `configPath`: the file the settings came from (TLS file paths are relative to it). */
+export function resolveDaemonSettings(config: DaemonConfig | undefined, env: NodeJS.ProcessEnv, configPath: string | null = null): DaemonSettings {
+  const file = (p: string): string => {
+    const home = p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : p
+    return isAbsolute(home) ? home : resolve(configPath === null ? '.' : dirname(configPath), home)
+  }
+  const tls = config?.tls
   return {
     host: config?.host ?? DAEMON_DEFAULTS.host,
     port: config?.port ?? DAEMON_DEFAULTS.port,
@@ -67,5 +87,6 @@ export function resolveDaemonSettings(config: DaemonConfig | undefined, env: Nod
     leaseTtlMs: config?.leaseTtlMs ?? DAEMON_DEFAULTS.leaseTtlMs,
     concurrency: config?.concurrency ?? DAEMON_DEFAULTS.concurrency,
     shard: config?.shard ?? DAEMON_DEFAULTS.shard,
+    tls: tls === undefined ? null : { cert: file(tls.cert), key: file(tls.key), ca: tls.ca === undefined ? null : file(tls.ca) },
   }
 }

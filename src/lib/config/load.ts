@@ -211,7 +211,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
     autoCreateNamespaces: file?.autoCreateNamespaces ?? (file === null || file.namespaces === undefined),
     defaults,
     namespaces,
-    daemon: resolveDaemonSettings(file?.daemon, env),
+    daemon: resolveDaemonSettings(file?.daemon, env, path),
   }
 }
 

@@ -12,6 +12,7 @@ import type { ResolvedConfig } from '../config/schema.js'
 import { BackendUnavailableError, ConfigError, NotFoundError, UsageError, type WalError } from '../errors.js'
 import { parseDurationMs } from '../time.js'
 import type { CommonOptions } from '../io/context.js'
+import { daemonRequest, type DaemonResponse } from './client.js'
 import { DaemonRunningError, daemonPaths, isAlive, readStateFile, releasePidFile, runningPid, type DaemonPaths } from './files.js'
 
 /** The daemon's status as GET /v1/status answers it (see daemon.ts). */
@@ -60,17 +61,17 @@ async function call<T>(config: ResolvedConfig, paths: DaemonPaths, method: strin
   const pid = runningPid(paths)
   const state = readStateFile(paths)
   if (pid === null || state === null || state.pid !== pid) throw notRunning(paths)
-  const headers: Record<string, string> = config.daemon.token === null ? {} : { authorization: `Bearer ${config.daemon.token}` }
-  let response: Response
+  let response: DaemonResponse
   try {
-    response = await fetch(`${state.url}${path}`, { method, headers, signal: AbortSignal.timeout(timeoutMs) })
+    response = await daemonRequest(config.daemon, `${state.url}${path}`, { method, timeoutMs })
   } catch (error) {
+    if (error instanceof ConfigError) throw error
     throw new BackendUnavailableError(`the daemon (pid ${pid}) does not answer on ${state.url}: ${(error as Error).message}`, { cause: error, suggestions: ['see its log: wal daemon logs'] })
   }
   if (response.status === 401) {
     throw new ConfigError(`the daemon refused the bearer token`, { code: 'WAL_DAEMON_AUTH', suggestions: ['use the config the daemon runs with (daemon.token), or set WAL_DAEMON_TOKEN'] })
   }
-  return { status: response.status, body: (await response.json()) as T }
+  return { status: response.status, body: JSON.parse(response.text) as T }
 }
 
 export interface DaemonStartOptions extends CommonOptions {
@@ -123,7 +124,7 @@ export async function startDaemon(options: DaemonStartOptions): Promise<DaemonSt
     }
     const state = readStateFile(paths)
     if (state?.pid === pid) {
-      const ready = await fetch(`${state.url}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok).catch(() => false)
+      const ready = await daemonRequest(config.daemon, `${state.url}/readyz`, { method: 'GET', timeoutMs: 1000 }).then((r) => r.status === 200).catch(() => false)
       if (ready) return { pid, url: state.url, logFile: paths.logFile }
     }
     if (Date.now() > deadline) {

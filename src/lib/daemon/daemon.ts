@@ -58,7 +58,6 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
   const listen = { host: options.host ?? config.daemon.host, port: options.port ?? config.daemon.port }
   const logger = createLogger()
   const paths = daemonPaths(config.stateDir)
-  acquirePidFile(paths)
   const startedAt = new Date()
   let url = ''
   let ready = false
@@ -155,6 +154,8 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
     }),
   })
 
+  // After the server is made (its TLS files read), so a config problem leaves no pid file behind.
+  acquirePidFile(paths)
   const unsubscribe = options.onReloadSignal(() => void reload('SIGHUP'))
   let rescanTimer: NodeJS.Timeout | undefined
   try {
@@ -169,7 +170,7 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
       })
     })
     const address = api.server.address() as AddressInfo
-    url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+    url = `${config.daemon.tls === null ? 'http' : 'https'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
     const state: DaemonStateFile = { pid: process.pid, url, startedAt: startedAt.toISOString(), configPath: config.path }
     writeFileSync(paths.stateFile, `${JSON.stringify(state)}\n`)
     logger.info({ event: 'listening', url, auth: config.daemon.token === null ? 'none' : 'bearer' }, `HTTP API on ${url}`)

@@ -4,11 +4,13 @@
  * Retry-After, while draining 503; bodies past `maxBodyBytes` get 413 and are not read.
  */
 import { timingSafeEqual } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { readFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 
 import { namespaceSettings } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
-import { DurabilityUnknownError, toWalError, UnknownNamespaceError, UsageError, WalError } from '../errors.js'
+import { ConfigError, DurabilityUnknownError, toWalError, UnknownNamespaceError, UsageError, WalError } from '../errors.js'
 import type { LogPool } from './consumers.js'
 import { durableAnswer, parseProduceBody, type ProduceAnswer } from './http-produce.js'
 import type { Logger } from './logger.js'
@@ -196,7 +198,7 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     }
   }
 
-  const server = createServer((request, response) => {
+  const listener: RequestListener = (request, response) => {
     const handling = handle(request, response).catch((error: unknown) => {
       const walError = error instanceof WalError ? error : toWalError(error)
       ctx.logger.error({ event: 'http-error', err: walError.message }, `HTTP ${request.method} ${request.url} failed: ${walError.message}`)
@@ -204,7 +206,8 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     })
     pending.add(handling)
     void handling.finally(() => pending.delete(handling))
-  })
+  }
+  const server = createServer_(ctx.config().daemon.tls, listener)
   server.requestTimeout = ctx.config().daemon.requestTimeoutMs
   server.headersTimeout = Math.min(60_000, server.requestTimeout)
   return {
@@ -214,4 +217,16 @@ export function createApiServer(ctx: ApiContext): ApiServer {
       while (pending.size > 0) await Promise.allSettled([...pending])
     },
   }
+}
+
+/** HTTP, or HTTPS with the daemon's certificate; with a CA, clients must present a certificate it signed. */
+function createServer_(tls: ResolvedConfig['daemon']['tls'], listener: RequestListener): Server {
+  if (tls === null) return createServer(listener)
+  let files
+  try {
+    files = { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ca: tls.ca === null ? undefined : readFileSync(tls.ca) }
+  } catch (error) {
+    throw new ConfigError(`cannot read daemon.tls files: ${(error as Error).message}`, { code: 'WAL_DAEMON_TLS_FILE', cause: error })
+  }
+  return createHttpsServer({ ...files, requestCert: files.ca !== undefined, rejectUnauthorized: files.ca !== undefined }, listener) as unknown as Server
 }
