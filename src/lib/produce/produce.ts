@@ -103,32 +103,6 @@ function delayMs(options: ProduceOptions, nowMs: number): { baseMs: number; jitt
   return undefined
 }
 
-/** Checks what the envelope schema cannot: the namespace's limits (shared with the daemon's HTTP API). */
-export function checkMutation(config: ResolvedConfig, mutation: Mutation): void {
-  const settings = namespaceSettings(config, mutation.namespace)
-  const size = payloadBytes(mutation.payload)
-  if (size > settings.maxPayloadBytes) {
-    throw new InvalidRecordError(
-      `payload is ${formatBytes(size)}, above the ${formatBytes(settings.maxPayloadBytes)} limit of namespace "${mutation.namespace}"`,
-      {
-        code: 'WAL_PAYLOAD_TOO_LARGE',
-        details: { bytes: size, maxPayloadBytes: settings.maxPayloadBytes },
-        suggestions: [`split the payload, or raise namespaces.${mutation.namespace}.maxPayloadBytes in the config`],
-      },
-    )
-  }
-  if (mutation.target !== null && !settings.targets.some((t) => t.name === mutation.target)) {
-    const names = settings.targets.map((t) => t.name)
-    throw new InvalidRecordError(`namespace "${mutation.namespace}" has no target "${mutation.target}"`, {
-      code: 'WAL_TARGET_UNKNOWN',
-      suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `declare targets under namespaces.${mutation.namespace}.targets`],
-    })
-  }
-  if (headerBytes(mutation.headers) > MAX_HEADER_BYTES) {
-    throw new InvalidRecordError(`headers take more than ${formatBytes(MAX_HEADER_BYTES)}`, { code: 'WAL_HEADERS_TOO_LARGE' })
-  }
-}
-
 /** Writes and acknowledges mutations; one instance per `wal produce` run. */
 class Producer {
   private readonly logs = new Map<string, Promise<LogBackend>>()
@@ -154,7 +128,33 @@ class Producer {
 
   /** Checks what the envelope schema cannot: the namespace's limits. */
   check(mutation: Mutation): void {
-    checkMutation(this.config, mutation)
+    Producer.check(this.config, mutation)
+  }
+
+  /** The checks of `check`, without a Producer: the daemon's HTTP API uses them (as checkMutation). */
+  static check(config: ResolvedConfig, mutation: Mutation): void {
+    const settings = namespaceSettings(config, mutation.namespace)
+    const size = payloadBytes(mutation.payload)
+    if (size > settings.maxPayloadBytes) {
+      throw new InvalidRecordError(
+        `payload is ${formatBytes(size)}, above the ${formatBytes(settings.maxPayloadBytes)} limit of namespace "${mutation.namespace}"`,
+        {
+          code: 'WAL_PAYLOAD_TOO_LARGE',
+          details: { bytes: size, maxPayloadBytes: settings.maxPayloadBytes },
+          suggestions: [`split the payload, or raise namespaces.${mutation.namespace}.maxPayloadBytes in the config`],
+        },
+      )
+    }
+    if (mutation.target !== null && !settings.targets.some((t) => t.name === mutation.target)) {
+      const names = settings.targets.map((t) => t.name)
+      throw new InvalidRecordError(`namespace "${mutation.namespace}" has no target "${mutation.target}"`, {
+        code: 'WAL_TARGET_UNKNOWN',
+        suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `declare targets under namespaces.${mutation.namespace}.targets`],
+      })
+    }
+    if (headerBytes(mutation.headers) > MAX_HEADER_BYTES) {
+      throw new InvalidRecordError(`headers take more than ${formatBytes(MAX_HEADER_BYTES)}`, { code: 'WAL_HEADERS_TOO_LARGE' })
+    }
   }
 
   /** Commits the entries' mutations (grouped per namespace), then prints one result per entry in order. */
@@ -263,6 +263,11 @@ class Producer {
   async close(): Promise<void> {
     for (const log of this.logs.values()) await log.then((l) => l.close()).catch(() => undefined)
   }
+}
+
+/** Checks what the envelope schema cannot (size, target, headers), with the messages `wal produce` gives. */
+export function checkMutation(config: ResolvedConfig, mutation: Mutation): void {
+  Producer.check(config, mutation)
 }
 
 function decodeDefaults(options: ProduceOptions, nowMs: number, headers: Record<string, string> | undefined): DecodeDefaults {
