@@ -51,6 +51,7 @@ describe('the daemon plan', () => {
   it('names the settings a reload cannot change without a restart', () => {
     expect(restartOnlyChanges(config(base), config({ ...base, daemon: { port: 9000 } }))).toEqual(['daemon.port'])
     expect(restartOnlyChanges(config(base), config({ ...base, daemon: { maxInFlight: 5 } }))).toEqual([])
+    expect(restartOnlyChanges(config(base), config({ ...base, daemon: { tls: { cert: 'c.pem', key: 'k.pem' } } }))).toEqual(['daemon.tls'])
   })
 
   it('takes the bearer token from the config, else from WAL_DAEMON_TOKEN', () => {

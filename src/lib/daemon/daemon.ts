@@ -99,7 +99,7 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
       }
       const needsRestart = restartOnlyChanges(config, next)
       // Settings that need a restart keep their running values until then.
-      next = { ...next, stateDir: config.stateDir, daemon: { ...next.daemon, host: config.daemon.host, port: config.daemon.port } }
+      next = { ...next, stateDir: config.stateDir, daemon: { ...next.daemon, host: config.daemon.host, port: config.daemon.port, tls: config.daemon.tls } }
       config = next
       api.server.requestTimeout = config.daemon.requestTimeoutMs
       const diff = await applyPlan(config)

@@ -68,6 +68,7 @@ export function restartOnlyChanges(before: ResolvedConfig, after: ResolvedConfig
   const changed: string[] = []
   if (before.daemon.host !== after.daemon.host) changed.push('daemon.host')
   if (before.daemon.port !== after.daemon.port) changed.push('daemon.port')
+  if (JSON.stringify(before.daemon.tls) !== JSON.stringify(after.daemon.tls)) changed.push('daemon.tls')
   if (before.stateDir !== after.stateDir) changed.push('stateDir')
   return changed
 }
