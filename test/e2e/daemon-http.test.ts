@@ -96,6 +96,18 @@ describe('the daemon HTTP API', () => {
     expect(await daemon.stop()).toBe(0)
   })
 
+  it('stops within the drain deadline even while a client is still sending a write', async () => {
+    configure({ drainTimeoutMs: 500, requestTimeoutMs: 60_000, token: TOKEN })
+    const daemon = await startForegroundDaemon(wal)
+    const held = await heldWrite(daemon.url, JSON.stringify({ key: 'never', payload: 1 }))
+    await waitFor(async () => ((await (await fetch(`${daemon.url}/v1/status`, { headers: auth })).json()) as { http: { inFlight: number } }).http.inFlight === 1)
+    const stoppingMs = Date.now()
+    expect(await daemon.stop()).toBe(0)
+    expect(Date.now() - stoppingMs).toBeLessThan(10_000)
+    await held.answer
+    expect((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).toBe('')
+  })
+
   it('rejects invalid mutations with 400 and the messages of wal produce, writing nothing of a bad batch', async () => {
     configure()
     const daemon = await startForegroundDaemon(wal)

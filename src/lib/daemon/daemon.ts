@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 import { clockFromEnv } from '../clock.js'
 import { loadConfig } from '../config/load.js'
@@ -191,8 +192,10 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
     // Stop taking connections; answer what is in progress; then drain the consumers.
     const closed = new Promise<void>((resolve) => api.server.close(() => resolve()))
     api.server.closeIdleConnections()
-    await api.settled()
+    // A client still sending its body gets until the drain deadline, then is cut off (nothing of it is written).
+    await Promise.race([api.settled(), sleep(config.daemon.drainTimeoutMs)])
     api.server.closeAllConnections()
+    await api.settled()
     await closed
     await serial
     await consumers.stopAll(config.daemon.drainTimeoutMs)
