@@ -14,7 +14,7 @@ const common = {
   minify: true,
   keepNames: true,
   // Heavy SDKs stay in node_modules and load lazily from their adapter.
-  external: ['kafkajs', '@aws-sdk/*', 'cassandra-driver', 'typescript'],
+  external: ['kafkajs', '@aws-sdk/*', 'cassandra-driver', 'typescript', 'pino', 'prom-client'],
   // Bundled CommonJS (oclif) calls require(); give ESM output one.
   banner: { js: "import { createRequire as __walCreateRequire } from 'node:module'; const require = __walCreateRequire(import.meta.url);" },
   logLevel: 'warning',

@@ -5,6 +5,12 @@ import { settings } from '@oclif/core/settings'
 import ConfigShow from './commands/config/show.js'
 import ConfigValidate from './commands/config/validate.js'
 import Consume from './commands/consume.js'
+import DaemonLogs from './commands/daemon/logs.js'
+import DaemonReload from './commands/daemon/reload.js'
+import DaemonRun from './commands/daemon/run.js'
+import DaemonStart from './commands/daemon/start.js'
+import DaemonStatus from './commands/daemon/status.js'
+import DaemonStop from './commands/daemon/stop.js'
 import DlqAudit from './commands/dlq/audit.js'
 import DlqExport from './commands/dlq/export.js'
 import DlqLs from './commands/dlq/ls.js'
@@ -36,6 +42,12 @@ export const COMMANDS = {
   'ns:init': NsInit,
   'ns:ls': NsLs,
   'ns:show': NsShow,
+  'daemon:run': DaemonRun,
+  'daemon:start': DaemonStart,
+  'daemon:stop': DaemonStop,
+  'daemon:status': DaemonStatus,
+  'daemon:reload': DaemonReload,
+  'daemon:logs': DaemonLogs,
 }
 
 /** Runs the CLI; `dir` is the bin's import.meta.url, from which oclif finds package.json. */

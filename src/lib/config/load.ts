@@ -9,6 +9,7 @@ import * as v from 'valibot'
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
 import { expectedOf } from '../validation.js'
+import { resolveDaemonSettings } from './daemon.js'
 import { interpolateEnv } from './interpolate.js'
 import { findConfig } from './search.js'
 import {
@@ -210,6 +211,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
     autoCreateNamespaces: file?.autoCreateNamespaces ?? (file === null || file.namespaces === undefined),
     defaults,
     namespaces,
+    daemon: resolveDaemonSettings(file?.daemon, env, path),
   }
 }
 

@@ -5,6 +5,7 @@
 import * as v from 'valibot'
 
 import { NamespaceName } from '../envelope/envelope.js'
+import { DaemonConfigSchema, type DaemonSettings } from './daemon.js'
 
 /** Defaults for every setting that has one. */
 export const DEFAULTS = {
@@ -145,6 +146,8 @@ export const ConfigSchema = v.strictObject({
     }),
   ),
   namespaces: v.optional(v.record(NamespaceName, NamespaceConfigSchema)),
+  /** `wal daemon`: its HTTP API and consumers (see daemon.ts). */
+  daemon: v.optional(DaemonConfigSchema),
 })
 
 export type ConfigFile = v.InferOutput<typeof ConfigSchema>
@@ -212,4 +215,6 @@ export interface ResolvedConfig {
   defaults: { partitions: number; maxPayloadBytes: number; retry: RetryPolicy }
   /** Declared namespaces, by name. */
   namespaces: ReadonlyMap<string, NamespaceSettings>
+  /** `wal daemon`'s settings. */
+  daemon: DaemonSettings
 }

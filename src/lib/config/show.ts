@@ -27,5 +27,6 @@ export async function effectiveConfig(options: CommonOptions): Promise<Record<st
     namespaces: Object.fromEntries(
       [...config.namespaces.values()].map(({ name, declared: _declared, ...settings }) => [name, settings]),
     ),
+    daemon: config.daemon,
   }) as Record<string, unknown>
 }

@@ -37,7 +37,7 @@ export interface ConsumeSummary {
   targets: TargetStats[]
 }
 
-function parseShard(text: string | undefined, partitions: number): ShardRequest {
+export function parseShard(text: string | undefined, partitions: number): ShardRequest {
   if (text === undefined) return { index: 0, count: 1 }
   if (text === 'auto') return 'auto'
   const match = /^(\d+)\/(\d+)$/.exec(text)

@@ -50,6 +50,15 @@ export interface TargetConsumerOptions {
   commitIntervalMs: number
   pollIntervalMs: number
   onEvent?: (event: PipelineEvent) => void
+  /** Told of every outcome as it happens (the daemon's metrics); must not throw. */
+  observer?: TargetObserver
+}
+
+/** Per-mutation outcomes, for metrics: apply time, and the time since the mutation was created. */
+export interface TargetObserver {
+  applied(mutation: Mutation, applyMs: number): void
+  retried(mutation: Mutation): void
+  deadLettered(mutation: Mutation): void
 }
 
 export type PipelineEvent =
@@ -133,6 +142,11 @@ export class TargetConsumer {
       clearInterval(commits)
       if (this.failure === undefined) await this.options.store.release(this.options.owner).catch(() => undefined)
     }
+  }
+
+  /** What it did so far and the partitions it owns now, read without waiting (for `wal daemon status`). */
+  snapshot(): Omit<TargetStats, 'lag'> {
+    return { ...this.stats, partitions: [...this.owned] }
   }
 
   private fail(error: unknown): void {
@@ -262,11 +276,13 @@ export class TargetConsumer {
       const probe = await this.circuit.allow(this.options.abort)
       for (const limiter of this.options.limiters) await limiter.take(this.options.abort)
       const attempt = mutation.attempts + 1
+      const startedMs = performance.now()
       try {
         await this.options.target.apply(mutation, { attempt, signal: this.options.abort })
         this.circuit.succeeded(probe)
         mutation.attempts = attempt
         this.stats.applied++
+        this.options.observer?.applied(mutation, performance.now() - startedMs)
         // A first-try apply straight from the log needs no history row: the committed offset passing it
         // says it was applied. Anything with a story (retries, a wait in the schedule) gets one.
         const plain = item.source === 'log' && attempt === 1
@@ -295,6 +311,7 @@ export class TargetConsumer {
           return
         }
         this.stats.retried++
+        this.options.observer?.retried(mutation)
         this.change.history.push({ mutationId: mutation.id, atMs: this.options.now(), event: 'failed', attempt, errorClass: error.errorClass, code: error.code, message: error.message })
         const wait = backoffMs(this.policy, attempt)
         if (wait <= IN_PROCESS_BACKOFF_MAX_MS) {
@@ -336,6 +353,7 @@ export class TargetConsumer {
   private deadLetter(item: Item, error: TargetError): void {
     const { mutation } = item
     this.stats.deadLettered++
+    this.options.observer?.deadLettered(mutation)
     const atMs = this.options.now()
     this.change.deadLetters.push({ partition: item.partition, mutation, errorClass: error.errorClass, code: error.code, message: error.message, atMs })
     this.options.onEvent?.({ type: 'dead-lettered', target: this.options.settings.name, mutation, error })

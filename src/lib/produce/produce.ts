@@ -128,7 +128,12 @@ class Producer {
 
   /** Checks what the envelope schema cannot: the namespace's limits. */
   check(mutation: Mutation): void {
-    const settings = namespaceSettings(this.config, mutation.namespace)
+    Producer.check(this.config, mutation)
+  }
+
+  /** The checks of `check`, without a Producer: the daemon's HTTP API uses them (as checkMutation). */
+  static check(config: ResolvedConfig, mutation: Mutation): void {
+    const settings = namespaceSettings(config, mutation.namespace)
     const size = payloadBytes(mutation.payload)
     if (size > settings.maxPayloadBytes) {
       throw new InvalidRecordError(
@@ -258,6 +263,11 @@ class Producer {
   async close(): Promise<void> {
     for (const log of this.logs.values()) await log.then((l) => l.close()).catch(() => undefined)
   }
+}
+
+/** Checks what the envelope schema cannot (size, target, headers), with the messages `wal produce` gives. */
+export function checkMutation(config: ResolvedConfig, mutation: Mutation): void {
+  Producer.check(config, mutation)
 }
 
 function decodeDefaults(options: ProduceOptions, nowMs: number, headers: Record<string, string> | undefined): DecodeDefaults {

@@ -1,0 +1,25 @@
+import * as Flags from '@oclif/core/flags'
+
+import { WalCommand } from '../../lib/cli/base-command.js'
+import type { DaemonRunSummary } from '../../lib/daemon/types.js'
+
+export default class DaemonRun extends WalCommand {
+  static override summary = 'Run the daemon in the foreground: every configured consumer, plus the HTTP API.'
+  static override description = `Runs, in this process, a consumer for every target of every namespace in the config (the pipeline of \`wal consume\`), and the HTTP API (POST /v1/namespaces/NS/mutations, /healthz, /readyz, /metrics, /v1/status). Logs are JSON lines on stdout.
+SIGTERM or Ctrl-C stops taking writes, drains the consumers (up to daemon.drainTimeoutMs) and exits 0; a second signal exits 130 at once. SIGHUP re-reads the config (as \`wal daemon reload\`). For systemd or containers; \`wal daemon start\` runs this detached.`
+  static override examples = ['<%= config.bin %> daemon run', '<%= config.bin %> daemon run --port 0 -c /etc/wal/walrc.yaml']
+  static override flags = {
+    host: Flags.string({ description: 'Address to listen on (default: daemon.host, 127.0.0.1).' }),
+    port: Flags.integer({ description: 'Port to listen on; 0 picks a free one (default: daemon.port, 7460).', min: 0, max: 65535 }),
+  }
+
+  async run(): Promise<DaemonRunSummary> {
+    const { flags } = await this.parse(DaemonRun)
+    const { runDaemon } = await import('../../lib/daemon/daemon.js')
+    const onReloadSignal = (listener: () => void): (() => void) => {
+      process.on('SIGHUP', listener)
+      return () => process.off('SIGHUP', listener)
+    }
+    return runDaemon({ ...this.common(flags), host: flags.host, port: flags.port, signal: this.signal, onReloadSignal })
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The daemon's files in the state directory: a pid file (one daemon per state directory), a state file
+ * saying where its HTTP API listens, and its log file (when started detached).
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+import { UsageError } from '../errors.js'
+
+export interface DaemonPaths {
+  dir: string
+  pidFile: string
+  stateFile: string
+  logFile: string
+}
+
+export function daemonPaths(stateDir: string): DaemonPaths {
+  const dir = join(stateDir, 'daemon')
+  return { dir, pidFile: join(dir, 'daemon.pid'), stateFile: join(dir, 'daemon.json'), logFile: join(dir, 'daemon.log') }
+}
+
+/** What a running daemon writes once it listens. */
+export interface DaemonStateFile {
+  pid: number
+  url: string
+  startedAt: string
+  configPath: string | null
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    // EPERM: it exists, but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** The pid in the pid file when that process is alive; null when there is none (a stale file counts as none). */
+export function runningPid(paths: DaemonPaths): number | null {
+  let text: string
+  try {
+    text = readFileSync(paths.pidFile, 'utf8')
+  } catch {
+    return null
+  }
+  const pid = Number(text.trim())
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null
+}
+
+export function readStateFile(paths: DaemonPaths): DaemonStateFile | null {
+  try {
+    return JSON.parse(readFileSync(paths.stateFile, 'utf8')) as DaemonStateFile
+  } catch {
+    return null
+  }
+}
+
+export class DaemonRunningError extends UsageError {
+  static override readonly defaultCode: string = 'WAL_DAEMON_RUNNING'
+}
+
+/**
+ * Takes the pid file for this process, or says which daemon holds it. A pid file left by a daemon that
+ * died (kill -9, power loss) is taken over.
+ */
+export function acquirePidFile(paths: DaemonPaths): void {
+  mkdirSync(paths.dir, { recursive: true })
+  for (let tries = 0; tries < 3; tries++) {
+    try {
+      writeFileSync(paths.pidFile, `${process.pid}\n`, { flag: 'wx' })
+      return
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    const pid = runningPid(paths)
+    if (pid !== null && pid !== process.pid) {
+      throw new DaemonRunningError(`a wal daemon is already running for ${paths.dir} (pid ${pid})`, {
+        details: { pid },
+        suggestions: ['see it with `wal daemon status`; stop it with `wal daemon stop`'],
+      })
+    }
+    rmSync(paths.pidFile, { force: true })
+  }
+  throw new DaemonRunningError(`cannot take the pid file ${paths.pidFile}: another daemon is starting`)
+}
+
+/** Removes the pid and state files if they are still this process's. */
+export function releasePidFile(paths: DaemonPaths, pid = process.pid): void {
+  try {
+    if (Number(readFileSync(paths.pidFile, 'utf8').trim()) !== pid) return
+  } catch {
+    return
+  }
+  rmSync(paths.stateFile, { force: true })
+  rmSync(paths.pidFile, { force: true })
+}

@@ -1,0 +1,74 @@
+/**
+ * Which consumers the daemon should run for a config, and what a reload changes: pure functions, so
+ * the rules (what counts as a change, what is left alone) are tested without processes.
+ */
+import { namespaceSettings } from '../config/load.js'
+import type { NamespaceSettings, ResolvedConfig, TargetSettings } from '../config/schema.js'
+
+/** One consumer: a target of a namespace, over the daemon's shard of its partitions. */
+export interface ConsumerSpec {
+  /** "namespace/target": stable across reloads. */
+  key: string
+  namespace: NamespaceSettings
+  target: TargetSettings
+  shard: string
+  concurrency: number
+  leaseTtlMs: number
+  /** Everything that, when it differs, means the consumer must restart to take it on. */
+  fingerprint: string
+}
+
+export interface ConsumerPlanDiff {
+  added: ConsumerSpec[]
+  removed: string[]
+  changed: ConsumerSpec[]
+  unchanged: string[]
+}
+
+/** What of a namespace its log depends on: a change means the log is opened again. */
+export function logFingerprint(ns: NamespaceSettings): string {
+  return JSON.stringify({ backend: ns.backend, partitions: ns.partitions, kafka: ns.kafka })
+}
+
+/**
+ * The consumers a config asks for: every target of every declared namespace and, when namespaces are
+ * created on demand, of every namespace that has a log (`existing`).
+ */
+export function planConsumers(config: ResolvedConfig, existing: readonly string[] = []): Map<string, ConsumerSpec> {
+  const names = new Set(config.namespaces.keys())
+  if (config.autoCreateNamespaces) for (const name of existing) names.add(name)
+  const plan = new Map<string, ConsumerSpec>()
+  const { shard, concurrency, leaseTtlMs } = config.daemon
+  for (const name of [...names].sort()) {
+    const namespace = namespaceSettings(config, name)
+    for (const target of namespace.targets) {
+      const key = `${name}/${target.name}`
+      const fingerprint = JSON.stringify({ log: logFingerprint(namespace), rate: namespace.ratePerSec, target, shard, concurrency, leaseTtlMs })
+      plan.set(key, { key, namespace, target, shard, concurrency, leaseTtlMs, fingerprint })
+    }
+  }
+  return plan
+}
+
+/** What a reload does: start the added, stop the removed, restart the changed, leave the rest alone. */
+export function diffConsumers(running: ReadonlyMap<string, { fingerprint: string }>, wanted: ReadonlyMap<string, ConsumerSpec>): ConsumerPlanDiff {
+  const diff: ConsumerPlanDiff = { added: [], removed: [], changed: [], unchanged: [] }
+  for (const [key, spec] of wanted) {
+    const current = running.get(key)
+    if (!current) diff.added.push(spec)
+    else if (current.fingerprint !== spec.fingerprint) diff.changed.push(spec)
+    else diff.unchanged.push(key)
+  }
+  for (const key of running.keys()) if (!wanted.has(key)) diff.removed.push(key)
+  return diff
+}
+
+/** Settings of the daemon that need a restart to change (the listening socket). */
+export function restartOnlyChanges(before: ResolvedConfig, after: ResolvedConfig): string[] {
+  const changed: string[] = []
+  if (before.daemon.host !== after.daemon.host) changed.push('daemon.host')
+  if (before.daemon.port !== after.daemon.port) changed.push('daemon.port')
+  if (JSON.stringify(before.daemon.tls) !== JSON.stringify(after.daemon.tls)) changed.push('daemon.tls')
+  if (before.stateDir !== after.stateDir) changed.push('stateDir')
+  return changed
+}

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest'
+
+import { resolveConfig, validateConfig } from '../../src/lib/config/load.js'
+import { durableAnswer, parseProduceBody } from '../../src/lib/daemon/http-produce.js'
+import { diffConsumers, planConsumers, restartOnlyChanges } from '../../src/lib/daemon/plan.js'
+
+const config = (raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => resolveConfig(validateConfig(raw, '/etc/wal/.walrc', env), '/etc/wal/.walrc', { WAL_HOME: '/var/wal', ...env })
+
+const base = {
+  namespaces: {
+    orders: { partitions: 4, targets: { store: { type: 'kv' }, api: { type: 'http', url: 'http://127.0.0.1:1/x' } } },
+    emails: { targets: { outbox: { type: 'file', path: '/tmp/out.ndjson' } } },
+  },
+}
+
+describe('the daemon plan', () => {
+  it('runs one consumer per target of every declared namespace, with the daemon settings', () => {
+    const plan = planConsumers(config({ ...base, daemon: { shard: '1/2', concurrency: 4 } }))
+    expect([...plan.keys()]).toEqual(['emails/outbox', 'orders/store', 'orders/api'])
+    expect(plan.get('orders/api')).toMatchObject({ shard: '1/2', concurrency: 4, leaseTtlMs: 10_000 })
+  })
+
+  it('consumes namespaces created on demand only when the config lets them be created', () => {
+    expect([...planConsumers(config({}), ['default', 'logs']).keys()]).toEqual(['default/kv', 'logs/kv'])
+    expect([...planConsumers(config(base), ['stray']).keys()]).not.toContain('stray/kv')
+  })
+
+  it('restarts only the consumers whose settings changed, starts the added and stops the removed', () => {
+    const before = planConsumers(config(base))
+    const after = planConsumers(
+      config({
+        namespaces: {
+          orders: { partitions: 4, targets: { store: { type: 'kv' }, api: { type: 'http', url: 'http://127.0.0.1:1/x', timeoutMs: 500 } } },
+          audit: { targets: { log: { type: 'kv' } } },
+        },
+      }),
+    )
+    const diff = diffConsumers(before, after)
+    expect(diff.added.map((s) => s.key)).toEqual(['audit/log'])
+    expect(diff.removed).toEqual(['emails/outbox'])
+    expect(diff.changed.map((s) => s.key)).toEqual(['orders/api'])
+    expect(diff.unchanged).toEqual(['orders/store'])
+  })
+
+  it("restarts every target of a namespace whose log or shared rate changes", () => {
+    const before = planConsumers(config(base))
+    const more = { ...base, namespaces: { ...base.namespaces, orders: { ...base.namespaces.orders, rate: '10/s' } } }
+    expect(diffConsumers(before, planConsumers(config(more))).changed.map((s) => s.key).sort()).toEqual(['orders/api', 'orders/store'])
+  })
+
+  it('names the settings a reload cannot change without a restart', () => {
+    expect(restartOnlyChanges(config(base), config({ ...base, daemon: { port: 9000 } }))).toEqual(['daemon.port'])
+    expect(restartOnlyChanges(config(base), config({ ...base, daemon: { maxInFlight: 5 } }))).toEqual([])
+    expect(restartOnlyChanges(config(base), config({ ...base, daemon: { tls: { cert: 'c.pem', key: 'k.pem' } } }))).toEqual(['daemon.tls'])
+  })
+
+  it('takes the bearer token from the config, else from WAL_DAEMON_TOKEN', () => {
+    expect(config(base).daemon.token).toBeNull()
+    expect(config(base, { WAL_DAEMON_TOKEN: 'from-the-environment' }).daemon.token).toBe('from-the-environment')
+    expect(() => config({ daemon: { token: 'short' } })).toThrow(/daemon.token.*at least 16 characters/)
+  })
+})
+
+describe('HTTP write bodies', () => {
+  const cfg = config(base)
+  it('reads one envelope, a JSON array, or NDJSON into mutations of the namespace in the path', () => {
+    const one = parseProduceBody('{"key":"a","payload":1,"namespace":"other"}', 'application/json', 'orders', cfg, 1000)
+    expect(one).toMatchObject({ ok: true, batch: false, mutations: [{ key: 'a', namespace: 'orders' }] })
+    const many = parseProduceBody('[{"payload":1},{"payload":2}]', undefined, 'orders', cfg, 1000)
+    expect(many).toMatchObject({ ok: true, batch: true })
+    const nd = parseProduceBody('{"payload":1}\n\n{"payload":2}\n', 'application/x-ndjson', 'orders', cfg, 1000)
+    expect(nd.ok && nd.mutations.length).toBe(2)
+  })
+
+  it('rejects a whole batch for one bad mutation, naming each bad one by index', () => {
+    const parsed = parseProduceBody('[{"payload":1},{"kye":1,"payload":2},{"payload":3,"target":"nope"}]', undefined, 'orders', cfg, 1000)
+    expect(parsed.ok).toBe(false)
+    if (parsed.ok) return
+    expect(parsed.answer.status).toBe(400)
+    expect(parsed.answer.body.message).toMatch(/^2 of 3 mutations are invalid \(first: index 1: .*kye.*\); nothing was written$/)
+    expect(parsed.answer.body.results!.map((r) => r.index)).toEqual([1, 2])
+  })
+
+  it('answers durable with where each mutation landed, and counts duplicates', () => {
+    const results = [
+      { id: 'A', partition: 1, offset: 7, duplicate: false },
+      { id: 'B', partition: 2, offset: 3, duplicate: true },
+    ]
+    expect(durableAnswer(results, 'orders', true).body).toMatchObject({ durable: true, message: '2 mutations durable (1 duplicate)', results: [{ index: 0, id: 'A' }, { index: 1, duplicate: true }] })
+    expect(durableAnswer(results.slice(0, 1), 'orders', false).body).toEqual({ id: 'A', namespace: 'orders', partition: 1, offset: 7, durable: true, message: 'durable' })
+  })
+})
