@@ -35,6 +35,13 @@ describe('config validation', () => {
     expect(error.suggestions).toEqual(['did you mean "defaults.maxPayloadBytes"?', 'allowed here: partitions, maxPayloadBytes, retry'])
   })
 
+  it('lists the keys of the target type in use when a target has an unknown key', () => {
+    const error = configError({ namespaces: { orders: { targets: { api: { type: 'http', url: 'http://127.0.0.1:8080', timeoutMS: 500 } } } } })
+    expect(error.message).toBe('/etc/wal/.walrc.yaml: unknown key "namespaces.orders.targets.api.timeoutMS"')
+    expect(error.suggestions[0]).toBe('did you mean "namespaces.orders.targets.api.timeoutMs"?')
+    expect(error.suggestions[1]).toMatch(/^allowed here: type, .*url.*timeoutMs/)
+  })
+
   it('rejects invalid namespace names and unknown backends', () => {
     expect(configError({ namespaces: { 'bad/name': {} } }).message).toMatch(/namespaces\.bad\/name.*namespace name/)
     expect(configError({ namespaces: { a: { backend: 'postgres' } } }).message).toMatch(/expected a backend: "embedded" or "kafka", found "postgres"/)

@@ -47,25 +47,38 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!
 }
 
-function knownKeysAt(path: readonly string[]): string[] {
-  // Walks the schema along the path to list the keys allowed where an unknown one was found.
+function knownKeysAt(path: readonly string[], input: unknown): string[] {
+  // Walks the schema (and the input beside it) along the path to list the keys allowed where an unknown
+  // one was found. A variant (a target by its type) is followed into the option the input chose.
   let schema: v.GenericSchema | undefined = ConfigSchema
+  let value = input
+  const unwrap = (s: v.GenericSchema | undefined): v.GenericSchema | undefined => {
+    const inner = (s as { wrapped?: v.GenericSchema } | undefined)?.wrapped ?? s
+    if (inner && 'options' in inner && 'key' in inner) {
+      const key = inner.key as string
+      const chosen = (value as Record<string, unknown> | undefined)?.[key]
+      const options = inner.options as Array<{ entries: Record<string, { literal?: unknown }> }>
+      return options.find((o) => o.entries[key]?.literal === chosen) as v.GenericSchema | undefined
+    }
+    return inner
+  }
   for (const segment of path) {
-    const inner: v.GenericSchema | undefined = (schema as { wrapped?: v.GenericSchema }).wrapped ?? schema
+    const inner = unwrap(schema)
     if (inner && 'entries' in inner) schema = (inner.entries as Record<string, v.GenericSchema>)[segment]
     else if (inner && 'value' in inner) schema = inner.value as v.GenericSchema
     else return []
+    value = (value as Record<string, unknown> | undefined)?.[segment]
   }
-  const inner = (schema as { wrapped?: v.GenericSchema } | undefined)?.wrapped ?? schema
+  const inner = unwrap(schema)
   return inner && 'entries' in inner ? Object.keys(inner.entries as object) : []
 }
 
-function describeIssue(file: string, issue: v.BaseIssue<unknown>): ConfigError {
+function describeIssue(file: string, issue: v.BaseIssue<unknown>, input: unknown): ConfigError {
   const keys = (issue.path ?? []).map((item) => String(item.key))
   const keyPath = keys.join('.')
   if (issue.type === 'strict_object' && issue.expected === 'never') {
     const unknown = keys.at(-1)!
-    const known = knownKeysAt(keys.slice(0, -1))
+    const known = knownKeysAt(keys.slice(0, -1), input)
     const close = known.filter((k) => editDistance(k.toLowerCase(), unknown.toLowerCase()) <= 2)
     return new ConfigError(`${file}: unknown key "${keyPath}"`, {
       details: { file, keyPath, expected: known, found: unknown },
@@ -219,7 +232,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
 export function validateConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv): ConfigFile {
   const interpolated = interpolateEnv(raw ?? {}, env, (keyPath) => `${file}: key "${keyPath}"`)
   const result = v.safeParse(ConfigSchema, interpolated)
-  if (!result.success) throw describeIssue(file, result.issues[0])
+  if (!result.success) throw describeIssue(file, result.issues[0], interpolated)
   return result.output
 }
 
