@@ -37,7 +37,7 @@ describe('config validation', () => {
 
   it('rejects invalid namespace names and unknown backends', () => {
     expect(configError({ namespaces: { 'bad/name': {} } }).message).toMatch(/namespaces\.bad\/name.*namespace name/)
-    expect(configError({ namespaces: { a: { backend: 'postgres' } } }).message).toMatch(/expected a backend: "embedded" or "kafka", found "postgres"/)
+    expect(configError({ namespaces: { a: { backend: 'postgres' } } }).message).toMatch(/expected a backend: "embedded", "kafka" or "sqs", found "postgres"/)
   })
 
   it('treats an empty file as no settings', () => {
@@ -114,8 +114,11 @@ describe('.walrc.example', () => {
       ['api', 'http', 5, 100],
       ['audit', 'file', 5, null],
       ['replica', 'kafka', 5, null],
+      ['outbox', 'sqs', 5, null],
     ])
     expect(namespaceSettings(config, 'orders').ratePerSec).toBe(500)
+    const jobs = namespaceSettings(config, 'jobs')
+    expect([jobs.backend, jobs.partitions, jobs.sqs?.queue, jobs.sqs?.fifo, jobs.sqs?.maxReceiveCount, jobs.sqs?.cluster.endpoint]).toEqual(['sqs', 4, 'jobs', true, 20, 'http://127.0.0.1:9324'])
   })
 
   it('documents every key of the schema', () => {
