@@ -8,6 +8,10 @@ function query<T>(path: string, sql: string, ...params: Array<string | number>):
   const db = new DatabaseSync(path, { readOnly: true, timeout: 5000 })
   try {
     return db.prepare(sql).all(...params) as T[]
+  } catch (error) {
+    // Read while wal is still creating the file: its tables are not there yet, so nothing is.
+    if (/no such table/.test((error as Error).message)) return []
+    throw error
   } finally {
     db.close()
   }

@@ -52,6 +52,14 @@ export interface LogInfo {
   sizeBytes: number | null
 }
 
+export interface AppendOptions {
+  /**
+   * Where a backend writes entries one by one (SQS): report an entry's failure in its result instead of
+   * throwing, so the others are still acked. Without it, append throws when any entry failed.
+   */
+  perEntryErrors?: boolean
+}
+
 export interface LogBackend {
   readonly namespace: string
   readonly partitions: number
@@ -59,7 +67,7 @@ export interface LogBackend {
    * Appends mutations durably, as one group commit where the backend allows. Resolves only once every
    * mutation is durable (fsync'd, acknowledged by all replicas, …), with one result per mutation in order.
    */
-  append(mutations: readonly Mutation[]): Promise<AppendResult[]>
+  append(mutations: readonly Mutation[], options?: AppendOptions): Promise<AppendResult[]>
   /** Low and high offsets of every partition, read now. */
   marks(): Promise<PartitionMark[]>
   /** Per partition, the first offset appended at or after `timeMs` (the high mark where there is none). */

@@ -166,7 +166,7 @@ class Producer {
       [...byNamespace].map(async ([namespace, group]) => {
         try {
           const log = await this.log(namespace)
-          const results = await log.append(group.map((e) => e.mutation!))
+          const results = await log.append(group.map((e) => e.mutation!), { perEntryErrors: true })
           results.forEach((result, i) => {
             if (result.error === undefined) group[i]!.result = result
             else if (result.error instanceof InvalidRecordError) group[i]!.error = result.error

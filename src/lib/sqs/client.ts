@@ -19,7 +19,9 @@ export async function sqsClient(cluster: SqsClusterSettings, options: { maxAttem
   const sdk = await loadSqsSdk()
   const client = new sdk.SQSClient({
     region: cluster.region,
-    ...(cluster.endpoint ? { endpoint: cluster.endpoint } : {}),
+    // With an endpoint given (a proxy, a VPC endpoint, ElasticMQ), every request goes there, even where
+    // the queue URLs the server hands out name another host.
+    ...(cluster.endpoint ? { endpoint: cluster.endpoint, useQueueUrlAsEndpoint: false } : {}),
     // Static keys, else the profile, else the AWS default chain (environment, SSO, instance role…).
     ...(cluster.credentials ? { credentials: cluster.credentials } : cluster.profile ? { profile: cluster.profile } : {}),
     maxAttempts: options.maxAttempts ?? 3,

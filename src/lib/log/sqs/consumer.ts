@@ -73,6 +73,8 @@ interface TargetRun extends SqsConsumerTarget {
   stats: Omit<TargetStats, 'partitions' | 'lag'>
 }
 
+/** Long polling: how long a receive waits for messages (also how long a stop may wait for a poll). */
+const POLL_WAIT_SECONDS = 2
 /** Memories of messages not seen for this long are dropped (another consumer got them, or they died). */
 const MEMORY_TTL_MS = 3_600_000
 
@@ -133,6 +135,9 @@ export class SqsConsumer {
   /** Receives from one shard queue until stopped (or idle), handing messages to the executor. */
   private async poll(queue: ShardQueue, idle: AbortSignal): Promise<void> {
     const { stop } = this.options
+    // Messages SQS hands to a request given up on stay hidden for the visibility timeout, so a poll in
+    // flight is not cut short (it lasts POLL_WAIT_SECONDS at most): on a stop, what it brings is put back
+    // at once; once idle, it is applied. Only a hard stop abandons it.
     const signal = AbortSignal.any([stop, idle])
     let backoff = 500
     while (!signal.aborted && this.failure === undefined) {
@@ -145,8 +150,8 @@ export class SqsConsumer {
       try {
         messages = await this.options.log.queues.receive(
           queue.url,
-          { max: MAX_BATCH_ENTRIES, visibilitySeconds: this.visibilitySeconds, waitSeconds: this.options.untilIdle ? 1 : 10 },
-          signal,
+          { max: MAX_BATCH_ENTRIES, visibilitySeconds: this.visibilitySeconds, waitSeconds: this.options.untilIdle ? 1 : POLL_WAIT_SECONDS },
+          this.options.abort,
         )
         if (this.unreachableSinceMs !== null) {
           this.unreachableSinceMs = null
@@ -154,7 +159,7 @@ export class SqsConsumer {
         }
         backoff = 500
       } catch (error) {
-        if (signal.aborted) return
+        if (this.options.abort.aborted) return
         const walError = error as WalError
         if (!(walError instanceof BackendUnavailableError)) {
           this.failure ??= error
@@ -265,7 +270,41 @@ export class SqsConsumer {
     }
     this.memory.delete(id)
     this.retries.delete(id)
-    await this.options.log.queues.delete(queue.url, [message.ReceiptHandle!])
+    await this.deleteAfterFlush(queue.url, message.ReceiptHandle!)
+  }
+
+  private deleting: Array<{ url: string; receipt: string; resolve: () => void; reject: (error: unknown) => void }> = []
+  private flushing = false
+
+  /**
+   * Deletes a message once the targets made what was applied durable (their flush), as the offset
+   * pipeline commits only after a flush. Deletes that arrive meanwhile share the next flush and batch.
+   */
+  private deleteAfterFlush(url: string, receipt: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.deleting.push({ url, receipt, resolve, reject })
+      if (!this.flushing) void this.flushAndDelete()
+    })
+  }
+
+  private async flushAndDelete(): Promise<void> {
+    this.flushing = true
+    try {
+      while (this.deleting.length > 0) {
+        const batch = this.deleting.splice(0)
+        try {
+          await Promise.all(this.runs.map((r) => r.target.flush?.()))
+          const byUrl = new Map<string, string[]>()
+          for (const d of batch) byUrl.set(d.url, [...(byUrl.get(d.url) ?? []), d.receipt])
+          await Promise.all([...byUrl].map(([url, receipts]) => this.options.log.queues.delete(url, receipts)))
+          for (const d of batch) d.resolve()
+        } catch (error) {
+          for (const d of batch) d.reject(error)
+        }
+      }
+    } finally {
+      this.flushing = false
+    }
   }
 
   private async applyTo(run: TargetRun, mutation: Mutation, attempt: number, memory: Memory): Promise<'applied' | 'aborted' | { retryInMs: number } | { dead: TargetError }> {

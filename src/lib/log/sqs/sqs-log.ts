@@ -15,7 +15,7 @@ import type { LogRecord, Mutation } from '../../envelope/envelope.js'
 import { formatBytes } from '../../format.js'
 import { InvalidRecordError, type WalError } from '../../errors.js'
 import { describeSqsError, sqsClient, type SqsClient, type SqsModule } from '../../sqs/client.js'
-import type { AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
 import { partitionForKey } from '../partitioner.js'
 import { decodeMessage, encodeMessage, type OutgoingMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_MESSAGE_BYTES, messageBytes } from './codec.js'
 import { namespaceQueues, type NamespaceQueues } from './queues.js'
@@ -236,7 +236,7 @@ export class SqsLog implements LogBackend {
     return this.partitions === 1 ? 0 : partitionForKey(key, this.partitions)
   }
 
-  async append(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+  async append(mutations: readonly Mutation[], options: AppendOptions = {}): Promise<AppendResult[]> {
     const nowMs = Date.now()
     const byShard = new Map<number, number[]>()
     mutations.forEach((m, i) => {
@@ -261,6 +261,10 @@ export class SqsLog implements LogBackend {
         })
       }),
     )
+    if (!options.perEntryErrors) {
+      const failed = results.find((r) => r.error)
+      if (failed) throw failed.error
+    }
     return results
   }
 
