@@ -21,8 +21,11 @@ export const MAX_MESSAGE_BYTES = 256 * 1024
 export const MAX_BATCH_ENTRIES = 10
 /** The longest DelaySeconds SQS accepts. */
 export const MAX_DELAY_SECONDS = 900
-/** The longest visibility timeout SQS accepts. */
-export const MAX_VISIBILITY_SECONDS = 43_200
+/**
+ * The longest wait wal asks of a visibility timeout: SQS refuses more than 12 hours counted from the
+ * receive, so a little is left for the time since.
+ */
+export const MAX_VISIBILITY_SECONDS = 43_200 - 300
 
 export const ATTR = {
   envelope: 'wal-envelope',
