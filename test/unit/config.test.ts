@@ -139,6 +139,26 @@ describe('.walrc.example', () => {
   })
 })
 
+describe('SQS namespaces', () => {
+  const sqsFile = (ns: Record<string, unknown>, cluster: Record<string, unknown> = { region: 'us-east-1' }) =>
+    resolveConfig(validateConfig({ clusters: { sqs: { main: cluster } }, namespaces: { jobs: { backend: 'sqs', cluster: 'main', ...ns } } }, '/etc/w.json', {}), '/etc/w.json', {})
+
+  it('takes shards as partitions, and defaults the queue, receive count and delays', () => {
+    const jobs = namespaceSettings(sqsFile({ shards: 3, retry: { maxAttempts: 4 } }), 'jobs')
+    expect(jobs.partitions).toBe(3)
+    expect(jobs.sqs).toMatchObject({ queue: 'jobs', fifo: false, shards: 3, maxReceiveCount: 14, visibilityTimeoutSeconds: 30, maxNativeDelaySeconds: 900 })
+    expect(jobs.sqs!.cluster).toMatchObject({ region: 'us-east-1', endpoint: null, profile: null, credentials: null })
+  })
+
+  it('refuses keys of other backends, half a key pair, and an undeclared cluster, saying what to do', () => {
+    expect(() => sqsFile({ partitions: 4 })).toThrow(/"namespaces\.jobs\.partitions" does not apply to SQS namespaces/)
+    expect(() => sqsFile({}, { region: 'r', accessKeyId: 'a' })).toThrow(/needs both accessKeyId and secretAccessKey/)
+    expect(() => resolveConfig(validateConfig({ namespaces: { a: { queue: 'q' } } }, '/etc/w.json', {}), '/etc/w.json', {})).toThrow(/"namespaces\.a\.queue" applies to SQS namespaces only/)
+    expect(() => resolveConfig(validateConfig({ namespaces: { a: { backend: 'sqs', cluster: 'nope' } } }, '/etc/w.json', {}), '/etc/w.json', {})).toThrow(/cluster "nope" is not declared under clusters\.sqs/)
+    expect(configError({ namespaces: { a: { backend: 'sqs', shards: 0 } } }).message).toMatch(/from 1 to 64 shard queues/)
+  })
+})
+
 describe('rates', () => {
   it('reads "R/s", "R/m" and "R/h" as per second, and refuses zero', async () => {
     const { parseRate, rateFlag } = await import('../../src/lib/config/load.js')
