@@ -252,7 +252,11 @@ export class SqsConsumer {
     for (const run of runs) {
       const outcome = await this.applyTo(run, mutation, attempt, memory)
       if (outcome === 'applied') memory.done.add(run.settings.name)
-      else if (outcome === 'aborted') return
+      else if (outcome === 'aborted') {
+        // Stopped: back to the queue at once for the next consumer (what was applied is applied again).
+        await this.options.log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], 0).catch(() => undefined)
+        return
+      }
       else if ('retryInMs' in outcome) retryInMs = Math.max(retryInMs ?? 0, outcome.retryInMs)
       else dead.push({ run, error: outcome.dead })
     }
@@ -308,10 +312,18 @@ export class SqsConsumer {
   }
 
   private async applyTo(run: TargetRun, mutation: Mutation, attempt: number, memory: Memory): Promise<'applied' | 'aborted' | { retryInMs: number } | { dead: TargetError }> {
-    const { abort } = this.options
+    const { abort, stop } = this.options
+    // Waiting for a paused target or the rate limit is not an apply: a stop ends the wait.
+    const waiting = AbortSignal.any([stop, abort])
     for (;;) {
-      const probe = await run.circuit.allow(abort)
-      for (const limiter of run.limiters) await limiter.take(abort)
+      let probe: boolean
+      try {
+        probe = await run.circuit.allow(waiting)
+        for (const limiter of run.limiters) await limiter.take(waiting)
+      } catch (error) {
+        if (waiting.aborted) return 'aborted'
+        throw error
+      }
       try {
         await run.target.apply({ ...mutation, attempts: attempt - 1 }, { attempt, signal: abort })
         run.circuit.succeeded(probe)
