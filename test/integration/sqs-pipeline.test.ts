@@ -156,6 +156,23 @@ describe('the pipeline on an SQS namespace', () => {
     expect(jsonLines((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)).toEqual([])
   })
 
+  it('on a FIFO queue, holds a delayed message and the later ones of its key until due, other keys going on', async () => {
+    await namespace({ fifo: true, targets: { api: { type: 'http', url: server.url, timeoutMs: 5000 } }, settings: { maxNativeDelaySeconds: 1, maxReceiveCount: 100 } })
+    await wal.run(['produce', '-n', 'orders', '-k', 'k', '--delay', '20m', '-p', '{"n":1}'])
+    await wal.run(['produce', '-n', 'orders'], { input: ndjson([{ key: 'k', payload: { n: 2 } }, { key: 'other', payload: { n: 0 } }]) })
+    const early = JSON.parse((await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])).stdout) as Summary
+    expect(early.targets[0]).toMatchObject({ applied: 1 })
+    expect(server.received.map((r) => r.key)).toEqual(['other'])
+    const late = wal.spawn(['consume', '-n', 'orders', '--json'], { env: { WAL_CLOCK_OFFSET: '21m' } })
+    late.stdout!.resume()
+    late.stderr!.resume()
+    const closed = new Promise<number | null>((resolve) => late.on('close', resolve))
+    await waitFor(() => server.received.length === 3, { timeoutMs: 30_000 })
+    late.kill('SIGTERM')
+    expect(await closed).toBe(0)
+    expect(server.received.filter((r) => r.key === 'k').map((r) => (JSON.parse(r.body) as { n: number }).n)).toEqual([1, 2])
+  })
+
   it('with the endpoint down: produce says so (exit 5) and acks nothing; the consumer waits with backoff and loses nothing', async () => {
     const queue = `wal-${randomBytes(5).toString('hex')}`
     prefixes.push(queue)

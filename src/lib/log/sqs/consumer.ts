@@ -35,7 +35,7 @@ import type { RateLimiter } from '../../pipeline/rate-limiter.js'
 import { backoffMs } from '../../pipeline/retry.js'
 import type { PipelineEvent, TargetStats } from '../../pipeline/target-consumer.js'
 import { toTargetError, type Target, type TargetError } from '../../targets/target.js'
-import { decodeMessage, encodeMessage, MAX_BATCH_ENTRIES, MAX_VISIBILITY_SECONDS } from './codec.js'
+import { decodeMessage, encodeMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS } from './codec.js'
 import type { ShardQueue, SqsLog } from './sqs-log.js'
 
 export interface SqsConsumerTarget {
@@ -228,7 +228,10 @@ export class SqsConsumer {
     const { log } = this.options
     for (const run of this.runs) run.stats.scheduled++
     if (log.sqs.fifo) {
-      const seconds = Math.min(Math.ceil(remainingMs / 1000), MAX_VISIBILITY_SECONDS)
+      // Hidden up to 12 hours at a time: each wait is a receive, so few long ones. A maxNativeDelaySeconds
+      // set below SQS's 900 caps these waits too.
+      const cap = log.sqs.maxNativeDelaySeconds < MAX_DELAY_SECONDS ? log.sqs.maxNativeDelaySeconds : MAX_VISIBILITY_SECONDS
+      const seconds = Math.min(Math.ceil(remainingMs / 1000), cap)
       this.blocked.set(mutation.key, Date.now() + seconds * 1000)
       await log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
       return
