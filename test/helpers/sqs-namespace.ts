@@ -28,6 +28,8 @@ export interface SqsNamespaceOptions {
   settings?: Record<string, unknown>
   /** Overrides the endpoint (e.g. a Toxiproxy in front of ElasticMQ). */
   endpoint?: string
+  /** More cluster settings (timeouts). */
+  cluster?: Record<string, unknown>
   /** More namespaces for the same config. */
   extra?: Record<string, unknown>
 }
@@ -47,7 +49,7 @@ export function writeSqsConfig(wal: Sandbox, queue: string, options: SqsNamespac
     JSON.stringify({
       clusters: {
         sqs: {
-          test: { region: endpoints.sqs.region, endpoint: options.endpoint ?? endpoints.sqs.endpoint, accessKeyId: endpoints.sqs.credentials.accessKeyId, secretAccessKey: endpoints.sqs.credentials.secretAccessKey, connectionTimeoutMs: 1000, requestTimeoutMs: 15_000 },
+          test: { region: endpoints.sqs.region, endpoint: options.endpoint ?? endpoints.sqs.endpoint, accessKeyId: endpoints.sqs.credentials.accessKeyId, secretAccessKey: endpoints.sqs.credentials.secretAccessKey, connectionTimeoutMs: 1000, requestTimeoutMs: 15_000, ...options.cluster },
         },
       },
       namespaces: {

@@ -2,11 +2,14 @@
 // and interop with a plain @aws-sdk/client-sqs client both ways.
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs'
 import { readFileSync } from 'node:fs'
+import { createServer, request, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { endpoints } from '../../scripts/services/endpoints.js'
 import { startTargetServer, type TargetServer } from '../helpers/http-target-server.js'
-import { deleteQueues, queueUrl, sqsNamespace, testSqs } from '../helpers/sqs-namespace.js'
+import { deleteQueues, queueUrl, sqsNamespace, testSqs, writeSqsConfig } from '../helpers/sqs-namespace.js'
 import { kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, type Envelope, type Sandbox } from '../helpers/wal.js'
 
@@ -145,6 +148,39 @@ describe('an SQS namespace', () => {
     expect(applied.filter((r) => r.key === 'once')).toHaveLength(1)
     // The attempt a target sees is the message's receive count.
     expect(server.received.filter((r) => r.key === 'k').slice(0, 3).map((r) => r.attempt)).toEqual([1, 2, 3])
+  })
+
+  it('says durable=unknown and exits 6 when SQS stops answering a send; producing again with the same idempotency key writes it once (FIFO)', async () => {
+    const queue = await namespace({ fifo: true })
+    // An endpoint that answers everything but SendMessageBatch, which it never answers.
+    const upstream = new URL(endpoints.sqs.endpoint)
+    const hung: ServerResponse[] = []
+    const proxy = createServer((req, res) => {
+      if (String(req.headers['x-amz-target']).endsWith('SendMessageBatch')) {
+        hung.push(res)
+        req.resume()
+        return
+      }
+      const forward = request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      })
+      req.pipe(forward)
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      writeSqsConfig(wal, queue, { fifo: true, endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, cluster: { requestTimeoutMs: 800 } })
+      const stuck = await wal.run(['produce', '-n', 'orders', '-k', 'pay', '--idempotency-key', 'pay-7', '-p', '{"cents":700}'])
+      expect(stuck.code).toBe(6)
+      expect(stuck.stdout).toMatch(/durable=unknown idempotencyKey=pay-7/)
+      expect(stuck.stderr).toMatch(/no answer/)
+    } finally {
+      for (const res of hung) res.destroy()
+      proxy.close()
+    }
+    writeSqsConfig(wal, queue, { fifo: true })
+    for (let i = 0; i < 2; i++) expect((await wal.run(['produce', '-n', 'orders', '-k', 'pay', '--idempotency-key', 'pay-7', '-p', '{"cents":700}'])).code).toBe(0)
+    expect(jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).map((e) => e.idempotencyKey)).toEqual(['pay-7'])
   })
 
   it('a namespace whose queues were not created says so and how to create them (exit 7)', async () => {

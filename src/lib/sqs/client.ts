@@ -25,7 +25,8 @@ export async function sqsClient(cluster: SqsClusterSettings, options: { maxAttem
     // Static keys, else the profile, else the AWS default chain (environment, SSO, instance role…).
     ...(cluster.credentials ? { credentials: cluster.credentials } : cluster.profile ? { profile: cluster.profile } : {}),
     maxAttempts: options.maxAttempts ?? 3,
-    requestHandler: { connectionTimeout: cluster.connectionTimeoutMs, requestTimeout: cluster.requestTimeoutMs },
+    // Without throwOnRequestTimeout the SDK only warns when a request takes too long, and waits on.
+    requestHandler: { connectionTimeout: cluster.connectionTimeoutMs, requestTimeout: cluster.requestTimeoutMs, throwOnRequestTimeout: true },
   })
   return { sdk, client }
 }
