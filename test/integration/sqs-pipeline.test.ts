@@ -100,6 +100,24 @@ describe('the pipeline on an SQS namespace', () => {
     expect((await wal.run(['dlq', 'audit', '-n', 'orders'])).stdout).toMatch(/replay/)
   })
 
+  it('parks an entry the loop guard stops (re-sent with a mark, since SQS cannot change a message), and replays the rest by filter', async () => {
+    await namespace()
+    // Not operations: the kv target refuses them as fatal, straight to the DLQ.
+    await wal.run(['produce', '-n', 'orders'], { input: ndjson([{ key: 'loop', payload: { n: 1 } }, { key: 'once', payload: { n: 2 } }]) })
+    await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    expect(JSON.parse((await wal.run(['dlq', 'replay', '-n', 'orders', '-k', 'loop', '--json'])).stdout)).toMatchObject({ replayed: 1 })
+    await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    const again = JSON.parse((await wal.run(['dlq', 'replay', '-n', 'orders', '--max-replays', '1', '--where', 'key == "loop"', '--json'])).stdout)
+    expect(again).toMatchObject({ replayed: 0, parked: 1 })
+    const listed = (JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: Array<Listing & { parked: boolean; replays: number }> }).entries
+    expect(listed.map((e) => [e.key, e.parked, e.replays]).sort()).toEqual([
+      ['loop', true, 1],
+      ['once', false, 0],
+    ])
+    expect(JSON.parse((await wal.run(['dlq', 'replay', '-n', 'orders', '--json'])).stdout)).toMatchObject({ replayed: 1, parked: 0 })
+    expect((JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: Listing[] }).entries.map((e) => e.key)).toEqual(['loop'])
+  })
+
   it('reports a message SQS moved to the DLQ itself (receive count exhausted) as such, and purges with --yes', async () => {
     const queue = await namespace({ settings: { maxReceiveCount: 2 } })
     await wal.run(['produce', '-n', 'orders', '-k', 'stuck', '-p', JSON.stringify(put('stuck'))])
