@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { startTargetServer, type TargetServer } from '../helpers/http-target-server.js'
-import { deleteQueues, sqsNamespace } from '../helpers/sqs-namespace.js'
+import { deleteQueues, sqsNamespace, writeSqsConfig } from '../helpers/sqs-namespace.js'
 import { kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
@@ -78,6 +78,17 @@ describe('wal consume on an SQS namespace', () => {
     // The messages were put back at the stop, for when the target is back.
     expect(jsonLines((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)).toHaveLength(3)
   }, 120_000)
+
+  it('dead-letters a message addressed to a target the namespace no longer has, instead of dropping it', async () => {
+    const queue = await sqsNamespace(wal, { targets: { old: { type: 'kv' }, store: { type: 'kv' } } })
+    prefixes.push(queue)
+    await wal.run(['produce', '-n', 'orders', '-k', 'k', '--target', 'old', '-p', JSON.stringify(put('k'))])
+    writeSqsConfig(wal, queue, { targets: { store: { type: 'kv' } } })
+    const result = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+    expect((JSON.parse(result.stdout) as Summary).targets[0]).toMatchObject({ applied: 0 })
+    const listed = (JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: Array<{ key: string; target: string; code: string }> }).entries
+    expect(listed.map((e) => [e.key, e.target, e.code])).toEqual([['k', 'old', 'WAL_TARGET_UNKNOWN']])
+  })
 
   it('on SIGTERM finishes what is in flight, puts back what was not started and exits 0; the next consumer does the rest', async () => {
     await namespace({ targets: { api: { type: 'http', url: server.url, timeoutMs: 5000 } } })

@@ -249,6 +249,12 @@ export class SqsConsumer {
     const memory = this.memory.get(id) ?? { done: new Set<string>(), failures: [], lastSeenMs: Date.now() }
     memory.lastSeenMs = Date.now()
     this.memory.set(id, memory)
+    if (mutation.target !== null && !this.runs.some((r) => r.settings.name === mutation.target)) {
+      // Addressed to a target the namespace no longer has: dead-lettered with why, never dropped.
+      await this.deadLetterUnknownTarget(queue, { ...mutation, attempts: attempt })
+      await this.deleteAfterFlush(queue.url, message.ReceiptHandle!)
+      return
+    }
     const runs = this.runs.filter((r) => (mutation.target === null || mutation.target === r.settings.name) && !memory.done.has(r.settings.name))
     let retryInMs: number | null = null
     const dead: Array<{ run: TargetRun; error: TargetError }> = []
@@ -372,10 +378,25 @@ export class SqsConsumer {
     this.options.onEvent?.({ type: 'dead-lettered', target: run.settings.name, mutation, error })
   }
 
+  private async deadLetterUnknownTarget(queue: ShardQueue, mutation: Mutation): Promise<void> {
+    const { log } = this.options
+    const message = `namespace "${log.namespace}" has no target "${mutation.target}"`
+    const copy = encodeMessage(mutation, {
+      fifo: log.sqs.fifo,
+      dead: { target: mutation.target!, errorClass: 'fatal', code: 'WAL_TARGET_UNKNOWN', message, atMs: this.options.now(), shard: queue.shard },
+      deduplicationId: `dead:${mutation.target}:${mutation.id}:${mutation.attempts}`,
+    })
+    const [sent] = await log.queues.sendAll(await log.queues.url(log.queues.names.dlq), [copy])
+    if (sent!.error) throw sent!.error
+    this.options.onWarning?.(`dead-lettered ${mutation.id}: ${message}`)
+  }
+
+  /** Drops what this process remembers of messages, keys and retries long gone (bounded memory). */
   private forgetOld(): void {
-    if (this.memory.size < 10_000) return
-    const before = Date.now() - MEMORY_TTL_MS
-    for (const [id, m] of this.memory) if (m.lastSeenMs < before) this.memory.delete(id)
+    const now = Date.now()
+    if (this.memory.size >= 10_000) for (const [id, m] of this.memory) if (m.lastSeenMs < now - MEMORY_TTL_MS) this.memory.delete(id)
+    if (this.blocked.size >= 10_000) for (const [key, until] of this.blocked) if (until < now) this.blocked.delete(key)
+    if (this.retries.size >= 10_000) for (const [id, due] of this.retries) if (due + MEMORY_TTL_MS < now) this.retries.delete(id)
   }
 
   private async summary(queues: ShardQueue[]): Promise<TargetStats[]> {
