@@ -28,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { TargetSettings } from '../../config/schema.js'
 import { MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, type Failure, type Mutation } from '../../envelope/envelope.js'
-import { BackendUnavailableError, type WalError } from '../../errors.js'
+import { BackendUnavailableError, DurabilityUnknownError, type WalError } from '../../errors.js'
 import { CircuitBreaker } from '../../pipeline/circuit-breaker.js'
 import { KeyedExecutor } from '../../pipeline/keyed-executor.js'
 import type { RateLimiter } from '../../pipeline/rate-limiter.js'
@@ -215,8 +215,9 @@ export class SqsConsumer {
     } catch (error) {
       if (!this.options.abort.aborted && !this.options.stop.aborted) {
         // SQS unreachable mid-way: the message comes back when its visibility lapses; nothing is lost.
-        if (error instanceof BackendUnavailableError) this.options.onWarning?.(`${error.message}; the message comes back after its visibility timeout`)
-        else this.failure ??= error
+        if (error instanceof BackendUnavailableError || error instanceof DurabilityUnknownError) {
+          this.options.onWarning?.(`${error.message}; the message comes back after its visibility timeout`)
+        } else this.failure ??= error
       }
     } finally {
       clearInterval(heartbeat)
