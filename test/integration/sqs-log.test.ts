@@ -1,9 +1,11 @@
 // An SQS namespace against ElasticMQ: ns init, produce, tail (a peek), consume, FIFO order and dedup,
 // and interop with a plain @aws-sdk/client-sqs client both ways.
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs'
+import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer, request, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
@@ -13,6 +15,7 @@ import { deleteQueues, queueUrl, sqsNamespace, testSqs, writeSqsConfig } from '.
 import { kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, type Envelope, type Sandbox } from '../helpers/wal.js'
 
+const execFileAsync = promisify(execFile)
 let wal: Sandbox
 let server: TargetServer
 const prefixes: string[] = []
@@ -113,6 +116,29 @@ describe('an SQS namespace', () => {
     expect(Messages[0]!.MessageId).toBe(ack.messageId)
     expect(Messages[0]!.MessageAttributes?.['wal-id']?.StringValue).toBe(ack.id)
     expect(JSON.parse(Messages[0]!.Body!)).toMatchObject({ v: 1, id: ack.id, key: 'user-42', payload: { name: 'Ada' }, headers: { source: 'crm' } })
+  })
+
+  it('interoperates with the AWS CLI both ways', async () => {
+    const queue = await namespace()
+    const url = await queueUrl(queue)
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: 'wal', AWS_SECRET_ACCESS_KEY: 'wal', AWS_DEFAULT_REGION: 'us-east-1' }
+    const aws = async (args: string[]): Promise<string> => {
+      const { stdout } = await execFileAsync('aws', ['--endpoint-url', endpoints.sqs.endpoint, 'sqs', ...args], { env }).catch((error: Error) => {
+        throw new Error(`the AWS CLI (the independent SQS client of this test) failed or is missing; install it (Debian: apt-get install awscli): ${error.message}`)
+      })
+      return stdout
+    }
+    await aws(['send-message', '--queue-url', url, '--message-body', '{"from":"aws-cli"}'])
+    const tailed = jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
+    expect(tailed).toMatchObject([{ payload: { from: 'aws-cli' }, payloadEncoding: 'json' }])
+    await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    const ack = jsonLines<SqsAck>((await wal.run(['produce', '-n', 'orders', '-k', 'k1', '-p', '{"from":"wal"}', '--json'])).stdout)[0]!
+    const received = JSON.parse(await aws(['receive-message', '--queue-url', url, '--wait-time-seconds', '1', '--message-attribute-names', 'All'])) as {
+      Messages: Array<{ MessageId: string; Body: string; MessageAttributes: Record<string, { StringValue: string }> }>
+    }
+    expect(received.Messages[0]!.MessageId).toBe(ack.messageId)
+    expect(JSON.parse(received.Messages[0]!.Body)).toMatchObject({ id: ack.id, key: 'k1', payload: { from: 'wal' } })
+    expect(received.Messages[0]!.MessageAttributes['wal-id']!.StringValue).toBe(ack.id)
   })
 
   it('wraps messages another client sent in an envelope instead of rejecting them, and applies them', async () => {
