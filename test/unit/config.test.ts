@@ -44,7 +44,7 @@ describe('config validation', () => {
 
   it('rejects invalid namespace names and unknown backends', () => {
     expect(configError({ namespaces: { 'bad/name': {} } }).message).toMatch(/namespaces\.bad\/name.*namespace name/)
-    expect(configError({ namespaces: { a: { backend: 'postgres' } } }).message).toMatch(/expected a backend: "embedded" or "kafka", found "postgres"/)
+    expect(configError({ namespaces: { a: { backend: 'postgres' } } }).message).toMatch(/expected a backend: "embedded", "kafka" or "sqs", found "postgres"/)
   })
 
   it('treats an empty file as no settings', () => {
@@ -121,8 +121,11 @@ describe('.walrc.example', () => {
       ['api', 'http', 5, 100],
       ['audit', 'file', 5, null],
       ['replica', 'kafka', 5, null],
+      ['outbox', 'sqs', 5, null],
     ])
     expect(namespaceSettings(config, 'orders').ratePerSec).toBe(500)
+    const jobs = namespaceSettings(config, 'jobs')
+    expect([jobs.backend, jobs.partitions, jobs.sqs?.queue, jobs.sqs?.fifo, jobs.sqs?.maxReceiveCount, jobs.sqs?.cluster.endpoint]).toEqual(['sqs', 4, 'jobs', true, 20, 'http://127.0.0.1:9324'])
   })
 
   it('documents every key of the schema', () => {
@@ -140,6 +143,26 @@ describe('.walrc.example', () => {
       if (leaf === '*') continue
       expect(text, `.walrc.example mentions ${key}`).toMatch(new RegExp(`^\\s*${leaf}:`, 'm'))
     }
+  })
+})
+
+describe('SQS namespaces', () => {
+  const sqsFile = (ns: Record<string, unknown>, cluster: Record<string, unknown> = { region: 'us-east-1' }) =>
+    resolveConfig(validateConfig({ clusters: { sqs: { main: cluster } }, namespaces: { jobs: { backend: 'sqs', cluster: 'main', ...ns } } }, '/etc/w.json', {}), '/etc/w.json', {})
+
+  it('takes shards as partitions, and defaults the queue, receive count and delays', () => {
+    const jobs = namespaceSettings(sqsFile({ shards: 3, retry: { maxAttempts: 4 } }), 'jobs')
+    expect(jobs.partitions).toBe(3)
+    expect(jobs.sqs).toMatchObject({ queue: 'jobs', fifo: false, shards: 3, maxReceiveCount: 14, visibilityTimeoutSeconds: 30, maxNativeDelaySeconds: 900 })
+    expect(jobs.sqs!.cluster).toMatchObject({ region: 'us-east-1', endpoint: null, profile: null, credentials: null })
+  })
+
+  it('refuses keys of other backends, half a key pair, and an undeclared cluster, saying what to do', () => {
+    expect(() => sqsFile({ partitions: 4 })).toThrow(/"namespaces\.jobs\.partitions" does not apply to SQS namespaces/)
+    expect(() => sqsFile({}, { region: 'r', accessKeyId: 'a' })).toThrow(/needs both accessKeyId and secretAccessKey/)
+    expect(() => resolveConfig(validateConfig({ namespaces: { a: { queue: 'q' } } }, '/etc/w.json', {}), '/etc/w.json', {})).toThrow(/"namespaces\.a\.queue" applies to SQS namespaces only/)
+    expect(() => resolveConfig(validateConfig({ namespaces: { a: { backend: 'sqs', cluster: 'nope' } } }, '/etc/w.json', {}), '/etc/w.json', {})).toThrow(/cluster "nope" is not declared under clusters\.sqs/)
+    expect(configError({ namespaces: { a: { backend: 'sqs', shards: 0 } } }).message).toMatch(/from 1 to 64 shard queues/)
   })
 })
 

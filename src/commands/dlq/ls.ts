@@ -7,6 +7,8 @@ import type { DlqListing } from '../../lib/dlq/dlq.js'
 
 export default class DlqLs extends WalCommand {
   static override summary = "List a namespace's dead-lettered mutations, parked ones marked."
+  static override description =
+    'On an SQS namespace the DLQ queue is read without consuming it: its messages are received and held hidden while the command runs (up to 5 minutes), then made visible again. Entry numbers (SEQ) hold for one command there; use the mutation id across commands.'
   static override examples = ['<%= config.bin %> dlq ls -n orders', '<%= config.bin %> dlq ls -n orders --target api --since 1h --json']
   static override flags = { ...dlqFlags, limit: Flags.integer({ description: 'Show at most this many.', min: 1 }) }
 

@@ -22,6 +22,8 @@ import {
   type NamespaceSettings,
   type ResolvedConfig,
   type RetryPolicy,
+  type SqsClusterSettings,
+  type SqsLogSettings,
   type TargetSettings,
 } from './schema.js'
 
@@ -144,6 +146,33 @@ function kafkaCluster(file: ConfigFile, name: string, where: string, base: strin
   }
 }
 
+function sqsCluster(file: ConfigFile, name: string, where: string): SqsClusterSettings {
+  const cluster = file.clusters?.sqs?.[name]
+  if (!cluster) {
+    const declared = Object.keys(file.clusters?.sqs ?? {})
+    throw new ConfigError(`${where}: cluster "${name}" is not declared under clusters.sqs`, {
+      suggestions: [declared.length > 0 ? `declared SQS clusters: ${declared.join(', ')}` : 'declare it: clusters: { sqs: { NAME: { region: us-east-1 } } }'],
+    })
+  }
+  if ((cluster.accessKeyId === undefined) !== (cluster.secretAccessKey === undefined)) {
+    throw new ConfigError(`${where}: cluster "${name}" needs both accessKeyId and secretAccessKey, or neither (then the profile or the AWS default chain is used)`, {
+      suggestions: [`set both under clusters.sqs.${name}, or remove them`],
+    })
+  }
+  return {
+    name,
+    region: cluster.region,
+    endpoint: cluster.endpoint ?? null,
+    profile: cluster.profile ?? null,
+    credentials:
+      cluster.accessKeyId === undefined
+        ? null
+        : { accessKeyId: cluster.accessKeyId, secretAccessKey: cluster.secretAccessKey!, ...(cluster.sessionToken ? { sessionToken: cluster.sessionToken } : {}) },
+    requestTimeoutMs: cluster.requestTimeoutMs ?? 30_000,
+    connectionTimeoutMs: cluster.connectionTimeoutMs ?? 5_000,
+  }
+}
+
 function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, stateDir: string, configPath: string, file: ConfigFile): TargetSettings[] {
   const base = dirname(configPath)
   const paths = (p: string): string => (p === '-' ? p : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
@@ -164,15 +193,57 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
           timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs,
           cluster: kafkaCluster(file, t.cluster, `${configPath}: key "namespaces.${namespace}.targets.${name}.cluster"`, base),
         }
+      case 'sqs':
+        return {
+          ...common,
+          type: 'sqs',
+          queue: t.queue,
+          fifo: t.fifo ?? false,
+          cluster: sqsCluster(file, t.cluster, `${configPath}: key "namespaces.${namespace}.targets.${name}.cluster"`),
+        }
     }
   })
 }
 
 const KAFKA_ONLY_KEYS = ['cluster', 'topic', 'replicationFactor', 'retentionMs'] as const
+const SQS_ONLY_KEYS = ['queue', 'fifo', 'shards', 'maxReceiveCount', 'visibilityTimeoutSeconds', 'maxNativeDelaySeconds'] as const
+
+function sqsLogSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, configPath: string, file: ConfigFile): SqsLogSettings | null {
+  const where = `${configPath}: key "namespaces.${namespace}`
+  if ((ns.backend ?? DEFAULTS.backend) !== 'sqs') {
+    const stray = SQS_ONLY_KEYS.find((k) => ns[k] !== undefined)
+    if (stray) throw new ConfigError(`${where}.${stray}" applies to SQS namespaces only`, { suggestions: [`set namespaces.${namespace}.backend: sqs, or remove ${stray}`] })
+    return null
+  }
+  const stray = (['topic', 'replicationFactor', 'retentionMs', 'partitions'] as const).find((k) => ns[k] !== undefined)
+  if (stray) {
+    throw new ConfigError(`${where}.${stray}" does not apply to SQS namespaces`, {
+      suggestions: [stray === 'partitions' ? `use namespaces.${namespace}.shards (one queue per shard)` : `remove ${stray}`],
+    })
+  }
+  if (ns.cluster === undefined) {
+    throw new ConfigError(`${where}": an SQS namespace needs "cluster", the name of a cluster under clusters.sqs`, {
+      suggestions: [`add namespaces.${namespace}.cluster: NAME, and clusters: { sqs: { NAME: { region: us-east-1 } } }`],
+    })
+  }
+  const visibilityTimeoutSeconds = ns.visibilityTimeoutSeconds ?? 30
+  return {
+    cluster: sqsCluster(file, ns.cluster, `${where}.cluster"`),
+    queue: ns.queue ?? namespace.replaceAll('.', '-').slice(0, 70),
+    fifo: ns.fifo ?? false,
+    shards: ns.shards ?? 1,
+    // Headroom above the attempts: peeks (wal tail), receives of delayed FIFO messages and crashed
+    // consumers count too, and wal dead-letters with the failure context itself at maxAttempts.
+    maxReceiveCount: ns.maxReceiveCount ?? retry.maxAttempts + 10,
+    visibilityTimeoutSeconds,
+    maxNativeDelaySeconds: ns.maxNativeDelaySeconds ?? 900,
+  }
+}
 
 function kafkaLogSettings(namespace: string, ns: NamespaceConfig, configPath: string, file: ConfigFile): KafkaLogSettings | null {
   const where = `${configPath}: key "namespaces.${namespace}`
   if ((ns.backend ?? DEFAULTS.backend) !== 'kafka') {
+    if ((ns.backend ?? DEFAULTS.backend) === 'sqs') return null
     const stray = KAFKA_ONLY_KEYS.find((k) => ns[k] !== undefined)
     if (stray) {
       throw new ConfigError(`${where}.${stray}" applies to Kafka namespaces only`, { suggestions: [`set namespaces.${namespace}.backend: kafka, or remove ${stray}`] })
@@ -206,11 +277,14 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
     : defaultStateDir(env)
   const namespaces = new Map<string, NamespaceSettings>()
   for (const [name, ns] of Object.entries(file?.namespaces ?? {})) {
+    const sqs = sqsLogSettings(name, ns, { ...defaults.retry, ...ns.retry }, path ?? '.', file!)
     namespaces.set(name, {
       name,
       backend: ns.backend ?? DEFAULTS.backend,
       kafka: kafkaLogSettings(name, ns, path ?? '.', file!),
-      partitions: ns.partitions ?? defaults.partitions,
+      sqs,
+      // An SQS namespace's "partitions" are its shard queues.
+      partitions: sqs ? sqs.shards : (ns.partitions ?? defaults.partitions),
       maxPayloadBytes: ns.maxPayloadBytes ?? defaults.maxPayloadBytes,
       description: ns.description ?? null,
       declared: true,
@@ -282,6 +356,7 @@ export function namespaceSettings(config: ResolvedConfig, name: string): Namespa
       name,
       backend: DEFAULTS.backend,
       kafka: null,
+      sqs: null,
       partitions: config.defaults.partitions,
       maxPayloadBytes: config.defaults.maxPayloadBytes,
       description: null,

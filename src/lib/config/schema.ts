@@ -64,6 +64,9 @@ const Rate = v.union(
   'a rate such as "100/s", "6000/m" or "50000/h"',
 )
 
+/** An SQS queue name without the ".fifo" suffix (wal adds it for FIFO queues, and "-N" per shard). */
+const QueueName = v.pipe(v.string('a queue name'), v.regex(/^[A-Za-z0-9_-]{1,70}$/, 'a queue name: up to 70 letters, digits, "_" or "-" (wal adds "-N" per shard and ".fifo")'))
+
 const TargetName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a target name: letters, digits, ".", "_" or "-"'))
 const common = { retry: v.optional(RetrySchema), rate: v.optional(Rate) }
 
@@ -87,16 +90,30 @@ export const TargetConfigSchema = v.variant(
       timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
       ...common,
     }),
+    v.strictObject({
+      type: v.literal('sqs'),
+      cluster: v.pipe(v.string('the name of a cluster under clusters.sqs'), v.minLength(1)),
+      queue: QueueName,
+      fifo: v.optional(v.boolean('true or false')),
+      ...common,
+    }),
   ],
-  'a target with "type": "kv", "http", "file" or "kafka"',
+  'a target with "type": "kv", "http", "file", "kafka" or "sqs"',
 )
 
 const TopicName = v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,200}$/, 'a topic name: up to 200 letters, digits, ".", "_" or "-"'))
 
 export const NamespaceConfigSchema = v.strictObject({
-  backend: v.optional(v.picklist(['embedded', 'kafka'], 'a backend: "embedded" or "kafka"')),
-  /** Kafka namespaces: the cluster (under clusters.kafka) and topic that hold the log. */
-  cluster: v.optional(v.pipe(v.string('the name of a cluster under clusters.kafka'), v.minLength(1))),
+  backend: v.optional(v.picklist(['embedded', 'kafka', 'sqs'], 'a backend: "embedded", "kafka" or "sqs"')),
+  /** Kafka and SQS namespaces: the cluster (under clusters.kafka or clusters.sqs) that holds the log. */
+  cluster: v.optional(v.pipe(v.string('the name of a cluster under clusters.kafka or clusters.sqs'), v.minLength(1))),
+  /** SQS namespaces: the queue name (default: the namespace's, dots made dashes), FIFO or not, how many shard queues. */
+  queue: v.optional(QueueName),
+  fifo: v.optional(v.boolean('true or false')),
+  shards: v.optional(v.pipe(v.number('a number of shard queues'), v.integer('a whole number'), v.minValue(1, 'from 1 to 64 shard queues'), v.maxValue(64, 'from 1 to 64 shard queues'))),
+  maxReceiveCount: v.optional(v.pipe(v.number('a receive count'), v.integer('a whole number'), v.minValue(1, 'a receive count from 1 to 1000'), v.maxValue(1000, 'a receive count from 1 to 1000'))),
+  visibilityTimeoutSeconds: v.optional(v.pipe(v.number('seconds'), v.integer('whole seconds'), v.minValue(5, 'from 5 to 43200 seconds'), v.maxValue(43_200, 'from 5 to 43200 seconds'))),
+  maxNativeDelaySeconds: v.optional(v.pipe(v.number('seconds'), v.integer('whole seconds'), v.minValue(1, 'from 1 to 900 seconds'), v.maxValue(900, 'from 1 to 900 seconds'))),
   topic: v.optional(TopicName),
   replicationFactor: v.optional(v.pipe(v.number('a replication factor'), v.integer('a whole number'), v.minValue(1, 'a replication factor from 1 to 16'), v.maxValue(16, 'a replication factor from 1 to 16'))),
   retentionMs: v.optional(v.pipe(v.number('a retention in milliseconds'), v.integer('whole milliseconds'), v.minValue(-1, 'a retention in ms, or -1 to keep forever'))),
@@ -134,8 +151,21 @@ export const KafkaClusterSchema = v.strictObject({
   deliveryTimeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
 })
 
+/** An SQS endpoint: a region, an endpoint override (ElasticMQ, LocalStack, a VPC endpoint), credentials. */
+export const SqsClusterSchema = v.strictObject({
+  region: v.pipe(v.string('an AWS region such as us-east-1'), v.minLength(1)),
+  endpoint: v.optional(v.pipe(v.string('a URL'), v.url('an http(s) URL'))),
+  /** A profile of ~/.aws/config; without it (and without keys), the AWS default credential chain. */
+  profile: v.optional(v.pipe(v.string('a profile name'), v.minLength(1))),
+  accessKeyId: v.optional(v.pipe(v.string('an access key id'), v.minLength(1))),
+  secretAccessKey: v.optional(v.pipe(v.string('a secret access key'), v.minLength(1))),
+  sessionToken: v.optional(v.string('a session token')),
+  requestTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
+  connectionTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
+})
+
 export const ConfigSchema = v.strictObject({
-  clusters: v.optional(v.strictObject({ kafka: v.optional(v.record(v.string(), KafkaClusterSchema)) })),
+  clusters: v.optional(v.strictObject({ kafka: v.optional(v.record(v.string(), KafkaClusterSchema)), sqs: v.optional(v.record(v.string(), SqsClusterSchema)) })),
   stateDir: v.optional(v.pipe(v.string('a directory path'), v.minLength(1, 'a non-empty directory path'))),
   autoCreateNamespaces: v.optional(v.boolean('true or false')),
   defaults: v.optional(
@@ -166,12 +196,39 @@ export interface KafkaClusterSettings {
   deliveryTimeoutMs: number
 }
 
+/** An SQS cluster's settings. */
+export interface SqsClusterSettings {
+  name: string
+  region: string
+  endpoint: string | null
+  profile: string | null
+  /** Static credentials; null: the profile, or the AWS default chain. */
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | null
+  requestTimeoutMs: number
+  connectionTimeoutMs: number
+}
+
+/** Where an SQS namespace's log lives: its shard queues (`<queue>-<i>`, `.fifo` for FIFO) and their DLQ. */
+export interface SqsLogSettings {
+  cluster: SqsClusterSettings
+  queue: string
+  fifo: boolean
+  shards: number
+  /** Receives before SQS itself moves a message to the DLQ (redrive policy, set by ns init). */
+  maxReceiveCount: number
+  /** How long a received message stays hidden from other consumers; extended while an apply runs. */
+  visibilityTimeoutSeconds: number
+  /** The longest DelaySeconds (or visibility wait) wal asks for at once; longer delays are re-scheduled. */
+  maxNativeDelaySeconds: number
+}
+
 /** The effective settings of one target, namespace and global defaults applied. */
 export type TargetSettings = (
   | { type: 'kv'; path: string }
   | { type: 'http'; url: string; method: 'POST' | 'PUT'; timeoutMs: number; headers: Record<string, string> }
   | { type: 'file'; path: string }
   | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings }
+  | { type: 'sqs'; queue: string; fifo: boolean; cluster: SqsClusterSettings }
 ) & {
   name: string
   retry: RetryPolicy
@@ -192,9 +249,11 @@ export interface KafkaLogSettings {
 /** The effective settings of one namespace, defaults applied. */
 export interface NamespaceSettings {
   name: string
-  backend: 'embedded' | 'kafka'
+  backend: 'embedded' | 'kafka' | 'sqs'
   /** Set for Kafka namespaces. */
   kafka: KafkaLogSettings | null
+  /** Set for SQS namespaces. */
+  sqs: SqsLogSettings | null
   partitions: number
   maxPayloadBytes: number
   description: string | null

@@ -99,6 +99,11 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       { suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `add targets under namespaces.${settings.name}.targets in the config`] },
     )
   }
+  if (settings.backend === 'sqs' && options.target !== undefined && settings.targets.length > 1) {
+    throw new UsageError(`--target: on an SQS namespace one consumer applies each message to all of its targets (${settings.targets.map((t) => t.name).join(', ')})`, {
+      suggestions: ['drop --target: a message is deleted from the queue only once every target applied it or dead-lettered it'],
+    })
+  }
   const owner = `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`
   const log = await openLog(config, settings, { create: true })
   // The log's own partition count: a Kafka topic may have other than the config says.
@@ -124,6 +129,29 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
   }
   const opened: Array<{ close(): Promise<void> }> = []
   try {
+    if (settings.backend === 'sqs') {
+      const { SqsConsumer } = await import('../log/sqs/consumer.js')
+      const runs = []
+      for (const t of targets) {
+        const target = await openTarget(t)
+        opened.push(target)
+        runs.push({ settings: t, target, limiters: t.ratePerSec === null ? shared : [...shared, new RateLimiter(t.ratePerSec)] })
+      }
+      const all = Array.from({ length: log.partitions }, (_, p) => p)
+      const consumer = new SqsConsumer({
+        log: log as import('../log/sqs/sqs-log.js').SqsLog,
+        targets: runs,
+        shards: shard === 'auto' ? all : all.filter((p) => p % shard.count === shard.index),
+        concurrency,
+        now,
+        untilIdle: options.untilIdle ?? false,
+        stop: options.signal,
+        abort: abort.signal,
+        onEvent,
+        onWarning: (message) => options.io.stderr.write(options.json ? `${JSON.stringify({ event: 'warning', message })}\n` : `wal: ${message}\n`),
+      })
+      return { namespace: settings.name, owner, targets: await consumer.run() }
+    }
     const consumers = []
     for (const t of targets) {
       const store = await log.consumerStore(t.name)

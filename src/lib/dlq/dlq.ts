@@ -324,7 +324,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
           target: options.toTarget ?? e.target,
           attempts: 0,
           notBeforeMs: null,
-          idempotencyKey: `dlq-replay:${opened.settings.name}:${e.seq}`,
+          idempotencyKey: `dlq-replay:${opened.settings.name}:${e.ref ?? e.seq}`,
           headers: { ...e.mutation.headers, [REPLAYS_HEADER]: String(replaysOf(e.mutation) + 1) },
         })),
       )

@@ -3,14 +3,24 @@
  * Commands and the pipeline talk to this, never to a storage library.
  */
 import type { ErrorClass, LogRecord, Mutation } from '../envelope/envelope.js'
+import type { WalError } from '../errors.js'
 
 /** Where one appended mutation landed. */
 export interface AppendResult {
   id: string
   partition: number
+  /** -1 where the backend has no offsets (SQS): `queue` and `messageId` say where it is instead. */
   offset: number
   /** True when an earlier mutation with the same idempotency key was found: nothing new was written. */
   duplicate: boolean
+  /** SQS: the queue that holds it, and the MessageId SQS gave it. */
+  queue?: string
+  messageId?: string
+  /**
+   * Set where a backend writes entries one by one (SQS) and this one failed while others did not: an
+   * InvalidRecordError rejects the line, any other error is the backend's (unavailable, unknown outcome).
+   */
+  error?: WalError
 }
 
 /** Offsets of one partition: `low` is the first offset held, `high` the next one to be written. */
@@ -42,6 +52,14 @@ export interface LogInfo {
   sizeBytes: number | null
 }
 
+export interface AppendOptions {
+  /**
+   * Where a backend writes entries one by one (SQS): report an entry's failure in its result instead of
+   * throwing, so the others are still acked. Without it, append throws when any entry failed.
+   */
+  perEntryErrors?: boolean
+}
+
 export interface LogBackend {
   readonly namespace: string
   readonly partitions: number
@@ -49,7 +67,7 @@ export interface LogBackend {
    * Appends mutations durably, as one group commit where the backend allows. Resolves only once every
    * mutation is durable (fsync'd, acknowledged by all replicas, …), with one result per mutation in order.
    */
-  append(mutations: readonly Mutation[]): Promise<AppendResult[]>
+  append(mutations: readonly Mutation[], options?: AppendOptions): Promise<AppendResult[]>
   /** Low and high offsets of every partition, read now. */
   marks(): Promise<PartitionMark[]>
   /** Per partition, the first offset appended at or after `timeMs` (the high mark where there is none). */
@@ -140,6 +158,8 @@ export interface ConsumerStore {
 /** A mutation in the DLQ. */
 export interface DlqEntry {
   seq: number
+  /** An identity that outlasts the command, where seq does not (SQS: the MessageId). */
+  ref?: string
   target: string
   partition: number
   mutation: Mutation

@@ -26,11 +26,16 @@ export async function openLog(config: ResolvedConfig, settings: NamespaceSetting
       const { KafkaLog } = await import('./kafka/kafka-log.js')
       return KafkaLog.open(settings, { write: options.create })
     }
+    case 'sqs': {
+      // Queues too are created by `wal ns init`: their redrive policy and FIFO-ness matter.
+      const { SqsLog } = await import('./sqs/sqs-log.js')
+      return SqsLog.open(settings, { stateDir: config.stateDir })
+    }
   }
 }
 
 /** Namespaces that have a log in the state directory, whether declared or not. */
 export async function listLogs(config: ResolvedConfig): Promise<string[]> {
-  const kafka = [...config.namespaces.values()].filter((ns) => ns.backend === 'kafka').map((ns) => ns.name)
+  const kafka = [...config.namespaces.values()].filter((ns) => ns.backend !== 'embedded').map((ns) => ns.name)
   return [...new Set([...listEmbeddedLogs(config.stateDir), ...kafka])].sort()
 }

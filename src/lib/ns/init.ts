@@ -33,6 +33,10 @@ export async function initNamespace(options: CommonOptions & { namespace: string
     const { initKafkaNamespace } = await import('../log/kafka/init.js')
     return { namespace: settings.name, backend: settings.backend, parts: await initKafkaNamespace(settings) }
   }
+  if (settings.backend === 'sqs') {
+    const { initSqsNamespace } = await import('../log/sqs/init.js')
+    return { namespace: settings.name, backend: settings.backend, parts: await initSqsNamespace(settings) }
+  }
   return { namespace: settings.name, backend: settings.backend, parts: [await initEmbedded(config, settings)] }
 }
 

@@ -171,8 +171,13 @@ class Producer {
       [...byNamespace].map(async ([namespace, group]) => {
         try {
           const log = await this.log(namespace)
-          const results = await log.append(group.map((e) => e.mutation!))
-          results.forEach((result, i) => (group[i]!.result = result))
+          const results = await log.append(group.map((e) => e.mutation!), { perEntryErrors: true })
+          results.forEach((result, i) => {
+            if (result.error === undefined) group[i]!.result = result
+            else if (result.error instanceof InvalidRecordError) group[i]!.error = result.error
+            // Written one by one (SQS): this one failed while others may have landed.
+            else if (failure === undefined || (result.error instanceof DurabilityUnknownError && !(failure instanceof DurabilityUnknownError))) failure = result.error
+          })
           this.summary.commits++
         } catch (error) {
           if (error instanceof WalError && !(error instanceof BackendUnavailableError) && !(error instanceof NotFoundError) && !(error instanceof ClusterAccessError) && !error.retriable) {
@@ -212,8 +217,13 @@ class Producer {
     if (failure !== undefined) {
       const notWritten = entries.filter((e) => e.mutation && !e.result && !e.error)
       const error = failure instanceof WalError ? failure : new BackendUnavailableError(String(failure), { cause: failure })
+      // Backends that write entries one by one (SQS) may have written some lines after the first failure.
+      const laterWritten = entries.some((e) => e.result && e.lineNumber > (notWritten[0]?.lineNumber ?? Infinity))
+      const what = laterWritten
+        ? `${notWritten.length} lines were not written, the first is line ${notWritten[0]?.lineNumber ?? '?'}; the ${this.summary.durable} acked mutations are durable`
+        : `nothing from line ${notWritten[0]?.lineNumber ?? '?'} on was written; ${this.summary.durable} earlier mutations are durable`
       throw new BackendUnavailableError(
-        `${error.message} (nothing from line ${notWritten[0]?.lineNumber ?? '?'} on was written; ${this.summary.durable} earlier mutations are durable)`,
+        `${error.message} (${what})`,
         { cause: error, suggestions: error.suggestions, details: { ...this.summary, firstLineNotWritten: notWritten[0]?.lineNumber } },
       )
     }
@@ -221,6 +231,13 @@ class Producer {
 
   private ack(entry: Entry): string {
     const r = entry.result!
+    if (r.messageId !== undefined) {
+      // SQS has no offsets: the queue and the MessageId say where the message is.
+      if (this.options.json) {
+        return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"queue":${JSON.stringify(r.queue)},"messageId":${JSON.stringify(r.messageId)},"durable":true}\n`
+      }
+      return `id=${r.id} queue=${r.queue} messageId=${r.messageId} durable=true\n`
+    }
     if (this.options.json) {
       return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"offset":${r.offset},"durable":true${r.duplicate ? ',"duplicate":true' : ''}}\n`
     }

@@ -94,6 +94,11 @@ export async function tail(options: TailOptions): Promise<TailSummary> {
   }
   const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
   const settings = namespaceSettings(config, options.namespace)
+  if (settings.backend === 'sqs' && (from.kind === 'offset' || from.kind === 'time' || until?.kind === 'time')) {
+    throw new UsageError(`namespace "${settings.name}" is on SQS: a queue has no offsets and no history, so --from and --until take only beginning/end`, {
+      suggestions: ['wal tail -n NS peeks at what is queued now; add --follow to keep watching for new messages'],
+    })
+  }
   let log: LogBackend
   try {
     log = await openLog(config, settings, { create: false })

@@ -20,5 +20,9 @@ export async function openTarget(settings: TargetSettings): Promise<Target> {
     case 'kafka': {
       return new KafkaTarget({ name: settings.name, topic: settings.topic, timeoutMs: settings.timeoutMs, cluster: settings.cluster })
     }
+    case 'sqs': {
+      const { SqsTarget } = await import('./sqs/sqs-target.js')
+      return new SqsTarget({ name: settings.name, queue: settings.queue, fifo: settings.fifo, cluster: settings.cluster })
+    }
   }
 }

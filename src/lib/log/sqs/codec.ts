@@ -1,0 +1,206 @@
+/**
+ * Mutations as SQS messages. The body is the mutation's envelope (the same JSON line `wal tail --json`
+ * prints), so any SQS client can read it; a few message attributes say what wal needs without parsing
+ * the body (`wal-envelope`, `wal-id`) and, in the DLQ, why the message is there (`wal-dlq-*`).
+ *
+ * Messages another client sent are wrapped in an envelope on read, never rejected: a stable id derived
+ * from the MessageId, the FIFO group (or the id) as key, the body as JSON when it parses, else its bytes,
+ * the string message attributes as headers, and SentTimestamp as createdAt.
+ */
+import type { Message, MessageAttributeValue, SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs'
+
+import { decodeEnvelope, encodeEnvelope, MAX_FAILURE_MESSAGE_CHARS, type ErrorClass, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
+import { foreignRecordId } from '../kafka/record-codec.js'
+
+/** A SendMessageBatch entry without its Id. */
+export type OutgoingMessage = Omit<SendMessageBatchRequestEntry, 'Id' | 'MessageBody'> & { MessageBody: string }
+
+/** SQS's limit on a message: body and attributes together. */
+export const MAX_MESSAGE_BYTES = 256 * 1024
+/** Entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch. */
+export const MAX_BATCH_ENTRIES = 10
+/** The longest DelaySeconds SQS accepts. */
+export const MAX_DELAY_SECONDS = 900
+/**
+ * The longest wait wal asks of a visibility timeout: SQS refuses more than 12 hours counted from the
+ * receive, so a little is left for the time since.
+ */
+export const MAX_VISIBILITY_SECONDS = 43_200 - 300
+
+export const ATTR = {
+  envelope: 'wal-envelope',
+  id: 'wal-id',
+  dlqTarget: 'wal-dlq-target',
+  dlqErrorClass: 'wal-dlq-error-class',
+  dlqCode: 'wal-dlq-code',
+  dlqMessage: 'wal-dlq-message',
+  dlqAt: 'wal-dlq-at',
+  dlqShard: 'wal-dlq-shard',
+  parked: 'wal-dlq-parked',
+} as const
+
+/** Why a message is in the DLQ, as its attributes say. */
+export interface DeadLetterContext {
+  target: string
+  errorClass: ErrorClass
+  code: string
+  message: string
+  atMs: number
+  shard: number
+  parked?: boolean
+}
+
+function str(value: string): MessageAttributeValue {
+  return { DataType: 'String', StringValue: value }
+}
+
+/** Bytes a message takes against the 256 KiB limit (body, attribute names, types and values). */
+export function messageBytes(body: string, attributes: Record<string, MessageAttributeValue>): number {
+  let n = Buffer.byteLength(body)
+  for (const name in attributes) {
+    const a = attributes[name]!
+    n += Buffer.byteLength(name) + Buffer.byteLength(a.DataType ?? '') + Buffer.byteLength(a.StringValue ?? '')
+  }
+  return n
+}
+
+export interface EncodeOptions {
+  fifo: boolean
+  /** Seconds to hide the message for (standard queues only: FIFO queues have no per-message delay). */
+  delaySeconds?: number
+  dead?: DeadLetterContext
+  /** FIFO: the deduplication id (default: from the idempotency key, else the mutation id). */
+  deduplicationId?: string
+}
+
+/** A SendMessageBatch entry (without its Id) for a mutation. */
+export function encodeMessage(mutation: Mutation, options: EncodeOptions): OutgoingMessage {
+  const attributes: Record<string, MessageAttributeValue> = { [ATTR.envelope]: str('1'), [ATTR.id]: str(mutation.id) }
+  const dead = options.dead
+  if (dead) {
+    attributes[ATTR.dlqTarget] = str(dead.target)
+    attributes[ATTR.dlqErrorClass] = str(dead.errorClass)
+    attributes[ATTR.dlqCode] = str(dead.code || 'UNKNOWN')
+    attributes[ATTR.dlqMessage] = str((dead.message || '(no message)').slice(0, MAX_FAILURE_MESSAGE_CHARS))
+    attributes[ATTR.dlqAt] = str(new Date(dead.atMs).toISOString())
+    attributes[ATTR.dlqShard] = { DataType: 'Number', StringValue: String(dead.shard) }
+    if (dead.parked) attributes[ATTR.parked] = str('true')
+  }
+  return {
+    MessageBody: encodeEnvelope(mutation),
+    MessageAttributes: attributes,
+    ...(options.fifo
+      ? {
+          MessageGroupId: groupId(mutation.key),
+          // SQS drops a repeat of this id within 5 minutes: re-producing after an unknown outcome is safe.
+          MessageDeduplicationId: dedupId(options.deduplicationId ?? mutation.idempotencyKey ?? mutation.id),
+        }
+      : options.delaySeconds
+        ? { DelaySeconds: Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil(options.delaySeconds))) }
+        : {}),
+  }
+}
+
+/** FIFO group ids and dedup ids: at most 128 characters of [A-Za-z0-9] and punctuation. */
+function fifoId(text: string): string {
+  const clean = text.replace(/[^\x21-\x7e]/g, '_')
+  if (clean.length <= 128 && clean === text) return clean
+  // Long or non-ASCII keys: a hash keeps them distinct.
+  return `h-${hash(text)}`
+}
+
+function hash(text: string): string {
+  let h1 = 0x811c9dc5
+  let h2 = 0x01000193
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    h1 = Math.imul(h1 ^ c, 0x01000193)
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995)
+  }
+  return `${(h1 >>> 0).toString(36)}${(h2 >>> 0).toString(36)}${text.length.toString(36)}`
+}
+
+export const groupId = fifoId
+export const dedupId = fifoId
+
+function attr(message: Message, name: string): string | undefined {
+  return message.MessageAttributes?.[name]?.StringValue
+}
+
+function foreignPayload(body: string): Payload {
+  try {
+    JSON.parse(body)
+    return { encoding: 'json', json: body }
+  } catch {
+    return { encoding: 'base64', bytes: Buffer.from(body, 'utf8') }
+  }
+}
+
+/** Where a message was read from, for the record's position. */
+export interface MessageSource {
+  queue: string
+  shard: number
+  namespace: string
+}
+
+/** A received message as a log record (partition: the shard; offset: none on SQS, so 0). */
+export function decodeMessage(message: Message, source: MessageSource): LogRecord {
+  const sentMs = Number(message.Attributes?.SentTimestamp ?? Date.now())
+  const body = message.Body ?? ''
+  let mutation: Mutation | undefined
+  if (attr(message, ATTR.envelope) === '1' || body.startsWith('{"v":1,')) {
+    try {
+      mutation = decodeEnvelope(JSON.parse(body), { namespace: source.namespace, forceNamespace: true, nowMs: sentMs })
+    } catch {
+      // Not an envelope after all (edited by hand, or a look-alike): wrapped below like any foreign body.
+    }
+  }
+  if (!mutation) {
+    const id = foreignRecordId(source.queue, source.shard, message.MessageId ?? body, sentMs)
+    const headers: Record<string, string> = {}
+    for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
+      if (value.StringValue !== undefined && !name.startsWith('wal-')) headers[name] = value.StringValue
+    }
+    mutation = {
+      id,
+      namespace: source.namespace,
+      key: message.Attributes?.MessageGroupId ?? id,
+      payload: foreignPayload(body),
+      headers,
+      createdAtMs: sentMs,
+      notBeforeMs: null,
+      target: null,
+      idempotencyKey: null,
+      attempts: 0,
+      failures: [],
+    }
+  }
+  return { ...mutation, partition: source.shard, offset: 0, appendedAtMs: sentMs }
+}
+
+/** Why a DLQ message is there: wal's attributes, or SQS's redrive when it moved the message itself. */
+export function deadLetterContext(message: Message, record: LogRecord, maxReceiveCount: number | null): DeadLetterContext {
+  const errorClass = attr(message, ATTR.dlqErrorClass)
+  if (errorClass === 'retryable' || errorClass === 'fatal' || errorClass === 'infrastructure') {
+    return {
+      target: attr(message, ATTR.dlqTarget) ?? '(unknown)',
+      errorClass,
+      code: attr(message, ATTR.dlqCode) ?? 'UNKNOWN',
+      message: attr(message, ATTR.dlqMessage) ?? '',
+      atMs: Date.parse(attr(message, ATTR.dlqAt) ?? '') || record.appendedAtMs,
+      shard: Number(attr(message, ATTR.dlqShard) ?? record.partition) || 0,
+      parked: attr(message, ATTR.parked) === 'true',
+    }
+  }
+  // Moved by the queue's redrive policy: the consumer never finished it (it crashed, or it was peeked
+  // and received too often). The last failure recorded in the envelope, if any, says more.
+  const last = record.failures.at(-1)
+  return {
+    target: last?.target ?? record.target ?? '(any)',
+    errorClass: 'infrastructure',
+    code: 'SQS_MAX_RECEIVES',
+    message: `moved to the DLQ by SQS after ${message.Attributes?.ApproximateReceiveCount ?? '?'} receives${maxReceiveCount === null ? '' : ` (maxReceiveCount ${maxReceiveCount})`}${last ? `; last failure: ${last.message}` : ''}`,
+    atMs: record.appendedAtMs,
+    shard: record.partition,
+  }
+}

@@ -1,0 +1,411 @@
+/**
+ * The consumer pipeline on SQS queues: receive → delay gate → apply → retry/backoff → DLQ → delete.
+ * SQS has no offsets to commit, so this is message-based rather than the offset pipeline of the other
+ * backends, with the same rules:
+ *
+ * - Long polling on each shard queue; a received message stays hidden (its visibility is extended every
+ *   third of the visibility timeout) for as long as its apply runs, and is deleted only once every
+ *   target it is for has applied it (or dead-lettered it).
+ * - Retries: the message is not deleted but hidden for the backoff (ChangeMessageVisibility), so SQS
+ *   delivers it again then; the attempt number is its receive count. At the policy's maxAttempts, or on a
+ *   fatal error, wal sends it to the DLQ itself with why (`wal-dlq-*` attributes, the failure history in
+ *   the envelope) and deletes it. The queue's redrive policy (maxReceiveCount, above maxAttempts) is the
+ *   net for what wal never finished: a consumer that kept crashing, a message peeked too often.
+ * - Infrastructure errors pause the target (circuit breaker) without spending attempts: the message is
+ *   kept hidden, and no more is received until the target answers.
+ * - Delays: a message not due yet is re-sent with the rest of its delay (at most maxNativeDelaySeconds
+ *   at a time) and the original deleted, on standard queues; on FIFO queues, which have no per-message
+ *   delay, it is hidden until due, which also holds back the later messages of its key (group).
+ * - Per-key order: on FIFO queues SQS delivers a group in order and holds it while one is hidden; here
+ *   a key's messages are applied one at a time, and once one of a key must wait, the later ones of that
+ *   key received with it are put back rather than applied ahead of it.
+ * - Several targets: a message is deleted once each target applied it or dead-lettered it; a target that
+ *   succeeded is not applied again while another retries in this process (after a restart it may be,
+ *   and applies are idempotent).
+ */
+import type { Message } from '@aws-sdk/client-sqs'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import type { TargetSettings } from '../../config/schema.js'
+import { MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, type Failure, type Mutation } from '../../envelope/envelope.js'
+import { BackendUnavailableError, DurabilityUnknownError, type WalError } from '../../errors.js'
+import { CircuitBreaker } from '../../pipeline/circuit-breaker.js'
+import { KeyedExecutor } from '../../pipeline/keyed-executor.js'
+import type { RateLimiter } from '../../pipeline/rate-limiter.js'
+import { backoffMs } from '../../pipeline/retry.js'
+import type { PipelineEvent, TargetStats } from '../../pipeline/target-consumer.js'
+import { toTargetError, type Target, type TargetError } from '../../targets/target.js'
+import { decodeMessage, encodeMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS } from './codec.js'
+import type { ShardQueue, SqsLog } from './sqs-log.js'
+
+export interface SqsConsumerTarget {
+  settings: TargetSettings
+  target: Target
+  limiters: readonly RateLimiter[]
+}
+
+export interface SqsConsumerOptions {
+  log: SqsLog
+  targets: readonly SqsConsumerTarget[]
+  /** Shard queues to consume. */
+  shards: readonly number[]
+  concurrency: number
+  now: () => number
+  untilIdle: boolean
+  stop: AbortSignal
+  abort: AbortSignal
+  /** With --until-idle: how long SQS may stay unreachable before giving up (exit 5). */
+  unreachableGiveUpMs?: number
+  onEvent?: (event: PipelineEvent) => void
+  /** Said once per outage and once when SQS answers again. */
+  onWarning?: (message: string) => void
+}
+
+/** What this process remembers of a message between its receives (attempts at several targets). */
+interface Memory {
+  done: Set<string>
+  failures: Failure[]
+  lastSeenMs: number
+}
+
+interface TargetRun extends SqsConsumerTarget {
+  circuit: CircuitBreaker
+  stats: Omit<TargetStats, 'partitions' | 'lag'>
+}
+
+/** Long polling: how long a receive waits for messages (also how long a stop may wait for a poll). */
+const POLL_WAIT_SECONDS = 2
+/** Memories of messages not seen for this long are dropped (another consumer got them, or they died). */
+const MEMORY_TTL_MS = 3_600_000
+
+export class SqsConsumer {
+  private readonly runs: TargetRun[]
+  private readonly executor: KeyedExecutor
+  private readonly maxInFlight: number
+  private inFlight = 0
+  private readonly memory = new Map<string, Memory>()
+  /** Keys that must wait until this time: later messages of theirs are put back. */
+  private readonly blocked = new Map<string, number>()
+  /** Messages hidden for a retry, by MessageId → when they are due again (for --until-idle). */
+  private readonly retries = new Map<string, number>()
+  private readonly emptyPolls = new Map<number, boolean>()
+  private failure: unknown
+  private unreachableSinceMs: number | null = null
+  private readonly visibilitySeconds: number
+
+  constructor(private readonly options: SqsConsumerOptions) {
+    this.executor = new KeyedExecutor(options.concurrency)
+    this.maxInFlight = Math.max(20, options.concurrency * 2)
+    this.visibilitySeconds = options.log.sqs.visibilityTimeoutSeconds
+    this.runs = options.targets.map((t) => ({
+      ...t,
+      circuit: new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 }),
+      stats: { target: t.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, circuitOpened: 0 },
+    }))
+  }
+
+  async run(): Promise<TargetStats[]> {
+    const queues = await Promise.all(this.options.shards.map((s) => this.options.log.queues.shard(s)))
+    for (const name of this.runs.map((r) => r.settings.name)) {
+      this.options.onEvent?.({ type: 'partitions', target: name, partitions: [...this.options.shards] })
+    }
+    const idle = new AbortController()
+    const polling = queues.map((queue) => this.poll(queue, idle.signal))
+    if (this.options.untilIdle) {
+      while (!this.options.stop.aborted && this.failure === undefined && !this.isIdle()) await sleep(100)
+      idle.abort()
+    }
+    await Promise.all(polling)
+    await Promise.race([this.executor.idle(), new Promise((resolve) => this.options.abort.addEventListener('abort', resolve, { once: true }))])
+    if (this.failure !== undefined) throw this.failure
+    return this.summary(queues)
+  }
+
+  private isIdle(): boolean {
+    if (this.inFlight > 0 || this.executor.size > 0) return false
+    if (this.options.shards.some((s) => this.emptyPolls.get(s) !== true)) return false
+    const now = Date.now()
+    for (const [id, due] of this.retries) {
+      if (due + 5_000 < now) this.retries.delete(id)
+      else return false
+    }
+    return true
+  }
+
+  /** Receives from one shard queue until stopped (or idle), handing messages to the executor. */
+  private async poll(queue: ShardQueue, idle: AbortSignal): Promise<void> {
+    const { stop } = this.options
+    // Messages SQS hands to a request given up on stay hidden for the visibility timeout, so a poll in
+    // flight is not cut short (it lasts POLL_WAIT_SECONDS at most): on a stop, what it brings is put back
+    // at once; once idle, it is applied. Only a hard stop abandons it.
+    const signal = AbortSignal.any([stop, idle])
+    let backoff = 500
+    while (!signal.aborted && this.failure === undefined) {
+      // Backpressure, and no new work while a target is paused.
+      if (this.inFlight >= this.maxInFlight || this.runs.some((r) => r.circuit.state !== 'closed')) {
+        await sleep(20, undefined, { signal }).catch(() => undefined)
+        continue
+      }
+      let messages: Message[]
+      try {
+        messages = await this.options.log.queues.receive(
+          queue.url,
+          { max: MAX_BATCH_ENTRIES, visibilitySeconds: this.visibilitySeconds, waitSeconds: this.options.untilIdle ? 1 : POLL_WAIT_SECONDS },
+          this.options.abort,
+        )
+        if (this.unreachableSinceMs !== null) {
+          this.unreachableSinceMs = null
+          this.options.onWarning?.(`SQS answers again (${queue.name}); consuming`)
+        }
+        backoff = 500
+      } catch (error) {
+        if (this.options.abort.aborted) return
+        const walError = error as WalError
+        if (!(walError instanceof BackendUnavailableError)) {
+          this.failure ??= error
+          return
+        }
+        if (this.unreachableSinceMs === null) {
+          this.unreachableSinceMs = Date.now()
+          this.options.onWarning?.(`${walError.message}; retrying with backoff`)
+        } else if (this.options.untilIdle && Date.now() - this.unreachableSinceMs > (this.options.unreachableGiveUpMs ?? 30_000)) {
+          this.failure ??= error
+          return
+        }
+        await sleep(backoff, undefined, { signal }).catch(() => undefined)
+        backoff = Math.min(30_000, backoff * 2)
+        continue
+      }
+      this.emptyPolls.set(queue.shard, messages.length === 0)
+      for (const message of messages) {
+        this.inFlight++
+        const record = decodeMessage(message, { queue: queue.name, shard: queue.shard, namespace: this.options.log.namespace })
+        const { partition: _p, offset: _o, appendedAtMs: _a, ...mutation } = record
+        this.executor.push(mutation.key, () => this.process(queue, message, mutation).finally(() => this.inFlight--))
+      }
+    }
+  }
+
+  /** One message, from gate to deleted (or hidden for a retry). Never throws: failures stop the consumer. */
+  private async process(queue: ShardQueue, message: Message, mutation: Mutation): Promise<void> {
+    const receipt = message.ReceiptHandle!
+    const queues = this.options.log.queues
+    const now = this.options.now()
+    if (this.options.stop.aborted) {
+      // Stopping: what has not started goes back to the queue for the next consumer, now.
+      await queues.changeVisibility(queue.url, [receipt], 0).catch(() => undefined)
+      return
+    }
+    const heartbeat = setInterval(() => {
+      void queues.changeVisibility(queue.url, [receipt], this.visibilitySeconds).catch(() => undefined)
+    }, (this.visibilitySeconds * 1000) / 3)
+    try {
+      const blockedUntil = this.blocked.get(mutation.key)
+      if (blockedUntil !== undefined && blockedUntil > Date.now()) {
+        // An earlier message of this key waits: this one goes back behind it.
+        await queues.changeVisibility(queue.url, [receipt], Math.ceil((blockedUntil - Date.now()) / 1000))
+        return
+      }
+      this.blocked.delete(mutation.key)
+      if (mutation.notBeforeMs !== null && mutation.notBeforeMs > now) {
+        await this.wait(queue, message, mutation, mutation.notBeforeMs - now)
+        return
+      }
+      await this.apply(queue, message, mutation)
+    } catch (error) {
+      if (!this.options.abort.aborted && !this.options.stop.aborted) {
+        // SQS unreachable mid-way: the message comes back when its visibility lapses; nothing is lost.
+        if (error instanceof BackendUnavailableError || error instanceof DurabilityUnknownError) {
+          this.options.onWarning?.(`${error.message}; the message comes back after its visibility timeout`)
+        } else this.failure ??= error
+      }
+    } finally {
+      clearInterval(heartbeat)
+    }
+  }
+
+  /** A message not due yet: re-sent with the rest of its delay (standard), or hidden until due (FIFO). */
+  private async wait(queue: ShardQueue, message: Message, mutation: Mutation, remainingMs: number): Promise<void> {
+    const { log } = this.options
+    for (const run of this.runs) run.stats.scheduled++
+    if (log.sqs.fifo) {
+      // Hidden up to 12 hours at a time: each wait is a receive, so few long ones. A maxNativeDelaySeconds
+      // set below SQS's 900 caps these waits too.
+      const cap = log.sqs.maxNativeDelaySeconds < MAX_DELAY_SECONDS ? log.sqs.maxNativeDelaySeconds : MAX_VISIBILITY_SECONDS
+      const seconds = Math.min(Math.ceil(remainingMs / 1000), cap)
+      this.blocked.set(mutation.key, Date.now() + seconds * 1000)
+      await log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
+      return
+    }
+    // The copy is durable before the original goes: a crash in between delivers it twice, never zero times.
+    const copy = encodeMessage(mutation, { fifo: false, delaySeconds: Math.min(remainingMs / 1000, log.sqs.maxNativeDelaySeconds) })
+    const [sent] = await log.queues.sendAll(queue.url, [copy])
+    if (sent!.error) throw sent!.error
+    await log.queues.delete(queue.url, [message.ReceiptHandle!])
+  }
+
+  private async apply(queue: ShardQueue, message: Message, mutation: Mutation): Promise<void> {
+    const id = message.MessageId!
+    const attempt = Math.max(1, Number(message.Attributes?.ApproximateReceiveCount ?? 1))
+    const memory = this.memory.get(id) ?? { done: new Set<string>(), failures: [], lastSeenMs: Date.now() }
+    memory.lastSeenMs = Date.now()
+    this.memory.set(id, memory)
+    if (mutation.target !== null && !this.runs.some((r) => r.settings.name === mutation.target)) {
+      // Addressed to a target the namespace no longer has: dead-lettered with why, never dropped.
+      await this.deadLetterUnknownTarget(queue, { ...mutation, attempts: attempt })
+      await this.deleteAfterFlush(queue.url, message.ReceiptHandle!)
+      return
+    }
+    const runs = this.runs.filter((r) => (mutation.target === null || mutation.target === r.settings.name) && !memory.done.has(r.settings.name))
+    let retryInMs: number | null = null
+    const dead: Array<{ run: TargetRun; error: TargetError }> = []
+    for (const run of runs) {
+      const outcome = await this.applyTo(run, mutation, attempt, memory)
+      if (outcome === 'applied') memory.done.add(run.settings.name)
+      else if (outcome === 'aborted') {
+        // Stopped: back to the queue at once for the next consumer (what was applied is applied again).
+        await this.options.log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], 0).catch(() => undefined)
+        return
+      }
+      else if ('retryInMs' in outcome) retryInMs = Math.max(retryInMs ?? 0, outcome.retryInMs)
+      else dead.push({ run, error: outcome.dead })
+    }
+    for (const { run, error } of dead) {
+      await this.deadLetter(queue, run, { ...mutation, attempts: attempt, failures: [...mutation.failures, ...memory.failures].slice(-MAX_FAILURES) }, error, runs.length > 1)
+      memory.done.add(run.settings.name)
+    }
+    if (retryInMs !== null) {
+      const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryInMs / 1000)))
+      this.blocked.set(mutation.key, Date.now() + seconds * 1000)
+      this.retries.set(id, Date.now() + seconds * 1000)
+      await this.options.log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
+      this.forgetOld()
+      return
+    }
+    this.memory.delete(id)
+    this.retries.delete(id)
+    await this.deleteAfterFlush(queue.url, message.ReceiptHandle!)
+  }
+
+  private deleting: Array<{ url: string; receipt: string; resolve: () => void; reject: (error: unknown) => void }> = []
+  private flushing = false
+
+  /**
+   * Deletes a message once the targets made what was applied durable (their flush), as the offset
+   * pipeline commits only after a flush. Deletes that arrive meanwhile share the next flush and batch.
+   */
+  private deleteAfterFlush(url: string, receipt: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.deleting.push({ url, receipt, resolve, reject })
+      if (!this.flushing) void this.flushAndDelete()
+    })
+  }
+
+  private async flushAndDelete(): Promise<void> {
+    this.flushing = true
+    try {
+      while (this.deleting.length > 0) {
+        const batch = this.deleting.splice(0)
+        try {
+          await Promise.all(this.runs.map((r) => r.target.flush?.()))
+          const byUrl = new Map<string, string[]>()
+          for (const d of batch) byUrl.set(d.url, [...(byUrl.get(d.url) ?? []), d.receipt])
+          await Promise.all([...byUrl].map(([url, receipts]) => this.options.log.queues.delete(url, receipts)))
+          for (const d of batch) d.resolve()
+        } catch (error) {
+          for (const d of batch) d.reject(error)
+        }
+      }
+    } finally {
+      this.flushing = false
+    }
+  }
+
+  private async applyTo(run: TargetRun, mutation: Mutation, attempt: number, memory: Memory): Promise<'applied' | 'aborted' | { retryInMs: number } | { dead: TargetError }> {
+    const { abort, stop } = this.options
+    // Waiting for a paused target or the rate limit is not an apply: a stop ends the wait.
+    const waiting = AbortSignal.any([stop, abort])
+    for (;;) {
+      let probe: boolean
+      try {
+        probe = await run.circuit.allow(waiting)
+        for (const limiter of run.limiters) await limiter.take(waiting)
+      } catch (error) {
+        if (waiting.aborted) return 'aborted'
+        throw error
+      }
+      try {
+        await run.target.apply({ ...mutation, attempts: attempt - 1 }, { attempt, signal: abort })
+        run.circuit.succeeded(probe)
+        run.stats.applied++
+        return 'applied'
+      } catch (thrown) {
+        if (abort.aborted) return 'aborted'
+        const error = toTargetError(thrown)
+        if (error.errorClass === 'infrastructure') {
+          const wasClosed = run.circuit.state === 'closed'
+          run.circuit.failed(probe)
+          if (wasClosed) {
+            run.stats.circuitOpened++
+            this.options.onEvent?.({ type: 'circuit-open', target: run.settings.name, error })
+          }
+          continue
+        }
+        run.circuit.released(probe)
+        memory.failures = [...memory.failures, this.failureOf(run, error, attempt)].slice(-MAX_FAILURES)
+        if (error.errorClass === 'fatal' || attempt >= run.settings.retry.maxAttempts) return { dead: error }
+        run.stats.retried++
+        return { retryInMs: backoffMs(run.settings.retry, attempt) }
+      }
+    }
+  }
+
+  private failureOf(run: TargetRun, error: TargetError, attempt: number): Failure {
+    return { atMs: this.options.now(), target: run.settings.name, errorClass: error.errorClass, message: error.message.slice(0, MAX_FAILURE_MESSAGE_CHARS), attempt, code: error.code }
+  }
+
+  /** Sends the mutation to the DLQ with why; the caller deletes the original only after. */
+  private async deadLetter(queue: ShardQueue, run: TargetRun, mutation: Mutation, error: TargetError, addressed: boolean): Promise<void> {
+    const { log } = this.options
+    const atMs = this.options.now()
+    const copy = encodeMessage(addressed ? { ...mutation, target: run.settings.name } : mutation, {
+      fifo: log.sqs.fifo,
+      dead: { target: run.settings.name, errorClass: error.errorClass, code: error.code, message: error.message, atMs, shard: queue.shard },
+      deduplicationId: `dead:${run.settings.name}:${mutation.id}:${mutation.attempts}`,
+    })
+    const [sent] = await log.queues.sendAll(await log.queues.url(log.queues.names.dlq), [copy])
+    if (sent!.error) throw sent!.error
+    run.stats.deadLettered++
+    this.options.onEvent?.({ type: 'dead-lettered', target: run.settings.name, mutation, error })
+  }
+
+  private async deadLetterUnknownTarget(queue: ShardQueue, mutation: Mutation): Promise<void> {
+    const { log } = this.options
+    const message = `namespace "${log.namespace}" has no target "${mutation.target}"`
+    const copy = encodeMessage(mutation, {
+      fifo: log.sqs.fifo,
+      dead: { target: mutation.target!, errorClass: 'fatal', code: 'WAL_TARGET_UNKNOWN', message, atMs: this.options.now(), shard: queue.shard },
+      deduplicationId: `dead:${mutation.target}:${mutation.id}:${mutation.attempts}`,
+    })
+    const [sent] = await log.queues.sendAll(await log.queues.url(log.queues.names.dlq), [copy])
+    if (sent!.error) throw sent!.error
+    this.options.onWarning?.(`dead-lettered ${mutation.id}: ${message}`)
+  }
+
+  /** Drops what this process remembers of messages, keys and retries long gone (bounded memory). */
+  private forgetOld(): void {
+    const now = Date.now()
+    if (this.memory.size >= 10_000) for (const [id, m] of this.memory) if (m.lastSeenMs < now - MEMORY_TTL_MS) this.memory.delete(id)
+    if (this.blocked.size >= 10_000) for (const [key, until] of this.blocked) if (until < now) this.blocked.delete(key)
+    if (this.retries.size >= 10_000) for (const [id, due] of this.retries) if (due + MEMORY_TTL_MS < now) this.retries.delete(id)
+  }
+
+  private async summary(queues: ShardQueue[]): Promise<TargetStats[]> {
+    let lag = 0
+    for (const queue of queues) {
+      const a = await this.options.log.queues.attributes(queue.url, ['ApproximateNumberOfMessages']).catch(() => ({}) as Record<string, string>)
+      lag += Number(a.ApproximateNumberOfMessages ?? 0)
+    }
+    return this.runs.map((r) => ({ ...r.stats, partitions: [...this.options.shards], lag }))
+  }
+}

@@ -1,0 +1,356 @@
+/**
+ * The log on SQS queues: one queue per shard (a key always goes to the same shard, murmur2 as on every
+ * backend), and one DLQ the shard queues redrive to. SQS is a queue, not a log, and this backend says so
+ * rather than pretending: there are no offsets (a record's offset is 0, an ack names the queue and the
+ * MessageId), no history (what was consumed is gone), and order only within a FIFO queue's message
+ * group (the key). Reading without consuming is a peek: messages are received, held hidden while the
+ * snapshot is taken, then made visible again — each peek counts as a receive.
+ */
+import type { Message } from '@aws-sdk/client-sqs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import type { NamespaceSettings, SqsLogSettings } from '../../config/schema.js'
+import type { LogRecord, Mutation } from '../../envelope/envelope.js'
+import { formatBytes } from '../../format.js'
+import { InvalidRecordError, type WalError } from '../../errors.js'
+import { describeSqsError, sqsClient, type SqsClient, type SqsModule } from '../../sqs/client.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import { partitionForKey } from '../partitioner.js'
+import { decodeMessage, encodeMessage, type OutgoingMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_MESSAGE_BYTES, messageBytes } from './codec.js'
+import { namespaceQueues, type NamespaceQueues } from './queues.js'
+
+/** SendMessageBatch requests in flight at once per append. */
+const SEND_CONCURRENCY = 16
+/** Tries for entries SQS failed on its side (SenderFault false) before the line is reported. */
+const ENTRY_TRIES = 4
+/** How long a peek holds messages hidden while it pages through a queue. */
+const PEEK_HOLD_SECONDS = 30
+
+/** Where one shard queue is. */
+export interface ShardQueue {
+  shard: number
+  name: string
+  url: string
+}
+
+/** A client and the resolved queue URLs of a namespace, shared by the log, its consumer and its DLQ. */
+export class SqsQueues {
+  private urls = new Map<string, string>()
+
+  private constructor(
+    readonly sdk: SqsModule,
+    readonly client: SqsClient,
+    readonly settings: SqsLogSettings,
+    readonly names: NamespaceQueues,
+  ) {}
+
+  static async open(settings: SqsLogSettings): Promise<SqsQueues> {
+    const { sdk, client } = await sqsClient(settings.cluster)
+    return new SqsQueues(sdk, client, settings, namespaceQueues(settings))
+  }
+
+  /** A WalError for an SDK error on `what`. */
+  error(error: unknown, what: string, options: { unknownOutcome?: boolean } = {}): WalError {
+    return describeSqsError(this.settings.cluster, error, what, options)
+  }
+
+  async url(name: string): Promise<string> {
+    const known = this.urls.get(name)
+    if (known) return known
+    try {
+      const { QueueUrl } = await this.client.send(new this.sdk.GetQueueUrlCommand({ QueueName: name }))
+      this.urls.set(name, QueueUrl!)
+      return QueueUrl!
+    } catch (error) {
+      throw this.error(error, `queue "${name}"`)
+    }
+  }
+
+  async shard(shard: number): Promise<ShardQueue> {
+    const name = this.names.shards[shard]!
+    return { shard, name, url: await this.url(name) }
+  }
+
+  async attributes(url: string, names: string[]): Promise<Record<string, string>> {
+    try {
+      const { Attributes } = await this.client.send(new this.sdk.GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: names as never }))
+      return Attributes ?? {}
+    } catch (error) {
+      throw this.error(error, 'GetQueueAttributes')
+    }
+  }
+
+  /** Receives (all attributes). */
+  async receive(url: string, options: { max: number; visibilitySeconds: number; waitSeconds: number }, signal?: AbortSignal): Promise<Message[]> {
+    try {
+      const { Messages } = await this.client.send(
+        new this.sdk.ReceiveMessageCommand({
+          QueueUrl: url,
+          MaxNumberOfMessages: options.max,
+          VisibilityTimeout: options.visibilitySeconds,
+          WaitTimeSeconds: options.waitSeconds,
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+        }),
+        { abortSignal: signal },
+      )
+      return Messages ?? []
+    } catch (error) {
+      throw this.error(error, 'ReceiveMessage')
+    }
+  }
+
+  /** Sets the visibility of messages (0: visible again now). Messages already gone are skipped. */
+  async changeVisibility(url: string, receipts: readonly string[], seconds: number): Promise<void> {
+    for (let i = 0; i < receipts.length; i += MAX_BATCH_ENTRIES) {
+      const entries = receipts.slice(i, i + MAX_BATCH_ENTRIES).map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle, VisibilityTimeout: seconds }))
+      try {
+        await this.client.send(new this.sdk.ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: entries }))
+      } catch (error) {
+        throw this.error(error, 'ChangeMessageVisibility')
+      }
+    }
+  }
+
+  async delete(url: string, receipts: readonly string[]): Promise<void> {
+    for (let i = 0; i < receipts.length; i += MAX_BATCH_ENTRIES) {
+      const entries = receipts.slice(i, i + MAX_BATCH_ENTRIES).map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle }))
+      try {
+        const { Failed } = await this.client.send(new this.sdk.DeleteMessageBatchCommand({ QueueUrl: url, Entries: entries }))
+        const real = (Failed ?? []).filter((f) => !/ReceiptHandleIsInvalid|not.*exist/i.test(`${f.Code} ${f.Message}`))
+        if (real.length > 0) throw new Error(`${real[0]!.Code}: ${real[0]!.Message}`)
+      } catch (error) {
+        throw this.error(error, 'DeleteMessage')
+      }
+    }
+  }
+
+  /**
+   * Sends entries (at most 10 per request, within 256 KiB), retrying the entries SQS failed on its
+   * side. Resolves with, per entry, its MessageId or the error that stopped it.
+   */
+  async sendAll(url: string, entries: OutgoingMessage[]): Promise<Array<{ messageId?: string; error?: WalError }>> {
+    const out: Array<{ messageId?: string; error?: WalError }> = entries.map(() => ({}))
+    const batches: number[][] = []
+    let batch: number[] = []
+    let bytes = 0
+    entries.forEach((entry, i) => {
+      const size = messageBytes(entry.MessageBody, entry.MessageAttributes ?? {})
+      if (size > MAX_MESSAGE_BYTES) {
+        out[i] = {
+          error: new InvalidRecordError(`the message would be ${formatBytes(size)}, above SQS's ${formatBytes(MAX_MESSAGE_BYTES)} limit`, {
+            code: 'WAL_PAYLOAD_TOO_LARGE',
+            suggestions: ['split the payload, or keep large payloads elsewhere and send a reference'],
+          }),
+        }
+        return
+      }
+      if (batch.length === MAX_BATCH_ENTRIES || bytes + size > MAX_MESSAGE_BYTES) {
+        batches.push(batch)
+        batch = []
+        bytes = 0
+      }
+      batch.push(i)
+      bytes += size
+    })
+    if (batch.length > 0) batches.push(batch)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const indexes = batches[next++]!
+        await this.sendBatch(url, entries, indexes, out)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(SEND_CONCURRENCY, batches.length) }, worker))
+    return out
+  }
+
+  private async sendBatch(url: string, entries: readonly OutgoingMessage[], indexes: number[], out: Array<{ messageId?: string; error?: WalError }>): Promise<void> {
+    let pending = indexes
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      let response
+      try {
+        response = await this.client.send(new this.sdk.SendMessageBatchCommand({ QueueUrl: url, Entries: pending.map((i) => ({ ...entries[i]!, Id: String(i) })) }))
+      } catch (error) {
+        const failure = this.error(error, 'SendMessageBatch', { unknownOutcome: true })
+        for (const i of pending) out[i] = { error: failure }
+        return
+      }
+      for (const ok of response.Successful ?? []) out[Number(ok.Id)] = { messageId: ok.MessageId }
+      const retry: number[] = []
+      for (const failed of response.Failed ?? []) {
+        const i = Number(failed.Id)
+        if (!failed.SenderFault && attempt < ENTRY_TRIES) retry.push(i)
+        else {
+          out[i] = {
+            error: failed.SenderFault
+              ? new InvalidRecordError(`SQS rejected the message: ${failed.Code}: ${failed.Message}`, { code: 'WAL_SQS_REJECTED' })
+              : this.error(Object.assign(new Error(failed.Message ?? failed.Code), { name: failed.Code ?? 'Error', $fault: 'server' }), 'SendMessageBatch'),
+          }
+        }
+      }
+      pending = retry
+      if (pending.length > 0) await sleep(100 * 2 ** (attempt - 1))
+    }
+  }
+
+  close(): void {
+    this.client.destroy()
+  }
+}
+
+export class SqsLog implements LogBackend {
+  private constructor(
+    readonly settings: NamespaceSettings,
+    readonly queues: SqsQueues,
+    private readonly stateDir: string,
+  ) {}
+
+  get namespace(): string {
+    return this.settings.name
+  }
+
+  get partitions(): number {
+    return this.queues.settings.shards
+  }
+
+  get sqs(): SqsLogSettings {
+    return this.queues.settings
+  }
+
+  static async open(settings: NamespaceSettings, options: { stateDir: string }): Promise<SqsLog> {
+    const queues = await SqsQueues.open(settings.sqs!)
+    try {
+      // Every shard queue must exist (ns init creates them); their URLs are needed anyway.
+      await Promise.all(queues.names.shards.map((name) => queues.url(name)))
+      return new SqsLog(settings, queues, options.stateDir)
+    } catch (error) {
+      queues.close()
+      throw error
+    }
+  }
+
+  /** The shard of a key. */
+  shardOf(key: string): number {
+    return this.partitions === 1 ? 0 : partitionForKey(key, this.partitions)
+  }
+
+  async append(mutations: readonly Mutation[], options: AppendOptions = {}): Promise<AppendResult[]> {
+    const nowMs = Date.now()
+    const byShard = new Map<number, number[]>()
+    mutations.forEach((m, i) => {
+      const shard = this.shardOf(m.key)
+      const list = byShard.get(shard)
+      if (list) list.push(i)
+      else byShard.set(shard, [i])
+    })
+    const results: AppendResult[] = new Array(mutations.length)
+    await Promise.all(
+      [...byShard].map(async ([shard, indexes]) => {
+        const queue = await this.queues.shard(shard)
+        const entries = indexes.map((i) => {
+          const m = mutations[i]!
+          const delayMs = m.notBeforeMs === null ? 0 : m.notBeforeMs - nowMs
+          return encodeMessage(m, { fifo: this.sqs.fifo, delaySeconds: delayMs > 0 ? Math.min(delayMs / 1000, this.sqs.maxNativeDelaySeconds, MAX_DELAY_SECONDS) : 0 })
+        })
+        const sent = await this.queues.sendAll(queue.url, entries)
+        sent.forEach((s, n) => {
+          const m = mutations[indexes[n]!]!
+          results[indexes[n]!] = { id: m.id, partition: shard, offset: -1, duplicate: false, queue: queue.name, messageId: s.messageId, error: s.error }
+        })
+      }),
+    )
+    if (!options.perEntryErrors) {
+      const failed = results.find((r) => r.error)
+      if (failed) throw failed.error
+    }
+    return results
+  }
+
+  async marks(): Promise<PartitionMark[]> {
+    return Promise.all(
+      this.queues.names.shards.map(async (_, shard) => {
+        const queue = await this.queues.shard(shard)
+        const a = await this.queues.attributes(queue.url, ['ApproximateNumberOfMessages'])
+        return { partition: shard, low: 0, high: Number(a.ApproximateNumberOfMessages ?? 0) }
+      }),
+    )
+  }
+
+  async offsetsForTime(): Promise<Map<number, number>> {
+    return new Map(this.queues.names.shards.map((_, shard) => [shard, 0]))
+  }
+
+  /**
+   * A peek: per shard, receives what is visible, holding it hidden until the shard was read through,
+   * then makes it visible again. With `until`, at most that many per shard; with `follow`, peeks again
+   * and again, printing only messages not seen yet.
+   */
+  async *read(options: ReadOptions): AsyncIterable<LogRecord> {
+    const seen = new Set<string>()
+    // `--from end`: what is queued now is only noted, so that following prints what comes after.
+    const silent = new Set([...options.from].filter(([, position]) => position > 0).map(([shard]) => shard))
+    for (;;) {
+      for (const shard of options.from.keys()) {
+        if (options.signal?.aborted) return
+        const queue = await this.queues.shard(shard)
+        const limit = options.until?.get(shard) ?? Infinity
+        const held: string[] = []
+        let given = 0
+        try {
+          while (given < limit && !options.signal?.aborted) {
+            const messages = await this.queues.receive(queue.url, { max: Math.min(MAX_BATCH_ENTRIES, Math.max(1, limit - given)), visibilitySeconds: PEEK_HOLD_SECONDS, waitSeconds: 0 })
+            if (messages.length === 0) break
+            for (const message of messages) held.push(message.ReceiptHandle!)
+            const fresh = messages.filter((m) => !seen.has(m.MessageId!))
+            if (fresh.length === 0) break
+            for (const message of fresh) {
+              seen.add(message.MessageId!)
+              if (silent.has(shard)) continue
+              given++
+              yield decodeMessage(message, { queue: queue.name, shard, namespace: this.namespace })
+              if (given >= limit) break
+            }
+          }
+        } finally {
+          await this.queues.changeVisibility(queue.url, held, 0).catch(() => undefined)
+        }
+        silent.delete(shard)
+      }
+      if (!options.follow || options.signal?.aborted) return
+      await sleep(1000, undefined, { signal: options.signal }).catch(() => undefined)
+    }
+  }
+
+  async info(): Promise<LogInfo> {
+    let records = 0
+    const urls: string[] = []
+    for (let shard = 0; shard < this.partitions; shard++) {
+      const queue = await this.queues.shard(shard)
+      urls.push(queue.url)
+      const a = await this.queues.attributes(queue.url, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'])
+      records += Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0)
+    }
+    return { location: urls.join(', '), records, sizeBytes: null }
+  }
+
+  async consumerStore(target: string): Promise<ConsumerStore> {
+    const { SqsConsumerState } = await import('./consumer-state.js')
+    return new SqsConsumerState(this, target)
+  }
+
+  async deadLetterQueue(): Promise<DeadLetterQueue> {
+    const { SqsDeadLetterQueue } = await import('./dead-letter-queue.js')
+    return SqsDeadLetterQueue.open(this, join(this.stateDir, 'sqs-audit', `${this.namespace}.ndjson`))
+  }
+
+  /** SQS cannot look a message up by anything: `wal explain` finds nothing in an SQS namespace's queues. */
+  async find(): Promise<LogRecord[]> {
+    return []
+  }
+
+  async close(): Promise<void> {
+    this.queues.close()
+  }
+}
