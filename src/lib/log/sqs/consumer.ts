@@ -33,7 +33,7 @@ import { CircuitBreaker } from '../../pipeline/circuit-breaker.js'
 import { KeyedExecutor } from '../../pipeline/keyed-executor.js'
 import type { RateLimiter } from '../../pipeline/rate-limiter.js'
 import { backoffMs } from '../../pipeline/retry.js'
-import type { PipelineEvent, TargetStats } from '../../pipeline/target-consumer.js'
+import type { PipelineEvent, TargetObserver, TargetStats } from '../../pipeline/target-consumer.js'
 import { toTargetError, type Target, type TargetError } from '../../targets/target.js'
 import { decodeMessage, encodeMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS } from './codec.js'
 import type { ShardQueue, SqsLog } from './sqs-log.js'
@@ -42,6 +42,8 @@ export interface SqsConsumerTarget {
   settings: TargetSettings
   target: Target
   limiters: readonly RateLimiter[]
+  /** Told of every outcome as it happens (the daemon's metrics); must not throw. */
+  observer?: TargetObserver
 }
 
 export interface SqsConsumerOptions {
@@ -119,6 +121,11 @@ export class SqsConsumer {
     await Promise.race([this.executor.idle(), new Promise((resolve) => this.options.abort.addEventListener('abort', resolve, { once: true }))])
     if (this.failure !== undefined) throw this.failure
     return this.summary(queues)
+  }
+
+  /** What each target did so far, read without waiting (for `wal daemon status`). */
+  snapshot(): Array<Omit<TargetStats, 'lag'>> {
+    return this.runs.map((r) => ({ ...r.stats, partitions: [...this.options.shards] }))
   }
 
   private isIdle(): boolean {
@@ -334,10 +341,12 @@ export class SqsConsumer {
         if (waiting.aborted) return 'aborted'
         throw error
       }
+      const startedMs = performance.now()
       try {
         await run.target.apply({ ...mutation, attempts: attempt - 1 }, { attempt, signal: abort })
         run.circuit.succeeded(probe)
         run.stats.applied++
+        run.observer?.applied(mutation, performance.now() - startedMs)
         return 'applied'
       } catch (thrown) {
         if (abort.aborted) return 'aborted'
@@ -355,6 +364,7 @@ export class SqsConsumer {
         memory.failures = [...memory.failures, this.failureOf(run, error, attempt)].slice(-MAX_FAILURES)
         if (error.errorClass === 'fatal' || attempt >= run.settings.retry.maxAttempts) return { dead: error }
         run.stats.retried++
+        run.observer?.retried(mutation)
         return { retryInMs: backoffMs(run.settings.retry, attempt) }
       }
     }
@@ -376,6 +386,7 @@ export class SqsConsumer {
     const [sent] = await log.queues.sendAll(await log.queues.url(log.queues.names.dlq), [copy])
     if (sent!.error) throw sent!.error
     run.stats.deadLettered++
+    run.observer?.deadLettered(mutation)
     this.options.onEvent?.({ type: 'dead-lettered', target: run.settings.name, mutation, error })
   }
 
