@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { resolveConfig, validateConfig } from '../../src/lib/config/load.js'
 import { durableAnswer, parseProduceBody } from '../../src/lib/daemon/http-produce.js'
 import { diffConsumers, planConsumers, restartOnlyChanges } from '../../src/lib/daemon/plan.js'
+import { shardQueues } from '../../src/lib/daemon/sqs-consumer.js'
 
 const config = (raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => resolveConfig(validateConfig(raw, '/etc/wal/.walrc', env), '/etc/wal/.walrc', { WAL_HOME: '/var/wal', ...env })
 
@@ -48,6 +49,36 @@ describe('the daemon plan', () => {
     expect(diffConsumers(before, planConsumers(config(more))).changed.map((s) => s.key).sort()).toEqual(['orders/api', 'orders/store'])
   })
 
+  describe('on SQS namespaces', () => {
+    const sqs = (jobs: Record<string, unknown>, shard = 'auto') =>
+      config({ ...base, clusters: { sqs: { main: { region: 'us-east-1' } } }, namespaces: { ...base.namespaces, jobs: { backend: 'sqs', cluster: 'main', shards: 4, ...jobs } }, daemon: { shard } })
+    const targets = { api: { type: 'http', url: 'http://127.0.0.1:1/x' }, store: { type: 'kv' } }
+
+    it('runs one consumer per SQS namespace for all its targets, beside one per target elsewhere', () => {
+      const plan = planConsumers(sqs({ targets }))
+      expect([...plan.keys()]).toEqual(['emails/outbox', 'jobs/*', 'orders/store', 'orders/api'])
+      expect(plan.get('jobs/*')!.targets.map((t) => t.name)).toEqual(['api', 'store'])
+      expect(plan.get('orders/api')!.targets.map((t) => t.name)).toEqual(['api'])
+    })
+
+    it("restarts an SQS namespace's consumer when any of its targets or its queues change, and leaves it alone otherwise", () => {
+      const before = planConsumers(sqs({ targets }))
+      const changedTarget = planConsumers(sqs({ targets: { ...targets, store: { type: 'kv', retry: { maxAttempts: 2 } } } }))
+      expect(diffConsumers(before, changedTarget)).toMatchObject({ changed: [expect.objectContaining({ key: 'jobs/*' })], added: [], removed: [] })
+      const addedTarget = planConsumers(sqs({ targets: { ...targets, out: { type: 'file', path: '/tmp/o' } } }))
+      expect(diffConsumers(before, addedTarget).changed.map((s) => s.key)).toEqual(['jobs/*'])
+      const otherQueues = planConsumers(sqs({ targets, visibilityTimeoutSeconds: 60 }))
+      expect(diffConsumers(before, otherQueues).changed.map((s) => s.key)).toEqual(['jobs/*'])
+      expect(diffConsumers(before, planConsumers(sqs({ targets }))).changed).toEqual([])
+    })
+
+    it('takes every shard queue for auto, and the queues i with i % N == I for I/N', () => {
+      expect(shardQueues('auto', 4)).toEqual([0, 1, 2, 3])
+      expect(shardQueues({ index: 1, count: 2 }, 5)).toEqual([1, 3])
+      expect(shardQueues({ index: 0, count: 3 }, 5)).toEqual([0, 3])
+    })
+  })
+
   it('names the settings a reload cannot change without a restart', () => {
     expect(restartOnlyChanges(config(base), config({ ...base, daemon: { port: 9000 } }))).toEqual(['daemon.port'])
     expect(restartOnlyChanges(config(base), config({ ...base, daemon: { maxInFlight: 5 } }))).toEqual([])
@@ -89,4 +120,5 @@ describe('HTTP write bodies', () => {
     expect(durableAnswer(results, 'orders', true).body).toMatchObject({ durable: true, message: '2 mutations durable (1 duplicate)', results: [{ index: 0, id: 'A' }, { index: 1, duplicate: true }] })
     expect(durableAnswer(results.slice(0, 1), 'orders', false).body).toEqual({ id: 'A', namespace: 'orders', partition: 1, offset: 7, durable: true, message: 'durable' })
   })
+
 })

@@ -1,19 +1,20 @@
 /**
- * The daemon's consumers: one TargetConsumer per namespace × target (the pipeline of `wal consume`),
- * started, stopped (drained) and restarted as reloads ask, and restarted with backoff when one fails.
+ * The daemon's consumers: one TargetConsumer per namespace × target (the pipeline of `wal consume`), or
+ * one SqsConsumer per SQS namespace for all its targets (sqs-consumer.ts), started, stopped (drained)
+ * and restarted as reloads ask, and restarted with backoff when one fails.
  */
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { Clock } from '../clock.js'
-import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
+import type { NamespaceSettings, ResolvedConfig, TargetSettings } from '../config/schema.js'
 import { parseShard } from '../consume/consume.js'
 import { toWalError } from '../errors.js'
 import type { LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { RateLimiter } from '../pipeline/rate-limiter.js'
-import { TargetConsumer, type PipelineEvent, type TargetStats } from '../pipeline/target-consumer.js'
+import { TargetConsumer, type PipelineEvent, type TargetObserver, type TargetStats } from '../pipeline/target-consumer.js'
 import { openTarget } from '../targets/open.js'
 import type { Logger } from './logger.js'
 import type { DaemonMetrics, PartitionLag } from './metrics.js'
@@ -76,17 +77,89 @@ export interface ConsumerStatus {
 }
 
 type Totals = Pick<TargetStats, 'applied' | 'retried' | 'scheduled' | 'deadLettered' | 'circuitOpened'>
+const TOTALS = ['applied', 'retried', 'scheduled', 'deadLettered', 'circuitOpened'] as const
+
+/** One run of a consumer, from its start to its end or failure: what the set needs of either kind. */
+export interface ConsumerRun {
+  run(): Promise<unknown>
+  /** Per target: what this run did so far, and the partitions (shard queues) it owns now. */
+  snapshot(): Array<Omit<TargetStats, 'lag'>>
+  /** Per target and owned partition: mutations not done yet, read now. */
+  lag(): Promise<PartitionLag[]>
+  /** Per target: entries waiting in the schedule (SQS: delayed in the queues), and in the DLQ. */
+  counts(): Promise<Map<string, { scheduled: number; deadLetters: number }>>
+  /** Closes what the run opened (not the shared log). */
+  close(): Promise<void>
+}
+
+/** What a run is started with. */
+export interface ConsumerRunContext {
+  spec: ConsumerSpec
+  log: LogBackend
+  owner: string
+  now: Clock
+  stop: AbortSignal
+  abort: AbortSignal
+  /** The rate limiters of a target: the namespace's (shared by its targets) and its own. */
+  limiters(target: TargetSettings): RateLimiter[]
+  observer(target: string): TargetObserver
+  onEvent(event: PipelineEvent): void
+}
+
+/** The offset pipeline of one target (every backend but SQS). */
+async function startTargetRun(ctx: ConsumerRunContext): Promise<ConsumerRun> {
+  const { spec, log } = ctx
+  const settings = spec.targets[0]!
+  const shard = parseShard(spec.shard === 'auto' ? 'auto' : spec.shard, log.partitions)
+  const store = await log.consumerStore(settings.name)
+  const target = await openTarget(settings).catch(async (error: unknown) => {
+    await store.close().catch(() => undefined)
+    throw error
+  })
+  const consumer = new TargetConsumer({
+    log,
+    store,
+    target,
+    settings,
+    owner: ctx.owner,
+    shard,
+    concurrency: spec.concurrency,
+    limiters: ctx.limiters(settings),
+    now: ctx.now,
+    untilIdle: false,
+    stop: ctx.stop,
+    abort: ctx.abort,
+    leaseTtlMs: spec.leaseTtlMs,
+    commitIntervalMs: 50,
+    pollIntervalMs: 20,
+    onEvent: ctx.onEvent,
+    observer: ctx.observer(settings.name),
+  })
+  return {
+    run: () => consumer.run(),
+    snapshot: () => [consumer.snapshot()],
+    async lag() {
+      const partitions = consumer.snapshot().partitions
+      if (partitions.length === 0) return []
+      const [marks, committed] = await Promise.all([log.marks(), store.committed(partitions)])
+      return partitions.map((p) => ({ namespace: spec.namespace.name, target: settings.name, partition: p, lag: Math.max(0, marks[p]!.high - (committed.get(p) ?? 0)) }))
+    },
+    counts: async () => new Map([[settings.name, await store.counts()]]),
+    async close() {
+      await target.close().catch(() => undefined)
+      await store.close().catch(() => undefined)
+    },
+  }
+}
 
 class RunningConsumer {
   state: ConsumerState = 'starting'
   readonly startedAt = new Date()
   restarts = 0
   lastError: string | null = null
-  consumer: TargetConsumer | undefined
-  log: LogBackend | undefined
-  store: Awaited<ReturnType<LogBackend['consumerStore']>> | undefined
-  /** What earlier runs (before a restart) did. */
-  readonly totals: Totals = { applied: 0, retried: 0, scheduled: 0, deadLettered: 0, circuitOpened: 0 }
+  current: ConsumerRun | undefined
+  /** Per target: what earlier runs (before a restart) did. */
+  readonly totals = new Map<string, Totals>()
   readonly stopController = new AbortController()
   readonly abortController = new AbortController()
   done: Promise<void> = Promise.resolve()
@@ -140,7 +213,7 @@ export class ConsumerSet {
     const running = new RunningConsumer(spec)
     this.running.set(spec.key, running)
     running.done = this.loop(running)
-    this.options.logger.info({ event: restarted ? 'consumer-restarted' : 'consumer-started', namespace: spec.namespace.name, target: spec.target.name, shard: spec.shard }, `${restarted ? 'restarting' : 'starting'} consumer ${spec.key}`)
+    this.options.logger.info({ event: restarted ? 'consumer-restarted' : 'consumer-started', ...fieldsOf(spec) }, `${restarted ? 'restarting' : 'starting'} consumer ${spec.key}`)
   }
 
   private async stop(key: string, drainTimeoutMs: number): Promise<void> {
@@ -159,19 +232,20 @@ export class ConsumerSet {
     this.running.delete(key)
     const drained = !running.abortController.signal.aborted
     this.options.logger[drained ? 'info' : 'warn'](
-      { event: 'consumer-stopped', namespace: spec.namespace.name, target: spec.target.name, shard: spec.shard, drained, tookMs: Date.now() - startedMs },
+      { event: 'consumer-stopped', ...fieldsOf(spec), drained, tookMs: Date.now() - startedMs },
       drained ? `consumer ${key} drained and stopped` : `consumer ${key} did not drain within ${drainTimeoutMs} ms; what it had not committed is redone by the next consumer`,
     )
   }
 
-  private limiters(namespace: NamespaceSettings): RateLimiter[] {
-    if (namespace.ratePerSec === null) return []
+  private limiters(namespace: NamespaceSettings, target: TargetSettings): RateLimiter[] {
+    const own = target.ratePerSec === null ? [] : [new RateLimiter(target.ratePerSec)]
+    if (namespace.ratePerSec === null) return own
     let shared = this.namespaceLimiters.get(namespace.name)
     if (!shared || shared.perSec !== namespace.ratePerSec) {
       shared = { perSec: namespace.ratePerSec, limiter: new RateLimiter(namespace.ratePerSec) }
       this.namespaceLimiters.set(namespace.name, shared)
     }
-    return [shared.limiter]
+    return [shared.limiter, ...own]
   }
 
   /** Runs the consumer until stopped; a failure is logged and the consumer started again after a backoff. */
@@ -179,39 +253,28 @@ export class ConsumerSet {
     const { spec } = running
     const { logger, metrics } = this.options
     const stop = running.stopController.signal
-    const fields = { namespace: spec.namespace.name, target: spec.target.name, shard: spec.shard }
+    const fields = fieldsOf(spec)
     let backoffMs = RESTART_BACKOFF_MS
     while (!stop.aborted) {
-      const opened: Array<{ close(): Promise<void> }> = []
       try {
-        const log = await this.options.logs.get(spec.namespace)
-        const shard = parseShard(spec.shard === 'auto' ? 'auto' : spec.shard, log.partitions)
-        const store = await log.consumerStore(spec.target.name)
-        opened.push(store)
-        const target = await openTarget(spec.target)
-        opened.push(target)
-        const consumer = new TargetConsumer({
-          log,
-          store,
-          target,
-          settings: spec.target,
+        const ctx: ConsumerRunContext = {
+          spec,
+          log: await this.options.logs.get(spec.namespace),
           owner: this.owner,
-          shard,
-          concurrency: spec.concurrency,
-          limiters: [...this.limiters(spec.namespace), ...(spec.target.ratePerSec === null ? [] : [new RateLimiter(spec.target.ratePerSec)])],
           now: this.options.now,
-          untilIdle: false,
           stop,
           abort: running.abortController.signal,
-          leaseTtlMs: spec.leaseTtlMs,
-          commitIntervalMs: 50,
-          pollIntervalMs: 20,
-          onEvent: (event) => this.logEvent(event, fields),
-          observer: metrics.observer(spec.namespace.name, spec.target.name),
-        })
-        Object.assign(running, { consumer, log, store })
+          limiters: (target) => this.limiters(spec.namespace, target),
+          observer: (target) => metrics.observer(spec.namespace.name, target),
+          // Pipeline events name their own target (one of an SQS namespace's).
+          onEvent: (event) => this.logEvent(event, { ...fields, target: event.target }),
+        }
+        if (spec.namespace.backend === 'sqs') {
+          const { startSqsRun } = await import('./sqs-consumer.js')
+          running.current = await startSqsRun(ctx)
+        } else running.current = await startTargetRun(ctx)
         if (!stop.aborted) running.state = 'running'
-        await consumer.run()
+        await running.current.run()
         backoffMs = RESTART_BACKOFF_MS
       } catch (error) {
         const walError = toWalError(error)
@@ -223,11 +286,16 @@ export class ConsumerSet {
         await sleep(backoffMs, undefined, { signal: stop }).catch(() => undefined)
         backoffMs = Math.min(backoffMs * 2, MAX_RESTART_BACKOFF_MS)
       } finally {
-        const done = running.consumer?.snapshot()
-        if (done) for (const k of Object.keys(running.totals) as Array<keyof Totals>) running.totals[k] += done[k]
-        running.consumer = undefined
-        running.store = undefined
-        for (const resource of opened.reverse()) await resource.close().catch(() => undefined)
+        const current = running.current
+        running.current = undefined
+        if (current) {
+          for (const done of current.snapshot()) {
+            const totals = running.totals.get(done.target) ?? { applied: 0, retried: 0, scheduled: 0, deadLettered: 0, circuitOpened: 0 }
+            for (const k of TOTALS) totals[k] += done[k]
+            running.totals.set(done.target, totals)
+          }
+          await current.close()
+        }
       }
     }
     running.state = 'stopped'
@@ -250,54 +318,53 @@ export class ConsumerSet {
     }
   }
 
-  /** Per consumer: its state, counts and lag, read now. */
+  /** Per namespace/target: its consumer's state, counts and lag, read now. */
   async status(): Promise<ConsumerStatus[]> {
     const out: ConsumerStatus[] = []
     for (const running of [...this.running.values()].sort((a, b) => a.spec.key.localeCompare(b.spec.key))) {
-      const { spec } = running
-      const snapshot = running.consumer?.snapshot()
-      const counts = await running.store?.counts().catch(() => null)
-      const lag = (await this.partitionLag(running)).reduce((sum, l) => sum + l.lag, 0)
-      const t = running.totals
-      out.push({
-        namespace: spec.namespace.name,
-        target: spec.target.name,
-        type: spec.target.type,
-        shard: spec.shard,
-        state: running.state,
-        partitions: snapshot?.partitions ?? [],
-        applied: t.applied + (snapshot?.applied ?? 0),
-        retried: t.retried + (snapshot?.retried ?? 0),
-        scheduled: t.scheduled + (snapshot?.scheduled ?? 0),
-        deadLettered: t.deadLettered + (snapshot?.deadLettered ?? 0),
-        circuitOpened: t.circuitOpened + (snapshot?.circuitOpened ?? 0),
-        lag,
-        waiting: counts?.scheduled ?? 0,
-        dlqDepth: counts?.deadLetters ?? 0,
-        startedAt: running.startedAt.toISOString(),
-        restarts: running.restarts,
-        lastError: running.lastError,
-      })
+      const { spec, current } = running
+      const snapshots = new Map((current?.snapshot() ?? []).map((s) => [s.target, s]))
+      const [counts, lags] = await Promise.all([current?.counts().catch(() => null), this.lagOf(running)])
+      for (const target of spec.targets) {
+        const snapshot = snapshots.get(target.name)
+        const t = running.totals.get(target.name)
+        const sum = (k: keyof Totals): number => (t?.[k] ?? 0) + (snapshot?.[k] ?? 0)
+        out.push({
+          namespace: spec.namespace.name,
+          target: target.name,
+          type: target.type,
+          shard: spec.shard,
+          state: running.state,
+          partitions: snapshot?.partitions ?? [],
+          applied: sum('applied'),
+          retried: sum('retried'),
+          scheduled: sum('scheduled'),
+          deadLettered: sum('deadLettered'),
+          circuitOpened: sum('circuitOpened'),
+          lag: lags.filter((l) => l.target === target.name).reduce((n, l) => n + l.lag, 0),
+          waiting: counts?.get(target.name)?.scheduled ?? 0,
+          dlqDepth: counts?.get(target.name)?.deadLetters ?? 0,
+          startedAt: running.startedAt.toISOString(),
+          restarts: running.restarts,
+          lastError: running.lastError,
+        })
+      }
     }
     return out
   }
 
-  /** Uncommitted mutations per partition each consumer owns now (for /metrics). */
+  /** Mutations not done yet per target and partition each consumer owns now (for /metrics). */
   async lag(): Promise<PartitionLag[]> {
-    const all = await Promise.all([...this.running.values()].map((r) => this.partitionLag(r)))
+    const all = await Promise.all([...this.running.values()].map((r) => this.lagOf(r)))
     return all.flat()
   }
 
-  private async partitionLag(running: RunningConsumer): Promise<PartitionLag[]> {
-    const { consumer, log, store } = running
-    if (!consumer || !log || !store) return []
-    const partitions = consumer.snapshot().partitions
-    if (partitions.length === 0) return []
-    try {
-      const [marks, committed] = await Promise.all([log.marks(), store.committed(partitions)])
-      return partitions.map((p) => ({ namespace: running.spec.namespace.name, target: running.spec.target.name, partition: p, lag: Math.max(0, marks[p]!.high - (committed.get(p) ?? 0)) }))
-    } catch {
-      return []
-    }
+  private async lagOf(running: RunningConsumer): Promise<PartitionLag[]> {
+    return (await running.current?.lag().catch(() => [])) ?? []
   }
+}
+
+/** Log fields of a consumer: an SQS namespace's names all its targets. */
+function fieldsOf(spec: ConsumerSpec): { namespace: string; target: string; shard: string } {
+  return { namespace: spec.namespace.name, target: spec.targets.map((t) => t.name).join(','), shard: spec.shard }
 }

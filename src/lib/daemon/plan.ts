@@ -5,12 +5,16 @@
 import { namespaceSettings } from '../config/load.js'
 import type { NamespaceSettings, ResolvedConfig, TargetSettings } from '../config/schema.js'
 
-/** One consumer: a target of a namespace, over the daemon's shard of its partitions. */
+/**
+ * One consumer, over the daemon's shard of a namespace's partitions: a target of the namespace, or, on
+ * an SQS namespace, all of its targets (a message is received once, so one consumer applies it to each).
+ */
 export interface ConsumerSpec {
-  /** "namespace/target": stable across reloads. */
+  /** "namespace/target", or "namespace/*" for an SQS namespace's consumer: stable across reloads. */
   key: string
   namespace: NamespaceSettings
-  target: TargetSettings
+  /** The targets it applies to: one, or every target of an SQS namespace. */
+  targets: TargetSettings[]
   shard: string
   concurrency: number
   leaseTtlMs: number
@@ -27,12 +31,13 @@ export interface ConsumerPlanDiff {
 
 /** What of a namespace its log depends on: a change means the log is opened again. */
 export function logFingerprint(ns: NamespaceSettings): string {
-  return JSON.stringify({ backend: ns.backend, partitions: ns.partitions, kafka: ns.kafka })
+  return JSON.stringify({ backend: ns.backend, partitions: ns.partitions, kafka: ns.kafka, sqs: ns.sqs })
 }
 
 /**
  * The consumers a config asks for: every target of every declared namespace and, when namespaces are
- * created on demand, of every namespace that has a log (`existing`).
+ * created on demand, of every namespace that has a log (`existing`). An SQS namespace gets one consumer
+ * for all its targets, so a change to any of them restarts it.
  */
 export function planConsumers(config: ResolvedConfig, existing: readonly string[] = []): Map<string, ConsumerSpec> {
   const names = new Set(config.namespaces.keys())
@@ -41,10 +46,10 @@ export function planConsumers(config: ResolvedConfig, existing: readonly string[
   const { shard, concurrency, leaseTtlMs } = config.daemon
   for (const name of [...names].sort()) {
     const namespace = namespaceSettings(config, name)
-    for (const target of namespace.targets) {
-      const key = `${name}/${target.name}`
-      const fingerprint = JSON.stringify({ log: logFingerprint(namespace), rate: namespace.ratePerSec, target, shard, concurrency, leaseTtlMs })
-      plan.set(key, { key, namespace, target, shard, concurrency, leaseTtlMs, fingerprint })
+    const groups = namespace.backend === 'sqs' ? (namespace.targets.length > 0 ? [{ key: `${name}/*`, targets: namespace.targets }] : []) : namespace.targets.map((t) => ({ key: `${name}/${t.name}`, targets: [t] }))
+    for (const { key, targets } of groups) {
+      const fingerprint = JSON.stringify({ log: logFingerprint(namespace), rate: namespace.ratePerSec, targets, shard, concurrency, leaseTtlMs })
+      plan.set(key, { key, namespace, targets, shard, concurrency, leaseTtlMs, fingerprint })
     }
   }
   return plan
