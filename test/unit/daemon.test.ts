@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 
 import { resolveConfig, validateConfig } from '../../src/lib/config/load.js'
-import { durableAnswer, parseProduceBody } from '../../src/lib/daemon/http-produce.js'
+import { BackendUnavailableError, DurabilityUnknownError, InvalidRecordError, type WalError } from '../../src/lib/errors.js'
+import { durableAnswer, parseProduceBody, partialAnswer } from '../../src/lib/daemon/http-produce.js'
 import { diffConsumers, planConsumers, restartOnlyChanges } from '../../src/lib/daemon/plan.js'
 import { shardQueues } from '../../src/lib/daemon/sqs-consumer.js'
 
@@ -121,4 +122,35 @@ describe('HTTP write bodies', () => {
     expect(durableAnswer(results.slice(0, 1), 'orders', false).body).toEqual({ id: 'A', namespace: 'orders', partition: 1, offset: 7, durable: true, message: 'durable' })
   })
 
+  describe('on SQS', () => {
+    const sent = (id: string, error?: WalError) => ({ id, partition: 1, offset: -1, duplicate: false, queue: 'jobs-1', messageId: error ? undefined : `m-${id}`, error })
+    const parsed = parseProduceBody('[{"key":"a","payload":1,"idempotencyKey":"k-a"},{"key":"b","payload":2},{"key":"c","payload":3}]', undefined, 'orders', cfg, 1000)
+    const mutations = parsed.ok ? parsed.mutations : []
+
+    it('acks with the queue and MessageId instead of an offset', () => {
+      expect(durableAnswer([sent('A')], 'jobs', false).body).toEqual({ id: 'A', namespace: 'jobs', partition: 1, queue: 'jobs-1', messageId: 'm-A', durable: true, message: 'durable' })
+    })
+
+    it('answers each mutation of a batch SQS wrote in part, with the status of the worst outcome', () => {
+      const refused = partialAnswer([sent('A'), sent('B', new InvalidRecordError('too large')), sent('C')], mutations, 'jobs', true)
+      expect(refused.status).toBe(400)
+      expect(refused.body).toMatchObject({ durable: false, message: '2 of 3 mutations durable; 1 not (first: index 1: too large): fix those and send them again' })
+      expect(refused.body.results!.map((r) => r.durable)).toEqual([true, false, true])
+      expect(refused.body.results![0]).toMatchObject({ queue: 'jobs-1', messageId: 'm-A' })
+
+      const unavailable = partialAnswer([sent('A'), sent('B', new BackendUnavailableError('SQS refused')), sent('C', new InvalidRecordError('too large'))], mutations, 'jobs', true)
+      expect(unavailable).toMatchObject({ status: 503, body: { durable: false } })
+
+      const unknown = partialAnswer([sent('A', new DurabilityUnknownError('no answer')), sent('B', new BackendUnavailableError('x')), sent('C')], mutations, 'jobs', true)
+      expect(unknown).toMatchObject({ status: 504, body: { durable: 'unknown' } })
+      expect(unknown.body.results![0]).toMatchObject({ index: 0, durable: 'unknown', idempotencyKey: 'k-a' })
+    })
+
+    it('answers a single mutation SQS did not take with why', () => {
+      const one = partialAnswer([sent('A', new DurabilityUnknownError('no answer'))], mutations.slice(0, 1), 'jobs', false)
+      expect(one).toMatchObject({ status: 504, body: { durable: 'unknown', id: mutations[0]!.id, idempotencyKey: 'k-a' } })
+      expect(one.body.message).toMatch(/^no answer: the write may or may not be in the log; send it again with the same idempotency key$/)
+      expect(one.body).not.toHaveProperty('index')
+    })
+  })
 })

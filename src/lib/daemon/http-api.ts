@@ -12,7 +12,7 @@ import { namespaceSettings } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { ConfigError, DurabilityUnknownError, toWalError, UnknownNamespaceError, UsageError, WalError } from '../errors.js'
 import type { LogPool } from './consumers.js'
-import { durableAnswer, parseProduceBody, type ProduceAnswer } from './http-produce.js'
+import { durableAnswer, parseProduceBody, partialAnswer, type ProduceAnswer } from './http-produce.js'
 import type { Logger } from './logger.js'
 import type { DaemonMetrics } from './metrics.js'
 
@@ -138,9 +138,11 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     if (!parsed.ok) return parsed.answer
     try {
       const log = await ctx.logs.get(settings)
-      const results = await log.append(parsed.mutations)
-      ctx.metrics.produced.inc({ namespace }, results.filter((r) => !r.duplicate).length)
+      // SQS writes entries one by one: some may land while others fail, and each is answered for.
+      const results = await log.append(parsed.mutations, { perEntryErrors: settings.backend === 'sqs' })
+      ctx.metrics.produced.inc({ namespace }, results.filter((r) => !r.duplicate && r.error === undefined).length)
       ctx.produced(namespace)
+      if (results.some((r) => r.error !== undefined)) return partialAnswer(results, parsed.mutations, namespace, parsed.batch)
       return durableAnswer(results, namespace, parsed.batch)
     } catch (error) {
       const walError = toWalError(error)

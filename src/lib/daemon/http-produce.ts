@@ -7,7 +7,7 @@
  */
 import { decodeEnvelope, type Mutation } from '../envelope/envelope.js'
 import type { ResolvedConfig } from '../config/schema.js'
-import { InvalidRecordError, WalError } from '../errors.js'
+import { DurabilityUnknownError, InvalidRecordError, WalError } from '../errors.js'
 import type { AppendResult } from '../log/backend.js'
 import { checkMutation } from '../produce/produce.js'
 
@@ -89,6 +89,8 @@ export function parseProduceBody(text: string, contentType: string | undefined, 
 }
 
 function ack(result: AppendResult, namespace: string): Record<string, unknown> {
+  // SQS has no offsets: the queue and the MessageId say where the message is (as `wal produce` prints).
+  if (result.messageId !== undefined) return { id: result.id, namespace, partition: result.partition, queue: result.queue, messageId: result.messageId, durable: true }
   return { id: result.id, namespace, partition: result.partition, offset: result.offset, durable: true, ...(result.duplicate ? { duplicate: true } : {}) }
 }
 
@@ -105,6 +107,40 @@ export function durableAnswer(results: readonly AppendResult[], namespace: strin
       durable: true,
       message: `${results.length} mutation${results.length === 1 ? '' : 's'} durable${duplicates > 0 ? ` (${duplicates} duplicate${duplicates === 1 ? '' : 's'})` : ''}`,
       results: results.map((r, index) => ({ index, ...ack(r, namespace) })),
+    },
+  }
+}
+
+/**
+ * The answer when a backend that writes entries one by one (SQS) failed on some and not others: each
+ * mutation's outcome by index (acked, refused, not written, or unknown), and the status of the worst —
+ * 504 when some may or may not be in the log, 503 when some were not written (try them again), 400
+ * when some were refused as they are. The acked ones are durable either way.
+ */
+export function partialAnswer(results: readonly AppendResult[], mutations: readonly Mutation[], namespace: string, batch: boolean): ProduceAnswer {
+  const outcomes = results.map((r, index) => {
+    const m = mutations[index]!
+    if (r.error === undefined) return { index, ...ack(r, namespace) }
+    if (r.error instanceof DurabilityUnknownError) return { index, id: m.id, namespace, durable: 'unknown' as const, idempotencyKey: m.idempotencyKey, error: r.error.toJSON() }
+    return { index, id: m.id, namespace, durable: false, error: r.error.toJSON() }
+  })
+  const failed = results.filter((r) => r.error !== undefined)
+  const status = failed.some((r) => r.error instanceof DurabilityUnknownError) ? 504 : failed.some((r) => !(r.error instanceof InvalidRecordError)) ? 503 : 400
+  const durable = status === 504 ? ('unknown' as const) : false
+  const first = failed[0]!.error!
+  if (!batch) {
+    const { index: _index, ...outcome } = outcomes[0]!
+    const message = status === 504 ? `${first.message}: the write may or may not be in the log; send it again with the same idempotency key` : first.message
+    return { status, body: { ...outcome, durable, message } }
+  }
+  const advice = status === 504 ? 'send those again with the same idempotency keys' : status === 503 ? 'send those again' : 'fix those and send them again'
+  const acked = results.length - failed.length
+  return {
+    status,
+    body: {
+      durable,
+      message: `${acked} of ${results.length} mutations durable; ${failed.length} not (first: index ${results.indexOf(failed[0]!)}: ${first.message}): ${advice}`,
+      results: outcomes,
     },
   }
 }
