@@ -1,0 +1,139 @@
+// `wal daemon` on an SQS namespace: one consumer for all its targets over the shard queues, writes over
+// HTTP and from the CLI acked with queue and MessageId, status and metrics per target, dead letters in
+// the SQS DLQ, reload, and a drained stop. The real binary against the test ElasticMQ.
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { isAlive, killDaemons, pidFileExists, post } from '../helpers/daemon.js'
+import { startTargetServer, type TargetServer } from '../helpers/http-target-server.js'
+import { deleteQueues, sqsNamespace } from '../helpers/sqs-namespace.js'
+import { kvItems } from '../helpers/state.js'
+import { makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
+
+let wal: Sandbox
+let server: TargetServer
+let detachedPid: number | undefined
+const prefixes: string[] = []
+beforeEach(async () => {
+  wal = makeSandbox()
+  server = await startTargetServer()
+  detachedPid = undefined
+})
+afterEach(async () => {
+  await killDaemons(detachedPid)
+  await server.close()
+  wal.cleanup()
+  await deleteQueues(prefixes.splice(0))
+})
+
+/** Adds daemon settings (and changes to the namespace) to the config sqsNamespace wrote. */
+function amendConfig(change: (config: { namespaces: { orders: Record<string, unknown> } } & Record<string, unknown>) => void): void {
+  const path = join(wal.cwd, '.walrc.json')
+  const config = JSON.parse(readFileSync(path, 'utf8')) as { namespaces: { orders: Record<string, unknown> } } & Record<string, unknown>
+  change(config)
+  writeFileSync(path, JSON.stringify(config))
+}
+
+interface ConsumerStatus {
+  namespace: string
+  target: string
+  state: string
+  partitions: number[]
+  applied: number
+  retried: number
+  deadLettered: number
+  lag: number
+  restarts: number
+}
+
+const put = (id: string) => ({ op: 'put', table: 't', key: { id }, item: { id } })
+const status = async (): Promise<ConsumerStatus[]> => (JSON.parse((await wal.run(['daemon', 'status', '--json'])).stdout) as { consumers: ConsumerStatus[] }).consumers
+
+describe('wal daemon on an SQS namespace', () => {
+  it('applies writes from HTTP and the CLI to every target with one consumer, dead-letters into the SQS DLQ, reloads, and drains on stop', async () => {
+    prefixes.push(
+      await sqsNamespace(wal, {
+        shards: 2,
+        targets: {
+          store: { type: 'kv' },
+          api: { type: 'http', url: server.url, timeoutMs: 5000, retry: { maxAttempts: 2, initialBackoffMs: 200, jitter: 0 } },
+        },
+      }),
+    )
+    amendConfig((c) => (c.daemon = { port: 0, drainTimeoutMs: 10_000 }))
+    server.always('bad', 503)
+
+    const started = await wal.run(['daemon', 'start', '--json'])
+    expect(started.code, started.stderr).toBe(0)
+    const { pid, url } = JSON.parse(started.stdout) as { pid: number; url: string }
+    detachedPid = pid
+
+    // Acks carry the queue and MessageId, as `wal produce` prints them, not offsets.
+    const one = await post(`${url}/v1/namespaces/orders/mutations`, { key: 'a', payload: put('a') })
+    expect(one.status, JSON.stringify(one.body)).toBe(200)
+    expect(one.body).toMatchObject({ durable: true, message: 'durable', namespace: 'orders', queue: expect.stringMatching(/^wal-[0-9a-f]+-[01]$/), messageId: expect.any(String) })
+    expect(one.body).not.toHaveProperty('offset')
+    const batch = await post(`${url}/v1/namespaces/orders/mutations`, [{ key: 'b', payload: put('b') }, { key: 'bad', payload: put('bad') }])
+    expect(batch.status, JSON.stringify(batch.body)).toBe(200)
+    expect(batch.body).toMatchObject({ durable: true, message: '2 mutations durable' })
+    expect((batch.body.results as Array<Record<string, unknown>>).map((r) => [r.index, r.durable, typeof r.messageId])).toEqual([
+      [0, true, 'string'],
+      [1, true, 'string'],
+    ])
+    const viaCli = await wal.run(['produce', '-n', 'orders', '-k', 'c', '-p', JSON.stringify(put('c'))])
+    expect(viaCli.code, viaCli.stderr).toBe(0)
+    expect(viaCli.stdout).toMatch(/queue=wal-[0-9a-f]+-[01] messageId=\S+ durable=true/)
+
+    // Both targets get everything; "bad" fails at the API and is dead-lettered after its 2 attempts.
+    await waitFor(() => kvItems(wal.stateDir, 'orders').length === 4, { timeoutMs: 30_000 })
+    const consumers = await waitFor(
+      async () => {
+        const s = await status()
+        const api = s.find((c) => c.target === 'api')
+        return api?.deadLettered === 1 && s.every((c) => c.lag === 0) ? s : null
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    )
+    expect(consumers!.map((c) => [c.namespace, c.target, c.state, c.partitions, c.applied, c.retried, c.deadLettered, c.lag, c.restarts])).toEqual([
+      ['orders', 'store', 'running', [0, 1], 4, 0, 0, 0, 0],
+      ['orders', 'api', 'running', [0, 1], 3, 1, 1, 0, 0],
+    ])
+    expect(new Set(server.received.filter((r) => r.status === 200).map((r) => r.key))).toEqual(new Set(['a', 'b', 'c']))
+    const dead = (JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: Array<{ key: string; target: string }> }).entries
+    expect(dead.map((e) => [e.key, e.target])).toEqual([['bad', 'api']])
+
+    const metrics = await (await fetch(`${url}/metrics`)).text()
+    expect(metrics).toContain('wal_produced_total{namespace="orders"} 3')
+    expect(metrics).toContain('wal_applied_total{namespace="orders",target="store"} 4')
+    expect(metrics).toContain('wal_retried_total{namespace="orders",target="api"} 1')
+    expect(metrics).toContain('wal_dead_lettered_total{namespace="orders",target="api"} 1')
+    expect(metrics).toMatch(/wal_consumer_lag\{namespace="orders",target="api",partition="1"\} 0/)
+
+    // A change to one target restarts the namespace's one consumer, which goes on applying.
+    amendConfig((c) => ((c.namespaces.orders.targets as Record<string, Record<string, unknown>>).api!.timeoutMs = 4000))
+    const reload = await wal.run(['daemon', 'reload', '--json'])
+    expect(reload.code, reload.stderr).toBe(0)
+    expect(JSON.parse(reload.stdout)).toMatchObject({ ok: true, added: [], removed: [], changed: ['orders/*'], unchanged: [] })
+    expect((await post(`${url}/v1/namespaces/orders/mutations`, { key: 'd', payload: put('d') })).status).toBe(200)
+    await waitFor(() => kvItems(wal.stateDir, 'orders').length === 5, { timeoutMs: 30_000 })
+
+    const stopped = await wal.run(['daemon', 'stop', '--json'])
+    expect(stopped.code, stopped.stderr).toBe(0)
+    expect(JSON.parse(stopped.stdout)).toMatchObject({ running: true, pid, killed: false })
+    expect(isAlive(pid)).toBe(false)
+    expect(pidFileExists(wal)).toBe(false)
+    const logs = (await wal.run(['daemon', 'logs'])).stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(logs.filter((l) => l.event === 'consumer-failed')).toEqual([])
+    expect(logs.find((l) => l.event === 'dead-lettered')).toMatchObject({ namespace: 'orders', target: 'api', key: 'bad' })
+    expect(logs.filter((l) => l.event === 'consumer-stopped').map((l) => [l.namespace, l.target, l.drained])).toEqual([
+      ['orders', 'store,api', true],
+      ['orders', 'store,api', true],
+    ])
+    // Nothing was left in the queues for the next consumer.
+    expect((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).toBe('')
+  }, 180_000)
+})
