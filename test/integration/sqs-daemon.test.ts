@@ -1,15 +1,16 @@
 // `wal daemon` on an SQS namespace: one consumer for all its targets over the shard queues, writes over
 // HTTP and from the CLI acked with queue and MessageId, status and metrics per target, dead letters in
 // the SQS DLQ, reload, and a drained stop. The real binary against the test ElasticMQ.
+import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { isAlive, killDaemons, pidFileExists, post } from '../helpers/daemon.js'
+import { isAlive, killDaemons, pidFileExists, post, startForegroundDaemon } from '../helpers/daemon.js'
 import { startTargetServer, type TargetServer } from '../helpers/http-target-server.js'
-import { deleteQueues, sqsNamespace } from '../helpers/sqs-namespace.js'
+import { deleteQueues, sqsNamespace, writeSqsConfig } from '../helpers/sqs-namespace.js'
 import { kvItems } from '../helpers/state.js'
-import { makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
+import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 let server: TargetServer
@@ -136,4 +137,45 @@ describe('wal daemon on an SQS namespace', () => {
     // Nothing was left in the queues for the next consumer.
     expect((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).toBe('')
   }, 180_000)
+
+  it("restarts a namespace's consumer with backoff while its queues are missing, then consumes only its shard's queues", async () => {
+    const queue = `wal-${randomBytes(5).toString('hex')}`
+    prefixes.push(queue)
+    writeSqsConfig(wal, queue, { shards: 2 })
+    amendConfig((c) => (c.daemon = { port: 0, shard: '1/2', drainTimeoutMs: 10_000 }))
+    const daemon = await startForegroundDaemon(wal)
+
+    // No `ns init` yet: the consumer fails, says which, and is started again.
+    await waitFor(() => daemon.events('consumer-failed').length >= 2, { timeoutMs: 30_000 })
+    expect(daemon.events('consumer-failed')[0]).toMatchObject({ namespace: 'orders', target: 'kv', shard: '1/2' })
+    const failing = await status()
+    expect(failing).toEqual([expect.objectContaining({ namespace: 'orders', target: 'kv', state: 'failed' })])
+    expect(failing[0]!.restarts).toBeGreaterThanOrEqual(2)
+    // With backoff: 1 s, then 2 s, … between attempts, not a tight loop.
+    const [first, second] = daemon.events('consumer-failed')
+    expect(second!.retryInMs).toBe(2 * (first!.retryInMs as number))
+
+    expect((await wal.run(['ns', 'init', 'orders'])).code).toBe(0)
+    const produced = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((k) => ({ key: k, payload: put(k) }))) })
+    expect(produced.code, produced.stderr).toBe(0)
+    const acks = jsonLines<{ id: string; queue: string; partition: number }>(produced.stdout)
+    const mine = acks.filter((a) => a.partition === 1)
+    expect(mine.length).toBeGreaterThan(0)
+    expect(mine.length).toBeLessThan(acks.length)
+
+    // Shard 1/2 of 2 queues is queue 1: its messages are applied, queue 0's are left for another consumer.
+    await waitFor(() => kvItems(wal.stateDir, 'orders').length === mine.length, { timeoutMs: 30_000 })
+    expect(kvItems(wal.stateDir, 'orders').map((r) => r.mutation_id).sort()).toEqual(mine.map((a) => a.id).sort())
+    const consumers = await waitFor(async () => {
+      const s = await status()
+      return s[0]?.state === 'running' && s[0].lag === 0 ? s : null
+    })
+    expect(consumers![0]).toMatchObject({ partitions: [1], applied: mine.length })
+    const left = jsonLines<{ id: string }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
+    expect(left.map((e) => e.id).sort()).toEqual(acks.filter((a) => a.partition === 0).map((a) => a.id).sort())
+
+    expect(await daemon.stop()).toBe(0)
+    expect(pidFileExists(wal)).toBe(false)
+    expect(daemon.events('consumer-stopped')).toEqual([expect.objectContaining({ namespace: 'orders', target: 'kv', drained: true })])
+  }, 120_000)
 })
