@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { isAlive, killDaemons, pidFileExists, post, startForegroundDaemon } from '../helpers/daemon.js'
 import { startTargetServer, type TargetServer } from '../helpers/http-target-server.js'
+import { endpoints } from '../../scripts/services/endpoints.js'
 import { deleteQueues, sqsNamespace, writeSqsConfig } from '../helpers/sqs-namespace.js'
 import { kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
@@ -16,6 +17,7 @@ let wal: Sandbox
 let server: TargetServer
 let detachedPid: number | undefined
 const prefixes: string[] = []
+const proxies: string[] = []
 beforeEach(async () => {
   wal = makeSandbox()
   server = await startTargetServer()
@@ -26,7 +28,25 @@ afterEach(async () => {
   await server.close()
   wal.cleanup()
   await deleteQueues(prefixes.splice(0))
+  for (const name of proxies.splice(0)) await fetch(`${endpoints.toxiproxy.api}/proxies/${name}`, { method: 'DELETE' }).catch(() => undefined)
 })
+
+/** A Toxiproxy proxy of this test's own in front of ElasticMQ (the shared ones are left alone). */
+async function proxy(): Promise<{ endpoint: string; enable(on: boolean): Promise<void> }> {
+  const name = `wal-sqs-${randomBytes(4).toString('hex')}`
+  const response = await fetch(`${endpoints.toxiproxy.api}/proxies`, {
+    method: 'POST',
+    body: JSON.stringify({ name, listen: '127.0.0.1:0', upstream: new URL(endpoints.sqs.endpoint).host, enabled: true }),
+  })
+  const created = (await response.json()) as { listen: string }
+  proxies.push(name)
+  return {
+    endpoint: `http://${created.listen}`,
+    async enable(enabled) {
+      await fetch(`${endpoints.toxiproxy.api}/proxies/${name}`, { method: 'POST', body: JSON.stringify({ enabled }) })
+    },
+  }
+}
 
 /** Adds daemon settings (and changes to the namespace) to the config sqsNamespace wrote. */
 function amendConfig(change: (config: { namespaces: { orders: Record<string, unknown> } } & Record<string, unknown>) => void): void {
@@ -177,5 +197,31 @@ describe('wal daemon on an SQS namespace', () => {
     expect(await daemon.stop()).toBe(0)
     expect(pidFileExists(wal)).toBe(false)
     expect(daemon.events('consumer-stopped')).toEqual([expect.objectContaining({ namespace: 'orders', target: 'kv', drained: true })])
+  }, 120_000)
+
+  it('with the SQS endpoint down: writes get 503 and nothing is acked, the consumer says so and waits, and goes on once it is back', async () => {
+    const queue = `wal-${randomBytes(5).toString('hex')}`
+    prefixes.push(queue)
+    const toxic = await proxy()
+    writeSqsConfig(wal, queue, { endpoint: toxic.endpoint })
+    amendConfig((c) => (c.daemon = { port: 0, drainTimeoutMs: 10_000 }))
+    expect((await wal.run(['ns', 'init', 'orders'])).code).toBe(0)
+    const daemon = await startForegroundDaemon(wal)
+    await waitFor(async () => (await status())[0]?.state === 'running')
+
+    await toxic.enable(false)
+    const refused = await post(`${daemon.url}/v1/namespaces/orders/mutations`, { key: 'a', payload: put('a') })
+    expect(refused.status, JSON.stringify(refused.body)).toBe(503)
+    expect(refused.body).toMatchObject({ durable: false, message: expect.stringMatching(/cannot reach the endpoint/) })
+    expect(refused.headers.get('retry-after')).toBe('1')
+    await waitFor(() => daemon.events('consumer-warning').some((e) => /retrying with backoff/.test(String(e.msg))), { timeoutMs: 30_000 })
+    expect(daemon.events('consumer-warning')[0]).toMatchObject({ namespace: 'orders', target: 'kv' })
+
+    await toxic.enable(true)
+    expect((await post(`${daemon.url}/v1/namespaces/orders/mutations`, { key: 'b', payload: put('b') })).status).toBe(200)
+    await waitFor(() => kvItems(wal.stateDir, 'orders').length === 1, { timeoutMs: 60_000 })
+    expect(kvItems(wal.stateDir, 'orders')[0]!.pk).toContain('"b"')
+    await waitFor(() => daemon.events('consumer-warning').some((e) => /answers again/.test(String(e.msg))), { timeoutMs: 30_000 })
+    expect(await daemon.stop()).toBe(0)
   }, 120_000)
 })

@@ -104,6 +104,8 @@ export interface ConsumerRunContext {
   limiters(target: TargetSettings): RateLimiter[]
   observer(target: string): TargetObserver
   onEvent(event: PipelineEvent): void
+  /** What the consumer says outside the pipeline's events (SQS: the endpoint unreachable, and back). */
+  onWarning(message: string): void
 }
 
 /** The offset pipeline of one target (every backend but SQS). */
@@ -268,6 +270,7 @@ export class ConsumerSet {
           observer: (target) => metrics.observer(spec.namespace.name, target),
           // Pipeline events name their own target (one of an SQS namespace's).
           onEvent: (event) => this.logEvent(event, { ...fields, target: event.target }),
+          onWarning: (message) => logger.warn({ event: 'consumer-warning', ...fields }, message),
         }
         if (spec.namespace.backend === 'sqs') {
           const { startSqsRun } = await import('./sqs-consumer.js')

@@ -43,6 +43,7 @@ export async function startSqsRun(ctx: ConsumerRunContext): Promise<ConsumerRun>
     stop: ctx.stop,
     abort: ctx.abort,
     onEvent: ctx.onEvent,
+    onWarning: ctx.onWarning,
   })
   // The queues are the state: lag is what waits in them (as `wal ns show` reads it), the same for each target.
   const state = new SqsConsumerState(log, spec.targets[0]!.name)
