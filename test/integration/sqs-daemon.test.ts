@@ -194,7 +194,8 @@ describe('wal daemon on an SQS namespace', () => {
     const left = jsonLines<{ id: string }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
     expect(left.map((e) => e.id).sort()).toEqual(acks.filter((a) => a.partition === 0).map((a) => a.id).sort())
 
-    expect(await daemon.stop()).toBe(0)
+    // Its log says why, should it not exit 0.
+    expect(await daemon.stop(), daemon.output()).toBe(0)
     expect(pidFileExists(wal)).toBe(false)
     expect(daemon.events('consumer-stopped')).toEqual([expect.objectContaining({ namespace: 'orders', target: 'kv', drained: true })])
   }, 120_000)
@@ -222,6 +223,7 @@ describe('wal daemon on an SQS namespace', () => {
     await waitFor(() => kvItems(wal.stateDir, 'orders').length === 1, { timeoutMs: 60_000 })
     expect(kvItems(wal.stateDir, 'orders')[0]!.pk).toContain('"b"')
     await waitFor(() => daemon.events('consumer-warning').some((e) => /answers again/.test(String(e.msg))), { timeoutMs: 30_000 })
-    expect(await daemon.stop()).toBe(0)
+    // Its log says why, should it not exit 0.
+    expect(await daemon.stop(), daemon.output()).toBe(0)
   }, 120_000)
 })

@@ -4,7 +4,7 @@ import { resolveConfig, validateConfig } from '../../src/lib/config/load.js'
 import { BackendUnavailableError, DurabilityUnknownError, InvalidRecordError, type WalError } from '../../src/lib/errors.js'
 import { durableAnswer, parseProduceBody, partialAnswer } from '../../src/lib/daemon/http-produce.js'
 import { diffConsumers, planConsumers, restartOnlyChanges } from '../../src/lib/daemon/plan.js'
-import { shardQueues } from '../../src/lib/daemon/sqs-consumer.js'
+import { shardQueues } from '../../src/lib/log/sqs/queues.js'
 
 const config = (raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => resolveConfig(validateConfig(raw, '/etc/wal/.walrc', env), '/etc/wal/.walrc', { WAL_HOME: '/var/wal', ...env })
 

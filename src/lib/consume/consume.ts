@@ -137,11 +137,11 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
         opened.push(target)
         runs.push({ settings: t, target, limiters: t.ratePerSec === null ? shared : [...shared, new RateLimiter(t.ratePerSec)] })
       }
-      const all = Array.from({ length: log.partitions }, (_, p) => p)
+      const { shardQueues } = await import('../log/sqs/queues.js')
       const consumer = new SqsConsumer({
         log: log as import('../log/sqs/sqs-log.js').SqsLog,
         targets: runs,
-        shards: shard === 'auto' ? all : all.filter((p) => p % shard.count === shard.index),
+        shards: shardQueues(shard, log.partitions),
         concurrency,
         now,
         untilIdle: options.untilIdle ?? false,

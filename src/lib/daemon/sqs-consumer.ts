@@ -3,19 +3,13 @@
  * it (a message is received once, so one consumer applies it to each target before deleting it), over
  * the daemon's shard of the namespace's queues. Loaded only when the daemon runs an SQS namespace.
  */
-import type { ShardRequest } from '../log/backend.js'
 import { SqsConsumerState } from '../log/sqs/consumer-state.js'
 import { SqsConsumer, type SqsConsumerTarget } from '../log/sqs/consumer.js'
+import { shardQueues } from '../log/sqs/queues.js'
 import type { SqsLog } from '../log/sqs/sqs-log.js'
 import { parseShard } from '../consume/consume.js'
 import { openTarget } from '../targets/open.js'
 import type { ConsumerRun, ConsumerRunContext } from './consumers.js'
-
-/** The shard queues a shard takes: all of them for `auto` (consumers share a queue by themselves), else i % N == I. */
-export function shardQueues(shard: ShardRequest, queues: number): number[] {
-  const all = Array.from({ length: queues }, (_, i) => i)
-  return shard === 'auto' ? all : all.filter((i) => i % shard.count === shard.index)
-}
 
 export async function startSqsRun(ctx: ConsumerRunContext): Promise<ConsumerRun> {
   const { spec } = ctx
