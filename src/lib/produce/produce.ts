@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { loadConfig, namespaceSettings } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
+import { CreatedAtClock } from '../envelope/created-at.js'
 import {
   decodeEnvelope,
   decodeEnvelopeLine,
@@ -260,12 +261,16 @@ class Producer {
   }
 }
 
+/** One per process: createdAt strictly increases over every mutation it produces (see created-at.ts). */
+const createdAtClock = new CreatedAtClock()
+
 function decodeDefaults(options: ProduceOptions, nowMs: number, headers: Record<string, string> | undefined): DecodeDefaults {
   const delay = delayMs(options, nowMs)
   return {
     namespace: options.namespace ?? 'default',
     forceNamespace: options.namespace !== undefined,
     nowMs,
+    createdAtMs: () => createdAtClock.next(),
     headers,
     notBefore: delay === undefined ? undefined : () => delay.baseMs + Math.floor(Math.random() * (delay.jitterMs + 1)),
     target: options.target,
