@@ -14,6 +14,7 @@ import { findConfig } from './search.js'
 import {
   ConfigSchema,
   DEFAULTS,
+  type CassandraClusterSettings,
   type ConfigFile,
   type KafkaClusterSettings,
   type KafkaLogSettings,
@@ -130,6 +131,28 @@ function kafkaCluster(file: ConfigFile, name: string, where: string, base: strin
   }
 }
 
+function cassandraCluster(file: ConfigFile, name: string, where: string, base: string): CassandraClusterSettings {
+  const cluster = file.clusters?.cassandra?.[name]
+  if (!cluster) {
+    const declared = Object.keys(file.clusters?.cassandra ?? {})
+    throw new ConfigError(`${where}: cluster "${name}" is not declared under clusters.cassandra`, {
+      suggestions: [
+        declared.length > 0 ? `declared Cassandra clusters: ${declared.join(', ')}` : 'declare it: clusters: { cassandra: { NAME: { contactPoints: [host:port], localDataCenter: DC } } }',
+      ],
+    })
+  }
+  const file_ = (p: string | undefined): string | undefined => (p === undefined ? undefined : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
+  return {
+    name,
+    contactPoints: cluster.contactPoints,
+    localDataCenter: cluster.localDataCenter,
+    keyspace: cluster.keyspace ?? null,
+    auth: cluster.auth ?? null,
+    tls: typeof cluster.tls === 'object' ? { ...cluster.tls, ca: file_(cluster.tls.ca), cert: file_(cluster.tls.cert), key: file_(cluster.tls.key) } : (cluster.tls ?? false),
+    connectTimeoutMs: cluster.connectTimeoutMs ?? DEFAULTS.cassandra.connectTimeoutMs,
+  }
+}
+
 function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, stateDir: string, configPath: string, file: ConfigFile): TargetSettings[] {
   const base = dirname(configPath)
   const paths = (p: string): string => (p === '-' ? p : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
@@ -150,6 +173,27 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
           timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs,
           cluster: kafkaCluster(file, t.cluster, `${configPath}: key "namespaces.${namespace}.targets.${name}.cluster"`, base),
         }
+      case 'cassandra': {
+        const where = `${configPath}: key "namespaces.${namespace}.targets.${name}`
+        const cluster = cassandraCluster(file, t.cluster, `${where}.cluster"`, base)
+        const keyspace = t.keyspace ?? cluster.keyspace
+        if (keyspace === null) {
+          throw new ConfigError(`${where}": a Cassandra target needs a keyspace`, {
+            suggestions: [`set namespaces.${namespace}.targets.${name}.keyspace, or clusters.cassandra.${t.cluster}.keyspace`],
+          })
+        }
+        return {
+          ...common,
+          type: 'cassandra',
+          cluster,
+          keyspace,
+          consistency: t.consistency ?? DEFAULTS.cassandra.consistency,
+          concurrency: t.concurrency ?? DEFAULTS.cassandra.concurrency,
+          timeoutMs: t.timeoutMs ?? DEFAULTS.cassandra.timeoutMs,
+          maxBatchBytes: t.maxBatchBytes ?? DEFAULTS.cassandra.maxBatchBytes,
+          deleteJitterMs: t.deleteJitterMs ?? 0,
+        }
+      }
     }
   })
 }

@@ -13,6 +13,15 @@ export const DEFAULTS = {
   backend: 'embedded',
   retry: { maxAttempts: 10, initialBackoffMs: 200, maxBackoffMs: 600_000, multiplier: 2, jitter: 0.2 },
   httpTimeoutMs: 10_000,
+  cassandra: {
+    consistency: 'localQuorum',
+    concurrency: 64,
+    timeoutMs: 12_000,
+    // Cassandra refuses batches above batch_size_fail_threshold (50 KiB by default); leave a margin,
+    // since wal estimates a statement's size from its values.
+    maxBatchBytes: 40 * 1024,
+    connectTimeoutMs: 5_000,
+  },
 } as const
 
 /** How a target retries: attempts, and exponential backoff between them with a random spread. */
@@ -63,6 +72,13 @@ const Rate = v.union(
   'a rate such as "100/s", "6000/m" or "50000/h"',
 )
 
+/** Cassandra's consistency levels for writes (lower case, as in CQL's CONSISTENCY command). */
+export const CONSISTENCY_LEVELS = ['any', 'one', 'two', 'three', 'quorum', 'all', 'localQuorum', 'eachQuorum', 'localOne'] as const
+export type ConsistencyLevel = (typeof CONSISTENCY_LEVELS)[number]
+
+/** An unquoted CQL identifier: what wal puts into statements without quoting. */
+const CqlName = (what: string) => v.pipe(v.string(what), v.regex(/^[A-Za-z][A-Za-z0-9_]{0,47}$/, `${what}: up to 48 letters, digits and _, starting with a letter`))
+
 const TargetName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a target name: letters, digits, ".", "_" or "-"'))
 const common = { retry: v.optional(RetrySchema), rate: v.optional(Rate) }
 
@@ -86,8 +102,19 @@ export const TargetConfigSchema = v.variant(
       timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
       ...common,
     }),
+    v.strictObject({
+      type: v.literal('cassandra'),
+      cluster: v.pipe(v.string('the name of a cluster under clusters.cassandra'), v.minLength(1)),
+      keyspace: v.optional(CqlName('a keyspace name')),
+      consistency: v.optional(v.picklist(CONSISTENCY_LEVELS, `a consistency level: ${CONSISTENCY_LEVELS.join(', ')}`)),
+      concurrency: v.optional(v.pipe(v.number('a number of requests'), v.integer('a whole number of requests'), v.minValue(1, 'a concurrency from 1 to 4096'), v.maxValue(4096, 'a concurrency from 1 to 4096'))),
+      timeoutMs: v.optional(WholeMs('a timeout', 600_000)),
+      maxBatchBytes: v.optional(v.pipe(v.number('a size in bytes'), v.integer('whole bytes'), v.minValue(0, 'a size from 0 to 16777216 bytes'), v.maxValue(16 * 1024 * 1024, 'a size from 0 to 16777216 bytes'))),
+      deleteJitterMs: v.optional(WholeMs('a jitter', 30 * 86_400_000)),
+      ...common,
+    }),
   ],
-  'a target with "type": "kv", "http", "file" or "kafka"',
+  'a target with "type": "kv", "http", "file", "kafka" or "cassandra"',
 )
 
 const TopicName = v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,200}$/, 'a topic name: up to 200 letters, digits, ".", "_" or "-"'))
@@ -133,8 +160,28 @@ export const KafkaClusterSchema = v.strictObject({
   deliveryTimeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
 })
 
+/** A Cassandra cluster: contact points, local data center, credentials and TLS. File paths are relative to the config. */
+export const CassandraClusterSchema = v.strictObject({
+  contactPoints: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[^\s:]+(:\d+)?$/, 'host or host:port'))), v.minLength(1, 'at least one contact point host[:port]')),
+  localDataCenter: v.pipe(v.string('the name of the local data center'), v.minLength(1)),
+  keyspace: v.optional(CqlName('a keyspace name')),
+  auth: v.optional(v.strictObject({ username: v.string('a user name'), password: v.string('a password') })),
+  tls: v.optional(
+    v.union([
+      v.boolean('true, or an object with ca, cert and key files'),
+      v.strictObject({
+        ca: v.optional(v.string('a CA certificate file (PEM)')),
+        cert: v.optional(v.string('a client certificate file (PEM)')),
+        key: v.optional(v.string('a client key file (PEM)')),
+        rejectUnauthorized: v.optional(v.boolean()),
+      }),
+    ]),
+  ),
+  connectTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
+})
+
 export const ConfigSchema = v.strictObject({
-  clusters: v.optional(v.strictObject({ kafka: v.optional(v.record(v.string(), KafkaClusterSchema)) })),
+  clusters: v.optional(v.strictObject({ kafka: v.optional(v.record(v.string(), KafkaClusterSchema)), cassandra: v.optional(v.record(v.string(), CassandraClusterSchema)) })),
   stateDir: v.optional(v.pipe(v.string('a directory path'), v.minLength(1, 'a non-empty directory path'))),
   autoCreateNamespaces: v.optional(v.boolean('true or false')),
   defaults: v.optional(
@@ -163,12 +210,37 @@ export interface KafkaClusterSettings {
   deliveryTimeoutMs: number
 }
 
+/** A Cassandra cluster's settings, certificate paths resolved. */
+export interface CassandraClusterSettings {
+  name: string
+  contactPoints: string[]
+  localDataCenter: string
+  /** The keyspace of targets that name none; null if there is no default. */
+  keyspace: string | null
+  auth: { username: string; password: string } | null
+  tls: boolean | { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean }
+  connectTimeoutMs: number
+}
+
 /** The effective settings of one target, namespace and global defaults applied. */
 export type TargetSettings = (
   | { type: 'kv'; path: string }
   | { type: 'http'; url: string; method: 'POST' | 'PUT'; timeoutMs: number; headers: Record<string, string> }
   | { type: 'file'; path: string }
   | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings }
+  | {
+      type: 'cassandra'
+      cluster: CassandraClusterSettings
+      keyspace: string
+      consistency: ConsistencyLevel
+      /** Requests in flight at most (the consumer's --concurrency wins when given). */
+      concurrency: number
+      timeoutMs: number
+      /** A batch whose statements are larger than this is applied part by part instead of as one logged batch. */
+      maxBatchBytes: number
+      /** Delayed deletes are spread over this much more time (0: none). */
+      deleteJitterMs: number
+    }
 ) & {
   name: string
   retry: RetryPolicy

@@ -7,7 +7,7 @@ import { hostname } from 'node:os'
 
 import { clockFromEnv } from '../clock.js'
 import { loadConfig, namespaceSettings, rateFlag } from '../config/load.js'
-import { BackendUnavailableError, UsageError } from '../errors.js'
+import { BackendUnavailableError, UsageError, WalError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import type { ShardRequest } from '../log/backend.js'
 import { openLog } from '../log/open.js'
@@ -80,8 +80,8 @@ function describeEvent(event: PipelineEvent, json: boolean): string {
 }
 
 export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> {
-  const concurrency = options.concurrency ?? 16
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a whole number, 1 or more')
+  const concurrencyFlag = options.concurrency
+  if (concurrencyFlag !== undefined && (!Number.isInteger(concurrencyFlag) || concurrencyFlag < 1)) throw new UsageError('--concurrency must be a whole number, 1 or more')
   const rate = rateFlag(options.rate)
   const leaseTtlMs = durationOption('--lease-ttl', options.leaseTtl, 10_000)
   const drainTimeoutMs = durationOption('--drain-timeout', options.drainTimeout, 30_000)
@@ -129,6 +129,8 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       const store = await log.consumerStore(t.name)
       opened.push(store)
       const target = await openTarget(t).catch((error: unknown) => {
+        // Already worded for the user (a refused login, an unknown keyspace, an unreachable cluster).
+        if (error instanceof WalError) throw error
         throw new BackendUnavailableError(`cannot open target "${t.name}" of namespace "${settings.name}": ${(error as Error).message}`, {
           cause: error,
           suggestions: [`check namespaces.${settings.name}.targets.${t.name} in the config`],
@@ -143,7 +145,8 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           settings: t,
           owner,
           shard,
-          concurrency,
+          // --concurrency wins; else the target's own (Cassandra), else 16 applies at once.
+          concurrency: concurrencyFlag ?? (t.type === 'cassandra' ? t.concurrency : 16),
           limiters: t.ratePerSec === null ? shared : [...shared, new RateLimiter(t.ratePerSec)],
           now,
           untilIdle: options.untilIdle ?? false,

@@ -17,7 +17,27 @@ const Key = v.pipe(v.record(v.string(), KeyValue, 'an object of key columns'), v
 const Table = v.pipe(v.string('a table name'), v.regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'a table name: letters, digits and _'))
 
 const Put = v.strictObject({ op: v.literal('put'), table: Table, key: Key, item: v.record(v.string(), v.unknown(), 'an item object') })
-const Delete = v.strictObject({ op: v.literal('delete'), table: Table, key: Key })
+const Bound = v.union([v.string(), v.number()], 'a bound: string or number')
+/**
+ * A delete removes one row (its full key) unless it asks for more: `"scope": "partition"` (the key is
+ * the partition key) or `"scope": "range"` (the partition key and a prefix of the clustering columns,
+ * optionally with bounds on the next clustering column). Only wide-row targets (Cassandra) apply those.
+ */
+const Delete = v.strictObject({
+  op: v.literal('delete'),
+  table: Table,
+  key: Key,
+  scope: v.optional(v.picklist(['row', 'partition', 'range'], 'a scope: "row", "partition" or "range"')),
+  range: v.optional(
+    v.strictObject({
+      column: v.pipe(v.string('a clustering column name'), v.minLength(1)),
+      gt: v.optional(Bound),
+      gte: v.optional(Bound),
+      lt: v.optional(Bound),
+      lte: v.optional(Bound),
+    }),
+  ),
+})
 const Part = v.variant('op', [Put, Delete], 'a put or delete')
 const Batch = v.strictObject({ op: v.literal('batch'), parts: v.pipe(v.array(Part), v.minLength(1, 'at least one part')) })
 const Operation = v.variant('op', [Put, Delete, Batch], 'an operation with "op": "put", "delete" or "batch"')

@@ -1,0 +1,198 @@
+/**
+ * The Cassandra target: applies put/delete/batch operations to tables of one keyspace with prepared
+ * statements, each written `USING TIMESTAMP` the mutation's createdAt in microseconds — so the end
+ * state is the last write per cell by createdAt, whatever the order or number of applies (retries,
+ * duplicates, DLQ replays). See statements.ts for the mapping.
+ *
+ * At start it connects and checks the keyspace: a wrong data center, refused credentials, a failed TLS
+ * handshake or an unknown keyspace stop the consumer with a configuration error (exit 3) that names it.
+ * Tables are looked up in system_schema when first used: an unknown table or column, or a missing
+ * primary-key column, is fatal for that mutation (it goes to the DLQ, not into a retry loop).
+ */
+import type { ConsistencyLevel, CassandraClusterSettings } from '../../config/schema.js'
+import { createdAtMicros } from '../../envelope/created-at.js'
+import type { Mutation } from '../../envelope/envelope.js'
+import { ConfigError, WalError } from '../../errors.js'
+import { parseOperation, partsOf, type PartOperation } from '../operations.js'
+import { TargetError, type Target } from '../target.js'
+import { classifyCassandraError, clientOptions, connectError, isBatchTooLarge, loadDriver, type CassandraDriver } from './driver.js'
+import { columnsMissingFrom, jitterMs, partStatement, planBatch, type Statement, type TableSchema } from './statements.js'
+
+type Client = import('cassandra-driver').Client
+
+export interface CassandraTargetOptions {
+  name: string
+  cluster: CassandraClusterSettings
+  keyspace: string
+  consistency: ConsistencyLevel
+  timeoutMs: number
+  /** Batches larger than this are applied part by part (see planBatch). */
+  maxBatchBytes: number
+  /** Delayed deletes are spread over up to this much more time. */
+  deleteJitterMs: number
+  /** For messages: where the target is declared. */
+  where: string
+}
+
+/** Batches applied part by part and not finished yet: at most this many are remembered. */
+const MAX_PROGRESS_ENTRIES = 10_000
+
+export class CassandraTarget implements Target {
+  readonly name: string
+  private readonly tables = new Map<string, Promise<TableSchema | null>>()
+  /** Parts already applied of batches applied part by part, by mutation id: a retry starts after them. */
+  private readonly progress = new Map<string, number>()
+  private closed = false
+
+  private constructor(
+    private readonly options: CassandraTargetOptions,
+    private readonly client: Client,
+    private readonly driver: CassandraDriver,
+  ) {
+    this.name = options.name
+  }
+
+  /** Connects and checks the keyspace. Throws a WalError: ConfigError (exit 3) or BackendUnavailableError (exit 5). */
+  static async open(options: CassandraTargetOptions): Promise<CassandraTarget> {
+    const driver = await loadDriver()
+    const client = new driver.Client(clientOptions({ cluster: options.cluster, consistency: options.consistency, timeoutMs: options.timeoutMs }, driver))
+    try {
+      try {
+        await client.connect()
+      } catch (error) {
+        throw connectError(error, options.cluster, options.where)
+      }
+      const found = await client.execute('SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?', [options.keyspace], { prepare: true })
+      if (found.rowLength === 0) {
+        throw new ConfigError(`${options.where}: keyspace "${options.keyspace}" does not exist in Cassandra cluster "${options.cluster.name}"`, {
+          code: 'WAL_TARGET_SCHEMA',
+          suggestions: ['create it (CREATE KEYSPACE …), or fix the keyspace name in the config'],
+        })
+      }
+      return new CassandraTarget(options, client, driver)
+    } catch (error) {
+      // The driver keeps sockets and timers until shut down: never leave one behind on a failed start.
+      await client.shutdown().catch(() => undefined)
+      if (error instanceof WalError) throw error
+      throw connectError(error, options.cluster, options.where)
+    }
+  }
+
+  /** A table's columns and key, from system_schema; null when it does not exist (not cached then). */
+  private table(name: string, refresh = false): Promise<TableSchema | null> {
+    let cached = refresh ? undefined : this.tables.get(name)
+    if (cached === undefined) {
+      cached = this.loadTable(name)
+      this.tables.set(name, cached)
+      cached.then(
+        (schema) => schema === null && this.tables.delete(name),
+        () => this.tables.delete(name),
+      )
+    }
+    return cached
+  }
+
+  private async loadTable(name: string): Promise<TableSchema | null> {
+    const { keyspace } = this.options
+    const result = await this.client.execute(
+      'SELECT column_name, kind, position, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?',
+      [keyspace, name],
+      { prepare: true },
+    )
+    if (result.rowLength === 0) return null
+    const rows = result.rows.map((r) => ({ column: String(r.get('column_name')), kind: String(r.get('kind')), position: Number(r.get('position')), type: String(r.get('type')) }))
+    const keyOf = (kind: string): string[] =>
+      rows
+        .filter((r) => r.kind === kind)
+        .sort((a, b) => a.position - b.position)
+        .map((r) => r.column)
+    return { keyspace, table: name, columns: new Map(rows.map((r) => [r.column, r.type])), partitionKey: keyOf('partition_key'), clustering: keyOf('clustering') }
+  }
+
+  /** The schema of a part's table, looked up again once if the part names a column it does not know (added since). */
+  private async schemaFor(part: PartOperation, where: string): Promise<TableSchema> {
+    let schema = await this.table(part.table)
+    if (schema !== null && columnsMissingFrom(schema, part).length > 0) schema = await this.table(part.table, true)
+    if (schema === null) {
+      throw new TargetError(`${where}: table ${this.options.keyspace}.${part.table} does not exist`, { errorClass: 'fatal', code: 'CASSANDRA_TABLE_UNKNOWN' })
+    }
+    return schema
+  }
+
+  /** Delayed deletes are spread over deleteJitterMs, so a bulk delete scheduled for one time arrives as a trickle. */
+  deliveryTimeMs(mutation: Mutation): number | null {
+    const { notBeforeMs } = mutation
+    if (notBeforeMs === null || this.options.deleteJitterMs <= 0 || mutation.payload.encoding !== 'json') return notBeforeMs
+    try {
+      const operation = parseOperation(mutation)
+      const deletesOnly = partsOf(operation).every((p) => p.op === 'delete')
+      return deletesOnly ? notBeforeMs + jitterMs(mutation.id, this.options.deleteJitterMs) : notBeforeMs
+    } catch {
+      // Not an operation: apply (and dead-letter) it on time.
+      return notBeforeMs
+    }
+  }
+
+  async apply(mutation: Mutation): Promise<void> {
+    const parts = partsOf(parseOperation(mutation))
+    const timestamp = this.driver.types.Long.fromNumber(createdAtMicros(mutation.createdAtMs))
+    const label = (i: number): string => (parts.length === 1 ? `mutation ${mutation.id}` : `mutation ${mutation.id}, part ${i + 1} of ${parts.length}`)
+    try {
+      // Every statement is built before any is run: a bad part fails the whole mutation, none applied.
+      const statements: Statement[] = []
+      for (let i = 0; i < parts.length; i++) {
+        const part = parts[i]!
+        statements.push(partStatement(await this.schemaFor(part, label(i)), part, timestamp, label(i)))
+      }
+      const plan = planBatch(parts, this.options.maxBatchBytes)
+      if (plan.mode === 'single') {
+        await this.client.execute(statements[0]!.query, statements[0]!.params, { prepare: true })
+        return
+      }
+      if (plan.mode === 'logged-batch' && !this.progress.has(mutation.id)) {
+        try {
+          await this.client.batch(
+            statements.map((s) => ({ query: s.query, params: s.params })),
+            { prepare: true, logged: true },
+          )
+          return
+        } catch (error) {
+          // Cassandra counts bytes its own way: a batch it finds too large still goes, part by part.
+          if (!isBatchTooLarge(error)) throw error
+        }
+      }
+      await this.applyParts(mutation.id, statements)
+    } catch (error) {
+      throw classifyCassandraError(error)
+    }
+  }
+
+  /** Parts in order, each recorded once applied: a retry (in this process) starts after the last one done. */
+  private async applyParts(id: string, statements: readonly Statement[]): Promise<void> {
+    const from = this.progress.get(id) ?? 0
+    for (let i = from; i < statements.length; i++) {
+      try {
+        await this.client.execute(statements[i]!.query, statements[i]!.params, { prepare: true })
+      } catch (error) {
+        const classified = classifyCassandraError(error)
+        throw new TargetError(`part ${i + 1} of ${statements.length} failed${i > 0 ? ` (parts 1-${i} are applied and are skipped on retry)` : ''}: ${classified.message}`, {
+          errorClass: classified.errorClass,
+          code: classified.code,
+          cause: error,
+        })
+      }
+      if (i + 1 < statements.length) {
+        if (!this.progress.has(id) && this.progress.size >= MAX_PROGRESS_ENTRIES) this.progress.delete(this.progress.keys().next().value!)
+        this.progress.set(id, i + 1)
+      }
+    }
+    this.progress.delete(id)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.client.shutdown()
+  }
+}
+
