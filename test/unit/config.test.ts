@@ -114,6 +114,7 @@ describe('.walrc.example', () => {
       ['api', 'http', 5, 100],
       ['audit', 'file', 5, null],
       ['replica', 'kafka', 5, null],
+      ['db', 'cassandra', 5, 2000],
     ])
     expect(namespaceSettings(config, 'orders').ratePerSec).toBe(500)
   })
