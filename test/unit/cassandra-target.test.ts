@@ -132,6 +132,13 @@ describe('Cassandra errors', () => {
       message: 'Cassandra: no host reachable: connect ECONNREFUSED',
     })
     expect(classifyCassandraError(new errors.OperationTimedOutError('no answer', 'db:9042'))).toMatchObject({ errorClass: 'retryable', code: 'CASSANDRA_CLIENT_TIMEOUT' })
+    // What the driver throws when the only host timed out: slow, not gone.
+    expect(classifyCassandraError(new errors.NoHostAvailableError({ 'db:9042': new errors.OperationTimedOutError('no answer', 'db:9042') }))).toMatchObject({
+      errorClass: 'retryable',
+      code: 'CASSANDRA_CLIENT_TIMEOUT',
+    })
+    // Hosts marked down: nothing tried at all.
+    expect(classifyCassandraError(new errors.NoHostAvailableError({}))).toMatchObject({ errorClass: 'infrastructure', code: 'CASSANDRA_NO_HOST' })
     expect(classifyCassandraError(new TypeError('Expected Number'))).toMatchObject({ errorClass: 'fatal', code: 'CASSANDRA_VALUE_INVALID' })
   })
 

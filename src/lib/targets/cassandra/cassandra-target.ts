@@ -19,6 +19,7 @@ import { classifyCassandraError, clientOptions, connectError, isBatchTooLarge, l
 import { columnsMissingFrom, jitterMs, partStatement, planBatch, type Statement, type TableSchema } from './statements.js'
 
 type Client = import('cassandra-driver').Client
+type DriverHost = { shutdown(waitForPending: boolean): Promise<void> }
 
 export interface CassandraTargetOptions {
   name: string
@@ -43,6 +44,15 @@ export class CassandraTarget implements Target {
   /** Parts already applied of batches applied part by part, by mutation id: a retry starts after them. */
   private readonly progress = new Map<string, number>()
   private closed = false
+  /**
+   * Every host object the driver has had. After an outage of all hosts, cassandra-driver 4.10 can
+   * replace a host with a new object without shutting the old one down, and `client.shutdown()` then
+   * misses the old one's pool and timer: the process would never exit (`consume --until-idle` hung).
+   */
+  private readonly hosts = new Set<DriverHost>()
+  /** Set after a failed request: the next one (success or not) looks for replaced hosts. */
+  private hostsMayChange = false
+  private readonly requestOptions: { prepare: true; readTimeout: number }
 
   private constructor(
     private readonly options: CassandraTargetOptions,
@@ -50,6 +60,14 @@ export class CassandraTarget implements Target {
     private readonly driver: CassandraDriver,
   ) {
     this.name = options.name
+    this.requestOptions = { prepare: true, readTimeout: options.timeoutMs }
+    this.rememberHosts()
+    client.on('hostAdd', (host: DriverHost) => this.hosts.add(host))
+  }
+
+  private rememberHosts(): void {
+    // Host.shutdown exists at runtime but is internal, so not in the driver's types.
+    for (const host of this.client.hosts.values()) this.hosts.add(host as unknown as DriverHost)
   }
 
   /** Connects and checks the keyspace. Throws a WalError: ConfigError (exit 3) or BackendUnavailableError (exit 5). */
@@ -134,6 +152,10 @@ export class CassandraTarget implements Target {
   }
 
   async apply(mutation: Mutation): Promise<void> {
+    if (this.hostsMayChange) {
+      this.hostsMayChange = false
+      this.rememberHosts()
+    }
     const parts = partsOf(parseOperation(mutation))
     const timestamp = this.driver.types.Long.fromNumber(createdAtMicros(mutation.createdAtMs))
     const label = (i: number): string => (parts.length === 1 ? `mutation ${mutation.id}` : `mutation ${mutation.id}, part ${i + 1} of ${parts.length}`)
@@ -146,14 +168,14 @@ export class CassandraTarget implements Target {
       }
       const plan = planBatch(parts, this.options.maxBatchBytes)
       if (plan.mode === 'single') {
-        await this.client.execute(statements[0]!.query, statements[0]!.params, { prepare: true })
+        await this.client.execute(statements[0]!.query, statements[0]!.params, this.requestOptions)
         return
       }
       if (plan.mode === 'logged-batch' && !this.progress.has(mutation.id)) {
         try {
           await this.client.batch(
             statements.map((s) => ({ query: s.query, params: s.params })),
-            { prepare: true, logged: true },
+            { ...this.requestOptions, logged: true },
           )
           return
         } catch (error) {
@@ -163,6 +185,8 @@ export class CassandraTarget implements Target {
       }
       await this.applyParts(mutation.id, statements)
     } catch (error) {
+      this.hostsMayChange = true
+      this.rememberHosts()
       throw classifyCassandraError(error)
     }
   }
@@ -172,7 +196,7 @@ export class CassandraTarget implements Target {
     const from = this.progress.get(id) ?? 0
     for (let i = from; i < statements.length; i++) {
       try {
-        await this.client.execute(statements[i]!.query, statements[i]!.params, { prepare: true })
+        await this.client.execute(statements[i]!.query, statements[i]!.params, this.requestOptions)
       } catch (error) {
         const classified = classifyCassandraError(error)
         throw new TargetError(`part ${i + 1} of ${statements.length} failed${i > 0 ? ` (parts 1-${i} are applied and are skipped on retry)` : ''}: ${classified.message}`, {
@@ -192,7 +216,10 @@ export class CassandraTarget implements Target {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.rememberHosts()
     await this.client.shutdown()
+    // Hosts the driver replaced (see `hosts`): shut down too, so no socket or timer outlives the target.
+    await Promise.all([...this.hosts].map((host) => host.shutdown(false).catch(() => undefined)))
   }
 }
 

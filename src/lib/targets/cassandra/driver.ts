@@ -51,7 +51,8 @@ export function clientOptions(settings: ClientSettings, driver: CassandraDriver)
     localDataCenter: cluster.localDataCenter,
     ...(cluster.auth ? { authProvider: new driver.auth.PlainTextAuthProvider(cluster.auth.username, cluster.auth.password) } : {}),
     ...(tls ? { sslOptions: tls } : {}),
-    socketOptions: { connectTimeout: cluster.connectTimeoutMs, readTimeout: settings.timeoutMs },
+    // The driver's default for its own queries (schema, topology); applies pass timeoutMs per request.
+    socketOptions: { connectTimeout: cluster.connectTimeoutMs, readTimeout: Math.max(settings.timeoutMs, 12_000) },
     // A node that went away is tried again soon (0.25 s, backing off to 5 s), not after the default 10 minutes.
     policies: { reconnection: new driver.policies.reconnection.ExponentialReconnectionPolicy(250, 5000, false) },
     queryOptions: { consistency, prepare: true, isIdempotent: true },
@@ -116,6 +117,12 @@ export function classifyCassandraError(error: unknown): TargetError {
   const message = e?.message ?? String(error)
   if (name === 'NoHostAvailableError') {
     const inner = firstInner(e)
+    const all = Object.values(e.innerErrors ?? {}) as DriverError[]
+    // Every host tried answered too slowly (the driver moves on to the next host on a timeout): the
+    // cluster is there but slow, and the write may even have landed; retry, spending an attempt.
+    if (all.length > 0 && all.every((i) => i?.name === 'OperationTimedOutError')) {
+      return new TargetError(`Cassandra: ${inner!.message}`, { errorClass: 'retryable', code: 'CASSANDRA_CLIENT_TIMEOUT', cause: error })
+    }
     return new TargetError(`Cassandra: no host reachable${inner ? `: ${inner.message.split('\n')[0]}` : ''}`, { errorClass: 'infrastructure', code: 'CASSANDRA_NO_HOST', cause: error })
   }
   if (name === 'OperationTimedOutError') return new TargetError(`Cassandra: ${message}`, { errorClass: 'retryable', code: 'CASSANDRA_CLIENT_TIMEOUT', cause: error })
