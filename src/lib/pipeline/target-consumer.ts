@@ -181,7 +181,8 @@ export class TargetConsumer {
   }
 
   private async dispatchScheduled(): Promise<number> {
-    if (this.owned.length === 0) return 0
+    // Nothing scheduled in our partitions (scheduledCount covers them all): no query each turn.
+    if (this.owned.length === 0 || this.scheduledCount.size === 0) return 0
     const due = await this.options.store.dueScheduled(this.owned, this.options.now(), SCHEDULED_BATCH, this.busyKeys)
     for (const entry of due) {
       this.busyKeys.add(entry.mutation.key)

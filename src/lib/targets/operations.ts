@@ -58,7 +58,10 @@ export function parseOperation(mutation: Mutation): Operation {
       code: 'NOT_AN_OPERATION',
     })
   }
-  const result = v.safeParse(Operation, JSON.parse(mutation.payload.json))
+  const parsed: unknown = JSON.parse(mutation.payload.json)
+  const quick = quickPart(parsed)
+  if (quick !== undefined) return quick
+  const result = v.safeParse(Operation, parsed)
   if (!result.success) {
     const issue = result.issues[0]
     const path = v.getDotPath(issue)
@@ -68,6 +71,34 @@ export function parseOperation(mutation: Mutation): Operation {
     })
   }
   return result.output
+}
+
+const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/**
+ * The two shapes nearly every mutation has — a plain put ({op, table, key, item}) or row delete
+ * ({op, table, key}) — checked without the schema walk (the hot path of a consumer). Anything else,
+ * valid or not, returns undefined and goes through the schema, which also words the errors.
+ */
+function quickPart(value: unknown): PutOperation | DeleteOperation | undefined {
+  if (!isPlainObject(value)) return undefined
+  const { op, table, key, item } = value
+  let fields = 0
+  for (const _ in value) fields++
+  if (op === 'put' ? fields !== 4 || !isPlainObject(item) : op !== 'delete' || fields !== 3) return undefined
+  if (typeof table !== 'string' || !TABLE_PATTERN.test(table) || !isPlainObject(key)) return undefined
+  let columns = 0
+  for (const column in key) {
+    const k = typeof key[column]
+    if (k !== 'string' && k !== 'number' && k !== 'boolean') return undefined
+    columns++
+  }
+  if (columns === 0) return undefined
+  return value as PutOperation | DeleteOperation
 }
 
 /** The parts of an operation, in order (a put or delete is a batch of one). */
