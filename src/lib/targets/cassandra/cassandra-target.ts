@@ -16,7 +16,7 @@ import { ConfigError, WalError } from '../../errors.js'
 import { parseOperation, partsOf, type PartOperation } from '../operations.js'
 import { TargetError, type Target } from '../target.js'
 import { classifyCassandraError, clientOptions, connectError, isBatchTooLarge, loadDriver, type CassandraDriver } from './driver.js'
-import { columnsMissingFrom, jitterMs, partStatement, planBatch, type Statement, type TableSchema } from './statements.js'
+import { jitterMs, partStatement, planBatch, type Statement, type TableSchema } from './statements.js'
 
 type Client = import('cassandra-driver').Client
 type DriverHost = { shutdown(waitForPending: boolean): Promise<void> }
@@ -41,6 +41,8 @@ const MAX_PROGRESS_ENTRIES = 10_000
 export class CassandraTarget implements Target {
   readonly name: string
   private readonly tables = new Map<string, Promise<TableSchema | null>>()
+  /** The tables loaded so far, for the hot path (no await when the schema is known). */
+  private readonly known = new Map<string, TableSchema>()
   /** Parts already applied of batches applied part by part, by mutation id: a retry starts after them. */
   private readonly progress = new Map<string, number>()
   private closed = false
@@ -103,7 +105,7 @@ export class CassandraTarget implements Target {
       cached = this.loadTable(name)
       this.tables.set(name, cached)
       cached.then(
-        (schema) => schema === null && this.tables.delete(name),
+        (schema) => (schema === null ? this.tables.delete(name) : this.known.set(name, schema)),
         () => this.tables.delete(name),
       )
     }
@@ -124,17 +126,35 @@ export class CassandraTarget implements Target {
         .filter((r) => r.kind === kind)
         .sort((a, b) => a.position - b.position)
         .map((r) => r.column)
-    return { keyspace, table: name, columns: new Map(rows.map((r) => [r.column, r.type])), partitionKey: keyOf('partition_key'), clustering: keyOf('clustering') }
+    return {
+      keyspace,
+      table: name,
+      columns: new Map(rows.map((r) => [r.column, r.type])),
+      partitionKey: keyOf('partition_key'),
+      clustering: keyOf('clustering'),
+      queries: new Map(),
+    }
   }
 
-  /** The schema of a part's table, looked up again once if the part names a column it does not know (added since). */
-  private async schemaFor(part: PartOperation, where: string): Promise<TableSchema> {
-    let schema = await this.table(part.table)
-    if (schema !== null && columnsMissingFrom(schema, part).length > 0) schema = await this.table(part.table, true)
-    if (schema === null) {
-      throw new TargetError(`${where}: table ${this.options.keyspace}.${part.table} does not exist`, { errorClass: 'fatal', code: 'CASSANDRA_TABLE_UNKNOWN' })
+  private unknownTable(table: string, where: string): TargetError {
+    return new TargetError(`${where}: table ${this.options.keyspace}.${table} does not exist`, { errorClass: 'fatal', code: 'CASSANDRA_TABLE_UNKNOWN' })
+  }
+
+  /**
+   * The statement of a part. A part naming a column the schema does not know has the table looked up
+   * again once (the column may have been added since) before it is refused.
+   */
+  private async statementFor(part: PartOperation, timestamp: unknown, where: string): Promise<Statement> {
+    const schema = this.known.get(part.table) ?? (await this.table(part.table))
+    if (schema === null) throw this.unknownTable(part.table, where)
+    try {
+      return partStatement(schema, part, timestamp, where)
+    } catch (error) {
+      if (!(error instanceof TargetError) || error.code !== 'CASSANDRA_COLUMN_UNKNOWN') throw error
+      const fresh = await this.table(part.table, true)
+      if (fresh === null) throw this.unknownTable(part.table, where)
+      return partStatement(fresh, part, timestamp, where)
     }
-    return schema
   }
 
   /** Delayed deletes are spread over deleteJitterMs, so a bulk delete scheduled for one time arrives as a trickle. */
@@ -158,19 +178,16 @@ export class CassandraTarget implements Target {
     }
     const parts = partsOf(parseOperation(mutation))
     const timestamp = this.driver.types.Long.fromNumber(createdAtMicros(mutation.createdAtMs))
-    const label = (i: number): string => (parts.length === 1 ? `mutation ${mutation.id}` : `mutation ${mutation.id}, part ${i + 1} of ${parts.length}`)
     try {
-      // Every statement is built before any is run: a bad part fails the whole mutation, none applied.
-      const statements: Statement[] = []
-      for (let i = 0; i < parts.length; i++) {
-        const part = parts[i]!
-        statements.push(partStatement(await this.schemaFor(part, label(i)), part, timestamp, label(i)))
-      }
-      const plan = planBatch(parts, this.options.maxBatchBytes)
-      if (plan.mode === 'single') {
-        await this.client.execute(statements[0]!.query, statements[0]!.params, this.requestOptions)
+      if (parts.length === 1) {
+        const statement = await this.statementFor(parts[0]!, timestamp, `mutation ${mutation.id}`)
+        await this.client.execute(statement.query, statement.params, this.requestOptions)
         return
       }
+      // Every statement is built before any is run: a bad part fails the whole mutation, none applied.
+      const statements: Statement[] = []
+      for (let i = 0; i < parts.length; i++) statements.push(await this.statementFor(parts[i]!, timestamp, `mutation ${mutation.id}, part ${i + 1} of ${parts.length}`))
+      const plan = planBatch(parts, this.options.maxBatchBytes)
       if (plan.mode === 'logged-batch' && !this.progress.has(mutation.id)) {
         try {
           await this.client.batch(

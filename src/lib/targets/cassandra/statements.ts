@@ -23,14 +23,14 @@ export interface TableSchema {
   columns: ReadonlyMap<string, string>
   partitionKey: readonly string[]
   clustering: readonly string[]
+  /** Query texts already built, by column list: a consumer builds each statement shape once. */
+  queries?: Map<string, string>
 }
 
 /** One CQL statement with its values; the write time is the last value. */
 export interface Statement {
   query: string
   params: unknown[]
-  /** Roughly what Cassandra counts against its batch size limits. */
-  bytes: number
 }
 
 /** Quotes a CQL identifier, so names match system_schema exactly (case included). */
@@ -53,9 +53,11 @@ const STRING_TYPES = new Set(['text', 'varchar', 'ascii', 'uuid', 'timeuuid', 'i
  */
 export function toColumnValue(column: string, type: string, value: unknown, where: string): unknown {
   if (value === null) return null
-  const base = type.replace(/^frozen<(.*)>$/, '$1')
-  const wrong = (expected: string): TargetError =>
-    fatal('CASSANDRA_VALUE_INVALID', `${where}: column "${column}" is ${type}: expected ${expected}, found ${JSON.stringify(value)?.slice(0, 80) ?? typeof value}`)
+  // The common cases first, and without allocating: this runs for every column of every mutation.
+  if (typeof value === 'string' && (type === 'text' || type === 'varchar')) return value
+  if (typeof value === 'number' && type === 'int' && Number.isInteger(value)) return value
+  const base = type.startsWith('frozen<') ? type.slice(7, -1) : type
+  const wrong = (expected: string): TargetError => valueError(column, type, value, expected, where)
   if (base === 'blob') {
     if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw wrong('base64 bytes in a string')
     return Buffer.from(value, 'base64')
@@ -86,6 +88,10 @@ export function toColumnValue(column: string, type: string, value: unknown, wher
   return value
 }
 
+function valueError(column: string, type: string, value: unknown, expected: string, where: string): TargetError {
+  return fatal('CASSANDRA_VALUE_INVALID', `${where}: column "${column}" is ${type}: expected ${expected}, found ${JSON.stringify(value)?.slice(0, 80) ?? typeof value}`)
+}
+
 /** The size Cassandra sees, roughly: names and values. Schema-free, so `wal explain` computes the same. */
 export function estimateBytes(table: string, values: Record<string, unknown>): number {
   let bytes = 16 + table.length
@@ -96,8 +102,8 @@ export function estimateBytes(table: string, values: Record<string, unknown>): n
   return bytes
 }
 
-function primaryKey(schema: TableSchema): string[] {
-  return [...schema.partitionKey, ...schema.clustering]
+function primaryKey(schema: TableSchema): readonly string[] {
+  return schema.clustering.length === 0 ? schema.partitionKey : [...schema.partitionKey, ...schema.clustering]
 }
 
 function unknownColumns(schema: TableSchema, names: Iterable<string>): string[] {
@@ -116,30 +122,32 @@ function putColumns(part: PutOperation, where: string): Record<string, unknown> 
   return values
 }
 
-/** The part's columns that the schema does not know (empty when all are known). */
-export function columnsMissingFrom(schema: TableSchema, part: PartOperation): string[] {
-  const names = part.op === 'put' ? Object.keys(putColumns(part, '')) : [...Object.keys(part.key), ...(part.op === 'delete' && part.range ? [part.range.column] : [])]
-  return unknownColumns(schema, names)
-}
-
 function putStatement(schema: TableSchema, part: PutOperation, timestampMicros: unknown, where: string): Statement {
   const values = putColumns(part, where)
-  const unknown = unknownColumns(schema, Object.keys(values))
-  if (unknown.length > 0) {
+  const names = Object.keys(values)
+  const params: unknown[] = new Array(names.length + 1)
+  let unknown: string[] | undefined
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!
+    const type = schema.columns.get(name)
+    if (type === undefined) (unknown ??= []).push(name)
+    else params[i] = toColumnValue(name, type, values[name], where)
+  }
+  if (unknown !== undefined) {
     throw fatal('CASSANDRA_COLUMN_UNKNOWN', `${where}: table ${schema.keyspace}.${schema.table} has no column ${unknown.map((c) => `"${c}"`).join(', ')}`)
   }
   const missing = primaryKey(schema).filter((c) => values[c] === undefined || values[c] === null)
   if (missing.length > 0) {
     throw fatal('CASSANDRA_KEY_MISSING', `${where}: primary key column ${missing.map((c) => `"${c}"`).join(', ')} of ${schema.keyspace}.${schema.table} missing`)
   }
-  const names = Object.keys(values)
-  const params = names.map((n) => toColumnValue(n, schema.columns.get(n)!, values[n], where))
-  params.push(timestampMicros)
-  return {
-    query: `INSERT INTO ${quote(schema.keyspace)}.${quote(schema.table)} (${names.map(quote).join(', ')}) VALUES (${names.map(() => '?').join(', ')}) USING TIMESTAMP ?`,
-    params,
-    bytes: estimateBytes(part.table, values),
+  params[names.length] = timestampMicros
+  const shape = names.join(',')
+  let query = schema.queries?.get(shape)
+  if (query === undefined) {
+    query = `INSERT INTO ${quote(schema.keyspace)}.${quote(schema.table)} (${names.map(quote).join(', ')}) VALUES (${names.map(() => '?').join(', ')}) USING TIMESTAMP ?`
+    schema.queries?.set(shape, query)
   }
+  return { query, params }
 }
 
 function deleteStatement(schema: TableSchema, part: DeleteOperation, timestampMicros: unknown, where: string): Statement {
@@ -155,7 +163,7 @@ function deleteStatement(schema: TableSchema, part: DeleteOperation, timestampMi
   if (notKey.length > 0) {
     throw fatal('CASSANDRA_KEY_INVALID', `${where}: ${list(notKey)} ${notKey.length === 1 ? 'is not a primary key column' : 'are not primary key columns'} of ${schema.keyspace}.${schema.table} (its key: ${list(fullKey)})`)
   }
-  let keyColumns: string[]
+  let keyColumns: readonly string[]
   if (scope === 'row') {
     const missing = fullKey.filter((c) => !given.includes(c))
     if (missing.length > 0) {
@@ -196,7 +204,6 @@ function deleteStatement(schema: TableSchema, part: DeleteOperation, timestampMi
   return {
     query: `DELETE FROM ${quote(schema.keyspace)}.${quote(schema.table)} USING TIMESTAMP ? WHERE ${conditions.join(' AND ')}`,
     params: [timestampMicros, ...params],
-    bytes: estimateBytes(part.table, part.key),
   }
 }
 
