@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 
 import { endpoints } from '../../scripts/services/endpoints.js'
 import { cassandraClient, createCassandraProxy, createKeyspace, dropKeyspace, writeCassandraConfig, type CassandraProxy } from '../helpers/cassandra.js'
-import { deadLetters } from '../helpers/state.js'
+import { deadLetters, scheduled } from '../helpers/state.js'
 import { makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
 let client: Client
@@ -219,6 +219,22 @@ describe('the Cassandra target', () => {
     expect(JSON.parse(explainBig.stdout).targets[0]).toMatchObject({ target: 'db', status: 'applied', plan: expect.stringMatching(/^3 parts applied one after the other/) })
     const explainSmall = await wal.run(['explain', smallAck!.id])
     expect(explainSmall.stdout).toMatch(/2 parts in one logged batch/)
+  })
+
+  it('spreads delayed deletes over deleteJitterMs, and leaves delayed puts on time', async () => {
+    writeCassandraConfig(wal.cwd, { keyspace, target: { deleteJitterMs: 3_600_000 } })
+    const at = new Date(Date.now() + 86_400_000).toISOString()
+    const deletes = Array.from({ length: 20 }, (_, i) => ({ key: `d${i}`, payload: { op: 'delete', table: 'items', key: { id: i } } }))
+    const puts = Array.from({ length: 5 }, (_, i) => ({ key: `p${i}`, payload: { op: 'put', table: 'items', key: { id: 100 + i }, item: {} } }))
+    expect((await wal.run(['produce', '-n', 'ns', '--at', at], { input: ndjson([...deletes, ...puts]) })).code).toBe(0)
+    expect((await consumeUntilIdle()).summary).toMatchObject({ applied: 0, scheduled: 25 })
+    const due = scheduled(wal.stateDir, 'ns')
+    const atMs = Date.parse(at)
+    const deleteDue = due.filter((d) => d.key.startsWith('d')).map((d) => d.due_at - atMs)
+    expect(deleteDue.every((ms) => ms >= 0 && ms <= 3_600_000)).toBe(true)
+    // Spread, not bunched: 20 random offsets in an hour are rarely within a minute of each other.
+    expect(Math.max(...deleteDue) - Math.min(...deleteDue)).toBeGreaterThan(60_000)
+    expect(due.filter((d) => d.key.startsWith('p')).map((d) => d.due_at)).toEqual(puts.map(() => atMs))
   })
 
   it('stops with exit 3 and names the problem for a wrong data center, keyspace or TLS setting', async () => {
