@@ -237,6 +237,36 @@ describe('the Cassandra target', () => {
     expect(due.filter((d) => d.key.startsWith('p')).map((d) => d.due_at)).toEqual(puts.map(() => atMs))
   })
 
+  it('creates the keyspace and declared tables with ns init, and refuses to start when a declared table differs', async () => {
+    const fresh = `wal_init_${Date.now().toString(36)}`
+    const tables = { users: { columns: { id: 'int', name: 'text', tags: 'set<text>' }, partitionKey: ['id'] }, visits: { columns: { user: 'int', at: 'timestamp', page: 'text' }, partitionKey: ['user'], clusteringKey: ['at'] } }
+    writeCassandraConfig(wal.cwd, { keyspace: fresh, target: { replication: { class: 'SimpleStrategy', replication_factor: 1 }, tables } })
+    try {
+      const init = await wal.run(['ns', 'init', 'ns', '--json'])
+      expect(init.code, init.stderr).toBe(0)
+      expect(JSON.parse(init.stdout).parts.slice(1)).toMatchObject([
+        { role: 'keyspace', name: fresh, status: 'created' },
+        { role: 'table', name: `${fresh}.users`, status: 'created' },
+        { role: 'table', name: `${fresh}.visits`, status: 'created' },
+      ])
+      const again = await wal.run(['ns', 'init', 'ns', '--json'])
+      expect(JSON.parse(again.stdout).parts.slice(1).map((p: { status: string }) => p.status)).toEqual(['exists', 'exists', 'exists'])
+      await wal.run(['produce', '-n', 'ns', '-k', 'u1', '-p', JSON.stringify({ op: 'put', table: 'users', key: { id: 1 }, item: { name: 'Ada', tags: ['x'] } })])
+      expect((await consumeUntilIdle()).summary).toMatchObject({ applied: 1 })
+      expect(await rows(`SELECT id, name FROM ${fresh}.users`)).toEqual([{ id: 1, name: 'Ada' }])
+
+      // The config now declares a column the table lacks: the consumer does not start.
+      writeCassandraConfig(wal.cwd, { keyspace: fresh, target: { tables: { ...tables, users: { ...tables.users, columns: { ...tables.users.columns, email: 'text' } } } } })
+      const refused = await wal.run(['consume', '-n', 'ns', '--until-idle', '--json'])
+      expect(refused.code).toBe(3)
+      expect(JSON.parse(refused.stderr.trim().split('\n').at(-1)!).error).toMatchObject({ code: 'WAL_TARGET_SCHEMA', message: expect.stringContaining(`table ${fresh}.users has no column "email"`) })
+      const report = await wal.run(['ns', 'init', 'ns'])
+      expect(report.stdout).toContain(`warning: ${fresh}.users differs from the config: table ${fresh}.users has no column "email"`)
+    } finally {
+      await dropKeyspace(client, fresh)
+    }
+  })
+
   it('stops with exit 3 and names the problem for a wrong data center, keyspace or TLS setting', async () => {
     const start = async (): Promise<{ code: number | null; error: { code: string; message: string } }> => {
       const result = await wal.run(['consume', '-n', 'ns', '--until-idle', '--json'])

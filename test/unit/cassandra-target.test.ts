@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { resolveConfig, validateConfig } from '../../src/lib/config/load.js'
 import { ClusterAccessError, ConfigError } from '../../src/lib/errors.js'
 import type { CassandraClusterSettings } from '../../src/lib/config/schema.js'
+import { createKeyspaceStatement, createTableStatement, tableProblems } from '../../src/lib/targets/cassandra/declared-tables.js'
 import { classifyCassandraError, connectError } from '../../src/lib/targets/cassandra/driver.js'
 import { describePlan, jitterMs, partStatement, planBatch, toColumnValue, type TableSchema } from '../../src/lib/targets/cassandra/statements.js'
 import type { PartOperation } from '../../src/lib/targets/operations.js'
@@ -111,6 +112,30 @@ describe('Cassandra statements', () => {
     expect(spread.every((ms) => ms >= 0 && ms <= 60_000)).toBe(true)
     expect(new Set(spread).size).toBeGreaterThan(1)
     expect(jitterMs('01A', 0)).toBe(0)
+  })
+})
+
+describe('declared Cassandra tables', () => {
+  const declared = { columns: { user: 'int', day: 'varchar', ts: 'int', what: 'text' }, partitionKey: ['user', 'day'], clusteringKey: ['ts'] }
+
+  it('become CREATE statements with their primary key', () => {
+    expect(createTableStatement('shop', 'events', declared)).toBe(
+      'CREATE TABLE IF NOT EXISTS "shop"."events" ("user" int, "day" varchar, "ts" int, "what" text, PRIMARY KEY (("user", "day"), "ts"))',
+    )
+    expect(createKeyspaceStatement('shop', { class: 'NetworkTopologyStrategy', dc1: 3 })).toBe(
+      `CREATE KEYSPACE IF NOT EXISTS "shop" WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3}`,
+    )
+  })
+
+  it('are compared with the table Cassandra has, naming each difference', () => {
+    expect(tableProblems(events, declared, 'shop', 'events')).toEqual([])
+    expect(tableProblems(null, declared, 'shop', 'events')).toEqual(['table shop.events does not exist'])
+    expect(tableProblems(events, { columns: { ...declared.columns, email: 'text', ts: 'bigint' }, partitionKey: ['user'], clusteringKey: [] }, 'shop', 'events')).toEqual([
+      'column shop.events.ts is int, not bigint',
+      'table shop.events has no column "email"',
+      'the partition key of shop.events is (user, day), not (user)',
+      'the clustering columns of shop.events are (ts), not ()',
+    ])
   })
 })
 

@@ -176,6 +176,14 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
       case 'cassandra': {
         const where = `${configPath}: key "namespaces.${namespace}.targets.${name}`
         const cluster = cassandraCluster(file, t.cluster, `${where}.cluster"`, base)
+        for (const [table, declared] of Object.entries(t.tables ?? {})) {
+          const unknown = [...declared.partitionKey, ...(declared.clusteringKey ?? [])].filter((c) => !(c in declared.columns))
+          if (unknown.length > 0) {
+            throw new ConfigError(`${where}.tables.${table}": key column ${unknown.map((c) => `"${c}"`).join(', ')} not among its columns`, {
+              suggestions: [`add it under namespaces.${namespace}.targets.${name}.tables.${table}.columns with its CQL type`],
+            })
+          }
+        }
         const keyspace = t.keyspace ?? cluster.keyspace
         if (keyspace === null) {
           throw new ConfigError(`${where}": a Cassandra target needs a keyspace`, {
@@ -192,6 +200,8 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
           timeoutMs: t.timeoutMs ?? DEFAULTS.cassandra.timeoutMs,
           maxBatchBytes: t.maxBatchBytes ?? DEFAULTS.cassandra.maxBatchBytes,
           deleteJitterMs: t.deleteJitterMs ?? 0,
+          replication: t.replication ?? null,
+          tables: t.tables ?? {},
         }
       }
     }

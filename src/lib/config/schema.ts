@@ -79,6 +79,16 @@ export type ConsistencyLevel = (typeof CONSISTENCY_LEVELS)[number]
 /** An unquoted CQL identifier: what wal puts into statements without quoting. */
 const CqlName = (what: string) => v.pipe(v.string(what), v.regex(/^[A-Za-z][A-Za-z0-9_]{0,47}$/, `${what}: up to 48 letters, digits and _, starting with a letter`))
 
+/** A CQL type as CREATE TABLE takes it: text, int, list<text>, frozen<map<text, int>>, … */
+const CqlType = v.pipe(v.string('a CQL type'), v.regex(/^[a-z][a-z0-9_]*(<[a-z0-9_<>, ]+>)?$/, 'a CQL type such as text, bigint or map<text, int>'))
+
+/** A table a Cassandra target declares: its columns with their CQL types, and its primary key. */
+const CassandraTableSchema = v.strictObject({
+  columns: v.pipe(v.record(CqlName('a column name'), CqlType), v.check((c) => Object.keys(c).length > 0, 'at least one column')),
+  partitionKey: v.pipe(v.array(CqlName('a column name')), v.minLength(1, 'at least one partition key column')),
+  clusteringKey: v.optional(v.array(CqlName('a column name'))),
+})
+
 const TargetName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a target name: letters, digits, ".", "_" or "-"'))
 const common = { retry: v.optional(RetrySchema), rate: v.optional(Rate) }
 
@@ -111,6 +121,10 @@ export const TargetConfigSchema = v.variant(
       timeoutMs: v.optional(WholeMs('a timeout', 600_000)),
       maxBatchBytes: v.optional(v.pipe(v.number('a size in bytes'), v.integer('whole bytes'), v.minValue(0, 'a size from 0 to 16777216 bytes'), v.maxValue(16 * 1024 * 1024, 'a size from 0 to 16777216 bytes'))),
       deleteJitterMs: v.optional(WholeMs('a jitter', 30 * 86_400_000)),
+      /** For `wal ns init` (creates the keyspace when missing): its replication, as in CREATE KEYSPACE. */
+      replication: v.optional(v.record(v.string(), v.union([v.string(), v.number()]), 'replication settings, e.g. { class: NetworkTopologyStrategy, dc1: 3 }')),
+      /** Tables the target writes: checked at consumer start, created by `wal ns init`. */
+      tables: v.optional(v.record(CqlName('a table name'), CassandraTableSchema)),
       ...common,
     }),
   ],
@@ -210,6 +224,13 @@ export interface KafkaClusterSettings {
   deliveryTimeoutMs: number
 }
 
+/** A table a Cassandra target declares. */
+export interface CassandraTableDeclaration {
+  columns: Record<string, string>
+  partitionKey: string[]
+  clusteringKey?: string[]
+}
+
 /** A Cassandra cluster's settings, certificate paths resolved. */
 export interface CassandraClusterSettings {
   name: string
@@ -240,6 +261,10 @@ export type TargetSettings = (
       maxBatchBytes: number
       /** Delayed deletes are spread over this much more time (0: none). */
       deleteJitterMs: number
+      /** Replication for `ns init` to create the keyspace with; null: ns init does not create it. */
+      replication: Record<string, string | number> | null
+      /** Declared tables: checked at consumer start, created by `ns init`. */
+      tables: Record<string, CassandraTableDeclaration>
     }
 ) & {
   name: string

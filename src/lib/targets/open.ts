@@ -31,6 +31,7 @@ export async function openTarget(settings: TargetSettings): Promise<Target> {
         timeoutMs: settings.timeoutMs,
         maxBatchBytes: settings.maxBatchBytes,
         deleteJitterMs: settings.deleteJitterMs,
+        tables: settings.tables,
         where: `target "${settings.name}"`,
       })
     }

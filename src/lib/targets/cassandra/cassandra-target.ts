@@ -9,12 +9,13 @@
  * Tables are looked up in system_schema when first used: an unknown table or column, or a missing
  * primary-key column, is fatal for that mutation (it goes to the DLQ, not into a retry loop).
  */
-import type { ConsistencyLevel, CassandraClusterSettings } from '../../config/schema.js'
+import type { CassandraClusterSettings, CassandraTableDeclaration, ConsistencyLevel } from '../../config/schema.js'
 import { createdAtMicros } from '../../envelope/created-at.js'
 import type { Mutation } from '../../envelope/envelope.js'
 import { ConfigError, WalError } from '../../errors.js'
 import { parseOperation, partsOf, type PartOperation } from '../operations.js'
 import { TargetError, type Target } from '../target.js'
+import { tableProblems } from './declared-tables.js'
 import { classifyCassandraError, clientOptions, connectError, isBatchTooLarge, loadDriver, type CassandraDriver } from './driver.js'
 import { jitterMs, partStatement, planBatch, type Statement, type TableSchema } from './statements.js'
 
@@ -31,6 +32,8 @@ export interface CassandraTargetOptions {
   maxBatchBytes: number
   /** Delayed deletes are spread over up to this much more time. */
   deleteJitterMs: number
+  /** Tables declared in the config: checked when the target opens. */
+  tables: Record<string, CassandraTableDeclaration>
   /** For messages: where the target is declared. */
   where: string
 }
@@ -89,7 +92,17 @@ export class CassandraTarget implements Target {
           suggestions: ['create it (CREATE KEYSPACE …), or fix the keyspace name in the config'],
         })
       }
-      return new CassandraTarget(options, client, driver)
+      const target = new CassandraTarget(options, client, driver)
+      const problems: string[] = []
+      for (const [table, declared] of Object.entries(options.tables)) problems.push(...tableProblems(await target.table(table), declared, options.keyspace, table))
+      if (problems.length > 0) {
+        throw new ConfigError(`${options.where}: ${problems.join('; ')}`, {
+          code: 'WAL_TARGET_SCHEMA',
+          details: { problems },
+          suggestions: ['create the missing tables with `wal ns init NAMESPACE` (or by hand), or fix the tables declared for this target in the config'],
+        })
+      }
+      return target
     } catch (error) {
       // The driver keeps sockets and timers until shut down: never leave one behind on a failed start.
       await client.shutdown().catch(() => undefined)
