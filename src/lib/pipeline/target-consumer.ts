@@ -181,8 +181,7 @@ export class TargetConsumer {
   }
 
   private async dispatchScheduled(): Promise<number> {
-    // Nothing scheduled in our partitions (scheduledCount covers them all): no query each turn.
-    if (this.owned.length === 0 || this.scheduledCount.size === 0) return 0
+    if (this.owned.length === 0) return 0
     const due = await this.options.store.dueScheduled(this.owned, this.options.now(), SCHEDULED_BATCH, this.busyKeys)
     for (const entry of due) {
       this.busyKeys.add(entry.mutation.key)
@@ -193,9 +192,7 @@ export class TargetConsumer {
   }
 
   private async dispatchLog(): Promise<number> {
-    // Read a page only when all of it fits in flight: a page cut short is read again from the log next
-    // turn, and with a slow target (a remote database) that re-reading would cost more than the applies.
-    if (this.owned.length === 0 || this.inFlight > MAX_IN_FLIGHT - READ_BATCH) return 0
+    if (this.owned.length === 0 || this.inFlight >= MAX_IN_FLIGHT) return 0
     let dispatched = 0
     const from = new Map(this.owned.map((p) => [p, this.progress.position(p)]))
     for await (const record of this.options.log.read({ from })) {
