@@ -27,6 +27,10 @@ describe('operations', () => {
     [{ op: 'upsert', table: 't' }, /"op": expected an operation with "op": "put", "delete" or "batch", found "upsert"/],
     [{ op: 'put', table: 'bad name', key: { id: 1 }, item: {} }, /"table": expected a table name/],
     [{ op: 'batch', parts: [] }, /"parts": expected at least one part/],
+    // Shapes the fast path must hand over to the schema (which words the error).
+    [{ op: 'put', table: 't', key: { id: 1 }, item: {}, extra: 1 }, /not a valid operation/],
+    [{ op: 'delete', table: 't', key: { id: null } }, /"key\.id": expected a key value/],
+    [{ op: 'delete', table: 't', key: { id: 1 }, scope: 'everything' }, /"scope": expected a scope/],
   ])('rejects %j as fatal, naming the field', (payload, message) => {
     expect(() => parseOperation(mutation(payload, 1))).toThrow(message)
     try {
@@ -34,6 +38,17 @@ describe('operations', () => {
     } catch (error) {
       expect((error as TargetError).errorClass).toBe('fatal')
     }
+  })
+})
+
+describe('operations that parse', () => {
+  it.each([
+    { op: 'put', table: 't', key: { id: 1, k: 'a', b: true }, item: { name: 'Ada', nested: { x: [1] } } },
+    { op: 'delete', table: 't', key: { id: 1 } },
+    { op: 'delete', table: 't', key: { id: 1 }, scope: 'range', range: { column: 'ts', gte: 1, lt: 5 } },
+    { op: 'batch', parts: [{ op: 'put', table: 't', key: { id: 1 }, item: {} }, { op: 'delete', table: 'u', key: { id: 2 } }] },
+  ])('reads %j as it is', (payload) => {
+    expect(parseOperation(mutation(payload, 1))).toEqual(payload)
   })
 })
 

@@ -258,8 +258,9 @@ export class TargetConsumer {
         this.schedule(item, mutation.notBeforeMs ?? 0)
         return
       }
-      if (mutation.notBeforeMs !== null && mutation.notBeforeMs > now) {
-        this.schedule(item, mutation.notBeforeMs)
+      const notBeforeMs = this.options.target.deliveryTimeMs ? this.options.target.deliveryTimeMs(mutation) : mutation.notBeforeMs
+      if (notBeforeMs !== null && notBeforeMs > now) {
+        this.schedule(item, notBeforeMs)
         return
       }
       await this.applyWithRetries(item)
