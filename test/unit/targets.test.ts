@@ -117,4 +117,11 @@ describe('the file target', () => {
     ])
     await file.close()
   })
+
+  it('writes to a device such as /dev/null, which cannot be fsync\'d', async () => {
+    const file = new FileTarget({ name: 'discard', path: '/dev/null' })
+    await file.apply(mutation({ a: 1 }, 1000))
+    await expect(file.flush()).resolves.toBeUndefined()
+    await file.close()
+  })
 })
