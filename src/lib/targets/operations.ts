@@ -13,10 +13,18 @@ import { expectedOf } from '../validation.js'
 import { TargetError } from './target.js'
 
 const KeyValue = v.union([v.string(), v.number(), v.boolean()], 'a key value: string, number or boolean')
-const Key = v.pipe(v.record(v.string(), KeyValue, 'an object of key columns'), v.check((k) => Object.keys(k).length > 0, 'at least one key column'))
+// valibot's record takes an array for an object (and outputs one): refuse it before, or [1, 2] would be
+// columns "0" and "1".
+const NotArray = (what: string) => v.check((x: unknown) => !Array.isArray(x), what)
+const Key = v.pipe(
+  v.unknown(),
+  NotArray('an object of key columns, not an array'),
+  v.record(v.string(), KeyValue, 'an object of key columns'),
+  v.check((k) => Object.keys(k).length > 0, 'at least one key column'),
+)
 const Table = v.pipe(v.string('a table name'), v.regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'a table name: letters, digits and _'))
 
-const Put = v.strictObject({ op: v.literal('put'), table: Table, key: Key, item: v.record(v.string(), v.unknown(), 'an item object') })
+const Put = v.strictObject({ op: v.literal('put'), table: Table, key: Key, item: v.pipe(v.unknown(), NotArray('an item object, not an array'), v.record(v.string(), v.unknown(), 'an item object')) })
 const Bound = v.union([v.string(), v.number()], 'a bound: string or number')
 /**
  * A delete removes one row (its full key) unless it asks for more: `"scope": "partition"` (the key is
