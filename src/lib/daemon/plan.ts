@@ -43,8 +43,9 @@ export function planConsumers(config: ResolvedConfig, existing: readonly string[
     const namespace = namespaceSettings(config, name)
     for (const target of namespace.targets) {
       const key = `${name}/${target.name}`
-      const fingerprint = JSON.stringify({ log: logFingerprint(namespace), rate: namespace.ratePerSec, target, shard, concurrency, leaseTtlMs })
-      plan.set(key, { key, namespace, target, shard, concurrency, leaseTtlMs, fingerprint })
+      const applies = concurrency ?? (target.type === 'cassandra' ? target.concurrency : 16)
+      const fingerprint = JSON.stringify({ log: logFingerprint(namespace), rate: namespace.ratePerSec, target, shard, concurrency: applies, leaseTtlMs })
+      plan.set(key, { key, namespace, target, shard, concurrency: applies, leaseTtlMs, fingerprint })
     }
   }
   return plan
