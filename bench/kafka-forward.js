@@ -52,8 +52,8 @@ async function runWal(run) {
   topics.push(target)
   await admin.createTopics({ waitForLeaders: true, topics: [{ topic: target, numPartitions: PARTITIONS, replicationFactor: 1 }] })
   configure(target)
-  // A fresh consumer group per run (the namespace's group is named after the target), so each run starts at offset 0.
-  await admin.deleteGroups(['wal.bench.replica']).catch(() => undefined)
+  // A fresh consumer group per run (wal's group is wal.<topic>.<target>), so each run starts at offset 0.
+  await admin.deleteGroups([`wal.${source}.replica`]).catch(() => undefined)
   const { code, stderr, ms } = await spawnTimed([BIN, 'consume', '-n', 'bench', '--until-idle', '--concurrency', String(CONCURRENCY)], { cwd, env })
   if (code !== 0) throw new Error(`wal consume exited ${code}:\n${stderr}`)
   const count = await highSum(target)
@@ -94,7 +94,7 @@ await runOrExit(
     console.log(JSON.stringify({ bench: 'kafka-forward', records, payloadBytes: meanPayload, concurrency: CONCURRENCY, runs: RUNS, walMs: walMs.map(Math.round), rawMs: rawMs.map(Math.round), walPerSec: Math.round(wal.perSec), rawPerSec: Math.round(raw.perSec), ratio: Number(ratio.toFixed(3)) }))
   },
   async () => {
-    await admin.deleteGroups(['wal.bench.replica']).catch(() => undefined)
+    await admin.deleteGroups([`wal.${source}.replica`]).catch(() => undefined)
     await admin.deleteTopics({ topics }).catch(() => undefined)
     await admin.disconnect().catch(() => undefined)
     sandbox.cleanup()

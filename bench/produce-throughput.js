@@ -56,7 +56,7 @@ function rawRows(nowMs) {
     for (let c = 0; c < keys[i].length; c++) h = (Math.imul(h, 31) + keys[i].charCodeAt(c)) | 0
     const partition = (h >>> 0) % PARTITIONS
     const id = `01BENCH${String(i).padStart(19, '0')}` // ULID length; content does not matter to SQLite
-    rows[i] = [partition, next[partition]++, id, keys[i], nowMs, nowMs, null, null, null, 0, null, payloads[i], null]
+    rows[i] = [partition, next[partition]++, id, keys[i], nowMs, nowMs, null, null, null, 0, null, payloads[i], null, nowMs * 1000 + i]
   }
   return rows
 }

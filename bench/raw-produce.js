@@ -26,7 +26,7 @@ for await (const line of createInterface({ input: process.stdin, crlfDelay: Infi
   for (let c = 0; c < key.length; c++) h = (Math.imul(h, 31) + key.charCodeAt(c)) | 0
   const partition = (h >>> 0) % PARTITIONS
   const now = Date.now()
-  insert.run(partition, next[partition]++, `01RAW${String(n++).padStart(21, '0')}`, key, now, now, null, null, null, 0, null, JSON.stringify(payload), null)
+  insert.run(partition, next[partition]++, `01RAW${String(n++).padStart(21, '0')}`, key, now, now, null, null, null, 0, null, JSON.stringify(payload), null, now * 1000 + n)
   if (++pending === BATCH_RECORDS) {
     db.exec('COMMIT')
     db.exec('BEGIN IMMEDIATE')

@@ -21,7 +21,7 @@ On an SQS namespace there are no offsets: a message is deleted once every target
     shard: Flags.string({ description: 'Partitions to own: I/N (those with partition % N == I), or auto (a fair share among running consumers). Default: all.' }),
     target: Flags.string({ description: 'Apply to this target only.' }),
     'until-idle': Flags.boolean({ description: 'Exit 0 once nothing is left to do now (delayed mutations stay scheduled).' }),
-    concurrency: Flags.integer({ description: 'Mutations applied at once per target (one at a time per key).', default: 16, min: 1 }),
+    concurrency: Flags.integer({ description: 'Mutations applied at once per target (one at a time per key). Default: 16, or the concurrency of a Cassandra target.', min: 1 }),
     rate: Flags.string({ description: 'At most this many applies, e.g. 100/s or 6000/m.' }),
     'lease-ttl': Flags.string({ description: 'How long a dead consumer keeps its partitions before another takes them over.', default: '10s' }),
     'drain-timeout': Flags.string({ description: 'On stop, how long work in flight may take to finish.', default: '30s' }),

@@ -33,7 +33,9 @@ interface Status {
 
 describe('wal daemon start|status|reload|stop', () => {
   it('runs the configured consumers detached, takes writes over HTTP and from the CLI, reloads a new namespace and drains on stop', async () => {
-    configure({ orders: { partitions: 4, targets: { store: { type: 'kv' } } } })
+    // A drain deadline far above what draining takes: stop must return when drained, not at the deadline.
+    const daemon = { drainTimeoutMs: 30_000 }
+    configure({ orders: { partitions: 4, targets: { store: { type: 'kv' } } } }, daemon)
     const started = await wal.run(['daemon', 'start', '--json'])
     expect(started.code, started.stderr).toBe(0)
     const { pid, url } = JSON.parse(started.stdout) as { pid: number; url: string }
@@ -64,7 +66,7 @@ describe('wal daemon start|status|reload|stop', () => {
     expect(text.stdout).toMatch(/orders\s+store\s+auto\s+running\s+0,1,2,3\s+2\s/)
 
     // Reload with a new namespace: it starts consuming; the unchanged consumer is left alone.
-    configure({ orders: { partitions: 4, targets: { store: { type: 'kv' } } }, emails: { partitions: 2, targets: { outbox: { type: 'kv' } } } })
+    configure({ orders: { partitions: 4, targets: { store: { type: 'kv' } } }, emails: { partitions: 2, targets: { outbox: { type: 'kv' } } } }, daemon)
     const reload = await wal.run(['daemon', 'reload', '--json'])
     expect(reload.code, reload.stderr).toBe(0)
     expect(JSON.parse(reload.stdout)).toMatchObject({ ok: true, added: ['emails/outbox'], removed: [], changed: [], unchanged: ['orders/store'] })
@@ -83,9 +85,11 @@ describe('wal daemon start|status|reload|stop', () => {
     follow.stdout!.setEncoding('utf8').on('data', (d: string) => (followed += d))
     const followExit = new Promise<number | null>((resolve) => follow.on('exit', (code) => resolve(code)))
     await waitFor(() => followed.includes('"event":"reloaded"'))
+    const stopping = Date.now()
     const stopped = await wal.run(['daemon', 'stop', '--json'])
     expect(stopped.code, stopped.stderr).toBe(0)
     expect(JSON.parse(stopped.stdout)).toMatchObject({ running: true, pid, killed: false })
+    expect(Date.now() - stopping).toBeLessThan(daemon.drainTimeoutMs / 2)
     await waitFor(() => followed.includes('"event":"stopped"'))
     follow.kill('SIGINT')
     expect(await followExit).toBe(0)

@@ -122,6 +122,7 @@ describe('.walrc.example', () => {
       ['audit', 'file', 5, null],
       ['replica', 'kafka', 5, null],
       ['outbox', 'sqs', 5, null],
+      ['db', 'cassandra', 5, 2000],
     ])
     expect(namespaceSettings(config, 'orders').ratePerSec).toBe(500)
     const jobs = namespaceSettings(config, 'jobs')

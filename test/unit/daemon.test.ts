@@ -22,6 +22,17 @@ describe('the daemon plan', () => {
     expect(plan.get('orders/api')).toMatchObject({ shard: '1/2', concurrency: 4, leaseTtlMs: 10_000 })
   })
 
+  it('applies as many at once as each target asks, unless the daemon config sets it', () => {
+    const withCassandra = {
+      clusters: { cassandra: { main: { contactPoints: ['127.0.0.1'], localDataCenter: 'dc1', keyspace: 'shop' } } },
+      namespaces: { orders: { targets: { db: { type: 'cassandra', cluster: 'main', concurrency: 48 }, store: { type: 'kv' } } } },
+    }
+    const plan = planConsumers(config(withCassandra))
+    expect([plan.get('orders/db')!.concurrency, plan.get('orders/store')!.concurrency]).toEqual([48, 16])
+    const set = planConsumers(config({ ...withCassandra, daemon: { concurrency: 8 } }))
+    expect([set.get('orders/db')!.concurrency, set.get('orders/store')!.concurrency]).toEqual([8, 8])
+  })
+
   it('consumes namespaces created on demand only when the config lets them be created', () => {
     expect([...planConsumers(config({}), ['default', 'logs']).keys()]).toEqual(['default/kv', 'logs/kv'])
     expect([...planConsumers(config(base), ['stray']).keys()]).not.toContain('stray/kv')

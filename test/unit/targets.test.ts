@@ -27,6 +27,12 @@ describe('operations', () => {
     [{ op: 'upsert', table: 't' }, /"op": expected an operation with "op": "put", "delete" or "batch", found "upsert"/],
     [{ op: 'put', table: 'bad name', key: { id: 1 }, item: {} }, /"table": expected a table name/],
     [{ op: 'batch', parts: [] }, /"parts": expected at least one part/],
+    // Shapes the fast path must hand over to the schema (which words the error).
+    [{ op: 'put', table: 't', key: { id: 1 }, item: {}, extra: 1 }, /not a valid operation/],
+    [{ op: 'delete', table: 't', key: { id: null } }, /"key\.id": expected a key value/],
+    [{ op: 'delete', table: 't', key: { id: 1 }, scope: 'everything' }, /"scope": expected a scope/],
+    [{ op: 'put', table: 't', key: { id: 1 }, item: [1, 2] }, /"item": expected an item object, not an array/],
+    [{ op: 'delete', table: 't', key: ['a'] }, /"key": expected an object of key columns, not an array/],
   ])('rejects %j as fatal, naming the field', (payload, message) => {
     expect(() => parseOperation(mutation(payload, 1))).toThrow(message)
     try {
@@ -34,6 +40,17 @@ describe('operations', () => {
     } catch (error) {
       expect((error as TargetError).errorClass).toBe('fatal')
     }
+  })
+})
+
+describe('operations that parse', () => {
+  it.each([
+    { op: 'put', table: 't', key: { id: 1, k: 'a', b: true }, item: { name: 'Ada', nested: { x: [1] } } },
+    { op: 'delete', table: 't', key: { id: 1 } },
+    { op: 'delete', table: 't', key: { id: 1 }, scope: 'range', range: { column: 'ts', gte: 1, lt: 5 } },
+    { op: 'batch', parts: [{ op: 'put', table: 't', key: { id: 1 }, item: {} }, { op: 'delete', table: 'u', key: { id: 2 } }] },
+  ])('reads %j as it is', (payload) => {
+    expect(parseOperation(mutation(payload, 1))).toEqual(payload)
   })
 })
 
@@ -100,6 +117,13 @@ describe('the file target', () => {
       { key: 'k', payload: { a: 1 }, headers: { h: 'v' }, createdAt: '1970-01-01T00:00:01.000Z' },
       { payload: 'AAE=', payloadEncoding: 'base64' },
     ])
+    await file.close()
+  })
+
+  it('writes to a device such as /dev/null, which cannot be fsync\'d', async () => {
+    const file = new FileTarget({ name: 'discard', path: '/dev/null' })
+    await file.apply(mutation({ a: 1 }, 1000))
+    await expect(file.flush()).resolves.toBeUndefined()
     await file.close()
   })
 })

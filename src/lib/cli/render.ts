@@ -132,6 +132,7 @@ export function renderExplain(report: ExplainReport): string {
   }
   for (const t of report.targets) {
     lines.push(`target ${t.target}: ${t.status} — ${t.detail}`)
+    if (t.plan !== undefined) lines.push(`  applied as ${t.plan}`)
     for (const e of t.events) {
       lines.push(`  ${e.at} ${e.event} (attempt ${e.attempt})${e.code ? ` ${e.errorClass} ${e.code}: ${e.message}` : ''}`)
     }

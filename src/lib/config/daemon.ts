@@ -15,7 +15,6 @@ export const DAEMON_DEFAULTS = {
   requestTimeoutMs: 30_000,
   drainTimeoutMs: 30_000,
   leaseTtlMs: 10_000,
-  concurrency: 16,
   shard: 'auto',
 } as const
 
@@ -59,7 +58,8 @@ export interface DaemonSettings {
   /** On stop, how long consumers may take to finish what they started. */
   drainTimeoutMs: number
   leaseTtlMs: number
-  concurrency: number
+  /** Applies at once per consumer; null: each target's own (a Cassandra target's concurrency, else 16). */
+  concurrency: number | null
   /** "auto" (share partitions with other consumers) or "I/N". */
   shard: string
   /**
@@ -85,7 +85,7 @@ export function resolveDaemonSettings(config: DaemonConfig | undefined, env: Nod
     requestTimeoutMs: config?.requestTimeoutMs ?? DAEMON_DEFAULTS.requestTimeoutMs,
     drainTimeoutMs: config?.drainTimeoutMs ?? DAEMON_DEFAULTS.drainTimeoutMs,
     leaseTtlMs: config?.leaseTtlMs ?? DAEMON_DEFAULTS.leaseTtlMs,
-    concurrency: config?.concurrency ?? DAEMON_DEFAULTS.concurrency,
+    concurrency: config?.concurrency ?? null,
     shard: config?.shard ?? DAEMON_DEFAULTS.shard,
     tls: tls === undefined ? null : { cert: file(tls.cert), key: file(tls.key), ca: tls.ca === undefined ? null : file(tls.ca) },
   }

@@ -15,6 +15,7 @@ import { findConfig } from './search.js'
 import {
   ConfigSchema,
   DEFAULTS,
+  type CassandraClusterSettings,
   type ConfigFile,
   type KafkaClusterSettings,
   type KafkaLogSettings,
@@ -170,6 +171,28 @@ function sqsCluster(file: ConfigFile, name: string, where: string): SqsClusterSe
         : { accessKeyId: cluster.accessKeyId, secretAccessKey: cluster.secretAccessKey!, ...(cluster.sessionToken ? { sessionToken: cluster.sessionToken } : {}) },
     requestTimeoutMs: cluster.requestTimeoutMs ?? 30_000,
     connectionTimeoutMs: cluster.connectionTimeoutMs ?? 5_000,
+    }
+  }
+
+function cassandraCluster(file: ConfigFile, name: string, where: string, base: string): CassandraClusterSettings {
+  const cluster = file.clusters?.cassandra?.[name]
+  if (!cluster) {
+    const declared = Object.keys(file.clusters?.cassandra ?? {})
+    throw new ConfigError(`${where}: cluster "${name}" is not declared under clusters.cassandra`, {
+      suggestions: [
+        declared.length > 0 ? `declared Cassandra clusters: ${declared.join(', ')}` : 'declare it: clusters: { cassandra: { NAME: { contactPoints: [host:port], localDataCenter: DC } } }',
+      ],
+    })
+  }
+  const file_ = (p: string | undefined): string | undefined => (p === undefined ? undefined : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
+  return {
+    name,
+    contactPoints: cluster.contactPoints,
+    localDataCenter: cluster.localDataCenter,
+    keyspace: cluster.keyspace ?? null,
+    auth: cluster.auth ?? null,
+    tls: typeof cluster.tls === 'object' ? { ...cluster.tls, ca: file_(cluster.tls.ca), cert: file_(cluster.tls.cert), key: file_(cluster.tls.key) } : (cluster.tls ?? false),
+    connectTimeoutMs: cluster.connectTimeoutMs ?? DEFAULTS.cassandra.connectTimeoutMs,
   }
 }
 
@@ -201,6 +224,37 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
           fifo: t.fifo ?? false,
           cluster: sqsCluster(file, t.cluster, `${configPath}: key "namespaces.${namespace}.targets.${name}.cluster"`),
         }
+      case 'cassandra': {
+        const where = `${configPath}: key "namespaces.${namespace}.targets.${name}`
+        const cluster = cassandraCluster(file, t.cluster, `${where}.cluster"`, base)
+        for (const [table, declared] of Object.entries(t.tables ?? {})) {
+          const unknown = [...declared.partitionKey, ...(declared.clusteringKey ?? [])].filter((c) => !(c in declared.columns))
+          if (unknown.length > 0) {
+            throw new ConfigError(`${where}.tables.${table}": key column ${unknown.map((c) => `"${c}"`).join(', ')} not among its columns`, {
+              suggestions: [`add it under namespaces.${namespace}.targets.${name}.tables.${table}.columns with its CQL type`],
+            })
+          }
+        }
+        const keyspace = t.keyspace ?? cluster.keyspace
+        if (keyspace === null) {
+          throw new ConfigError(`${where}": a Cassandra target needs a keyspace`, {
+            suggestions: [`set namespaces.${namespace}.targets.${name}.keyspace, or clusters.cassandra.${t.cluster}.keyspace`],
+          })
+        }
+        return {
+          ...common,
+          type: 'cassandra',
+          cluster,
+          keyspace,
+          consistency: t.consistency ?? DEFAULTS.cassandra.consistency,
+          concurrency: t.concurrency ?? DEFAULTS.cassandra.concurrency,
+          timeoutMs: t.timeoutMs ?? DEFAULTS.cassandra.timeoutMs,
+          maxBatchBytes: t.maxBatchBytes ?? DEFAULTS.cassandra.maxBatchBytes,
+          deleteJitterMs: t.deleteJitterMs ?? 0,
+          replication: t.replication ?? null,
+          tables: t.tables ?? {},
+        }
+      }
     }
   })
 }

@@ -14,6 +14,15 @@ export const DEFAULTS = {
   backend: 'embedded',
   retry: { maxAttempts: 10, initialBackoffMs: 200, maxBackoffMs: 600_000, multiplier: 2, jitter: 0.2 },
   httpTimeoutMs: 10_000,
+  cassandra: {
+    consistency: 'localQuorum',
+    concurrency: 64,
+    timeoutMs: 12_000,
+    // Cassandra refuses batches above batch_size_fail_threshold (50 KiB by default); leave a margin,
+    // since wal estimates a statement's size from its values.
+    maxBatchBytes: 40 * 1024,
+    connectTimeoutMs: 5_000,
+  },
 } as const
 
 /** How a target retries: attempts, and exponential backoff between them with a random spread. */
@@ -67,6 +76,23 @@ const Rate = v.union(
 /** An SQS queue name without the ".fifo" suffix (wal adds it for FIFO queues, and "-N" per shard). */
 const QueueName = v.pipe(v.string('a queue name'), v.regex(/^[A-Za-z0-9_-]{1,70}$/, 'a queue name: up to 70 letters, digits, "_" or "-" (wal adds "-N" per shard and ".fifo")'))
 
+/** Cassandra's consistency levels for writes (lower case, as in CQL's CONSISTENCY command). */
+export const CONSISTENCY_LEVELS = ['any', 'one', 'two', 'three', 'quorum', 'all', 'localQuorum', 'eachQuorum', 'localOne'] as const
+export type ConsistencyLevel = (typeof CONSISTENCY_LEVELS)[number]
+
+/** An unquoted CQL identifier: what wal puts into statements without quoting. */
+const CqlName = (what: string) => v.pipe(v.string(what), v.regex(/^[A-Za-z][A-Za-z0-9_]{0,47}$/, `${what}: up to 48 letters, digits and _, starting with a letter`))
+
+/** A CQL type as CREATE TABLE takes it: text, int, list<text>, frozen<map<text, int>>, … */
+const CqlType = v.pipe(v.string('a CQL type'), v.regex(/^[a-z][a-z0-9_]*(<[a-z0-9_<>, ]+>)?$/, 'a CQL type such as text, bigint or map<text, int>'))
+
+/** A table a Cassandra target declares: its columns with their CQL types, and its primary key. */
+const CassandraTableSchema = v.strictObject({
+  columns: v.pipe(v.record(CqlName('a column name'), CqlType), v.check((c) => Object.keys(c).length > 0, 'at least one column')),
+  partitionKey: v.pipe(v.array(CqlName('a column name')), v.minLength(1, 'at least one partition key column')),
+  clusteringKey: v.optional(v.array(CqlName('a column name'))),
+})
+
 const TargetName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a target name: letters, digits, ".", "_" or "-"'))
 const common = { retry: v.optional(RetrySchema), rate: v.optional(Rate) }
 
@@ -97,8 +123,23 @@ export const TargetConfigSchema = v.variant(
       fifo: v.optional(v.boolean('true or false')),
       ...common,
     }),
+    v.strictObject({
+      type: v.literal('cassandra'),
+      cluster: v.pipe(v.string('the name of a cluster under clusters.cassandra'), v.minLength(1)),
+      keyspace: v.optional(CqlName('a keyspace name')),
+      consistency: v.optional(v.picklist(CONSISTENCY_LEVELS, `a consistency level: ${CONSISTENCY_LEVELS.join(', ')}`)),
+      concurrency: v.optional(v.pipe(v.number('a number of requests'), v.integer('a whole number of requests'), v.minValue(1, 'a concurrency from 1 to 4096'), v.maxValue(4096, 'a concurrency from 1 to 4096'))),
+      timeoutMs: v.optional(WholeMs('a timeout', 600_000)),
+      maxBatchBytes: v.optional(v.pipe(v.number('a size in bytes'), v.integer('whole bytes'), v.minValue(0, 'a size from 0 to 16777216 bytes'), v.maxValue(16 * 1024 * 1024, 'a size from 0 to 16777216 bytes'))),
+      deleteJitterMs: v.optional(WholeMs('a jitter', 30 * 86_400_000)),
+      /** For `wal ns init` (creates the keyspace when missing): its replication, as in CREATE KEYSPACE. */
+      replication: v.optional(v.record(v.string(), v.union([v.string(), v.number()]), 'replication settings, e.g. { class: NetworkTopologyStrategy, dc1: 3 }')),
+      /** Tables the target writes: checked at consumer start, created by `wal ns init`. */
+      tables: v.optional(v.record(CqlName('a table name'), CassandraTableSchema)),
+      ...common,
+    }),
   ],
-  'a target with "type": "kv", "http", "file", "kafka" or "sqs"',
+  'a target with "type": "kv", "http", "file", "kafka", "sqs" or "cassandra"',
 )
 
 const TopicName = v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,200}$/, 'a topic name: up to 200 letters, digits, ".", "_" or "-"'))
@@ -164,8 +205,35 @@ export const SqsClusterSchema = v.strictObject({
   connectionTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
 })
 
+
+/** A Cassandra cluster: contact points, local data center, credentials and TLS. File paths are relative to the config. */
+export const CassandraClusterSchema = v.strictObject({
+  contactPoints: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[^\s:]+(:\d+)?$/, 'host or host:port'))), v.minLength(1, 'at least one contact point host[:port]')),
+  localDataCenter: v.pipe(v.string('the name of the local data center'), v.minLength(1)),
+  keyspace: v.optional(CqlName('a keyspace name')),
+  auth: v.optional(v.strictObject({ username: v.string('a user name'), password: v.string('a password') })),
+  tls: v.optional(
+    v.union([
+      v.boolean('true, or an object with ca, cert and key files'),
+      v.strictObject({
+        ca: v.optional(v.string('a CA certificate file (PEM)')),
+        cert: v.optional(v.string('a client certificate file (PEM)')),
+        key: v.optional(v.string('a client key file (PEM)')),
+        rejectUnauthorized: v.optional(v.boolean()),
+      }),
+    ]),
+  ),
+  connectTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
+})
+
 export const ConfigSchema = v.strictObject({
-  clusters: v.optional(v.strictObject({ kafka: v.optional(v.record(v.string(), KafkaClusterSchema)), sqs: v.optional(v.record(v.string(), SqsClusterSchema)) })),
+  clusters: v.optional(
+    v.strictObject({
+      kafka: v.optional(v.record(v.string(), KafkaClusterSchema)),
+      sqs: v.optional(v.record(v.string(), SqsClusterSchema)),
+      cassandra: v.optional(v.record(v.string(), CassandraClusterSchema)),
+    }),
+  ),
   stateDir: v.optional(v.pipe(v.string('a directory path'), v.minLength(1, 'a non-empty directory path'))),
   autoCreateNamespaces: v.optional(v.boolean('true or false')),
   defaults: v.optional(
@@ -222,6 +290,25 @@ export interface SqsLogSettings {
   maxNativeDelaySeconds: number
 }
 
+/** A table a Cassandra target declares. */
+export interface CassandraTableDeclaration {
+  columns: Record<string, string>
+  partitionKey: string[]
+  clusteringKey?: string[]
+}
+
+/** A Cassandra cluster's settings, certificate paths resolved. */
+export interface CassandraClusterSettings {
+  name: string
+  contactPoints: string[]
+  localDataCenter: string
+  /** The keyspace of targets that name none; null if there is no default. */
+  keyspace: string | null
+  auth: { username: string; password: string } | null
+  tls: boolean | { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean }
+  connectTimeoutMs: number
+}
+
 /** The effective settings of one target, namespace and global defaults applied. */
 export type TargetSettings = (
   | { type: 'kv'; path: string }
@@ -229,6 +316,23 @@ export type TargetSettings = (
   | { type: 'file'; path: string }
   | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings }
   | { type: 'sqs'; queue: string; fifo: boolean; cluster: SqsClusterSettings }
+  | {
+      type: 'cassandra'
+      cluster: CassandraClusterSettings
+      keyspace: string
+      consistency: ConsistencyLevel
+      /** Requests in flight at most (the consumer's --concurrency wins when given). */
+      concurrency: number
+      timeoutMs: number
+      /** A batch whose statements are larger than this is applied part by part instead of as one logged batch. */
+      maxBatchBytes: number
+      /** Delayed deletes are spread over this much more time (0: none). */
+      deleteJitterMs: number
+      /** Replication for `ns init` to create the keyspace with; null: ns init does not create it. */
+      replication: Record<string, string | number> | null
+      /** Declared tables: checked at consumer start, created by `ns init`. */
+      tables: Record<string, CassandraTableDeclaration>
+    }
 ) & {
   name: string
   retry: RetryPolicy

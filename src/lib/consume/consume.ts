@@ -7,7 +7,8 @@ import { hostname } from 'node:os'
 
 import { clockFromEnv } from '../clock.js'
 import { loadConfig, namespaceSettings, rateFlag } from '../config/load.js'
-import { BackendUnavailableError, UsageError } from '../errors.js'
+import type { TargetSettings } from '../config/schema.js'
+import { BackendUnavailableError, UsageError, WalError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import type { ShardRequest } from '../log/backend.js'
 import { openLog } from '../log/open.js'
@@ -80,8 +81,10 @@ function describeEvent(event: PipelineEvent, json: boolean): string {
 }
 
 export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> {
-  const concurrency = options.concurrency ?? 16
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a whole number, 1 or more')
+  const concurrencyFlag = options.concurrency
+  if (concurrencyFlag !== undefined && (!Number.isInteger(concurrencyFlag) || concurrencyFlag < 1)) throw new UsageError('--concurrency must be a whole number, 1 or more')
+  // --concurrency wins; else the target's own (Cassandra), else 16 applies at once.
+  const concurrencyOf = (t: TargetSettings): number => concurrencyFlag ?? (t.type === 'cassandra' ? t.concurrency : 16)
   const rate = rateFlag(options.rate)
   const leaseTtlMs = durationOption('--lease-ttl', options.leaseTtl, 10_000)
   const drainTimeoutMs = durationOption('--drain-timeout', options.drainTimeout, 30_000)
@@ -142,7 +145,8 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
         log: log as import('../log/sqs/sqs-log.js').SqsLog,
         targets: runs,
         shards: shardQueues(shard, log.partitions),
-        concurrency,
+        // One consumer applies each message to every target: as many at once as the most parallel one.
+        concurrency: Math.max(...targets.map(concurrencyOf)),
         now,
         untilIdle: options.untilIdle ?? false,
         stop: options.signal,
@@ -157,6 +161,8 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       const store = await log.consumerStore(t.name)
       opened.push(store)
       const target = await openTarget(t).catch((error: unknown) => {
+        // Already worded for the user (a refused login, an unknown keyspace, an unreachable cluster).
+        if (error instanceof WalError) throw error
         throw new BackendUnavailableError(`cannot open target "${t.name}" of namespace "${settings.name}": ${(error as Error).message}`, {
           cause: error,
           suggestions: [`check namespaces.${settings.name}.targets.${t.name} in the config`],
@@ -171,7 +177,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           settings: t,
           owner,
           shard,
-          concurrency,
+          concurrency: concurrencyOf(t),
           limiters: t.ratePerSec === null ? shared : [...shared, new RateLimiter(t.ratePerSec)],
           now,
           untilIdle: options.untilIdle ?? false,

@@ -193,7 +193,10 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
     const closed = new Promise<void>((resolve) => api.server.close(() => resolve()))
     api.server.closeIdleConnections()
     // A client still sending its body gets until the drain deadline, then is cut off (nothing of it is written).
-    await Promise.race([api.settled(), sleep(config.daemon.drainTimeoutMs)])
+    // The deadline's timer must not outlive the race, or it holds the process up for the whole deadline.
+    const deadline = new AbortController()
+    await Promise.race([api.settled(), sleep(config.daemon.drainTimeoutMs, undefined, { signal: deadline.signal }).catch(() => undefined)])
+    deadline.abort()
     api.server.closeAllConnections()
     await api.settled()
     await closed

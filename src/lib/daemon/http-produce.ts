@@ -9,7 +9,7 @@ import { decodeEnvelope, type Mutation } from '../envelope/envelope.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { DurabilityUnknownError, InvalidRecordError, WalError } from '../errors.js'
 import type { AppendResult } from '../log/backend.js'
-import { checkMutation } from '../produce/produce.js'
+import { checkMutation, nextCreatedAtMs } from '../produce/produce.js'
 
 /** A JSON body with `durable` (Netflix WriteToLog's answer) and a message, plus details. */
 export interface ProduceAnswer {
@@ -64,7 +64,8 @@ export function parseProduceBody(text: string, contentType: string | undefined, 
     const empty = new InvalidRecordError('the batch is empty', { suggestions: ['send at least one envelope, e.g. {"key":"user-42","payload":{…}}'] })
     return { ok: false, answer: rejected(empty.message, empty) }
   }
-  const defaults = { namespace, forceNamespace: true, nowMs }
+  // createdAt strictly increasing across requests, as `wal produce` stamps it (write-time order).
+  const defaults = { namespace, forceNamespace: true, nowMs, createdAtMs: nextCreatedAtMs }
   const mutations: Mutation[] = []
   const errors: Array<Record<string, unknown>> = []
   items.forEach((item, index) => {

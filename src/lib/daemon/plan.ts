@@ -48,8 +48,10 @@ export function planConsumers(config: ResolvedConfig, existing: readonly string[
     const namespace = namespaceSettings(config, name)
     const groups = namespace.backend === 'sqs' ? (namespace.targets.length > 0 ? [{ key: `${name}/*`, targets: namespace.targets }] : []) : namespace.targets.map((t) => ({ key: `${name}/${t.name}`, targets: [t] }))
     for (const { key, targets } of groups) {
-      const fingerprint = JSON.stringify({ log: logFingerprint(namespace), rate: namespace.ratePerSec, targets, shard, concurrency, leaseTtlMs })
-      plan.set(key, { key, namespace, targets, shard, concurrency, leaseTtlMs, fingerprint })
+      // daemon.concurrency, else the target's own (Cassandra), else 16; an SQS consumer, the most parallel target's.
+      const applies = concurrency ?? Math.max(...targets.map((t) => (t.type === 'cassandra' ? t.concurrency : 16)))
+      const fingerprint = JSON.stringify({ log: logFingerprint(namespace), rate: namespace.ratePerSec, targets, shard, concurrency: applies, leaseTtlMs })
+      plan.set(key, { key, namespace, targets, shard, concurrency: applies, leaseTtlMs, fingerprint })
     }
   }
   return plan

@@ -14,6 +14,7 @@ import * as v from 'valibot'
 
 import { InvalidRecordError } from '../errors.js'
 import { expectedOf } from '../validation.js'
+import { formatCreatedAt, parseCreatedAt } from './created-at.js'
 import { newMutationId } from './id.js'
 
 export const ENVELOPE_VERSION = 1
@@ -47,6 +48,7 @@ export interface Mutation {
   key: string
   payload: Payload
   headers: Record<string, string>
+  /** Original write time: epoch milliseconds, with up to three decimals (microseconds; see created-at.ts). */
   createdAtMs: number
   /** Do not deliver before this time (delay queue). */
   notBeforeMs: number | null
@@ -125,6 +127,8 @@ export interface DecodeDefaults {
   /** Overrides the envelope's namespace (produce -n into another namespace). */
   forceNamespace?: boolean
   nowMs: number
+  /** createdAt for envelopes that have none (called once per mutation); default: nowMs. */
+  createdAtMs?: () => number
   headers?: Record<string, string>
   /** The delivery time for envelopes that have none (called once per mutation, so jitter can vary). */
   notBefore?: () => number | null
@@ -186,7 +190,7 @@ export function decodeEnvelope(input: unknown, defaults: DecodeDefaults): Mutati
     key: e.key ?? id,
     payload,
     headers,
-    createdAtMs: e.createdAt === undefined ? defaults.nowMs : toMs(e.createdAt),
+    createdAtMs: e.createdAt === undefined ? (defaults.createdAtMs?.() ?? defaults.nowMs) : typeof e.createdAt === 'number' ? e.createdAt : parseCreatedAt(e.createdAt),
     notBeforeMs: e.notBefore === undefined ? (defaults.notBefore?.() ?? null) : e.notBefore === null ? null : toMs(e.notBefore),
     target: e.target === undefined ? (defaults.target ?? null) : e.target,
     idempotencyKey: e.idempotencyKey ?? null,
@@ -223,7 +227,7 @@ function decodeCommonEnvelope(input: unknown, defaults: DecodeDefaults): Mutatio
     key: (key as string | undefined) ?? id,
     payload: { encoding: 'json', json: JSON.stringify(payload) },
     headers: defaults.headers ? { ...defaults.headers } : {},
-    createdAtMs: defaults.nowMs,
+    createdAtMs: defaults.createdAtMs?.() ?? defaults.nowMs,
     notBeforeMs: defaults.notBefore?.() ?? null,
     target: defaults.target ?? null,
     idempotencyKey: null,
@@ -278,7 +282,7 @@ export function encodeEnvelope(m: Mutation | LogRecord): string {
   let line =
     `{"v":${ENVELOPE_VERSION},"id":${JSON.stringify(m.id)},"namespace":${JSON.stringify(m.namespace)}` +
     `,"key":${JSON.stringify(m.key)},"payload":${payload},"payloadEncoding":"${m.payload.encoding}"` +
-    `,"headers":${JSON.stringify(m.headers)},"createdAt":"${iso(m.createdAtMs)}"` +
+    `,"headers":${JSON.stringify(m.headers)},"createdAt":"${formatCreatedAt(m.createdAtMs)}"` +
     `,"notBefore":${m.notBeforeMs === null ? 'null' : `"${iso(m.notBeforeMs)}"`}` +
     `,"target":${JSON.stringify(m.target)},"idempotencyKey":${JSON.stringify(m.idempotencyKey)}` +
     `,"attempts":${m.attempts},"failures":${encodeFailures(m.failures)}`

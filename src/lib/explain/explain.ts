@@ -3,13 +3,16 @@
  * with its error, applied or dead-lettered or still waiting, and its replays.
  */
 import { loadConfig, namespaceSettings } from '../config/load.js'
-import type { ResolvedConfig } from '../config/schema.js'
+import type { ResolvedConfig, TargetSettings } from '../config/schema.js'
+import { formatCreatedAt } from '../envelope/created-at.js'
 import type { LogRecord } from '../envelope/envelope.js'
 import { NotFoundError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import type { HistoryEvent, LogBackend } from '../log/backend.js'
 import { listLogs, openLog } from '../log/open.js'
 import { REPLAYS_HEADER } from '../dlq/dlq.js'
+import { describePlan, planBatch } from '../targets/cassandra/statements.js'
+import { parseOperation, partsOf } from '../targets/operations.js'
 
 export interface ExplainOptions extends CommonOptions {
   id: string
@@ -31,7 +34,20 @@ export interface ExplainReport {
     status: TargetStatus
     detail: string
     events: Array<{ at: string; event: HistoryEvent['event']; attempt: number; errorClass?: string; code?: string; message?: string }>
+    /** How the target applies this mutation, where it has a choice (Cassandra: one logged batch, or part by part). */
+    plan?: string
   }>
+}
+
+/** A Cassandra target's plan for a batch: one logged batch, or part by part (and why). */
+function applyPlan(target: TargetSettings, mutation: LogRecord): string | undefined {
+  if (target.type !== 'cassandra') return undefined
+  try {
+    const parts = partsOf(parseOperation(mutation))
+    return describePlan(planBatch(parts, target.maxBatchBytes))
+  } catch {
+    return undefined
+  }
 }
 
 async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRecord[]): Promise<ExplainReport> {
@@ -74,7 +90,8 @@ async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRe
         status = 'pending'
         detail = `not consumed yet (the target is at offset ${committed} of partition ${latest.partition})`
       }
-      targets.push({ target: target.name, status, detail, events })
+      const plan = applyPlan(target, latest)
+      targets.push({ target: target.name, status, detail, events, ...(plan === undefined ? {} : { plan }) })
     } finally {
       await store.close()
     }
@@ -83,7 +100,7 @@ async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRe
     id: latest.id,
     namespace: log.namespace,
     key: latest.key,
-    createdAt: new Date(latest.createdAtMs).toISOString(),
+    createdAt: formatCreatedAt(latest.createdAtMs),
     writes: records.map((r) => ({
       partition: r.partition,
       offset: r.offset,

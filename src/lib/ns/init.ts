@@ -1,7 +1,7 @@
 /**
  * `wal ns init`: creates what a namespace needs and reports what exists. Embedded: the log file. Kafka:
  * the log topic (partitions, replication, retention), its DLQ topic, and the topics that hold consumer
- * state (schedule, history, DLQ marks). Existing topics are left as they are; a partition count that
+ * state (schedule, history, DLQ marks). Cassandra targets: the keyspace and the declared tables. Existing topics are left as they are; a partition count that
  * differs from the config is reported, since changing it would move keys between partitions.
  */
 import { loadConfig, namespaceSettings } from '../config/load.js'
@@ -29,15 +29,20 @@ export interface NamespaceInit {
 export async function initNamespace(options: CommonOptions & { namespace: string }): Promise<NamespaceInit> {
   const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
   const settings = namespaceSettings(config, options.namespace)
+  let parts: InitializedPart[]
   if (settings.backend === 'kafka') {
     const { initKafkaNamespace } = await import('../log/kafka/init.js')
-    return { namespace: settings.name, backend: settings.backend, parts: await initKafkaNamespace(settings) }
-  }
-  if (settings.backend === 'sqs') {
+    parts = await initKafkaNamespace(settings)
+  } else if (settings.backend === 'sqs') {
     const { initSqsNamespace } = await import('../log/sqs/init.js')
-    return { namespace: settings.name, backend: settings.backend, parts: await initSqsNamespace(settings) }
+    parts = await initSqsNamespace(settings)
+  } else parts = [await initEmbedded(config, settings)]
+  if (settings.targets.some((t) => t.type === 'cassandra')) {
+    // Its own chunk: cassandra-driver loads only for namespaces with a Cassandra target.
+    const { initCassandraTargets } = await import('../targets/cassandra/init.js')
+    parts.push(...(await initCassandraTargets(settings)))
   }
-  return { namespace: settings.name, backend: settings.backend, parts: [await initEmbedded(config, settings)] }
+  return { namespace: settings.name, backend: settings.backend, parts }
 }
 
 async function initEmbedded(config: Awaited<ReturnType<typeof loadConfig>>, settings: NamespaceSettings): Promise<InitializedPart> {

@@ -208,7 +208,9 @@ export class TargetConsumer {
   }
 
   private async dispatchLog(): Promise<number> {
-    if (this.owned.length === 0 || this.inFlight >= MAX_IN_FLIGHT) return 0
+    // Read a page only when all of it fits in flight: a page cut short is read again from the log next
+    // turn, and with a slow target (a remote database) that re-reading would cost more than the applies.
+    if (this.owned.length === 0 || this.inFlight > MAX_IN_FLIGHT - READ_BATCH) return 0
     let dispatched = 0
     const from = new Map(this.owned.map((p) => [p, this.progress.position(p)]))
     for await (const record of this.options.log.read({ from })) {
@@ -258,8 +260,9 @@ export class TargetConsumer {
         this.schedule(item, mutation.notBeforeMs ?? 0)
         return
       }
-      if (mutation.notBeforeMs !== null && mutation.notBeforeMs > now) {
-        this.schedule(item, mutation.notBeforeMs)
+      const notBeforeMs = this.options.target.deliveryTimeMs ? this.options.target.deliveryTimeMs(mutation) : mutation.notBeforeMs
+      if (notBeforeMs !== null && notBeforeMs > now) {
+        this.schedule(item, notBeforeMs)
         return
       }
       await this.applyWithRetries(item)

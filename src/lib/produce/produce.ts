@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { loadConfig, namespaceSettings } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
+import { CreatedAtClock } from '../envelope/created-at.js'
 import {
   decodeEnvelope,
   decodeEnvelopeLine,
@@ -287,12 +288,19 @@ export function checkMutation(config: ResolvedConfig, mutation: Mutation): void 
   Producer.check(config, mutation)
 }
 
+/** One per process: createdAt strictly increases over every mutation it produces (see created-at.ts). */
+const createdAtClock = new CreatedAtClock()
+
+/** The next createdAt of this process, for every path that writes mutations (the daemon's HTTP API too). */
+export const nextCreatedAtMs = (): number => createdAtClock.next()
+
 function decodeDefaults(options: ProduceOptions, nowMs: number, headers: Record<string, string> | undefined): DecodeDefaults {
   const delay = delayMs(options, nowMs)
   return {
     namespace: options.namespace ?? 'default',
     forceNamespace: options.namespace !== undefined,
     nowMs,
+    createdAtMs: nextCreatedAtMs,
     headers,
     notBefore: delay === undefined ? undefined : () => delay.baseMs + Math.floor(Math.random() * (delay.jitterMs + 1)),
     target: options.target,

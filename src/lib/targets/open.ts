@@ -1,4 +1,4 @@
-/** Creates a target from its settings. SDK-backed targets (Kafka) import their SDK only when used. */
+/** Creates a target from its settings. SDK-backed targets (Kafka, Cassandra) import their SDK only when used. */
 import type { TargetSettings } from '../config/schema.js'
 import type { Target } from './target.js'
 import { FileTarget } from './file/file-target.js'
@@ -23,6 +23,21 @@ export async function openTarget(settings: TargetSettings): Promise<Target> {
     case 'sqs': {
       const { SqsTarget } = await import('./sqs/sqs-target.js')
       return new SqsTarget({ name: settings.name, queue: settings.queue, fifo: settings.fifo, cluster: settings.cluster })
+    }
+    case 'cassandra': {
+      // Its own chunk: the Cassandra code loads only for namespaces that use it.
+      const { CassandraTarget } = await import('./cassandra/cassandra-target.js')
+      return CassandraTarget.open({
+        name: settings.name,
+        cluster: settings.cluster,
+        keyspace: settings.keyspace,
+        consistency: settings.consistency,
+        timeoutMs: settings.timeoutMs,
+        maxBatchBytes: settings.maxBatchBytes,
+        deleteJitterMs: settings.deleteJitterMs,
+        tables: settings.tables,
+        where: `target "${settings.name}"`,
+      })
     }
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Targets: where consumers apply mutations (an embedded key-value store, an HTTP endpoint, an NDJSON
- * file; Cassandra, Kafka and SQS later). Every target classifies its own failures, so the pipeline's
+ * file, a Kafka topic, Cassandra tables). Every target classifies its own failures, so the pipeline's
  * retry, circuit-breaker and DLQ logic never looks at a library's error.
  */
 import type { ErrorClass, Mutation } from '../envelope/envelope.js'
@@ -36,6 +36,11 @@ export interface Target {
    * a crash or a replay, and an older mutation (by createdAt) must never overwrite a newer one.
    */
   apply(mutation: Mutation, context: ApplyContext): Promise<void>
+  /**
+   * When a delayed mutation should be applied, if the target spreads it (Cassandra's deleteJitterMs);
+   * the mutation's notBefore otherwise. Must give the same answer for the same mutation every time.
+   */
+  deliveryTimeMs?(mutation: Mutation): number | null
   /** Makes everything applied so far durable, before the consumer commits its offsets. */
   flush?(): Promise<void>
   close(): Promise<void>

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeFailures, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { BackendUnavailableError, ConfigError, NotFoundError } from '../../errors.js'
 import type { AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
-import { DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
+import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
 import { LogWriter, toRow, type Row } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
 import { EmbeddedConsumerStore } from './consumer-store.js'
@@ -73,6 +73,7 @@ type StoredRow = {
   headers: string | null
   payload: string | Uint8Array
   failures: string | null
+  created_at_us: number | null
 }
 
 /** SQLite's primary result code (extended codes carry it in the low byte). */
@@ -159,6 +160,21 @@ export class EmbeddedLog implements LogBackend {
     }
   }
 
+  /** Brings a log written by an older wal up to the current schema (additive changes only). */
+  private static migrate(db: DatabaseSync): void {
+    const hasColumn = (name: string): boolean => db.prepare('SELECT 1 AS ok FROM pragma_table_info(?) WHERE name = ?').get('records', name) !== undefined
+    if (hasColumn('created_at_us')) return
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      // Another process may have added it meanwhile: look again under the write lock.
+      if (!hasColumn('created_at_us')) db.exec(ADD_CREATED_AT_US)
+      db.exec('COMMIT')
+    } catch (error) {
+      db.exec('ROLLBACK')
+      throw error
+    }
+  }
+
   /** Creates the schema on first use; checks the partition count of an existing log. */
   private static initialize(db: DatabaseSync, options: EmbeddedLogOptions): number {
     const hasMeta = db.prepare("SELECT 1 AS ok FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get()
@@ -182,6 +198,7 @@ export class EmbeddedLog implements LogBackend {
         throw error
       }
     }
+    EmbeddedLog.migrate(db)
     const row = db.prepare("SELECT value FROM meta WHERE name = 'partitions'").get() as { value: string }
     const partitions = Number(row.value)
     if (partitions !== options.partitions && options.create) {
@@ -319,7 +336,7 @@ export class EmbeddedLog implements LogBackend {
       key: row.key,
       payload: typeof row.payload === 'string' ? { encoding: 'json', json: row.payload } : { encoding: 'base64', bytes: row.payload },
       headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
-      createdAtMs: row.created_at,
+      createdAtMs: row.created_at_us === null ? row.created_at : row.created_at_us / 1000,
       notBeforeMs: row.not_before,
       target: row.target,
       idempotencyKey: row.idempotency_key,

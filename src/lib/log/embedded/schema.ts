@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS records (
   attempts INTEGER NOT NULL,
   headers TEXT,
   payload ANY NOT NULL,
-  failures TEXT
+  failures TEXT,
+  -- createdAt in microseconds when it has more precision than created_at (ms); null otherwise.
+  created_at_us INTEGER
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS records_position ON records (partition, offset);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -41,8 +43,11 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 `
 
 export const INSERT_RECORD = `INSERT INTO records
-  (partition, offset, id, key, appended_at, created_at, not_before, target, idempotency_key, attempts, headers, payload, failures)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+  (partition, offset, id, key, appended_at, created_at, not_before, target, idempotency_key, attempts, headers, payload, failures, created_at_us)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+/** Logs created before createdAt had microseconds lack created_at_us: added when such a log is opened. */
+export const ADD_CREATED_AT_US = 'ALTER TABLE records ADD COLUMN created_at_us INTEGER'
 
 /** Consumer state, per target: offsets, leases, scheduled (delayed or backing-off) mutations, DLQ, history. */
 export const CONSUMER_DDL = `

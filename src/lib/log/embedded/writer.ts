@@ -4,6 +4,7 @@
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 
+import { createdAtMicros } from '../../envelope/created-at.js'
 import { failuresToJson, type Mutation } from '../../envelope/envelope.js'
 import type { AppendResult } from '../backend.js'
 import { partitionForKey } from '../partitioner.js'
@@ -86,7 +87,9 @@ export class LogWriter {
           }
         }
         const offset = next[partition]!++
-        this.insert.run(partition, offset, id, key, appendedAt, createdAt, notBefore, target, idempotencyKey, attempts, headers, payload, failures)
+        // Milliseconds in created_at (what older readers and `tail --from TIME` use); microseconds beside them.
+        const createdAtUs = Number.isInteger(createdAt) ? null : createdAtMicros(createdAt)
+        this.insert.run(partition, offset, id, key, appendedAt, Math.floor(createdAt), notBefore, target, idempotencyKey, attempts, headers, payload, failures, createdAtUs)
         const result = { id, partition, offset, duplicate: false }
         if (idempotencyKey !== null) {
           this.insertIdempotencyKey.run(idempotencyKey, id, partition, offset)

@@ -3,7 +3,7 @@
  * the format `wal produce` reads back. Lines are buffered and written (and fsync'd, for a file) on
  * `flush()`, which the consumer calls before committing its offsets.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 
 import { encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
@@ -19,6 +19,8 @@ export class FileTarget implements Target {
   readonly name: string
   private readonly fd: number
   private readonly stdout: boolean
+  /** Only a regular file can be fsync'd: a device (/dev/null), a FIFO or a socket refuses it (EINVAL). */
+  private readonly durable: boolean
   private buffer: string[] = []
 
   constructor(options: FileTargetOptions) {
@@ -27,6 +29,7 @@ export class FileTarget implements Target {
     try {
       if (!this.stdout) mkdirSync(dirname(options.path), { recursive: true })
       this.fd = this.stdout ? 1 : openSync(options.path, 'a')
+      this.durable = !this.stdout && fstatSync(this.fd).isFile()
     } catch (error) {
       throw new TargetError(`cannot open ${options.path} for appending: ${(error as Error).message}`, {
         errorClass: 'infrastructure',
@@ -48,7 +51,7 @@ export class FileTarget implements Target {
       const bytes = Buffer.from(text)
       let written = 0
       while (written < bytes.length) written += writeSync(this.fd, bytes, written)
-      if (!this.stdout) fsyncSync(this.fd)
+      if (this.durable) fsyncSync(this.fd)
     } catch (error) {
       throw new TargetError(`cannot append to the file: ${(error as Error).message}`, {
         errorClass: 'infrastructure',

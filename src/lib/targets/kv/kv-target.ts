@@ -94,6 +94,12 @@ export class KvTarget implements Target {
   }
 
   private applyPart(mutation: Mutation, part: PartOperation): void {
+    if (part.op === 'delete' && ((part.scope !== undefined && part.scope !== 'row') || part.range !== undefined)) {
+      throw new TargetError(`the kv target deletes one item by its key; "scope": "${part.scope ?? 'range'}" needs a wide-row target such as Cassandra`, {
+        errorClass: 'fatal',
+        code: 'NOT_AN_OPERATION',
+      })
+    }
     const pk = canonicalKey(part.key)
     if (part.op === 'put') this.write.run(part.table, pk, JSON.stringify(part.item), 0, mutation.createdAtMs, mutation.id)
     else this.write.run(part.table, pk, null, 1, mutation.createdAtMs, mutation.id)

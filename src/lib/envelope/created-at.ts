@@ -1,0 +1,52 @@
+/**
+ * createdAt with microseconds. Targets use a mutation's createdAt as its write time (Cassandra's
+ * `USING TIMESTAMP` is in microseconds), so two mutations of one key must never share one: with a
+ * millisecond clock, a stdin chunk of `wal produce` stamps many mutations in the same millisecond, and
+ * Cassandra would then keep the larger value instead of the later write. createdAt is therefore a
+ * number of milliseconds with up to three decimals (whole microseconds), strictly increasing within a
+ * process.
+ *
+ * On the wire (the envelope's ISO time), the extra digits are written only when there are any:
+ * `2026-12-01T09:00:00.123Z`, or `2026-12-01T09:00:00.123456Z`.
+ */
+
+/** Hands out createdAt values (ms with µs decimals) that strictly increase, even when the clock stands still. */
+export class CreatedAtClock {
+  private lastMicros = 0
+
+  constructor(private readonly nowMs: () => number = Date.now) {}
+
+  /** The next createdAt: now, or one microsecond after the last one handed out, whichever is later. */
+  next(): number {
+    const micros = Math.max(Math.round(this.nowMs() * 1000), this.lastMicros + 1)
+    this.lastMicros = micros
+    return micros / 1000
+  }
+}
+
+/** Whole microseconds since the epoch of a createdAt (exact: the value has at most three decimals). */
+export function createdAtMicros(createdAtMs: number): number {
+  return Math.round(createdAtMs * 1000)
+}
+
+/** ISO 8601 with three fraction digits, or six when the time has microseconds. */
+export function formatCreatedAt(createdAtMs: number): string {
+  const micros = createdAtMicros(createdAtMs)
+  const ms = Math.floor(micros / 1000)
+  const iso = new Date(ms).toISOString()
+  const extra = micros - ms * 1000
+  return extra === 0 ? iso : `${iso.slice(0, -1)}${String(extra).padStart(3, '0')}Z`
+}
+
+const FRACTION = /\.(\d+)(?=Z|[+-]\d\d:?\d\d$)/i
+
+/** Parses an ISO 8601 time keeping microseconds (Date.parse stops at milliseconds); NaN if it is not a time. */
+export function parseCreatedAt(text: string): number {
+  const ms = Date.parse(text)
+  if (Number.isNaN(ms)) return ms
+  const digits = FRACTION.exec(text)?.[1]
+  if (digits === undefined || digits.length <= 3) return ms
+  // Date.parse kept the milliseconds; add the next three digits (beyond them is below a microsecond).
+  const micros = Number(digits.slice(3, 6).padEnd(3, '0'))
+  return (ms * 1000 + micros) / 1000
+}
