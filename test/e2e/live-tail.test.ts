@@ -1,3 +1,6 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { openTerminal, type Terminal } from '../helpers/tmux.js'
@@ -102,9 +105,28 @@ describe('wal tail --follow on a terminal (tmux)', () => {
     t.keys('Enter')
     // The failure history comes from the same lookup as wal explain: not consumed yet.
     const detail = await t.waitForScreen('target kv: pending')
-    expect(detail).toContain('"payload": {')
-    expect(detail).toContain('"shown": true')
+    expect(detail).toContain('payload: {"shown":true}')
+    expect(detail).toContain('failures: []')
 
+    t.keys('q')
+    await t.waitForScreen('EXIT=0')
+  })
+
+  it('details a replayed mutation with the failures in its envelope and its attempts per target', async () => {
+    // The api target refuses every write (port 9): the mutation is dead-lettered, then replayed while the view runs.
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: 'http://127.0.0.1:9/x', retry: { maxAttempts: 1 } } } } } }))
+    expect((await wal.run(['produce', '-n', 'orders', '-k', 'order-1', '-p', '{"total":5}'])).code).toBe(0)
+    expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(0)
+    const t = start(['-n', 'orders'])
+    await t.waitForScreen('orders  seen 0')
+    expect((await wal.run(['dlq', 'replay', '-n', 'orders'])).code).toBe(0)
+    await t.waitForScreen(/key="order-1" wal-replays="1" \{"total":5\}/)
+    t.keys('Up')
+    await t.waitForScreen(/selected › .*key="order-1"/)
+    t.keys('Enter')
+    const detail = await t.waitForScreen(/dead-lettered \(attempt 1\) retryable \w+: /)
+    expect(detail).toMatch(/failures: \[\{"at":"[^"]+","target":"api","errorClass":"retryable"/)
+    expect(detail).toMatch(/target api: \w+/)
     t.keys('q')
     await t.waitForScreen('EXIT=0')
   })

@@ -124,7 +124,8 @@ describe('the live tail view', () => {
     await t.until('HTTP_400')
     const frame = t.view.lastFrame()!
     expect(frame).toContain(`mutation ${first.id}`)
-    expect(frame).toContain('"key": "user-1"')
+    expect(frame).toContain('key: "user-1"')
+    expect(frame).toContain('failures: []')
     expect(frame).toContain('target billing: dead-lettered')
     expect(frame).toContain('failed (attempt 1) fatal HTTP_400: bad request')
     expect(t.lookup).toHaveBeenCalledWith(first.id)

@@ -4,17 +4,16 @@ import { encodeEnvelope, type LogRecord } from '../../envelope/envelope.js'
 import type { ExplainReport } from '../../explain/explain.js'
 import type { LookupState } from './use-lookup.js'
 
-/** Lines of the envelope shown at most, so the pane fits a terminal. */
-const ENVELOPE_LINES = 14
-
 /** The selected mutation: its envelope, and per target where it stands with its attempts (from `wal explain`). */
 export function DetailPane({ record, history }: { record: LogRecord; history: LookupState<ExplainReport> }) {
-  const envelope = JSON.stringify(JSON.parse(encodeEnvelope(record)), null, 2).split('\n')
-  const shown = envelope.length > ENVELOPE_LINES ? [...envelope.slice(0, ENVELOPE_LINES - 1), `… ${envelope.length - ENVELOPE_LINES + 1} more lines`] : envelope
+  // One line per envelope field (payload and failures compact), so the whole envelope fits a terminal.
+  const fields = Object.entries(JSON.parse(encodeEnvelope(record)) as Record<string, unknown>)
   return (
     <Box flexDirection="column" borderStyle="round" paddingX={1}>
       <Text bold>{`mutation ${record.id}  ${record.partition}:${record.offset}  key=${JSON.stringify(record.key)}`}</Text>
-      <Text>{shown.join('\n')}</Text>
+      {fields.map(([name, value]) => (
+        <Text key={name} wrap="truncate-end">{`${name}: ${JSON.stringify(value)}`}</Text>
+      ))}
       <Text bold>history</Text>
       {history.status === 'loading' && <Text dimColor>looking it up…</Text>}
       {history.status === 'failed' && <Text color="red">{`lookup failed: ${history.message}`}</Text>}
