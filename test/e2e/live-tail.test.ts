@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -135,6 +136,16 @@ describe('wal tail --follow on a terminal (tmux)', () => {
     const t = start()
     await t.waitForScreen('seen 0')
     t.keys('C-c')
+    await t.waitForScreen('EXIT=130')
+  })
+
+  it('ends as an interrupted tail (exit 130) on SIGTERM from outside', async () => {
+    const t = start()
+    await t.waitForScreen('seen 0')
+    // This terminal's wal: the child of its shell (never another test's process).
+    const pid = Number(spawnSync('pgrep', ['-P', String(t.panePid())], { encoding: 'utf8' }).stdout.trim().split('\n')[0])
+    expect(pid).toBeGreaterThan(0)
+    process.kill(pid, 'SIGTERM')
     await t.waitForScreen('EXIT=130')
   })
 

@@ -13,6 +13,8 @@ export interface Terminal {
   keys(keys: string, options?: { literal?: boolean }): void
   /** Waits until the screen contains the text (or matches the pattern); returns the screen. */
   waitForScreen(expected: string | RegExp, timeoutMs?: number): Promise<string>
+  /** The pid of the shell the command runs under (the command is its child). */
+  panePid(): number
   kill(): void
 }
 
@@ -47,6 +49,9 @@ export function openTerminal({ name, command, env, cwd, columns = 120, rows = 30
       } catch {
         throw new Error(`the screen never showed ${String(expected)}; it shows:\n${screen()}`)
       }
+    },
+    panePid() {
+      return Number(tmux(['list-panes', '-t', 'main', '-F', '#{pane_pid}']).trim())
     },
     kill() {
       spawnSync('tmux', ['-L', socket, 'kill-server'])

@@ -176,7 +176,8 @@ export async function tail(options: TailOptions): Promise<TailSummary> {
         io: options.io,
         lookup: (id) => explain({ configPath: options.configPath, json: false, io: options.io, id, namespace: source.namespace }),
       })
-      if (outcome.interrupted) throw new InterruptedError(`interrupted after ${outcome.records} records`)
+      // ctrl-c in the view, or SIGINT/SIGTERM from outside: an interrupted tail, as without the view.
+      if (outcome.interrupted || options.signal?.aborted) throw new InterruptedError(`interrupted after ${outcome.records} records`)
       return { records: outcome.records }
     }
     let records = 0
