@@ -3,6 +3,7 @@
  * server of its own (its own socket), so tests never touch anyone's tmux and clean up completely.
  */
 import { spawnSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
 
 import { waitFor } from './wal.js'
 
@@ -33,6 +34,7 @@ export function openTerminal({ name, command, env, cwd, columns = 120, rows = 30
   const assignments = Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`)
   const shell = `cd ${quote(cwd)} && env -i ${assignments.join(' ')} TERM=xterm-256color ${command.map(quote).join(' ')}; echo "EXIT=$?"; sleep 600`
   tmux(['new-session', '-d', '-s', 'main', '-x', String(columns), '-y', String(rows), shell])
+  const socketPath = tmux(['display-message', '-p', '#{socket_path}']).trim()
   const screen = (): string => tmux(['capture-pane', '-p', '-t', 'main'])
   return {
     screen,
@@ -55,6 +57,8 @@ export function openTerminal({ name, command, env, cwd, columns = 120, rows = 30
     },
     kill() {
       spawnSync('tmux', ['-L', socket, 'kill-server'])
+      // tmux leaves the socket file behind.
+      if (socketPath !== '') rmSync(socketPath, { force: true })
     },
   }
 }
