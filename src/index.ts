@@ -24,10 +24,12 @@ import NsLs from './commands/ns/ls.js'
 import NsShow from './commands/ns/show.js'
 import Produce from './commands/produce.js'
 import Tail from './commands/tail.js'
+import Top from './commands/top.js'
 
 export const COMMANDS = {
   produce: Produce,
   tail: Tail,
+  top: Top,
   consume: Consume,
   explain: Explain,
   'dlq:ls': DlqLs,

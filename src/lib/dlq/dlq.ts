@@ -13,6 +13,7 @@ import { encodeEnvelope, type ErrorClass, type Mutation } from '../envelope/enve
 import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import { writeText } from '../io/lines.js'
+import { terminalProgress, type Progress } from '../io/progress.js'
 import type { AuditRecord, DeadLetterQueue, DlqEntry, LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { RateLimiter } from '../pipeline/rate-limiter.js'
@@ -267,6 +268,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
   const rate = rateFlag(options.rate)
   const opened = await open(options)
   let destination: LogBackend = opened.log
+  let bar: Progress | null = null
   try {
     const toSettings = options.toNamespace === undefined ? opened.settings : namespaceSettings(opened.config, options.toNamespace)
     if (options.toTarget !== undefined && !toSettings.targets.some((t) => t.name === options.toTarget)) {
@@ -279,10 +281,17 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
     const groups = new Map<string, ReplayPlan['groups'][number]>()
     const limiter = rate === null ? undefined : new RateLimiter(rate)
     const started = Date.now()
+    // On a terminal's stderr, a bar with rate and ETA (counting what matches takes one more pass over
+    // the DLQ, so only there); elsewhere the count lines below, as before.
+    if (!plan.dryRun && (options.io.stderr as { isTTY?: boolean }).isTTY) {
+      let total = 0
+      for await (const entry of matching(opened.dlq, opened.filter)) if (!entry.parked) total++
+      bar = await terminalProgress(options.io, { label: 'replay', unit: 'entries', total })
+    }
     let lastProgress = 0
     const progress = (force = false): void => {
       const now = Date.now()
-      if (plan.dryRun || (!force && now - lastProgress < 1000)) return
+      if (plan.dryRun || bar || (!force && now - lastProgress < 1000)) return
       lastProgress = now
       const perSecond = plan.replayed / Math.max(0.001, (now - started) / 1000)
       options.io.stderr.write(`wal: replayed ${plan.replayed}, parked ${plan.parked} (${Math.round(perSecond)}/s)\n`)
@@ -330,6 +339,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
       )
       await opened.dlq.remove(replay.map((e) => e.seq))
       plan.replayed += replay.length
+      bar?.emitter.add(replay.length + park.length)
       progress()
     }
     const batchSize = limiter && rate !== null ? Math.max(1, Math.min(PAGE, Math.floor(rate))) : PAGE
@@ -362,6 +372,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
     }
     return plan
   } finally {
+    await bar?.close()
     if (destination !== opened.log) await destination.close()
     await close(opened)
   }

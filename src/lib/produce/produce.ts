@@ -3,6 +3,7 @@
  * backend says it is durable. A bad line is reported with its number and skipped; it never stops or
  * corrupts the good ones around it.
  */
+import { fstatSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -22,6 +23,7 @@ import { BackendUnavailableError, ClusterAccessError, DurabilityUnknownError, In
 import { formatBytes } from '../format.js'
 import type { CommonOptions } from '../io/context.js'
 import { readLineChunks, writeText } from '../io/lines.js'
+import { terminalProgress, type Progress, type ProgressEmitter } from '../io/progress.js'
 import type { AppendResult, LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { parseDurationMs, parseIsoTimeMs } from '../time.js'
@@ -353,8 +355,39 @@ async function produceOne(producer: Producer, options: ProduceOptions): Promise<
   await producer.commit([entry])
 }
 
+/** Input of at least this size shows a progress bar (on a terminal's stderr, with stdout redirected). */
+const PROGRESS_MIN_BYTES = 1024 * 1024
+
+/**
+ * A progress bar for a large file on stdin (`wal produce < big.ndjson > acks`): only when the size is
+ * known, stderr is a terminal and stdout is not (ack lines on the same terminal would tear the bar).
+ */
+async function inputProgress(options: ProduceOptions): Promise<Progress | null> {
+  const fd = (options.io.stdin as { fd?: number }).fd
+  if (fd === undefined || options.io.stdin.isTTY || (options.io.stdout as { isTTY?: boolean }).isTTY || !(options.io.stderr as { isTTY?: boolean }).isTTY) return null
+  let size: number
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) return null
+    size = stat.size
+  } catch {
+    return null
+  }
+  if (size < PROGRESS_MIN_BYTES) return null
+  return terminalProgress(options.io, { label: 'produce', unit: 'bytes', total: size })
+}
+
 /** Many mutations: NDJSON envelopes on stdin, group-committed. */
 async function produceStream(producer: Producer, options: ProduceOptions): Promise<number> {
+  const progress = await inputProgress(options)
+  try {
+    return await produceLines(producer, options, progress?.emitter)
+  } finally {
+    await progress?.close()
+  }
+}
+
+async function produceLines(producer: Producer, options: ProduceOptions, progress: ProgressEmitter | undefined): Promise<number> {
   if (options.idempotencyKey !== undefined || options.key !== undefined) {
     throw new UsageError('-k and --idempotency-key apply to one mutation given with -p or --payload-file', {
       suggestions: ['put "key" and "idempotencyKey" in each NDJSON line instead'],
@@ -391,6 +424,7 @@ async function produceStream(producer: Producer, options: ProduceOptions): Promi
     }
     if (chunk.done) break
     const defaults = decodeDefaults(options, Date.now(), headers)
+    if (progress) progress.add(chunk.value.reduce((n, l) => n + Buffer.byteLength(l.line) + 1, 0))
     for (const { line, lineNumber } of chunk.value) {
       total++
       const entry: Entry = { lineNumber }

@@ -74,7 +74,8 @@ async function endPositions(log: LogBackend, until: Bound): Promise<Positions> {
   return new Map((await log.marks()).map((m) => [m.partition, m.high]))
 }
 
-function formatText(record: LogRecord): string {
+/** One record as a line of text: the non-JSON output of `wal tail`, and a row of its live view. */
+export function formatText(record: LogRecord): string {
   const payload =
     record.payload.encoding === 'json' ? record.payload.json : `base64:${Buffer.from(record.payload.bytes).toString('base64')}`
   const headers = Object.entries(record.headers)
@@ -84,7 +85,20 @@ function formatText(record: LogRecord): string {
   return `${new Date(record.appendedAtMs).toISOString()} ${record.partition}:${record.offset} key=${JSON.stringify(record.key)}${headers}${delayed} ${payload}\n`
 }
 
-export async function tail(options: TailOptions): Promise<TailSummary> {
+/**
+ * The core stream of `wal tail`, apart from how it is shown: the matching records in log order, ended
+ * at --until/--max, when the caller's signal aborts, or on `stop()`.
+ */
+export interface TailSource {
+  namespace: string
+  records: AsyncIterable<LogRecord>
+  /** Ends the stream at the next record (a live view's "quit"). */
+  stop(): void
+  close(): Promise<void>
+}
+
+/** Validates the options and opens the log; null when a declared namespace has no log yet (it is empty). */
+export async function openTail(options: TailOptions): Promise<TailSource | null> {
   if (options.max !== undefined && options.max < 1) throw new UsageError('--max must be 1 or more')
   const nowMs = Date.now()
   const from = parseFrom(options.from ?? (options.follow ? 'end' : 'beginning'), nowMs)
@@ -104,39 +118,83 @@ export async function tail(options: TailOptions): Promise<TailSummary> {
     log = await openLog(config, settings, { create: false })
   } catch (error) {
     // A declared namespace exists by definition: never written to, it is simply empty.
-    if (error instanceof NotFoundError && settings.declared) return { records: 0 }
+    if (error instanceof NotFoundError && settings.declared) return null
     throw error
   }
   const controller = new AbortController()
   const onAbort = (): void => controller.abort()
   options.signal?.addEventListener('abort', onAbort)
   let timer: NodeJS.Timeout | undefined
-  let records = 0
+  let start: Positions
+  let end: Positions | undefined
   try {
-    const start = await startPositions(log, from)
+    start = await startPositions(log, from)
     // A future --until TIME with --follow: follow, and stop when that time comes.
-    let end: Positions | undefined
     if (until && !(until.kind === 'time' && until.timeMs > nowMs)) end = await endPositions(log, until)
     else if (until) timer = setTimeout(() => controller.abort(), until.timeMs - nowMs)
-    let out = ''
-    const stdout = options.io.stdout
+  } catch (error) {
+    options.signal?.removeEventListener('abort', onAbort)
+    await log.close()
+    throw error
+  }
+  async function* records(): AsyncGenerator<LogRecord> {
+    let count = 0
     for await (const record of log.read({ from: start, until: end, follow: options.follow, signal: controller.signal })) {
       if (options.key !== undefined && record.key !== options.key) continue
+      count++
+      yield record
+      if (options.max !== undefined && count >= options.max) return
+    }
+  }
+  return {
+    namespace: log.namespace,
+    records: records(),
+    stop: () => controller.abort(),
+    async close() {
+      clearTimeout(timer)
+      options.signal?.removeEventListener('abort', onAbort)
+      await log.close()
+    },
+  }
+}
+
+/** Whether a live view can run: following, not --json, and a terminal on both ends. */
+function interactive(options: TailOptions): boolean {
+  return Boolean(options.follow && !options.json && (options.io.stdout as { isTTY?: boolean }).isTTY && options.io.stdin.isTTY)
+}
+
+export async function tail(options: TailOptions): Promise<TailSummary> {
+  const source = await openTail(options)
+  if (source === null) return { records: 0 }
+  try {
+    if (interactive(options)) {
+      // ink and React load only here, so piped and --json tails (and every other command) never pay for them.
+      const { renderTailView } = await import('../views/tail/render-tail-view.js')
+      const { explain } = await import('../explain/explain.js')
+      const outcome = await renderTailView({
+        source,
+        io: options.io,
+        lookup: (id) => explain({ configPath: options.configPath, json: false, io: options.io, id, namespace: source.namespace }),
+      })
+      // ctrl-c in the view, or SIGINT/SIGTERM from outside: an interrupted tail, as without the view.
+      if (outcome.interrupted || options.signal?.aborted) throw new InterruptedError(`interrupted after ${outcome.records} records`)
+      return { records: outcome.records }
+    }
+    let records = 0
+    let out = ''
+    const stdout = options.io.stdout
+    for await (const record of source.records) {
       out += options.json ? `${encodeEnvelope(record)}\n` : formatText(record)
       records++
-      const last = options.max !== undefined && records >= options.max
-      if (out.length > 64 * 1024 || options.follow || last) {
+      if (out.length > 64 * 1024 || options.follow) {
         if (!(await writeText(stdout, out))) break
         out = ''
       }
-      if (last) break
     }
     await writeText(stdout, out)
-    if (options.signal?.aborted && until === undefined) throw new InterruptedError(`interrupted after ${records} records`)
+    if (options.signal?.aborted && options.until === undefined && options.follow) throw new InterruptedError(`interrupted after ${records} records`)
     return { records }
   } finally {
-    clearTimeout(timer)
-    options.signal?.removeEventListener('abort', onAbort)
-    await log.close()
+    await source.close()
   }
 }
