@@ -250,12 +250,16 @@ describe('delays', () => {
     const closed = new Promise((resolve) => child.on('close', resolve))
     const seen = new Map<string, number>()
     const deadline = Date.now() + 10_000
-    while (seen.size < 2 && Date.now() < deadline) {
-      for (const row of kvItems(wal.stateDir)) if (!seen.has(row.pk)) seen.set(row.pk, Date.now())
-      await new Promise((r) => setTimeout(r, 20))
+    try {
+      while (seen.size < 2 && Date.now() < deadline) {
+        for (const row of kvItems(wal.stateDir)) if (!seen.has(row.pk)) seen.set(row.pk, Date.now())
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    } finally {
+      // Also when a read fails: a consumer left running would outlive the test run.
+      child.kill('SIGTERM')
+      await closed
     }
-    child.kill('SIGTERM')
-    await closed
     expect(seen.get('[["id","now"]]')! - produced).toBeLessThan(2500)
     const later = seen.get('[["id","later"]]')! - produced
     expect(later).toBeGreaterThanOrEqual(2900)

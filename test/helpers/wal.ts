@@ -53,19 +53,24 @@ export function makeSandbox(): Sandbox {
     WAL_HOME: stateDir,
     TZ: 'UTC',
   }
+  /** Processes not yet exited: a test that fails before stopping its consumer must not leave it running. */
+  const running = new Set<ChildProcess>()
   const spawnWal = (args: readonly string[], options: RunOptions = {}): ChildProcess => {
     const merged: Record<string, string> = { ...env }
     for (const [k, v] of Object.entries(options.env ?? {})) {
       if (v === undefined) delete merged[k]
       else merged[k] = v
     }
-    return spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? cwd,
       env: merged,
       stdio: ['pipe', 'pipe', 'pipe'],
       uid: options.uid,
       gid: options.gid,
     })
+    running.add(child)
+    child.on('exit', () => running.delete(child))
+    return child
   }
   return {
     dir,
@@ -87,6 +92,8 @@ export function makeSandbox(): Sandbox {
       })
     },
     cleanup() {
+      for (const child of running) child.kill('SIGKILL')
+      running.clear()
       rmSync(dir, { recursive: true, force: true })
     },
   }
