@@ -8,7 +8,7 @@ export default class Produce extends WalCommand {
 Prints one ack line per mutation once it is durable: id, partition, offset. A bad line is reported on stderr with its line number and skipped; the lines around it still land (exit 4).`
   static override examples = [
     `<%= config.bin %> produce -k user-42 -p '{"name":"Ada"}'`,
-    `<%= config.bin %> produce -n orders -k order-7 -p '{"op":"put","table":"orders","item":{"id":7}}' --delay 15m`,
+    `<%= config.bin %> produce -n orders -k order-7 -p '{"op":"put","table":"orders","key":{"id":7},"item":{"id":7}}' --delay 15m`,
     `<%= config.bin %> produce -n emails --at 2026-12-01T09:00:00Z --payload-file mail.json -H source=cron`,
     `cat mutations.ndjson | <%= config.bin %> produce -n orders --json`,
     `<%= config.bin %> tail -n orders --json | <%= config.bin %> produce -n orders-copy`,
