@@ -32,6 +32,7 @@ describe('operations', () => {
     [{ op: 'delete', table: 't', key: { id: null } }, /"key\.id": expected a key value/],
     [{ op: 'delete', table: 't', key: { id: 1 }, scope: 'everything' }, /"scope": expected a scope/],
     [{ op: 'put', table: 't', key: { id: 1 }, item: [1, 2] }, /"item": expected an item object, not an array/],
+    [{ op: 'put', table: 'users', item: { id: 42 } }, /not a valid operation: "key" is missing$/],
     [{ op: 'delete', table: 't', key: ['a'] }, /"key": expected an object of key columns, not an array/],
   ])('rejects %j as fatal, naming the field', (payload, message) => {
     expect(() => parseOperation(mutation(payload, 1))).toThrow(message)

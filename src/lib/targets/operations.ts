@@ -73,7 +73,8 @@ export function parseOperation(mutation: Mutation): Operation {
   if (!result.success) {
     const issue = result.issues[0]
     const path = v.getDotPath(issue)
-    throw new TargetError(`not a valid operation: ${path ? `"${path}": ` : ''}expected ${expectedOf(issue)}, found ${issue.received}`, {
+    const why = issue.received === 'undefined' && path ? `"${path}" is missing` : `${path ? `"${path}": ` : ''}expected ${expectedOf(issue)}, found ${issue.received}`
+    throw new TargetError(`not a valid operation: ${why}`, {
       errorClass: 'fatal',
       code: 'NOT_AN_OPERATION',
     })
