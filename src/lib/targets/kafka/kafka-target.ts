@@ -12,6 +12,7 @@ import type { Mutation } from '../../envelope/envelope.js'
 import { WalError } from '../../errors.js'
 import { kafkaClientConfig, loadKafkajs } from '../../kafka/client.js'
 import { encodeRecord, type OutgoingRecord } from '../../log/kafka/record-codec.js'
+import { SendRounds } from '../send-rounds.js'
 import { TargetError, type Target } from '../target.js'
 
 export interface KafkaTargetOptions {
@@ -67,36 +68,18 @@ export class KafkaTarget implements Target {
     return this.producer
   }
 
+  private readonly rounds = new SendRounds<OutgoingRecord>({
+    maxRound: MAX_BATCH,
+    send: async (records) => {
+      const producer = await this.connect()
+      await producer.send({ topic: this.options.topic, acks: -1, timeout: this.options.timeoutMs, messages: records })
+    },
+    classify: classifyKafkaError,
+  })
+
   async apply(mutation: Mutation): Promise<void> {
     // A replica starts its own history: the attempts made here are not the other region's.
-    const record = encodeRecord({ ...mutation, attempts: 0, failures: [] })
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ record, resolve, reject })
-      if (!this.sending) void this.sendWaiting()
-    })
-  }
-
-  private waiting: Array<{ record: OutgoingRecord; resolve: () => void; reject: (error: unknown) => void }> = []
-  private sending = false
-
-  /** Sends everything waiting, one batch at a time, until nothing is left. */
-  private async sendWaiting(): Promise<void> {
-    this.sending = true
-    try {
-      while (this.waiting.length > 0) {
-        const batch = this.waiting.splice(0, MAX_BATCH)
-        try {
-          const producer = await this.connect()
-          await producer.send({ topic: this.options.topic, acks: -1, timeout: this.options.timeoutMs, messages: batch.map((b) => b.record) })
-          for (const b of batch) b.resolve()
-        } catch (error) {
-          const classified = classifyKafkaError(error)
-          for (const b of batch) b.reject(classified)
-        }
-      }
-    } finally {
-      this.sending = false
-    }
+    return this.rounds.push(encodeRecord({ ...mutation, attempts: 0, failures: [] }))
   }
 
   async close(): Promise<void> {

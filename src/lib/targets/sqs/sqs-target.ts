@@ -9,6 +9,7 @@ import type { Mutation } from '../../envelope/envelope.js'
 import { BackendUnavailableError, ClusterAccessError, InvalidRecordError, NotFoundError, WalError } from '../../errors.js'
 import { encodeMessage, type OutgoingMessage } from '../../log/sqs/codec.js'
 import { SqsQueues } from '../../log/sqs/sqs-log.js'
+import { SendRounds } from '../send-rounds.js'
 import { TargetError, type Target } from '../target.js'
 
 export interface SqsTargetOptions {
@@ -34,8 +35,14 @@ export function classifySqsError(error: unknown): TargetError {
 export class SqsTarget implements Target {
   readonly name: string
   private queues: Promise<{ queues: SqsQueues; url: string }> | undefined
-  private waiting: Array<{ message: OutgoingMessage; resolve: () => void; reject: (error: unknown) => void }> = []
-  private sending = false
+  private readonly rounds = new SendRounds<OutgoingMessage>({
+    maxRound: MAX_ROUND,
+    send: async (messages) => {
+      const { queues, url } = await this.connect()
+      return (await queues.sendAll(url, messages)).map((sent) => sent.error)
+    },
+    classify: classifySqsError,
+  })
 
   constructor(private readonly options: SqsTargetOptions) {
     this.name = options.name
@@ -62,29 +69,7 @@ export class SqsTarget implements Target {
     // The queue's consumers start their own history: the attempts made here are not theirs. The delay was
     // honoured on the way here, so the message goes out due now.
     const message = encodeMessage({ ...mutation, attempts: 0, failures: [], notBeforeMs: null, target: null }, { fifo: this.options.fifo })
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ message, resolve, reject })
-      if (!this.sending) void this.sendWaiting()
-    })
-  }
-
-  private async sendWaiting(): Promise<void> {
-    this.sending = true
-    try {
-      while (this.waiting.length > 0) {
-        const round = this.waiting.splice(0, MAX_ROUND)
-        try {
-          const { queues, url } = await this.connect()
-          const sent = await queues.sendAll(url, round.map((r) => r.message))
-          sent.forEach((s, i) => (s.error ? round[i]!.reject(classifySqsError(s.error)) : round[i]!.resolve()))
-        } catch (error) {
-          const classified = classifySqsError(error)
-          for (const r of round) r.reject(classified)
-        }
-      }
-    } finally {
-      this.sending = false
-    }
+    return this.rounds.push(message)
   }
 
   async close(): Promise<void> {
