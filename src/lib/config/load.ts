@@ -9,21 +9,19 @@ import * as v from 'valibot'
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
 import { expectedOf } from '../validation.js'
+import { cassandraCluster, expandHome, kafkaCluster, sqsCluster } from './clusters.js'
 import { resolveDaemonSettings } from './daemon.js'
 import { interpolateEnv } from './interpolate.js'
 import { findConfig } from './search.js'
 import {
   ConfigSchema,
   DEFAULTS,
-  type CassandraClusterSettings,
   type ConfigFile,
-  type KafkaClusterSettings,
   type KafkaLogSettings,
   type NamespaceConfig,
   type NamespaceSettings,
   type ResolvedConfig,
   type RetryPolicy,
-  type SqsClusterSettings,
   type SqsLogSettings,
   type TargetSettings,
 } from './schema.js'
@@ -98,10 +96,6 @@ function describeIssue(file: string, issue: v.BaseIssue<unknown>, input: unknown
   })
 }
 
-function expandHome(path: string): string {
-  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path
-}
-
 function defaultStateDir(env: NodeJS.ProcessEnv): string {
   if (env.WAL_HOME) return resolve(expandHome(env.WAL_HOME))
   const stateHome = env.XDG_STATE_HOME ? expandHome(env.XDG_STATE_HOME) : join(homedir(), '.local', 'state')
@@ -125,75 +119,6 @@ export function parseRate(rate: string | number | undefined): number | null {
   if (typeof rate === 'number') return rate
   const [amount, unit] = rate.split('/')
   return Number(amount) / (unit === 'h' ? 3600 : unit === 'm' ? 60 : 1)
-}
-
-function kafkaCluster(file: ConfigFile, name: string, where: string, base: string): KafkaClusterSettings {
-  const cluster = file.clusters?.kafka?.[name]
-  if (!cluster) {
-    const declared = Object.keys(file.clusters?.kafka ?? {})
-    throw new ConfigError(`${where}: cluster "${name}" is not declared under clusters.kafka`, {
-      suggestions: [declared.length > 0 ? `declared Kafka clusters: ${declared.join(', ')}` : 'declare it: clusters: { kafka: { NAME: { brokers: [host:port] } } }'],
-    })
-  }
-  const file_ = (p: string | undefined): string | undefined => (p === undefined ? undefined : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
-  return {
-    name,
-    brokers: cluster.brokers,
-    clientId: cluster.clientId ?? 'wal',
-    ssl: typeof cluster.ssl === 'object' ? { ...cluster.ssl, ca: file_(cluster.ssl.ca), cert: file_(cluster.ssl.cert), key: file_(cluster.ssl.key) } : (cluster.ssl ?? false),
-    sasl: cluster.sasl ?? null,
-    connectionTimeoutMs: cluster.connectionTimeoutMs ?? 10_000,
-    deliveryTimeoutMs: cluster.deliveryTimeoutMs ?? 30_000,
-  }
-}
-
-function sqsCluster(file: ConfigFile, name: string, where: string): SqsClusterSettings {
-  const cluster = file.clusters?.sqs?.[name]
-  if (!cluster) {
-    const declared = Object.keys(file.clusters?.sqs ?? {})
-    throw new ConfigError(`${where}: cluster "${name}" is not declared under clusters.sqs`, {
-      suggestions: [declared.length > 0 ? `declared SQS clusters: ${declared.join(', ')}` : 'declare it: clusters: { sqs: { NAME: { region: us-east-1 } } }'],
-    })
-  }
-  if ((cluster.accessKeyId === undefined) !== (cluster.secretAccessKey === undefined)) {
-    throw new ConfigError(`${where}: cluster "${name}" needs both accessKeyId and secretAccessKey, or neither (then the profile or the AWS default chain is used)`, {
-      suggestions: [`set both under clusters.sqs.${name}, or remove them`],
-    })
-  }
-  return {
-    name,
-    region: cluster.region,
-    endpoint: cluster.endpoint ?? null,
-    profile: cluster.profile ?? null,
-    credentials:
-      cluster.accessKeyId === undefined
-        ? null
-        : { accessKeyId: cluster.accessKeyId, secretAccessKey: cluster.secretAccessKey!, ...(cluster.sessionToken ? { sessionToken: cluster.sessionToken } : {}) },
-    requestTimeoutMs: cluster.requestTimeoutMs ?? 30_000,
-    connectionTimeoutMs: cluster.connectionTimeoutMs ?? 5_000,
-    }
-  }
-
-function cassandraCluster(file: ConfigFile, name: string, where: string, base: string): CassandraClusterSettings {
-  const cluster = file.clusters?.cassandra?.[name]
-  if (!cluster) {
-    const declared = Object.keys(file.clusters?.cassandra ?? {})
-    throw new ConfigError(`${where}: cluster "${name}" is not declared under clusters.cassandra`, {
-      suggestions: [
-        declared.length > 0 ? `declared Cassandra clusters: ${declared.join(', ')}` : 'declare it: clusters: { cassandra: { NAME: { contactPoints: [host:port], localDataCenter: DC } } }',
-      ],
-    })
-  }
-  const file_ = (p: string | undefined): string | undefined => (p === undefined ? undefined : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
-  return {
-    name,
-    contactPoints: cluster.contactPoints,
-    localDataCenter: cluster.localDataCenter,
-    keyspace: cluster.keyspace ?? null,
-    auth: cluster.auth ?? null,
-    tls: typeof cluster.tls === 'object' ? { ...cluster.tls, ca: file_(cluster.tls.ca), cert: file_(cluster.tls.cert), key: file_(cluster.tls.key) } : (cluster.tls ?? false),
-    connectTimeoutMs: cluster.connectTimeoutMs ?? DEFAULTS.cassandra.connectTimeoutMs,
-  }
 }
 
 function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, stateDir: string, configPath: string, file: ConfigFile): TargetSettings[] {
