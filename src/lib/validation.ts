@@ -6,5 +6,16 @@ import type { BaseIssue } from 'valibot'
  * defaults start with "Invalid", and then its short form ("string", ">=1") is used.
  */
 export function expectedOf(issue: BaseIssue<unknown>): string {
-  return issue.message.startsWith('Invalid') ? (issue.expected ?? 'another value') : issue.message
+  if (!issue.message.startsWith('Invalid')) return issue.message
+  // valibot's short form of minLength(1) is ">=1": say it in words.
+  if (issue.type === 'min_length' && issue.expected === '>=1') return typeof issue.input === 'string' ? 'a non-empty value' : 'at least one item'
+  return issue.expected ?? 'another value'
+}
+
+/** What was found: a length check reports a length, so show the value itself when it is a string. */
+export function receivedOf(issue: BaseIssue<unknown>): string {
+  if (issue.type !== 'min_length' && issue.type !== 'max_length') return issue.received
+  if (typeof issue.input === 'string') return issue.input.length > 40 ? `${issue.input.length} characters` : JSON.stringify(issue.input)
+  if (Array.isArray(issue.input)) return issue.input.length === 0 ? 'an empty list' : `${issue.input.length} items`
+  return issue.received
 }

@@ -42,6 +42,11 @@ describe('config validation', () => {
     expect(error.suggestions[1]).toMatch(/^allowed here: type, .*url.*timeoutMs/)
   })
 
+  it('says an empty value or list is empty, not that its length is 0', () => {
+    expect(configError({ clusters: { sqs: { a: { region: '' } } } }).message).toMatch(/"clusters\.sqs\.a\.region": expected a non-empty value, found ""$/)
+    expect(configError({ clusters: { kafka: { a: { brokers: [] } } } }).message).toMatch(/"clusters\.kafka\.a\.brokers": expected at least one broker host:port, found an empty list$/)
+  })
+
   it('rejects invalid namespace names and unknown backends', () => {
     expect(configError({ namespaces: { 'bad/name': {} } }).message).toMatch(/namespaces\.bad\/name.*namespace name/)
     expect(configError({ namespaces: { a: { backend: 'postgres' } } }).message).toMatch(/expected a backend: "embedded", "kafka" or "sqs", found "postgres"/)

@@ -8,7 +8,7 @@ import * as v from 'valibot'
 
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
-import { expectedOf } from '../validation.js'
+import { expectedOf, receivedOf } from '../validation.js'
 import { cassandraCluster, expandHome, kafkaCluster, sqsCluster } from './clusters.js'
 import { resolveDaemonSettings } from './daemon.js'
 import { interpolateEnv } from './interpolate.js'
@@ -90,8 +90,8 @@ function describeIssue(file: string, issue: v.BaseIssue<unknown>, input: unknown
     })
   }
   const expected = expectedOf(issue)
-  return new ConfigError(`${file}: key "${keyPath || '(top level)'}": expected ${expected}, found ${issue.received}`, {
-    details: { file, keyPath, expected, found: issue.received },
+  return new ConfigError(`${file}: key "${keyPath || '(top level)'}": expected ${expected}, found ${receivedOf(issue)}`, {
+    details: { file, keyPath, expected, found: receivedOf(issue) },
     suggestions: ['see .walrc.example for every key, its unit and its default'],
   })
 }
