@@ -2,6 +2,8 @@ import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
+    // The default output, then the 10 slowest files, so growth of the suite is visible.
+    reporters: ['default', './test/reporters/slowest-files.ts'],
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.{ts,tsx}'] } },
       // End-to-end: the built `wal` binary, run as a user runs it (build first: npm test does).

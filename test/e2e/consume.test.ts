@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { startTargetServer, type TargetServer } from '../helpers/http-target-server.js'
 import { deadLetters, history, kvItems, scheduled } from '../helpers/state.js'
-import { jsonLines, makeSandbox, ndjson, type Ack, type Sandbox } from '../helpers/wal.js'
+import { jsonLines, makeSandbox, ndjson, waitFor, type Ack, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 let server: TargetServer
@@ -82,10 +82,9 @@ describe('wal consume against an HTTP endpoint', () => {
     // flaky: two 503s, then success on attempt 3, with backoffs of ~100 and ~200 ms between.
     const flaky = server.received.filter((r) => r.key === 'flaky').slice(0, 3)
     expect(flaky.map((r) => [r.status, r.attempt])).toEqual([[503, 1], [503, 2], [200, 3]])
+    // (Lower bounds only: a busy machine makes every gap longer, never shorter.)
     expect(flaky[1]!.atMs - flaky[0]!.atMs).toBeGreaterThanOrEqual(90)
-    expect(flaky[1]!.atMs - flaky[0]!.atMs).toBeLessThan(1000)
     expect(flaky[2]!.atMs - flaky[1]!.atMs).toBeGreaterThanOrEqual(190)
-    expect(flaky[2]!.atMs - flaky[1]!.atMs).toBeLessThan(1500)
     // Every request carries the mutation id as its Idempotency-Key; retries repeat it.
     expect(new Set(flaky.map((r) => r.idempotencyKey)).size).toBe(1)
 
@@ -204,8 +203,9 @@ describe('stopping and pacing', () => {
   })
 
   it('exits 130 at once on a second signal', async () => {
-    configure({ api: { type: 'http', url: server.url, timeoutMs: 20_000 } })
-    server.slow(10_000)
+    configure({ api: { type: 'http', url: server.url, timeoutMs: 120_000 } })
+    // The request in flight takes a minute: a consumer that ignored the second signal would wait for it.
+    server.slow(60_000)
     await wal.run(['produce', '-n', 'orders', '-k', 'a', '-p', '1'])
     const child = wal.spawn(['consume', '-n', 'orders'])
     child.stdout!.resume()
@@ -217,7 +217,7 @@ describe('stopping and pacing', () => {
     await new Promise((resolve) => setTimeout(resolve, 100))
     child.kill('SIGINT')
     expect(await closed).toBe(130)
-    expect(Date.now() - started).toBeLessThan(3000)
+    expect(Date.now() - started).toBeLessThan(30_000)
   })
 
   it('keeps to --rate', async () => {
@@ -240,30 +240,36 @@ async function waitForRequests(n: number): Promise<void> {
 }
 
 describe('delays', () => {
-  it('delivers a 3-second delay on time, without holding up other keys', async () => {
+  it('delivers a delay not before its time, without holding up other keys', async () => {
     const produced = Date.now()
-    await wal.run(['produce', '-k', 'later', '--delay', '3s', '-p', JSON.stringify(put('t', 'later', {}))])
+    await wal.run(['produce', '-k', 'later', '--delay', '8s', '-p', JSON.stringify(put('t', 'later', {}))])
     await wal.run(['produce', '-k', 'now', '-p', JSON.stringify(put('t', 'now', {}))])
     const child = wal.spawn(['consume'])
     child.stdout!.resume()
     child.stderr!.resume()
     const closed = new Promise((resolve) => child.on('close', resolve))
+    // When each row first showed up in the store, and which rows were there together.
     const seen = new Map<string, number>()
-    const deadline = Date.now() + 10_000
+    const snapshots: string[][] = []
     try {
-      while (seen.size < 2 && Date.now() < deadline) {
-        for (const row of kvItems(wal.stateDir)) if (!seen.has(row.pk)) seen.set(row.pk, Date.now())
-        await new Promise((r) => setTimeout(r, 20))
-      }
+      await waitFor(
+        () => {
+          const rows = kvItems(wal.stateDir).map((row) => row.pk)
+          snapshots.push(rows)
+          for (const pk of rows) if (!seen.has(pk)) seen.set(pk, Date.now())
+          return seen.size === 2
+        },
+        { timeoutMs: 60_000 },
+      )
     } finally {
       // Also when a read fails: a consumer left running would outlive the test run.
       child.kill('SIGTERM')
       await closed
     }
-    expect(seen.get('[["id","now"]]')! - produced).toBeLessThan(2500)
-    const later = seen.get('[["id","later"]]')! - produced
-    expect(later).toBeGreaterThanOrEqual(2900)
-    expect(later).toBeLessThan(4500)
+    // 'now' was applied while 'later' still waited: its delay held up nothing behind it.
+    expect(snapshots).toContainEqual(['[["id","now"]]'])
+    // And 'later' not before its time. (How soon after is a figure for bench/latency.js, not a test.)
+    expect(seen.get('[["id","later"]]')! - produced).toBeGreaterThanOrEqual(7900)
   })
 
   it('keeps a 2-day delay across restarts and delivers it when the time comes', async () => {

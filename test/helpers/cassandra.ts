@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { Client } from 'cassandra-driver'
 
 import { endpoints } from '../../scripts/services/endpoints.js'
+import { createProxy } from './toxiproxy.js'
 
 export function cassandraClient(): Client {
   return new Client({
@@ -49,12 +50,6 @@ export function writeCassandraConfig(
   )
 }
 
-async function toxiproxy(path: string, init: RequestInit = {}): Promise<unknown> {
-  const response = await fetch(new URL(path, endpoints.toxiproxy.api), { ...init, signal: AbortSignal.timeout(5000) })
-  if (!response.ok) throw new Error(`toxiproxy ${init.method ?? 'GET'} ${path}: ${response.status} ${await response.text()}`)
-  return response.status === 204 ? undefined : response.json()
-}
-
 /** A Toxiproxy proxy in front of the test Cassandra, for one test. */
 export interface CassandraProxy {
   /** host:port to use as the contact point. */
@@ -67,25 +62,14 @@ export interface CassandraProxy {
 }
 
 export async function createCassandraProxy(): Promise<CassandraProxy> {
-  const name = `wal-cassandra-target-${randomBytes(4).toString('hex')}`
-  const upstream = endpoints.cassandra.contactPoints[0]!
-  const created = (await toxiproxy('/proxies', { method: 'POST', body: JSON.stringify({ name, listen: '127.0.0.1:0', upstream, enabled: true }) })) as { listen: string }
-  const toxics: string[] = []
+  const proxy = await createProxy('cassandra-target', endpoints.cassandra.contactPoints[0]!)
   return {
-    address: created.listen,
-    async setEnabled(enabled) {
-      await toxiproxy(`/proxies/${name}`, { method: 'POST', body: JSON.stringify({ enabled }) })
-    },
+    address: proxy.address,
+    setEnabled: (enabled) => proxy.setEnabled(enabled),
     async addLatency(latency, jitter) {
-      const toxic = `latency-${toxics.length}`
-      toxics.push(toxic)
-      await toxiproxy(`/proxies/${name}/toxics`, { method: 'POST', body: JSON.stringify({ name: toxic, type: 'latency', stream: 'downstream', attributes: { latency, jitter } }) })
+      await proxy.addToxic('latency', { latency, jitter })
     },
-    async removeToxics() {
-      for (const toxic of toxics.splice(0)) await toxiproxy(`/proxies/${name}/toxics/${toxic}`, { method: 'DELETE' }).catch(() => undefined)
-    },
-    async remove() {
-      await toxiproxy(`/proxies/${name}`, { method: 'DELETE' }).catch(() => undefined)
-    },
+    removeToxics: () => proxy.removeToxics(),
+    remove: () => proxy.remove(),
   }
 }

@@ -107,11 +107,9 @@ async function describeCluster(config: Omit<KafkaConfig, 'clientId'>) {
   }
 }
 
-/** Expects the connection to be refused, and refused promptly rather than after a hang. */
+/** Expects the connection to be refused for `reason`: a hang would fail on kafkajs's timeout message instead. */
 async function expectRefused(config: Omit<KafkaConfig, 'clientId'>, reason: RegExp) {
-  const started = Date.now()
   await expect(describeCluster(config)).rejects.toThrow(reason)
-  expect(Date.now() - started).toBeLessThan(5000)
 }
 
 /** SCRAM options for the test user; kafkajs types each mechanism separately, hence the two branches. */
@@ -135,23 +133,21 @@ describe('the Kafka test server', { timeout: 30_000 }, () => {
     expectFaithful(await roundTrip({ brokers: kafka.saslBrokers, sasl: scram(mechanism) }, mechanism))
   })
 
-  it('refuses, within seconds, an SSL client that presents no certificate', async () => {
+  it('refuses, with a TLS alert rather than a timeout, an SSL client that presents no certificate', async () => {
     await expectRefused({ brokers: kafka.sslBrokers, ssl: { ca: [tlsFile('ca.pem')] } }, /ssl\/tls alert/i)
   })
 
-  it('refuses, within seconds, an SSL client whose certificate no trusted CA signed', async () => {
+  it('refuses, with a TLS alert rather than a timeout, an SSL client whose certificate no trusted CA signed', async () => {
     const ssl = { ca: [tlsFile('ca.pem')], cert: tlsFile('untrusted.pem'), key: tlsFile('untrusted-key.pem') }
     await expectRefused({ brokers: kafka.sslBrokers, ssl }, /ssl\/tls alert/i)
   })
 
   it.each(['scram-sha-256', 'scram-sha-512'] as const)('refuses a wrong %s password with an authentication error', async (mechanism) => {
     const sasl = scram(mechanism, `${kafka.scram.password}-wrong`)
-    const started = Date.now()
     await expect(describeCluster({ brokers: kafka.saslBrokers, sasl })).rejects.toMatchObject({
       name: 'KafkaJSSASLAuthenticationError',
       message: expect.stringMatching(/invalid credentials/),
     })
-    expect(Date.now() - started).toBeLessThan(5000)
   })
 
   it("advertises the toxic listener at Toxiproxy's address and round-trips through the proxy", async () => {

@@ -1,19 +1,14 @@
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { endpoints } from '../../scripts/services/endpoints.js'
+import { createProxy, toxiproxy, type TestProxy } from '../helpers/toxiproxy.js'
 
-const api = endpoints.toxiproxy.api
 
-async function toxiproxy(path: string, init: RequestInit = {}): Promise<unknown> {
-  const response = await fetch(new URL(path, api), init)
-  expect(response.ok, `${init.method ?? 'GET'} ${path}: ${response.status}`).toBe(true)
-  return response.status === 204 ? undefined : response.json()
-}
-
-function sqsThroughProxy(): SQSClient {
+/** An SQS client through `proxy`, giving up after one attempt. */
+function sqsThrough(proxy: TestProxy): SQSClient {
   return new SQSClient({
-    endpoint: endpoints.sqs.toxicEndpoint,
+    endpoint: `http://${proxy.address}`,
     region: endpoints.sqs.region,
     credentials: endpoints.sqs.credentials,
     maxAttempts: 1,
@@ -25,32 +20,34 @@ function listQueues(client: SQSClient): Promise<unknown> {
   return client.send(new ListQueuesCommand({}), { abortSignal: AbortSignal.timeout(1500) })
 }
 
+// Faults go on a proxy of this file's own: the shared ones may be in use by another run.
+let proxy: TestProxy
+beforeEach(async () => {
+  proxy = await createProxy('smoke-sqs', new URL(endpoints.sqs.endpoint).host)
+})
 afterEach(async () => {
-  await toxiproxy('/reset', { method: 'POST' })
+  await proxy.remove()
 })
 
 describe('Toxiproxy in front of the test servers', () => {
   it('has a proxy for each server', async () => {
     const proxies = (await toxiproxy('/proxies')) as Record<string, { listen: string; upstream: string; enabled: boolean }>
     for (const [name, { listen, upstream }] of Object.entries(endpoints.toxiproxy.proxies)) {
-      expect(proxies[name]).toMatchObject({ listen, upstream, enabled: true })
+      // Enabled or not is another run's business: the shared proxies are cut off by fault tests.
+      expect(proxies[name]).toMatchObject({ listen, upstream })
     }
   })
 
   it('makes a call time out with a timeout toxic, and heals when the toxic is removed', async () => {
-    const client = sqsThroughProxy()
+    const client = sqsThrough(proxy)
     try {
       await expect(listQueues(client)).resolves.toBeDefined()
-      await toxiproxy('/proxies/sqs/toxics', {
-        method: 'POST',
-        body: JSON.stringify({ name: 'blackhole', type: 'timeout', stream: 'upstream', attributes: { timeout: 0 } }),
-      })
+      const blackhole = await proxy.addToxic('timeout', { timeout: 0 }, 'upstream')
       const started = Date.now()
-      await expect(listQueues(client)).rejects.toThrow()
-      const waited = Date.now() - started
-      expect(waited).toBeGreaterThanOrEqual(1000)
-      expect(waited).toBeLessThan(10_000)
-      await toxiproxy('/proxies/sqs/toxics/blackhole', { method: 'DELETE' })
+      // Given up by the client's own 1.5 s abort, not answered: the toxic held the call.
+      await expect(listQueues(client)).rejects.toThrow(/abort/i)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1000)
+      await proxy.removeToxic(blackhole)
       await expect(listQueues(client)).resolves.toBeDefined()
     } finally {
       client.destroy()
@@ -58,11 +55,11 @@ describe('Toxiproxy in front of the test servers', () => {
   })
 
   it('cuts a server off when its proxy is disabled, and restores it when enabled', async () => {
-    const client = sqsThroughProxy()
+    const client = sqsThrough(proxy)
     try {
-      await toxiproxy('/proxies/sqs', { method: 'POST', body: JSON.stringify({ enabled: false }) })
+      await proxy.setEnabled(false)
       await expect(listQueues(client)).rejects.toThrow()
-      await toxiproxy('/proxies/sqs', { method: 'POST', body: JSON.stringify({ enabled: true }) })
+      await proxy.setEnabled(true)
       await expect(listQueues(client)).resolves.toBeDefined()
     } finally {
       client.destroy()
