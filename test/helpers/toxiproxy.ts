@@ -30,6 +30,10 @@ export async function createProxy(label: string, upstream: string): Promise<Test
   const created = (await toxiproxy('/proxies', { method: 'POST', body: JSON.stringify({ name, listen: '127.0.0.1:0', upstream, enabled: true }) })) as { listen: string }
   const toxics = new Set<string>()
   let count = 0
+  const removeToxic = async (toxic: string): Promise<void> => {
+    await toxiproxy(`/proxies/${name}/toxics/${toxic}`, { method: 'DELETE' })
+    toxics.delete(toxic)
+  }
   return {
     address: created.listen,
     async setEnabled(enabled) {
@@ -41,12 +45,9 @@ export async function createProxy(label: string, upstream: string): Promise<Test
       toxics.add(toxic)
       return toxic
     },
-    async removeToxic(toxic) {
-      await toxiproxy(`/proxies/${name}/toxics/${toxic}`, { method: 'DELETE' })
-      toxics.delete(toxic)
-    },
+    removeToxic,
     async removeToxics() {
-      for (const toxic of [...toxics]) await this.removeToxic(toxic).catch(() => undefined)
+      for (const toxic of [...toxics]) await removeToxic(toxic).catch(() => undefined)
     },
     async remove() {
       await toxiproxy(`/proxies/${name}`, { method: 'DELETE' }).catch(() => undefined)
