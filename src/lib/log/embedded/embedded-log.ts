@@ -8,11 +8,13 @@ import { join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { decodeFailures, type LogRecord, type Mutation } from '../../envelope/envelope.js'
-import { BackendUnavailableError, ConfigError, NotFoundError } from '../../errors.js'
-import type { AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import { decodeFailures, headerMap, type LogRecord, type Mutation } from '../../envelope/envelope.js'
+import { checkedJson, poisonRecord, storedHeaders } from '../../envelope/quarantine.js'
+import { timeInRange } from '../../time.js'
+import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError } from '../../errors.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
 import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
-import { LogWriter, toRow, type Row } from './writer.js'
+import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
 import { EmbeddedConsumerStore } from './consumer-store.js'
 import { EmbeddedDeadLetterQueue } from './dead-letter-queue.js'
@@ -53,6 +55,7 @@ export function listEmbeddedLogs(stateDir: string): string[] {
 
 interface Pending {
   mutations: readonly Mutation[]
+  perEntryErrors: boolean
   resolve: (results: AppendResult[]) => void
   reject: (error: unknown) => void
 }
@@ -216,9 +219,9 @@ export class EmbeddedLog implements LogBackend {
     return partitions
   }
 
-  append(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+  append(mutations: readonly Mutation[], options: AppendOptions = {}): Promise<AppendResult[]> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ mutations, resolve, reject })
+      this.pending.push({ mutations, perEntryErrors: options.perEntryErrors ?? false, resolve, reject })
       if (!this.flushScheduled) {
         this.flushScheduled = true
         setImmediate(() => this.flush())
@@ -233,11 +236,24 @@ export class EmbeddedLog implements LogBackend {
     this.flushScheduled = false
     const rows: Row[] = []
     for (const p of batch) for (const m of p.mutations) rows.push(toRow(m, this.partitions))
-    const settle = (results: AppendResult[]): void => {
+    const settle = (written: WriteResult[]): void => {
       let at = 0
       for (const p of batch) {
-        p.resolve(results.slice(at, at + p.mutations.length))
+        const results: AppendResult[] = written.slice(at, at + p.mutations.length).map(({ refused, ...result }) =>
+          refused === undefined
+            ? result
+            : {
+                ...result,
+                error: new InvalidRecordError(`the embedded log refused it: ${refused}`, {
+                  code: 'WAL_RECORD_REFUSED',
+                  suggestions: ['check its times, counts and sizes against the limits in the README (the mutation envelope)'],
+                }),
+              },
+        )
         at += p.mutations.length
+        const refused = results.find((r) => r.error !== undefined)
+        if (refused && !p.perEntryErrors) p.reject(refused.error)
+        else p.resolve(results)
       }
     }
     const fail = (error: unknown): void => {
@@ -300,12 +316,21 @@ export class EmbeddedLog implements LogBackend {
       if (row) cursor = Math.min(cursor, row.seq - 1)
     }
     if (cursor === Infinity) cursor = (this.statement('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
-    const scan = this.statement(`SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`)
+    const sql = `SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`
+    const scan = this.statement(sql)
     const dataVersion = this.statement('PRAGMA data_version')
     let version = dataVersion.get() as { data_version: number }
 
     while (!options.signal?.aborted) {
-      const rows = scan.all(cursor) as StoredRow[]
+      let rows: StoredRow[]
+      try {
+        rows = scan.all(cursor) as StoredRow[]
+      } catch (error) {
+        // An integer beyond what JavaScript holds exactly (written by another tool, or damaged): read
+        // the page again with big integers, so that row is quarantined rather than the reader stopped.
+        if ((error as { code?: string }).code !== 'ERR_OUT_OF_RANGE') throw error
+        rows = this.readWide(sql, cursor)
+      }
       for (const row of rows) {
         cursor = row.seq
         const from = position.get(row.partition)
@@ -329,14 +354,39 @@ export class EmbeddedLog implements LogBackend {
     }
   }
 
+  /** A page read with big integers: values past Number.MAX_SAFE_INTEGER are kept as bigint, for toRecord to refuse. */
+  private readWide(sql: string, cursor: number): StoredRow[] {
+    const wide = this.db.prepare(sql)
+    wide.setReadBigInts(true)
+    return (wide.all(cursor) as Array<Record<string, unknown>>).map((row) => {
+      const out: Record<string, unknown> = {}
+      for (const [name, value] of Object.entries(row)) out[name] = typeof value === 'bigint' && value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value
+      return out as StoredRow
+    })
+  }
+
+  /** A stored row as a record; one that cannot be decoded comes back as poison (see LogRecord.poison). */
   private toRecord(row: StoredRow): LogRecord {
+    try {
+      return this.decodeRow(row)
+    } catch (error) {
+      return this.poisonRecord(row, (error as Error).message)
+    }
+  }
+
+  private decodeRow(row: StoredRow): LogRecord {
+    const createdAtMs = row.created_at_us === null ? row.created_at : row.created_at_us / 1000
+    if (!timeInRange(createdAtMs) || (row.created_at_us !== null && !Number.isSafeInteger(row.created_at_us))) throw new Error(`created_at ${String(row.created_at_us ?? row.created_at)} is not a time wal stores`)
+    if (row.not_before !== null && !(Number.isSafeInteger(row.not_before) && timeInRange(row.not_before))) throw new Error(`not_before ${String(row.not_before)} is not a time wal stores`)
+    if (!Number.isSafeInteger(row.attempts) || row.attempts < 0) throw new Error(`attempts ${String(row.attempts)} is not a count`)
+    if (typeof row.key !== 'string' || row.key.length === 0) throw new Error('the key is not a non-empty string')
     return {
       id: row.id,
       namespace: this.namespace,
       key: row.key,
-      payload: typeof row.payload === 'string' ? { encoding: 'json', json: row.payload } : { encoding: 'base64', bytes: row.payload },
-      headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
-      createdAtMs: row.created_at_us === null ? row.created_at : row.created_at_us / 1000,
+      payload: typeof row.payload === 'string' ? { encoding: 'json', json: checkedJson(row.payload) } : { encoding: 'base64', bytes: row.payload },
+      headers: row.headers === null ? headerMap() : storedHeaders(row.headers),
+      createdAtMs,
       notBeforeMs: row.not_before,
       target: row.target,
       idempotencyKey: row.idempotency_key,
@@ -346,6 +396,23 @@ export class EmbeddedLog implements LogBackend {
       offset: row.offset,
       appendedAtMs: row.appended_at,
     }
+  }
+
+  private poisonRecord(row: StoredRow, error: string): LogRecord {
+    const raw = JSON.stringify(row, (_name, value: unknown) =>
+      typeof value === 'bigint' ? value.toString() : value instanceof Uint8Array ? { base64: Buffer.from(value).toString('base64') } : value,
+    )
+    const appendedAtMs = typeof row.appended_at === 'number' && timeInRange(row.appended_at) ? row.appended_at : 0
+    return poisonRecord({
+      id: typeof row.id === 'string' ? row.id : undefined,
+      key: typeof row.key === 'string' ? row.key : undefined,
+      namespace: this.namespace,
+      partition: Number(row.partition),
+      offset: Number(row.offset),
+      appendedAtMs,
+      raw: Buffer.from(raw),
+      error: `cannot decode the record at ${String(row.partition)}:${String(row.offset)} of the embedded log: ${error}`,
+    })
   }
 
   async consumerStore(target: string): Promise<ConsumerStore> {

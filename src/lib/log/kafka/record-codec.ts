@@ -8,8 +8,7 @@
  * on read (a stable id derived from their position, the key as it is, JSON when the value is JSON and
  * base64 bytes otherwise) rather than rejected.
  */
-import { createHash } from 'node:crypto'
-
+import { foreignRecordId } from '../../envelope/id.js'
 import { decodeFailures, failuresToJson, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
 
 export const HEADER = {
@@ -71,21 +70,7 @@ function headerText(value: Buffer | string | Array<Buffer | string> | undefined)
   return one === undefined ? undefined : typeof one === 'string' ? one : one.toString('utf8')
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
-
-/** A ULID for a record written by another producer: its time from the record, the rest from where it is. */
-export function foreignRecordId(topic: string, partition: number, offset: string, timestampMs: number): string {
-  let time = ''
-  let t = Math.max(0, Math.min(timestampMs, 2 ** 48 - 1))
-  for (let i = 0; i < 10; i++) {
-    time = CROCKFORD[t % 32] + time
-    t = Math.floor(t / 32)
-  }
-  const digest = createHash('sha256').update(`${topic}/${partition}/${offset}`).digest()
-  let rest = ''
-  for (let i = 0; i < 16; i++) rest += CROCKFORD[digest[i]! % 32]
-  return time + rest
-}
+export { foreignRecordId }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
