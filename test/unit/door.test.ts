@@ -1,0 +1,173 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { describe, expect, it } from 'vitest'
+
+import { decodeEnvelopeLine, encodeEnvelope, MAX_KEY_CHARS } from '../../src/lib/envelope/envelope.js'
+import { invalidUtf8Offset, jsonDepth, MAX_PAYLOAD_DEPTH, scanObjectField, splitTopLevelArray } from '../../src/lib/envelope/json-text.js'
+import { InvalidRecordError } from '../../src/lib/errors.js'
+import { EmbeddedLog } from '../../src/lib/log/embedded/embedded-log.js'
+import { DDL, PRAGMAS } from '../../src/lib/log/embedded/schema.js'
+import { LogWriter, toRow } from '../../src/lib/log/embedded/writer.js'
+import { parseIsoTimeMs, parseStrictIsoTimeMs } from '../../src/lib/time.js'
+
+const defaults = { namespace: 'default', nowMs: Date.UTC(2026, 0, 2, 3, 4, 5, 6) }
+
+function rejection(line: string): InvalidRecordError {
+  try {
+    decodeEnvelopeLine(line, defaults)
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidRecordError)
+    return error as InvalidRecordError
+  }
+  throw new Error(`expected ${line.slice(0, 80)} to be rejected`)
+}
+
+const nested = (depth: number): string => '['.repeat(depth) + ']'.repeat(depth)
+
+describe('the JSON pre-scan', () => {
+  it('finds the exact text of a field, the last one when repeated, whatever the spacing and escapes', () => {
+    const line = '{"key":"a", "payload" :  {"n": 9007199254740993 ,"s":"}\\"]"}  , "x":1}'
+    const span = scanObjectField(line, 'payload')!
+    expect(line.slice(span.start, span.end)).toBe('{"n": 9007199254740993 ,"s":"}\\"]"}')
+    const twice = '{"payload":1,"payload":[2, 3]}'
+    const last = scanObjectField(twice, 'payload')!
+    expect(twice.slice(last.start, last.end)).toBe('[2, 3]')
+    const escaped = '{"pay\\u006coad":"x"}'
+    const e = scanObjectField(escaped, 'payload')!
+    expect(escaped.slice(e.start, e.end)).toBe('"x"')
+    expect(scanObjectField('{"key":"payload"}', 'payload')).toBeUndefined()
+  })
+
+  it('stops at the depth limit without recursing, however deep the text', () => {
+    expect(() => scanObjectField(`{"payload":${nested(100_000)}}`, 'payload')).toThrow(/nested more than 64 levels/)
+    expect(jsonDepth(nested(100_000), MAX_PAYLOAD_DEPTH)).toBe(MAX_PAYLOAD_DEPTH + 1)
+    expect(jsonDepth('{"a":"[[[[[[["}', 10)).toBe(1)
+  })
+
+  it('splits a JSON array body into the text of each item', () => {
+    expect(splitTopLevelArray(' [ {"a":[1,2]} , 3,"x,]" ,null ] ')).toEqual(['{"a":[1,2]}', '3', '"x,]"', 'null'])
+    expect(splitTopLevelArray('{"a":1}')).toBeUndefined()
+  })
+
+  it('names the first byte that is not UTF-8', () => {
+    expect(invalidUtf8Offset(Buffer.from('héllo 😀'))).toBe(-1)
+    expect(invalidUtf8Offset(Buffer.from([0x61, 0x62, 0xff]))).toBe(2)
+    expect(invalidUtf8Offset(Buffer.from([0x61, 0xed, 0xa0, 0x80]))).toBe(1) // an encoded surrogate
+    expect(invalidUtf8Offset(Buffer.from([0xc0, 0x80]))).toBe(0) // overlong
+    expect(invalidUtf8Offset(Buffer.from([0xe2, 0x82]))).toBe(0) // cut short
+  })
+})
+
+describe('times at the door', () => {
+  it.each(['2026-02-30', '2026-13-01T00:00:00Z', '2026-01-01T24:00:00Z', '1', 'Tuesday 5', '2026-01-01T00:00:60Z'])('refuses %j as --at', (text) => {
+    expect(parseIsoTimeMs(text)).toBeUndefined()
+  })
+
+  it('takes ISO times strictly in envelopes: date, time to the second and a zone', () => {
+    expect(parseStrictIsoTimeMs('2026-12-01T09:00:00Z')).toBe(Date.parse('2026-12-01T09:00:00Z'))
+    expect(parseStrictIsoTimeMs('2024-02-29T09:00:00.123456+02:00')).toBe(Date.parse('2024-02-29T07:00:00.123Z'))
+    expect(parseStrictIsoTimeMs('2026-12-01')).toBeUndefined()
+    expect(parseStrictIsoTimeMs('2025-02-29T00:00:00Z')).toBeUndefined()
+  })
+
+  it.each([
+    ['createdAt', '"1"'],
+    ['notBefore', '"Tuesday 5"'],
+    ['notBefore', '9000000000000000'],
+    ['createdAt', '8640000000000001'],
+    ['createdAt', '1e300'],
+    ['createdAt', '-1'],
+    ['createdAt', '1.5'],
+    ['createdAt', '"10000-01-01T00:00:00Z"'],
+    ['createdAt', '"2026-02-30T00:00:00Z"'],
+  ])('refuses %s %s, naming the field and the range', (field, value) => {
+    const error = rejection(`{"payload":1,"${field}":${value}}`)
+    expect(error.message).toMatch(new RegExp(`field "${field}": expected an ISO 8601 time .* from 1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z`))
+  })
+
+  it('keeps the extremes of the range and microseconds', () => {
+    const m = decodeEnvelopeLine('{"payload":1,"createdAt":"9999-12-31T23:59:59.999Z","notBefore":0}', defaults)
+    expect(m).toMatchObject({ createdAtMs: 253_402_300_799_999, notBeforeMs: 0 })
+    expect(decodeEnvelopeLine('{"payload":1,"createdAt":"2026-01-01T00:00:00.123456Z"}', defaults).createdAtMs).toBe(Date.parse('2026-01-01T00:00:00.123Z') + 0.456)
+  })
+})
+
+describe('counts, strings and headers at the door', () => {
+  it.each(['1e300', '9007199254740993', '-1', '1.5', '"3"'])('refuses attempts %s', (value) => {
+    expect(rejection(`{"payload":1,"attempts":${value}}`).message).toMatch(/field "attempts"/)
+  })
+
+  it('keeps header names that are object internals, in an object without a prototype', () => {
+    const m = decodeEnvelopeLine('{"payload":1,"headers":{"__proto__":"x","constructor":"y","":"empty"}}', defaults)
+    expect(Object.getPrototypeOf(m.headers)).toBeNull()
+    expect(Object.keys(m.headers)).toEqual(['__proto__', 'constructor', ''])
+    expect(encodeEnvelope(m)).toContain('"headers":{"__proto__":"x","constructor":"y","":"empty"}')
+  })
+
+  it.each([
+    ['["a","b"]', /field "headers": expected an object .* found an array/],
+    ['{"n":1}', /field "headers.n": expected a string header value, found number/],
+    ['{"a":null}', /field "headers.a": expected a string header value, found null/],
+    ['{"a":["x"]}', /found an array/],
+    ['"a=b"', /found string/],
+  ])('refuses headers %s instead of reshaping them', (headers, message) => {
+    expect(rejection(`{"payload":1,"headers":${headers}}`).message).toMatch(message)
+  })
+
+  it('refuses keys and header values with lone surrogates, which UTF-8 storage would change', () => {
+    expect(rejection('{"key":"a\\ud800","payload":1}').message).toMatch(/field "key"/)
+    expect(rejection('{"payload":1,"headers":{"h":"\\udc00"}}').message).toMatch(/lone UTF-16 surrogate/)
+    expect(rejection(`{"key":"${'k'.repeat(MAX_KEY_CHARS + 1)}","payload":1}`).message).toMatch(/field "key"/)
+  })
+
+  it('refuses a line nested too deep before parsing it, and names where', () => {
+    const error = rejection(`{"payload":${nested(10_000)}}`)
+    expect(error).toMatchObject({ code: 'WAL_RECORD_TOO_DEEP' })
+    expect(error.message).toMatch(/nested more than 64 levels deep .* at character 76/)
+    expect(decodeEnvelopeLine(`{"payload":${nested(64)}}`, defaults).payload).toEqual({ encoding: 'json', json: nested(64) })
+  })
+
+  it('keeps a payload as the exact text received: big and precise numbers, spacing, escapes, every plane', () => {
+    const payload = '{ "big": 9007199254740993, "huge":1e400,"long":123456789012345678901234567890,\t"s":"\\u00e9 é 𝄞 \\ud83d\\ude00 \u{10FFFD}" , "z" : [ ] }'
+    const m = decodeEnvelopeLine(`{"key":"k","payload":${payload}}`, defaults)
+    expect(m.payload).toEqual({ encoding: 'json', json: payload })
+    const copy = decodeEnvelopeLine(encodeEnvelope(m), defaults)
+    expect(copy.payload).toEqual({ encoding: 'json', json: payload })
+  })
+
+  it('words a line that is not JSON without echoing control characters, and names a byte order mark', () => {
+    expect(rejection('{"payload":1,\u0000}').message).not.toMatch(/\u0000/)
+    expect(rejection('\ufeff{"payload":1}').message).toMatch(/byte order mark/)
+  })
+})
+
+describe('the embedded log refusing a row', () => {
+  it('rejects that row only and commits the others of its transaction', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wal-door-'))
+    try {
+      const db = new DatabaseSync(join(dir, 'x.db'))
+      for (const pragma of PRAGMAS) db.exec(pragma)
+      db.exec(DDL)
+      db.prepare('INSERT INTO partitions (partition, next_offset) VALUES (0, 0)').run()
+      const good = decodeEnvelopeLine('{"key":"a","payload":1}', defaults)
+      // What the door keeps out, handed to the writer directly: SQLite refuses a REAL in an INTEGER column.
+      const bad = { ...good, id: '01M80K6XFDG62PY7DFWNXXTEAB', createdAtMs: 1e300 }
+      const results = new LogWriter(db).commit([toRow(good, 1), toRow(bad, 1), toRow({ ...good, id: '01M80K6XFDG62PY7DFWNXXTEAC' }, 1)])
+      expect(results.map((r) => [r.offset, r.refused === undefined])).toEqual([[0, true], [-1, false], [1, true]])
+      expect(db.prepare('SELECT count(*) AS n FROM records').get()).toEqual({ n: 2 })
+      db.close()
+
+      const log = EmbeddedLog.open({ stateDir: dir, namespace: 'ns', partitions: 1, create: true, writerThread: false })
+      const appended = await log.append([good, bad], { perEntryErrors: true })
+      expect(appended[0]).toMatchObject({ offset: 0, duplicate: false })
+      expect(appended[1]!.error).toBeInstanceOf(InvalidRecordError)
+      expect(appended[1]!.error).toMatchObject({ code: 'WAL_RECORD_REFUSED' })
+      await expect(log.append([bad])).rejects.toBeInstanceOf(InvalidRecordError)
+      await log.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
