@@ -331,11 +331,11 @@ export function notJsonReason(text: string, error: unknown): string {
  * Parses JSON text known to be shallow enough (see json-text.ts), or throws InvalidRecordError.
  * `what` names it in the message ("the line", "the payload").
  */
-export function parseJsonText(text: string, what: string): unknown {
+export function parseJsonText(text: string, what?: string): unknown {
   try {
     return JSON.parse(text)
   } catch (error) {
-    throw new InvalidRecordError(`${what} is not valid JSON: ${notJsonReason(text, error)}`, { code: 'WAL_RECORD_MALFORMED' })
+    throw new InvalidRecordError(`${what === undefined ? '' : `${what} is `}not valid JSON: ${notJsonReason(text, error)}`, { code: 'WAL_RECORD_MALFORMED' })
   }
 }
 
@@ -348,7 +348,7 @@ export function decodeEnvelopeLine(line: string, defaults: DecodeDefaults): Muta
     if (!(error instanceof JsonScanError)) throw error
     throw new InvalidRecordError(`the line is ${error.message}, at character ${error.at + 1}`, { code: 'WAL_RECORD_TOO_DEEP' })
   }
-  const parsed = parseJsonText(line, 'the line')
+  const parsed = parseJsonText(line)
   return decodeEnvelope(parsed, defaults, span === undefined ? undefined : line.slice(span.start, span.end))
 }
 
