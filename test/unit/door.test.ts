@@ -2,11 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 
 import { decodeEnvelopeLine, encodeEnvelope, MAX_KEY_CHARS } from '../../src/lib/envelope/envelope.js'
 import { invalidUtf8Offset, jsonDepth, MAX_PAYLOAD_DEPTH, scanObjectField, splitTopLevelArray } from '../../src/lib/envelope/json-text.js'
 import { InvalidRecordError } from '../../src/lib/errors.js'
+import { readLineChunks } from '../../src/lib/io/lines.js'
 import { EmbeddedLog } from '../../src/lib/log/embedded/embedded-log.js'
 import { DDL, PRAGMAS } from '../../src/lib/log/embedded/schema.js'
 import { LogWriter, toRow } from '../../src/lib/log/embedded/writer.js'
@@ -169,5 +171,41 @@ describe('the embedded log refusing a row', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('reading NDJSON lines from a stream', () => {
+  async function read(chunks: Buffer[], maxLineBytes?: number): Promise<Array<{ line: string; lineNumber: number; invalid?: string }>> {
+    const out: Array<{ line: string; lineNumber: number; invalid?: string }> = []
+    for await (const lines of readLineChunks(Readable.from(chunks), maxLineBytes)) out.push(...lines)
+    return out
+  }
+  const input = Buffer.concat([
+    Buffer.from('\ufeff{"a":"é😀"}\r\n\n  \n{"b":"'),
+    Buffer.from([0xff]),
+    Buffer.from('"}\n{"c":"𝄞"}'),
+  ])
+
+  it('gives the same lines however the input is cut, numbering blank lines and naming bytes that are not UTF-8', async () => {
+    const whole = await read([input])
+    expect(whole).toEqual([
+      { line: '{"a":"é😀"}', lineNumber: 1 },
+      { line: '', lineNumber: 4, invalid: expect.stringMatching(/not valid UTF-8 \(byte 7 of the line, 0xff\)/) },
+      { line: '{"c":"𝄞"}', lineNumber: 5 },
+    ])
+    for (const size of [1, 2, 3, 5, 7]) {
+      const chunks: Buffer[] = []
+      for (let at = 0; at < input.length; at += size) chunks.push(input.subarray(at, at + size))
+      expect(await read(chunks), `chunks of ${size}`).toEqual(whole)
+    }
+  })
+
+  it('refuses a line over the limit without holding it, and goes on after it', async () => {
+    const lines = await read([Buffer.from('{"a":1}\n'), Buffer.from('x'.repeat(40)), Buffer.from('x'.repeat(40)), Buffer.from('\n{"b":2}\n')], 64)
+    expect(lines).toEqual([
+      { line: '{"a":1}', lineNumber: 1 },
+      { line: '', lineNumber: 2, invalid: 'the line is longer than 64 bytes' },
+      { line: '{"b":2}', lineNumber: 3 },
+    ])
   })
 })

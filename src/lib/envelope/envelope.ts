@@ -226,6 +226,9 @@ function decodeHeaders(value: unknown, defaults: Record<string, string> | undefi
   return headers
 }
 
+/** No headers: shared, and frozen so that nothing can add to it by mistake. */
+const NO_HEADERS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
+
 /** A copy of headers in an object without a prototype (for every path that builds a mutation). */
 export function headerMap(from?: Record<string, string>): Record<string, string> {
   const headers = Object.create(null) as Record<string, string>
@@ -309,7 +312,7 @@ function decodeCommonEnvelope(input: unknown, defaults: DecodeDefaults, payloadT
     namespace: defaults.namespace,
     key: (key as string | undefined) ?? id,
     payload: { encoding: 'json', json: payloadText },
-    headers: headerMap(defaults.headers),
+    headers: defaults.headers ? headerMap(defaults.headers) : NO_HEADERS,
     createdAtMs: defaults.createdAtMs?.() ?? defaults.nowMs,
     notBeforeMs: defaults.notBefore?.() ?? null,
     target: defaults.target ?? null,

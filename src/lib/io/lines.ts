@@ -49,6 +49,7 @@ export async function* readLineChunks(input: Readable, maxLineBytes = MAX_LINE_B
     if (line.trim() !== '') lines.push({ line, lineNumber })
   }
   const split = (text: Buffer, lines: NumberedLine[]): void => {
+    if (text.length === 0) return
     // The whole block is valid UTF-8 (the usual case): decode once, split the string.
     if (!first && isUtf8(text)) {
       const parts = text.toString('utf8').split('\n')
@@ -92,8 +93,11 @@ export async function* readLineChunks(input: Readable, maxLineBytes = MAX_LINE_B
       head = head.subarray(end + 1)
       overLong = false
     } else if (carry.length > 0) {
-      carry.push(head)
-      head = Buffer.concat(carry)
+      // Only the line that started in an earlier chunk is joined (copied); the rest is decoded in place.
+      const end = head.indexOf(NEWLINE)
+      carry.push(head.subarray(0, end + 1))
+      split(Buffer.concat(carry), lines)
+      head = head.subarray(end + 1)
     }
     carry = []
     carryBytes = 0
