@@ -43,6 +43,7 @@ describe('a hostile NDJSON corpus on stdin', () => {
       else if (line.kind) {
         expect(answer, `line ${line.lineNumber} (${line.kind})`).toMatchObject({ durable: false })
         expect(answer!.error!.message.length, `line ${line.lineNumber} (${line.kind})`).toBeGreaterThan(10)
+        // eslint-disable-next-line no-control-regex
         expect(answer!.error!.message).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/)
       } else expect(answer, `line ${line.lineNumber} (blank)`).toBeUndefined()
     }

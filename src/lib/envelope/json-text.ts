@@ -191,12 +191,10 @@ export function invalidUtf8Offset(bytes: Uint8Array): number {
       i++
       continue
     }
-    let need: number
-    let min: number
-    if (b >= 0xc2 && b <= 0xdf) (need = 1), (min = 0x80)
-    else if (b >= 0xe0 && b <= 0xef) (need = 2), (min = 0x800)
-    else if (b >= 0xf0 && b <= 0xf4) (need = 3), (min = 0x10000)
-    else return i
+    // Continuation bytes needed, and the smallest code point that many may encode (no overlong forms).
+    const need = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : 0
+    if (need === 0) return i
+    const min = need === 1 ? 0x80 : need === 2 ? 0x800 : 0x10000
     if (i + need >= n) return i
     let cp = b & (0x3f >> need)
     for (let k = 1; k <= need; k++) {
