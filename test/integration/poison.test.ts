@@ -1,5 +1,6 @@
 // Poison planted in each real log backend ahead of good records, and lossless round trips on Kafka.
 import { SendMessageCommand } from '@aws-sdk/client-sqs'
+import { ConfigResourceTypes } from 'kafkajs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { scanObjectField } from '../../src/lib/envelope/json-text.js'
@@ -89,6 +90,28 @@ describe('poison in a Kafka topic', () => {
     const second = payloadsByKey((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
     expect(second).toEqual(stored)
     for (const line of jsonLines<{ headers: Record<string, string> }>(first)) expect(Object.keys(line.headers)).toEqual(['__proto__'])
+  }, 120_000)
+})
+
+describe('a record the Kafka brokers refuse', () => {
+  it('is rejected alone (exit 4) while the records before and after it are written', async () => {
+    const topic = await kafkaNamespace(wal, { partitions: 1 })
+    topics.push(topic)
+    const admin = testKafka.admin()
+    await admin.connect()
+    await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'max.message.bytes', value: String(300 * 1024) }] }] })
+    await admin.disconnect()
+    const input = [`{"key":"a","payload":1}`, `{"key":"big","payload":"${'x'.repeat(400 * 1024)}"}`, `{"key":"c","payload":3}`].join('\n')
+    const result = await wal.run(['produce', '-n', 'orders', '--json'], { input })
+    expect(result.code).toBe(4)
+    const acks = jsonLines<{ line: number; durable: boolean; error?: { code: string } }>(result.stdout)
+    expect(acks.map((a) => [a.line, a.durable, a.error?.code])).toEqual([
+      [1, true, undefined],
+      [2, false, 'WAL_KAFKA_RECORD_REFUSED'],
+      [3, true, undefined],
+    ])
+    const keys = jsonLines<{ key: string }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).map((l) => l.key)
+    expect(keys).toEqual(['a', 'c'])
   }, 120_000)
 })
 
