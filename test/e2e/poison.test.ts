@@ -1,15 +1,18 @@
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { killDaemons, startForegroundDaemon } from '../helpers/daemon.js'
 import { deadLetters, kvItems } from '../helpers/state.js'
-import { jsonLines, makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
+import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 beforeEach(() => {
   wal = makeSandbox()
 })
-afterEach(() => {
+afterEach(async () => {
+  await killDaemons()
   wal.cleanup()
 })
 
@@ -19,8 +22,8 @@ const put = (id: number) => ({ op: 'put', table: 'users', key: { id }, item: { i
  * Rows written straight into the embedded log, as an older wal, another tool or a damaged byte would
  * leave them: each is something no reader can take as a mutation.
  */
-function plantPoison(stateDir: string): Array<{ id: string; key: string }> {
-  const db = new DatabaseSync(join(stateDir, 'embedded', 'default.db'))
+function plantPoison(stateDir: string, namespace = 'default'): Array<{ id: string; key: string }> {
+  const db = new DatabaseSync(join(stateDir, 'embedded', `${namespace}.db`))
   const insert = db.prepare(
     'INSERT INTO records (partition, offset, id, key, appended_at, created_at, not_before, target, idempotency_key, attempts, headers, payload, failures, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   )
@@ -108,5 +111,21 @@ describe('a record in the embedded log that cannot be decoded', () => {
     expect(replay.code).toBe(0)
     expect(replay.stdout).toMatch(/7 poison entries .* not replayed/)
     expect(deadLetters(wal.stateDir)).toHaveLength(7)
+  })
+})
+
+describe('a record that cannot be decoded, under the daemon', () => {
+  it('is dead-lettered as poison by the daemon\'s consumer, which goes on applying what comes after', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { store: { type: 'kv' } } } }, daemon: { port: 0, leaseTtlMs: 1000, drainTimeoutMs: 5000 } }))
+    expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson([{ key: 'u1', payload: put(1) }]) })).code).toBe(0)
+    const planted = plantPoison(wal.stateDir, 'orders')
+    const daemon = await startForegroundDaemon(wal)
+    const answer = await fetch(`${daemon.url}/v1/namespaces/orders/mutations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: 'u2', payload: put(2) }) })
+    expect(answer.status).toBe(200)
+    await waitFor(() => kvItems(wal.stateDir, 'orders').length === 2 && deadLetters(wal.stateDir, 'orders').length === planted.length, { timeoutMs: 30_000 })
+    expect(new Set(deadLetters(wal.stateDir, 'orders').map((d) => d.error_class))).toEqual(new Set(['poison']))
+    expect(daemon.events('dead-lettered')).toHaveLength(planted.length)
+    expect(daemon.events('consumer-failed')).toEqual([])
+    expect(await daemon.stop()).toBe(0)
   })
 })
