@@ -355,10 +355,10 @@ export class EmbeddedLog implements LogBackend {
   }
 
   /** A page read with big integers: values past Number.MAX_SAFE_INTEGER are kept as bigint, for toRecord to refuse. */
-  private readWide(sql: string, cursor: number): StoredRow[] {
+  private readWide(sql: string, parameter: number | string): StoredRow[] {
     const wide = this.db.prepare(sql)
     wide.setReadBigInts(true)
-    return (wide.all(cursor) as Array<Record<string, unknown>>).map((row) => {
+    return (wide.all(parameter) as Array<Record<string, unknown>>).map((row) => {
       const out: Record<string, unknown> = {}
       for (const [name, value] of Object.entries(row)) out[name] = typeof value === 'bigint' && value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value
       return out as StoredRow
@@ -433,7 +433,15 @@ export class EmbeddedLog implements LogBackend {
 
   async find(id: string): Promise<LogRecord[]> {
     // No index on id: explain is rare, and an index would cost every produce.
-    return (this.statement('SELECT * FROM records WHERE id = ? ORDER BY seq').all(id) as StoredRow[]).map((row) => this.toRecord(row))
+    const sql = 'SELECT * FROM records WHERE id = ? ORDER BY seq'
+    let rows: StoredRow[]
+    try {
+      rows = this.statement(sql).all(id) as StoredRow[]
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_OUT_OF_RANGE') throw error
+      rows = this.readWide(sql, id)
+    }
+    return rows.map((row) => this.toRecord(row))
   }
 
   async info(): Promise<LogInfo> {
