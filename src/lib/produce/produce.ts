@@ -86,10 +86,13 @@ function parseHeaders(headers: readonly string[] = []): Record<string, string> |
   return out
 }
 
-/** A delivery time (with its jitter) that wal can store, or a usage error naming the flag. */
+/**
+ * A delivery time (with its jitter) that wal can store. One that is not is the record's fault, as a
+ * notBefore out of range on a line is: rejected by the door (exit 4), never written.
+ */
 function inRange(flag: string, delay: { baseMs: number; jitterMs: number }): { baseMs: number; jitterMs: number } {
   if (!timeInRange(delay.baseMs) || !timeInRange(delay.baseMs + delay.jitterMs)) {
-    throw new UsageError(`${flag} asks for a delivery time outside ${new Date(MIN_TIME_MS).toISOString()} … ${new Date(MAX_TIME_MS).toISOString()}, the times wal stores`, {
+    throw new InvalidRecordError(`field "notBefore": ${flag} asks for a delivery time outside ${new Date(MIN_TIME_MS).toISOString()} … ${new Date(MAX_TIME_MS).toISOString()}, the times wal stores`, {
       suggestions: ['give a shorter --delay (or --jitter), or an --at within that range'],
     })
   }
