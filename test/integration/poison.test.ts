@@ -127,6 +127,12 @@ describe('poison in an SQS queue', () => {
         MessageAttributes: { 'wal-envelope': { DataType: 'String', StringValue: '1' }, 'wal-id': { DataType: 'String', StringValue: POISON_ID } },
       }),
     )
+    const tail = await wal.run(['tail', '-n', 'orders', '--json'])
+    expect(tail.code).toBe(0)
+    const lines = jsonLines<{ key: string; error?: string }>(tail.stdout)
+    expect(lines).toHaveLength(3)
+    expect(lines.filter((l) => l.error !== undefined)).toEqual([expect.objectContaining({ id: POISON_ID, error: expect.stringMatching(/as a wal envelope: field "createdAt"/) })])
+
     const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
     expect(consumed.stderr).not.toMatch(/\n\s+at /)
     expect(consumed.code).toBe(0)
