@@ -42,6 +42,31 @@ describe('the JSON pre-scan', () => {
     expect(scanObjectField('{"key":"payload"}', 'payload')).toBeUndefined()
   })
 
+  it('finds the same payload and items JSON.parse does, over generated JSON with tricky strings and spacing', () => {
+    let seed = 7
+    const next = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32)
+    const space = (): string => [' ', '', '\t', '\n', '\r\n  '][Math.floor(next() * 5)]!
+    // As JSON text: escaped quotes and backslashes, brackets and names inside strings, escapes, astral characters.
+    const strings = ['"payload"', '"a\\\\"', '"\\\\\\\\"', '"\\"payload\\":1"', '"}]{["', '"é😀"', '"\\u0070ayload"', '""', '"x\\\\\\"y"']
+    const value = (depth: number): string => {
+      const r = next()
+      if (depth > 4 || r < 0.3) return [String(Math.floor(next() * 1e6)), '-1.5e+300', 'true', 'null', strings[Math.floor(next() * strings.length)]!][Math.floor(next() * 5)]!
+      if (r < 0.65) return `[${space()}${Array.from({ length: Math.floor(next() * 4) }, () => value(depth + 1)).join(`${space()},${space()}`)}${space()}]`
+      return `{${space()}${Array.from({ length: Math.floor(next() * 4) }, () => `${strings[Math.floor(next() * strings.length)]}${space()}:${space()}${value(depth + 1)}`).join(`,${space()}`)}${space()}}`
+    }
+    for (let i = 0; i < 2000; i++) {
+      const fields = [`"key"${space()}:${space()}${strings[i % strings.length]}`, `"payload"${space()}:${space()}${value(0)}`, `"x":${value(2)}`]
+      if (i % 3 === 0) fields.reverse()
+      const line = `${space()}{${space()}${fields.join(`${space()},${space()}`)}${space()}}${space()}`
+      const span = scanObjectField(line, 'payload')
+      if (span === undefined) throw new Error(`no span in ${JSON.stringify(line)}`)
+      expect(JSON.parse(line.slice(span.start, span.end)), line).toEqual((JSON.parse(line) as { payload: unknown }).payload)
+      expect(line.slice(span.start, span.end)).toBe(line.slice(span.start, span.end).trim())
+      const body = `[${space()}${fields.map((f) => `{${f}}`).join(`${space()},`)}${space()}]`
+      expect(splitTopLevelArray(body)!.map((t) => JSON.parse(t) as unknown), body).toEqual(JSON.parse(body))
+    }
+  })
+
   it('stops at the depth limit without recursing, however deep the text', () => {
     expect(() => scanObjectField(`{"payload":${nested(100_000)}}`, 'payload')).toThrow(/nested more than 64 levels/)
     expect(jsonDepth(nested(100_000), MAX_PAYLOAD_DEPTH)).toBe(MAX_PAYLOAD_DEPTH + 1)
