@@ -149,6 +149,16 @@ describe('counts, strings and headers at the door', () => {
     expect(rejection(`{"key":"${'k'.repeat(MAX_KEY_CHARS + 1)}","payload":1}`).message).toMatch(/field "key"/)
   })
 
+  it('keeps a failure history readable: its messages are cut whole and made well-formed, not refused', () => {
+    const cutInPair = `${'m'.repeat(999)}😀 and more`
+    const line = JSON.stringify({ payload: 1, failures: [{ at: '2026-01-01T00:00:00Z', target: 't', errorClass: 'retryable', message: cutInPair, attempt: 1, code: 'X\ud800' }] })
+    const [failure] = decodeEnvelopeLine(line, defaults).failures
+    expect(failure!.message).toHaveLength(1000)
+    expect(failure!.message.endsWith('m\ufffd')).toBe(true)
+    expect(failure!.code).toBe('X\ufffd')
+    expect(decodeEnvelopeLine(encodeEnvelope(decodeEnvelopeLine(line, defaults)), defaults).failures).toEqual([failure])
+  })
+
   it('refuses a line nested too deep before parsing it, and names where', () => {
     const error = rejection(`{"payload":${nested(10_000)}}`)
     expect(error).toMatchObject({ code: 'WAL_RECORD_TOO_DEEP' })

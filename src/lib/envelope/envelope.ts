@@ -93,6 +93,13 @@ export function isWellFormed(text: string): boolean {
   return (text as unknown as { isWellFormed(): boolean }).isWellFormed()
 }
 
+/** At most `maxChars` UTF-16 units of text, never ending in half a surrogate pair, with no lone surrogates. */
+export function cutText(text: string, maxChars: number): string {
+  let cut = text.length > maxChars ? text.slice(0, maxChars) : text
+  if (!isWellFormed(cut)) cut = (cut as unknown as { toWellFormed(): string }).toWellFormed()
+  return cut
+}
+
 /** How a time must be written, for messages. */
 export const TIME_EXPECTED = `an ISO 8601 time with a zone (2026-12-01T09:00:00Z) or integer epoch milliseconds, from ${new Date(MIN_TIME_MS).toISOString()} to ${new Date(MAX_TIME_MS).toISOString()}`
 
@@ -115,13 +122,20 @@ const NonNegativeInt = v.pipe(v.number(), v.safeInteger('a whole number from 0 t
 /** A string that is text: no lone UTF-16 surrogates, which cannot be stored as UTF-8 without changing. */
 const Text = v.pipe(v.string(), v.check((s) => isWellFormed(s), 'text without lone UTF-16 surrogates (\\ud800-\\udfff)'))
 
+/**
+ * Diagnostic text (a failure's message, target, code): cut to a length and made well-formed rather
+ * than refused, since wal writes it itself from what targets answered, and a history must never make
+ * the mutation it belongs to unreadable.
+ */
+const DiagnosticText = (maxChars: number) => v.pipe(v.string(), v.transform((text: string) => cutText(text, maxChars)))
+
 const FailureInput = v.strictObject({
   at: TimeInput,
-  target: v.pipe(Text, v.maxLength(MAX_NAME_CHARS)),
+  target: DiagnosticText(MAX_NAME_CHARS),
   errorClass: v.picklist(['retryable', 'fatal', 'infrastructure', 'poison']),
-  message: Text,
+  message: DiagnosticText(MAX_FAILURE_MESSAGE_CHARS),
   attempt: v.pipe(v.number(), v.safeInteger('a whole number from 1 to 2^53-1'), v.minValue(1, 'a whole number from 1 to 2^53-1')),
-  code: v.optional(v.pipe(Text, v.maxLength(MAX_NAME_CHARS))),
+  code: v.optional(DiagnosticText(MAX_NAME_CHARS)),
 })
 
 const EnvelopeInput = v.strictObject({
@@ -285,7 +299,7 @@ export function decodeEnvelope(input: unknown, defaults: DecodeDefaults, payload
       atMs: Math.floor(timeMsOf(f.at)!),
       target: f.target,
       errorClass: f.errorClass,
-      message: f.message.slice(0, MAX_FAILURE_MESSAGE_CHARS),
+      message: f.message,
       attempt: f.attempt,
       ...(f.code === undefined ? {} : { code: f.code }),
     })),

@@ -14,7 +14,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { RetryPolicy, TargetSettings } from '../config/schema.js'
-import { MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
+import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
 import type { ConsumerCommit, ConsumerStore, LogBackend, ShardRequest } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
@@ -338,7 +338,7 @@ export class TargetConsumer {
       atMs: this.options.now(),
       target: this.options.settings.name,
       errorClass: error.errorClass,
-      message: error.message.slice(0, MAX_FAILURE_MESSAGE_CHARS),
+      message: cutText(error.message, MAX_FAILURE_MESSAGE_CHARS),
       attempt,
       code: error.code,
     }

@@ -27,7 +27,7 @@ import type { Message } from '@aws-sdk/client-sqs'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { TargetSettings } from '../../config/schema.js'
-import { MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type LogRecord, type Mutation } from '../../envelope/envelope.js'
+import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { BackendUnavailableError, DurabilityUnknownError, type WalError } from '../../errors.js'
 import { CircuitBreaker } from '../../pipeline/circuit-breaker.js'
 import { KeyedExecutor } from '../../pipeline/keyed-executor.js'
@@ -378,7 +378,7 @@ export class SqsConsumer {
   }
 
   private failureOf(run: TargetRun, error: TargetError, attempt: number): Failure {
-    return { atMs: this.options.now(), target: run.settings.name, errorClass: error.errorClass, message: error.message.slice(0, MAX_FAILURE_MESSAGE_CHARS), attempt, code: error.code }
+    return { atMs: this.options.now(), target: run.settings.name, errorClass: error.errorClass, message: cutText(error.message, MAX_FAILURE_MESSAGE_CHARS), attempt, code: error.code }
   }
 
   /** Sends the mutation to the DLQ with why; the caller deletes the original only after. */
