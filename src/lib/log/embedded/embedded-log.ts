@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeFailures, headerMap, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { checkedJson, poisonRecord, storedHeaders } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
-import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError } from '../../errors.js'
+import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError, type WalError } from '../../errors.js'
 import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
 import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
 import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
@@ -239,20 +239,26 @@ export class EmbeddedLog implements LogBackend {
     const settle = (written: WriteResult[]): void => {
       let at = 0
       for (const p of batch) {
-        const results: AppendResult[] = written.slice(at, at + p.mutations.length).map(({ refused, ...result }) =>
-          refused === undefined
-            ? result
-            : {
-                ...result,
-                error: new InvalidRecordError(`the embedded log refused it: ${refused}`, {
-                  code: 'WAL_RECORD_REFUSED',
-                  suggestions: ['check its times, counts and sizes against the limits in the README (the mutation envelope)'],
-                }),
-              },
-        )
+        const results: AppendResult[] = written.slice(at, at + p.mutations.length)
         at += p.mutations.length
-        const refused = results.find((r) => r.error !== undefined)
-        if (refused && !p.perEntryErrors) p.reject(refused.error)
+        let refused: WalError | undefined
+        for (let i = 0; i < results.length; i++) {
+          const why = (results[i] as WriteResult).refused
+          if (why === undefined) continue
+          const { id, partition, offset, duplicate } = results[i]!
+          results[i] = {
+            id,
+            partition,
+            offset,
+            duplicate,
+            error: new InvalidRecordError(`the embedded log refused it: ${why}`, {
+              code: 'WAL_RECORD_REFUSED',
+              suggestions: ['check its times, counts and sizes against the limits in the README (the mutation envelope)'],
+            }),
+          }
+          refused ??= results[i]!.error
+        }
+        if (refused && !p.perEntryErrors) p.reject(refused)
         else p.resolve(results)
       }
     }
