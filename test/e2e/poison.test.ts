@@ -35,6 +35,8 @@ function plantPoison(stateDir: string, namespace = 'default'): Array<{ id: strin
     { id: '01M80K6XFDG62PY7DFWNXXTEA5', key: 'p-attempts', createdAt: Date.now(), notBefore: null, attempts: 2n ** 62n, headers: null, payload: '1', failures: null },
     { id: '01M80K6XFDG62PY7DFWNXXTEA6', key: 'p-failures', createdAt: Date.now(), notBefore: null, attempts: 1, headers: null, payload: '1', failures: '[{"at":"yesterday"}]' },
     { id: '01M80K6XFDG62PY7DFWNXXTEA7', key: 'p-deep', createdAt: Date.now(), notBefore: null, attempts: 0, headers: null, payload: '['.repeat(5000) + ']'.repeat(5000), failures: null },
+    { id: '../../etc/passwd', key: 'p-id', createdAt: Date.now(), notBefore: null, attempts: 0, headers: null, payload: '1', failures: null },
+    { id: '01M80K6XFDG62PY7DFWNXXTEA8', key: 'p-header-value', createdAt: Date.now(), notBefore: null, attempts: 0, headers: '{"n":1}', payload: '1', failures: null },
   ]
   db.exec('BEGIN IMMEDIATE')
   for (const p of planted) {
@@ -60,7 +62,7 @@ describe('a record in the embedded log that cannot be decoded', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ targets: [{ target: 'kv', applied: 5, deadLettered: planted.length, lag: 0 }] })
     expect(kvItems(wal.stateDir).map((r) => r.pk).sort()).toEqual([1, 2, 3, 4, 5].map((id) => `[["id",${id}]]`))
     const dead = deadLetters(wal.stateDir)
-    expect(dead.map((d) => d.id).sort()).toEqual(planted.map((p) => p.id).sort())
+    expect(dead.map((d) => d.key).sort()).toEqual(planted.map((p) => p.key).sort())
     for (const d of dead) {
       expect(d).toMatchObject({ target: 'kv', error_class: 'poison', code: 'WAL_RECORD_POISON' })
       expect(d.envelope).toMatch(/"payloadEncoding":"base64"/)
@@ -111,8 +113,8 @@ describe('a record in the embedded log that cannot be decoded', () => {
     }
     const replay = await wal.run(['dlq', 'replay'])
     expect(replay.code).toBe(0)
-    expect(replay.stdout).toMatch(/7 poison entries .* not replayed/)
-    expect(deadLetters(wal.stateDir)).toHaveLength(7)
+    expect(replay.stdout).toMatch(/9 poison entries .* not replayed/)
+    expect(deadLetters(wal.stateDir)).toHaveLength(9)
   })
 })
 

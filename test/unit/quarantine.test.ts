@@ -63,6 +63,14 @@ describe('reading an SQS message that cannot be decoded', () => {
     expect(record).toMatchObject({ id: ID, partition: 2, payload: { encoding: 'base64' } })
   })
 
+  it('quarantines a body shaped as an envelope but sent without attributes, and wraps a look-alike without id and payload', () => {
+    const copied = decodeMessage(message(`{"v":1,"id":"${ID}","key":"k","payload":1,"createdAt":"1"}`, {}), source)
+    expect(copied.poison?.error).toMatch(/field "createdAt"/)
+    const lookAlike = decodeMessage(message('{"v":1,"data":[1,2]}', {}), source)
+    expect(lookAlike.poison).toBeUndefined()
+    expect(lookAlike.payload).toEqual({ encoding: 'json', json: '{"v":1,"data":[1,2]}' })
+  })
+
   it('keeps the exact payload text of a good envelope, and wraps a foreign body that is not JSON as bytes', () => {
     const mutation = decodeEnvelopeLine('{"key":"k","payload":{"n":123456789012345678901234567890}}', defaults)
     const out = encodeMessage(mutation, { fifo: false })

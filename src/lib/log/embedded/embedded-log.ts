@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { decodeFailures, headerMap, type LogRecord, type Mutation } from '../../envelope/envelope.js'
+import { decodeFailures, headerMap, MAX_IDEMPOTENCY_KEY_CHARS, MAX_KEY_CHARS, MAX_NAME_CHARS, type LogRecord, type Mutation } from '../../envelope/envelope.js'
+import { ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord, storedHeaders } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
 import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError, type WalError } from '../../errors.js'
@@ -385,7 +386,10 @@ export class EmbeddedLog implements LogBackend {
     if (!timeInRange(createdAtMs) || (row.created_at_us !== null && !Number.isSafeInteger(row.created_at_us))) throw new Error(`created_at ${String(row.created_at_us ?? row.created_at)} is not a time wal stores`)
     if (row.not_before !== null && !(Number.isSafeInteger(row.not_before) && timeInRange(row.not_before))) throw new Error(`not_before ${String(row.not_before)} is not a time wal stores`)
     if (!Number.isSafeInteger(row.attempts) || row.attempts < 0) throw new Error(`attempts ${String(row.attempts)} is not a count`)
-    if (typeof row.key !== 'string' || row.key.length === 0) throw new Error('the key is not a non-empty string')
+    if (typeof row.id !== 'string' || !ULID_PATTERN.test(row.id)) throw new Error(`the id ${JSON.stringify(String(row.id).slice(0, 40))} is not a ULID`)
+    if (typeof row.key !== 'string' || row.key.length === 0 || row.key.length > MAX_KEY_CHARS) throw new Error(`the key is not a string of 1 to ${MAX_KEY_CHARS} characters`)
+    if (row.target !== null && (typeof row.target !== 'string' || row.target.length === 0 || row.target.length > MAX_NAME_CHARS)) throw new Error('the target is not a target name')
+    if (row.idempotency_key !== null && (typeof row.idempotency_key !== 'string' || row.idempotency_key.length > MAX_IDEMPOTENCY_KEY_CHARS)) throw new Error('the idempotency key is not a string of at most 512 characters')
     return {
       id: row.id,
       namespace: this.namespace,

@@ -3,7 +3,8 @@
  * prints), so any SQS client can read it; a few message attributes say what wal needs without parsing
  * the body (`wal-envelope`, `wal-id`) and, in the DLQ, why the message is there (`wal-dlq-*`).
  *
- * A message marked as wal's whose body cannot be decoded is quarantined (LogRecord.poison).
+ * A message that is wal's (by attribute or by its shape) whose body cannot be decoded is quarantined
+ * (LogRecord.poison).
  * Messages another client sent are wrapped in an envelope on read, never rejected: a stable id derived
  * from the MessageId, the FIFO group (or the id) as key, the body as JSON when it parses, else its bytes,
  * the string message attributes as headers, and SentTimestamp as createdAt.
@@ -144,10 +145,21 @@ export interface MessageSource {
   namespace: string
 }
 
+/** A body that is a wal envelope by its shape (`v`, `id` and `payload`), sent without wal's attributes. */
+function looksLikeEnvelope(body: string): boolean {
+  try {
+    const parsed = JSON.parse(body) as unknown
+    return typeof parsed === 'object' && parsed !== null && 'id' in parsed && 'payload' in parsed
+  } catch {
+    return false
+  }
+}
+
 /**
  * A received message as a log record (partition: the shard; offset: none on SQS, so 0). A message that
- * says it is wal's envelope (the `wal-envelope` attribute) but cannot be decoded as one comes back as
- * poison (LogRecord.poison), never as something a target could apply.
+ * is wal's envelope (by the `wal-envelope` attribute, or by its shape: `{"v":1,` with an id and a
+ * payload) but cannot be decoded as one comes back as poison (LogRecord.poison), never as something a
+ * target could apply.
  */
 export function decodeMessage(message: Message, source: MessageSource): LogRecord {
   const sentMs = Number(message.Attributes?.SentTimestamp ?? Date.now())
@@ -158,7 +170,7 @@ export function decodeMessage(message: Message, source: MessageSource): LogRecor
     try {
       mutation = decodeEnvelopeLine(body, { namespace: source.namespace, forceNamespace: true, nowMs: sentMs })
     } catch (error) {
-      if (marked) {
+      if (marked || looksLikeEnvelope(body)) {
         return poisonRecord({
           id: attr(message, ATTR.id),
           namespace: source.namespace,
@@ -170,7 +182,7 @@ export function decodeMessage(message: Message, source: MessageSource): LogRecor
           error: `cannot decode message ${message.MessageId ?? '?'} of queue ${source.queue} as a wal envelope: ${(error as Error).message}`,
         })
       }
-      // Not an envelope after all (a look-alike without wal's attribute): wrapped below like any foreign body.
+      // Not an envelope after all (another application's JSON that happens to start alike): wrapped below.
     }
   }
   if (!mutation) {
