@@ -26,11 +26,13 @@ describe('reading a Kafka record that cannot be decoded', () => {
     ['a notBefore past 9999', '1', { 'wal-not-before': '9000000000000000' }, /wal-not-before/],
     ['attempts that are not a count', '1', { 'wal-attempts': '1e300' }, /wal-attempts/],
     ['failures that are not JSON', '1', { 'wal-failures': '[{' }, /failures/],
+    ['an id that is not a ULID', '1', { 'wal-id': 'not-an-id' }, /wal-id "not-an-id" is not a ULID/],
   ] as Array<[string, Buffer | string, Record<string, string>, RegExp]>)('quarantines %s instead of handing it on', (_what, value, headers, reason) => {
     const record = decodeRecord(kafkaRecord(value, { 'wal-id': ID, source: 'crm', ...headers }), 'orders', 3, 'orders')
     expect(record.poison?.error).toMatch(reason)
     expect(record.poison?.error).toMatch(/at 3:41 of topic orders/)
-    expect(record).toMatchObject({ id: ID, key: 'k', partition: 3, offset: 41, payload: { encoding: 'base64', bytes: Buffer.from(value) } })
+    expect(record).toMatchObject({ key: 'k', partition: 3, offset: 41, payload: { encoding: 'base64', bytes: Buffer.from(value) } })
+    expect(record.id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/)
     // tail --json prints it as one valid JSON line that produce refuses (no payload), with the raw bytes.
     const line = JSON.parse(encodePoisonRecord(record)) as { raw: string; error: string }
     expect(Buffer.from(line.raw, 'base64')).toEqual(Buffer.from(value))

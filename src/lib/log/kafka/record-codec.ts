@@ -11,10 +11,10 @@
  */
 import { isUtf8 } from 'node:buffer'
 
-import { foreignRecordId } from '../../envelope/id.js'
+import { foreignRecordId, ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
-import { decodeFailures, failuresToJson, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
+import { decodeFailures, failuresToJson, MAX_KEY_CHARS, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
 
 export const HEADER = {
   id: 'wal-id',
@@ -141,7 +141,9 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
     const notBefore = meta[HEADER.notBefore]
     const base64 = meta[HEADER.encoding] === 'base64'
     if (!base64 && meta[HEADER.encoding] !== undefined && meta[HEADER.encoding] !== 'json') throw new Error(`header ${HEADER.encoding} is ${JSON.stringify(meta[HEADER.encoding]!.slice(0, 40))}`)
+    if (!ULID_PATTERN.test(id)) throw new Error(`header ${HEADER.id} ${JSON.stringify(id.slice(0, 40))} is not a ULID`)
     if (record.key !== null && !isUtf8(record.key)) throw new Error('the key is not valid UTF-8')
+    if (record.key !== null && record.key.length > 4 * MAX_KEY_CHARS) throw new Error(`the key is longer than ${MAX_KEY_CHARS} characters`)
     return {
       id,
       namespace,
