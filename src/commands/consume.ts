@@ -6,7 +6,7 @@ import type { ConsumeSummary } from '../lib/consume/consume.js'
 
 export default class Consume extends WalCommand {
   static override summary = "Apply a namespace's mutations to its targets, with retries, delays and a dead-letter queue."
-  static override description = `Reads the log and applies each mutation to every target of the namespace (or the one named): per-key order kept, different keys in parallel. Retryable failures back off and retry; fatal ones and spent attempts go to the DLQ with their failure history; an unreachable target is paused, not given up on. Offsets are committed only after apply.
+  static override description = `Reads the log and applies each mutation to every target of the namespace (or the one named): per-key order kept, different keys in parallel. Retryable failures back off and retry; fatal ones and spent attempts go to the DLQ with their failure history; an unreachable target is paused, not given up on. A record that cannot be decoded is never applied: it goes to the DLQ with error class poison, and the consumer moves on. Offsets are committed only after apply.
 Ctrl-C (or SIGTERM) stops reading, lets work in flight finish (up to --drain-timeout), commits and exits 0; a second Ctrl-C exits 130 at once, and what was not committed is redone by the next consumer.
 On an SQS namespace there are no offsets: a message is deleted once every target applied it (or dead-lettered it), retries wait hidden in the queue (visibility timeout), and --shard I/N takes the shard queues i with i % N == I (--shard auto: all of them; consumers share a queue by themselves). --target is refused there when the namespace has several targets.`
   static override examples = [

@@ -5,7 +5,8 @@ import { WalCommand } from '../lib/cli/base-command.js'
 export default class Tail extends WalCommand {
   static override summary = 'Read mutations from the log.'
   static override description = `Bounded by default: --until end takes the end of the log when tail starts and exits 0 there, even while producers keep writing. --follow keeps reading new mutations until interrupted.
-With --json, prints one envelope per line, which wal produce accepts back unchanged.
+With --json, prints one envelope per line, which wal produce accepts back unchanged (JSON payloads as the exact text they were written as).
+A record that cannot be decoded is printed marked POISON and tail goes on; with --json it is a JSON line with "error" and the stored bytes in "raw" (base64), which wal produce refuses.
 On an SQS namespace, tail is a peek at what is queued now: SQS has no offsets and no history (what was consumed is gone), orders only within a FIFO queue's message group, and cannot list a queue, so tail receives the messages, holds them hidden for up to 30 s while it reads, then makes them visible again. Each peek counts as a receive towards the queue's maxReceiveCount, and a message being applied or delayed is not seen. --from and --until take only beginning and end there.`
   static override examples = [
     '<%= config.bin %> tail',

@@ -108,7 +108,7 @@ describe('the daemon HTTP API', () => {
     expect((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).toBe('')
   })
 
-  it('rejects invalid mutations with 400 and the messages of wal produce, writing nothing of a bad batch', async () => {
+  it('rejects invalid mutations with 400 and the messages of wal produce, writing the good ones of a batch', async () => {
     configure()
     const daemon = await startForegroundDaemon(wal)
     const endpoint = `${daemon.url}/v1/namespaces/orders/mutations`
@@ -119,8 +119,9 @@ describe('the daemon HTTP API', () => {
 
     const batch = await post(endpoint, [{ key: 'ok', payload: 1 }, { key: 'bad', payload: 2, target: 'nowhere' }])
     expect(batch.status).toBe(400)
-    expect(batch.body).toMatchObject({ durable: false, results: [{ index: 1, durable: false, error: { code: 'WAL_TARGET_UNKNOWN' } }] })
-    expect(batch.body.message).toContain('nothing was written')
+    // As with lines of wal produce, the bad mutation is rejected alone and the good one is durable.
+    expect(batch.body).toMatchObject({ durable: false, results: [{ index: 0, durable: true }, { index: 1, durable: false, error: { code: 'WAL_TARGET_UNKNOWN' } }] })
+    expect(batch.body.message).toMatch(/^1 of 2 mutations durable; 1 not \(first: index 1: .*\): fix those and send them again$/)
     expect((await post(endpoint, 'not json')).status).toBe(400)
     expect((await post(endpoint, [])).status).toBe(400)
     const unknown = await post(`${daemon.url}/v1/namespaces/nope/mutations`, { payload: 1 })
@@ -132,11 +133,11 @@ describe('the daemon HTTP API', () => {
     expect(nd.body).toMatchObject({ durable: true, message: '2 mutations durable' })
     const repeat = await post(endpoint, { key: 'n1', payload: 1, idempotencyKey: 'once' })
     expect(repeat.body).toMatchObject({ durable: true, duplicate: true })
-    // Nothing of the rejected requests reached the log.
+    // Nothing of the rejected mutations reached the log.
     const tail = await wal.run(['tail', '-n', 'orders', '--json'])
-    expect(tail.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key).sort()).toEqual(['n1', 'n2'])
+    expect(tail.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key).sort()).toEqual(['n1', 'n2', 'ok'])
     const metrics = await (await fetch(`${daemon.url}/metrics`)).text()
-    expect(metrics).toContain('wal_produced_total{namespace="orders"} 2')
+    expect(metrics).toContain('wal_produced_total{namespace="orders"} 3')
     expect(metrics).toMatch(/wal_consumer_lag\{namespace="orders",target="store",partition="\d"\}/)
     expect(await daemon.stop()).toBe(0)
   })

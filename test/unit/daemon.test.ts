@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 
 import { resolveConfig, validateConfig } from '../../src/lib/config/load.js'
 import { BackendUnavailableError, DurabilityUnknownError, InvalidRecordError, type WalError } from '../../src/lib/errors.js'
-import { durableAnswer, parseProduceBody, partialAnswer } from '../../src/lib/daemon/http-produce.js'
+import { durableAnswer, parseProduceBody, partialAnswer, produceAnswer } from '../../src/lib/daemon/http-produce.js'
 import { diffConsumers, planConsumers, restartOnlyChanges } from '../../src/lib/daemon/plan.js'
 import { shardQueues } from '../../src/lib/log/sqs/queues.js'
 
@@ -115,13 +115,30 @@ describe('HTTP write bodies', () => {
     expect(nd.ok && nd.mutations.length).toBe(2)
   })
 
-  it('rejects a whole batch for one bad mutation, naming each bad one by index', () => {
-    const parsed = parseProduceBody('[{"payload":1},{"kye":1,"payload":2},{"payload":3,"target":"nope"}]', undefined, 'orders', cfg, 1000)
-    expect(parsed.ok).toBe(false)
-    if (parsed.ok) return
-    expect(parsed.answer.status).toBe(400)
-    expect(parsed.answer.body.message).toMatch(/^2 of 3 mutations are invalid \(first: index 1: .*kye.*\); nothing was written$/)
-    expect(parsed.answer.body.results!.map((r) => r.index)).toEqual([1, 2])
+  it('rejects each bad mutation of a batch by index and keeps the good ones to be written', () => {
+    const parsed = parseProduceBody('[{"payload":1},{"kye":1,"payload":2},{"payload":3,"target":"nope"},{"payload":4}]', undefined, 'orders', cfg, 1000)
+    expect(parsed.ok).toBe(true)
+    if (!parsed.ok) return
+    expect(parsed.mutations.map((m) => m.payload)).toEqual([{ encoding: 'json', json: '1' }, { encoding: 'json', json: '4' }])
+    expect(parsed.rejected.map((r) => r.index)).toEqual([1, 2])
+    const answer = produceAnswer(parsed, [{ id: 'A', partition: 0, offset: 0, duplicate: false }, { id: 'B', partition: 1, offset: 0, duplicate: false }], 'orders')
+    expect(answer.status).toBe(400)
+    expect(answer.body.message).toMatch(/^2 of 4 mutations durable; 2 not \(first: index 1: .*kye.*\): fix those and send them again$/)
+    expect(answer.body.results!.map((r) => [r.index, r.durable])).toEqual([[0, true], [1, false], [2, false], [3, true]])
+  })
+
+  it('refuses a body that is not JSON, or not UTF-8, as a whole', () => {
+    const truncated = parseProduceBody('[{"payload":1},{"payload":', undefined, 'orders', cfg, 1000)
+    expect(truncated).toMatchObject({ ok: false, answer: { status: 400 } })
+    const bytes = parseProduceBody(Buffer.from([0x7b, 0x22, 0x70, 0xff, 0x7d]), undefined, 'orders', cfg, 1000)
+    expect(bytes).toMatchObject({ ok: false, answer: { status: 400, body: { message: expect.stringMatching(/not valid UTF-8 \(byte 4\)/) } } })
+  })
+
+  it('names an NDJSON line that is not UTF-8 by its line, and takes the others', () => {
+    const body = Buffer.concat([Buffer.from('{"payload":1}\n{"payload":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}\n{"payload":3}\n')])
+    const parsed = parseProduceBody(body, 'application/x-ndjson', 'orders', cfg, 1000)
+    expect(parsed.ok && parsed.mutations.length).toBe(2)
+    expect(parsed.ok && parsed.rejected[0]).toMatchObject({ index: 1, line: 2, error: { message: expect.stringMatching(/line 2 is not valid UTF-8 \(byte 13 of the line\)/) } })
   })
 
   it('answers durable with where each mutation landed, and counts duplicates', () => {

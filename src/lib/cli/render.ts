@@ -113,8 +113,12 @@ export function renderReplayPlan(plan: ReplayPlan): string {
   const head = plan.dryRun
     ? `dry run: would replay ${plan.replayed} entries into "${plan.toNamespace}" and park ${plan.parked} (nothing changed)`
     : `replayed ${plan.replayed} entries into "${plan.toNamespace}", parked ${plan.parked}`
-  if (plan.groups.length === 0) return head
-  return `${head}\n${table([['TARGET', 'CLASS', 'COUNT'], ...plan.groups.map((g) => [g.target, g.errorClass, String(g.count)])])}`
+  const poison =
+    plan.poison > 0
+      ? `\n${plan.poison} poison ${plan.poison === 1 ? 'entry' : 'entries'} (records that could not be decoded) not replayed: inspect with wal dlq show, export and repair them, then purge`
+      : ''
+  if (plan.groups.length === 0) return head + poison
+  return `${head}${poison}\n${table([['TARGET', 'CLASS', 'COUNT'], ...plan.groups.map((g) => [g.target, g.errorClass, String(g.count)])])}`
 }
 
 export function renderAudit(records: readonly AuditRecord[]): string {

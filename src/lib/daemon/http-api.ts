@@ -10,9 +10,9 @@ import { createServer as createHttpsServer } from 'node:https'
 
 import { namespaceSettings } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
-import { ConfigError, DurabilityUnknownError, toWalError, UnknownNamespaceError, UsageError, WalError } from '../errors.js'
+import { ConfigError, DurabilityUnknownError, InvalidRecordError, toWalError, UnknownNamespaceError, UsageError, WalError } from '../errors.js'
 import type { LogPool } from './consumers.js'
-import { durableAnswer, parseProduceBody, partialAnswer, type ProduceAnswer } from './http-produce.js'
+import { parseProduceBody, produceAnswer, type ProduceAnswer } from './http-produce.js'
 import type { Logger } from './logger.js'
 import type { DaemonMetrics } from './metrics.js'
 
@@ -34,7 +34,7 @@ const MUTATIONS_PATH = /^\/v1\/namespaces\/([^/]+)\/mutations$/
 
 class BodyTooLarge extends Error {}
 
-function readBody(request: IncomingMessage, maxBytes: number): Promise<string> {
+function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -48,7 +48,7 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<string> {
       }
       chunks.push(chunk)
     })
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    request.on('end', () => resolve(Buffer.concat(chunks)))
     request.on('error', reject)
     // A client that goes away (or is cut off by requestTimeout) mid-body: settle, so the slot is freed.
     request.on('close', () => {
@@ -107,7 +107,7 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     inFlight++
     const startedMs = performance.now()
     try {
-      let text: string
+      let text: Buffer
       try {
         text = await readBody(request, maxBodyBytes)
       } catch (error) {
@@ -125,7 +125,7 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     }
   }
 
-  const write = async (namespace: string, text: string, contentType: string | undefined): Promise<ProduceAnswer> => {
+  const write = async (namespace: string, text: Buffer, contentType: string | undefined): Promise<ProduceAnswer> => {
     const config = ctx.config()
     let settings
     try {
@@ -136,14 +136,15 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     }
     const parsed = parseProduceBody(text, contentType, namespace, config, Date.now())
     if (!parsed.ok) return parsed.answer
+    // Every mutation of the request was rejected by the door: nothing to write.
+    if (parsed.mutations.length === 0) return produceAnswer(parsed, [], namespace)
     try {
       const log = await ctx.logs.get(settings)
-      // SQS writes entries one by one: some may land while others fail, and each is answered for.
-      const results = await log.append(parsed.mutations, { perEntryErrors: settings.backend === 'sqs' })
+      // A mutation the backend refuses for what it holds is answered for by index; the others are written.
+      const results = await log.append(parsed.mutations, { perEntryErrors: true })
       ctx.metrics.produced.inc({ namespace }, results.filter((r) => !r.duplicate && r.error === undefined).length)
       ctx.produced(namespace)
-      if (results.some((r) => r.error !== undefined)) return partialAnswer(results, parsed.mutations, namespace, parsed.batch)
-      return durableAnswer(results, namespace, parsed.batch)
+      return produceAnswer(parsed, results, namespace)
     } catch (error) {
       const walError = toWalError(error)
       if (walError instanceof DurabilityUnknownError) {
@@ -153,7 +154,8 @@ export function createApiServer(ctx: ApiContext): ApiServer {
           body: { durable: 'unknown', message: `${walError.message}: the write may or may not be in the log; send it again with the same idempotency keys`, error: walError.toJSON(), ids: parsed.mutations.map((m) => m.id), idempotencyKeys },
         }
       }
-      if (walError instanceof UsageError) return { status: 400, body: { durable: false, message: walError.message, error: walError.toJSON() } }
+      // Bad input is never a server error: a record the backend refused for what it holds is a 400.
+      if (walError instanceof UsageError || walError instanceof InvalidRecordError) return { status: 400, body: { durable: false, message: walError.message, error: walError.toJSON() } }
       if (walError.retriable || walError.exitCode === 5 || walError.exitCode === 7) {
         ctx.logger.warn({ event: 'produce-failed', namespace, code: walError.code, err: walError.message }, `write to ${namespace} failed: ${walError.message}`)
         return { status: 503, body: { durable: false, message: `${walError.message}; nothing was written`, error: walError.toJSON() } }

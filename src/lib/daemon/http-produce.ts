@@ -1,11 +1,16 @@
 /**
  * The write path of the HTTP API: a request body (one envelope, a JSON array of them, or NDJSON) made
- * into mutations with the same decoding and checks as `wal produce`, and the answers it gets.
+ * into mutations through the same door as `wal produce` (decodeEnvelopeLine: depth, times, counts,
+ * sizes, exact payload text), and the answers it gets.
  *
- * A batch is all or nothing: when any mutation in it is invalid, nothing is written and the answer
- * names each bad one (by index) with the message `wal produce` gives for a bad line.
+ * Like a line of `wal produce`, a bad mutation rejects itself only: the others of its batch are written,
+ * and the answer (400) names each bad one by index with the message `wal produce` gives for a bad line.
+ * A body that is not JSON (or not UTF-8) as a whole is refused whole.
  */
-import { decodeEnvelope, type Mutation } from '../envelope/envelope.js'
+import { isUtf8 } from 'node:buffer'
+
+import { decodeEnvelopeLine, notJsonReason, type Mutation } from '../envelope/envelope.js'
+import { invalidUtf8Offset, splitTopLevelArray } from '../envelope/json-text.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { DurabilityUnknownError, InvalidRecordError, WalError } from '../errors.js'
 import type { AppendResult } from '../log/backend.js'
@@ -22,43 +27,72 @@ export interface ProduceAnswer {
   } & Record<string, unknown>
 }
 
-export type ParsedBody = { ok: true; batch: boolean; mutations: Mutation[] } | { ok: false; answer: ProduceAnswer }
+/** A body's mutations: the valid ones (with the index each had), and those rejected, by index. */
+export type ParsedBody =
+  | { ok: true; batch: boolean; count: number; mutations: Mutation[]; indexes: number[]; rejected: Array<{ index: number; line?: number; error: InvalidRecordError }> }
+  | { ok: false; answer: ProduceAnswer }
 
 function rejected(message: string, error: WalError, results?: Array<Record<string, unknown>>): ProduceAnswer {
   return { status: 400, body: { durable: false, message, error: error.toJSON(), ...(results ? { results } : {}) } }
 }
 
+/** One item of a body: its text (or why it cannot be read) and, for NDJSON, its line number. */
+interface BodyItem {
+  text: string
+  line?: number
+  invalid?: string
+}
+
+function ndjsonItems(bytes: Buffer): BodyItem[] {
+  const items: BodyItem[] = []
+  let at = 0
+  let line = 0
+  while (at <= bytes.length) {
+    let nl = bytes.indexOf(0x0a, at)
+    if (nl === -1) nl = bytes.length
+    line++
+    let end = nl
+    if (end > at && bytes[end - 1] === 0x0d) end--
+    const part = bytes.subarray(at, end)
+    at = nl + 1
+    if (!isUtf8(part)) {
+      const offset = invalidUtf8Offset(part)
+      items.push({ text: '', line, invalid: `line ${line} is not valid UTF-8 (byte ${offset + 1} of the line); send bytes as a base64 payload with "payloadEncoding":"base64"` })
+      continue
+    }
+    const text = part.toString('utf8')
+    if (text.trim() !== '') items.push({ text, line })
+  }
+  return items
+}
+
 /** Parses and checks a write request's body; nothing is written yet. */
-export function parseProduceBody(text: string, contentType: string | undefined, namespace: string, config: ResolvedConfig, nowMs: number): ParsedBody {
-  let items: unknown[]
+export function parseProduceBody(body: Buffer | string, contentType: string | undefined, namespace: string, config: ResolvedConfig, nowMs: number): ParsedBody {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body
+  let items: BodyItem[]
   let batch: boolean
   if (contentType?.startsWith('application/x-ndjson')) {
-    items = []
-    const lines = text.split('\n')
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!.trim()
-      if (line === '') continue
-      try {
-        items.push(JSON.parse(line))
-      } catch (error) {
-        const bad = new InvalidRecordError(`line ${i + 1} is not JSON: ${(error as Error).message}`, { code: 'WAL_RECORD_MALFORMED' })
-        return { ok: false, answer: rejected(`line ${i + 1} is not JSON; nothing was written`, bad) }
-      }
-    }
+    items = ndjsonItems(bytes)
     batch = true
   } else {
-    let parsed: unknown
+    if (!isUtf8(bytes)) {
+      const bad = new InvalidRecordError(`the body is not valid UTF-8 (byte ${invalidUtf8Offset(bytes) + 1}); send bytes as a base64 payload with "payloadEncoding":"base64"`, { code: 'WAL_RECORD_MALFORMED' })
+      return { ok: false, answer: rejected(`${bad.message}; nothing was written`, bad) }
+    }
+    const text = bytes.toString('utf8')
     try {
-      parsed = JSON.parse(text)
+      // V8's JSON.parse does not recurse, so any depth is safe here; each item's depth is checked below.
+      JSON.parse(text)
     } catch (error) {
-      const bad = new InvalidRecordError(`the body is not JSON: ${(error as Error).message}`, {
+      const bad = new InvalidRecordError(`the body is not JSON: ${notJsonReason(text, error)}`, {
         code: 'WAL_RECORD_MALFORMED',
         suggestions: ['send one envelope as a JSON object, several as a JSON array, or NDJSON with Content-Type: application/x-ndjson'],
       })
       return { ok: false, answer: rejected(bad.message, bad) }
     }
-    batch = Array.isArray(parsed)
-    items = batch ? (parsed as unknown[]) : [parsed]
+    const elements = splitTopLevelArray(text, Infinity)
+    batch = elements !== undefined
+    items = (elements ?? [text]).map((t) => ({ text: t }))
   }
   if (items.length === 0) {
     const empty = new InvalidRecordError('the batch is empty', { suggestions: ['send at least one envelope, e.g. {"key":"user-42","payload":{…}}'] })
@@ -67,26 +101,38 @@ export function parseProduceBody(text: string, contentType: string | undefined, 
   // createdAt strictly increasing across requests, as `wal produce` stamps it (write-time order).
   const defaults = { namespace, forceNamespace: true, nowMs, createdAtMs: nextCreatedAtMs }
   const mutations: Mutation[] = []
-  const errors: Array<Record<string, unknown>> = []
+  const indexes: number[] = []
+  const bad: Array<{ index: number; line?: number; error: InvalidRecordError }> = []
   items.forEach((item, index) => {
     try {
-      const mutation = decodeEnvelope(item, defaults)
+      if (item.invalid !== undefined) throw new InvalidRecordError(item.invalid, { code: 'WAL_RECORD_MALFORMED' })
+      const mutation = decodeEnvelopeLine(item.text, defaults)
       checkMutation(config, mutation)
       mutations.push(mutation)
+      indexes.push(index)
     } catch (error) {
       if (!(error instanceof InvalidRecordError)) throw error
-      errors.push({ index, durable: false, error: error.toJSON() })
+      bad.push({ index, ...(item.line === undefined ? {} : { line: item.line }), error })
     }
   })
-  if (errors.length > 0) {
-    const first = errors[0]!.error as { message: string; code: string }
-    const error = new InvalidRecordError(first.message, { code: first.code })
-    const message = batch
-      ? `${errors.length} of ${items.length} mutations are invalid (first: index ${errors[0]!.index as number}: ${first.message}); nothing was written`
-      : first.message
-    return { ok: false, answer: rejected(message, error, batch ? errors : undefined) }
-  }
-  return { ok: true, batch, mutations }
+  if (!batch && bad.length > 0) return { ok: false, answer: rejected(bad[0]!.error.message, bad[0]!.error) }
+  return { ok: true, batch, count: items.length, mutations, indexes, rejected: bad }
+}
+
+/**
+ * The answer for a body once its valid mutations were appended (`results`, one per valid mutation):
+ * 200 when all are durable, else each mutation's outcome by index (see partialAnswer).
+ */
+export function produceAnswer(parsed: Extract<ParsedBody, { ok: true }>, results: readonly AppendResult[], namespace: string): ProduceAnswer {
+  if (parsed.rejected.length === 0 && results.every((r) => r.error === undefined)) return durableAnswer(results, namespace, parsed.batch)
+  const byIndex: AppendResult[] = new Array(parsed.count)
+  const mutations: Array<Mutation | undefined> = new Array(parsed.count)
+  results.forEach((r, i) => {
+    byIndex[parsed.indexes[i]!] = r
+    mutations[parsed.indexes[i]!] = parsed.mutations[i]
+  })
+  for (const r of parsed.rejected) byIndex[r.index] = { id: '', partition: -1, offset: -1, duplicate: false, error: r.error }
+  return partialAnswer(byIndex, mutations, namespace, parsed.batch, new Map(parsed.rejected.filter((r) => r.line !== undefined).map((r) => [r.index, r.line!])))
 }
 
 function ack(result: AppendResult, namespace: string): Record<string, unknown> {
@@ -113,15 +159,24 @@ export function durableAnswer(results: readonly AppendResult[], namespace: strin
 }
 
 /**
- * The answer when a backend that writes entries one by one (SQS) failed on some and not others: each
- * mutation's outcome by index (acked, refused, not written, or unknown), and the status of the worst —
+ * The answer when some mutations of a request were not written (rejected by the door or refused by
+ * the backend) or, on a backend that writes entries one by one (SQS), failed: each mutation's outcome
+ * by index (acked, refused, not written, or unknown), and the status of the worst —
  * 504 when some may or may not be in the log, 503 when some were not written (try them again), 400
  * when some were refused as they are. The acked ones are durable either way.
  */
-export function partialAnswer(results: readonly AppendResult[], mutations: readonly Mutation[], namespace: string, batch: boolean): ProduceAnswer {
+export function partialAnswer(
+  results: readonly AppendResult[],
+  mutations: ReadonlyArray<Mutation | undefined>,
+  namespace: string,
+  batch: boolean,
+  lines: ReadonlyMap<number, number> = new Map(),
+): ProduceAnswer {
   const outcomes = results.map((r, index) => {
-    const m = mutations[index]!
+    const m = mutations[index]
     if (r.error === undefined) return { index, ...ack(r, namespace) }
+    // Rejected before it was written (by the door): no id was given to it.
+    if (m === undefined) return { index, ...(lines.has(index) ? { line: lines.get(index) } : {}), namespace, durable: false, error: r.error.toJSON() }
     if (r.error instanceof DurabilityUnknownError) return { index, id: m.id, namespace, durable: 'unknown' as const, idempotencyKey: m.idempotencyKey, error: r.error.toJSON() }
     return { index, id: m.id, namespace, durable: false, error: r.error.toJSON() }
   })

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline/promises'
 
 import { loadConfig, namespaceSettings, rateFlag } from '../config/load.js'
 import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
-import { encodeEnvelope, type ErrorClass, type Mutation } from '../envelope/envelope.js'
+import { assertStorable, encodeEnvelope, headerMap, type ErrorClass, type Mutation } from '../envelope/envelope.js'
 import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import { writeText } from '../io/lines.js'
@@ -259,6 +259,11 @@ export interface ReplayPlan {
   replayed: number
   /** Held back by the loop guard: replayed too often already. */
   parked: number
+  /**
+   * Poison entries (records that could not be decoded): never replayed, since their payload is the
+   * stored bytes, not a mutation. They stay in the DLQ: export, repair and produce them, then purge.
+   */
+  poison: number
   interrupted: boolean
 }
 
@@ -277,7 +282,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
       })
     }
     if (toSettings.name !== opened.settings.name) destination = await openLog(opened.config, toSettings, { create: true })
-    const plan: ReplayPlan = { dryRun: options.dryRun ?? false, namespace: opened.settings.name, toNamespace: toSettings.name, groups: [], replayed: 0, parked: 0, interrupted: false }
+    const plan: ReplayPlan = { dryRun: options.dryRun ?? false, namespace: opened.settings.name, toNamespace: toSettings.name, groups: [], replayed: 0, parked: 0, poison: 0, interrupted: false }
     const groups = new Map<string, ReplayPlan['groups'][number]>()
     const limiter = rate === null ? undefined : new RateLimiter(rate)
     const started = Date.now()
@@ -326,17 +331,18 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
       }
       // The copy is durable before the entry leaves the DLQ; its idempotency key makes a rerun after
       // a crash in between write nothing twice.
-      await destination.append(
-        replay.map((e) => ({
-          ...e.mutation,
-          namespace: toSettings.name,
-          target: options.toTarget ?? e.target,
-          attempts: 0,
-          notBeforeMs: null,
-          idempotencyKey: `dlq-replay:${opened.settings.name}:${e.ref ?? e.seq}`,
-          headers: { ...e.mutation.headers, [REPLAYS_HEADER]: String(replaysOf(e.mutation) + 1) },
-        })),
-      )
+      const copies = replay.map((e) => ({
+        ...e.mutation,
+        namespace: toSettings.name,
+        target: options.toTarget ?? e.target,
+        attempts: 0,
+        notBeforeMs: null,
+        idempotencyKey: `dlq-replay:${opened.settings.name}:${e.ref ?? e.seq}`,
+        headers: Object.assign(headerMap(e.mutation.headers), { [REPLAYS_HEADER]: String(replaysOf(e.mutation) + 1) }),
+      }))
+      // Through the door like any other way in: a copy no backend or reader could hold is not written.
+      for (const copy of copies) assertStorable(copy)
+      await destination.append(copies)
       await opened.dlq.remove(replay.map((e) => e.seq))
       plan.replayed += replay.length
       bar?.emitter.add(replay.length + park.length)
@@ -349,6 +355,10 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
         break
       }
       if (entry.parked) continue
+      if (entry.errorClass === 'poison') {
+        plan.poison++
+        continue
+      }
       batch.push(entry)
       if (batch.length >= batchSize) await flush()
     }

@@ -56,7 +56,7 @@ function time(flag: string, text: string | undefined): number | undefined {
 }
 
 export function dlqFilter(options: DlqFilterOptions): DlqFilter {
-  const classes = ['retryable', 'fatal', 'infrastructure']
+  const classes = ['retryable', 'fatal', 'infrastructure', 'poison']
   if (options.errorClass !== undefined && !classes.includes(options.errorClass)) {
     throw new UsageError(`--error-class "${options.errorClass}" is not an error class`, { suggestions: [`use one of ${classes.join(', ')}`] })
   }

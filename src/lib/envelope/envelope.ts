@@ -13,9 +13,11 @@
 import * as v from 'valibot'
 
 import { InvalidRecordError } from '../errors.js'
+import { MAX_TIME_MS, MIN_TIME_MS, parseStrictIsoTimeMs, timeInRange } from '../time.js'
 import { expectedOf } from '../validation.js'
 import { formatCreatedAt, parseCreatedAt } from './created-at.js'
-import { newMutationId } from './id.js'
+import { newMutationId, ULID_PATTERN } from './id.js'
+import { jsonDepth, JsonScanError, MAX_PAYLOAD_DEPTH, scanObjectField, type ValueSpan } from './json-text.js'
 
 export const ENVELOPE_VERSION = 1
 /** At most this many failures are kept per mutation: the oldest are dropped first. */
@@ -24,9 +26,16 @@ export const MAX_FAILURES = 10
 export const MAX_FAILURE_MESSAGE_CHARS = 1000
 export const MAX_KEY_CHARS = 1024
 export const MAX_HEADER_BYTES = 64 * 1024
+export const MAX_IDEMPOTENCY_KEY_CHARS = 512
+/** Target names and failure codes. */
+export const MAX_NAME_CHARS = 256
+
+/** How a record that cannot be decoded on read is dead-lettered (see LogRecord.poison). */
+export const POISON_CODE = 'WAL_RECORD_POISON'
 
 /** How the target should treat an error. */
-export type ErrorClass = 'retryable' | 'fatal' | 'infrastructure'
+/** `poison`: a record in the log that cannot be decoded (never applied; dead-lettered as it was read). */
+export type ErrorClass = 'retryable' | 'fatal' | 'infrastructure' | 'poison'
 
 /** One failed attempt to apply a mutation to a target. */
 export interface Failure {
@@ -64,53 +73,87 @@ export interface LogRecord extends Mutation {
   partition: number
   offset: number
   appendedAtMs: number
+  /**
+   * Set when the record in the log cannot be decoded (an older or foreign writer, a damaged byte): the
+   * other fields are a stand-in (id and key when known, the raw stored bytes as a base64 payload).
+   * Readers never apply it: consumers dead-letter it as class `poison`, tail prints it marked.
+   */
+  poison?: { error: string }
 }
 
 export const NAMESPACE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
-const ULID_PATTERN = /^[0-9A-HJKMNP-TV-Z]{26}$/
 
 export const NamespaceName = v.pipe(
   v.string(),
   v.regex(NAMESPACE_PATTERN, 'a namespace name: 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit'),
 )
 
-const TimeInput = v.union(
-  [
-    v.pipe(v.number(), v.integer(), v.minValue(0)),
-    v.pipe(
-      v.string(),
-      v.check((s) => !Number.isNaN(Date.parse(s)), 'an ISO 8601 time'),
-    ),
-  ],
-  'an ISO 8601 time or epoch milliseconds',
+/** Whether a string has no lone UTF-16 surrogate (String#isWellFormed, ES2024; Node 20+). */
+export function isWellFormed(text: string): boolean {
+  return (text as unknown as { isWellFormed(): boolean }).isWellFormed()
+}
+
+/** At most `maxChars` UTF-16 units of text, never ending in half a surrogate pair, with no lone surrogates. */
+export function cutText(text: string, maxChars: number): string {
+  let cut = text.length > maxChars ? text.slice(0, maxChars) : text
+  if (!isWellFormed(cut)) cut = (cut as unknown as { toWellFormed(): string }).toWellFormed()
+  return cut
+}
+
+/** How a time must be written, for messages. */
+export const TIME_EXPECTED = `an ISO 8601 time with a zone (2026-12-01T09:00:00Z) or integer epoch milliseconds, from ${new Date(MIN_TIME_MS).toISOString()} to ${new Date(MAX_TIME_MS).toISOString()}`
+
+/** Epoch ms of an envelope time (microseconds kept), or undefined when it is not one or out of range. */
+function timeMsOf(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && timeInRange(value) ? value : undefined
+  if (typeof value !== 'string') return undefined
+  const ms = parseStrictIsoTimeMs(value)
+  if (ms === undefined || !timeInRange(ms)) return undefined
+  return parseCreatedAt(value)
+}
+
+const TimeInput = v.pipe(
+  v.union([v.number(), v.string()], TIME_EXPECTED),
+  v.check((t) => timeMsOf(t) !== undefined, TIME_EXPECTED),
 )
 
-const NonNegativeInt = v.pipe(v.number(), v.integer(), v.minValue(0))
+const NonNegativeInt = v.pipe(v.number(), v.safeInteger('a whole number from 0 to 2^53-1'), v.minValue(0, 'a whole number from 0 to 2^53-1'))
+
+/** A string that is text: no lone UTF-16 surrogates, which cannot be stored as UTF-8 without changing. */
+const Text = v.pipe(v.string(), v.check((s) => isWellFormed(s), 'text without lone UTF-16 surrogates (\\ud800-\\udfff)'))
+
+/**
+ * Diagnostic text (a failure's message, target, code): cut to a length and made well-formed rather
+ * than refused, since wal writes it itself from what targets answered, and a history must never make
+ * the mutation it belongs to unreadable.
+ */
+const DiagnosticText = (maxChars: number) => v.pipe(v.string(), v.transform((text: string) => cutText(text, maxChars)))
 
 const FailureInput = v.strictObject({
   at: TimeInput,
-  target: v.string(),
-  errorClass: v.picklist(['retryable', 'fatal', 'infrastructure']),
-  message: v.string(),
-  attempt: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  code: v.optional(v.string()),
+  target: DiagnosticText(MAX_NAME_CHARS),
+  errorClass: v.picklist(['retryable', 'fatal', 'infrastructure', 'poison']),
+  message: DiagnosticText(MAX_FAILURE_MESSAGE_CHARS),
+  attempt: v.pipe(v.number(), v.safeInteger('a whole number from 1 to 2^53-1'), v.minValue(1, 'a whole number from 1 to 2^53-1')),
+  code: v.optional(DiagnosticText(MAX_NAME_CHARS)),
 })
 
 const EnvelopeInput = v.strictObject({
   v: v.optional(v.literal(ENVELOPE_VERSION, `envelope version ${ENVELOPE_VERSION}`)),
   id: v.optional(v.pipe(v.string(), v.regex(ULID_PATTERN, 'a 26-character ULID'))),
   namespace: v.optional(NamespaceName),
-  key: v.optional(v.pipe(v.string(), v.minLength(1, 'a non-empty key'), v.maxLength(MAX_KEY_CHARS))),
+  key: v.optional(v.pipe(Text, v.minLength(1, 'a non-empty key'), v.maxLength(MAX_KEY_CHARS))),
   payload: v.pipe(
     v.unknown(),
     v.check((p) => p !== undefined, 'a payload'),
   ),
   payloadEncoding: v.optional(v.picklist(['json', 'base64'])),
-  headers: v.optional(v.record(v.string(), v.string('a string header value'))),
+  // Checked by decodeHeaders: names are arbitrary strings, which a schema's object would not keep.
+  headers: v.optional(v.unknown()),
   createdAt: v.optional(TimeInput),
   notBefore: v.optional(v.nullable(TimeInput)),
-  target: v.optional(v.nullable(v.pipe(v.string(), v.minLength(1)))),
-  idempotencyKey: v.optional(v.nullable(v.pipe(v.string(), v.minLength(1), v.maxLength(512)))),
+  target: v.optional(v.nullable(v.pipe(Text, v.minLength(1), v.maxLength(MAX_NAME_CHARS)))),
+  idempotencyKey: v.optional(v.nullable(v.pipe(Text, v.minLength(1), v.maxLength(MAX_IDEMPOTENCY_KEY_CHARS)))),
   attempts: v.optional(NonNegativeInt),
   failures: v.optional(v.array(FailureInput)),
   partition: v.optional(NonNegativeInt),
@@ -135,19 +178,29 @@ export interface DecodeDefaults {
   target?: string | null
 }
 
-function toMs(time: number | string): number {
-  return typeof time === 'number' ? time : Date.parse(time)
-}
-
 function describeIssue(issue: v.BaseIssue<unknown>): string {
   const path = v.getDotPath(issue)
   if (issue.kind === 'schema' && issue.type === 'strict_object' && issue.input !== undefined && path) {
-    return `unknown field "${path}" (known fields: ${ENVELOPE_FIELDS.join(', ')})`
+    return `unknown field ${JSON.stringify(path)} (known fields: ${ENVELOPE_FIELDS.join(', ')})`
   }
-  const where = path ? `field "${path}"` : 'the line'
+  const where = path ? `field ${JSON.stringify(path)}` : 'the line'
   const expected = expectedOf(issue)
   if (issue.received === 'undefined' && path) return `${where} is missing (expected ${expected})`
-  return `${where}: expected ${expected}, found ${issue.received}`
+  return `${where}: expected ${expected}, found ${received(issue)}`
+}
+
+/** What was found, short: a long string or number is not echoed whole. */
+function received(issue: v.BaseIssue<unknown>): string {
+  const input = issue.input
+  if (typeof input === 'string') return input.length > 40 ? `a string of ${input.length} characters` : escapeControl(JSON.stringify(input))
+  if (typeof input === 'number') return String(input)
+  return issue.received
+}
+
+/** Control characters spelled as escapes, so a message never carries them raw. */
+export function escapeControl(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 function base64ToBytes(text: string): Uint8Array {
@@ -159,47 +212,94 @@ function base64ToBytes(text: string): Uint8Array {
   return Buffer.from(text, 'base64')
 }
 
+function kindOf(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
+}
+
+/**
+ * Headers from an envelope: an object whose names are any strings (`__proto__` included: kept in an
+ * object without a prototype) and whose values are strings. Anything else is refused, not reshaped.
+ */
+function decodeHeaders(value: unknown, defaults: Record<string, string> | undefined): Record<string, string> {
+  const headers = Object.create(null) as Record<string, string>
+  if (defaults) Object.assign(headers, defaults)
+  if (value === undefined) return headers
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidRecordError(`field "headers": expected an object of header names to string values, found ${kindOf(value)}`)
+  }
+  for (const name of Object.keys(value)) {
+    const text = (value as Record<string, unknown>)[name]
+    if (typeof text !== 'string') {
+      throw new InvalidRecordError(`field ${escapeControl(JSON.stringify(`headers.${name}`))}: expected a string header value, found ${kindOf(text)}`)
+    }
+    if (!isWellFormed(name) || !isWellFormed(text)) {
+      throw new InvalidRecordError(`field "headers": header ${escapeControl(JSON.stringify(name))} has a lone UTF-16 surrogate, which cannot be stored unchanged`)
+    }
+    headers[name] = text
+  }
+  return headers
+}
+
+/** No headers: shared, and frozen so that nothing can add to it by mistake. */
+const NO_HEADERS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
+
+/** A copy of headers in an object without a prototype (for every path that builds a mutation). */
+export function headerMap(from?: Record<string, string>): Record<string, string> {
+  const headers = Object.create(null) as Record<string, string>
+  if (from) for (const name of Object.keys(from)) headers[name] = from[name]!
+  return headers
+}
+
+function payloadOf(e: { payload: unknown; payloadEncoding?: 'json' | 'base64' }, payloadText: string | undefined): Payload {
+  if (e.payloadEncoding === 'base64') {
+    if (typeof e.payload !== 'string') throw new InvalidRecordError('field "payload": payloadEncoding is "base64", so payload must be a base64 string')
+    return { encoding: 'base64', bytes: base64ToBytes(e.payload) }
+  }
+  if (payloadText !== undefined) return { encoding: 'json', json: payloadText }
+  let json: string
+  try {
+    json = JSON.stringify(e.payload)
+  } catch (error) {
+    throw new InvalidRecordError(`field "payload": cannot be written as JSON: ${(error as Error).message}`)
+  }
+  return { encoding: 'json', json }
+}
+
 /**
  * Decodes one parsed envelope into a Mutation, applying defaults. Throws InvalidRecordError with the
- * field and what was expected.
+ * field and what was expected. `payloadText` is the payload's exact text in the line it came from:
+ * kept as it is (see json-text.ts); without it, the parsed payload is written as JSON again.
  */
-export function decodeEnvelope(input: unknown, defaults: DecodeDefaults): Mutation {
-  const quick = decodeCommonEnvelope(input, defaults)
+export function decodeEnvelope(input: unknown, defaults: DecodeDefaults, payloadText?: string): Mutation {
+  const quick = decodeCommonEnvelope(input, defaults, payloadText)
   if (quick !== undefined) return quick
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new InvalidRecordError(`expected a JSON object (an envelope), found ${Array.isArray(input) ? 'an array' : typeof input}`)
+    throw new InvalidRecordError(`expected a JSON object (an envelope), found ${kindOf(input)}`)
   }
   const result = v.safeParse(EnvelopeInput, input)
   if (!result.success) {
     throw new InvalidRecordError(describeIssue(result.issues[0]), { details: { issues: result.issues.length } })
   }
   const e = result.output
-  const payload: Payload =
-    e.payloadEncoding === 'base64'
-      ? typeof e.payload === 'string'
-        ? { encoding: 'base64', bytes: base64ToBytes(e.payload) }
-        : (() => {
-            throw new InvalidRecordError('field "payload": payloadEncoding is "base64", so payload must be a base64 string')
-          })()
-      : { encoding: 'json', json: JSON.stringify(e.payload) }
+  const payload = payloadOf(e, payloadText)
   const id = e.id ?? newMutationId(defaults.nowMs)
-  const headers = defaults.headers ? { ...defaults.headers, ...e.headers } : (e.headers ?? {})
+  const createdAtMs = e.createdAt === undefined ? (defaults.createdAtMs?.() ?? defaults.nowMs) : timeMsOf(e.createdAt)!
   return {
     id,
     namespace: defaults.forceNamespace ? defaults.namespace : (e.namespace ?? defaults.namespace),
     key: e.key ?? id,
     payload,
-    headers,
-    createdAtMs: e.createdAt === undefined ? (defaults.createdAtMs?.() ?? defaults.nowMs) : typeof e.createdAt === 'number' ? e.createdAt : parseCreatedAt(e.createdAt),
-    notBeforeMs: e.notBefore === undefined ? (defaults.notBefore?.() ?? null) : e.notBefore === null ? null : toMs(e.notBefore),
+    headers: decodeHeaders(e.headers, defaults.headers),
+    createdAtMs,
+    notBeforeMs: e.notBefore === undefined ? (defaults.notBefore?.() ?? null) : e.notBefore === null ? null : Math.floor(timeMsOf(e.notBefore)!),
     target: e.target === undefined ? (defaults.target ?? null) : e.target,
     idempotencyKey: e.idempotencyKey ?? null,
     attempts: e.attempts ?? 0,
     failures: (e.failures ?? []).slice(-MAX_FAILURES).map((f) => ({
-      atMs: toMs(f.at),
+      atMs: Math.floor(timeMsOf(f.at)!),
       target: f.target,
       errorClass: f.errorClass,
-      message: f.message.slice(0, MAX_FAILURE_MESSAGE_CHARS),
+      message: f.message,
       attempt: f.attempt,
       ...(f.code === undefined ? {} : { code: f.code }),
     })),
@@ -211,22 +311,22 @@ export function decodeEnvelope(input: unknown, defaults: DecodeDefaults): Mutati
  * walk (the hot path of `wal produce`). Anything else, valid or not, returns undefined and goes through
  * the schema, which also words the errors.
  */
-function decodeCommonEnvelope(input: unknown, defaults: DecodeDefaults): Mutation | undefined {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) return undefined
+function decodeCommonEnvelope(input: unknown, defaults: DecodeDefaults, payloadText: string | undefined): Mutation | undefined {
+  if (typeof input !== 'object' || input === null || Array.isArray(input) || payloadText === undefined) return undefined
   let fields = 0
   for (const name in input) {
     if (name !== 'key' && name !== 'payload') return undefined
     fields++
   }
   const { key, payload } = input as { key?: unknown; payload?: unknown }
-  if (payload === undefined || (fields === 2 && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_CHARS))) return undefined
+  if (payload === undefined || (fields === 2 && (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_CHARS || !isWellFormed(key)))) return undefined
   const id = newMutationId(defaults.nowMs)
   return {
     id,
     namespace: defaults.namespace,
     key: (key as string | undefined) ?? id,
-    payload: { encoding: 'json', json: JSON.stringify(payload) },
-    headers: defaults.headers ? { ...defaults.headers } : {},
+    payload: { encoding: 'json', json: payloadText },
+    headers: defaults.headers ? headerMap(defaults.headers) : NO_HEADERS,
     createdAtMs: defaults.createdAtMs?.() ?? defaults.nowMs,
     notBeforeMs: defaults.notBefore?.() ?? null,
     target: defaults.target ?? null,
@@ -236,15 +336,63 @@ function decodeCommonEnvelope(input: unknown, defaults: DecodeDefaults): Mutatio
   }
 }
 
-/** Decodes one NDJSON line. */
-export function decodeEnvelopeLine(line: string, defaults: DecodeDefaults): Mutation {
-  let parsed: unknown
+/** Why a text is not JSON, in words that do not echo control characters or pages of input. */
+export function notJsonReason(text: string, error: unknown): string {
+  if (text.charCodeAt(0) === 0xfeff) return 'starts with a byte order mark (U+FEFF): write UTF-8 without a BOM'
+  let message = (error as Error).message
+  if (message.length > 200) message = `${message.slice(0, 200)}…`
+  return escapeControl(message)
+}
+
+/**
+ * Parses JSON text known to be shallow enough (see json-text.ts), or throws InvalidRecordError.
+ * `what` names it in the message ("the line", "the payload").
+ */
+export function parseJsonText(text: string, what?: string): unknown {
   try {
-    parsed = JSON.parse(line)
+    return JSON.parse(text)
   } catch (error) {
-    throw new InvalidRecordError(`not valid JSON: ${(error as Error).message}`, { code: 'WAL_RECORD_MALFORMED' })
+    throw new InvalidRecordError(`${what === undefined ? '' : `${what} is `}not valid JSON: ${notJsonReason(text, error)}`, { code: 'WAL_RECORD_MALFORMED' })
   }
-  return decodeEnvelope(parsed, defaults)
+}
+
+/** Decodes one NDJSON line: depth checked first, then parsed, with the payload kept as its exact text. */
+export function decodeEnvelopeLine(line: string, defaults: DecodeDefaults): Mutation {
+  let span: ValueSpan | undefined
+  try {
+    span = scanObjectField(line, 'payload')
+  } catch (error) {
+    if (!(error instanceof JsonScanError)) throw error
+    throw new InvalidRecordError(`the line is ${error.message}, at character ${error.at + 1}`, { code: 'WAL_RECORD_TOO_DEEP' })
+  }
+  const parsed = parseJsonText(line)
+  return decodeEnvelope(parsed, defaults, span === undefined ? undefined : line.slice(span.start, span.end))
+}
+
+/**
+ * Checks a payload given on its own (`-p`, a file): not deeper than MAX_PAYLOAD_DEPTH, valid JSON.
+ * Returns the parsed value; the text itself is what is stored.
+ */
+export function parsePayloadText(text: string, what: string): unknown {
+  const depth = jsonDepth(text, MAX_PAYLOAD_DEPTH)
+  if (depth > MAX_PAYLOAD_DEPTH) throw new InvalidRecordError(`${what} is nested more than ${MAX_PAYLOAD_DEPTH} levels deep (the limit of a payload)`, { code: 'WAL_RECORD_TOO_DEEP' })
+  return parseJsonText(text, what)
+}
+
+/**
+ * The door's last word on a mutation built by code rather than decoded (a DLQ replay's copy): every
+ * field within what every backend and reader can hold. Throws InvalidRecordError.
+ */
+export function assertStorable(m: Mutation): void {
+  const bad = (field: string, expected: string): never => {
+    throw new InvalidRecordError(`field "${field}": expected ${expected}`)
+  }
+  if (!timeInRange(m.createdAtMs)) bad('createdAt', TIME_EXPECTED)
+  if (m.notBeforeMs !== null && !(Number.isInteger(m.notBeforeMs) && timeInRange(m.notBeforeMs))) bad('notBefore', TIME_EXPECTED)
+  if (!Number.isSafeInteger(m.attempts) || m.attempts < 0) bad('attempts', 'a whole number from 0 to 2^53-1')
+  if (m.key.length === 0 || m.key.length > MAX_KEY_CHARS || !isWellFormed(m.key)) bad('key', `a non-empty key of at most ${MAX_KEY_CHARS} characters`)
+  for (const name of Object.keys(m.headers)) if (typeof m.headers[name] !== 'string') bad('headers', 'string values')
+  for (const f of m.failures) if (!timeInRange(f.atMs)) bad('failures', TIME_EXPECTED)
 }
 
 /** Size of the payload in bytes, as stored. */
@@ -295,9 +443,37 @@ export function failuresToJson(failures: readonly Failure[]): string | null {
   return failures.length === 0 ? null : encodeFailures(failures)
 }
 
-/** Reads failures stored by failuresToJson. */
+/** Reads failures stored by failuresToJson; throws when they are not what it writes (a reader's poison). */
 export function decodeFailures(json: string | null): Failure[] {
   if (json === null) return []
-  const raw = JSON.parse(json) as Array<Omit<Failure, 'atMs'> & { at: string }>
-  return raw.map(({ at, ...failure }) => ({ ...failure, atMs: Date.parse(at) }))
+  const result = v.safeParse(v.array(FailureInput), parseJsonText(json, 'the stored failures'))
+  if (!result.success) throw new InvalidRecordError(`the stored failures: ${describeIssue(result.issues[0])}`)
+  return result.output.map((f) => ({
+    atMs: Math.floor(timeMsOf(f.at)!),
+    target: f.target,
+    errorClass: f.errorClass,
+    message: f.message,
+    attempt: f.attempt,
+    ...(f.code === undefined ? {} : { code: f.code }),
+  }))
+}
+
+/**
+ * A record that could not be decoded, as `tail --json` prints it: valid JSON that `produce` refuses
+ * (it has no payload), with the stored bytes in base64 and why it could not be read.
+ */
+export function encodePoisonRecord(r: LogRecord): string {
+  const raw = r.payload.encoding === 'base64' ? Buffer.from(r.payload.bytes).toString('base64') : Buffer.from(r.payload.json).toString('base64')
+  return JSON.stringify({
+    v: ENVELOPE_VERSION,
+    id: r.id,
+    namespace: r.namespace,
+    key: r.key,
+    error: r.poison?.error ?? 'cannot be decoded',
+    raw,
+    rawEncoding: 'base64',
+    partition: r.partition,
+    offset: r.offset,
+    appendedAt: timeInRange(r.appendedAtMs) ? iso(r.appendedAtMs) : null,
+  })
 }

@@ -1,35 +1,123 @@
 /** Reading NDJSON input and writing line output, fast and without losing partial lines. */
 import type { Readable, Writable } from 'node:stream'
-import { StringDecoder } from 'node:string_decoder'
+import { isUtf8 } from 'node:buffer'
+
+import { invalidUtf8Offset } from '../envelope/json-text.js'
 
 /** A line of input and its 1-based number. */
 export interface NumberedLine {
   line: string
   lineNumber: number
+  /** Set when the line cannot be taken as text (bytes that are not UTF-8): why; `line` is then empty. */
+  invalid?: string
 }
 
-/** Yields the complete lines of a stream, a chunk's worth at a time; empty lines are skipped. */
-export async function* readLineChunks(input: Readable): AsyncGenerator<NumberedLine[]> {
-  const decoder = new StringDecoder('utf8')
-  let rest = ''
+/** Lines longer than this are not kept in memory whole: they are refused, and reading goes on after them. */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024
+
+const NEWLINE = 0x0a
+
+/**
+ * Yields the complete lines of a stream, a chunk's worth at a time; empty lines are skipped, a CR
+ * before the newline is dropped, and a byte order mark at the start of the input is ignored. A line
+ * whose bytes are not valid UTF-8 is yielded with `invalid` saying at which byte (never with U+FFFD
+ * in place of them), and so is a line over MAX_LINE_BYTES.
+ */
+export async function* readLineChunks(input: Readable, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<NumberedLine[]> {
+  let carry: Buffer[] = []
+  let carryBytes = 0
+  /** The line being read is over the limit: its bytes are dropped until its newline. */
+  let overLong = false
   let lineNumber = 0
-  const split = (text: string, final: boolean): NumberedLine[] => {
-    const parts = (rest + text).split('\n')
-    rest = final ? '' : parts.pop()!
-    const lines: NumberedLine[] = []
-    for (const part of parts) {
-      lineNumber++
-      const line = part.endsWith('\r') ? part.slice(0, -1) : part
-      if (line.trim() !== '') lines.push({ line, lineNumber })
+  let first = true
+  const push = (lines: NumberedLine[], bytes: Buffer): void => {
+    lineNumber++
+    let end = bytes.length
+    if (end > 0 && bytes[end - 1] === 0x0d) end--
+    let start = 0
+    if (first) {
+      first = false
+      if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) start = 3
     }
-    return lines
+    const body = bytes.subarray(start, end)
+    if (!isUtf8(body)) {
+      const at = invalidUtf8Offset(body)
+      lines.push({ line: '', lineNumber, invalid: `the line is not valid UTF-8 (byte ${at + 1} of the line, 0x${body[at]?.toString(16).padStart(2, '0') ?? '??'}); send bytes as a base64 payload with "payloadEncoding":"base64"` })
+      return
+    }
+    const line = body.toString('utf8')
+    if (line.trim() !== '') lines.push({ line, lineNumber })
+  }
+  const split = (text: Buffer, lines: NumberedLine[]): void => {
+    if (text.length === 0) return
+    // The whole block is valid UTF-8 (the usual case): decode once, split the string.
+    if (!first && isUtf8(text)) {
+      const parts = text.toString('utf8').split('\n')
+      parts.pop() // the block ends with a newline
+      for (const part of parts) {
+        lineNumber++
+        const line = part.endsWith('\r') ? part.slice(0, -1) : part
+        if (line.trim() !== '') lines.push({ line, lineNumber })
+      }
+      return
+    }
+    let at = 0
+    for (;;) {
+      const nl = text.indexOf(NEWLINE, at)
+      if (nl === -1) break
+      push(lines, text.subarray(at, nl))
+      at = nl + 1
+    }
   }
   for await (const chunk of input) {
-    const lines = split(typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer), false)
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
+    const nl = bytes.lastIndexOf(NEWLINE)
+    if (nl === -1) {
+      if (overLong) continue
+      carry.push(bytes)
+      carryBytes += bytes.length
+      if (carryBytes > maxLineBytes) {
+        overLong = true
+        carry = []
+        carryBytes = 0
+      }
+      continue
+    }
+    const lines: NumberedLine[] = []
+    let head = bytes.subarray(0, nl + 1)
+    if (overLong) {
+      // The end of the over-long line is in this chunk: refuse it, and go on after it.
+      const end = head.indexOf(NEWLINE)
+      lineNumber++
+      lines.push({ line: '', lineNumber, invalid: `the line is longer than ${maxLineBytes} bytes` })
+      head = head.subarray(end + 1)
+      overLong = false
+    } else if (carry.length > 0) {
+      // Only the line that started in an earlier chunk is joined (copied); the rest is decoded in place.
+      const end = head.indexOf(NEWLINE)
+      carry.push(head.subarray(0, end + 1))
+      split(Buffer.concat(carry), lines)
+      head = head.subarray(end + 1)
+    }
+    carry = []
+    carryBytes = 0
+    split(head, lines)
+    const rest = bytes.subarray(nl + 1)
+    if (rest.length > 0) {
+      carry.push(rest)
+      carryBytes = rest.length
+    }
     if (lines.length > 0) yield lines
   }
-  const last = split(decoder.end(), true)
-  if (last.length > 0) yield last
+  const lines: NumberedLine[] = []
+  if (overLong) {
+    lineNumber++
+    lines.push({ line: '', lineNumber, invalid: `the line is longer than ${maxLineBytes} bytes` })
+  } else if (carryBytes > 0) {
+    const last = Buffer.concat(carry)
+    push(lines, last)
+  }
+  if (lines.length > 0) yield lines
 }
 
 /** Writes text, waiting when the reader is slower than we are. Resolves false if the reader went away. */

@@ -14,14 +14,14 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { RetryPolicy, TargetSettings } from '../config/schema.js'
-import { MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, type Failure, type Mutation } from '../envelope/envelope.js'
+import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
 import type { ConsumerCommit, ConsumerStore, LogBackend, ShardRequest } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
 import { PartitionProgress } from './partition-progress.js'
 import type { RateLimiter } from './rate-limiter.js'
 import { IN_PROCESS_BACKOFF_MAX_MS, backoffMs } from './retry.js'
-import { toTargetError, type Target, type TargetError } from '../targets/target.js'
+import { TargetError, toTargetError, type Target } from '../targets/target.js'
 
 /** Mutations read from the log and not yet done, at most (backpressure on reading). */
 const MAX_IN_FLIGHT = 2000
@@ -79,7 +79,7 @@ export interface TargetStats {
 }
 
 type Item =
-  | { source: 'log'; partition: number; offset: number; mutation: Mutation }
+  | { source: 'log'; partition: number; offset: number; mutation: Mutation; poison?: string }
   | { source: 'scheduled'; partition: number; seq: number; mutation: Mutation }
 
 function emptyChange(): ConsumerCommit {
@@ -232,7 +232,7 @@ export class TargetConsumer {
         attempts: record.attempts,
         failures: record.failures,
       }
-      const item: Item = { source: 'log', partition, offset, mutation }
+      const item: Item = record.poison ? { source: 'log', partition, offset, mutation, poison: record.poison.error } : { source: 'log', partition, offset, mutation }
       this.executor.push(mutation.key, () => this.process(item))
       if (this.inFlight >= MAX_IN_FLIGHT || dispatched >= READ_BATCH || this.options.stop.aborted) break
     }
@@ -249,6 +249,11 @@ export class TargetConsumer {
       return
     }
     try {
+      if (item.source === 'log' && item.poison !== undefined) {
+        // Cannot be decoded: never applied, dead-lettered as read, and the partition moves on.
+        this.deadLetter(item, new TargetError(item.poison, { errorClass: 'poison', code: POISON_CODE }))
+        return
+      }
       if (mutation.target !== null && mutation.target !== this.options.settings.name) {
         // Addressed to another target of the namespace: nothing to do here.
         if (item.source === 'log') this.finishLog(item)
@@ -333,7 +338,7 @@ export class TargetConsumer {
       atMs: this.options.now(),
       target: this.options.settings.name,
       errorClass: error.errorClass,
-      message: error.message.slice(0, MAX_FAILURE_MESSAGE_CHARS),
+      message: cutText(error.message, MAX_FAILURE_MESSAGE_CHARS),
       attempt,
       code: error.code,
     }

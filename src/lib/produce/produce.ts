@@ -5,6 +5,7 @@
  */
 import { fstatSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { isUtf8 } from 'node:buffer'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { loadConfig, namespaceSettings } from '../config/load.js'
@@ -14,6 +15,8 @@ import {
   decodeEnvelope,
   decodeEnvelopeLine,
   headerBytes,
+  headerMap,
+  parsePayloadText,
   MAX_HEADER_BYTES,
   payloadBytes,
   type DecodeDefaults,
@@ -26,7 +29,7 @@ import { readLineChunks, writeText } from '../io/lines.js'
 import { terminalProgress, type Progress, type ProgressEmitter } from '../io/progress.js'
 import type { AppendResult, LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
-import { parseDurationMs, parseIsoTimeMs } from '../time.js'
+import { MAX_TIME_MS, MIN_TIME_MS, parseDurationMs, parseIsoTimeMs, timeInRange } from '../time.js'
 
 /** A group commit holds at most this many mutations… */
 export const MAX_BATCH_RECORDS = 1000
@@ -71,7 +74,8 @@ interface Entry {
 
 function parseHeaders(headers: readonly string[] = []): Record<string, string> | undefined {
   if (headers.length === 0) return undefined
-  const out: Record<string, string> = {}
+  // Any name a user gives (`-H __proto__=x` too) is a header: an object without a prototype keeps it.
+  const out = headerMap()
   for (const header of headers) {
     const at = header.indexOf('=')
     if (at <= 0) {
@@ -80,6 +84,19 @@ function parseHeaders(headers: readonly string[] = []): Record<string, string> |
     out[header.slice(0, at)] = header.slice(at + 1)
   }
   return out
+}
+
+/**
+ * A delivery time (with its jitter) that wal can store. One that is not is the record's fault, as a
+ * notBefore out of range on a line is: rejected by the door (exit 4), never written.
+ */
+function inRange(flag: string, delay: { baseMs: number; jitterMs: number }): { baseMs: number; jitterMs: number } {
+  if (!timeInRange(delay.baseMs) || !timeInRange(delay.baseMs + delay.jitterMs)) {
+    throw new InvalidRecordError(`field "notBefore": ${flag} asks for a delivery time outside ${new Date(MIN_TIME_MS).toISOString()} … ${new Date(MAX_TIME_MS).toISOString()}, the times wal stores`, {
+      suggestions: ['give a shorter --delay (or --jitter), or an --at within that range'],
+    })
+  }
+  return delay
 }
 
 /** The notBefore that --delay / --at / --jitter ask for, or undefined. */
@@ -93,14 +110,14 @@ function delayMs(options: ProduceOptions, nowMs: number): { baseMs: number; jitt
     if (ms === undefined) {
       throw new UsageError(`--delay "${options.delay}" is not a duration`, { suggestions: ['use e.g. --delay 90s, 15m, 3d, 1h30m'] })
     }
-    return { baseMs: nowMs + ms, jitterMs }
+    return inRange(`--delay ${options.delay}`, { baseMs: nowMs + ms, jitterMs })
   }
   if (options.at !== undefined) {
     const ms = parseIsoTimeMs(options.at)
     if (ms === undefined) {
-      throw new UsageError(`--at "${options.at}" is not an ISO 8601 time`, { suggestions: ['use e.g. --at 2026-12-01T09:00:00Z'] })
+      throw new UsageError(`--at "${options.at}" is not an ISO 8601 time (or names a day that does not exist)`, { suggestions: ['use e.g. --at 2026-12-01T09:00:00Z'] })
     }
-    return { baseMs: ms, jitterMs }
+    return inRange(`--at ${options.at}`, { baseMs: ms, jitterMs })
   }
   if (jitterMs > 0) return { baseMs: nowMs, jitterMs }
   return undefined
@@ -309,43 +326,62 @@ function decodeDefaults(options: ProduceOptions, nowMs: number, headers: Record<
   }
 }
 
+/** JSON's whitespace around a value (not String#trim's, which also takes characters JSON keeps). */
+function trimJsonSpace(text: string): string {
+  return text.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '')
+}
+
 /** One mutation from flags. */
 async function produceOne(producer: Producer, options: ProduceOptions): Promise<void> {
-  let payload: unknown
-  let payloadEncoding: 'json' | 'base64' = 'json'
-  if (options.payload !== undefined) {
-    try {
-      payload = JSON.parse(options.payload)
-    } catch (error) {
-      throw new UsageError(`-p is not valid JSON: ${(error as Error).message}`, {
-        suggestions: [`quote a JSON value, e.g. -p '{"name":"Ada"}' or -p '"a string"'`, 'for bytes, use --payload-file'],
-      })
-    }
-  } else {
-    let bytes: Buffer
-    try {
-      bytes = await readFile(options.payloadFile!)
-    } catch (error) {
-      throw new UsageError(`cannot read --payload-file ${options.payloadFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error })
-    }
-    try {
-      payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
-    } catch {
-      payload = bytes.toString('base64')
-      payloadEncoding = 'base64'
-    }
-  }
-  const nowMs = Date.now()
-  const defaults = decodeDefaults(options, nowMs, parseHeaders(options.headers))
-  const envelope = {
-    payload,
-    payloadEncoding,
-    ...(options.key === undefined ? {} : { key: options.key }),
-    ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
-  }
   const entry: Entry = { lineNumber: 1 }
+  let payload: unknown
+  let payloadText: string | undefined
+  let payloadEncoding: 'json' | 'base64' = 'json'
   try {
-    entry.mutation = decodeEnvelope(envelope, defaults)
+    if (options.payload !== undefined) {
+      try {
+        payload = parsePayloadText(options.payload, '-p')
+      } catch (error) {
+        if (!(error instanceof InvalidRecordError) || error.code !== 'WAL_RECORD_MALFORMED') throw error
+        throw new UsageError(error.message, {
+          suggestions: [`quote a JSON value, e.g. -p '{"name":"Ada"}' or -p '"a string"'`, 'for bytes, use --payload-file'],
+        })
+      }
+      payloadText = trimJsonSpace(options.payload)
+    } else {
+      let bytes: Buffer
+      try {
+        bytes = await readFile(options.payloadFile!)
+      } catch (error) {
+        throw new UsageError(`cannot read --payload-file ${options.payloadFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error })
+      }
+      // A file is bytes: JSON text is kept as it is, anything else (not UTF-8, not JSON) as base64 bytes.
+      let text: string | undefined
+      if (isUtf8(bytes)) {
+        text = bytes.toString('utf8')
+        try {
+          payload = JSON.parse(text)
+        } catch {
+          text = undefined
+        }
+      }
+      if (text === undefined) {
+        payload = bytes.toString('base64')
+        payloadEncoding = 'base64'
+      } else {
+        parsePayloadText(text, `--payload-file ${options.payloadFile}`)
+        payloadText = trimJsonSpace(text)
+      }
+    }
+    const nowMs = Date.now()
+    const defaults = decodeDefaults(options, nowMs, parseHeaders(options.headers))
+    const envelope = {
+      payload,
+      payloadEncoding,
+      ...(options.key === undefined ? {} : { key: options.key }),
+      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+    }
+    entry.mutation = decodeEnvelope(envelope, defaults, payloadText)
     producer.check(entry.mutation)
   } catch (error) {
     if (!(error instanceof InvalidRecordError)) throw error
@@ -425,10 +461,11 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
     if (chunk.done) break
     const defaults = decodeDefaults(options, Date.now(), headers)
     if (progress) progress.add(chunk.value.reduce((n, l) => n + Buffer.byteLength(l.line) + 1, 0))
-    for (const { line, lineNumber } of chunk.value) {
+    for (const { line, lineNumber, invalid } of chunk.value) {
       total++
       const entry: Entry = { lineNumber }
       try {
+        if (invalid !== undefined) throw new InvalidRecordError(invalid, { code: 'WAL_RECORD_MALFORMED' })
         const mutation = decodeEnvelopeLine(line, defaults)
         producer.check(mutation)
         entry.mutation = mutation

@@ -1,10 +1,11 @@
 /**
  * `wal tail`: read a namespace's log. Bounded by default: `--until end` snapshots the high marks when it
  * starts, so it ends even while producers keep writing. `--json` prints envelopes that `wal produce`
- * accepts back unchanged.
+ * accepts back unchanged; a record that cannot be decoded is printed marked (`POISON`; with `--json`,
+ * a JSON line with `error` and the stored bytes in `raw`), and tail goes on.
  */
 import { loadConfig, namespaceSettings } from '../config/load.js'
-import { encodeEnvelope, type LogRecord } from '../envelope/envelope.js'
+import { encodeEnvelope, encodePoisonRecord, type LogRecord } from '../envelope/envelope.js'
 import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import { writeText } from '../io/lines.js'
@@ -76,6 +77,10 @@ async function endPositions(log: LogBackend, until: Bound): Promise<Positions> {
 
 /** One record as a line of text: the non-JSON output of `wal tail`, and a row of its live view. */
 export function formatText(record: LogRecord): string {
+  if (record.poison) {
+    const raw = record.payload.encoding === 'base64' ? Buffer.from(record.payload.bytes).toString('base64') : ''
+    return `${new Date(record.appendedAtMs).toISOString()} ${record.partition}:${record.offset} POISON key=${JSON.stringify(record.key)} error=${JSON.stringify(record.poison.error)} raw=base64:${raw}\n`
+  }
   const payload =
     record.payload.encoding === 'json' ? record.payload.json : `base64:${Buffer.from(record.payload.bytes).toString('base64')}`
   const headers = Object.entries(record.headers)
@@ -184,7 +189,7 @@ export async function tail(options: TailOptions): Promise<TailSummary> {
     let out = ''
     const stdout = options.io.stdout
     for await (const record of source.records) {
-      out += options.json ? `${encodeEnvelope(record)}\n` : formatText(record)
+      out += options.json ? `${record.poison ? encodePoisonRecord(record) : encodeEnvelope(record)}\n` : formatText(record)
       records++
       if (out.length > 64 * 1024 || options.follow) {
         if (!(await writeText(stdout, out))) break

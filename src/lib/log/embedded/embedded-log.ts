@@ -8,11 +8,14 @@ import { join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { decodeFailures, type LogRecord, type Mutation } from '../../envelope/envelope.js'
-import { BackendUnavailableError, ConfigError, NotFoundError } from '../../errors.js'
-import type { AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import { decodeFailures, headerMap, MAX_IDEMPOTENCY_KEY_CHARS, MAX_KEY_CHARS, MAX_NAME_CHARS, type LogRecord, type Mutation } from '../../envelope/envelope.js'
+import { ULID_PATTERN } from '../../envelope/id.js'
+import { checkedJson, poisonRecord, storedHeaders } from '../../envelope/quarantine.js'
+import { timeInRange } from '../../time.js'
+import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError, type WalError } from '../../errors.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
 import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
-import { LogWriter, toRow, type Row } from './writer.js'
+import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
 import { EmbeddedConsumerStore } from './consumer-store.js'
 import { EmbeddedDeadLetterQueue } from './dead-letter-queue.js'
@@ -53,6 +56,7 @@ export function listEmbeddedLogs(stateDir: string): string[] {
 
 interface Pending {
   mutations: readonly Mutation[]
+  perEntryErrors: boolean
   resolve: (results: AppendResult[]) => void
   reject: (error: unknown) => void
 }
@@ -216,9 +220,9 @@ export class EmbeddedLog implements LogBackend {
     return partitions
   }
 
-  append(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+  append(mutations: readonly Mutation[], options: AppendOptions = {}): Promise<AppendResult[]> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ mutations, resolve, reject })
+      this.pending.push({ mutations, perEntryErrors: options.perEntryErrors ?? false, resolve, reject })
       if (!this.flushScheduled) {
         this.flushScheduled = true
         setImmediate(() => this.flush())
@@ -233,11 +237,30 @@ export class EmbeddedLog implements LogBackend {
     this.flushScheduled = false
     const rows: Row[] = []
     for (const p of batch) for (const m of p.mutations) rows.push(toRow(m, this.partitions))
-    const settle = (results: AppendResult[]): void => {
+    const settle = (written: WriteResult[]): void => {
       let at = 0
       for (const p of batch) {
-        p.resolve(results.slice(at, at + p.mutations.length))
+        const results: AppendResult[] = written.slice(at, at + p.mutations.length)
         at += p.mutations.length
+        let refused: WalError | undefined
+        for (let i = 0; i < results.length; i++) {
+          const why = (results[i] as WriteResult).refused
+          if (why === undefined) continue
+          const { id, partition, offset, duplicate } = results[i]!
+          results[i] = {
+            id,
+            partition,
+            offset,
+            duplicate,
+            error: new InvalidRecordError(`the embedded log refused it: ${why}`, {
+              code: 'WAL_RECORD_REFUSED',
+              suggestions: ['check its times, counts and sizes against the limits in the README (the mutation envelope)'],
+            }),
+          }
+          refused ??= results[i]!.error
+        }
+        if (refused && !p.perEntryErrors) p.reject(refused)
+        else p.resolve(results)
       }
     }
     const fail = (error: unknown): void => {
@@ -300,12 +323,21 @@ export class EmbeddedLog implements LogBackend {
       if (row) cursor = Math.min(cursor, row.seq - 1)
     }
     if (cursor === Infinity) cursor = (this.statement('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
-    const scan = this.statement(`SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`)
+    const sql = `SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`
+    const scan = this.statement(sql)
     const dataVersion = this.statement('PRAGMA data_version')
     let version = dataVersion.get() as { data_version: number }
 
     while (!options.signal?.aborted) {
-      const rows = scan.all(cursor) as StoredRow[]
+      let rows: StoredRow[]
+      try {
+        rows = scan.all(cursor) as StoredRow[]
+      } catch (error) {
+        // An integer beyond what JavaScript holds exactly (written by another tool, or damaged): read
+        // the page again with big integers, so that row is quarantined rather than the reader stopped.
+        if ((error as { code?: string }).code !== 'ERR_OUT_OF_RANGE') throw error
+        rows = this.readWide(sql, cursor)
+      }
       for (const row of rows) {
         cursor = row.seq
         const from = position.get(row.partition)
@@ -329,14 +361,42 @@ export class EmbeddedLog implements LogBackend {
     }
   }
 
+  /** A page read with big integers: values past Number.MAX_SAFE_INTEGER are kept as bigint, for toRecord to refuse. */
+  private readWide(sql: string, parameter: number | string): StoredRow[] {
+    const wide = this.db.prepare(sql)
+    wide.setReadBigInts(true)
+    return (wide.all(parameter) as Array<Record<string, unknown>>).map((row) => {
+      const out: Record<string, unknown> = {}
+      for (const [name, value] of Object.entries(row)) out[name] = typeof value === 'bigint' && value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value
+      return out as StoredRow
+    })
+  }
+
+  /** A stored row as a record; one that cannot be decoded comes back as poison (see LogRecord.poison). */
   private toRecord(row: StoredRow): LogRecord {
+    try {
+      return this.decodeRow(row)
+    } catch (error) {
+      return this.poisonRecord(row, (error as Error).message)
+    }
+  }
+
+  private decodeRow(row: StoredRow): LogRecord {
+    const createdAtMs = row.created_at_us === null ? row.created_at : row.created_at_us / 1000
+    if (!timeInRange(createdAtMs) || (row.created_at_us !== null && !Number.isSafeInteger(row.created_at_us))) throw new Error(`created_at ${String(row.created_at_us ?? row.created_at)} is not a time wal stores`)
+    if (row.not_before !== null && !(Number.isSafeInteger(row.not_before) && timeInRange(row.not_before))) throw new Error(`not_before ${String(row.not_before)} is not a time wal stores`)
+    if (!Number.isSafeInteger(row.attempts) || row.attempts < 0) throw new Error(`attempts ${String(row.attempts)} is not a count`)
+    if (typeof row.id !== 'string' || !ULID_PATTERN.test(row.id)) throw new Error(`the id ${JSON.stringify(String(row.id).slice(0, 40))} is not a ULID`)
+    if (typeof row.key !== 'string' || row.key.length === 0 || row.key.length > MAX_KEY_CHARS) throw new Error(`the key is not a string of 1 to ${MAX_KEY_CHARS} characters`)
+    if (row.target !== null && (typeof row.target !== 'string' || row.target.length === 0 || row.target.length > MAX_NAME_CHARS)) throw new Error('the target is not a target name')
+    if (row.idempotency_key !== null && (typeof row.idempotency_key !== 'string' || row.idempotency_key.length > MAX_IDEMPOTENCY_KEY_CHARS)) throw new Error('the idempotency key is not a string of at most 512 characters')
     return {
       id: row.id,
       namespace: this.namespace,
       key: row.key,
-      payload: typeof row.payload === 'string' ? { encoding: 'json', json: row.payload } : { encoding: 'base64', bytes: row.payload },
-      headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
-      createdAtMs: row.created_at_us === null ? row.created_at : row.created_at_us / 1000,
+      payload: typeof row.payload === 'string' ? { encoding: 'json', json: checkedJson(row.payload) } : { encoding: 'base64', bytes: row.payload },
+      headers: row.headers === null ? headerMap() : storedHeaders(row.headers),
+      createdAtMs,
       notBeforeMs: row.not_before,
       target: row.target,
       idempotencyKey: row.idempotency_key,
@@ -346,6 +406,23 @@ export class EmbeddedLog implements LogBackend {
       offset: row.offset,
       appendedAtMs: row.appended_at,
     }
+  }
+
+  private poisonRecord(row: StoredRow, error: string): LogRecord {
+    const raw = JSON.stringify(row, (_name, value: unknown) =>
+      typeof value === 'bigint' ? value.toString() : value instanceof Uint8Array ? { base64: Buffer.from(value).toString('base64') } : value,
+    )
+    const appendedAtMs = typeof row.appended_at === 'number' && timeInRange(row.appended_at) ? row.appended_at : 0
+    return poisonRecord({
+      id: typeof row.id === 'string' ? row.id : undefined,
+      key: typeof row.key === 'string' ? row.key : undefined,
+      namespace: this.namespace,
+      partition: Number(row.partition),
+      offset: Number(row.offset),
+      appendedAtMs,
+      raw: Buffer.from(raw),
+      error: `cannot decode the record at ${String(row.partition)}:${String(row.offset)} of the embedded log: ${error}`,
+    })
   }
 
   async consumerStore(target: string): Promise<ConsumerStore> {
@@ -366,7 +443,15 @@ export class EmbeddedLog implements LogBackend {
 
   async find(id: string): Promise<LogRecord[]> {
     // No index on id: explain is rare, and an index would cost every produce.
-    return (this.statement('SELECT * FROM records WHERE id = ? ORDER BY seq').all(id) as StoredRow[]).map((row) => this.toRecord(row))
+    const sql = 'SELECT * FROM records WHERE id = ? ORDER BY seq'
+    let rows: StoredRow[]
+    try {
+      rows = this.statement(sql).all(id) as StoredRow[]
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_OUT_OF_RANGE') throw error
+      rows = this.readWide(sql, id)
+    }
+    return rows.map((row) => this.toRecord(row))
   }
 
   async info(): Promise<LogInfo> {

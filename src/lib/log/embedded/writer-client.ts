@@ -4,9 +4,8 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 
-import type { AppendResult } from '../backend.js'
 import type { WriterReply, WriterRequest } from './writer-thread.js'
-import type { Row } from './writer.js'
+import type { Row, WriteResult } from './writer.js'
 
 // The build emits the thread as its own file next to the bundle; from TypeScript sources (unit tests)
 // it is absent and the log commits in process.
@@ -17,7 +16,7 @@ export function writerThreadAvailable(): boolean {
 }
 
 interface Waiting {
-  resolve: (results: AppendResult[]) => void
+  resolve: (results: WriteResult[]) => void
   reject: (error: unknown) => void
 }
 
@@ -73,10 +72,10 @@ export class WriterThread {
   }
 
   /** Commits rows in the thread; commits happen in the order they were asked for. */
-  commit(rows: Row[]): Promise<AppendResult[]> {
+  commit(rows: Row[]): Promise<WriteResult[]> {
     if (this.dead) return Promise.reject(this.dead)
     const seq = ++this.seq
-    const done = new Promise<AppendResult[]>((resolve, reject) => this.waiting.set(seq, { resolve, reject }))
+    const done = new Promise<WriteResult[]>((resolve, reject) => this.waiting.set(seq, { resolve, reject }))
     this.worker.ref()
     this.worker.postMessage({ seq, rows } satisfies WriterRequest)
     return done

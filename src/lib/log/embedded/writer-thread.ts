@@ -7,9 +7,8 @@
 import { DatabaseSync } from 'node:sqlite'
 import { parentPort, workerData } from 'node:worker_threads'
 
-import type { AppendResult } from '../backend.js'
 import { PRAGMAS } from './schema.js'
-import { LogWriter, type Row } from './writer.js'
+import { LogWriter, type Row, type WriteResult } from './writer.js'
 
 export type WriterRequest = { seq: number; rows: Row[] } | { close: true }
 
@@ -20,7 +19,7 @@ export interface WriterFailure {
   code?: string
 }
 
-export type WriterReply = { seq: number; results: AppendResult[] } | { seq: number; error: WriterFailure }
+export type WriterReply = { seq: number; results: WriteResult[] } | { seq: number; error: WriterFailure }
 
 const { path, lockTimeoutMs } = workerData as { path: string; lockTimeoutMs: number }
 let db: DatabaseSync | undefined

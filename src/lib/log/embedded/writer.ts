@@ -46,6 +46,23 @@ export function toRow(m: Mutation, partitions: number): Row {
   ]
 }
 
+/** A row's outcome: where it landed, or why SQLite refused that row (the rest of the batch is kept). */
+export type WriteResult = AppendResult & { refused?: string }
+
+/** SQLite's primary result codes that blame the row being written, not the database. */
+const ROW_AT_FAULT = new Set([18 /* TOOBIG */, 19 /* CONSTRAINT */, 20 /* MISMATCH */, 25 /* RANGE */])
+
+/**
+ * Whether an insert failed because of the row (a value SQLite cannot store, or node:sqlite cannot bind)
+ * rather than the database (disk, lock, I/O): the one classifier of the embedded log's write errors.
+ */
+export function rowAtFault(error: unknown): boolean {
+  const errcode = (error as { errcode?: number }).errcode
+  if (errcode !== undefined) return ROW_AT_FAULT.has(errcode & 0xff)
+  const code = (error as { code?: string }).code
+  return code === 'ERR_INVALID_ARG_TYPE' || code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_OUT_OF_RANGE'
+}
+
 export class LogWriter {
   private readonly insert: StatementSync
   private readonly selectOffsets: StatementSync
@@ -65,9 +82,13 @@ export class LogWriter {
     this.insertIdempotencyKey = db.prepare('INSERT INTO idempotency_keys (key, id, partition, offset) VALUES (?, ?, ?, ?)')
   }
 
-  /** Writes the rows in one transaction; returns where each landed. All or nothing. */
-  commit(rows: readonly Row[]): AppendResult[] {
-    const results: AppendResult[] = []
+  /**
+   * Writes the rows in one transaction; returns where each landed. A row SQLite refuses for what it
+   * holds is left out (its result says why) and the others are committed; any other failure rolls
+   * the whole transaction back and throws.
+   */
+  commit(rows: readonly Row[]): WriteResult[] {
+    const results: WriteResult[] = []
     if (rows.length === 0) return results
     this.db.exec('BEGIN IMMEDIATE')
     try {
@@ -86,10 +107,18 @@ export class LogWriter {
             continue
           }
         }
-        const offset = next[partition]!++
+        const offset = next[partition]!
         // Milliseconds in created_at (what older readers and `tail --from TIME` use); microseconds beside them.
         const createdAtUs = Number.isInteger(createdAt) ? null : createdAtMicros(createdAt)
-        this.insert.run(partition, offset, id, key, appendedAt, Math.floor(createdAt), notBefore, target, idempotencyKey, attempts, headers, payload, failures, createdAtUs)
+        try {
+          // A failed statement undoes only itself: the transaction and the rows before it stay.
+          this.insert.run(partition, offset, id, key, appendedAt, Math.floor(createdAt), notBefore, target, idempotencyKey, attempts, headers, payload, failures, createdAtUs)
+        } catch (error) {
+          if (!rowAtFault(error)) throw error
+          results.push({ id, partition, offset: -1, duplicate: false, refused: (error as Error).message })
+          continue
+        }
+        next[partition]!++
         const result = { id, partition, offset, duplicate: false }
         if (idempotencyKey !== null) {
           this.insertIdempotencyKey.run(idempotencyKey, id, partition, offset)

@@ -6,8 +6,10 @@
  */
 import type { NamespaceSettings } from '../../config/schema.js'
 import type { LogRecord, Mutation } from '../../envelope/envelope.js'
-import { NotFoundError } from '../../errors.js'
-import type { AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import { InvalidRecordError, NotFoundError } from '../../errors.js'
+import { formatBytes } from '../../format.js'
+import { rootKafkaError } from '../../kafka/client.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
 import { partitionForKey } from '../partitioner.js'
 import { KafkaConnection } from './connection.js'
 import { KafkaConsumerStore } from './consumer-store.js'
@@ -18,6 +20,17 @@ import { namespaceTopics, type NamespaceTopics } from './topics.js'
 
 /** Mutations sent in one request at most, when appends are grouped. */
 const MAX_APPEND_RECORDS = 4000
+/** Records at least this large are sent on their own (see appendNow). */
+const SOLO_RECORD_BYTES = 256 * 1024
+/** Broker error types that blame the record sent, not the cluster. */
+const RECORD_AT_FAULT: ReadonlySet<string> = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE'])
+
+/** About how many bytes a record takes in a request: key, value and headers. */
+function recordBytes(record: OutgoingRecord): number {
+  let n = Buffer.byteLength(record.key) + (typeof record.value === 'string' ? Buffer.byteLength(record.value) : record.value.length)
+  for (const name of Object.keys(record.headers)) n += Buffer.byteLength(name) + Buffer.byteLength(record.headers[name]!)
+  return n
+}
 /** How long a following reader lets the broker wait for new records. */
 const FOLLOW_WAIT_MS = 500
 /** Records fetched per partition and request. */
@@ -82,9 +95,18 @@ export class KafkaLog implements LogBackend {
    * Appends made while a send is in flight go together in the next one (group commit, as on the
    * embedded log): the idempotent producer sends one request at a time, so this is what keeps it busy.
    */
-  append(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+  append(mutations: readonly Mutation[], options: AppendOptions = {}): Promise<AppendResult[]> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ mutations, resolve, reject })
+      this.pending.push({
+        mutations,
+        // A record the brokers refused for what it is (too large): in its result, or thrown.
+        resolve: (results) => {
+          const refused = results.find((r) => r.error !== undefined)
+          if (refused && !options.perEntryErrors) reject(refused.error)
+          else resolve(results)
+        },
+        reject,
+      })
       if (!this.appending) void this.appendPending()
     })
   }
@@ -142,13 +164,40 @@ export class KafkaLog implements LogBackend {
       messages.push(record)
       sent.push(i)
     })
-    if (messages.length > 0) {
-      const metadata = await this.connection.send([{ topic: this.topics.log, messages }])
+    // A large record goes in a request of its own, in its place in the order: if the brokers refuse it
+    // (MESSAGE_TOO_LARGE), only it is rejected, and nothing else of the batch is in doubt.
+    let at = 0
+    while (at < messages.length) {
+      let end = at + 1
+      if (recordBytes(messages[at]!) < SOLO_RECORD_BYTES) while (end < messages.length && recordBytes(messages[end]!) < SOLO_RECORD_BYTES) end++
+      const part = messages.slice(at, end)
+      const indexes = sent.slice(at, end)
+      at = end
+      let metadata
+      try {
+        metadata = await this.connection.send([{ topic: this.topics.log, messages: part }])
+      } catch (error) {
+        const type = rootKafkaError((error as { cause?: unknown }).cause ?? error).type
+        if (part.length !== 1 || type === undefined || !RECORD_AT_FAULT.has(type)) throw error
+        const m = mutations[indexes[0]!]!
+        results[indexes[0]!] = {
+          id: m.id,
+          partition: part[0]!.partition!,
+          offset: -1,
+          duplicate: false,
+          error: new InvalidRecordError(`the Kafka brokers refused the record (${type}): ${formatBytes(recordBytes(part[0]!))} with key and headers`, {
+            code: 'WAL_KAFKA_RECORD_REFUSED',
+            cause: error,
+            suggestions: [`make it smaller, or raise the topic's max.message.bytes (and lower namespaces.${this.namespace}.maxPayloadBytes to match)`],
+          }),
+        }
+        continue
+      }
       const next = new Map(metadata.map((r) => [r.partition, Number(r.baseOffset ?? r.offset)]))
       // kafkajs sends one batch per partition, in order: offsets follow the base offset one by one.
-      for (let j = 0; j < messages.length; j++) {
-        const i = sent[j]!
-        const partition = messages[j]!.partition!
+      for (let j = 0; j < part.length; j++) {
+        const i = indexes[j]!
+        const partition = part[j]!.partition!
         const offset = next.get(partition)!
         next.set(partition, offset + 1)
         results[i] = { id: mutations[i]!.id, partition, offset, duplicate: false }

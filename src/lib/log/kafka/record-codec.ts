@@ -4,13 +4,17 @@
  * timestamp is createdAt, and the user's headers are kept as they are. wal's own fields travel in
  * headers named `wal-*`, written only when they differ from their default.
  *
+ * A record with a `wal-id` header that cannot be decoded is quarantined (see decodeRecord).
  * Records without a `wal-id` header were written by another producer: they are wrapped in an envelope
  * on read (a stable id derived from their position, the key as it is, JSON when the value is JSON and
  * base64 bytes otherwise) rather than rejected.
  */
-import { createHash } from 'node:crypto'
+import { isUtf8 } from 'node:buffer'
 
-import { decodeFailures, failuresToJson, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
+import { foreignRecordId, ULID_PATTERN } from '../../envelope/id.js'
+import { checkedJson, poisonRecord } from '../../envelope/quarantine.js'
+import { timeInRange } from '../../time.js'
+import { decodeFailures, failuresToJson, MAX_KEY_CHARS, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
 
 export const HEADER = {
   id: 'wal-id',
@@ -71,44 +75,41 @@ function headerText(value: Buffer | string | Array<Buffer | string> | undefined)
   return one === undefined ? undefined : typeof one === 'string' ? one : one.toString('utf8')
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
-
-/** A ULID for a record written by another producer: its time from the record, the rest from where it is. */
-export function foreignRecordId(topic: string, partition: number, offset: string, timestampMs: number): string {
-  let time = ''
-  let t = Math.max(0, Math.min(timestampMs, 2 ** 48 - 1))
-  for (let i = 0; i < 10; i++) {
-    time = CROCKFORD[t % 32] + time
-    t = Math.floor(t / 32)
-  }
-  const digest = createHash('sha256').update(`${topic}/${partition}/${offset}`).digest()
-  let rest = ''
-  for (let i = 0; i < 16; i++) rest += CROCKFORD[digest[i]! % 32]
-  return time + rest
-}
+export { foreignRecordId }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 function foreignPayload(value: Buffer | null): Payload {
   if (value === null) return { encoding: 'json', json: 'null' }
   try {
-    const text = utf8.decode(value)
-    JSON.parse(text)
-    return { encoding: 'json', json: text }
+    return { encoding: 'json', json: checkedJson(utf8.decode(value)) }
   } catch {
     return { encoding: 'base64', bytes: value }
   }
 }
 
-/** Reads a record back as a mutation at its position. */
+/** A number that a wal-* header holds: an integer (or a time) within range, else the record is poison. */
+function headerNumber(name: string, text: string, time: boolean): number {
+  const n = Number(text)
+  const ok = time ? Number.isFinite(n) && timeInRange(n) : Number.isSafeInteger(n) && n >= 0
+  if (!ok || text.trim() === '') throw new Error(`header ${name} is ${JSON.stringify(text.slice(0, 40))}, not ${time ? 'a time wal stores' : 'a count'}`)
+  return n
+}
+
+/**
+ * Reads a record back as a mutation at its position. A record with wal's `wal-id` header whose value or
+ * wal-* headers cannot be decoded (a replicator that copied headers onto another value, a damaged byte)
+ * comes back as poison (LogRecord.poison), never as a payload a target could be handed.
+ */
 export function decodeRecord(record: IncomingRecord, topic: string, partition: number, namespace: string): LogRecord {
   const raw = record.headers ?? {}
-  const headers: Record<string, string> = {}
+  // Header names are arbitrary: an object without a prototype keeps `__proto__` as a header.
+  const headers = Object.create(null) as Record<string, string>
   let meta: Record<string, string> | undefined
-  for (const name in raw) {
+  for (const name of Object.keys(raw)) {
     const value = headerText(raw[name])
     if (value === undefined) continue
-    if (META_HEADERS.has(name)) (meta ??= {})[name] = value
+    if (META_HEADERS.has(name)) (meta ??= Object.create(null) as Record<string, string>)[name] = value
     // Why a mutation died travels with its DLQ record only: it is not one of the mutation's headers.
     else if (!name.startsWith('wal-dlq-')) headers[name] = value
   }
@@ -122,7 +123,7 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
       // A record without a key has no order to keep: each is a key of its own.
       key: record.key === null || record.key.length === 0 ? `${topic}/${partition}/${record.offset}` : record.key.toString('utf8'),
       payload: foreignPayload(record.value),
-      headers: meta ? { ...headers, ...meta } : headers,
+      headers: meta ? Object.assign(headers, meta) : headers,
       createdAtMs: timestampMs,
       notBeforeMs: null,
       target: null,
@@ -135,22 +136,42 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
     }
   }
   const value = record.value ?? Buffer.alloc(0)
-  const createdAt = meta[HEADER.createdAt]
-  const notBefore = meta[HEADER.notBefore]
-  return {
-    id,
-    namespace,
-    key: record.key?.toString('utf8') ?? id,
-    payload: meta[HEADER.encoding] === 'base64' ? { encoding: 'base64', bytes: value } : { encoding: 'json', json: value.toString('utf8') },
-    headers,
-    createdAtMs: createdAt === undefined ? timestampMs : Number(createdAt),
-    notBeforeMs: notBefore === undefined ? null : Number(notBefore),
-    target: meta[HEADER.target] ?? null,
-    idempotencyKey: meta[HEADER.idempotencyKey] ?? null,
-    attempts: Number(meta[HEADER.attempts] ?? 0),
-    failures: decodeFailures(meta[HEADER.failures] ?? null),
-    partition,
-    offset,
-    appendedAtMs: timestampMs,
+  try {
+    const createdAt = meta[HEADER.createdAt]
+    const notBefore = meta[HEADER.notBefore]
+    const base64 = meta[HEADER.encoding] === 'base64'
+    if (!base64 && meta[HEADER.encoding] !== undefined && meta[HEADER.encoding] !== 'json') throw new Error(`header ${HEADER.encoding} is ${JSON.stringify(meta[HEADER.encoding]!.slice(0, 40))}`)
+    if (!ULID_PATTERN.test(id)) throw new Error(`header ${HEADER.id} ${JSON.stringify(id.slice(0, 40))} is not a ULID`)
+    if (record.key !== null && !isUtf8(record.key)) throw new Error('the key is not valid UTF-8')
+    if (record.key !== null && record.key.length > 4 * MAX_KEY_CHARS) throw new Error(`the key is longer than ${MAX_KEY_CHARS} characters`)
+    return {
+      id,
+      namespace,
+      key: record.key === null || record.key.length === 0 ? id : record.key.toString('utf8'),
+      payload: base64 ? { encoding: 'base64', bytes: value } : { encoding: 'json', json: checkedJson(utf8.decode(value)) },
+      headers,
+      createdAtMs: createdAt === undefined ? headerNumber('timestamp', record.timestamp, true) : headerNumber(HEADER.createdAt, createdAt, true),
+      notBeforeMs: notBefore === undefined ? null : Math.floor(headerNumber(HEADER.notBefore, notBefore, true)),
+      target: meta[HEADER.target] ?? null,
+      idempotencyKey: meta[HEADER.idempotencyKey] ?? null,
+      attempts: meta[HEADER.attempts] === undefined ? 0 : headerNumber(HEADER.attempts, meta[HEADER.attempts]!, false),
+      failures: decodeFailures(meta[HEADER.failures] ?? null),
+      partition,
+      offset,
+      appendedAtMs: timestampMs,
+    }
+  } catch (error) {
+    const reason = error instanceof TypeError ? 'the value is not valid UTF-8' : (error as Error).message
+    return poisonRecord({
+      id,
+      key: record.key !== null && isUtf8(record.key) ? record.key.toString('utf8') : undefined,
+      namespace,
+      partition,
+      offset,
+      appendedAtMs: Number.isSafeInteger(timestampMs) && timeInRange(timestampMs) ? timestampMs : 0,
+      location: topic,
+      raw: value,
+      error: `cannot decode the record at ${partition}:${record.offset} of topic ${topic}: ${reason}`,
+    })
   }
 }

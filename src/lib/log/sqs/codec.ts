@@ -3,14 +3,17 @@
  * prints), so any SQS client can read it; a few message attributes say what wal needs without parsing
  * the body (`wal-envelope`, `wal-id`) and, in the DLQ, why the message is there (`wal-dlq-*`).
  *
+ * A message that is wal's (by attribute or by its shape) whose body cannot be decoded is quarantined
+ * (LogRecord.poison).
  * Messages another client sent are wrapped in an envelope on read, never rejected: a stable id derived
  * from the MessageId, the FIFO group (or the id) as key, the body as JSON when it parses, else its bytes,
  * the string message attributes as headers, and SentTimestamp as createdAt.
  */
 import type { Message, MessageAttributeValue, SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs'
 
-import { decodeEnvelope, encodeEnvelope, MAX_FAILURE_MESSAGE_CHARS, type ErrorClass, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
-import { foreignRecordId } from '../kafka/record-codec.js'
+import { decodeEnvelopeLine, encodeEnvelope, headerMap, MAX_FAILURE_MESSAGE_CHARS, type ErrorClass, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
+import { foreignRecordId } from '../../envelope/id.js'
+import { checkedJson, poisonRecord } from '../../envelope/quarantine.js'
 
 /** A SendMessageBatch entry without its Id. */
 export type OutgoingMessage = Omit<SendMessageBatchRequestEntry, 'Id' | 'MessageBody'> & { MessageBody: string }
@@ -129,8 +132,7 @@ function attr(message: Message, name: string): string | undefined {
 
 function foreignPayload(body: string): Payload {
   try {
-    JSON.parse(body)
-    return { encoding: 'json', json: body }
+    return { encoding: 'json', json: checkedJson(body) }
   } catch {
     return { encoding: 'base64', bytes: Buffer.from(body, 'utf8') }
   }
@@ -143,22 +145,51 @@ export interface MessageSource {
   namespace: string
 }
 
-/** A received message as a log record (partition: the shard; offset: none on SQS, so 0). */
+/** A body that is a wal envelope by its shape (`v`, `id` and `payload`), sent without wal's attributes. */
+function looksLikeEnvelope(body: string): boolean {
+  try {
+    const parsed = JSON.parse(body) as unknown
+    return typeof parsed === 'object' && parsed !== null && 'id' in parsed && 'payload' in parsed
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A received message as a log record (partition: the shard; offset: none on SQS, so 0). A message that
+ * is wal's envelope (by the `wal-envelope` attribute, or by its shape: `{"v":1,` with an id and a
+ * payload) but cannot be decoded as one comes back as poison (LogRecord.poison), never as something a
+ * target could apply.
+ */
 export function decodeMessage(message: Message, source: MessageSource): LogRecord {
   const sentMs = Number(message.Attributes?.SentTimestamp ?? Date.now())
   const body = message.Body ?? ''
   let mutation: Mutation | undefined
-  if (attr(message, ATTR.envelope) === '1' || body.startsWith('{"v":1,')) {
+  const marked = attr(message, ATTR.envelope) === '1'
+  if (marked || body.startsWith('{"v":1,')) {
     try {
-      mutation = decodeEnvelope(JSON.parse(body), { namespace: source.namespace, forceNamespace: true, nowMs: sentMs })
-    } catch {
-      // Not an envelope after all (edited by hand, or a look-alike): wrapped below like any foreign body.
+      mutation = decodeEnvelopeLine(body, { namespace: source.namespace, forceNamespace: true, nowMs: sentMs })
+    } catch (error) {
+      if (marked || looksLikeEnvelope(body)) {
+        return poisonRecord({
+          id: attr(message, ATTR.id),
+          namespace: source.namespace,
+          partition: source.shard,
+          offset: 0,
+          appendedAtMs: Number.isSafeInteger(sentMs) ? sentMs : 0,
+          location: source.queue,
+          raw: Buffer.from(body, 'utf8'),
+          error: `cannot decode message ${message.MessageId ?? '?'} of queue ${source.queue} as a wal envelope: ${(error as Error).message}`,
+        })
+      }
+      // Not an envelope after all (another application's JSON that happens to start alike): wrapped below.
     }
   }
   if (!mutation) {
     const id = foreignRecordId(source.queue, source.shard, message.MessageId ?? body, sentMs)
-    const headers: Record<string, string> = {}
-    for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
+    const headers = headerMap()
+    for (const name of Object.keys(message.MessageAttributes ?? {})) {
+      const value = message.MessageAttributes![name]!
       if (value.StringValue !== undefined && !name.startsWith('wal-')) headers[name] = value.StringValue
     }
     mutation = {
@@ -181,7 +212,7 @@ export function decodeMessage(message: Message, source: MessageSource): LogRecor
 /** Why a DLQ message is there: wal's attributes, or SQS's redrive when it moved the message itself. */
 export function deadLetterContext(message: Message, record: LogRecord, maxReceiveCount: number | null): DeadLetterContext {
   const errorClass = attr(message, ATTR.dlqErrorClass)
-  if (errorClass === 'retryable' || errorClass === 'fatal' || errorClass === 'infrastructure') {
+  if (errorClass === 'retryable' || errorClass === 'fatal' || errorClass === 'infrastructure' || errorClass === 'poison') {
     return {
       target: attr(message, ATTR.dlqTarget) ?? '(unknown)',
       errorClass,

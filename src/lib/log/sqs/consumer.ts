@@ -27,14 +27,14 @@ import type { Message } from '@aws-sdk/client-sqs'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { TargetSettings } from '../../config/schema.js'
-import { MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, type Failure, type Mutation } from '../../envelope/envelope.js'
+import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { BackendUnavailableError, DurabilityUnknownError, type WalError } from '../../errors.js'
 import { CircuitBreaker } from '../../pipeline/circuit-breaker.js'
 import { KeyedExecutor } from '../../pipeline/keyed-executor.js'
 import type { RateLimiter } from '../../pipeline/rate-limiter.js'
 import { backoffMs } from '../../pipeline/retry.js'
 import type { PipelineEvent, TargetObserver, TargetStats } from '../../pipeline/target-consumer.js'
-import { toTargetError, type Target, type TargetError } from '../../targets/target.js'
+import { TargetError, toTargetError, type Target } from '../../targets/target.js'
 import { decodeMessage, encodeMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS } from './codec.js'
 import type { ShardQueue, SqsLog } from './sqs-log.js'
 
@@ -207,6 +207,13 @@ export class SqsConsumer {
       void queues.changeVisibility(queue.url, [receipt], this.visibilitySeconds).catch(() => undefined)
     }, (this.visibilitySeconds * 1000) / 3)
     try {
+      const poison = (mutation as Partial<LogRecord>).poison
+      if (poison) {
+        // Cannot be decoded: never applied; dead-lettered for each target as read, then deleted.
+        for (const run of this.runs) await this.deadLetter(queue, run, mutation, new TargetError(poison.error, { errorClass: 'poison', code: POISON_CODE }), false)
+        await this.deleteAfterFlush(queue.url, receipt)
+        return
+      }
       const blockedUntil = this.blocked.get(mutation.key)
       if (blockedUntil !== undefined && blockedUntil > Date.now()) {
         // An earlier message of this key waits: this one goes back behind it.
@@ -371,7 +378,7 @@ export class SqsConsumer {
   }
 
   private failureOf(run: TargetRun, error: TargetError, attempt: number): Failure {
-    return { atMs: this.options.now(), target: run.settings.name, errorClass: error.errorClass, message: error.message.slice(0, MAX_FAILURE_MESSAGE_CHARS), attempt, code: error.code }
+    return { atMs: this.options.now(), target: run.settings.name, errorClass: error.errorClass, message: cutText(error.message, MAX_FAILURE_MESSAGE_CHARS), attempt, code: error.code }
   }
 
   /** Sends the mutation to the DLQ with why; the caller deletes the original only after. */

@@ -1,0 +1,209 @@
+/**
+ * A cheap pre-scan of JSON text, run before JSON.parse on everything that enters wal: it bounds the
+ * nesting depth (so no input can make a parser, a stringifier or a target recurse without bound) and
+ * finds where a value sits in the text, so a payload is kept as the exact text it arrived as (numbers of
+ * any size and precision, whitespace, escapes) instead of being parsed and printed again.
+ *
+ * It does not validate: JSON.parse does that afterwards, on text already known to be shallow.
+ */
+
+/** Deepest nesting of arrays and objects wal takes in a payload (the envelope around it not counted). */
+export const MAX_PAYLOAD_DEPTH = 64
+
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const COMMA = 0x2c
+const COLON = 0x3a
+const OPEN_OBJECT = 0x7b
+const CLOSE_OBJECT = 0x7d
+const OPEN_ARRAY = 0x5b
+const CLOSE_ARRAY = 0x5d
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+}
+
+/** Why a text was refused by the scan, and where (a character index). */
+export class JsonScanError extends Error {
+  constructor(
+    message: string,
+    readonly at: number,
+  ) {
+    super(message)
+  }
+}
+
+/** Index of the quote that closes the string opened at `open`; -1 when it is not closed. */
+function stringEnd(text: string, open: number): number {
+  let at = open
+  for (;;) {
+    at = text.indexOf('"', at + 1)
+    if (at === -1) return -1
+    // Escaped when preceded by an odd number of backslashes.
+    let slashes = 0
+    for (let b = at - 1; text.charCodeAt(b) === BACKSLASH; b--) slashes++
+    if (slashes % 2 === 0) return at
+  }
+}
+
+/** Where a top-level field's value sits: [start, end) in the text, or absent. */
+export interface ValueSpan {
+  start: number
+  end: number
+}
+
+/**
+ * Scans one JSON text whose top-level value is (normally) an object. Throws JsonScanError when it nests
+ * deeper than `maxDepth` below that object. Returns the span of the top-level field named `field`
+ * (the last one, as JSON.parse keeps the last of repeated names), or undefined.
+ */
+export function scanObjectField(text: string, field: string, maxDepth = MAX_PAYLOAD_DEPTH + 1): ValueSpan | undefined {
+  const n = text.length
+  let depth = 0
+  let span: ValueSpan | undefined
+  // The field's value is being read: it ends at the next "," or "}" at depth 1.
+  let valueStart = -1
+  let lastSolid = -1
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i)
+    if (c === QUOTE) {
+      const end = stringEnd(text, i)
+      if (end === -1) return span // not closed: JSON.parse says why
+      if (depth === 1 && valueStart === -1) {
+        // At the top level, a string followed by ":" is a field name.
+        let next = end + 1
+        while (next < n && isSpace(text.charCodeAt(next))) next++
+        if (text.charCodeAt(next) === COLON && nameIs(text, i, end, field)) {
+          let start = next + 1
+          while (start < n && isSpace(text.charCodeAt(start))) start++
+          valueStart = start
+          i = start - 1
+          continue
+        }
+      }
+      i = end
+      lastSolid = end
+      continue
+    }
+    if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      depth++
+      if (depth > maxDepth) {
+        throw new JsonScanError(`nested more than ${maxDepth - 1} levels deep (the limit for a payload)`, i)
+      }
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      if (depth === 1 && valueStart !== -1) {
+        span = { start: valueStart, end: lastSolid + 1 }
+        valueStart = -1
+      }
+      depth--
+    } else if (c === COMMA && depth === 1 && valueStart !== -1) {
+      span = { start: valueStart, end: lastSolid + 1 }
+      valueStart = -1
+    } else if (isSpace(c)) continue
+    lastSolid = i
+  }
+  return span
+}
+
+function nameIs(text: string, open: number, close: number, name: string): boolean {
+  if (close - open - 1 === name.length && text.startsWith(name, open + 1)) return true
+  // A name spelled with escapes ("pay\u006coad") is the same name to JSON.parse.
+  if (text.indexOf('\\', open) > close || text.indexOf('\\', open) === -1) return false
+  try {
+    return JSON.parse(text.slice(open, close + 1)) === name
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The items of a JSON body: each element's text when it is an array, else the whole text. Throws
+ * JsonScanError when it nests deeper than `maxDepth`.
+ */
+export function splitTopLevelArray(text: string, maxDepth = MAX_PAYLOAD_DEPTH + 2): string[] | undefined {
+  const n = text.length
+  let first = 0
+  while (first < n && isSpace(text.charCodeAt(first))) first++
+  if (text.charCodeAt(first) !== OPEN_ARRAY) return undefined
+  const items: string[] = []
+  let depth = 0
+  let itemStart = -1
+  let lastSolid = -1
+  for (let i = first; i < n; i++) {
+    const c = text.charCodeAt(i)
+    if (c === QUOTE) {
+      const end = stringEnd(text, i)
+      if (end === -1) break
+      if (depth === 1 && itemStart === -1) itemStart = i
+      i = end
+      lastSolid = end
+      continue
+    }
+    if (isSpace(c)) continue
+    if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (depth === 1 && itemStart === -1) itemStart = i
+      depth++
+      if (depth > maxDepth) throw new JsonScanError(`nested more than ${maxDepth - 2} levels deep in a payload`, i)
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      if (depth === 1 && itemStart !== -1) {
+        items.push(text.slice(itemStart, lastSolid + 1))
+        itemStart = -1
+      }
+      depth--
+    } else if (c === COMMA && depth === 1) {
+      if (itemStart !== -1) items.push(text.slice(itemStart, lastSolid + 1))
+      itemStart = -1
+    } else if (depth === 1 && itemStart === -1) itemStart = i
+    lastSolid = i
+  }
+  return items
+}
+
+/** The deepest nesting in a JSON text, stopping early past `limit` (returns limit + 1 then). */
+export function jsonDepth(text: string, limit: number): number {
+  let depth = 0
+  let deepest = 0
+  const n = text.length
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i)
+    if (c === QUOTE) {
+      const end = stringEnd(text, i)
+      if (end === -1) return deepest
+      i = end
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      depth++
+      if (depth > deepest) {
+        deepest = depth
+        if (deepest > limit) return deepest
+      }
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) depth--
+  }
+  return deepest
+}
+
+/** Byte offset of the first byte that is not valid UTF-8, or -1 when all of them are. */
+export function invalidUtf8Offset(bytes: Uint8Array): number {
+  const n = bytes.length
+  let i = 0
+  while (i < n) {
+    const b = bytes[i]!
+    if (b < 0x80) {
+      i++
+      continue
+    }
+    // Continuation bytes needed, and the smallest code point that many may encode (no overlong forms).
+    const need = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : 0
+    if (need === 0) return i
+    const min = need === 1 ? 0x80 : need === 2 ? 0x800 : 0x10000
+    if (i + need >= n) return i
+    let cp = b & (0x3f >> need)
+    for (let k = 1; k <= need; k++) {
+      const cont = bytes[i + k]
+      if (cont === undefined || (cont & 0xc0) !== 0x80) return i
+      cp = (cp << 6) | (cont & 0x3f)
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i
+    i += need + 1
+  }
+  return -1
+}

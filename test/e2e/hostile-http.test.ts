@@ -1,0 +1,65 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { scanObjectField } from '../../src/lib/envelope/json-text.js'
+import { killDaemons, startForegroundDaemon } from '../helpers/daemon.js'
+import { corpusInput, hostileCorpus } from '../helpers/hostile-corpus.js'
+import { makeSandbox, type Sandbox } from '../helpers/wal.js'
+
+let wal: Sandbox
+beforeEach(() => {
+  wal = makeSandbox()
+  writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 4, targets: { store: { type: 'kv' } } } }, daemon: { port: 0, leaseTtlMs: 1000, drainTimeoutMs: 5000 } }))
+})
+afterEach(async () => {
+  await killDaemons()
+  wal.cleanup()
+})
+
+async function send(url: string, body: Buffer, contentType: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(url, { method: 'POST', body, headers: { 'content-type': contentType } })
+  return { status: response.status, body: JSON.parse(await response.text()) as Record<string, unknown> }
+}
+
+describe('a hostile corpus through the HTTP API', () => {
+  it('answers only 200 and 400: each good envelope durable, each bad one refused with why, and the daemon keeps serving', async () => {
+    const daemon = await startForegroundDaemon(wal)
+    const endpoint = `${daemon.url}/v1/namespaces/orders/mutations`
+    const { numbered } = corpusInput(hostileCorpus(1000, 1515))
+    const statuses = new Map<number, number>()
+    for (const line of numbered) {
+      if (line.good === undefined && line.kind === undefined) continue
+      const answer = await send(endpoint, line.bytes, 'application/json')
+      statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1)
+      if (line.good) expect(answer, `line ${line.lineNumber}`).toMatchObject({ status: 200, body: { durable: true } })
+      else {
+        expect(answer.status, `line ${line.lineNumber} (${line.kind}): ${JSON.stringify(answer.body).slice(0, 200)}`).toBe(400)
+        expect(answer.body.durable).toBe(false)
+        expect(String(answer.body.message).length).toBeGreaterThan(10)
+      }
+    }
+    expect([...statuses.keys()].sort()).toEqual([200, 400])
+
+    // The whole corpus as one NDJSON request: the good ones written, each bad one named by index and line.
+    const { input } = corpusInput(hostileCorpus(1000, 1516).filter((l) => !(l.kind === 'oversize payload')))
+    const batch = await send(endpoint, input, 'application/x-ndjson')
+    expect(batch.status).toBe(400)
+    const results = batch.body.results as Array<{ index: number; line?: number; durable: boolean; error?: { message: string } }>
+    const bad = results.filter((r) => !r.durable)
+    expect(bad.length).toBeGreaterThanOrEqual(1000)
+    for (const r of bad) expect(r.line, JSON.stringify(r)).toBeGreaterThan(0)
+
+    const tail = await wal.run(['tail', '-n', 'orders', '--json'])
+    expect(tail.code).toBe(0)
+    const written = tail.stdout.split('\n').filter(Boolean)
+    expect(written.length).toBe(numbered.filter((l) => l.good).length + results.filter((r) => r.durable).length)
+    // Payloads are stored as the exact text sent.
+    const byKey = new Map(numbered.filter((l) => l.good).map((l) => [l.good!.key, l.good!.payload]))
+    const line = written.find((l) => (JSON.parse(l) as { key: string }).key === 'good-2')!
+    const span = scanObjectField(line, 'payload')!
+    expect(line.slice(span.start, span.end)).toBe(byKey.get('good-2'))
+    expect(await (await fetch(`${daemon.url}/healthz`)).json()).toEqual({ status: 'ok' })
+    expect(await daemon.stop()).toBe(0)
+  }, 300_000)
+})

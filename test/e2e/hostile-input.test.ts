@@ -1,0 +1,160 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { scanObjectField } from '../../src/lib/envelope/json-text.js'
+import { corpusInput, hostileCorpus, TRICKY_PAYLOADS } from '../helpers/hostile-corpus.js'
+import { jsonLines, makeSandbox, type Sandbox } from '../helpers/wal.js'
+
+let wal: Sandbox
+beforeEach(() => {
+  wal = makeSandbox()
+})
+afterEach(() => {
+  wal.cleanup()
+})
+
+/** The exact payload text of each line of `tail --json`, by key. */
+function payloadsByKey(stdout: string): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const line of stdout.split('\n')) {
+    if (line === '') continue
+    const { key } = JSON.parse(line) as { key: string }
+    const span = scanObjectField(line, 'payload')!
+    out.set(key, line.slice(span.start, span.end))
+  }
+  return out
+}
+
+const STACK_TRACE = /\n\s+at .+\(.*:\d+:\d+\)|Maximum call stack|RangeError|TypeError/
+
+describe('a hostile NDJSON corpus on stdin', () => {
+  it('rejects every bad line by number with why, acks every good one, and reads them back byte-exact (exit 4)', async () => {
+    const lines = hostileCorpus(1000)
+    const { input, numbered } = corpusInput(lines)
+    expect(numbered.filter((l) => l.kind !== undefined).length).toBeGreaterThanOrEqual(1000)
+    const result = await wal.run(['produce', '--json'], { input })
+    expect(result.stderr).not.toMatch(STACK_TRACE)
+    expect(result.code).toBe(4)
+    const answers = new Map(jsonLines<{ line: number; durable: boolean; id?: string; error?: { code: string; message: string } }>(result.stdout).map((a) => [a.line, a]))
+    for (const line of numbered) {
+      const answer = answers.get(line.lineNumber)
+      if (line.good) expect(answer, `line ${line.lineNumber} (good)`).toMatchObject({ durable: true })
+      else if (line.kind) {
+        expect(answer, `line ${line.lineNumber} (${line.kind})`).toMatchObject({ durable: false })
+        expect(answer!.error!.message.length, `line ${line.lineNumber} (${line.kind})`).toBeGreaterThan(10)
+        // eslint-disable-next-line no-control-regex
+        expect(answer!.error!.message).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/)
+      } else expect(answer, `line ${line.lineNumber} (blank)`).toBeUndefined()
+    }
+    const bad = numbered.filter((l) => l.kind !== undefined).length
+    const good = numbered.filter((l) => l.good).length
+    expect(JSON.parse(result.stderr)).toMatchObject({ error: { code: 'WAL_INPUT_REJECTED', exitCode: 4, details: { rejected: bad, durable: good } } })
+
+    const tail = await wal.run(['tail', '--json'])
+    expect(tail.code).toBe(0)
+    const stored = payloadsByKey(tail.stdout)
+    expect(stored.size).toBe(good)
+    for (const line of numbered) if (line.good) expect(stored.get(line.good.key), line.good.key).toBe(line.good.payload)
+  }, 120_000)
+
+  it('names the line and the reason in text mode too, without a stack trace', async () => {
+    const input = Buffer.concat([
+      Buffer.from('{"key":"a","payload":1}\n'),
+      Buffer.from(`{"payload":${'['.repeat(10_000)}${']'.repeat(10_000)}}\n`),
+      Buffer.from('{"key":"b","payload":"'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('"}\n{"payload":1,"createdAt":"1"}\n{"key":"c","payload":2}\n'),
+    ])
+    const result = await wal.run(['produce'], { input })
+    expect(result.code).toBe(4)
+    expect(result.stderr).not.toMatch(STACK_TRACE)
+    expect(result.stderr).toMatch(/line 2: the line is nested more than 64 levels deep/)
+    expect(result.stderr).toMatch(/line 3: the line is not valid UTF-8 \(byte 23 of the line, 0xc3\)/)
+    expect(result.stderr).toMatch(/line 4: field "createdAt": expected an ISO 8601 time/)
+    expect(result.stdout.trim().split('\n')).toHaveLength(2)
+  })
+})
+
+describe('the reproductions of issue 15', () => {
+  it('refuses a delivery time past 9999, so nothing can wedge the namespace', async () => {
+    const flag = await wal.run(['produce', '-k', 'b', '-p', '1', '--delay', '99999999999d'])
+    expect(flag.code).toBe(4)
+    expect(flag.stdout).toBe('')
+    expect(flag.stderr).toMatch(/line 1: field "notBefore": --delay 99999999999d asks for a delivery time outside 1970-01-01T00:00:00.000Z … 9999-12-31T23:59:59.999Z/)
+    const stream = await wal.run(['produce', '--delay', '99999999999d'], { input: '{"payload":1}\n' })
+    expect(stream.code).toBe(4)
+    expect(stream.stderr).toMatch(/field "notBefore": --delay 99999999999d/)
+    const lines = await wal.run(['produce'], { input: '{"key":"a","payload":1}\n{"key":"b","payload":1,"notBefore":9000000000000000}\n{"key":"b","payload":1,"createdAt":8640000000000001}\n{"key":"c","payload":2}\n' })
+    expect(lines.code).toBe(4)
+    expect(lines.stderr).toMatch(/line 2: field "notBefore"/)
+    expect(lines.stderr).toMatch(/line 3: field "createdAt"/)
+    // Readers and consumers keep working.
+    expect((await wal.run(['tail'])).code).toBe(0)
+    const consumed = await wal.run(['consume', '--until-idle', '--json'])
+    expect(consumed.code).toBe(0)
+    expect(JSON.parse(consumed.stdout)).toMatchObject({ targets: [{ applied: 0, deadLettered: 2, lag: 0 }] })
+  })
+
+  it('refuses times that are not on the calendar or not ISO 8601', async () => {
+    const at = await wal.run(['produce', '-k', 'b', '-p', '1', '--at', '2026-02-30'])
+    expect(at.code).toBe(2)
+    expect(at.stderr).toMatch(/--at "2026-02-30" is not an ISO 8601 time/)
+    const lines = await wal.run(['produce'], { input: '{"payload":1,"createdAt":"1"}\n{"payload":1,"notBefore":"Tuesday 5"}\n' })
+    expect(lines.code).toBe(4)
+    expect(lines.stderr).toMatch(/line 1: field "createdAt".* found "1"/)
+    expect(lines.stderr).toMatch(/line 2: field "notBefore".* found "Tuesday 5"/)
+    expect((await wal.run(['tail', '--json'])).stdout).toBe('')
+  })
+
+  it('keeps a batch of good lines when one of them holds a value SQLite could not store', async () => {
+    const good = Array.from({ length: 999 }, (_, i) => `{"key":"k${i}","payload":${i}}`)
+    good.splice(500, 0, '{"key":"x","payload":1,"createdAt":1e300}', '{"key":"y","payload":1,"attempts":1e300}')
+    const result = await wal.run(['produce'], { input: `${good.join('\n')}\n` })
+    expect(result.code).toBe(4)
+    expect(result.stderr).toMatch(/2 of 1001 mutations were rejected \(line 501, 502\); the other 999 are durable/)
+    expect(jsonLines((await wal.run(['tail', '--json'])).stdout)).toHaveLength(999)
+  })
+
+  it('keeps payload numbers, whitespace and unicode exactly, header names as given, and refuses what it would reshape', async () => {
+    const input = TRICKY_PAYLOADS.map((p, i) => `{"key":"t${i}","payload":${p},"headers":{"__proto__":"x","constructor":"y"}}`).join('\n')
+    expect((await wal.run(['produce'], { input })).code).toBe(0)
+    const first = (await wal.run(['tail', '--json'])).stdout
+    const stored = payloadsByKey(first)
+    TRICKY_PAYLOADS.forEach((p, i) => expect(stored.get(`t${i}`)).toBe(p))
+    for (const line of jsonLines<{ headers: Record<string, string> }>(first)) expect(Object.keys(line.headers)).toEqual(['__proto__', 'constructor'])
+
+    // tail --json | produce -n copy | tail --json: the same payloads and headers, byte for byte.
+    writeFileSync(join(wal.cwd, 'first.ndjson'), first)
+    expect((await wal.run(['produce', '-n', 'copy'], { input: first })).code).toBe(0)
+    const second = (await wal.run(['tail', '-n', 'copy', '--json'])).stdout
+    const strip = (text: string): string[] =>
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.replace(/"namespace":"[^"]*"/, '').replace(/,"partition":.*$/, ''))
+        .sort()
+    expect(strip(second)).toEqual(strip(first))
+
+    const refused = await wal.run(['produce'], { input: '{"payload":1,"headers":["a","b"]}\n{"payload":"\\u00e9","payloadEncoding":"json","key":"\\ud800"}\n' })
+    expect(refused.code).toBe(4)
+    expect(refused.stderr).toMatch(/line 1: field "headers": expected an object .* found an array/)
+    expect(refused.stderr).toMatch(/line 2: field "key"/)
+  })
+
+  it('takes -p and --payload-file text as it is, and bytes that are not UTF-8 as base64', async () => {
+    expect((await wal.run(['produce', '-k', 'p', '-p', ' {"n": 9007199254740993 ,"e":1e400} '])).code).toBe(0)
+    writeFileSync(join(wal.cwd, 'payload.json'), '{"n":\t123456789012345678901234567890}\n')
+    expect((await wal.run(['produce', '-k', 'f', '--payload-file', 'payload.json'])).code).toBe(0)
+    writeFileSync(join(wal.cwd, 'payload.bin'), Buffer.from([0xff, 0x00, 0xc3]))
+    expect((await wal.run(['produce', '-k', 'b', '--payload-file', 'payload.bin'])).code).toBe(0)
+    writeFileSync(join(wal.cwd, 'deep.json'), '['.repeat(100) + ']'.repeat(100))
+    const deep = await wal.run(['produce', '-k', 'd', '--payload-file', 'deep.json'])
+    expect(deep.code).toBe(4)
+    expect(deep.stderr).toMatch(/nested more than 64 levels/)
+    const stored = payloadsByKey((await wal.run(['tail', '--json'])).stdout)
+    expect(stored.get('p')).toBe('{"n": 9007199254740993 ,"e":1e400}')
+    expect(stored.get('f')).toBe('{"n":\t123456789012345678901234567890}')
+    expect(stored.get('b')).toBe(JSON.stringify(Buffer.from([0xff, 0x00, 0xc3]).toString('base64')))
+  })
+})
