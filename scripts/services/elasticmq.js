@@ -56,7 +56,9 @@ aws {
 `,
   )
   const java = existsSync(JDK17) ? JDK17 : 'java'
-  startProcess(name, java, ['-Xmx256m', `-Dconfig.file=${config}`, '-cp', `${lib}/*`, 'org.elasticmq.server.Main'], { cwd: dir })
+  // ElasticMQ keeps every message in memory; a whole test run (FIFO and bulk tests write thousands) did
+  // not fit in 256 MB. Exit at once on OOM, so a dead server is seen as down, not as a hung one.
+  startProcess(name, java, ['-Xmx1g', '-XX:+ExitOnOutOfMemoryError', `-Dconfig.file=${config}`, '-cp', `${lib}/*`, 'org.elasticmq.server.Main'], { cwd: dir })
 }
 
 /** True when a real SQS call (ListQueues) succeeds. */
