@@ -38,11 +38,23 @@ export async function up(names = []) {
     if (service.external) {
       throw new ServiceError(`${service.name}: the server named by the environment is not reachable (${service.describe()})`)
     }
-    if (runningPid(service.name) === undefined) {
+    let fresh = runningPid(service.name) === undefined
+    if (fresh) {
       say(`${service.name}: starting…`)
       await service.start()
     } else say(`${service.name}: started earlier, waiting for it…`)
-    await waitUntilReady(service.name, () => service.ready(), { timeoutMs: service.readyTimeoutMs })
+    try {
+      await waitUntilReady(service.name, () => service.ready(), { timeoutMs: service.readyTimeoutMs })
+    } catch (error) {
+      // A process of ours that never answers (e.g. a JVM left alive after an OutOfMemoryError) is
+      // replaced once; one we just started and that failed is reported.
+      if (fresh || !(error instanceof ServiceError)) throw error
+      say(`${service.name}: its process does not answer; starting it again`)
+      await stopProcess(service.name)
+      fresh = true
+      await service.start()
+      await waitUntilReady(service.name, () => service.ready(), { timeoutMs: service.readyTimeoutMs })
+    }
     say(`${service.name}: up after ${((Date.now() - started) / 1000).toFixed(1)}s (${service.describe()})`)
   }
   // Toxiproxy's proxies point at the others; (re)make them whenever Toxiproxy is up.
