@@ -120,7 +120,7 @@ describe('fenced leases', () => {
     const items = kvItems(wal.stateDir, 'orders')
     expect(items).toHaveLength(KEYS)
     for (const row of items) expect(JSON.parse(row.item!), row.pk).toMatchObject({ round: 74 })
-  })
+  }, 300_000)
 
   it('gives each acquisition of a lease a higher epoch, and keeps it across a release', async () => {
     writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { store: { type: 'kv' } } } } }))
@@ -194,5 +194,5 @@ describe('a store locked by a frozen process', () => {
     const items = kvItems(wal.stateDir, 'orders')
     expect(items).toHaveLength(KEYS)
     for (const row of items) expect(JSON.parse(row.item!), row.pk).toMatchObject({ round: 99 })
-  })
+  }, 300_000)
 })

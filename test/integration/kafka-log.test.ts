@@ -200,7 +200,7 @@ describe('consumers on a Kafka namespace', () => {
     server.failFirst('retry-once', 1, 503)
     await wal.run(['produce', '-n', 'orders'], { input: ndjson([{ key: 'flaky', payload: { i: 1 } }, { key: 'bad', payload: { i: 2 } }, { key: 'good', payload: { i: 3 } }]) })
     const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
-    expect(consumed.code).toBe(0)
+    expect(consumed.code).toBe(8)
     expect(JSON.parse(consumed.stdout).targets[0]).toMatchObject({ applied: 1, deadLettered: 2, lag: 0 })
     expect(server.received.filter((r) => r.key === 'flaky')).toHaveLength(3)
 

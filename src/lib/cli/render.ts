@@ -82,6 +82,12 @@ export function renderConsumeSummary(summary: ConsumeSummary): string {
   ])
 }
 
+/** The line under a consume summary when the run dead-lettered mutations (it then exits 8). */
+export function renderDeadLetteredNotice(summary: ConsumeSummary): string {
+  const n = summary.deadLettered
+  return `wal: ${n} mutation${n === 1 ? ' was' : 's were'} dead-lettered during this run (exit 8); see: wal dlq ls -n ${summary.namespace}`
+}
+
 export function renderDeadLetters(entries: readonly DlqListing[]): string {
   if (entries.length === 0) return 'no entries'
   return table([
