@@ -119,4 +119,28 @@ describe('produce on a full disk', () => {
       }
     }
   }, 600_000)
+
+  it.skipIf(!mountable)('counts re-produced (duplicate) lines among the earlier mutations that are durable', async () => {
+    const line = (i: number): Record<string, unknown> => ({ key: `k${i}`, idempotencyKey: `i${i}`, payload: { i, pad: 'x'.repeat(200) } })
+    const disk = join(wal.dir, 'disk')
+    mkdirSync(disk)
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', disk])
+    try {
+      const env = { WAL_HOME: join(disk, 'state') }
+      const first = await wal.run(['produce', '--json'], { input: ndjson(Array.from({ length: 20_000 }, (_, i) => line(i))), env })
+      expect(first.code).toBe(5)
+      const acked = jsonLines<Ack>(first.stdout).length
+      // The same lines again (all duplicates now), then the ones that did not fit: the first new line fails.
+      const again = await wal.run(['produce', '--json'], { input: ndjson(Array.from({ length: acked + 5000 }, (_, i) => line(i))), env })
+      expect(again.code).toBe(5)
+      const acks = jsonLines<Ack & { duplicate?: boolean }>(again.stdout)
+      expect(acks.filter((a) => a.duplicate).length).toBeGreaterThan(0)
+      const [, firstLost, durable] = /nothing from line (\d+) on was written; (\d+) earlier mutations are durable/.exec(again.stderr) ?? []
+      // Every line acked before the first lost one counts, duplicates included.
+      expect(Number(durable)).toBe(acks.length)
+      expect(Number(firstLost)).toBe(acks.length + 1)
+    } finally {
+      execFileSync('umount', ['-l', disk])
+    }
+  }, 120_000)
 })
