@@ -1,7 +1,7 @@
 // Honest exits: a consumer that cannot finish says so and which target; a run that dead-lettered says
 // how many; a stop with nothing in flight is immediate; produce on a full disk names the first line lost.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -139,6 +139,34 @@ describe('produce on a full disk', () => {
       // Every line acked before the first lost one counts, duplicates included.
       expect(Number(durable)).toBe(acks.length)
       expect(Number(firstLost)).toBe(acks.length + 1)
+    } finally {
+      execFileSync('umount', ['-l', disk])
+    }
+  }, 120_000)
+})
+
+describe('a file target on a full disk', () => {
+  it.skipIf(!mountable)('pauses only that target, exits 5 naming it under --until-idle, and delivers everything once there is room', async () => {
+    const disk = join(wal.dir, 'disk')
+    mkdirSync(disk)
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', disk])
+    try {
+      const outPath = join(disk, 'out.ndjson')
+      configure({ out: { type: 'file', path: outPath }, store: { type: 'kv' } })
+      const input = Array.from({ length: 500 }, (_, i) => ({ key: `k${i}`, payload: put(i) }))
+      const produced = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(input) })
+      const ids = jsonLines<Ack>(produced.stdout).map((a) => a.id)
+      const full = await wal.run(['consume', '-n', 'orders', '--until-idle', '--idle-timeout', '2s'])
+      expect(full.code, full.stderr).toBe(5)
+      expect(full.stderr).toMatch(/^wal: target "out" made no progress for 2s \(--idle-timeout\) with work left: it cannot make its applies durable: ENOSPC/m)
+      expect(kvItems(wal.stateDir, 'orders')).toHaveLength(500)
+
+      execFileSync('mount', ['-o', 'remount,size=8m', disk])
+      const after = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      expect(after.code, after.stderr).toBe(0)
+      // Every line whole (no half line left by a write the full disk cut short), every mutation there.
+      const written = new Set(jsonLines<{ id: string }>(readFileSync(outPath, 'utf8')).map((e) => e.id))
+      expect(ids.filter((id) => !written.has(id))).toEqual([])
     } finally {
       execFileSync('umount', ['-l', disk])
     }

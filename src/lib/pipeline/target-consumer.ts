@@ -146,6 +146,17 @@ function withoutPartitions(change: PendingChange, drop: ReadonlySet<number>): Pe
   }
 }
 
+function mergeChanges(first: PendingChange, then: PendingChange): PendingChange {
+  return {
+    schedule: [...first.schedule, ...then.schedule],
+    reschedule: [...first.reschedule, ...then.reschedule],
+    unschedule: [...first.unschedule, ...then.unschedule],
+    deadLetters: [...first.deadLetters, ...then.deadLetters],
+    history: [...first.history, ...then.history],
+    keys: [...first.keys, ...then.keys],
+  }
+}
+
 function partitionsOf(change: PendingChange, offsets: ReadonlyMap<number, number>): Set<number> {
   const touched = new Set(offsets.keys())
   for (const list of [change.schedule, change.reschedule, change.unschedule, change.deadLetters, change.history]) for (const e of list) touched.add(e.partition)
@@ -180,6 +191,8 @@ export class TargetConsumer {
   private readonly stopWaiting: AbortSignal
   /** When something last moved (a mutation done, a partition taken on): for --idle-timeout. */
   private lastProgressMs = Date.now()
+  /** Set while the target could not flush (a full disk): what it applied is not committed yet. */
+  private unflushed: TargetError | undefined
   /** The error that last paused the target, to say why it gave up. */
   private lastPause: TargetError | undefined
   private readonly stats: Omit<TargetStats, 'partitions' | 'lag'>
@@ -225,6 +238,12 @@ export class TargetConsumer {
       }
       if (this.failure !== undefined) throw this.failure
       await this.commit()
+      if (this.unflushed !== undefined) {
+        throw new BackendUnavailableError(
+          `target "${this.options.settings.name}" could not make its last applies durable (${this.unflushed.code}: ${this.unflushed.message}); they were not committed and the next consumer applies them again`,
+          { code: 'WAL_TARGET_UNAVAILABLE', cause: this.unflushed, details: { target: this.options.settings.name } },
+        )
+      }
       return await this.summary()
     } finally {
       clearInterval(heartbeat)
@@ -253,7 +272,9 @@ export class TargetConsumer {
     const name = this.options.settings.name
     const waitingFor = this.wanted.filter((p) => !this.owned.includes(p))
     const why =
-      this.circuit.state !== 'closed' && this.lastPause !== undefined
+      this.unflushed !== undefined
+        ? `it cannot make its applies durable: ${this.unflushed.code}: ${this.unflushed.message}`
+        : this.circuit.state !== 'closed' && this.lastPause !== undefined
         ? `it is paused: ${this.lastPause.code}: ${this.lastPause.message}`
         : waitingFor.length > 0
           ? `partitions ${waitingFor.join(',')} stay held by another consumer`
@@ -268,7 +289,7 @@ export class TargetConsumer {
     // Partitions still leased to a consumer that stopped: not idle until their lease lapses and they are ours.
     if (this.wanted.some((p) => !this.owned.includes(p))) return false
     await this.commit()
-    if (this.busyKeys.size > 0) return false
+    if (this.unflushed !== undefined || this.busyKeys.size > 0) return false
     const marks = await this.options.log.marks()
     for (const p of this.owned) if (this.progress.position(p) < marks[p]!.high) return false
     const due = await this.options.store.nextDueAtMs(this.owned)
@@ -597,11 +618,12 @@ export class TargetConsumer {
     const offsets = this.progress.toCommit()
     const epochs = new Map<number, number>()
     for (const p of partitionsOf(change, offsets)) epochs.set(p, this.epochs.get(p)!)
-    if (epochs.size === 0) {
-      await this.options.target.flush?.()
+    if (!(await this.flushTarget())) {
+      // Not durable at the target: nothing is committed; the change waits for the next flush.
+      this.change = mergeChanges(change, this.change)
       return
     }
-    await this.options.target.flush?.()
+    if (epochs.size === 0) return
     for (;;) {
       // A partition dropped while the target flushed: its part of the change is void.
       for (const [p, epoch] of epochs) {
@@ -634,6 +656,30 @@ export class TargetConsumer {
     }
     for (const [p, offset] of offsets) if (this.epochs.get(p) === epochs.get(p)) this.progress.committedAt(p, offset)
     for (const { key, epoch } of change.keys) if (this.busyKeys.get(key)?.epoch === epoch) this.busyKeys.delete(key)
+  }
+
+  /**
+   * Makes the target's applies durable. An infrastructure failure (a full disk) pauses the target
+   * instead of ending the consumer: the target keeps what it could not flush and the next commit tries
+   * again. Any other failure ends the consumer (the target cannot say what it kept).
+   */
+  private async flushTarget(): Promise<boolean> {
+    try {
+      await this.options.target.flush?.()
+      this.unflushed = undefined
+      return true
+    } catch (thrown) {
+      const error = toTargetError(thrown)
+      if (error.errorClass !== 'infrastructure') throw thrown
+      this.unflushed = error
+      this.lastPause = error
+      if (this.circuit.state === 'closed') {
+        this.circuit.failed(false)
+        this.stats.circuitOpened++
+        this.options.onEvent?.({ type: 'circuit-open', target: this.options.settings.name, error })
+      }
+      return false
+    }
   }
 
   private async summary(): Promise<TargetStats> {
