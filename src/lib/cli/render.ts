@@ -116,9 +116,13 @@ export function renderDeadLetterStats(stats: { total: number; groups: readonly D
 }
 
 export function renderReplayPlan(plan: ReplayPlan): string {
-  const head = plan.dryRun
+  let head = plan.dryRun
     ? `dry run: would replay ${plan.replayed} entries into "${plan.toNamespace}" and park ${plan.parked} (nothing changed)`
     : `replayed ${plan.replayed} entries into "${plan.toNamespace}", parked ${plan.parked}`
+  if (plan.unparked > 0) head += `; ${plan.unparked} of them ${plan.dryRun ? 'are' : 'were'} parked (--include-parked)`
+  if (plan.parkedLeftOut > 0) {
+    head += `\n${plan.parkedLeftOut} matching ${plan.parkedLeftOut === 1 ? 'entry is' : 'entries are'} parked by the loop guard and left out: add --include-parked to replay ${plan.parkedLeftOut === 1 ? 'it' : 'them'}`
+  }
   if (plan.groups.length === 0) return head
   return `${head}\n${table([['TARGET', 'CLASS', 'COUNT'], ...plan.groups.map((g) => [g.target, g.errorClass, String(g.count)])])}`
 }
@@ -139,8 +143,15 @@ export function renderExplain(report: ExplainReport): string {
   for (const t of report.targets) {
     lines.push(`target ${t.target}: ${t.status} — ${t.detail}`)
     if (t.plan !== undefined) lines.push(`  applied as ${t.plan}`)
-    for (const e of t.events) {
-      lines.push(`  ${e.at} ${e.event} (attempt ${e.attempt})${e.code ? ` ${e.errorClass} ${e.code}: ${e.message}` : ''}`)
+    for (const d of t.deliveries) {
+      // With one delivery its line would repeat the target's: only its events follow.
+      const indent = t.deliveries.length > 1 ? '    ' : '  '
+      if (t.deliveries.length > 1) {
+        lines.push(`  ${d.replay === 0 ? 'produced' : `replay #${d.replay}`} (${d.partition}:${d.offset}): ${d.status} — ${d.detail}`)
+      }
+      for (const e of d.events) {
+        lines.push(`${indent}${e.at} ${e.event} (attempt ${e.attempt})${e.code ? ` ${e.errorClass} ${e.code}: ${e.message}` : ''}`)
+      }
     }
   }
   return lines.join('\n')

@@ -110,6 +110,8 @@ export interface HistoryEvent {
   atMs: number
   event: 'applied' | 'failed' | 'scheduled' | 'dead-lettered'
   attempt: number
+  /** Which copy of the mutation: 0 as produced, n after its n-th DLQ replay (its wal-replays header). Unknown in older state. */
+  delivery?: number
   errorClass?: ErrorClass
   code?: string
   message?: string
@@ -167,7 +169,7 @@ export interface ConsumerStore {
   /** When the next scheduled entry that is first of its key is due, in these partitions; null when none is. */
   nextDueAtMs(partitions: readonly number[]): Promise<number | null>
   /** Recorded events of one mutation at this target, and where it waits in the schedule, if it does. */
-  story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number }> }>
+  story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number; delivery?: number }> }>
   /** Entries waiting in the schedule, and in the DLQ. */
   counts(): Promise<{ scheduled: number; deadLetters: number }>
   /** Owners of this target's partitions now, and when each lease ends. */

@@ -21,6 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { RetryPolicy, TargetSettings } from '../config/schema.js'
 import { MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, type Failure, type Mutation } from '../envelope/envelope.js'
+import { replaysOf } from '../dlq/replays.js'
 import { BackendUnavailableError } from '../errors.js'
 import type { ConsumerCommit, ConsumerStore, DeadLetter, HistoryEvent, LogBackend, ShardRequest } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
@@ -510,10 +511,7 @@ export class TargetConsumer {
         this.stats.retried++
         this.options.observer?.retried(mutation)
         if (this.isCurrent(item)) {
-          this.change.history.push({
-            partition: item.partition,
-            event: { mutationId: mutation.id, atMs: this.options.now(), event: 'failed', attempt, errorClass: error.errorClass, code: error.code, message: error.message },
-          })
+          this.recordHistory(item, { mutationId: mutation.id, atMs: this.options.now(), event: 'failed', attempt, errorClass: error.errorClass, code: error.code, message: error.message })
         }
         const wait = backoffMs(this.policy, attempt)
         if (wait <= IN_PROCESS_BACKOFF_MAX_MS) {
@@ -544,7 +542,7 @@ export class TargetConsumer {
     this.progressed()
     // Its partition was lost meanwhile: the new owner decides (a log item is redone from its offset).
     if (!this.isCurrent(item)) return this.finishLog(item)
-    this.change.history.push({ partition: item.partition, event: { mutationId: mutation.id, atMs: this.options.now(), event: 'scheduled', attempt: mutation.attempts } })
+    this.recordHistory(item, { mutationId: mutation.id, atMs: this.options.now(), event: 'scheduled', attempt: mutation.attempts })
     if (item.source === 'scheduled') {
       this.change.reschedule.push({ partition: item.partition, seq: item.seq, dueAtMs, mutation })
       this.change.keys.push({ key: mutation.key, partition: item.partition, epoch: item.epoch })
@@ -568,10 +566,15 @@ export class TargetConsumer {
     this.done(item, { mutationId: mutation.id, atMs, event: 'dead-lettered', attempt: mutation.attempts, errorClass: error.errorClass, code: error.code, message: error.message })
   }
 
+  /** A step in the mutation's story, for `wal explain`: with which copy (delivery) of it this happened. */
+  private recordHistory(item: Item, event: HistoryEvent): void {
+    this.change.history.push({ partition: item.partition, event: { ...event, delivery: replaysOf(item.mutation) } })
+  }
+
   private done(item: Item, event: HistoryEvent | undefined): void {
     this.progressed()
     if (!this.isCurrent(item)) return this.finishLog(item)
-    if (event) this.change.history.push({ partition: item.partition, event })
+    if (event) this.recordHistory(item, event)
     if (item.source === 'scheduled') {
       this.change.unschedule.push({ seq: item.seq, partition: item.partition })
       this.change.keys.push({ key: item.mutation.key, partition: item.partition, epoch: item.epoch })

@@ -17,7 +17,8 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { decodeEnvelopeLine, encodeEnvelope } from '../../envelope/envelope.js'
 import type { ClaimResult, ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
 import { BUSY_WAIT_MS, withLockRetries } from '../../io/sqlite-lock.js'
-import { ADD_LEASE_EPOCH, CONSUMER_DDL } from './schema.js'
+import { replaysOf } from '../../dlq/replays.js'
+import { ADD_HISTORY_DELIVERY, ADD_LEASE_EPOCH, CONSUMER_DDL } from './schema.js'
 
 interface LeaseRow {
   owner: string
@@ -64,7 +65,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       'INSERT INTO dlq (target, partition, id, key, dead_at, error_class, code, message, envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     )
     this.insertHistory = db.prepare(
-      'INSERT INTO history (mutation_id, target, at, event, attempt, error_class, code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO history (mutation_id, target, at, event, attempt, error_class, code, message, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     )
   }
 
@@ -83,13 +84,18 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     return new EmbeddedConsumerStore(db, namespace, partitions, target, lockTimeoutMs)
   }
 
-  /** State written by an older wal: leases had no epoch (added as 0; the next acquisition makes it 1). */
+  /**
+   * State written by an older wal: leases had no epoch (added as 0; the next acquisition makes it 1),
+   * history no delivery.
+   */
   private static migrate(db: DatabaseSync): void {
-    const hasEpoch = (): boolean => db.prepare("SELECT 1 AS ok FROM pragma_table_info('leases') WHERE name = 'epoch'").get() !== undefined
-    if (hasEpoch()) return
+    const has = (table: string, column: string): boolean => db.prepare('SELECT 1 AS ok FROM pragma_table_info(?) WHERE name = ?').get(table, column) !== undefined
+    if (has('leases', 'epoch') && has('history', 'delivery')) return
     db.exec('BEGIN IMMEDIATE')
     try {
-      if (!hasEpoch()) db.exec(ADD_LEASE_EPOCH)
+      // Another process may have added them meanwhile: look again under the write lock.
+      if (!has('leases', 'epoch')) db.exec(ADD_LEASE_EPOCH)
+      if (!has('history', 'delivery')) db.exec(ADD_HISTORY_DELIVERY)
       db.exec('COMMIT')
     } catch (error) {
       db.exec('ROLLBACK')
@@ -184,7 +190,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
         this.insertDead.run(this.target, d.partition, d.mutation.id, d.mutation.key, d.atMs, d.errorClass, d.code, d.message, encodeEnvelope(d.mutation))
       }
       for (const h of change.history) {
-        this.insertHistory.run(h.mutationId, this.target, h.atMs, h.event, h.attempt, h.errorClass ?? null, h.code ?? null, h.message ?? null)
+        this.insertHistory.run(h.mutationId, this.target, h.atMs, h.event, h.attempt, h.errorClass ?? null, h.code ?? null, h.message ?? null, h.delivery ?? null)
       }
       return { lost }
     })
@@ -233,7 +239,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     return row.due
   }
 
-  async story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number }> }> {
+  async story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number; delivery?: number }> }> {
     const history = (
       this.db.prepare('SELECT * FROM history WHERE target = ? AND mutation_id = ? ORDER BY rowid').all(this.target, mutationId) as Array<{
         at: number
@@ -242,9 +248,11 @@ export class EmbeddedConsumerStore implements ConsumerStore {
         error_class: HistoryEvent['errorClass'] | null
         code: string | null
         message: string | null
+        delivery: number | null
       }>
     ).map((r) => ({
       mutationId,
+      ...(r.delivery === null ? {} : { delivery: r.delivery }),
       atMs: r.at,
       event: r.event,
       attempt: r.attempt,
@@ -253,9 +261,9 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       ...(r.message === null ? {} : { message: r.message }),
     }))
     const scheduled = (this.db.prepare('SELECT due_at, envelope FROM scheduled WHERE target = ? ORDER BY seq').all(this.target) as Array<{ due_at: number; envelope: string }>)
-      .map((r) => ({ dueAtMs: r.due_at, envelope: JSON.parse(r.envelope) as { id: string; attempts: number } }))
+      .map((r) => ({ dueAtMs: r.due_at, envelope: JSON.parse(r.envelope) as { id: string; attempts: number; headers?: Record<string, string> } }))
       .filter((r) => r.envelope.id === mutationId)
-      .map((r) => ({ dueAtMs: r.dueAtMs, attempts: r.envelope.attempts }))
+      .map((r) => ({ dueAtMs: r.dueAtMs, attempts: r.envelope.attempts, delivery: replaysOf({ headers: r.envelope.headers ?? {} }) }))
     return { history, scheduled }
   }
 

@@ -52,6 +52,9 @@ export const ADD_CREATED_AT_US = 'ALTER TABLE records ADD COLUMN created_at_us I
 /** Consumer state written before leases had epochs: added when such a log's consumer state is opened. */
 export const ADD_LEASE_EPOCH = 'ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0'
 
+/** History written before it recorded the delivery (which copy of a mutation): added on open. */
+export const ADD_HISTORY_DELIVERY = 'ALTER TABLE history ADD COLUMN delivery INTEGER'
+
 /** Consumer state, per target: offsets, leases, scheduled (delayed or backing-off) mutations, DLQ, history. */
 export const CONSUMER_DDL = `
 CREATE TABLE IF NOT EXISTS consumer_offsets (
@@ -122,7 +125,9 @@ CREATE TABLE IF NOT EXISTS history (
   attempt INTEGER NOT NULL,
   error_class TEXT,
   code TEXT,
-  message TEXT
+  message TEXT,
+  -- Which copy of the mutation (0 as produced, n after its n-th replay); null in older state.
+  delivery INTEGER
 );
 CREATE INDEX IF NOT EXISTS history_mutation ON history (mutation_id);
 `

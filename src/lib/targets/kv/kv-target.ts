@@ -175,6 +175,15 @@ export class KvTarget implements Target {
   }
 
   async apply(mutation: Mutation, context?: ApplyContext): Promise<void> {
+    if (!this.inTransaction && this.locking === undefined) {
+      // Uncontended, the lock is taken at once: applies then run in the order they were given.
+      try {
+        this.db.exec('BEGIN IMMEDIATE')
+        this.inTransaction = true
+      } catch (error) {
+        if (!isBusy(error)) throw this.storeError(error)
+      }
+    }
     // Checked again after each wait: a flush may have committed (and so ended) the transaction meanwhile.
     while (!this.inTransaction) await this.lock(context?.signal ?? new AbortController().signal)
     this.applyParts(mutation)
