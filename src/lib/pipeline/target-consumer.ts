@@ -181,6 +181,8 @@ export class TargetConsumer {
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
   private inFlight = 0
   private heartbeating = false
+  /** Whether the store refuses a commit whole when a partition's epoch is stale (embedded), or writes the rest (Kafka). */
+  private storeFences = false
   private committing: Promise<void> | undefined
   /** A commit asked for while one was under way: it runs when that one ends. */
   private nextCommit: Promise<void> | undefined
@@ -313,6 +315,7 @@ export class TargetConsumer {
     const { owned, wanted, epochs } = await this.options.store.claim(this.options.owner, this.options.shard, this.options.leaseTtlMs)
     this.wanted = wanted
     // Backends without lease epochs (Kafka: its group generation) fence by themselves.
+    this.storeFences = epochs !== undefined
     const epochOf = (p: number): number => epochs?.get(p) ?? 0
     // Held again under another epoch: we lost it in between (frozen past the lease), so whatever we had
     // in memory for it may be behind what its other owner committed. Start it over.
@@ -655,7 +658,8 @@ export class TargetConsumer {
         offsets.delete(p)
       }
       change = withoutPartitions(change, fenced)
-      if (epochs.size === 0) return
+      // A store without epochs wrote the rest already: committing it again would write it twice.
+      if (epochs.size === 0 || !this.storeFences) break
     }
     for (const [p, offset] of offsets) if (this.epochs.get(p) === epochs.get(p)) this.progress.committedAt(p, offset)
     for (const { key, epoch } of change.keys) if (this.busyKeys.get(key)?.epoch === epoch) this.busyKeys.delete(key)
