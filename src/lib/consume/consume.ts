@@ -161,6 +161,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
         concurrency: Math.max(...targets.map(concurrencyOf)),
         now,
         untilIdle: options.untilIdle ?? false,
+        idleTimeoutMs,
         stop: options.signal,
         abort: abort.signal,
         onEvent,
