@@ -94,13 +94,21 @@ describe('fenced leases', () => {
     try {
       const flags = ['--shard', 'auto', '--lease-ttl', '2s', '--rate', '400/s', '--concurrency', '4']
       const a = spawnConsumer(flags)
-      await waitFor(() => committedSum('store') > 400, { timeoutMs: 60_000 })
-      a.child.kill('SIGSTOP')
-      const atStop = committedSum('store')
+      await waitFor(() => committedSum('out') > 400, { timeoutMs: 60_000 })
+      // Frozen at a moment it is not inside a commit to the log (that would hold up every consumer of the
+      // log, whatever the leases say). It may well hold the kv store's lock: B then pauses kv, not the file.
+      const logPath = join(wal.stateDir, 'embedded', 'orders.db')
+      for (;;) {
+        a.child.kill('SIGSTOP')
+        if (!writeLocked(logPath)) break
+        a.child.kill('SIGCONT')
+        await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20))
+      }
+      const atStop = committedSum('out')
 
       // B takes A's partitions over once A's leases lapse, gets well past where A was, and is killed.
       const b = spawnConsumer(flags)
-      await waitFor(() => committedSum('store') > atStop + 800, { timeoutMs: 60_000 })
+      await waitFor(() => committedSum('out') > atStop + 800, { timeoutMs: 60_000 })
       b.child.kill('SIGKILL')
       await b.closed
 
