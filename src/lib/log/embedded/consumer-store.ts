@@ -80,7 +80,6 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     db.exec('PRAGMA synchronous = NORMAL')
     db.exec(CONSUMER_DDL)
     EmbeddedConsumerStore.migrate(db)
-    db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`)
     return new EmbeddedConsumerStore(db, namespace, partitions, target, lockTimeoutMs)
   }
 
@@ -104,7 +103,14 @@ export class EmbeddedConsumerStore implements ConsumerStore {
   }
 
   private async transaction<T>(work: () => T): Promise<T> {
-    await withLockRetries(() => this.db.exec('BEGIN IMMEDIATE'), this.lockTimeoutMs)
+    // Only taking the write lock may wait on another process for long: that wait is capped per try and
+    // made of timers. Reads (WAL mode) wait at most for a moment, so they keep the long busy timeout.
+    this.db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`)
+    try {
+      await withLockRetries(() => this.db.exec('BEGIN IMMEDIATE'), this.lockTimeoutMs)
+    } finally {
+      this.db.exec(`PRAGMA busy_timeout = ${this.lockTimeoutMs}`)
+    }
     try {
       const result = work()
       this.db.exec('COMMIT')
