@@ -1,7 +1,7 @@
 // Honest exits: a consumer that cannot finish says so and which target; a run that dead-lettered says
 // how many; a stop with nothing in flight is immediate; produce on a full disk names the first line lost.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -172,3 +172,38 @@ describe('a file target on a full disk', () => {
     }
   }, 120_000)
 })
+
+describe('consume on a full disk', () => {
+  it.skipIf(!mountable)('exits 5 with one error line when the state directory fills up, and applies everything once there is room', async () => {
+    const disk = join(wal.dir, 'disk')
+    mkdirSync(disk)
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', disk])
+    try {
+      const env = { WAL_HOME: join(disk, 'state') }
+      const input = Array.from({ length: 300 }, (_, i) => ({ key: `k${i}`, payload: { op: 'put', table: 't', key: { id: i }, item: { id: i, pad: 'y'.repeat(300) } } }))
+      expect((await wal.run(['produce'], { input: ndjson(input), env })).code).toBe(0)
+      // Whatever room is left is taken.
+      const filler = join(disk, 'filler')
+      const chunk = Buffer.alloc(4096)
+      try {
+        for (;;) appendFileSync(filler, chunk)
+      } catch (error) {
+        expect((error as NodeJS.ErrnoException).code).toBe('ENOSPC')
+      }
+      const full = await wal.run(['consume', '--until-idle'], { env })
+      expect(full.code, full.stderr).toBe(5)
+      const errors = full.stderr.split('\n').filter((l) => l.startsWith('wal: ') && !l.includes('now consuming'))
+      expect(errors).toHaveLength(1)
+      expect(errors[0]).toMatch(/disk is full/)
+      expect(full.stderr).not.toMatch(/unexpected|unsettled/)
+
+      rmSync(filler)
+      const after = await wal.run(['consume', '--until-idle'], { env })
+      expect(after.code, after.stderr).toBe(0)
+      expect(kvItems(join(disk, 'state'))).toHaveLength(300)
+    } finally {
+      execFileSync('umount', ['-l', disk])
+    }
+  }, 120_000)
+})
+

@@ -677,7 +677,12 @@ export class TargetConsumer {
       return true
     } catch (thrown) {
       const error = toTargetError(thrown)
-      if (error.errorClass !== 'infrastructure') throw thrown
+      if (error.errorClass !== 'infrastructure') {
+        throw new BackendUnavailableError(
+          `target "${this.options.settings.name}" could not make its applies durable (${error.code}: ${error.message}); nothing was committed past them, and the next consumer applies them again`,
+          { code: 'WAL_TARGET_UNAVAILABLE', cause: thrown, details: { target: this.options.settings.name } },
+        )
+      }
       this.unflushed = error
       this.lastPause = error
       if (this.circuit.state === 'closed') {

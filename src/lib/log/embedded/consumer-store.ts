@@ -18,6 +18,7 @@ import { decodeEnvelopeLine, encodeEnvelope } from '../../envelope/envelope.js'
 import type { ClaimResult, ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
 import { BUSY_WAIT_MS, withLockRetries } from '../../io/sqlite-lock.js'
 import { replaysOf } from '../../dlq/replays.js'
+import { isStorageError, unavailable } from './errors.js'
 import { ADD_HISTORY_DELIVERY, ADD_LEASE_EPOCH, CONSUMER_DDL } from './schema.js'
 
 interface LeaseRow {
@@ -47,6 +48,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     private readonly partitions: number,
     readonly target: string,
     private readonly lockTimeoutMs: number,
+    private readonly path: string,
   ) {
     this.getLease = db.prepare('SELECT owner, expires_at, epoch FROM leases WHERE target = ? AND partition = ?')
     this.putLease = db.prepare(
@@ -80,7 +82,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     db.exec('PRAGMA synchronous = NORMAL')
     db.exec(CONSUMER_DDL)
     EmbeddedConsumerStore.migrate(db)
-    return new EmbeddedConsumerStore(db, namespace, partitions, target, lockTimeoutMs)
+    return new EmbeddedConsumerStore(db, namespace, partitions, target, lockTimeoutMs, path)
   }
 
   /**
@@ -103,20 +105,26 @@ export class EmbeddedConsumerStore implements ConsumerStore {
   }
 
   private async transaction<T>(work: () => T): Promise<T> {
-    // Only taking the write lock may wait on another process for long: that wait is capped per try and
-    // made of timers. Reads (WAL mode) wait at most for a moment, so they keep the long busy timeout.
-    this.db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`)
     try {
-      await withLockRetries(() => this.db.exec('BEGIN IMMEDIATE'), this.lockTimeoutMs)
-    } finally {
-      this.db.exec(`PRAGMA busy_timeout = ${this.lockTimeoutMs}`)
-    }
-    try {
-      const result = work()
-      this.db.exec('COMMIT')
-      return result
+      // Only taking the write lock may wait on another process for long: that wait is capped per try and
+      // made of timers. Reads (WAL mode) wait at most for a moment, so they keep the long busy timeout.
+      this.db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`)
+      try {
+        await withLockRetries(() => this.db.exec('BEGIN IMMEDIATE'), this.lockTimeoutMs)
+      } finally {
+        this.db.exec(`PRAGMA busy_timeout = ${this.lockTimeoutMs}`)
+      }
+      try {
+        const result = work()
+        this.db.exec('COMMIT')
+        return result
+      } catch (error) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK')
+        throw error
+      }
     } catch (error) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK')
+      // A full disk, a lock held too long, a file made read-only: the log's fault (exit 5), said as such.
+      if (isStorageError(error)) throw unavailable(this.path, `write the consumer state of target "${this.target}" to`, error)
       throw error
     }
   }

@@ -192,7 +192,22 @@ export class KvTarget implements Target {
   async flush(): Promise<void> {
     if (!this.inTransaction) return
     this.inTransaction = false
-    this.db.exec('COMMIT')
+    try {
+      this.db.exec('COMMIT')
+    } catch (error) {
+      // A full disk, an I/O error: what was applied since the last flush is rolled back, so nothing may
+      // be committed past it. Not an infrastructure error (those pause and flush again later): the
+      // consumer ends, and the next one applies these mutations again.
+      if (this.db.isTransaction) {
+        try {
+          this.db.exec('ROLLBACK')
+        } catch {
+          // Rolled back by SQLite already.
+        }
+      }
+      const code = ((error as { errcode?: number }).errcode ?? 0) & 0xff
+      throw new TargetError(`kv store ${this.path}: cannot commit what was applied: ${(error as Error).message}`, { errorClass: 'retryable', code: `SQLITE_${code}`, cause: error })
+    }
   }
 
   /** The items of a table (or all), for `wal` commands and tests. */
