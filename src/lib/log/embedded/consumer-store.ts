@@ -105,23 +105,27 @@ export class EmbeddedConsumerStore implements ConsumerStore {
   }
 
   private async transaction<T>(work: () => T): Promise<T> {
+    let result!: T
     try {
-      // Only taking the write lock may wait on another process for long: that wait is capped per try and
-      // made of timers. Reads (WAL mode) wait at most for a moment, so they keep the long busy timeout.
-      this.db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`)
-      try {
-        await withLockRetries(() => this.db.exec('BEGIN IMMEDIATE'), this.lockTimeoutMs)
-      } finally {
-        this.db.exec(`PRAGMA busy_timeout = ${this.lockTimeoutMs}`)
-      }
-      try {
-        const result = work()
-        this.db.exec('COMMIT')
-        return result
-      } catch (error) {
-        if (this.db.isTransaction) this.db.exec('ROLLBACK')
-        throw error
-      }
+      // BEGIN, the work and COMMIT run in one go (no await in between), so two transactions of this
+      // connection never interleave. Only taking the write lock may wait on another process for long:
+      // that wait is capped per try and made of timers; reads (WAL mode) keep the long busy timeout.
+      await withLockRetries(() => {
+        this.db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`)
+        try {
+          this.db.exec('BEGIN IMMEDIATE')
+        } finally {
+          this.db.exec(`PRAGMA busy_timeout = ${this.lockTimeoutMs}`)
+        }
+        try {
+          result = work()
+          this.db.exec('COMMIT')
+        } catch (error) {
+          if (this.db.isTransaction) this.db.exec('ROLLBACK')
+          throw error
+        }
+      }, this.lockTimeoutMs)
+      return result
     } catch (error) {
       // A full disk, a lock held too long, a file made read-only: the log's fault (exit 5), said as such.
       if (isStorageError(error)) throw unavailable(this.path, `write the consumer state of target "${this.target}" to`, error)
