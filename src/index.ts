@@ -57,5 +57,19 @@ export async function run(dir: string): Promise<void> {
   // wal runs from its bundle, never from TypeScript sources: without this, NODE_ENV=development or test
   // makes oclif look for sources and load the TypeScript compiler on every command.
   settings.enableAutoTranspile = false
-  await execute({ dir })
+  // A safety net: should the event loop ever run dry while a command is still pending (a promise nobody
+  // settles), say so in one line and exit 1, instead of Node's exit 13 "unsettled top-level await".
+  let finished = false
+  const onBeforeExit = (): void => {
+    if (finished) return
+    process.stderr.write('wal: internal error: the command stopped before it finished (a bug in wal; please report it, with WAL_DEBUG=1)\n')
+    process.exit(1)
+  }
+  process.on('beforeExit', onBeforeExit)
+  try {
+    await execute({ dir })
+  } finally {
+    finished = true
+    process.off('beforeExit', onBeforeExit)
+  }
 }

@@ -1,8 +1,9 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../lib/cli/base-command.js'
-import { renderConsumeSummary } from '../lib/cli/render.js'
+import { renderConsumeSummary, renderDeadLetteredNotice } from '../lib/cli/render.js'
 import type { ConsumeSummary } from '../lib/consume/consume.js'
+import { ExitCode } from '../lib/errors.js'
 
 export default class Consume extends WalCommand {
   static override summary = "Apply a namespace's mutations to its targets, with retries, delays and a dead-letter queue."
@@ -20,7 +21,11 @@ On an SQS namespace there are no offsets: a message is deleted once every target
     namespace: Flags.string({ char: 'n', description: 'Namespace to consume.', default: 'default' }),
     shard: Flags.string({ description: 'Partitions to own: I/N (those with partition % N == I), or auto (a fair share among running consumers). Default: all.' }),
     target: Flags.string({ description: 'Apply to this target only.' }),
-    'until-idle': Flags.boolean({ description: 'Exit 0 once nothing is left to do now (delayed mutations stay scheduled).' }),
+    'until-idle': Flags.boolean({
+      description:
+        'Exit once nothing is left to do now (delayed mutations stay scheduled): 0, or 8 if mutations were dead-lettered during the run; 5 naming the target when one stays paused for --idle-timeout.',
+    }),
+    'idle-timeout': Flags.string({ description: 'With --until-idle: how long a target may make no progress with work left before wal gives up on it (exit 5).', default: '2m' }),
     concurrency: Flags.integer({ description: 'Mutations applied at once per target (one at a time per key). Default: 16, or the concurrency of a Cassandra target.', min: 1 }),
     rate: Flags.string({ description: 'At most this many applies, e.g. 100/s or 6000/m.' }),
     'lease-ttl': Flags.string({ description: 'How long a dead consumer keeps its partitions before another takes them over.', default: '10s' }),
@@ -37,6 +42,7 @@ On an SQS namespace there are no offsets: a message is deleted once every target
       shard: flags.shard,
       target: flags.target,
       untilIdle: flags['until-idle'],
+      idleTimeout: flags['idle-timeout'],
       concurrency: flags.concurrency,
       rate: flags.rate,
       leaseTtl: flags['lease-ttl'],
@@ -44,6 +50,11 @@ On an SQS namespace there are no offsets: a message is deleted once every target
       signal: this.signal,
     })
     this.log(renderConsumeSummary(summary))
+    // Not an error (the summary above is the output), but scripts must be able to tell: exit 8.
+    if (summary.deadLettered > 0) {
+      if (!this.jsonEnabled()) this.logToStderr(renderDeadLetteredNotice(summary))
+      process.exitCode = ExitCode.deadLettered
+    }
     return summary
   }
 }

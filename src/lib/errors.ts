@@ -21,6 +21,8 @@ export const ExitCode = {
   unknown: 6,
   /** What was asked for does not exist (a namespace with no log yet, a mutation id). */
   notFound: 7,
+  /** `consume` finished, but dead-lettered mutations during the run (not an error: the summary is printed). */
+  deadLettered: 8,
   /** Interrupted by a signal before finishing. */
   interrupted: 130,
 } as const

@@ -41,9 +41,11 @@ describe('wal consume on the zero-config kv target', () => {
     ]
     expect((await wal.run(['produce'], { input: ndjson(input) })).code).toBe(0)
     const result = await wal.run(['consume', '--until-idle', '--json'])
-    expect(result.code).toBe(0)
+    // Dead-lettering during the run: exit 8, so scripts can tell.
+    expect(result.code).toBe(8)
     const summary = JSON.parse(result.stdout) as Summary
     expect(summary.targets).toEqual([expect.objectContaining({ target: 'kv', applied: 5, deadLettered: 1, lag: 0 })])
+    expect(summary).toMatchObject({ deadLettered: 1 })
     const items = Object.fromEntries(kvItems(wal.stateDir).map((r) => [`${r.tbl}:${r.pk}`, r]))
     expect(JSON.parse(items['users:[["id",1]]']!.item!)).toEqual({ id: 1, name: 'Ada Lovelace' })
     expect(items['users:[["id",2]]']!.deleted).toBe(1)
@@ -53,8 +55,10 @@ describe('wal consume on the zero-config kv target', () => {
     expect(dead).toMatchObject({ target: 'kv', key: 'junk', error_class: 'fatal', code: 'NOT_AN_OPERATION' })
     expect(JSON.parse(dead!.envelope)).toMatchObject({ key: 'junk', payload: { hello: 'world' }, attempts: 1, failures: [{ errorClass: 'fatal', attempt: 1 }] })
 
-    // Consuming again changes nothing: the offsets were committed.
-    const again = JSON.parse((await wal.run(['consume', '--until-idle', '--json'])).stdout) as Summary
+    // Consuming again changes nothing (the offsets were committed), and dead-letters nothing: exit 0.
+    const rerun = await wal.run(['consume', '--until-idle', '--json'])
+    expect(rerun.code).toBe(0)
+    const again = JSON.parse(rerun.stdout) as Summary
     expect(again.targets[0]).toMatchObject({ applied: 0, deadLettered: 0 })
   })
 })
@@ -70,7 +74,7 @@ describe('wal consume against an HTTP endpoint', () => {
     for (let i = 0; i < 5; i++) for (const key of ['flaky', 'steady', 'doomed', 'rejected', 'throttled']) input.push({ key, payload: { key, i } })
     expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })).code).toBe(0)
     const result = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'], { env: {} })
-    expect(result.code).toBe(0)
+    expect(result.code).toBe(8)
     const summary = JSON.parse(result.stdout) as Summary
     expect(summary.targets[0]).toMatchObject({ target: 'api', deadLettered: 10 })
 

@@ -36,7 +36,8 @@ async function ls(...args: string[]): Promise<Listing[]> {
 async function deadLetterJunk(count: number, namespace = 'default'): Promise<void> {
   const input = Array.from({ length: count }, (_, i) => ({ key: `junk-${i}`, payload: { not: 'an operation', i }, headers: { batch: i % 2 === 0 ? 'even' : 'odd' } }))
   expect((await wal.run(['produce', '-n', namespace], { input: ndjson(input) })).code).toBe(0)
-  expect((await wal.run(['consume', '-n', namespace, '--until-idle'])).code).toBe(0)
+  // 8: the run dead-lettered mutations.
+  expect((await wal.run(['consume', '-n', namespace, '--until-idle'])).code).toBe(8)
 }
 
 describe('wal dlq', () => {
@@ -209,5 +210,84 @@ describe('wal dlq', () => {
     expect(text).toMatch(/target api: applied/)
     const missing = await wal.run(['explain', '01M80K6XFDG62PY7DFWNXXTEAH'])
     expect(missing.code).toBe(7)
+  })
+
+  it('explains each delivery per target after a replay: the original and the replayed copy, each with its outcome', async () => {
+    writeFileSync(
+      join(wal.cwd, '.walrc.json'),
+      JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: server.url, retry: { maxAttempts: 2, initialBackoffMs: 10 } }, store: { type: 'kv' } } } } }),
+    )
+    server.always('k', 503)
+    const payload = { op: 'put', table: 't', key: { id: 1 }, item: { v: 1 } }
+    const id = jsonLines<{ id: string }>((await wal.run(['produce', '-n', 'orders', '-k', 'k', '-p', JSON.stringify(payload), '--json'])).stdout)[0]!.id
+    expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(8)
+    server.always('k', 200)
+    expect((await wal.run(['dlq', 'replay', '-n', 'orders'])).code).toBe(0)
+    expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(0)
+
+    interface Delivery {
+      replay: number
+      status: string
+      detail: string
+      events: Array<{ event: string; attempt: number }>
+    }
+    const report = JSON.parse((await wal.run(['explain', id, '--json'])).stdout) as { targets: Array<{ target: string; status: string; deliveries: Delivery[] }> }
+    const api = report.targets.find((t) => t.target === 'api')!
+    const store = report.targets.find((t) => t.target === 'store')!
+    // The kv store applied the original on its first try; the replay was addressed to api only.
+    expect(store.status).toBe('applied')
+    expect(store.deliveries.map((d) => [d.replay, d.status, d.events.length])).toEqual([
+      [0, 'applied', 0],
+      [1, 'not addressed', 0],
+    ])
+    // api: the original failed twice and was dead-lettered (then replayed); the copy applied at once.
+    expect(api.status).toBe('applied')
+    expect(api.deliveries.map((d) => [d.replay, d.status, d.events.map((e) => [e.event, e.attempt])])).toEqual([
+      [
+        0,
+        'dead-lettered',
+        [
+          ['failed', 1],
+          ['dead-lettered', 2],
+        ],
+      ],
+      [1, 'applied', []],
+    ])
+    expect(api.deliveries[0]!.detail).toMatch(/replayed from the DLQ \(#1\)/)
+
+    const text = (await wal.run(['explain', id])).stdout
+    expect(text).toMatch(/^target store: applied — applied on the first attempt/m)
+    expect(text).toMatch(/^ {2}produced \(\d+:\d+\): dead-lettered — dead-lettered on attempt 2/m)
+    expect(text).toMatch(/^ {2}replay #1 \(\d+:\d+\): applied — applied on the first attempt/m)
+  })
+
+  it('says how many matching entries it left out as parked, and replays them with --include-parked (audited)', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: server.url, retry: { maxAttempts: 1 } } } } } }))
+    server.always('loop', 503)
+    await wal.run(['produce', '-n', 'orders', '-k', 'loop', '-p', '1'])
+    await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    await wal.run(['dlq', 'replay', '-n', 'orders'])
+    await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    // Replayed once already: with --max-replays 1 the loop guard parks it.
+    expect(JSON.parse((await wal.run(['dlq', 'replay', '-n', 'orders', '--max-replays', '1', '--json'])).stdout)).toMatchObject({ replayed: 0, parked: 1 })
+    expect((await ls('-n', 'orders')).map((e) => [e.key, e.parked])).toEqual([['loop', true]])
+
+    for (const args of [[], ['--max-replays', '10'], ['--where', 'parked == true']]) {
+      const dry = await wal.run(['dlq', 'replay', '-n', 'orders', '--dry-run', ...args])
+      expect(dry.stdout).toMatch(/would replay 0 entries/)
+      expect(dry.stdout).toMatch(/^1 matching entry is parked by the loop guard and left out: add --include-parked to replay it$/m)
+    }
+    const planned = JSON.parse((await wal.run(['dlq', 'replay', '-n', 'orders', '--dry-run', '--include-parked', '--json'])).stdout)
+    expect(planned).toMatchObject({ dryRun: true, replayed: 1, unparked: 1, parkedLeftOut: 0 })
+    expect(await ls('-n', 'orders')).toHaveLength(1)
+
+    server.always('loop', 200)
+    const done = JSON.parse((await wal.run(['dlq', 'replay', '-n', 'orders', '--include-parked', '--json'])).stdout)
+    expect(done).toMatchObject({ replayed: 1, unparked: 1, parked: 0 })
+    expect(await ls('-n', 'orders')).toEqual([])
+    expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(0)
+    expect(server.received.filter((r) => r.key === 'loop' && r.status === 200)).toHaveLength(1)
+    const audit = (await wal.run(['dlq', 'audit', '-n', 'orders'])).stdout
+    expect(audit).toMatch(/replay .*"includeParked":true.*"unparked":1/)
   })
 })

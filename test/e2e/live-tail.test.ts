@@ -117,7 +117,7 @@ describe('wal tail --follow on a terminal (tmux)', () => {
     // The api target refuses every write (port 9): the mutation is dead-lettered, then replayed while the view runs.
     writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: 'http://127.0.0.1:9/x', retry: { maxAttempts: 1 } } } } } }))
     expect((await wal.run(['produce', '-n', 'orders', '-k', 'order-1', '-p', '{"total":5}'])).code).toBe(0)
-    expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(0)
+    expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(8) // dead-lettered during the run
     const t = start(['-n', 'orders'])
     await t.waitForScreen('orders  seen 0')
     expect((await wal.run(['dlq', 'replay', '-n', 'orders'])).code).toBe(0)

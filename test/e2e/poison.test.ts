@@ -57,8 +57,8 @@ describe('a record in the embedded log that cannot be decoded', () => {
 
     const result = await wal.run(['consume', '--until-idle', '--json'])
     expect(result.stderr).not.toMatch(/\n\s+at |RangeError|Value is too large/)
-    // The documented code of a run that dead-lettered something (0 today; see the README's exit codes).
-    expect(result.code).toBe(0)
+    // The documented code of a run that dead-lettered something (README: exit codes).
+    expect(result.code).toBe(8)
     expect(JSON.parse(result.stdout)).toMatchObject({ targets: [{ target: 'kv', applied: 5, deadLettered: planted.length, lag: 0 }] })
     expect(kvItems(wal.stateDir).map((r) => r.pk).sort()).toEqual([1, 2, 3, 4, 5].map((id) => `[["id",${id}]]`))
     const dead = deadLetters(wal.stateDir)

@@ -38,3 +38,20 @@ export const scheduled = (stateDir: string, namespace = 'default'): Array<{ targ
 
 export const history = (stateDir: string, namespace = 'default'): Array<{ mutation_id: string; target: string; event: string; attempt: number; at: number; code: string | null }> =>
   query(join(stateDir, 'embedded', `${namespace}.db`), 'SELECT * FROM history ORDER BY rowid')
+
+/** Committed next offsets per target and partition. */
+export const committedOffsets = (stateDir: string, namespace = 'default'): Array<{ target: string; partition: number; next_offset: number }> =>
+  query(join(stateDir, 'embedded', `${namespace}.db`), 'SELECT target, partition, next_offset FROM consumer_offsets ORDER BY target, partition')
+
+/** The next offset to be written, per partition of the log. */
+export const highMarks = (stateDir: string, namespace = 'default'): Map<number, number> =>
+  new Map(
+    query<{ partition: number; next_offset: number }>(join(stateDir, 'embedded', `${namespace}.db`), 'SELECT partition, next_offset FROM partitions').map((r) => [
+      r.partition,
+      r.next_offset,
+    ]),
+  )
+
+/** Partition leases (owner '' once released). */
+export const leaseRows = (stateDir: string, namespace = 'default'): Array<{ target: string; partition: number; owner: string; expires_at: number; epoch: number }> =>
+  query(join(stateDir, 'embedded', `${namespace}.db`), 'SELECT * FROM leases ORDER BY target, partition')

@@ -65,7 +65,8 @@ describe('poison in a Kafka topic', () => {
 
     const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
     expect(consumed.stderr).not.toMatch(/\n\s+at /)
-    expect(consumed.code).toBe(0)
+    // Dead-lettered during the run: exit 8 (README: exit codes).
+    expect(consumed.code).toBe(8)
     expect(JSON.parse(consumed.stdout)).toMatchObject({ targets: [{ target: 'kv', applied: 3, deadLettered: 2, lag: 0 }] })
     expect(kvItems(wal.stateDir, 'orders')).toHaveLength(3)
     const dlq = JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as DlqListing
@@ -135,7 +136,8 @@ describe('poison in an SQS queue', () => {
 
     const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
     expect(consumed.stderr).not.toMatch(/\n\s+at /)
-    expect(consumed.code).toBe(0)
+    // Dead-lettered during the run: exit 8 (README: exit codes).
+    expect(consumed.code).toBe(8)
     expect(kvItems(wal.stateDir, 'orders')).toHaveLength(2)
     const dlq = JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as DlqListing
     expect(dlq.entries).toEqual([expect.objectContaining({ id: POISON_ID, errorClass: 'poison', code: 'WAL_RECORD_POISON', message: expect.stringMatching(/field "createdAt"/) })])

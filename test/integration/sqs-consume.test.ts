@@ -79,6 +79,17 @@ describe('wal consume on an SQS namespace', () => {
     expect(jsonLines((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)).toHaveLength(3)
   }, 120_000)
 
+  it('--until-idle exits 5 naming a target that stays unreachable for --idle-timeout, and puts its messages back', async () => {
+    await namespace({ targets: { down: { type: 'http', url: 'http://127.0.0.1:2/apply', timeoutMs: 500 }, store: { type: 'kv' } } })
+    await wal.run(['produce', '-n', 'orders'], { input: ndjson([1, 2, 3].map((i) => ({ key: `k${i}`, payload: put(i) }))) })
+    const result = await wal.run(['consume', '-n', 'orders', '--until-idle', '--idle-timeout', '2s'])
+    expect(result.code, result.stderr).toBe(5)
+    expect(result.stderr).toMatch(/^wal: target "down" made no progress for 2s \(--idle-timeout\) with work left: it is paused: ECONNREFUSED/m)
+    expect((JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: unknown[] }).entries).toEqual([])
+    // Nothing was deleted: the three are still in the queues for the next run.
+    expect(jsonLines((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)).toHaveLength(3)
+  }, 120_000)
+
   it('dead-letters a message addressed to a target the namespace no longer has, instead of dropping it', async () => {
     const queue = await sqsNamespace(wal, { targets: { old: { type: 'kv' }, store: { type: 'kv' } } })
     prefixes.push(queue)

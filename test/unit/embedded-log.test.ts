@@ -116,3 +116,49 @@ describe('the embedded log', () => {
     expect(listEmbeddedLogs(dir)).toEqual(['ns'])
   })
 })
+
+describe('the embedded consumer state', () => {
+  const empty = { schedule: [], reschedule: [], unschedule: [], deadLetters: [], history: [] }
+
+  it('fences commits by lease epoch: a consumer whose lease was taken over writes nothing, and learns it lost the partition', async () => {
+    await log.append([mutation('k', 1)])
+    const p = partitionForKey('k', 4)
+    const a = await log.consumerStore('t')
+    const b = await log.consumerStore('t')
+    try {
+      const claimedA = await a.claim('A', { index: 0, count: 1 }, 50)
+      const epochA = claimedA.epochs!.get(p)!
+      expect(await a.commit('A', { ...empty, epochs: new Map([[p, epochA]]), offsets: new Map([[p, 1]]) })).toEqual({ lost: [] })
+      // A's lease lapses; B takes the partition over with a higher epoch and moves on.
+      await new Promise((resolve) => setTimeout(resolve, 80))
+      const claimedB = await b.claim('B', { index: 0, count: 1 }, 10_000)
+      const epochB = claimedB.epochs!.get(p)!
+      expect(epochB).toBeGreaterThan(epochA)
+      await b.commit('B', { ...empty, epochs: new Map([[p, epochB]]), offsets: new Map([[p, 5]]) })
+      // A wakes up and commits what it had: an older offset and a dead letter. Nothing of it is written.
+      const deadLetter = { partition: p, mutation: mutation('k', 1), errorClass: 'fatal' as const, code: 'X', message: 'x', atMs: Date.now() }
+      const late = await a.commit('A', { ...empty, epochs: new Map([[p, epochA]]), offsets: new Map([[p, 2]]), deadLetters: [deadLetter] })
+      expect(late).toEqual({ lost: [p] })
+      expect((await a.committed([p])).get(p)).toBe(5)
+      expect((await a.counts()).deadLetters).toBe(0)
+      // Renewing keeps the epoch; an offset without its epoch is refused.
+      expect((await b.claim('B', { index: 0, count: 1 }, 10_000)).epochs!.get(p)).toBe(epochB)
+      expect(await b.commit('B', { ...empty, epochs: new Map(), offsets: new Map([[p, 6]]) })).toEqual({ lost: [p] })
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
+  it('never moves a committed offset back', async () => {
+    const store = await log.consumerStore('t')
+    try {
+      const { epochs } = await store.claim('A', { index: 0, count: 1 }, 10_000)
+      await store.commit('A', { ...empty, epochs: new Map([[0, epochs!.get(0)!]]), offsets: new Map([[0, 7]]) })
+      await store.commit('A', { ...empty, epochs: new Map([[0, epochs!.get(0)!]]), offsets: new Map([[0, 3]]) })
+      expect((await store.committed([0])).get(0)).toBe(7)
+    } finally {
+      await store.close()
+    }
+  })
+})

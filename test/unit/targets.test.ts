@@ -56,6 +56,30 @@ describe('operations that parse', () => {
 })
 
 describe('the kv target', () => {
+  it('waits for a lock another process holds without blocking the event loop, then pauses as KV_LOCKED, and applies once it is free', async () => {
+    const path = join(dir, 'kv.db')
+    const kv = KvTarget.open({ name: 'kv', path })
+    const other = new DatabaseSync(path)
+    const put = mutation({ op: 'put', table: 't', key: { id: 1 }, item: { v: 1 } }, 1000)
+    try {
+      other.exec('BEGIN IMMEDIATE')
+      // Timers keep firing while the apply waits: the loop is free for heartbeats and other targets.
+      let ticks = 0
+      const timer = setInterval(() => ticks++, 20)
+      const attempt = kv.apply(put, { attempt: 1, signal: new AbortController().signal })
+      await expect(attempt).rejects.toMatchObject({ errorClass: 'infrastructure', code: 'KV_LOCKED' })
+      clearInterval(timer)
+      expect(ticks).toBeGreaterThan(5)
+      other.exec('ROLLBACK')
+      await kv.apply(put, { attempt: 2, signal: new AbortController().signal })
+      await kv.flush()
+      expect(kv.items('t').map((i) => i.item)).toEqual([{ v: 1 }])
+    } finally {
+      other.close()
+      await kv.close()
+    }
+  })
+
   it('keeps the newest write by createdAt, whatever order writes arrive in, deletes included', async () => {
     const kv = KvTarget.open({ name: 'kv', path: join(dir, 'kv.db') })
     const put = (v: number, at: number): Mutation => mutation({ op: 'put', table: 't', key: { id: 1 }, item: { v } }, at)

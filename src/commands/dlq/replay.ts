@@ -8,12 +8,13 @@ import type { ReplayPlan } from '../../lib/dlq/dlq.js'
 export default class DlqReplay extends WalCommand {
   static override summary = 'Put DLQ entries back into the log for their target (or another), rate-limited and resumable.'
   static override description = `Each entry leaves the DLQ only once its copy is durable in the log, so stopping a replay (Ctrl-C, a crash) and running it again neither drops nor duplicates anything. The copy keeps its id, key, headers, payload, createdAt and failure history, and is addressed to the target it failed at.
-Loop guard: an entry already replayed --max-replays times is parked (shown by dlq ls) instead of replayed again. --dry-run prints the plan and changes nothing. Every replay is recorded in the audit log (wal dlq audit).
+Loop guard: an entry already replayed --max-replays times is parked (shown by dlq ls) instead of replayed again; parked entries are left out (the plan says how many) unless --include-parked. --dry-run prints the plan and changes nothing. Every replay is recorded in the audit log (wal dlq audit).
 On an SQS namespace the DLQ is a queue: replay sends each copy to its key's shard queue, then deletes it from the DLQ (a FIFO queue drops a copy sent twice within 5 minutes; a standard queue may receive it twice after a crash in between). SQS's own message move task is not used: it could not count replays for the loop guard nor route a key to its shard.`
   static override examples = [
     '<%= config.bin %> dlq replay -n orders --dry-run',
     '<%= config.bin %> dlq replay -n orders --target api --error-class retryable --rate 200/s',
     '<%= config.bin %> dlq replay -n orders --where \'code == "HTTP_503"\' --to-target api-eu',
+    '<%= config.bin %> dlq replay -n orders -k order-42 --include-parked',
   ]
 
   static override flags = {
@@ -23,6 +24,7 @@ On an SQS namespace the DLQ is a queue: replay sends each copy to its key's shar
     rate: Flags.string({ description: 'At most this many per second, e.g. 500/s.' }),
     'dry-run': Flags.boolean({ description: 'Print the plan (counts per target and error class); change nothing.' }),
     'max-replays': Flags.integer({ description: 'Park entries replayed this many times already.', default: 3, min: 1 }),
+    'include-parked': Flags.boolean({ description: 'Also replay entries the loop guard parked (or would park); recorded in the audit log.' }),
   }
 
   async run(): Promise<ReplayPlan> {
@@ -38,6 +40,7 @@ On an SQS namespace the DLQ is a queue: replay sends each copy to its key's shar
       rate: flags.rate,
       dryRun: flags['dry-run'],
       maxReplays: flags['max-replays'],
+      includeParked: flags['include-parked'],
       signal: this.signal,
     })
     this.log(renderReplayPlan(plan))

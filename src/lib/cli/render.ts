@@ -82,6 +82,12 @@ export function renderConsumeSummary(summary: ConsumeSummary): string {
   ])
 }
 
+/** The line under a consume summary when the run dead-lettered mutations (it then exits 8). */
+export function renderDeadLetteredNotice(summary: ConsumeSummary): string {
+  const n = summary.deadLettered
+  return `wal: ${n} mutation${n === 1 ? ' was' : 's were'} dead-lettered during this run (exit 8); see: wal dlq ls -n ${summary.namespace}`
+}
+
 export function renderDeadLetters(entries: readonly DlqListing[]): string {
   if (entries.length === 0) return 'no entries'
   return table([
@@ -110,15 +116,18 @@ export function renderDeadLetterStats(stats: { total: number; groups: readonly D
 }
 
 export function renderReplayPlan(plan: ReplayPlan): string {
-  const head = plan.dryRun
+  let head = plan.dryRun
     ? `dry run: would replay ${plan.replayed} entries into "${plan.toNamespace}" and park ${plan.parked} (nothing changed)`
     : `replayed ${plan.replayed} entries into "${plan.toNamespace}", parked ${plan.parked}`
-  const poison =
-    plan.poison > 0
-      ? `\n${plan.poison} poison ${plan.poison === 1 ? 'entry' : 'entries'} (records that could not be decoded) not replayed: inspect with wal dlq show, export and repair them, then purge`
-      : ''
-  if (plan.groups.length === 0) return head + poison
-  return `${head}${poison}\n${table([['TARGET', 'CLASS', 'COUNT'], ...plan.groups.map((g) => [g.target, g.errorClass, String(g.count)])])}`
+  if (plan.unparked > 0) head += `; ${plan.unparked} of them ${plan.dryRun ? 'are' : 'were'} parked (--include-parked)`
+  if (plan.parkedLeftOut > 0) {
+    head += `\n${plan.parkedLeftOut} matching ${plan.parkedLeftOut === 1 ? 'entry is' : 'entries are'} parked by the loop guard and left out: add --include-parked to replay ${plan.parkedLeftOut === 1 ? 'it' : 'them'}`
+  }
+  if (plan.poison > 0) {
+    head += `\n${plan.poison} poison ${plan.poison === 1 ? 'entry' : 'entries'} (records that could not be decoded) not replayed: inspect with wal dlq show, export and repair them, then purge`
+  }
+  if (plan.groups.length === 0) return head
+  return `${head}\n${table([['TARGET', 'CLASS', 'COUNT'], ...plan.groups.map((g) => [g.target, g.errorClass, String(g.count)])])}`
 }
 
 export function renderAudit(records: readonly AuditRecord[]): string {
@@ -137,8 +146,15 @@ export function renderExplain(report: ExplainReport): string {
   for (const t of report.targets) {
     lines.push(`target ${t.target}: ${t.status} — ${t.detail}`)
     if (t.plan !== undefined) lines.push(`  applied as ${t.plan}`)
-    for (const e of t.events) {
-      lines.push(`  ${e.at} ${e.event} (attempt ${e.attempt})${e.code ? ` ${e.errorClass} ${e.code}: ${e.message}` : ''}`)
+    for (const d of t.deliveries) {
+      // With one delivery its line would repeat the target's: only its events follow.
+      const indent = t.deliveries.length > 1 ? '    ' : '  '
+      if (t.deliveries.length > 1) {
+        lines.push(`  ${d.replay === 0 ? 'produced' : `replay #${d.replay}`} (${d.partition}:${d.offset}): ${d.status} — ${d.detail}`)
+      }
+      for (const e of d.events) {
+        lines.push(`${indent}${e.at} ${e.event} (attempt ${e.attempt})${e.code ? ` ${e.errorClass} ${e.code}: ${e.message}` : ''}`)
+      }
     }
   }
   return lines.join('\n')

@@ -23,6 +23,8 @@ export interface ConsumeOptions extends CommonOptions {
   shard?: string
   target?: string
   untilIdle?: boolean
+  /** With untilIdle: give up (exit 5) on a target when work is left and nothing moved for this long. Default 2m. */
+  idleTimeout?: string
   concurrency?: number
   /** "R/s": at most R applies per second for this consumer, over its targets. */
   rate?: string
@@ -36,6 +38,15 @@ export interface ConsumeSummary {
   namespace: string
   owner: string
   targets: TargetStats[]
+  /** Mutations dead-lettered during this run, over all targets (`wal consume` then exits 8). */
+  deadLettered: number
+}
+
+/** How long --until-idle waits for a target that stays paused (or partitions held elsewhere) before it exits 5. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000
+
+function summarize(namespace: string, owner: string, targets: TargetStats[]): ConsumeSummary {
+  return { namespace, owner, targets, deadLettered: targets.reduce((n, t) => n + t.deadLettered, 0) }
 }
 
 export function parseShard(text: string | undefined, partitions: number): ShardRequest {
@@ -88,6 +99,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
   const rate = rateFlag(options.rate)
   const leaseTtlMs = durationOption('--lease-ttl', options.leaseTtl, 10_000)
   const drainTimeoutMs = durationOption('--drain-timeout', options.drainTimeout, 30_000)
+  const idleTimeoutMs = durationOption('--idle-timeout', options.idleTimeout, DEFAULT_IDLE_TIMEOUT_MS)
   const now = clockFromEnv(options.io.env)
 
   const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
@@ -149,12 +161,13 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
         concurrency: Math.max(...targets.map(concurrencyOf)),
         now,
         untilIdle: options.untilIdle ?? false,
+        idleTimeoutMs,
         stop: options.signal,
         abort: abort.signal,
         onEvent,
         onWarning: (message) => options.io.stderr.write(options.json ? `${JSON.stringify({ event: 'warning', message })}\n` : `wal: ${message}\n`),
       })
-      return { namespace: settings.name, owner, targets: await consumer.run() }
+      return summarize(settings.name, owner, await consumer.run())
     }
     const consumers = []
     for (const t of targets) {
@@ -181,6 +194,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           limiters: t.ratePerSec === null ? shared : [...shared, new RateLimiter(t.ratePerSec)],
           now,
           untilIdle: options.untilIdle ?? false,
+          idleTimeoutMs,
           stop: options.signal,
           abort: abort.signal,
           leaseTtlMs,
@@ -195,7 +209,11 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     const results = await Promise.allSettled(consumers.map((c) => c.run()))
     const failed = results.find((r) => r.status === 'rejected')
     if (failed) throw failed.reason
-    return { namespace: settings.name, owner, targets: results.map((r) => (r as PromiseFulfilledResult<TargetStats>).value) }
+    return summarize(
+      settings.name,
+      owner,
+      results.map((r) => (r as PromiseFulfilledResult<TargetStats>).value),
+    )
   } finally {
     clearTimeout(drainTimer)
     options.signal.removeEventListener('abort', onStop)

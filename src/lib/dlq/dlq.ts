@@ -18,9 +18,10 @@ import type { AuditRecord, DeadLetterQueue, DlqEntry, LogBackend } from '../log/
 import { openLog } from '../log/open.js'
 import { RateLimiter } from '../pipeline/rate-limiter.js'
 import { dlqFilter, type DlqFilter, type DlqFilterOptions } from './filter.js'
+import { REPLAYS_HEADER, replaysOf } from './replays.js'
 
-/** The header that counts how often a mutation was replayed from a DLQ (the loop guard reads it). */
-export const REPLAYS_HEADER = 'wal-replays'
+export { REPLAYS_HEADER, replaysOf }
+
 export const DEFAULT_MAX_REPLAYS = 3
 const PAGE = 500
 
@@ -41,11 +42,6 @@ export interface DlqListing {
   attempts: number
   replays: number
   parked: boolean
-}
-
-function replaysOf(mutation: Mutation): number {
-  const n = Number(mutation.headers[REPLAYS_HEADER] ?? 0)
-  return Number.isInteger(n) && n > 0 ? n : 0
 }
 
 export function listing(entry: DlqEntry): DlqListing {
@@ -247,6 +243,8 @@ export interface ReplayOptions extends DlqOptions {
   rate?: string
   dryRun?: boolean
   maxReplays?: number
+  /** Also replay entries the loop guard parked (or would park): the operator's call, recorded in the audit line. */
+  includeParked?: boolean
   signal?: AbortSignal
 }
 
@@ -257,13 +255,17 @@ export interface ReplayPlan {
   /** Per target (as replayed to) and error class: how many. */
   groups: Array<{ target: string; errorClass: ErrorClass; count: number }>
   replayed: number
-  /** Held back by the loop guard: replayed too often already. */
+  /** Held back by the loop guard in this run: replayed too often already. */
   parked: number
   /**
    * Poison entries (records that could not be decoded): never replayed, since their payload is the
    * stored bytes, not a mutation. They stay in the DLQ: export, repair and produce them, then purge.
    */
   poison: number
+  /** Matching entries left out because they were parked already (--include-parked replays them). */
+  parkedLeftOut: number
+  /** Parked entries replayed (with --include-parked). */
+  unparked: number
   interrupted: boolean
 }
 
@@ -282,7 +284,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
       })
     }
     if (toSettings.name !== opened.settings.name) destination = await openLog(opened.config, toSettings, { create: true })
-    const plan: ReplayPlan = { dryRun: options.dryRun ?? false, namespace: opened.settings.name, toNamespace: toSettings.name, groups: [], replayed: 0, parked: 0, poison: 0, interrupted: false }
+    const plan: ReplayPlan = { dryRun: options.dryRun ?? false, namespace: opened.settings.name, toNamespace: toSettings.name, groups: [], replayed: 0, parked: 0, poison: 0, parkedLeftOut: 0, unparked: 0, interrupted: false }
     const groups = new Map<string, ReplayPlan['groups'][number]>()
     const limiter = rate === null ? undefined : new RateLimiter(rate)
     const started = Date.now()
@@ -290,7 +292,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
     // the DLQ, so only there); elsewhere the count lines below, as before.
     if (!plan.dryRun && (options.io.stderr as { isTTY?: boolean }).isTTY) {
       let total = 0
-      for await (const entry of matching(opened.dlq, opened.filter)) if (!entry.parked) total++
+      for await (const entry of matching(opened.dlq, opened.filter)) if (!entry.parked || options.includeParked) total++
       bar = await terminalProgress(options.io, { label: 'replay', unit: 'entries', total })
     }
     let lastProgress = 0
@@ -306,9 +308,12 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
       if (batch.length === 0) return
       const entries = batch
       batch = []
-      const park = entries.filter((e) => replaysOf(e.mutation) >= maxReplays)
-      const replay = entries.filter((e) => replaysOf(e.mutation) < maxReplays)
+      // With --include-parked the operator overrides the loop guard for what they selected.
+      const held = (e: DlqEntry): boolean => !options.includeParked && replaysOf(e.mutation) >= maxReplays
+      const park = entries.filter(held)
+      const replay = entries.filter((e) => !held(e))
       plan.parked += park.length
+      plan.unparked += replay.filter((e) => e.parked).length
       for (const e of replay) {
         const target = options.toTarget ?? e.target
         const id = `${target}\u0000${e.errorClass}`
@@ -354,9 +359,12 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
         plan.interrupted = true
         break
       }
-      if (entry.parked) continue
       if (entry.errorClass === 'poison') {
         plan.poison++
+        continue
+      }
+      if (entry.parked && !options.includeParked) {
+        plan.parkedLeftOut++
         continue
       }
       batch.push(entry)
@@ -371,7 +379,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
         atMs: Date.now(),
         actor: actor(),
         action: 'replay',
-        details: { namespace: plan.namespace, toNamespace: plan.toNamespace, toTarget: options.toTarget ?? null, filter: opened.filter.description, replayed: plan.replayed, parked: plan.parked, interrupted: plan.interrupted },
+        details: { namespace: plan.namespace, toNamespace: plan.toNamespace, toTarget: options.toTarget ?? null, filter: opened.filter.description, replayed: plan.replayed, parked: plan.parked, includeParked: options.includeParked ?? false, unparked: plan.unparked, parkedLeftOut: plan.parkedLeftOut, interrupted: plan.interrupted },
       })
     }
     if (plan.interrupted) {

@@ -66,8 +66,13 @@ export function dlqFilter(options: DlqFilterOptions): DlqFilter {
     try {
       compiled = compileExpression(options.where, {
         // Dotted names reach into headers and payload: headers.source, payload.item.id.
+        // filtrex has no boolean literals: true and false are read as names, so `parked == true` works.
         customProp: (name: string, _get: (name: string) => unknown, object: Record<string, unknown>) =>
-          name.split('.').reduce<unknown>((value, part) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined), object),
+          name === 'true'
+            ? true
+            : name === 'false'
+              ? false
+              : name.split('.').reduce<unknown>((value, part) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined), object),
       })
     } catch (error) {
       const lines = (error as Error).message.split('\n')

@@ -1,6 +1,7 @@
 /**
  * `wal explain ID`: the life of one mutation — produced when and where, every attempt at each target
- * with its error, applied or dead-lettered or still waiting, and its replays.
+ * with its error, applied or dead-lettered or still waiting, and its replays. Each write of it to the
+ * log (the produce, then each DLQ replay) is a delivery; per target, every delivery has its own outcome.
  */
 import { loadConfig, namespaceSettings } from '../config/load.js'
 import type { ResolvedConfig, TargetSettings } from '../config/schema.js'
@@ -10,7 +11,7 @@ import { NotFoundError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import type { HistoryEvent, LogBackend } from '../log/backend.js'
 import { listLogs, openLog } from '../log/open.js'
-import { REPLAYS_HEADER } from '../dlq/dlq.js'
+import { replaysOf } from '../dlq/replays.js'
 import { describePlan, planBatch } from '../targets/cassandra/statements.js'
 import { parseOperation, partsOf } from '../targets/operations.js'
 
@@ -22,6 +23,26 @@ export interface ExplainOptions extends CommonOptions {
 
 export type TargetStatus = 'applied' | 'dead-lettered' | 'waiting' | 'pending' | 'not addressed'
 
+export interface ExplainEvent {
+  at: string
+  event: HistoryEvent['event']
+  attempt: number
+  errorClass?: string
+  code?: string
+  message?: string
+}
+
+/** One delivery (the produced copy, or a replay) at one target, and how it ended there. */
+export interface DeliveryReport {
+  /** 0 for the mutation as produced, n for its n-th replay. */
+  replay: number
+  partition: number
+  offset: number
+  status: TargetStatus
+  detail: string
+  events: ExplainEvent[]
+}
+
 export interface ExplainReport {
   id: string
   namespace: string
@@ -31,9 +52,13 @@ export interface ExplainReport {
   writes: Array<{ partition: number; offset: number; appendedAt: string; target: string | null; notBefore: string | null; replay: number }>
   targets: Array<{
     target: string
+    /** The outcome of the latest delivery addressed to this target. */
     status: TargetStatus
     detail: string
-    events: Array<{ at: string; event: HistoryEvent['event']; attempt: number; errorClass?: string; code?: string; message?: string }>
+    /** Every recorded event at this target, all deliveries together, in order. */
+    events: ExplainEvent[]
+    /** Each delivery, in log order, with its own outcome and events. */
+    deliveries: DeliveryReport[]
     /** How the target applies this mutation, where it has a choice (Cassandra: one logged batch, or part by part). */
     plan?: string
   }>
@@ -50,48 +75,86 @@ function applyPlan(target: TargetSettings, mutation: LogRecord): string | undefi
   }
 }
 
+function toEvent(h: HistoryEvent): ExplainEvent {
+  return {
+    at: new Date(h.atMs).toISOString(),
+    event: h.event,
+    attempt: h.attempt,
+    ...(h.errorClass ? { errorClass: h.errorClass } : {}),
+    ...(h.code ? { code: h.code } : {}),
+    ...(h.message ? { message: h.message } : {}),
+  }
+}
+
 async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRecord[]): Promise<ExplainReport> {
   const settings = namespaceSettings(config, log.namespace)
   const latest = records.at(-1)!
   const dlq = await log.deadLetterQueue()
   const dead = await dlq.entries({ id: latest.id }).finally(() => dlq.close())
+  const replays = records.map((r) => replaysOf(r))
+  // Events written before history said which delivery they belong to: the latest write before them.
+  const deliveryAt = (atMs: number): number => {
+    let found = replays[0]!
+    records.forEach((r, i) => {
+      if (r.appendedAtMs <= atMs) found = replays[i]!
+    })
+    return found
+  }
   const targets: ExplainReport['targets'] = []
   for (const target of settings.targets) {
     const store = await log.consumerStore(target.name)
     try {
       const { history, scheduled } = await store.story(latest.id)
-      const committed = (await store.committed([latest.partition])).get(latest.partition) ?? 0
-      const events = history.map((h) => ({
-        at: new Date(h.atMs).toISOString(),
-        event: h.event,
-        attempt: h.attempt,
-        ...(h.errorClass ? { errorClass: h.errorClass } : {}),
-        ...(h.code ? { code: h.code } : {}),
-        ...(h.message ? { message: h.message } : {}),
-      }))
-      const inDlq = dead.filter((d) => d.target === target.name)
-      let status: TargetStatus
-      let detail: string
-      if (latest.target !== null && latest.target !== target.name && inDlq.length === 0) {
-        status = 'not addressed'
-        detail = `the mutation is addressed to target "${latest.target}" only`
-      } else if (scheduled.length > 0) {
-        status = 'waiting'
-        detail = `scheduled for ${new Date(scheduled[0]!.dueAtMs).toISOString()} (attempts so far: ${scheduled[0]!.attempts})`
-      } else if (inDlq.length > 0) {
-        const d = inDlq.at(-1)!
-        status = 'dead-lettered'
-        detail = `in the DLQ (entry ${d.seq}${d.parked ? ', parked by the loop guard' : ''}) since ${new Date(d.deadAtMs).toISOString()}: ${d.errorClass} ${d.code}: ${d.message}`
-      } else if (committed > latest.offset) {
-        status = 'applied'
-        const applied = history.filter((h) => h.event === 'applied').at(-1)
-        detail = applied ? `applied on attempt ${applied.attempt} at ${new Date(applied.atMs).toISOString()}` : 'applied on the first attempt (its offset is committed)'
-      } else {
-        status = 'pending'
-        detail = `not consumed yet (the target is at offset ${committed} of partition ${latest.partition})`
-      }
+      const committed = await store.committed([...new Set(records.map((r) => r.partition))])
+      const deliveries: DeliveryReport[] = records.map((record, i) => {
+        const replay = replays[i]!
+        const mine = history.filter((h) => (h.delivery ?? deliveryAt(h.atMs)) === replay)
+        const base = { replay, partition: record.partition, offset: record.offset, events: mine.map(toEvent) }
+        if (record.target !== null && record.target !== target.name) {
+          return { ...base, status: 'not addressed', detail: `this copy is addressed to target "${record.target}" only` }
+        }
+        const inDlq = dead.filter((d) => d.target === target.name && replaysOf(d.mutation) === replay).at(-1)
+        if (inDlq) {
+          return {
+            ...base,
+            status: 'dead-lettered',
+            detail: `in the DLQ (entry ${inDlq.seq}${inDlq.parked ? ', parked by the loop guard' : ''}) since ${new Date(inDlq.deadAtMs).toISOString()}: ${inDlq.errorClass} ${inDlq.code}: ${inDlq.message}`,
+          }
+        }
+        const waiting = scheduled.find((e) => (e.delivery ?? replay) === replay)
+        if (waiting) return { ...base, status: 'waiting', detail: `scheduled for ${new Date(waiting.dueAtMs).toISOString()} (attempts so far: ${waiting.attempts})` }
+        const last = mine.at(-1)
+        if (last?.event === 'dead-lettered') {
+          const next = records.slice(i + 1).find((r) => replaysOf(r) > replay)
+          return {
+            ...base,
+            status: 'dead-lettered',
+            detail:
+              `dead-lettered on attempt ${last.attempt} at ${new Date(last.atMs).toISOString()}: ${last.errorClass ?? ''} ${last.code ?? ''}: ${last.message ?? ''}; ` +
+              (next ? `replayed from the DLQ (#${replaysOf(next)})` : 'no longer in the DLQ (purged)'),
+          }
+        }
+        const at = committed.get(record.partition) ?? 0
+        if (at > record.offset) {
+          const applied = mine.filter((h) => h.event === 'applied').at(-1)
+          return {
+            ...base,
+            status: 'applied',
+            detail: applied ? `applied on attempt ${applied.attempt} at ${new Date(applied.atMs).toISOString()}` : 'applied on the first attempt (its offset is committed)',
+          }
+        }
+        return { ...base, status: 'pending', detail: `not consumed yet (the target is at offset ${at} of partition ${record.partition})` }
+      })
+      const current = deliveries.filter((d) => d.status !== 'not addressed').at(-1)
       const plan = applyPlan(target, latest)
-      targets.push({ target: target.name, status, detail, events, ...(plan === undefined ? {} : { plan }) })
+      targets.push({
+        target: target.name,
+        status: current?.status ?? 'not addressed',
+        detail: current?.detail ?? `no copy of the mutation is addressed to it (only to "${latest.target}")`,
+        events: history.map(toEvent),
+        deliveries,
+        ...(plan === undefined ? {} : { plan }),
+      })
     } finally {
       await store.close()
     }
@@ -101,13 +164,13 @@ async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRe
     namespace: log.namespace,
     key: latest.key,
     createdAt: formatCreatedAt(latest.createdAtMs),
-    writes: records.map((r) => ({
+    writes: records.map((r, i) => ({
       partition: r.partition,
       offset: r.offset,
       appendedAt: new Date(r.appendedAtMs).toISOString(),
       target: r.target,
       notBefore: r.notBeforeMs === null ? null : new Date(r.notBeforeMs).toISOString(),
-      replay: Number(r.headers[REPLAYS_HEADER] ?? 0),
+      replay: replays[i]!,
     })),
     targets,
   }

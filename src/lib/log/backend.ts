@@ -110,6 +110,8 @@ export interface HistoryEvent {
   atMs: number
   event: 'applied' | 'failed' | 'scheduled' | 'dead-lettered'
   attempt: number
+  /** Which copy of the mutation: 0 as produced, n after its n-th DLQ replay (its wal-replays header). Unknown in older state. */
+  delivery?: number
   errorClass?: ErrorClass
   code?: string
   message?: string
@@ -117,7 +119,13 @@ export interface HistoryEvent {
 
 /** What a consumer commits at once, atomically. */
 export interface ConsumerCommit {
-  /** Next offset to read, per partition (only partitions still leased to the committer are written). */
+  /**
+   * The fencing tokens: per partition the change touches, the lease epoch the committer holds it with.
+   * Where a backend has lease epochs (embedded), the commit writes nothing at all when any of these
+   * partitions is no longer held by the committer with that epoch, and names them in `lost`.
+   */
+  epochs: ReadonlyMap<number, number>
+  /** Next offset to read, per partition. A committed offset never moves back (only an operator reset moves it). */
   offsets: ReadonlyMap<number, number>
   /** Mutations that wait, from their place in the log (partition, offset). */
   schedule: Array<{ partition: number; offset: number; dueAtMs: number; mutation: Mutation }>
@@ -129,16 +137,30 @@ export interface ConsumerCommit {
   history: HistoryEvent[]
 }
 
+export interface ClaimResult {
+  owned: number[]
+  wanted: number[]
+  epochs?: ReadonlyMap<number, number>
+}
+
 /** A target's consumer state in a log: leases, committed offsets, the schedule and the DLQ. */
 export interface ConsumerStore {
   readonly target: string
-  /** Claims or renews leases; returns the partitions `owner` holds now, and those its shard should hold. */
-  claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<{ owned: number[]; wanted: number[] }>
+  /**
+   * Claims or renews leases; returns the partitions `owner` holds now, and those its shard should hold.
+   * `epochs` (where the backend has them) gives each owned partition's lease epoch: it grows every time a
+   * lease is acquired (not when it is renewed), so a consumer that sees it change lost the partition in
+   * between and must start it again from the committed offset.
+   */
+  claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<ClaimResult>
   /** Gives up leases (all of the owner's, or the partitions named). */
   release(owner: string, partitions?: readonly number[]): Promise<void>
   /** Committed next offsets (the low mark where nothing was committed yet). */
   committed(partitions: readonly number[]): Promise<Map<number, number>>
-  /** Commits atomically; returns the partitions whose lease `owner` lost (their offsets were not written). */
+  /**
+   * Commits atomically; returns the partitions whose lease `owner` lost. Where the backend fences
+   * (embedded), nothing was written when `lost` is not empty: drop those partitions and commit the rest.
+   */
   commit(owner: string, change: ConsumerCommit): Promise<{ lost: number[] }>
   /** Scheduled entries per key, in these partitions. */
   scheduledKeyCounts(partitions: readonly number[]): Promise<Map<string, number>>
@@ -147,7 +169,7 @@ export interface ConsumerStore {
   /** When the next scheduled entry that is first of its key is due, in these partitions; null when none is. */
   nextDueAtMs(partitions: readonly number[]): Promise<number | null>
   /** Recorded events of one mutation at this target, and where it waits in the schedule, if it does. */
-  story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number }> }>
+  story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number; delivery?: number }> }>
   /** Entries waiting in the schedule, and in the DLQ. */
   counts(): Promise<{ scheduled: number; deadLetters: number }>
   /** Owners of this target's partitions now, and when each lease ends. */

@@ -10,18 +10,27 @@
  *   spent attempts dead-letter the mutation with its failure history.
  * - Offsets are committed only after the target flushed what was applied, together with the schedule
  *   changes, dead letters and history, in one transaction of the log's state.
+ * - Fencing: each partition is worked on under the epoch of its lease. Everything read or recorded
+ *   carries that epoch; a commit names it, and the store refuses it when the lease was lost or taken
+ *   again meanwhile (this consumer was frozen, say). Such a partition's in-memory state is dropped
+ *   whole — position, queued work, schedule counts, uncommitted changes — and, when the lease is ours
+ *   again, it starts over from the committed offset. Work still in flight for an old epoch finishes
+ *   without recording anything.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { RetryPolicy, TargetSettings } from '../config/schema.js'
 import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
-import type { ConsumerCommit, ConsumerStore, LogBackend, ShardRequest } from '../log/backend.js'
+import { replaysOf } from '../dlq/replays.js'
+import { BackendUnavailableError } from '../errors.js'
+import type { ConsumerCommit, ConsumerStore, DeadLetter, HistoryEvent, LogBackend, ShardRequest } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
 import { PartitionProgress } from './partition-progress.js'
 import type { RateLimiter } from './rate-limiter.js'
 import { IN_PROCESS_BACKOFF_MAX_MS, backoffMs } from './retry.js'
 import { TargetError, toTargetError, type Target } from '../targets/target.js'
+import { formatDurationMs } from '../time.js'
 
 /** Mutations read from the log and not yet done, at most (backpressure on reading). */
 const MAX_IN_FLIGHT = 2000
@@ -42,6 +51,11 @@ export interface TargetConsumerOptions {
   /** wal's clock: what "now" is for delays and schedules. */
   now: () => number
   untilIdle: boolean
+  /**
+   * With untilIdle: give up (BackendUnavailableError, exit 5, naming the target) when work is left but
+   * nothing moved for this long — the target stays paused, or partitions stay held by another consumer.
+   */
+  idleTimeoutMs?: number
   /** Graceful stop: stop reading, finish what is in flight, commit. */
   stop: AbortSignal
   /** Hard stop: abandon what is in flight (it is redone by the next consumer). */
@@ -78,38 +92,119 @@ export interface TargetStats {
   lag: number
 }
 
-type Item =
-  | { source: 'log'; partition: number; offset: number; mutation: Mutation; poison?: string }
-  | { source: 'scheduled'; partition: number; seq: number; mutation: Mutation }
+/** `--until-idle` gave up on a target: work was left and nothing moved for the idle timeout (exit 5). */
+export class TargetStalledError extends BackendUnavailableError {
+  constructor(
+    readonly target: string,
+    readonly idleTimeoutMs: number,
+    readonly why: string,
+    readonly lag?: number,
+  ) {
+    super(
+      `target "${target}" made no progress for ${formatDurationMs(idleTimeoutMs)} (--idle-timeout) with work left: ${why}` +
+        (lag === undefined ? '' : `; ${lag} mutation${lag === 1 ? '' : 's'} not applied yet`),
+      {
+        code: 'WAL_TARGET_UNAVAILABLE',
+        details: { target, idleTimeoutMs, ...(lag === undefined ? {} : { lag }) },
+        suggestions: ['nothing is lost: what was not applied stays in the log for the next consume', 'wait longer with --idle-timeout, or fix the target and run again'],
+      },
+    )
+  }
 
-function emptyChange(): ConsumerCommit {
-  return { offsets: new Map(), schedule: [], reschedule: [], unschedule: [], deadLetters: [], history: [] }
+  withLag(lag: number): TargetStalledError {
+    return new TargetStalledError(this.target, this.idleTimeoutMs, this.why, lag)
+  }
+}
+
+/** A unit of work, with the lease epoch of its partition when it was read: stale once that changes. */
+type Item =
+  | { source: 'log'; partition: number; epoch: number; offset: number; mutation: Mutation; poison?: string }
+  | { source: 'scheduled'; partition: number; epoch: number; seq: number; mutation: Mutation }
+
+/** Changes recorded since the last commit, each with the partition it belongs to (dropped with it when fenced). */
+interface PendingChange {
+  schedule: ConsumerCommit['schedule']
+  reschedule: Array<ConsumerCommit['reschedule'][number] & { partition: number }>
+  unschedule: Array<{ seq: number; partition: number }>
+  deadLetters: DeadLetter[]
+  history: Array<{ partition: number; event: HistoryEvent }>
+  /** Keys whose scheduled head was dealt with: no longer busy once this is committed. */
+  keys: Array<{ key: string; partition: number; epoch: number }>
+}
+
+function emptyChange(): PendingChange {
+  return { schedule: [], reschedule: [], unschedule: [], deadLetters: [], history: [], keys: [] }
+}
+
+function withoutPartitions(change: PendingChange, drop: ReadonlySet<number>): PendingChange {
+  return {
+    schedule: change.schedule.filter((e) => !drop.has(e.partition)),
+    reschedule: change.reschedule.filter((e) => !drop.has(e.partition)),
+    unschedule: change.unschedule.filter((e) => !drop.has(e.partition)),
+    deadLetters: change.deadLetters.filter((e) => !drop.has(e.partition)),
+    history: change.history.filter((e) => !drop.has(e.partition)),
+    keys: change.keys.filter((e) => !drop.has(e.partition)),
+  }
+}
+
+function mergeChanges(first: PendingChange, then: PendingChange): PendingChange {
+  return {
+    schedule: [...first.schedule, ...then.schedule],
+    reschedule: [...first.reschedule, ...then.reschedule],
+    unschedule: [...first.unschedule, ...then.unschedule],
+    deadLetters: [...first.deadLetters, ...then.deadLetters],
+    history: [...first.history, ...then.history],
+    keys: [...first.keys, ...then.keys],
+  }
+}
+
+function partitionsOf(change: PendingChange, offsets: ReadonlyMap<number, number>): Set<number> {
+  const touched = new Set(offsets.keys())
+  for (const list of [change.schedule, change.reschedule, change.unschedule, change.deadLetters, change.history]) for (const e of list) touched.add(e.partition)
+  return touched
 }
 
 export class TargetConsumer {
   private owned: number[] = []
   /** Partitions the shard should hold (some may still be leased to a consumer that died). */
   private wanted: number[] = []
+  /** Lease epoch of each partition worked on (owned, or being given up): the fencing token of its commits. */
+  private readonly epochs = new Map<number, number>()
   /** Offsets read, in flight and committed, per partition (owned or being given up). */
   private readonly progress = new PartitionProgress()
-  /** Scheduled entries (committed or about to be) per key: while > 0, new mutations of the key queue behind. */
-  private readonly scheduledCount = new Map<string, number>()
-  /** Keys whose scheduled head is in flight or whose change awaits commit: not fetched again meanwhile. */
-  private readonly busyKeys = new Set<string>()
+  /** Per partition, scheduled entries (committed or about to be) per key: while > 0, new mutations of the key queue behind. */
+  private readonly scheduledCount = new Map<number, Map<string, number>>()
+  /** Keys whose scheduled head is in flight or whose change awaits commit (not fetched again meanwhile), with their partition and epoch. */
+  private readonly busyKeys = new Map<string, { partition: number; epoch: number }>()
   private change = emptyChange()
-  private changedKeys: string[] = []
   private readonly executor: KeyedExecutor
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
   private inFlight = 0
+  private heartbeating = false
+  /** Whether the store refuses a commit whole when a partition's epoch is stale (embedded), or writes the rest (Kafka). */
+  private storeFences = false
   private committing: Promise<void> | undefined
   /** A commit asked for while one was under way: it runs when that one ends. */
   private nextCommit: Promise<void> | undefined
   private failure: unknown
+  /** Aborted on a hard stop, or when this target gives up (--idle-timeout). */
+  private readonly giveUp = new AbortController()
+  private readonly abort: AbortSignal
+  /** Ends waits before an apply starts (circuit, rate limit, backoff): a stop, or giving up. */
+  private readonly stopWaiting: AbortSignal
+  /** When something last moved (a mutation done, a partition taken on): for --idle-timeout. */
+  private lastProgressMs = Date.now()
+  /** Set while the target could not flush (a full disk): what it applied is not committed yet. */
+  private unflushed: TargetError | undefined
+  /** The error that last paused the target, to say why it gave up. */
+  private lastPause: TargetError | undefined
   private readonly stats: Omit<TargetStats, 'partitions' | 'lag'>
   private readonly policy: RetryPolicy
 
   constructor(private readonly options: TargetConsumerOptions) {
     this.executor = new KeyedExecutor(options.concurrency)
+    this.abort = AbortSignal.any([options.abort, this.giveUp.signal])
+    this.stopWaiting = AbortSignal.any([options.stop, this.giveUp.signal])
     this.policy = options.settings.retry
     this.stats = { target: options.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, circuitOpened: 0 }
   }
@@ -128,19 +223,35 @@ export class TargetConsumer {
           await new Promise((resolve) => setImmediate(resolve))
           continue
         }
-        if (this.options.untilIdle && (await this.idle())) break
+        if (this.options.untilIdle) {
+          if (await this.idle()) break
+          this.checkStalled()
+          if (this.failure !== undefined) break
+        }
         // Caught up with nothing in flight: commit now rather than at the next tick (lower latency).
         if (this.executor.size === 0) await this.commit()
         await sleep(this.options.pollIntervalMs, undefined, { signal: stop }).catch(() => undefined)
       }
-      await Promise.race([this.executor.idle(), new Promise((resolve) => this.options.abort.addEventListener('abort', resolve, { once: true }))])
+      await Promise.race([this.executor.idle(), new Promise((resolve) => this.abort.addEventListener('abort', resolve, { once: true }))])
+      if (this.failure instanceof TargetStalledError) {
+        // Giving up is not a crash: what was applied is committed, the rest stays for the next run.
+        await this.commit()
+        const { lag } = await this.summary()
+        throw this.failure.withLag(lag)
+      }
       if (this.failure !== undefined) throw this.failure
       await this.commit()
+      if (this.unflushed !== undefined) {
+        throw new BackendUnavailableError(
+          `target "${this.options.settings.name}" could not make its last applies durable (${this.unflushed.code}: ${this.unflushed.message}); they were not committed and the next consumer applies them again`,
+          { code: 'WAL_TARGET_UNAVAILABLE', cause: this.unflushed, details: { target: this.options.settings.name } },
+        )
+      }
       return await this.summary()
     } finally {
       clearInterval(heartbeat)
       clearInterval(commits)
-      if (this.failure === undefined) await this.options.store.release(this.options.owner).catch(() => undefined)
+      if (this.failure === undefined || this.failure instanceof TargetStalledError) await this.options.store.release(this.options.owner).catch(() => undefined)
     }
   }
 
@@ -153,13 +264,35 @@ export class TargetConsumer {
     this.failure ??= error
   }
 
+  private progressed(): void {
+    this.lastProgressMs = Date.now()
+  }
+
+  /** With --until-idle: gives up when work is left and nothing moved for the idle timeout. */
+  private checkStalled(): void {
+    const timeoutMs = this.options.idleTimeoutMs
+    if (timeoutMs === undefined || Date.now() - this.lastProgressMs < timeoutMs) return
+    const name = this.options.settings.name
+    const waitingFor = this.wanted.filter((p) => !this.owned.includes(p))
+    const why =
+      this.unflushed !== undefined
+        ? `it cannot make its applies durable: ${this.unflushed.code}: ${this.unflushed.message}`
+        : this.circuit.state !== 'closed' && this.lastPause !== undefined
+        ? `it is paused: ${this.lastPause.code}: ${this.lastPause.message}`
+        : waitingFor.length > 0
+          ? `partitions ${waitingFor.join(',')} stay held by another consumer`
+          : 'its mutations are not getting applied'
+    this.fail(new TargetStalledError(name, timeoutMs, why))
+    this.giveUp.abort()
+  }
+
   /** Nothing in flight, nothing to read, nothing scheduled that is due. */
   private async idle(): Promise<boolean> {
     if (this.executor.size > 0 || this.inFlight > 0) return false
     // Partitions still leased to a consumer that stopped: not idle until their lease lapses and they are ours.
     if (this.wanted.some((p) => !this.owned.includes(p))) return false
     await this.commit()
-    if (this.busyKeys.size > 0) return false
+    if (this.unflushed !== undefined || this.busyKeys.size > 0) return false
     const marks = await this.options.log.marks()
     for (const p of this.owned) if (this.progress.position(p) < marks[p]!.high) return false
     const due = await this.options.store.nextDueAtMs(this.owned)
@@ -168,43 +301,86 @@ export class TargetConsumer {
 
   /** Claims or renews leases; takes on new partitions and lets go of those no longer ours. */
   private async heartbeat(): Promise<void> {
-    const { owned, wanted } = await this.options.store.claim(this.options.owner, this.options.shard, this.options.leaseTtlMs)
-    this.wanted = wanted
-    const added = owned.filter((p) => !this.owned.includes(p))
-    const removed = this.owned.filter((p) => !owned.includes(p))
-    if (added.length === 0 && removed.length === 0) return
-    this.owned = owned
-    if (added.length > 0) {
-      const committed = await this.options.store.committed(added)
-      for (const [p, offset] of committed) {
-        this.progress.start(p, offset)
-      }
-      for (const [key, n] of await this.options.store.scheduledKeyCounts(added)) this.scheduledCount.set(key, n)
+    // A slow claim (the log's lock busy) must not overlap the next one.
+    if (this.heartbeating) return
+    this.heartbeating = true
+    try {
+      await this.heartbeatNow()
+    } finally {
+      this.heartbeating = false
     }
+  }
+
+  private async heartbeatNow(): Promise<void> {
+    const { owned, wanted, epochs } = await this.options.store.claim(this.options.owner, this.options.shard, this.options.leaseTtlMs)
+    this.wanted = wanted
+    // Backends without lease epochs (Kafka: its group generation) fence by themselves.
+    this.storeFences = epochs !== undefined
+    const epochOf = (p: number): number => epochs?.get(p) ?? 0
+    // Held again under another epoch: we lost it in between (frozen past the lease), so whatever we had
+    // in memory for it may be behind what its other owner committed. Start it over.
+    for (const p of owned) {
+      if (this.epochs.has(p) && this.epochs.get(p) !== epochOf(p)) this.drop(p)
+    }
+    const removed = this.owned.filter((p) => !owned.includes(p))
+    // New to us (a partition taken back while being given up, under the same lease, keeps its state).
+    const fresh = owned.filter((p) => !this.epochs.has(p))
+    if (fresh.length === 0 && removed.length === 0 && owned.every((p) => this.owned.includes(p))) return
+    const starts = new Map<number, { offset: number; counts: Map<string, number> }>()
+    for (const p of fresh) {
+      const offset = (await this.options.store.committed([p])).get(p)!
+      starts.set(p, { offset, counts: await this.options.store.scheduledKeyCounts([p]) })
+    }
+    // Only now, with their start known, are the new partitions read from.
+    for (const [p, start] of starts) {
+      this.epochs.set(p, epochOf(p))
+      this.progress.start(p, start.offset)
+      this.scheduledCount.set(p, start.counts)
+    }
+    // Dropped meanwhile (a commit found it fenced): taken on afresh by the next heartbeat.
+    this.owned = owned.filter((p) => this.epochs.has(p))
+    if (fresh.length > 0) this.progressed()
     // Partitions given up are released once what was read from them is done and committed.
     if (removed.length > 0) void this.releaseWhenDone(removed)
-    this.options.onEvent?.({ type: 'partitions', target: this.options.settings.name, partitions: [...owned] })
+    this.options.onEvent?.({ type: 'partitions', target: this.options.settings.name, partitions: [...this.owned] })
+  }
+
+  /** Forgets everything about a partition: its position, counts, busy keys and uncommitted changes. */
+  private drop(partition: number): void {
+    this.epochs.delete(partition)
+    this.progress.forget(partition)
+    this.scheduledCount.delete(partition)
+    for (const [key, busy] of this.busyKeys) if (busy.partition === partition) this.busyKeys.delete(key)
+    this.change = withoutPartitions(this.change, new Set([partition]))
+    this.owned = this.owned.filter((p) => p !== partition)
+  }
+
+  private isCurrent(item: Item): boolean {
+    return this.epochs.get(item.partition) === item.epoch
   }
 
   private async releaseWhenDone(partitions: number[]): Promise<void> {
     while (!this.options.stop.aborted && partitions.some((p) => this.progress.busy(p))) await sleep(this.options.pollIntervalMs)
     await this.commit()
-    for (const p of partitions) {
-      if (this.owned.includes(p)) continue
-      this.progress.forget(p)
-    }
-    await this.options.store.release(this.options.owner, partitions.filter((p) => !this.owned.includes(p)))
+    const gone = partitions.filter((p) => !this.owned.includes(p))
+    for (const p of gone) if (this.epochs.has(p)) this.drop(p)
+    await this.options.store.release(this.options.owner, gone)
   }
 
   private async dispatchScheduled(): Promise<number> {
     if (this.owned.length === 0) return 0
-    const due = await this.options.store.dueScheduled(this.owned, this.options.now(), SCHEDULED_BATCH, this.busyKeys)
+    const due = await this.options.store.dueScheduled(this.owned, this.options.now(), SCHEDULED_BATCH, new Set(this.busyKeys.keys()))
+    let dispatched = 0
     for (const entry of due) {
-      this.busyKeys.add(entry.mutation.key)
-      const item: Item = { source: 'scheduled', partition: entry.partition, seq: entry.seq, mutation: entry.mutation }
+      const epoch = this.epochs.get(entry.partition)
+      // Dropped while we read (fenced): not ours to work on now.
+      if (epoch === undefined || !this.owned.includes(entry.partition) || this.busyKeys.has(entry.mutation.key)) continue
+      this.busyKeys.set(entry.mutation.key, { partition: entry.partition, epoch })
+      const item: Item = { source: 'scheduled', partition: entry.partition, epoch, seq: entry.seq, mutation: entry.mutation }
       this.executor.push(entry.mutation.key, () => this.process(item))
+      dispatched++
     }
-    return due.length
+    return dispatched
   }
 
   private async dispatchLog(): Promise<number> {
@@ -213,7 +389,11 @@ export class TargetConsumer {
     if (this.owned.length === 0 || this.inFlight > MAX_IN_FLIGHT - READ_BATCH) return 0
     let dispatched = 0
     const from = new Map(this.owned.map((p) => [p, this.progress.position(p)]))
+    const epochs = new Map(this.owned.map((p) => [p, this.epochs.get(p)!]))
     for await (const record of this.options.log.read({ from })) {
+      const epoch = epochs.get(record.partition)!
+      // Dropped or started over while this page was read: the rest of the page is not ours.
+      if (this.epochs.get(record.partition) !== epoch) continue
       this.progress.read(record.partition, record.offset)
       this.inFlight++
       dispatched++
@@ -232,7 +412,7 @@ export class TargetConsumer {
         attempts: record.attempts,
         failures: record.failures,
       }
-      const item: Item = record.poison ? { source: 'log', partition, offset, mutation, poison: record.poison.error } : { source: 'log', partition, offset, mutation }
+      const item: Item = record.poison ? { source: 'log', partition, epoch, offset, mutation, poison: record.poison.error } : { source: 'log', partition, epoch, offset, mutation }
       this.executor.push(mutation.key, () => this.process(item))
       if (this.inFlight >= MAX_IN_FLIGHT || dispatched >= READ_BATCH || this.options.stop.aborted) break
     }
@@ -243,6 +423,11 @@ export class TargetConsumer {
   private async process(item: Item): Promise<void> {
     const { mutation } = item
     const now = this.options.now()
+    if (!this.isCurrent(item)) {
+      // Its partition was lost or started over since it was read: the new owner (or run) redoes it.
+      if (item.source === 'log') this.abandon(item)
+      return
+    }
     if (this.options.stop.aborted) {
       // Stopping: only what already started is finished; this one is left for the next consumer.
       if (item.source === 'log') this.abandon(item)
@@ -260,7 +445,7 @@ export class TargetConsumer {
         else this.done(item, { mutationId: mutation.id, atMs: now, event: 'applied', attempt: mutation.attempts })
         return
       }
-      if (item.source === 'log' && (this.scheduledCount.get(mutation.key) ?? 0) > 0) {
+      if (item.source === 'log' && (this.scheduledCount.get(item.partition)?.get(mutation.key) ?? 0) > 0) {
         // A mutation of this key is waiting: queue behind it, keeping the key's order.
         this.schedule(item, mutation.notBeforeMs ?? 0)
         return
@@ -273,7 +458,7 @@ export class TargetConsumer {
       await this.applyWithRetries(item)
     } catch (error) {
       // Stopped while waiting (circuit, rate limit): left as it was, so the next consumer redoes it.
-      if (!this.options.stop.aborted && !this.options.abort.aborted) this.fail(error)
+      if (!this.options.stop.aborted && !this.abort.aborted) this.fail(error)
       if (item.source === 'log') this.abandon(item)
     }
   }
@@ -281,12 +466,23 @@ export class TargetConsumer {
   private async applyWithRetries(item: Item): Promise<void> {
     const { mutation } = item
     for (;;) {
-      const probe = await this.circuit.allow(this.options.abort)
-      for (const limiter of this.options.limiters) await limiter.take(this.options.abort)
+      // Not started yet: a stop ends the wait at once (nothing is in flight for it).
+      const probe = await this.circuit.allow(this.stopWaiting)
+      try {
+        for (const limiter of this.options.limiters) await limiter.take(this.stopWaiting)
+      } catch (error) {
+        this.circuit.released(probe)
+        throw error
+      }
+      if (!this.isCurrent(item)) {
+        this.circuit.released(probe)
+        if (item.source === 'log') this.abandon(item)
+        return
+      }
       const attempt = mutation.attempts + 1
       const startedMs = performance.now()
       try {
-        await this.options.target.apply(mutation, { attempt, signal: this.options.abort })
+        await this.options.target.apply(mutation, { attempt, signal: this.abort })
         this.circuit.succeeded(probe)
         mutation.attempts = attempt
         this.stats.applied++
@@ -297,12 +493,14 @@ export class TargetConsumer {
         this.done(item, plain ? undefined : { mutationId: mutation.id, atMs: this.options.now(), event: 'applied', attempt })
         return
       } catch (thrown) {
-        if (this.options.abort.aborted) {
+        if (this.abort.aborted) {
+          this.circuit.released(probe)
           if (item.source === 'log') this.abandon(item)
           return
         }
         const error = toTargetError(thrown)
         if (error.errorClass === 'infrastructure') {
+          this.lastPause = error
           const wasClosed = this.circuit.state === 'closed'
           this.circuit.failed(probe)
           if (wasClosed) {
@@ -320,10 +518,12 @@ export class TargetConsumer {
         }
         this.stats.retried++
         this.options.observer?.retried(mutation)
-        this.change.history.push({ mutationId: mutation.id, atMs: this.options.now(), event: 'failed', attempt, errorClass: error.errorClass, code: error.code, message: error.message })
+        if (this.isCurrent(item)) {
+          this.recordHistory(item, { mutationId: mutation.id, atMs: this.options.now(), event: 'failed', attempt, errorClass: error.errorClass, code: error.code, message: error.message })
+        }
         const wait = backoffMs(this.policy, attempt)
         if (wait <= IN_PROCESS_BACKOFF_MAX_MS) {
-          const slept = await sleep(wait, true, { signal: this.options.stop }).catch(() => false)
+          const slept = await sleep(wait, true, { signal: this.stopWaiting }).catch(() => false)
           if (slept) continue
         }
         // A long backoff (or a stop during a short one) waits in the schedule instead.
@@ -347,13 +547,17 @@ export class TargetConsumer {
   private schedule(item: Item, dueAtMs: number): void {
     const { mutation } = item
     this.stats.scheduled++
-    this.change.history.push({ mutationId: mutation.id, atMs: this.options.now(), event: 'scheduled', attempt: mutation.attempts })
+    this.progressed()
+    // Its partition was lost meanwhile: the new owner decides (a log item is redone from its offset).
+    if (!this.isCurrent(item)) return this.finishLog(item)
+    this.recordHistory(item, { mutationId: mutation.id, atMs: this.options.now(), event: 'scheduled', attempt: mutation.attempts })
     if (item.source === 'scheduled') {
-      this.change.reschedule.push({ seq: item.seq, dueAtMs, mutation })
-      this.changedKeys.push(mutation.key)
+      this.change.reschedule.push({ partition: item.partition, seq: item.seq, dueAtMs, mutation })
+      this.change.keys.push({ key: mutation.key, partition: item.partition, epoch: item.epoch })
       return
     }
-    this.scheduledCount.set(mutation.key, (this.scheduledCount.get(mutation.key) ?? 0) + 1)
+    const counts = this.scheduledCount.get(item.partition)!
+    counts.set(mutation.key, (counts.get(mutation.key) ?? 0) + 1)
     this.change.schedule.push({ partition: item.partition, offset: item.offset, dueAtMs, mutation })
     this.finishLog(item)
   }
@@ -363,24 +567,37 @@ export class TargetConsumer {
     this.stats.deadLettered++
     this.options.observer?.deadLettered(mutation)
     const atMs = this.options.now()
-    this.change.deadLetters.push({ partition: item.partition, mutation, errorClass: error.errorClass, code: error.code, message: error.message, atMs })
-    this.options.onEvent?.({ type: 'dead-lettered', target: this.options.settings.name, mutation, error })
+    if (this.isCurrent(item)) {
+      this.change.deadLetters.push({ partition: item.partition, mutation, errorClass: error.errorClass, code: error.code, message: error.message, atMs })
+      this.options.onEvent?.({ type: 'dead-lettered', target: this.options.settings.name, mutation, error })
+    }
     this.done(item, { mutationId: mutation.id, atMs, event: 'dead-lettered', attempt: mutation.attempts, errorClass: error.errorClass, code: error.code, message: error.message })
   }
 
-  private done(item: Item, event: ConsumerCommit['history'][number] | undefined): void {
-    if (event) this.change.history.push(event)
+  /** A step in the mutation's story, for `wal explain`: with which copy (delivery) of it this happened. */
+  private recordHistory(item: Item, event: HistoryEvent): void {
+    this.change.history.push({ partition: item.partition, event: { ...event, delivery: replaysOf(item.mutation) } })
+  }
+
+  private done(item: Item, event: HistoryEvent | undefined): void {
+    this.progressed()
+    if (!this.isCurrent(item)) return this.finishLog(item)
+    if (event) this.recordHistory(item, event)
     if (item.source === 'scheduled') {
-      this.change.unschedule.push(item.seq)
-      this.changedKeys.push(item.mutation.key)
-      const left = (this.scheduledCount.get(item.mutation.key) ?? 1) - 1
-      if (left > 0) this.scheduledCount.set(item.mutation.key, left)
-      else this.scheduledCount.delete(item.mutation.key)
+      this.change.unschedule.push({ seq: item.seq, partition: item.partition })
+      this.change.keys.push({ key: item.mutation.key, partition: item.partition, epoch: item.epoch })
+      const counts = this.scheduledCount.get(item.partition)
+      const left = (counts?.get(item.mutation.key) ?? 1) - 1
+      if (left > 0) counts?.set(item.mutation.key, left)
+      else counts?.delete(item.mutation.key)
     } else this.finishLog(item)
   }
 
-  private finishLog(item: Extract<Item, { source: 'log' }>): void {
-    this.progress.done(item.partition, item.offset)
+  /** A log item is done (or, from a lost partition, given up): it no longer counts as in flight. */
+  private finishLog(item: Item): void {
+    if (item.source !== 'log') return
+    // A stale item's offset may have been read again under the new epoch: leave that one's tracking alone.
+    if (this.isCurrent(item)) this.progress.done(item.partition, item.offset)
     this.inFlight--
   }
 
@@ -407,23 +624,78 @@ export class TargetConsumer {
   }
 
   private async commitNow(): Promise<void> {
-    const change = this.change
-    const keys = this.changedKeys
+    let change = this.change
     this.change = emptyChange()
-    this.changedKeys = []
     const offsets = this.progress.toCommit()
-    const nothing = change.schedule.length + change.reschedule.length + change.unschedule.length + change.deadLetters.length + change.history.length === 0
-    await this.options.target.flush?.()
-    if (nothing && offsets.size === 0) return
-    const { lost } = await this.options.store.commit(this.options.owner, { ...change, offsets })
-    for (const [p, offset] of offsets) if (!lost.includes(p)) this.progress.committedAt(p, offset)
-    for (const key of keys) this.busyKeys.delete(key)
-    if (lost.length > 0) {
-      // Another consumer holds these now: stop reading them; what we applied there is redone by it.
-      this.owned = this.owned.filter((p) => !lost.includes(p))
-      for (const p of lost) {
-        this.progress.forget(p)
+    const epochs = new Map<number, number>()
+    for (const p of partitionsOf(change, offsets)) epochs.set(p, this.epochs.get(p)!)
+    if (!(await this.flushTarget())) {
+      // Not durable at the target: nothing is committed; the change waits for the next flush.
+      this.change = mergeChanges(change, this.change)
+      return
+    }
+    if (epochs.size === 0) return
+    for (;;) {
+      // A partition dropped while the target flushed: its part of the change is void.
+      for (const [p, epoch] of epochs) {
+        if (this.epochs.get(p) === epoch) continue
+        epochs.delete(p)
+        offsets.delete(p)
+        change = withoutPartitions(change, new Set([p]))
       }
+      if (epochs.size === 0) return
+      const { lost } = await this.options.store.commit(this.options.owner, {
+        epochs,
+        offsets,
+        schedule: change.schedule,
+        reschedule: change.reschedule.map(({ seq, dueAtMs, mutation }) => ({ seq, dueAtMs, mutation })),
+        unschedule: change.unschedule.map((u) => u.seq),
+        deadLetters: change.deadLetters,
+        history: change.history.map((h) => h.event),
+      })
+      if (lost.length === 0) break
+      // Another consumer holds these now (or held them since): nothing of ours was written; forget them.
+      // What we applied there is redone by whoever holds them, from the committed offset.
+      const fenced = new Set(lost)
+      for (const p of lost) {
+        if (this.epochs.get(p) === epochs.get(p)) this.drop(p)
+        epochs.delete(p)
+        offsets.delete(p)
+      }
+      change = withoutPartitions(change, fenced)
+      // A store without epochs wrote the rest already: committing it again would write it twice.
+      if (epochs.size === 0 || !this.storeFences) break
+    }
+    for (const [p, offset] of offsets) if (this.epochs.get(p) === epochs.get(p)) this.progress.committedAt(p, offset)
+    for (const { key, epoch } of change.keys) if (this.busyKeys.get(key)?.epoch === epoch) this.busyKeys.delete(key)
+  }
+
+  /**
+   * Makes the target's applies durable. An infrastructure failure (a full disk) pauses the target
+   * instead of ending the consumer: the target keeps what it could not flush and the next commit tries
+   * again. Any other failure ends the consumer (the target cannot say what it kept).
+   */
+  private async flushTarget(): Promise<boolean> {
+    try {
+      await this.options.target.flush?.()
+      this.unflushed = undefined
+      return true
+    } catch (thrown) {
+      const error = toTargetError(thrown)
+      if (error.errorClass !== 'infrastructure') {
+        throw new BackendUnavailableError(
+          `target "${this.options.settings.name}" could not make its applies durable (${error.code}: ${error.message}); nothing was committed past them, and the next consumer applies them again`,
+          { code: 'WAL_TARGET_UNAVAILABLE', cause: thrown, details: { target: this.options.settings.name } },
+        )
+      }
+      this.unflushed = error
+      this.lastPause = error
+      if (this.circuit.state === 'closed') {
+        this.circuit.failed(false)
+        this.stats.circuitOpened++
+        this.options.onEvent?.({ type: 'circuit-open', target: this.options.settings.name, error })
+      }
+      return false
     }
   }
 

@@ -230,7 +230,7 @@ class Producer {
       const lines = entries.filter((e) => e.mutation && !e.result && !e.error).map((e) => e.lineNumber)
       const error = failure as DurabilityUnknownError
       throw new DurabilityUnknownError(
-        `${error.message}: ${lines.length} mutation${lines.length === 1 ? '' : 's'} (line ${lines[0]}${lines.length > 1 ? `-${lines.at(-1)}` : ''}) may or may not be in the log; ${this.summary.durable} earlier mutations are durable`,
+        `${error.message}: ${lines.length} mutation${lines.length === 1 ? '' : 's'} (line ${lines[0]}${lines.length > 1 ? `-${lines.at(-1)}` : ''}) may or may not be in the log; ${this.summary.durable + this.summary.duplicates} earlier mutations are durable`,
         { cause: error, suggestions: error.suggestions, details: { ...this.summary, unknownLines: lines } },
       )
     }
@@ -240,8 +240,8 @@ class Producer {
       // Backends that write entries one by one (SQS) may have written some lines after the first failure.
       const laterWritten = entries.some((e) => e.result && e.lineNumber > (notWritten[0]?.lineNumber ?? Infinity))
       const what = laterWritten
-        ? `${notWritten.length} lines were not written, the first is line ${notWritten[0]?.lineNumber ?? '?'}; the ${this.summary.durable} acked mutations are durable`
-        : `nothing from line ${notWritten[0]?.lineNumber ?? '?'} on was written; ${this.summary.durable} earlier mutations are durable`
+        ? `${notWritten.length} lines were not written, the first is line ${notWritten[0]?.lineNumber ?? '?'}; the ${this.summary.durable + this.summary.duplicates} acked mutations are durable`
+        : `nothing from line ${notWritten[0]?.lineNumber ?? '?'} on was written; ${this.summary.durable + this.summary.duplicates} earlier mutations are durable`
       throw new BackendUnavailableError(
         `${error.message} (${what})`,
         { cause: error, suggestions: error.suggestions, details: { ...this.summary, firstLineNotWritten: notWritten[0]?.lineNumber } },

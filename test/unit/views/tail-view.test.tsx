@@ -44,6 +44,7 @@ function report(id: string): ExplainReport {
         status: 'dead-lettered',
         detail: 'in the DLQ (entry 1)',
         events: [{ at: '2026-12-01T09:00:02.000Z', event: 'failed', attempt: 1, errorClass: 'fatal', code: 'HTTP_400', message: 'bad request' }],
+        deliveries: [],
       },
     ],
   } as ExplainReport

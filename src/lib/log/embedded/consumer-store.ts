@@ -1,14 +1,31 @@
 /**
  * Consumer state of the embedded log, in the namespace's own SQLite file: per target, partition leases
  * (one owner at a time, renewed by heartbeat, taken over when they expire), committed offsets, the
- * schedule of waiting mutations, the DLQ and each mutation's history. A commit writes offsets, schedule
- * changes, dead letters and history in one transaction, and only for partitions the committer still holds.
+ * schedule of waiting mutations, the DLQ and each mutation's history.
+ *
+ * Fencing: every acquisition of a lease gives it a new, higher epoch (renewals keep it). A commit names
+ * the epoch of each partition it touches and writes offsets, schedule changes, dead letters and history
+ * in one transaction only if the committer still holds every one of them with that epoch — a consumer
+ * that was frozen (SIGSTOP, a long pause) while another took its partitions over cannot write anything
+ * it had in memory. Committed offsets only move forward.
+ *
+ * Waiting for the write lock never blocks the event loop for long: SQLite's own busy wait is capped at
+ * BUSY_WAIT_MS, and transactions retry asynchronously until the lock timeout.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 
 import { decodeEnvelopeLine, encodeEnvelope } from '../../envelope/envelope.js'
-import type { ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
-import { CONSUMER_DDL } from './schema.js'
+import type { ClaimResult, ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
+import { BUSY_WAIT_MS, withLockRetries } from '../../io/sqlite-lock.js'
+import { replaysOf } from '../../dlq/replays.js'
+import { isStorageError, unavailable } from './errors.js'
+import { ADD_HISTORY_DELIVERY, ADD_LEASE_EPOCH, CONSUMER_DDL } from './schema.js'
+
+interface LeaseRow {
+  owner: string
+  expires_at: number
+  epoch: number
+}
 
 function partitionList(partitions: readonly number[]): string {
   return JSON.stringify(partitions)
@@ -30,14 +47,18 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     private readonly namespace: string,
     private readonly partitions: number,
     readonly target: string,
+    private readonly lockTimeoutMs: number,
+    private readonly path: string,
   ) {
-    this.getLease = db.prepare('SELECT owner, expires_at FROM leases WHERE target = ? AND partition = ?')
+    this.getLease = db.prepare('SELECT owner, expires_at, epoch FROM leases WHERE target = ? AND partition = ?')
     this.putLease = db.prepare(
-      'INSERT INTO leases (target, partition, owner, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (target, partition) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at',
+      'INSERT INTO leases (target, partition, owner, expires_at, epoch) VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, partition) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at, epoch = excluded.epoch',
     )
-    this.dropLease = db.prepare('DELETE FROM leases WHERE target = ? AND partition = ? AND owner = ?')
+    // A released lease keeps its row (and epoch), so the next acquisition still gets a higher epoch.
+    this.dropLease = db.prepare("UPDATE leases SET owner = '', expires_at = 0 WHERE target = ? AND partition = ? AND owner = ?")
+    // Never backwards: only an operator's reset may move a committed offset back.
     this.putOffset = db.prepare(
-      'INSERT INTO consumer_offsets (target, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT (target, partition) DO UPDATE SET next_offset = excluded.next_offset',
+      'INSERT INTO consumer_offsets (target, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT (target, partition) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)',
     )
     this.insertScheduled = db.prepare('INSERT INTO scheduled (target, partition, key, due_at, envelope) VALUES (?, ?, ?, ?, ?)')
     this.updateScheduled = db.prepare('UPDATE scheduled SET due_at = ?, envelope = ? WHERE seq = ? AND target = ?')
@@ -46,7 +67,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       'INSERT INTO dlq (target, partition, id, key, dead_at, error_class, code, message, envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     )
     this.insertHistory = db.prepare(
-      'INSERT INTO history (mutation_id, target, at, event, attempt, error_class, code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO history (mutation_id, target, at, event, attempt, error_class, code, message, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     )
   }
 
@@ -60,22 +81,59 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     // as at-least-once delivery with idempotent targets already allows.
     db.exec('PRAGMA synchronous = NORMAL')
     db.exec(CONSUMER_DDL)
-    return new EmbeddedConsumerStore(db, namespace, partitions, target)
+    EmbeddedConsumerStore.migrate(db)
+    return new EmbeddedConsumerStore(db, namespace, partitions, target, lockTimeoutMs, path)
   }
 
-  private transaction<T>(work: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE')
+  /**
+   * State written by an older wal: leases had no epoch (added as 0; the next acquisition makes it 1),
+   * history no delivery.
+   */
+  private static migrate(db: DatabaseSync): void {
+    const has = (table: string, column: string): boolean => db.prepare('SELECT 1 AS ok FROM pragma_table_info(?) WHERE name = ?').get(table, column) !== undefined
+    if (has('leases', 'epoch') && has('history', 'delivery')) return
+    db.exec('BEGIN IMMEDIATE')
     try {
-      const result = work()
-      this.db.exec('COMMIT')
-      return result
+      // Another process may have added them meanwhile: look again under the write lock.
+      if (!has('leases', 'epoch')) db.exec(ADD_LEASE_EPOCH)
+      if (!has('history', 'delivery')) db.exec(ADD_HISTORY_DELIVERY)
+      db.exec('COMMIT')
     } catch (error) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK')
+      db.exec('ROLLBACK')
       throw error
     }
   }
 
-  async claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<{ owned: number[]; wanted: number[] }> {
+  private async transaction<T>(work: () => T): Promise<T> {
+    let result!: T
+    try {
+      // BEGIN, the work and COMMIT run in one go (no await in between), so two transactions of this
+      // connection never interleave. Only taking the write lock may wait on another process for long:
+      // that wait is capped per try and made of timers; reads (WAL mode) keep the long busy timeout.
+      await withLockRetries(() => {
+        this.db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`)
+        try {
+          this.db.exec('BEGIN IMMEDIATE')
+        } finally {
+          this.db.exec(`PRAGMA busy_timeout = ${this.lockTimeoutMs}`)
+        }
+        try {
+          result = work()
+          this.db.exec('COMMIT')
+        } catch (error) {
+          if (this.db.isTransaction) this.db.exec('ROLLBACK')
+          throw error
+        }
+      }, this.lockTimeoutMs)
+      return result
+    } catch (error) {
+      // A full disk, a lock held too long, a file made read-only: the log's fault (exit 5), said as such.
+      if (isStorageError(error)) throw unavailable(this.path, `write the consumer state of target "${this.target}" to`, error)
+      throw error
+    }
+  }
+
+  async claim(owner: string, shard: ShardRequest, ttlMs: number): Promise<ClaimResult> {
     return this.transaction(() => {
       const now = Date.now()
       const shardText = shard === 'auto' ? 'auto' : `${shard.index}/${shard.count}`
@@ -96,22 +154,28 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       } else wanted = (p) => p % shard.count === shard.index
       const owned: number[] = []
       const all: number[] = []
+      const epochs = new Map<number, number>()
       for (let p = 0; p < this.partitions; p++) {
         if (!wanted(p)) continue
         all.push(p)
-        const lease = this.getLease.get(this.target, p) as { owner: string; expires_at: number } | undefined
-        if (lease === undefined || lease.owner === owner || lease.expires_at < now) {
-          this.putLease.run(this.target, p, owner, now + ttlMs)
-          owned.push(p)
-        }
+        const lease = this.getLease.get(this.target, p) as LeaseRow | undefined
+        if (lease !== undefined && lease.owner === owner && lease.expires_at >= now) {
+          // A renewal: same epoch.
+          this.putLease.run(this.target, p, owner, now + ttlMs, lease.epoch)
+        } else if (lease === undefined || lease.expires_at < now) {
+          // An acquisition (also of our own lease after it lapsed: someone may have held it meanwhile).
+          this.putLease.run(this.target, p, owner, now + ttlMs, (lease?.epoch ?? 0) + 1)
+        } else continue
+        owned.push(p)
+        epochs.set(p, (this.getLease.get(this.target, p) as unknown as LeaseRow).epoch)
       }
-      return { owned, wanted: all }
+      return { owned, wanted: all, epochs }
     })
   }
 
   async release(owner: string, partitions?: readonly number[]): Promise<void> {
-    this.transaction(() => {
-      if (partitions === undefined) this.db.prepare('DELETE FROM leases WHERE target = ? AND owner = ?').run(this.target, owner)
+    await this.transaction(() => {
+      if (partitions === undefined) this.db.prepare("UPDATE leases SET owner = '', expires_at = 0 WHERE target = ? AND owner = ?").run(this.target, owner)
       else for (const p of partitions) this.dropLease.run(this.target, p, owner)
       if (partitions === undefined) this.db.prepare('DELETE FROM consumers WHERE target = ? AND owner = ?').run(this.target, owner)
     })
@@ -129,11 +193,14 @@ export class EmbeddedConsumerStore implements ConsumerStore {
   async commit(owner: string, change: ConsumerCommit): Promise<{ lost: number[] }> {
     return this.transaction(() => {
       const lost: number[] = []
-      for (const [partition, offset] of change.offsets) {
-        const lease = this.getLease.get(this.target, partition) as { owner: string } | undefined
-        if (lease?.owner === owner) this.putOffset.run(this.target, partition, offset)
-        else lost.push(partition)
+      for (const [partition, epoch] of change.epochs) {
+        const lease = this.getLease.get(this.target, partition) as LeaseRow | undefined
+        if (lease?.owner !== owner || lease.epoch !== epoch) lost.push(partition)
       }
+      // An offset without its fencing token is refused like a lost one.
+      for (const partition of change.offsets.keys()) if (!change.epochs.has(partition) && !lost.includes(partition)) lost.push(partition)
+      if (lost.length > 0) return { lost }
+      for (const [partition, offset] of change.offsets) this.putOffset.run(this.target, partition, offset)
       for (const s of change.schedule) this.insertScheduled.run(this.target, s.partition, s.mutation.key, s.dueAtMs, encodeEnvelope(s.mutation))
       for (const s of change.reschedule) this.updateScheduled.run(s.dueAtMs, encodeEnvelope(s.mutation), s.seq, this.target)
       for (const seq of change.unschedule) this.deleteScheduled.run(seq, this.target)
@@ -141,7 +208,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
         this.insertDead.run(this.target, d.partition, d.mutation.id, d.mutation.key, d.atMs, d.errorClass, d.code, d.message, encodeEnvelope(d.mutation))
       }
       for (const h of change.history) {
-        this.insertHistory.run(h.mutationId, this.target, h.atMs, h.event, h.attempt, h.errorClass ?? null, h.code ?? null, h.message ?? null)
+        this.insertHistory.run(h.mutationId, this.target, h.atMs, h.event, h.attempt, h.errorClass ?? null, h.code ?? null, h.message ?? null, h.delivery ?? null)
       }
       return { lost }
     })
@@ -190,7 +257,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     return row.due
   }
 
-  async story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number }> }> {
+  async story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number; delivery?: number }> }> {
     const history = (
       this.db.prepare('SELECT * FROM history WHERE target = ? AND mutation_id = ? ORDER BY rowid').all(this.target, mutationId) as Array<{
         at: number
@@ -199,9 +266,11 @@ export class EmbeddedConsumerStore implements ConsumerStore {
         error_class: HistoryEvent['errorClass'] | null
         code: string | null
         message: string | null
+        delivery: number | null
       }>
     ).map((r) => ({
       mutationId,
+      ...(r.delivery === null ? {} : { delivery: r.delivery }),
       atMs: r.at,
       event: r.event,
       attempt: r.attempt,
@@ -210,9 +279,9 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       ...(r.message === null ? {} : { message: r.message }),
     }))
     const scheduled = (this.db.prepare('SELECT due_at, envelope FROM scheduled WHERE target = ? ORDER BY seq').all(this.target) as Array<{ due_at: number; envelope: string }>)
-      .map((r) => ({ dueAtMs: r.due_at, envelope: JSON.parse(r.envelope) as { id: string; attempts: number } }))
+      .map((r) => ({ dueAtMs: r.due_at, envelope: JSON.parse(r.envelope) as { id: string; attempts: number; headers?: Record<string, string> } }))
       .filter((r) => r.envelope.id === mutationId)
-      .map((r) => ({ dueAtMs: r.dueAtMs, attempts: r.envelope.attempts }))
+      .map((r) => ({ dueAtMs: r.dueAtMs, attempts: r.envelope.attempts, delivery: replaysOf({ headers: r.envelope.headers ?? {} }) }))
     return { history, scheduled }
   }
 
@@ -222,7 +291,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
   }
 
   async leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>> {
-    const rows = this.db.prepare('SELECT partition, owner, expires_at FROM leases WHERE target = ? ORDER BY partition').all(this.target) as Array<{
+    const rows = this.db.prepare("SELECT partition, owner, expires_at FROM leases WHERE target = ? AND owner != '' ORDER BY partition").all(this.target) as Array<{
       partition: number
       owner: string
       expires_at: number

@@ -19,9 +19,11 @@ import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
 import { EmbeddedConsumerStore } from './consumer-store.js'
 import { EmbeddedDeadLetterQueue } from './dead-letter-queue.js'
+import { LOCK_TIMEOUT_MS, unavailable } from './errors.js'
 
 /** How long a writer waits for another process's transaction before giving up. */
-export const LOCK_TIMEOUT_MS = 30_000
+export { LOCK_TIMEOUT_MS }
+
 /** How often a following reader checks for new commits. */
 export const FOLLOW_POLL_MS = 50
 const READ_BATCH = 500
@@ -78,33 +80,6 @@ type StoredRow = {
   payload: string | Uint8Array
   failures: string | null
   created_at_us: number | null
-}
-
-/** SQLite's primary result code (extended codes carry it in the low byte). */
-function sqliteErrorCode(error: unknown): number | undefined {
-  const code = (error as { errcode?: number }).errcode
-  return code === undefined ? undefined : code & 0xff
-}
-
-function unavailable(path: string, action: string, error: unknown): BackendUnavailableError {
-  const code = sqliteErrorCode(error)
-  const errno = (error as NodeJS.ErrnoException).code
-  const reason =
-    code === 5 || code === 6
-      ? `the log stayed locked by another process for more than ${LOCK_TIMEOUT_MS / 1000}s`
-      : code === 13
-        ? 'the disk is full'
-        : errno === 'EACCES' || errno === 'EPERM' || code === 8 || code === 14
-          ? 'permission denied: the state directory or the log file cannot be written'
-          : (error as Error).message
-  return new BackendUnavailableError(`cannot ${action} the embedded log ${path}: ${reason}`, {
-    cause: error,
-    details: { path },
-    suggestions: [
-      'make the state directory writable, or point WAL_HOME (or stateDir in the config) elsewhere',
-      'nothing that was acknowledged is lost; run the command again once fixed',
-    ],
-  })
 }
 
 export class EmbeddedLog implements LogBackend {

@@ -49,6 +49,12 @@ export const INSERT_RECORD = `INSERT INTO records
 /** Logs created before createdAt had microseconds lack created_at_us: added when such a log is opened. */
 export const ADD_CREATED_AT_US = 'ALTER TABLE records ADD COLUMN created_at_us INTEGER'
 
+/** Consumer state written before leases had epochs: added when such a log's consumer state is opened. */
+export const ADD_LEASE_EPOCH = 'ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0'
+
+/** History written before it recorded the delivery (which copy of a mutation): added on open. */
+export const ADD_HISTORY_DELIVERY = 'ALTER TABLE history ADD COLUMN delivery INTEGER'
+
 /** Consumer state, per target: offsets, leases, scheduled (delayed or backing-off) mutations, DLQ, history. */
 export const CONSUMER_DDL = `
 CREATE TABLE IF NOT EXISTS consumer_offsets (
@@ -60,8 +66,11 @@ CREATE TABLE IF NOT EXISTS consumer_offsets (
 CREATE TABLE IF NOT EXISTS leases (
   target TEXT NOT NULL,
   partition INTEGER NOT NULL,
+  -- '' once released (the row stays, keeping the epoch).
   owner TEXT NOT NULL,
   expires_at INTEGER NOT NULL,
+  -- The fencing token: grows by one at each acquisition; a commit must name the epoch it holds.
+  epoch INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (target, partition)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS consumers (
@@ -116,7 +125,9 @@ CREATE TABLE IF NOT EXISTS history (
   attempt INTEGER NOT NULL,
   error_class TEXT,
   code TEXT,
-  message TEXT
+  message TEXT,
+  -- Which copy of the mutation (0 as produced, n after its n-th replay); null in older state.
+  delivery INTEGER
 );
 CREATE INDEX IF NOT EXISTS history_mutation ON history (mutation_id);
 `

@@ -25,6 +25,8 @@ export class WriterThread {
   private readonly waiting = new Map<number, Waiting>()
   private seq = 0
   private dead: Error | undefined
+  /** Set once close() began: the thread stays referenced until it has exited. */
+  private closing = false
   /** Transactions the thread committed. */
   commits = 0
 
@@ -35,7 +37,9 @@ export class WriterThread {
     this.worker.on('message', (reply: WriterReply) => {
       const waiting = this.waiting.get(reply.seq)
       this.waiting.delete(reply.seq)
-      if (this.waiting.size === 0) this.worker.unref()
+      // Unreferenced between commits, but never while closing: a late reply must not let the process end
+      // (exit 13, "unsettled top-level await") before the thread has exited and close() resolved.
+      if (this.waiting.size === 0 && !this.closing) this.worker.unref()
       if (!waiting) return
       if ('error' in reply) waiting.reject(Object.assign(new Error(reply.error.message), reply.error))
       else {
@@ -84,9 +88,12 @@ export class WriterThread {
   /** Waits for outstanding commits, then stops the thread (closing its connection). */
   async close(): Promise<void> {
     if (this.dead) return
-    if (this.waiting.size > 0) await this.idle()
-    const exited = once(this.worker, 'exit')
+    this.closing = true
     this.worker.ref()
+    // Commits asked for while waiting (a last flush) are waited for too.
+    while (this.waiting.size > 0) await this.idle()
+    if (this.dead) return
+    const exited = once(this.worker, 'exit')
     this.worker.postMessage({ close: true } satisfies WriterRequest)
     await exited
   }

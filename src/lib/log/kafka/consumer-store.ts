@@ -11,7 +11,7 @@
  * redo replaces rather than duplicates them.
  */
 import { decodeEnvelopeLine, encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
-import type { ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
+import type { ClaimResult, ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
 import { MAX_PARTITIONS } from '../../config/schema.js'
 import { partitionForKey } from '../partitioner.js'
 import { GroupMember } from './group-member.js'
@@ -60,7 +60,7 @@ export class KafkaConsumerStore implements ConsumerStore {
     return consumerGroupId(this.log.topics.log, this.target)
   }
 
-  async claim(_owner: string, shard: ShardRequest, ttlMs: number): Promise<{ owned: number[]; wanted: number[] }> {
+  async claim(_owner: string, shard: ShardRequest, ttlMs: number): Promise<ClaimResult> {
     // A heartbeat still under way when the consumer let go must not join the group again.
     if (this.left) return { owned: [], wanted: [] }
     if (!this.member) {
@@ -87,7 +87,8 @@ export class KafkaConsumerStore implements ConsumerStore {
     // While the group rebalances nothing is held, yet the shard's share is not known to be empty: wanting
     // every partition keeps an --until-idle consumer from calling it a day in the middle of a rebalance.
     const wanted = !member.settled() ? all : shard === 'auto' ? owned : all.filter((p) => p % shard.count === shard.index)
-    return { owned, wanted }
+    const generation = member.generation()
+    return { owned, wanted, epochs: new Map(owned.map((p) => [p, generation])) }
   }
 
   async release(_owner: string, partitions?: readonly number[]): Promise<void> {
@@ -111,6 +112,14 @@ export class KafkaConsumerStore implements ConsumerStore {
   }
 
   async commit(_owner: string, change: ConsumerCommit): Promise<{ lost: number[] }> {
+    // Fenced before anything is written: a partition not held now, or held under a later generation than
+    // the committer took it in (a rebalance in between), is refused with the whole commit.
+    const current = await this.member
+    const held = current?.partitions() ?? []
+    const stale = [...new Set([...change.epochs.keys(), ...change.offsets.keys()])].filter(
+      (p) => !held.includes(p) || change.epochs.get(p) !== current?.generation(),
+    )
+    if (stale.length > 0) return { lost: stale }
     const { topics } = this.log
     const schedule: OutgoingRecord[] = []
     const changed: Entry[] = []

@@ -58,6 +58,8 @@ export interface GroupMemberOptions {
 export class GroupMember {
   private assigned: number[] = []
   private joined = false
+  /** Assignments received: each rebalance is a new generation of the group. */
+  private joins = 0
   private failure: unknown
   private readonly firstJoin: Promise<void>
 
@@ -119,6 +121,7 @@ export class GroupMember {
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       member.assigned = [...((event.payload.memberAssignment as Record<string, number[]>)[topic] ?? [])].sort((a, b) => a - b)
       member.joined = true
+      member.joins++
       resolveJoin()
     })
     consumer.on(consumer.events.REBALANCING, () => {
@@ -155,6 +158,14 @@ export class GroupMember {
   partitions(): number[] {
     if (this.failure !== undefined) throw this.failure
     return this.joined ? this.assigned : []
+  }
+
+  /**
+   * The assignment this member holds now, counted from 1: it grows with every rebalance, so it is the
+   * fencing epoch of the partitions (a partition held again after a rebalance may have moved meanwhile).
+   */
+  generation(): number {
+    return this.joins
   }
 
   /** False while the group rebalances: what this member holds is not known then. */

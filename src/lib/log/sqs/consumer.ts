@@ -33,7 +33,7 @@ import { CircuitBreaker } from '../../pipeline/circuit-breaker.js'
 import { KeyedExecutor } from '../../pipeline/keyed-executor.js'
 import type { RateLimiter } from '../../pipeline/rate-limiter.js'
 import { backoffMs } from '../../pipeline/retry.js'
-import type { PipelineEvent, TargetObserver, TargetStats } from '../../pipeline/target-consumer.js'
+import { TargetStalledError, type PipelineEvent, type TargetObserver, type TargetStats } from '../../pipeline/target-consumer.js'
 import { TargetError, toTargetError, type Target } from '../../targets/target.js'
 import { decodeMessage, encodeMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS } from './codec.js'
 import type { ShardQueue, SqsLog } from './sqs-log.js'
@@ -58,6 +58,8 @@ export interface SqsConsumerOptions {
   abort: AbortSignal
   /** With --until-idle: how long SQS may stay unreachable before giving up (exit 5). */
   unreachableGiveUpMs?: number
+  /** With --until-idle: give up (exit 5, naming the target) when messages are left and nothing moved for this long. */
+  idleTimeoutMs?: number
   onEvent?: (event: PipelineEvent) => void
   /** Said once per outage and once when SQS answers again. */
   onWarning?: (message: string) => void
@@ -72,6 +74,8 @@ interface Memory {
 
 interface TargetRun extends SqsConsumerTarget {
   circuit: CircuitBreaker
+  /** The error that last paused it, to say why --until-idle gave up. */
+  lastPause?: TargetError
   stats: Omit<TargetStats, 'partitions' | 'lag'>
 }
 
@@ -93,6 +97,8 @@ export class SqsConsumer {
   private readonly emptyPolls = new Map<number, boolean>()
   private failure: unknown
   private unreachableSinceMs: number | null = null
+  /** Aborted when --until-idle gives up: waits for a paused target end, their messages go back. */
+  private readonly giveUp = new AbortController()
   private readonly visibilitySeconds: number
 
   constructor(private readonly options: SqsConsumerOptions) {
@@ -114,7 +120,23 @@ export class SqsConsumer {
     const idle = new AbortController()
     const polling = queues.map((queue) => this.poll(queue, idle.signal))
     if (this.options.untilIdle) {
-      while (!this.options.stop.aborted && this.failure === undefined && !this.isIdle()) await sleep(100)
+      let moved = -1
+      let movedAtMs = Date.now()
+      while (!this.options.stop.aborted && this.failure === undefined && !this.isIdle()) {
+        const count = this.runs.reduce((n, r) => n + r.stats.applied + r.stats.deadLettered + r.stats.retried + r.stats.scheduled, 0)
+        if (count !== moved) {
+          moved = count
+          movedAtMs = Date.now()
+        } else if (this.options.idleTimeoutMs !== undefined && Date.now() - movedAtMs >= this.options.idleTimeoutMs) {
+          const paused = this.runs.find((r) => r.circuit.state !== 'closed')
+          const run = paused ?? this.runs[0]!
+          const why = paused?.lastPause ? `it is paused: ${paused.lastPause.code}: ${paused.lastPause.message}` : 'its messages are not getting applied'
+          this.failure ??= new TargetStalledError(run.settings.name, this.options.idleTimeoutMs, why)
+          this.giveUp.abort()
+          break
+        }
+        await sleep(100)
+      }
       idle.abort()
     }
     await Promise.all(polling)
@@ -338,7 +360,7 @@ export class SqsConsumer {
   private async applyTo(run: TargetRun, mutation: Mutation, attempt: number, memory: Memory): Promise<'applied' | 'aborted' | { retryInMs: number } | { dead: TargetError }> {
     const { abort, stop } = this.options
     // Waiting for a paused target or the rate limit is not an apply: a stop ends the wait.
-    const waiting = AbortSignal.any([stop, abort])
+    const waiting = AbortSignal.any([stop, abort, this.giveUp.signal])
     for (;;) {
       let probe: boolean
       try {
@@ -359,6 +381,7 @@ export class SqsConsumer {
         if (abort.aborted) return 'aborted'
         const error = toTargetError(thrown)
         if (error.errorClass === 'infrastructure') {
+          run.lastPause = error
           const wasClosed = run.circuit.state === 'closed'
           run.circuit.failed(probe)
           if (wasClosed) {

@@ -2,12 +2,22 @@
  * The NDJSON target: appends each mutation's envelope as one line to a file (or stdout with "-"), in
  * the format `wal produce` reads back. Lines are buffered and written (and fsync'd, for a file) on
  * `flush()`, which the consumer calls before committing its offsets.
+ *
+ * A file is written and fsync'd on libuv's thread pool, not on the event loop: a slow or stalled disk
+ * holds up this target's commits only, while lease heartbeats, other targets and signals go on.
  */
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { fstat, fsync, ftruncate, write } from 'node:fs'
+import { promisify } from 'node:util'
 import { dirname } from 'node:path'
 
 import { encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
 import { TargetError, type Target } from '../target.js'
+
+const writeAsync = promisify(write)
+const fsyncAsync = promisify(fsync)
+const fstatAsync = promisify(fstat)
+const ftruncateAsync = promisify(ftruncate)
 
 export interface FileTargetOptions {
   name: string
@@ -45,14 +55,29 @@ export class FileTarget implements Target {
 
   async flush(): Promise<void> {
     if (this.buffer.length === 0) return
-    const text = this.buffer.join('\n') + '\n'
+    const lines = this.buffer
+    const bytes = Buffer.from(lines.join('\n') + '\n')
     this.buffer = []
+    let written = 0
+    let startSize: number | undefined
     try {
-      const bytes = Buffer.from(text)
-      let written = 0
-      while (written < bytes.length) written += writeSync(this.fd, bytes, written)
-      if (this.durable) fsyncSync(this.fd)
+      if (this.stdout) {
+        // stdout may be a pipe or terminal the thread pool cannot write to in one go: written here.
+        while (written < bytes.length) written += writeSync(this.fd, bytes, written)
+      } else {
+        startSize = (await fstatAsync(this.fd)).size
+        while (written < bytes.length) written += (await writeAsync(this.fd, bytes, written, bytes.length - written)).bytesWritten
+        if (this.durable) await fsyncAsync(this.fd)
+      }
     } catch (error) {
+      // Kept for the next flush: nothing is committed past lines not known to be on disk.
+      this.buffer = [...lines, ...this.buffer]
+      // A write cut short (a full disk) leaves half a line: cut it off, unless another process
+      // appended meanwhile (then the next flush's copy follows it; delivery is at least once).
+      if (startSize !== undefined && written > 0) {
+        const size = await fstatAsync(this.fd).then((st) => st.size, () => undefined)
+        if (size === startSize + written) await ftruncateAsync(this.fd, startSize).catch(() => undefined)
+      }
       throw new TargetError(`cannot append to the file: ${(error as Error).message}`, {
         errorClass: 'infrastructure',
         code: (error as NodeJS.ErrnoException).code ?? 'WRITE_FAILED',

@@ -4,14 +4,24 @@
  * only if it is not older (by createdAt, then id) than what the item holds, deletes leave a tombstone,
  * so a late retry or a replay never overwrites newer data and the end state equals the last write per key.
  * Writes are group-committed: `flush()` commits (the consumer flushes before it commits its offsets).
+ *
+ * Another process may hold the store's write lock (another consumer, or one frozen mid-transaction).
+ * Waiting for it never blocks the event loop: SQLite busy-waits at most BUSY_WAIT_MS at a time and the
+ * rest of the wait is timers, so lease heartbeats, other targets and signals keep going. After
+ * LOCK_WAIT_MS the apply fails as an infrastructure error and the pipeline pauses only this target.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 
 import type { Mutation } from '../../envelope/envelope.js'
+import { BUSY_WAIT_MS, isBusy, withLockRetries } from '../../io/sqlite-lock.js'
+import { formatDurationMs } from '../../time.js'
 import { canonicalKey, parseOperation, partsOf, type PartOperation } from '../operations.js'
-import { TargetError, type Target } from '../target.js'
+import { TargetError, type ApplyContext, type Target } from '../target.js'
+
+/** How long an apply waits for another process's write lock before the target is paused. */
+const LOCK_WAIT_MS = 2000
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS items (
@@ -55,6 +65,8 @@ export class KvTarget implements Target {
   private readonly markPart: StatementSync
   private readonly clearParts: StatementSync
   private inTransaction = false
+  /** The write lock being waited for, shared by the applies that need it meanwhile. */
+  private locking: Promise<void> | undefined
 
   private constructor(name: string, path: string, db: DatabaseSync) {
     this.name = name
@@ -77,6 +89,7 @@ export class KvTarget implements Target {
       db.exec('PRAGMA journal_mode = WAL')
       db.exec('PRAGMA synchronous = FULL')
       db.exec(DDL)
+      db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`)
       return new KvTarget(options.name, options.path, db)
     } catch (error) {
       throw new TargetError(`cannot open the kv store ${options.path}: ${(error as Error).message}`, {
@@ -87,10 +100,40 @@ export class KvTarget implements Target {
     }
   }
 
-  private begin(): void {
-    if (this.inTransaction) return
-    this.db.exec('BEGIN IMMEDIATE')
-    this.inTransaction = true
+  /** Takes the store's write lock (a transaction the next flush commits), waiting off the event loop. */
+  private lock(signal: AbortSignal): Promise<void> {
+    this.locking ??= withLockRetries(
+      () => {
+        if (this.inTransaction) return
+        this.db.exec('BEGIN IMMEDIATE')
+        this.inTransaction = true
+      },
+      LOCK_WAIT_MS,
+      signal,
+    )
+      .catch((error: unknown) => {
+        if (isBusy(error)) {
+          throw new TargetError(`kv store ${this.path} is locked by another process (waited ${formatDurationMs(LOCK_WAIT_MS)})`, {
+            errorClass: 'infrastructure',
+            code: 'KV_LOCKED',
+            cause: error,
+          })
+        }
+        throw this.storeError(error)
+      })
+      .finally(() => (this.locking = undefined))
+    return this.locking
+  }
+
+  private storeError(error: unknown): TargetError {
+    if (error instanceof TargetError) return error
+    const code = ((error as { errcode?: number }).errcode ?? 0) & 0xff
+    // Busy (another writer holds the store too long), full disk, I/O: the store, not the mutation.
+    return new TargetError(`kv store ${this.path}: ${(error as Error).message}`, {
+      errorClass: code === 5 || code === 6 || code === 10 || code === 13 || code === 14 ? 'infrastructure' : 'retryable',
+      code: `SQLITE_${code}`,
+      cause: error,
+    })
   }
 
   private applyPart(mutation: Mutation, part: PartOperation): void {
@@ -109,7 +152,6 @@ export class KvTarget implements Target {
   private applyParts(mutation: Mutation): void {
     const parts = partsOf(parseOperation(mutation))
     try {
-      this.begin()
       this.db.exec('SAVEPOINT mutation')
       try {
         if (parts.length === 1) this.applyPart(mutation, parts[0]!)
@@ -128,25 +170,44 @@ export class KvTarget implements Target {
         throw error
       }
     } catch (error) {
-      if (error instanceof TargetError) throw error
-      const code = ((error as { errcode?: number }).errcode ?? 0) & 0xff
-      // Busy (another writer holds the store too long), full disk, I/O: the store, not the mutation.
-      throw new TargetError(`kv store ${this.path}: ${(error as Error).message}`, {
-        errorClass: code === 5 || code === 6 || code === 10 || code === 13 || code === 14 ? 'infrastructure' : 'retryable',
-        code: `SQLITE_${code}`,
-        cause: error,
-      })
+      throw this.storeError(error)
     }
   }
 
-  async apply(mutation: Mutation): Promise<void> {
+  async apply(mutation: Mutation, context?: ApplyContext): Promise<void> {
+    if (!this.inTransaction && this.locking === undefined) {
+      // Uncontended, the lock is taken at once: applies then run in the order they were given.
+      try {
+        this.db.exec('BEGIN IMMEDIATE')
+        this.inTransaction = true
+      } catch (error) {
+        if (!isBusy(error)) throw this.storeError(error)
+      }
+    }
+    // Checked again after each wait: a flush may have committed (and so ended) the transaction meanwhile.
+    while (!this.inTransaction) await this.lock(context?.signal ?? new AbortController().signal)
     this.applyParts(mutation)
   }
 
   async flush(): Promise<void> {
     if (!this.inTransaction) return
     this.inTransaction = false
-    this.db.exec('COMMIT')
+    try {
+      this.db.exec('COMMIT')
+    } catch (error) {
+      // A full disk, an I/O error: what was applied since the last flush is rolled back, so nothing may
+      // be committed past it. Not an infrastructure error (those pause and flush again later): the
+      // consumer ends, and the next one applies these mutations again.
+      if (this.db.isTransaction) {
+        try {
+          this.db.exec('ROLLBACK')
+        } catch {
+          // Rolled back by SQLite already.
+        }
+      }
+      const code = ((error as { errcode?: number }).errcode ?? 0) & 0xff
+      throw new TargetError(`kv store ${this.path}: cannot commit what was applied: ${(error as Error).message}`, { errorClass: 'retryable', code: `SQLITE_${code}`, cause: error })
+    }
   }
 
   /** The items of a table (or all), for `wal` commands and tests. */
