@@ -57,5 +57,8 @@ export async function run(dir: string): Promise<void> {
   // wal runs from its bundle, never from TypeScript sources: without this, NODE_ENV=development or test
   // makes oclif look for sources and load the TypeScript compiler on every command.
   settings.enableAutoTranspile = false
+  // What wal creates (the state directory, its logs, key-value stores, token, daemon files; also file
+  // targets' outputs) is the user's alone, whatever umask the shell has: 0700 directories, 0600 files.
+  process.umask(0o077)
   await execute({ dir })
 }

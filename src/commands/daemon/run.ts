@@ -11,6 +11,8 @@ SIGTERM or Ctrl-C stops taking writes, drains the consumers (up to daemon.drainT
   static override flags = {
     host: Flags.string({ description: 'Address to listen on (default: daemon.host, 127.0.0.1).' }),
     port: Flags.integer({ description: 'Port to listen on; 0 picks a free one (default: daemon.port, 7460).', min: 0, max: 65535 }),
+    'no-auth': Flags.boolean({ description: 'Ask no bearer token (as daemon.auth: none). Loopback only; logged as a warning.' }),
+    'allow-plain-http': Flags.boolean({ description: 'Listen beyond loopback without TLS (as daemon.allowPlainHttp: true); a warning is logged.' }),
   }
 
   async run(): Promise<DaemonRunSummary> {
@@ -20,6 +22,6 @@ SIGTERM or Ctrl-C stops taking writes, drains the consumers (up to daemon.drainT
       process.on('SIGHUP', listener)
       return () => process.off('SIGHUP', listener)
     }
-    return runDaemon({ ...this.common(flags), host: flags.host, port: flags.port, signal: this.signal, onReloadSignal })
+    return runDaemon({ ...this.common(flags), host: flags.host, port: flags.port, noAuth: flags['no-auth'], allowPlainHttp: flags['allow-plain-http'], signal: this.signal, onReloadSignal })
   }
 }

@@ -13,7 +13,7 @@ import { BackendUnavailableError, ConfigError, NotFoundError, UsageError, type W
 import { parseDurationMs } from '../time.js'
 import type { CommonOptions } from '../io/context.js'
 import { daemonRequest, type DaemonResponse } from './client.js'
-import { DaemonRunningError, daemonPaths, isAlive, readStateFile, releasePidFile, runningPid, type DaemonPaths } from './files.js'
+import { DaemonRunningError, daemonPaths, isAlive, readStateFile, readTokenFile, releasePidFile, runningPid, type DaemonPaths } from './files.js'
 
 /** The daemon's status as GET /v1/status answers it (see daemon.ts). */
 export type { DaemonStatus, ReloadResult } from './daemon.js'
@@ -57,19 +57,27 @@ function logTail(paths: DaemonPaths, lines = 5): string {
   }
 }
 
+/** The token to send: daemon.token (or WAL_DAEMON_TOKEN), else the one the daemon generated. */
+function clientToken(config: ResolvedConfig, paths: DaemonPaths): string | null {
+  return config.daemon.token ?? readTokenFile(paths)
+}
+
 async function call<T>(config: ResolvedConfig, paths: DaemonPaths, method: string, path: string, timeoutMs = 60_000): Promise<{ status: number; body: T }> {
   const pid = runningPid(paths)
   const state = readStateFile(paths)
   if (pid === null || state === null || state.pid !== pid) throw notRunning(paths)
   let response: DaemonResponse
   try {
-    response = await daemonRequest(config.daemon, `${state.url}${path}`, { method, timeoutMs })
+    response = await daemonRequest(config.daemon, `${state.url}${path}`, { method, timeoutMs, token: clientToken(config, paths) })
   } catch (error) {
     if (error instanceof ConfigError) throw error
     throw new BackendUnavailableError(`the daemon (pid ${pid}) does not answer on ${state.url}: ${(error as Error).message}`, { cause: error, suggestions: ['see its log: wal daemon logs'] })
   }
   if (response.status === 401) {
-    throw new ConfigError(`the daemon refused the bearer token`, { code: 'WAL_DAEMON_AUTH', suggestions: ['use the config the daemon runs with (daemon.token), or set WAL_DAEMON_TOKEN'] })
+    throw new ConfigError(`the daemon refused the bearer token`, {
+      code: 'WAL_DAEMON_AUTH',
+      suggestions: ['use the config the daemon runs with (daemon.token), or set WAL_DAEMON_TOKEN', `without either, the token is read from ${paths.tokenFile}: check that you can read it`],
+    })
   }
   return { status: response.status, body: JSON.parse(response.text) as T }
 }
@@ -77,6 +85,8 @@ async function call<T>(config: ResolvedConfig, paths: DaemonPaths, method: strin
 export interface DaemonStartOptions extends CommonOptions {
   host?: string
   port?: number
+  noAuth?: boolean
+  allowPlainHttp?: boolean
   /** The `wal` executable to run (bin/run.js). */
   bin: string
 }
@@ -97,12 +107,14 @@ export async function startDaemon(options: DaemonStartOptions): Promise<DaemonSt
       suggestions: ['see it with `wal daemon status`; stop it with `wal daemon stop`, or apply config changes with `wal daemon reload`'],
     })
   }
-  mkdirSync(paths.dir, { recursive: true })
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 })
   const args = [options.bin, 'daemon', 'run']
   if (config.path !== null) args.push('--config', resolve(options.io.cwd, config.path))
   if (options.host !== undefined) args.push('--host', options.host)
   if (options.port !== undefined) args.push('--port', String(options.port))
-  const logFd = openSync(paths.logFile, 'a')
+  if (options.noAuth) args.push('--no-auth')
+  if (options.allowPlainHttp) args.push('--allow-plain-http')
+  const logFd = openSync(paths.logFile, 'a', 0o600)
   let exited: { code: number | null; signal: string | null } | undefined
   let child
   try {
@@ -124,7 +136,7 @@ export async function startDaemon(options: DaemonStartOptions): Promise<DaemonSt
     }
     const state = readStateFile(paths)
     if (state?.pid === pid) {
-      const ready = await daemonRequest(config.daemon, `${state.url}/readyz`, { method: 'GET', timeoutMs: 1000 }).then((r) => r.status === 200).catch(() => false)
+      const ready = await daemonRequest(config.daemon, `${state.url}/readyz`, { method: 'GET', timeoutMs: 1000, token: null }).then((r) => r.status === 200).catch(() => false)
       if (ready) return { pid, url: state.url, logFile: paths.logFile }
     }
     if (Date.now() > deadline) {
