@@ -3,10 +3,12 @@
  * zero-config mode: embedded namespaces created on first produce in the local state directory.
  */
 import { homedir } from 'node:os'
+import type { Writable } from 'node:stream'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
+import { stateDirWarning } from '../state-dir.js'
 import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
 import { expectedOf, receivedOf } from '../validation.js'
 import { cassandraCluster, expandHome, kafkaCluster, sqsCluster } from './clusters.js'
@@ -32,6 +34,8 @@ export interface LoadConfigOptions {
   /** Where the search starts. */
   cwd?: string
   env?: NodeJS.ProcessEnv
+  /** Where warnings go (a state directory others can read). */
+  stderr?: Writable
 }
 
 function editDistance(a: string, b: string): number {
@@ -315,9 +319,10 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
         : ['fix the file, or run `wal config validate` to see what is wrong'],
     })
   }
-  if (!found) return resolveConfig(null, null, env)
-  const validated = validateConfig(found.isEmpty ? {} : found.config, found.filepath, env)
-  return resolveConfig(validated, found.filepath, env)
+  const config = found ? resolveConfig(validateConfig(found.isEmpty ? {} : found.config, found.filepath, env), found.filepath, env) : resolveConfig(null, null, env)
+  const warning = stateDirWarning(config.stateDir)
+  if (warning !== null) options.stderr?.write(`wal: ${warning}\n`)
+  return config
 }
 
 /** The settings of a namespace, or an error that lists the declared ones. */

@@ -90,7 +90,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
   const drainTimeoutMs = durationOption('--drain-timeout', options.drainTimeout, 30_000)
   const now = clockFromEnv(options.io.env)
 
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   const targets = options.target === undefined ? settings.targets : settings.targets.filter((t) => t.name === options.target)
   if (targets.length === 0) {

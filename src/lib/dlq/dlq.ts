@@ -74,7 +74,7 @@ interface Opened {
 
 async function open(options: DlqOptions): Promise<Opened> {
   const filter = dlqFilter(options)
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   if (options.target !== undefined && !settings.targets.some((t) => t.name === options.target)) {
     throw new UsageError(`namespace "${settings.name}" has no target "${options.target}"`, {

@@ -462,7 +462,7 @@ export async function produce(options: ProduceOptions): Promise<ProduceSummary> 
   if (options.payload !== undefined && options.payloadFile !== undefined) {
     throw new UsageError('give the payload with -p or with --payload-file, not both')
   }
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   if (options.namespace !== undefined) namespaceSettings(config, options.namespace)
   const producer = new Producer(config, options)
   try {

@@ -106,7 +106,7 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
   if (until?.kind === 'time' && until.timeMs > nowMs && !options.follow) {
     throw new UsageError(`--until ${options.until} is in the future`, { suggestions: ['add --follow to wait until then'] })
   }
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   if (settings.backend === 'sqs' && (from.kind === 'offset' || from.kind === 'time' || until?.kind === 'time')) {
     throw new UsageError(`namespace "${settings.name}" is on SQS: a queue has no offsets and no history, so --from and --until take only beginning/end`, {
