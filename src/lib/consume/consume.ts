@@ -16,6 +16,7 @@ import { RateLimiter } from '../pipeline/rate-limiter.js'
 import { TargetConsumer, type PipelineEvent, type TargetStats } from '../pipeline/target-consumer.js'
 import { openTarget } from '../targets/open.js'
 import { parseDurationMs } from '../time.js'
+import { escapeControl } from '../cli/render.js'
 
 export interface ConsumeOptions extends CommonOptions {
   namespace: string
@@ -128,7 +129,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     ...(rate === null ? [] : [new RateLimiter(rate)]),
   ]
   const onEvent = (event: PipelineEvent): void => {
-    options.io.stderr.write(`${describeEvent(event, options.json)}\n`)
+    options.io.stderr.write(`${options.json ? describeEvent(event, true) : escapeControl(describeEvent(event, false))}\n`)
   }
   const opened: Array<{ close(): Promise<void> }> = []
   try {
@@ -152,7 +153,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
         stop: options.signal,
         abort: abort.signal,
         onEvent,
-        onWarning: (message) => options.io.stderr.write(options.json ? `${JSON.stringify({ event: 'warning', message })}\n` : `wal: ${message}\n`),
+        onWarning: (message) => options.io.stderr.write(options.json ? `${JSON.stringify({ event: 'warning', message })}\n` : `wal: ${escapeControl(message)}\n`),
       })
       return { namespace: settings.name, owner, targets: await consumer.run() }
     }

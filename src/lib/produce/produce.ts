@@ -27,6 +27,7 @@ import { terminalProgress, type Progress, type ProgressEmitter } from '../io/pro
 import type { AppendResult, LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { parseDurationMs, parseIsoTimeMs } from '../time.js'
+import { escapeControl } from '../cli/render.js'
 
 /** A group commit holds at most this many mutations… */
 export const MAX_BATCH_RECORDS = 1000
@@ -264,7 +265,7 @@ class Producer {
       return `${JSON.stringify({ line: entry.lineNumber, durable: false, error: error.toJSON() })}\n`
     }
     const hint = error.suggestions.length > 0 ? ` (${error.suggestions[0]})` : ''
-    this.options.io.stderr.write(`wal: line ${entry.lineNumber}: ${error.message}${hint}\n`)
+    this.options.io.stderr.write(escapeControl(`wal: line ${entry.lineNumber}: ${error.message}${hint}\n`))
     return ''
   }
 

@@ -11,6 +11,7 @@ import { writeText } from '../io/lines.js'
 import type { LogBackend, Positions } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { parsePointInTimeMs } from '../time.js'
+import { escapeLine } from '../cli/render.js'
 
 export interface TailOptions extends CommonOptions {
   namespace: string
@@ -82,7 +83,7 @@ export function formatText(record: LogRecord): string {
     .map(([k, v]) => ` ${k}=${JSON.stringify(v)}`)
     .join('')
   const delayed = record.notBeforeMs === null ? '' : ` notBefore=${new Date(record.notBeforeMs).toISOString()}`
-  return `${new Date(record.appendedAtMs).toISOString()} ${record.partition}:${record.offset} key=${JSON.stringify(record.key)}${headers}${delayed} ${payload}\n`
+  return `${escapeLine(`${new Date(record.appendedAtMs).toISOString()} ${record.partition}:${record.offset} key=${JSON.stringify(record.key)}${headers}${delayed} ${payload}`)}\n`
 }
 
 /**
