@@ -8,6 +8,7 @@ import * as Flags from '@oclif/core/flags'
 
 import { ExitCode, toWalError, UsageError, type WalError } from '../errors.js'
 import { processIo, type CommonOptions } from '../io/context.js'
+import { redactText } from '../config/redact.js'
 import { escapeControl } from './render.js'
 
 export abstract class WalCommand extends Command {
@@ -58,8 +59,8 @@ export abstract class WalCommand extends Command {
     if (this.jsonEnabled()) {
       stderr.write(`${JSON.stringify({ error: walError.toJSON() })}\n`)
     } else {
-      let text = `wal: ${walError.message}\n`
-      for (const suggestion of walError.suggestions) text += `  hint: ${suggestion}\n`
+      let text = `wal: ${redactText(walError.message)}\n`
+      for (const suggestion of walError.suggestions) text += `  hint: ${redactText(suggestion)}\n`
       if (process.env.WAL_DEBUG) text += `${(walError.cause as Error | undefined)?.stack ?? walError.stack}\n`
       stderr.write(escapeControl(text))
     }

@@ -13,6 +13,7 @@ import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
 import { expectedOf, receivedOf } from '../validation.js'
 import { cassandraCluster, expandHome, kafkaCluster, sqsCluster } from './clusters.js'
 import { resolveDaemonSettings } from './daemon.js'
+import { isSecretPath, REDACTED, redactText } from './redact.js'
 import { interpolateEnv } from './interpolate.js'
 import { findConfig } from './search.js'
 import {
@@ -78,6 +79,14 @@ function knownKeysAt(path: readonly string[], input: unknown): string[] {
   return inner && 'entries' in inner ? Object.keys(inner.entries as object) : []
 }
 
+function isSecretUrl(value: unknown): boolean {
+  return typeof value === 'string' && redactText(value) !== value
+}
+
+function secretShape(value: unknown): string {
+  return typeof value === 'string' ? `${REDACTED} (${value.length} characters)` : REDACTED
+}
+
 function describeIssue(file: string, issue: v.BaseIssue<unknown>, input: unknown): ConfigError {
   const keys = (issue.path ?? []).map((item) => String(item.key))
   const keyPath = keys.join('.')
@@ -94,8 +103,10 @@ function describeIssue(file: string, issue: v.BaseIssue<unknown>, input: unknown
     })
   }
   const expected = expectedOf(issue)
-  return new ConfigError(`${file}: key "${keyPath || '(top level)'}": expected ${expected}, found ${receivedOf(issue)}`, {
-    details: { file, keyPath, expected, found: receivedOf(issue) },
+  // A secret is never echoed, not even a wrong one: say what kind of value it was.
+  const found = isSecretPath(keys) || isSecretUrl(issue.input) ? secretShape(issue.input) : receivedOf(issue)
+  return new ConfigError(`${file}: key "${keyPath || '(top level)'}": expected ${expected}, found ${found}`, {
+    details: { file, keyPath, expected, found },
     suggestions: ['see .walrc.example for every key, its unit and its default'],
   })
 }
