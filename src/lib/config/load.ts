@@ -9,7 +9,7 @@ import * as v from 'valibot'
 
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { stateDirWarning } from '../state-dir.js'
-import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
+import { ConfigError, InterruptedError, UnknownNamespaceError, UsageError } from '../errors.js'
 import { expectedOf, receivedOf } from '../validation.js'
 import { cassandraCluster, expandHome, kafkaCluster, sqsCluster } from './clusters.js'
 import { resolveDaemonSettings } from './daemon.js'
@@ -300,8 +300,15 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
 export function validateConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv): ConfigFile {
   const interpolated = interpolateEnv(raw ?? {}, env, (keyPath) => `${file}: key "${keyPath}"`)
   const result = v.safeParse(ConfigSchema, interpolated)
-  if (!result.success) throw describeIssue(file, result.issues[0], interpolated)
-  return result.output
+  if (result.success) return result.output
+  // Every problem at once, so that one run of `wal config validate` shows all there is to fix.
+  const errors = result.issues.map((issue) => describeIssue(file, issue, interpolated))
+  if (errors.length === 1) throw errors[0]
+  throw new ConfigError(`${file}: ${errors.length} problems:\n${errors.map((e) => `  - ${e.message.slice(file.length + 2)}`).join('\n')}`, {
+    code: 'WAL_CONFIG_INVALID',
+    details: { file, errors: errors.map((e) => ({ message: e.message, ...e.details })) },
+    suggestions: [...new Set(errors.flatMap((e) => e.suggestions))],
+  })
 }
 
 /** Loads the configuration: explicit path, else search from cwd, else zero-config. */
@@ -312,6 +319,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   try {
     found = await findConfig(explicit ? resolve(options.cwd ?? process.cwd(), explicit) : undefined, options.cwd)
   } catch (error) {
+    if (error instanceof ConfigError || error instanceof InterruptedError) throw error
     const err = error as NodeJS.ErrnoException
     const file = explicit ?? (err as { filepath?: string }).filepath ?? 'config'
     const reason =
