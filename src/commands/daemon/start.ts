@@ -18,7 +18,7 @@ export default class DaemonStart extends WalCommand {
     const { flags } = await this.parse(DaemonStart)
     const { startDaemon } = await import('../../lib/daemon/control.js')
     const started = await startDaemon({ ...this.common(flags), host: flags.host, port: flags.port, noAuth: flags['no-auth'], allowPlainHttp: flags['allow-plain-http'], bin: process.argv[1]! })
-    this.log(`daemon started: pid ${started.pid}, ${started.url}, log ${started.logFile}`)
+    this.log(`daemon started: pid ${started.pid}, ${started.url}, log ${started.logFile}${started.tokenFile === null ? '' : `, bearer token in ${started.tokenFile}`}`)
     return started
   }
 }

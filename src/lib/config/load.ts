@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 
+import { escapeControl } from '../cli/render.js'
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { stateDirWarning } from '../state-dir.js'
 import { ConfigError, InterruptedError, UnknownNamespaceError, UsageError } from '../errors.js'
@@ -340,7 +341,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   }
   const config = found ? resolveConfig(validateConfig(found.isEmpty ? {} : found.config, found.filepath, env), found.filepath, env) : resolveConfig(null, null, env)
   const warning = stateDirWarning(config.stateDir)
-  if (warning !== null) options.stderr?.write(`wal: ${warning}\n`)
+  if (warning !== null) options.stderr?.write(`wal: ${escapeControl(warning)}\n`)
   return config
 }
 

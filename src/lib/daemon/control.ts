@@ -95,6 +95,8 @@ export interface DaemonStartResult {
   pid: number
   url: string
   logFile: string
+  /** Where clients find the bearer token the daemon generated; null when the config sets one, or auth is off. */
+  tokenFile: string | null
 }
 
 /** Starts `wal daemon run` detached, logging to the state directory; resolves once it is ready. */
@@ -137,7 +139,7 @@ export async function startDaemon(options: DaemonStartOptions): Promise<DaemonSt
     const state = readStateFile(paths)
     if (state?.pid === pid) {
       const ready = await daemonRequest(config.daemon, `${state.url}/readyz`, { method: 'GET', timeoutMs: 1000, token: null }).then((r) => r.status === 200).catch(() => false)
-      if (ready) return { pid, url: state.url, logFile: paths.logFile }
+      if (ready) return { pid, url: state.url, logFile: paths.logFile, tokenFile: config.daemon.token === null && config.daemon.auth === 'token' && !options.noAuth ? paths.tokenFile : null }
     }
     if (Date.now() > deadline) {
       throw new BackendUnavailableError(`the daemon (pid ${pid}) was not ready within ${START_TIMEOUT_MS / 1000} s; it is left running`, {
