@@ -131,6 +131,40 @@ describe('a daemon started with no config', () => {
   })
 })
 
+describe('a page from an origin in daemon.allowedOrigins', () => {
+  it('may call the daemon from a real browser, with the token', async () => {
+    let daemon: Awaited<ReturnType<typeof startForegroundDaemon>> | undefined
+    const results = (await runPageInBrowser(
+      () => `<!doctype html><script>
+        (async () => {
+          const results = {}
+          try {
+            const response = await fetch(${JSON.stringify(`${daemon!.url}/v1/namespaces/default/mutations`)}, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', authorization: 'Bearer ${daemon!.token}' },
+              body: '{"key":"from-the-console","payload":1}',
+            })
+            results.write = response.status
+            results.body = await response.json()
+          } catch (error) {
+            results.write = 'failed: ' + error.message
+          }
+          await fetch('/report', { method: 'POST', body: JSON.stringify(results) })
+        })()
+      </script>`,
+      {
+        beforeOpen: async (origin) => {
+          writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ daemon: { port: 0, allowedOrigins: [origin] } }))
+          daemon = await startForegroundDaemon(wal)
+        },
+      },
+    )) as { write: unknown; body: { durable?: boolean } }
+    expect(results.write).toBe(200)
+    expect(results.body.durable).toBe(true)
+    expect(await logged()).toContain('from-the-console')
+  })
+})
+
 describe('the daemon under slow clients', () => {
   it('acks every good writer while 80 clients send their bodies a byte a second', async () => {
     const daemon = await startForegroundDaemon(wal)

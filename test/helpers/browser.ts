@@ -22,10 +22,15 @@ export function chromiumPath(): string {
 }
 
 /**
- * Serves `html` at http://127.0.0.1:PORT/ (an origin of its own), opens it in headless Chromium and
- * resolves with what the page POSTs to /report.
+ * Serves a page at http://127.0.0.1:PORT/ (an origin of its own), opens it in headless Chromium and
+ * resolves with what the page POSTs to /report. `page` gets the page's origin (after `beforeOpen`, which
+ * gets it too, e.g. to allow it in a config).
  */
-export async function runPageInBrowser(html: string, { timeoutMs = 60_000 } = {}): Promise<unknown> {
+export async function runPageInBrowser(
+  page: string | ((origin: string) => string),
+  { timeoutMs = 60_000, beforeOpen }: { timeoutMs?: number; beforeOpen?: (origin: string) => Promise<void> } = {},
+): Promise<unknown> {
+  let html = ''
   let report: unknown
   let reported = false
   const server = createServer((request, response) => {
@@ -44,6 +49,14 @@ export async function runPageInBrowser(html: string, { timeoutMs = 60_000 } = {}
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
+  const origin = `http://127.0.0.1:${port}`
+  try {
+    await beforeOpen?.(origin)
+    html = typeof page === 'string' ? page : page(origin)
+  } catch (error) {
+    server.close()
+    throw error
+  }
   const profile = mkdtempSync(join(tmpdir(), 'wal-chromium-'))
   const browser = spawn(
     chromiumPath(),

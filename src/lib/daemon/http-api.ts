@@ -205,11 +205,24 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     const route = produceMatch ? 'produce' : ROUTES.get(`${method} ${path}`) ?? 'other'
     const settings = ctx.config().daemon
     // Every route: a page on another site (or one that rebound its name to 127.0.0.1) gets nothing.
-    const refusal =
-      checkHost(request, settings) ??
-      checkOrigin(request, settings) ??
-      (path.startsWith('/v1/') ? checkToken(request, ctx.token()) : null) ??
-      (method === 'POST' ? checkContentType(request) : null)
+    const foreign = checkHost(request, settings) ?? checkOrigin(request, settings)
+    if (foreign !== null) return refuse(response, route, foreign)
+    const origin = request.headers.origin
+    if (origin !== undefined) {
+      // An origin in daemon.allowedOrigins: its pages may read the answers, after the browser's preflight.
+      response.setHeader('access-control-allow-origin', origin)
+      response.setHeader('vary', 'origin')
+      if (method === 'OPTIONS') {
+        response.writeHead(204, {
+          'access-control-allow-methods': 'GET, POST',
+          'access-control-allow-headers': 'authorization, content-type',
+          'access-control-max-age': '600',
+        })
+        response.end()
+        return
+      }
+    }
+    const refusal = (path.startsWith('/v1/') ? checkToken(request, ctx.token()) : null) ?? (method === 'POST' ? checkContentType(request) : null)
     if (refusal !== null) return refuse(response, route, refusal)
     if (produceMatch) {
       if (method !== 'POST') return send(response, 'produce', 405, { message: 'use POST' }, { allow: 'POST' })

@@ -27,7 +27,7 @@ import { terminalProgress, type Progress, type ProgressEmitter } from '../io/pro
 import type { AppendResult, LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { parseDurationMs, parseIsoTimeMs } from '../time.js'
-import { escapeControl } from '../cli/render.js'
+import { escapeControl, escapeLine } from '../cli/render.js'
 
 /** A group commit holds at most this many mutations… */
 export const MAX_BATCH_RECORDS = 1000
@@ -240,7 +240,7 @@ class Producer {
       if (this.options.json) {
         return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"queue":${JSON.stringify(r.queue)},"messageId":${JSON.stringify(r.messageId)},"durable":true}\n`
       }
-      return `id=${r.id} queue=${r.queue} messageId=${r.messageId} durable=true\n`
+      return `id=${r.id} queue=${escapeLine(r.queue ?? '')} messageId=${escapeLine(r.messageId)} durable=true\n`
     }
     if (this.options.json) {
       return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"offset":${r.offset},"durable":true${r.duplicate ? ',"duplicate":true' : ''}}\n`
@@ -254,7 +254,7 @@ class Producer {
     if (this.options.json) {
       return `{"line":${entry.lineNumber},"id":"${m.id}","namespace":${JSON.stringify(m.namespace)},"durable":"unknown"${m.idempotencyKey === null ? '' : `,"idempotencyKey":${JSON.stringify(m.idempotencyKey)}`}}\n`
     }
-    return `id=${m.id} durable=unknown${m.idempotencyKey === null ? '' : ` idempotencyKey=${m.idempotencyKey}`}\n`
+    return `id=${m.id} durable=unknown${m.idempotencyKey === null ? '' : ` idempotencyKey=${escapeLine(m.idempotencyKey)}`}\n`
   }
 
   private reject(entry: Entry): string {
