@@ -1,6 +1,6 @@
 // Data reaches the operator's terminal through every command: keys, headers, payloads quoted in error
 // messages, names in a config. None of it may drive the terminal; --json stays exact.
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -115,7 +115,16 @@ describe('text output', () => {
     // The daemon's status, as wal daemon status prints it.
     const started = await wal.run(['daemon', 'start', '--json'])
     expect(started.code, started.stderr).toBe(0)
-    for (const args of [['daemon', 'status'], ['top'], ['daemon', 'reload'], ['daemon', 'stop']]) {
+    // A write over HTTP with a hostile key: the daemon's consumers dead-letter it, and log that.
+    const daemonUrl = (JSON.parse(started.stdout) as { url: string }).url
+    const token = readFileSync(join(wal.stateDir, 'daemon', 'token'), 'utf8').trim()
+    const written = await fetch(`${daemonUrl}/v1/namespaces/orders/mutations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ key: `http${HOSTILE}`, payload: { note: HOSTILE } }),
+    })
+    expect(written.status).toBe(200)
+    for (const args of [['daemon', 'status'], ['top'], ['daemon', 'reload'], ['daemon', 'logs'], ['daemon', 'stop'], ['daemon', 'logs']]) {
       const result = await wal.run(args)
       expectNoControl(`wal ${args.join(' ')}`, result.stdout + result.stderr)
     }

@@ -5,8 +5,10 @@
 import { spawn } from 'node:child_process'
 import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { StringDecoder } from 'node:string_decoder'
 import { setTimeout as sleep } from 'node:timers/promises'
 
+import { escapeControl } from '../cli/render.js'
 import { loadConfig, resolveConfig } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { BackendUnavailableError, ConfigError, NotFoundError, UsageError, type WalError } from '../errors.js'
@@ -230,13 +232,16 @@ export async function daemonLogs(options: DaemonLogsOptions): Promise<void> {
     throw new NotFoundError(`no daemon log at ${paths.logFile}`, { suggestions: ['`wal daemon start` writes it; under `wal daemon run`, logs go to stdout'] })
   }
   let position = 0
+  const decoder = new StringDecoder('utf8')
   const copy = async (): Promise<void> => {
     const size = statSync(paths.logFile).size
     if (size < position) position = 0 // rotated or truncated
     if (size === position) return
     const stream = createReadStream(paths.logFile, { start: position, end: size - 1 })
     for await (const chunk of stream) {
-      if (!options.io.stdout.write(chunk as Buffer)) await new Promise((resolve) => options.io.stdout.once('drain', resolve))
+      // JSON lines stay the same JSON (a control character becomes its \u escape), and cannot drive the terminal.
+      const text = escapeControl(decoder.write(chunk as Buffer))
+      if (!options.io.stdout.write(text)) await new Promise((resolve) => options.io.stdout.once('drain', resolve))
     }
     position = size
   }

@@ -4,7 +4,7 @@
  * generated (when the config sets none). All are 0600 in a 0700 directory.
  */
 import { randomBytes } from 'node:crypto'
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { UsageError } from '../errors.js'
@@ -66,7 +66,11 @@ export function readTokenFile(paths: DaemonPaths): string | null {
 /** The token in the token file, made (256 random bits, mode 0600) when there is none yet. */
 export function ensureTokenFile(paths: DaemonPaths): string {
   const existing = readTokenFile(paths)
-  if (existing !== null) return existing
+  if (existing !== null) {
+    // Made by hand, or copied in: only its owner may read it.
+    if ((statSync(paths.tokenFile).mode & 0o077) !== 0) chmodSync(paths.tokenFile, 0o600)
+    return existing
+  }
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 })
   const token = randomBytes(32).toString('base64url')
   try {
