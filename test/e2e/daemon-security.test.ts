@@ -201,6 +201,32 @@ describe('the daemon under slow clients', () => {
   })
 })
 
+describe('a client that never finishes its request', () => {
+  it('is cut off after daemon.headersTimeoutMs (headers) or daemon.requestTimeoutMs (body), and nothing of it is written', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ daemon: { port: 0, headersTimeoutMs: 1000, requestTimeoutMs: 3000 } }))
+    const daemon = await startForegroundDaemon(wal)
+    const { hostname, port } = new URL(daemon.url)
+    const open = (text: string): { closed: () => boolean; answer: () => string } => {
+      const socket = connect(Number(port), hostname)
+      sockets.push(socket)
+      let closed = false
+      let answer = ''
+      socket.setEncoding('utf8').on('data', (d: string) => (answer += d))
+      socket.on('close', () => (closed = true))
+      socket.on('error', () => undefined)
+      socket.write(text)
+      return { closed: () => closed, answer: () => answer }
+    }
+    const headers = open(`POST /v1/namespaces/default/mutations HTTP/1.1\r\nhost: ${hostname}`)
+    const body = open(
+      `POST /v1/namespaces/default/mutations HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${daemon.token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"key":"never",`,
+    )
+    await waitFor(() => headers.closed() && body.closed(), { timeoutMs: 30_000 })
+    expect(body.answer()).not.toContain('200 OK')
+    expect(await logged()).toBe('')
+  })
+})
+
 describe('namespaces created over HTTP', () => {
   it('are refused when the config declares its namespaces', async () => {
     writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: {} }, daemon: { port: 0 } }))

@@ -285,12 +285,15 @@ export function applyTimeouts(server: Server, settings: ResolvedConfig['daemon']
 
 /** HTTP, or HTTPS with the daemon's certificate; with a CA, clients must present a certificate it signed. */
 function createServer_(tls: ResolvedConfig['daemon']['tls'], listener: RequestListener): Server {
-  if (tls === null) return createServer(listener)
+  // Header and request timeouts are checked this often (Node's default, 30 s, would let a slow client
+  // hold its socket that much longer than daemon.headersTimeoutMs).
+  const checks = { connectionsCheckingInterval: 1000 }
+  if (tls === null) return createServer(checks, listener)
   let files
   try {
     files = { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ca: tls.ca === null ? undefined : readFileSync(tls.ca) }
   } catch (error) {
     throw new ConfigError(`cannot read daemon.tls files: ${(error as Error).message}`, { code: 'WAL_DAEMON_TLS_FILE', cause: error })
   }
-  return createHttpsServer({ ...files, requestCert: files.ca !== undefined, rejectUnauthorized: files.ca !== undefined }, listener) as unknown as Server
+  return createHttpsServer({ ...checks, ...files, requestCert: files.ca !== undefined, rejectUnauthorized: files.ca !== undefined }, listener) as unknown as Server
 }
