@@ -46,9 +46,12 @@ export function redactSecrets(value: unknown, path: readonly string[] = []): unk
   if (typeof value === 'string') return redactText(value)
   if (Array.isArray(value)) return value.map((item, i) => redactSecrets(item, [...path, String(i)]))
   if (value instanceof Map) return new Map([...value].map(([k, item]) => [k, redactSecrets(item, [...path, String(k)])]))
-  if (value !== null && typeof value === 'object') {
+  if (value instanceof Error) return value
+  const proto = value !== null && typeof value === 'object' ? (Object.getPrototypeOf(value) as unknown) : undefined
+  // Plain objects only: a Date, a Buffer or a class instance is shown as it is.
+  if (proto === Object.prototype || proto === null) {
     const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>
-    for (const [k, item] of Object.entries(value)) {
+    for (const [k, item] of Object.entries(value as object)) {
       const keyPath = [...path, k]
       out[k] = isSecretPath(keyPath) && item !== null && typeof item !== 'object' ? REDACTED : redactSecrets(item, keyPath)
     }
