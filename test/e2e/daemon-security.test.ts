@@ -201,6 +201,36 @@ describe('the daemon under slow clients', () => {
   })
 })
 
+describe('bodies arriving at once', () => {
+  it('hold at most daemon.maxInFlight × maxBodyBytes of memory: past it a write gets 429, and the others land', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ daemon: { port: 0, maxInFlight: 2, maxBodyBytes: 2048 } }))
+    const daemon = await startForegroundDaemon(wal)
+    const { hostname, port } = new URL(daemon.url)
+    const body = JSON.stringify({ key: 'held', payload: 'x'.repeat(1900) })
+    const held: Array<{ finish(): void; answer: Promise<string> }> = []
+    for (let i = 0; i < 2; i++) {
+      const socket = connect(Number(port), hostname)
+      sockets.push(socket)
+      let text = ''
+      socket.setEncoding('utf8').on('data', (d: string) => (text += d))
+      const answer = new Promise<string>((resolve) => socket.on('close', () => resolve(text)))
+      socket.write(
+        `POST /v1/namespaces/default/mutations HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${daemon.token}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 1800)}`,
+      )
+      held.push({ finish: () => socket.write(body.slice(1800)), answer })
+    }
+    const status = async () => (await (await fetch(`${daemon.url}/v1/status`, { headers: authHeaders(daemon.url) })).json()) as { http: { reading: number } }
+    await waitFor(async () => (await status()).http.reading === 2)
+    // 3,600 of 4,096 bytes are taken: a 1,000-byte body does not fit.
+    const shed = await post(`${daemon.url}/v1/namespaces/default/mutations`, { key: 'big', payload: 'y'.repeat(1000) })
+    expect(shed.status).toBe(429)
+    expect(shed.body.message).toContain('daemon.maxInFlight × daemon.maxBodyBytes')
+    for (const h of held) h.finish()
+    for (const h of held) expect(await h.answer).toMatch(/^HTTP\/1.1 200/)
+    expect((await post(`${daemon.url}/v1/namespaces/default/mutations`, { key: 'big', payload: 'y'.repeat(1000) })).status).toBe(200)
+  })
+})
+
 describe('a client that never finishes its request', () => {
   it('is cut off after daemon.headersTimeoutMs (headers) or daemon.requestTimeoutMs (body), and nothing of it is written', async () => {
     writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ daemon: { port: 0, headersTimeoutMs: 1000, requestTimeoutMs: 3000 } }))

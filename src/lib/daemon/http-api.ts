@@ -51,28 +51,43 @@ const ROUTES = new Map([
 ])
 
 class BodyTooLarge extends Error {}
+/** The bodies being received at once would take more memory than daemon.maxInFlight × maxBodyBytes. */
+class BodiesTooLarge extends Error {}
 
-function readBody(request: IncomingMessage, maxBytes: number): Promise<string> {
-  return new Promise((resolve, reject) => {
+/** Bytes of request bodies held at once, across requests; a body that would go past `limit` is refused. */
+interface BodyBudget {
+  used: number
+  limit: number
+}
+
+async function readBody(request: IncomingMessage, maxBytes: number, budget: BodyBudget): Promise<string> {
+  let size = 0
+  const read = new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = []
-    let size = 0
+    const give = (error: Error): void => {
+      request.removeAllListeners('data')
+      request.resume()
+      reject(error)
+    }
     request.on('data', (chunk: Buffer) => {
       size += chunk.length
-      if (size > maxBytes) {
-        request.removeAllListeners('data')
-        request.resume()
-        reject(new BodyTooLarge())
-        return
-      }
+      budget.used += chunk.length
+      if (size > maxBytes) return give(new BodyTooLarge())
+      if (budget.used > budget.limit) return give(new BodiesTooLarge())
       chunks.push(chunk)
     })
     request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
     request.on('error', reject)
-    // A client that goes away (or is cut off by requestTimeout) mid-body: settle, so the slot is freed.
+    // A client that goes away (or is cut off by requestTimeout) mid-body: settle, so its bytes are given back.
     request.on('close', () => {
       if (!request.complete) reject(new Error('client went away'))
     })
   })
+  try {
+    return await read
+  } finally {
+    budget.used -= size
+  }
 }
 
 export interface ApiServer {
@@ -88,6 +103,7 @@ export interface ApiServer {
 export function createApiServer(ctx: ApiContext): ApiServer {
   let inFlight = 0
   let reading = 0
+  const bodies: BodyBudget = { used: 0, limit: 0 }
   const pending = new Set<Promise<void>>()
 
   const send = (response: ServerResponse, route: string, status: number, body: unknown, headers: Record<string, string> = {}): void => {
@@ -121,12 +137,17 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     // The body first: a client that sends it slowly holds its socket (until requestTimeoutMs), not a slot.
     let text: string
     reading++
+    bodies.limit = maxInFlight * maxBodyBytes
     try {
-      text = await readBody(request, maxBodyBytes)
+      text = await readBody(request, maxBodyBytes, bodies)
     } catch (error) {
       if (error instanceof BodyTooLarge) {
         ctx.metrics.httpShed.inc({ reason: 'too-large' })
         send(response, route, 413, { durable: false, message: `the body is above the ${maxBodyBytes}-byte limit (daemon.maxBodyBytes); nothing was written` }, { connection: 'close' })
+      }
+      if (error instanceof BodiesTooLarge) {
+        ctx.metrics.httpShed.inc({ reason: 'memory' })
+        send(response, route, 429, { durable: false, message: `too many bytes of writes arriving at once (limit daemon.maxInFlight × daemon.maxBodyBytes = ${bodies.limit}); nothing was written, try again shortly` }, { 'retry-after': '1', connection: 'close' })
       }
       return
     } finally {
