@@ -39,14 +39,15 @@ function hostName(header: string): string {
 
 /**
  * The Host header must name a loopback name, an IP address (a rebinding page can only name a host
- * name: its own) or one of daemon.allowedHosts.
+ * name: its own), daemon.host, or one of daemon.allowedHosts.
  */
 export function checkHost(request: IncomingMessage, settings: DaemonSettings): Refusal | null {
   const header = request.headers.host
   if (header === undefined || header.trim() === '') return { status: 400, message: 'the request has no Host header' }
   const name = hostName(header)
   if (isLoopbackHost(name) || isIP(name) !== 0) return null
-  if (settings.allowedHosts.some((allowed) => allowed.toLowerCase() === name)) return null
+  // The name it was told to listen on is its own.
+  if (settings.host.toLowerCase() === name || settings.allowedHosts.some((allowed) => allowed.toLowerCase() === name)) return null
   return {
     status: 421,
     message: `Host "${name}" is not one this daemon answers to (loopback names, IP addresses and daemon.allowedHosts); nothing was done`,
