@@ -167,6 +167,8 @@ describe('a page from an origin in daemon.allowedOrigins', () => {
 
 describe('the daemon under slow clients', () => {
   it('acks every good writer while 80 clients send their bodies a byte a second', async () => {
+    // A request deadline far beyond the test, so that the slow clients are still there at its end, however busy the machine.
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ daemon: { port: 0, requestTimeoutMs: 600_000 } }))
     const daemon = await startForegroundDaemon(wal)
     const { hostname, port } = new URL(daemon.url)
     const slow: Array<{ socket: Socket; closed: boolean }> = []
