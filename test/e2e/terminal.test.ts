@@ -54,6 +54,7 @@ function expectNoControl(what: string, text: string): void {
 }
 
 describe('text output', () => {
+  // Some thirty commands, each a process of its own: a generous deadline for a busy machine.
   it('shows control characters in keys, headers, payloads, error messages and config names escaped, in every command', async () => {
     const url = await echoingRefuser()
     const target = "api"
@@ -128,5 +129,5 @@ describe('text output', () => {
       const result = await wal.run(args)
       expectNoControl(`wal ${args.join(' ')}`, result.stdout + result.stderr)
     }
-  })
+  }, 180_000)
 })
