@@ -45,7 +45,11 @@ async function startDaemon() {
     if (child.exitCode !== null) throw new Error(`the daemon exited while starting:\n${output}`)
     try {
       const state = JSON.parse(readFileSync(join(walHome, 'daemon', 'daemon.json'), 'utf8'))
-      if (state.pid === child.pid && (await fetch(`${state.url}/readyz`)).ok) return { child, url: state.url, exited }
+      // Writes carry the token the daemon generated, as a client on this machine reads it.
+      if (state.pid === child.pid && (await fetch(`${state.url}/readyz`)).ok) {
+        const token = readFileSync(join(walHome, 'daemon', 'token'), 'utf8').trim()
+        return { child, url: state.url, exited, auth: { authorization: `Bearer ${token}` } }
+      }
     } catch {
       // not yet
     }
@@ -61,7 +65,7 @@ async function cannon(label, body, mutationsPerRequest) {
     url: `${daemon.url}/v1/namespaces/${NAMESPACE}/mutations`,
     connections: CONNECTIONS,
     duration: DURATION_S,
-    requests: [{ method: 'POST', headers: { 'content-type': 'application/json' }, setupRequest: (req) => ({ ...req, body: body(i++) }) }],
+    requests: [{ method: 'POST', headers: { 'content-type': 'application/json', ...daemon.auth }, setupRequest: (req) => ({ ...req, body: body(i++) }) }],
   })
   if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) throw new Error(`${label}: ${result.non2xx} non-2xx answers, ${result.errors} errors, ${result.timeouts} timeouts`)
   const perSec = (result.requests.total * mutationsPerRequest) / (result.duration)
@@ -83,7 +87,7 @@ await runOrExit(
     rows.push(single, batched)
     // autocannon stops counting at the deadline, with up to one request per connection still in flight:
     // those are written too. Every ack must be in the log; the log may hold those few more.
-    while ((await (await fetch(`${daemon.url}/v1/status`)).json()).http.inFlight > 0) await sleep(20)
+    while ((await (await fetch(`${daemon.url}/v1/status`, { headers: daemon.auth })).json()).http.inFlight > 0) await sleep(20)
     const unanswered = countRecords(logPath) - expected
     if (unanswered < 0 || unanswered > 3 * CONNECTIONS * BATCH) throw new Error(`the log holds ${countRecords(logPath)} records, ${expected} were acked`)
     expected += unanswered

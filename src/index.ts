@@ -57,6 +57,9 @@ export async function run(dir: string): Promise<void> {
   // wal runs from its bundle, never from TypeScript sources: without this, NODE_ENV=development or test
   // makes oclif look for sources and load the TypeScript compiler on every command.
   settings.enableAutoTranspile = false
+  // What wal creates (the state directory, its logs, key-value stores, token, daemon files; also file
+  // targets' outputs) is the user's alone, whatever umask the shell has: 0700 directories, 0600 files.
+  process.umask(0o077)
   // A safety net: should the event loop ever run dry while a command is still pending (a promise nobody
   // settles), say so in one line and exit 1, instead of Node's exit 13 "unsettled top-level await".
   let finished = false

@@ -3,6 +3,7 @@
  * scripts and `--json`) and an `exitCode` (documented in the README). Adapters convert library and
  * system errors into these where they call them, keeping the original as `cause`.
  */
+import { redactSecrets, redactText } from './config/redact.js'
 
 /** Process exit codes. Stable: scripts depend on them. */
 export const ExitCode = {
@@ -60,14 +61,15 @@ export abstract class WalError extends Error {
   }
 
   /** The shape printed for `--json`. */
+  /** The error as --json and the HTTP API show it, secrets redacted (see config/redact.ts). */
   toJSON(): Record<string, unknown> {
     return {
       code: this.code,
-      message: this.message,
+      message: redactText(this.message),
       exitCode: this.exitCode,
       retriable: this.retriable,
-      suggestions: this.suggestions,
-      ...(Object.keys(this.details).length > 0 ? { details: this.details } : {}),
+      suggestions: this.suggestions.map(redactText),
+      ...(Object.keys(this.details).length > 0 ? { details: redactSecrets(this.details) } : {}),
     }
   }
 }

@@ -138,7 +138,7 @@ describe('config errors (exit 3)', () => {
     writeFileSync(join(wal.cwd, '.walrc.yaml'), 'namespaces:\n  orders: [\n')
     const broken = await wal.run(['ns', 'ls'])
     expect(broken.code).toBe(3)
-    expect(broken.stderr).toMatch(/cannot read config .*\.walrc\.yaml/)
+    expect(broken.stderr).toMatch(/\.walrc\.yaml:\d+:\d+: not valid YAML: \S+/)
     const missing = await wal.run(['ns', 'ls', '-c', 'nowhere.yaml'])
     expect(missing.code).toBe(3)
     expect(missing.stderr).toMatch(/cannot read config nowhere\.yaml: no such file/)

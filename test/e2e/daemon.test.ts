@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { startTargetServer } from '../helpers/http-target-server.js'
-import { daemonFile, daemonState, isAlive, killDaemons, pidFileExists, post, startForegroundDaemon } from '../helpers/daemon.js'
+import { authHeaders, daemonFile, daemonState, isAlive, killDaemons, pidFileExists, post, startForegroundDaemon, useDaemonToken } from '../helpers/daemon.js'
 import { kvItems } from '../helpers/state.js'
 import { makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
 
@@ -39,6 +39,7 @@ describe('wal daemon start|status|reload|stop', () => {
     const started = await wal.run(['daemon', 'start', '--json'])
     expect(started.code, started.stderr).toBe(0)
     const { pid, url } = JSON.parse(started.stdout) as { pid: number; url: string }
+    useDaemonToken(wal, url)
     detachedPid = pid
     expect(isAlive(pid)).toBe(true)
 
@@ -123,7 +124,7 @@ describe('wal daemon reload', () => {
     // Still consuming with the old config.
     expect((await post(`${daemon.url}/v1/namespaces/orders/mutations`, { key: 'x', payload: put('x', {}) })).status).toBe(200)
     await waitFor(() => itemsOf('orders').x)
-    const status = (await (await fetch(`${daemon.url}/v1/status`)).json()) as Status & { lastReload: { ok: boolean; message: string } }
+    const status = (await (await fetch(`${daemon.url}/v1/status`, { headers: authHeaders(daemon.url) })).json()) as Status & { lastReload: { ok: boolean; message: string } }
     expect(status.consumers).toEqual([expect.objectContaining({ namespace: 'orders', state: 'running' })])
     expect(status.lastReload).toMatchObject({ ok: false })
     expect(await daemon.stop()).toBe(0)
@@ -138,7 +139,7 @@ describe('wal daemon reload, valid', () => {
     const second = join(wal.dir, 'second.ndjson')
     configure({ orders: { partitions: 2, targets: { store: { type: 'kv' }, audit: { type: 'file', path: first } } }, emails: { targets: { outbox: { type: 'kv' } } } })
     const daemon = await startForegroundDaemon(wal)
-    const statusOf = async () => (await (await fetch(`${daemon.url}/v1/status`)).json()) as Status
+    const statusOf = async () => (await (await fetch(`${daemon.url}/v1/status`, { headers: authHeaders(daemon.url) })).json()) as Status
     await waitFor(async () => (await statusOf()).consumers.every((c) => c.state === 'running'))
     const before = await statusOf()
     configure({ orders: { partitions: 2, targets: { store: { type: 'kv' }, audit: { type: 'file', path: second } } } })
@@ -183,7 +184,7 @@ describe('a daemon consumer that fails', () => {
     expect(second).toMatchObject({ retryInMs: 2000 })
     expect((await post(`${daemon.url}/v1/namespaces/orders/mutations`, { key: 'k', payload: put('k', {}) })).status).toBe(200)
     await waitFor(() => itemsOf('orders').k)
-    const status = (await (await fetch(`${daemon.url}/v1/status`)).json()) as Status
+    const status = (await (await fetch(`${daemon.url}/v1/status`, { headers: authHeaders(daemon.url) })).json()) as Status
     const broken = status.consumers.find((c) => c.target === 'broken')!
     expect(broken).toMatchObject({ state: 'failed', lastError: expect.any(String) })
     expect(broken.restarts).toBeGreaterThanOrEqual(2)
@@ -228,6 +229,7 @@ describe('wal daemon stop', () => {
       const started = await wal.run(['daemon', 'start', '--json'])
       expect(started.code, started.stderr).toBe(0)
       const { pid, url } = JSON.parse(started.stdout) as { pid: number; url: string }
+      useDaemonToken(wal, url)
       detachedPid = pid
       expect((await post(`${url}/v1/namespaces/orders/mutations`, { key: 'slow', payload: 1 })).status).toBe(200)
       await waitFor(() => server.received.length === 1)

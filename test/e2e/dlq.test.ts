@@ -157,7 +157,7 @@ describe('wal dlq', () => {
     expect(refused.stderr).toMatch(/not purged: 2 entries stay in the DLQ/)
     expect(await ls()).toHaveLength(4)
     const purged = await wal.run(['dlq', 'purge', '--where', 'headers.batch == "odd"', '--yes', '--json'])
-    expect(JSON.parse(purged.stdout)).toEqual({ purged: 2 })
+    expect(JSON.parse(purged.stdout)).toEqual({ purged: 2, matched: 2, total: 4 })
     expect((await ls()).map((e) => e.key)).toEqual(['junk-0', 'junk-2'])
     const audit = JSON.parse((await wal.run(['dlq', 'audit', '--json'])).stdout) as { audit: Array<{ action: string; details: Record<string, unknown> }> }
     expect(audit.audit).toEqual([expect.objectContaining({ action: 'purge', details: { namespace: 'default', filter: { where: 'headers.batch == "odd"' }, purged: 2 } })])
@@ -174,7 +174,7 @@ describe('wal dlq', () => {
         encoding: 'utf8',
       })
     const no = onTerminal('n')
-    expect(no.stdout).toMatch(/Delete 2 DLQ entries of namespace "default"\? This cannot be undone\. \[y\/N\]/)
+    expect(no.stdout).toMatch(/Delete 2 of 2 DLQ entries of namespace "default"\? This cannot be undone\. \[y\/N\]/)
     expect(no.status).toBe(2)
     expect(await ls()).toHaveLength(2)
     const yes = onTerminal('y')

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { scanObjectField } from '../../src/lib/envelope/json-text.js'
-import { killDaemons, startForegroundDaemon } from '../helpers/daemon.js'
+import { authHeaders, killDaemons, startForegroundDaemon } from '../helpers/daemon.js'
 import { corpusInput, hostileCorpus } from '../helpers/hostile-corpus.js'
 import { makeSandbox, type Sandbox } from '../helpers/wal.js'
 
@@ -18,7 +18,7 @@ afterEach(async () => {
 })
 
 async function send(url: string, body: Buffer, contentType: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(url, { method: 'POST', body, headers: { 'content-type': contentType } })
+  const response = await fetch(url, { method: 'POST', body, headers: { 'content-type': contentType, ...authHeaders(url) } })
   return { status: response.status, body: JSON.parse(await response.text()) as Record<string, unknown> }
 }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { killDaemons, startForegroundDaemon } from '../helpers/daemon.js'
+import { authHeaders, killDaemons, startForegroundDaemon } from '../helpers/daemon.js'
 import { deadLetters, kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
@@ -124,7 +124,7 @@ describe('a record that cannot be decoded, under the daemon', () => {
     expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson([{ key: 'u1', payload: put(1) }]) })).code).toBe(0)
     const planted = plantPoison(wal.stateDir, 'orders')
     const daemon = await startForegroundDaemon(wal)
-    const answer = await fetch(`${daemon.url}/v1/namespaces/orders/mutations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: 'u2', payload: put(2) }) })
+    const answer = await fetch(`${daemon.url}/v1/namespaces/orders/mutations`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(daemon.url) }, body: JSON.stringify({ key: 'u2', payload: put(2) }) })
     expect(answer.status).toBe(200)
     await waitFor(() => kvItems(wal.stateDir, 'orders').length === 2 && deadLetters(wal.stateDir, 'orders').length === planted.length, { timeoutMs: 30_000 })
     expect(new Set(deadLetters(wal.stateDir, 'orders').map((d) => d.error_class))).toEqual(new Set(['poison']))

@@ -1,6 +1,9 @@
 /**
  * A `wal daemon run` in the foreground for a test: started on a free port, found through its state
  * file, and always killed at the end (kill() in afterEach), so no daemon outlives its test.
+ *
+ * Writes carry the daemon's bearer token as a user's would: read from the token file the daemon made in
+ * its state directory (`$WAL_HOME/daemon/token`), unless a test passes its own authorization header.
  */
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
@@ -12,6 +15,8 @@ export interface TestDaemon {
   child: ChildProcess
   pid: number
   url: string
+  /** The generated token (null when the config sets one, or auth is off). */
+  token: string | null
   /** What it logged so far (stdout: JSON lines; stderr: errors). */
   output(): string
   /** JSON log lines with this event. */
@@ -42,7 +47,31 @@ export async function killDaemons(...pids: Array<number | undefined>): Promise<v
   live.clear()
 }
 
-export function daemonFile(wal: Sandbox, name: 'daemon.pid' | 'daemon.json' | 'daemon.log'): string {
+/** Bearer tokens of the daemons tests talk to, by their URL's origin. */
+const tokens = new Map<string, string>()
+
+/** The token a daemon generated, as `$(cat $WAL_HOME/daemon/token)` reads it; null when there is none. */
+export function daemonToken(wal: Sandbox): string | null {
+  try {
+    return readFileSync(daemonFile(wal, 'token'), 'utf8').trim()
+  } catch {
+    return null
+  }
+}
+
+/** Makes post() (and authHeaders()) send the token of the daemon of `wal` to `url` (a daemon started detached). */
+export function useDaemonToken(wal: Sandbox, url: string): void {
+  const token = daemonToken(wal)
+  if (token !== null) tokens.set(new URL(url).origin, token)
+}
+
+/** `{ authorization: 'Bearer …' }` for the daemon at `url`, when its token is known. */
+export function authHeaders(url: string): Record<string, string> {
+  const token = tokens.get(new URL(url).origin)
+  return token === undefined ? {} : { authorization: `Bearer ${token}` }
+}
+
+export function daemonFile(wal: Sandbox, name: 'daemon.pid' | 'daemon.json' | 'daemon.log' | 'token'): string {
   return join(wal.stateDir, 'daemon', name)
 }
 
@@ -79,6 +108,7 @@ export async function startForegroundDaemon(wal: Sandbox, args: readonly string[
     },
     { timeoutMs: 30_000 },
   )
+  useDaemonToken(wal, url)
   const events = (event: string): Array<Record<string, unknown>> =>
     output
       .split('\n')
@@ -89,6 +119,7 @@ export async function startForegroundDaemon(wal: Sandbox, args: readonly string[
     child,
     pid,
     url,
+    token: daemonToken(wal),
     output: () => output,
     events,
     exited,
@@ -99,9 +130,13 @@ export async function startForegroundDaemon(wal: Sandbox, args: readonly string[
   }
 }
 
-/** POSTs JSON to the daemon; returns the status and parsed body. */
+/** POSTs JSON to the daemon (with its token, when known); returns the status and parsed body. */
 export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
-  const response = await fetch(url, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } })
+  const response = await fetch(url, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...authHeaders(url), ...headers },
+  })
   const text = await response.text()
   return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, headers: response.headers }
 }

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { isAlive, killDaemons, pidFileExists, post, startForegroundDaemon } from '../helpers/daemon.js'
+import { isAlive, killDaemons, pidFileExists, post, startForegroundDaemon, useDaemonToken } from '../helpers/daemon.js'
 import { startTargetServer, type TargetServer } from '../helpers/http-target-server.js'
 import { endpoints } from '../../scripts/services/endpoints.js'
 import { deleteQueues, sqsNamespace, writeSqsConfig } from '../helpers/sqs-namespace.js'
@@ -88,6 +88,7 @@ describe('wal daemon on an SQS namespace', () => {
     const started = await wal.run(['daemon', 'start', '--json'])
     expect(started.code, started.stderr).toBe(0)
     const { pid, url } = JSON.parse(started.stdout) as { pid: number; url: string }
+    useDaemonToken(wal, url)
     detachedPid = pid
 
     // Acks carry the queue and MessageId, as `wal produce` prints them, not offsets.

@@ -10,13 +10,15 @@ export default class DaemonStart extends WalCommand {
   static override flags = {
     host: Flags.string({ description: 'Address to listen on (default: daemon.host, 127.0.0.1).' }),
     port: Flags.integer({ description: 'Port to listen on; 0 picks a free one (default: daemon.port, 7460).', min: 0, max: 65535 }),
+    'no-auth': Flags.boolean({ description: 'Ask no bearer token (as daemon.auth: none). Loopback only; logged as a warning.' }),
+    'allow-plain-http': Flags.boolean({ description: 'Listen beyond loopback without TLS (as daemon.allowPlainHttp: true); a warning is logged.' }),
   }
 
   async run(): Promise<DaemonStartResult> {
     const { flags } = await this.parse(DaemonStart)
     const { startDaemon } = await import('../../lib/daemon/control.js')
-    const started = await startDaemon({ ...this.common(flags), host: flags.host, port: flags.port, bin: process.argv[1]! })
-    this.log(`daemon started: pid ${started.pid}, ${started.url}, log ${started.logFile}`)
+    const started = await startDaemon({ ...this.common(flags), host: flags.host, port: flags.port, noAuth: flags['no-auth'], allowPlainHttp: flags['allow-plain-http'], bin: process.argv[1]! })
+    this.log(`daemon started: pid ${started.pid}, ${started.url}, log ${started.logFile}${started.tokenFile === null ? '' : `, bearer token in ${started.tokenFile}`}`)
     return started
   }
 }

@@ -8,6 +8,8 @@ import * as Flags from '@oclif/core/flags'
 
 import { ExitCode, toWalError, UsageError, type WalError } from '../errors.js'
 import { processIo, type CommonOptions } from '../io/context.js'
+import { redactText } from '../config/redact.js'
+import { escapeControl } from './render.js'
 
 export abstract class WalCommand extends Command {
   static override enableJsonFlag = true
@@ -40,6 +42,11 @@ export abstract class WalCommand extends Command {
     process.on('SIGTERM', onSignal)
   }
 
+  /** Every command's text output: control characters in it are shown escaped (--json is printed exact). */
+  override log(message = '', ...args: unknown[]): void {
+    super.log(escapeControl(message), ...args)
+  }
+
   /** Options every service takes. */
   protected common(flags: { config?: string }): CommonOptions {
     return { configPath: flags.config, json: this.jsonEnabled(), io: processIo() }
@@ -52,10 +59,10 @@ export abstract class WalCommand extends Command {
     if (this.jsonEnabled()) {
       stderr.write(`${JSON.stringify({ error: walError.toJSON() })}\n`)
     } else {
-      let text = `wal: ${walError.message}\n`
-      for (const suggestion of walError.suggestions) text += `  hint: ${suggestion}\n`
+      let text = `wal: ${redactText(walError.message)}\n`
+      for (const suggestion of walError.suggestions) text += `  hint: ${redactText(suggestion)}\n`
       if (process.env.WAL_DEBUG) text += `${(walError.cause as Error | undefined)?.stack ?? walError.stack}\n`
-      stderr.write(text)
+      stderr.write(escapeControl(text))
     }
     this.exit(walError.exitCode)
   }

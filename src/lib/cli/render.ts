@@ -1,4 +1,7 @@
-/** Plain-text renderings of command results (the `--json` form is the result object itself). */
+/**
+ * Plain-text renderings of command results (the `--json` form is the result object itself), and the one
+ * sanitizer every text output goes through (see `escapeControl`).
+ */
 import type { ConfigReport } from '../config/show.js'
 import type { ConsumeSummary } from '../consume/consume.js'
 import type { DlqListing, DlqStatsGroup, ReplayPlan } from '../dlq/dlq.js'
@@ -8,7 +11,26 @@ import type { NamespaceInit } from '../ns/init.js'
 import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
 import { formatBytes } from '../format.js'
 
-function table(rows: string[][]): string {
+/**
+ * Control characters (C0 but newline and tab, DEL, C1) and bidirectional overrides shown escaped
+ * (`\u001b`, `\r`), so that data (keys, headers, error messages quoting payloads, names in a config)
+ * can neither drive the terminal (retitle it, move the cursor, rewrite the screen) nor reorder the text
+ * an operator reads. Text output only: `--json` stays exact.
+ */
+export function escapeControl(text: string): string {
+  return text.replace(CONTROL, (c) => (c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))
+}
+
+/** Also within one line: a newline or tab shown escaped (table cells, single-line fields). */
+export function escapeLine(text: string): string {
+  return escapeControl(text).replace(/[\n\t]/g, (c) => (c === '\n' ? '\\n' : '\\t'))
+}
+
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+
+function table(input: string[][]): string {
+  const rows = input.map((r) => r.map(escapeLine))
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n')
 }

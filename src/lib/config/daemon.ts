@@ -16,6 +16,9 @@ export const DAEMON_DEFAULTS = {
   drainTimeoutMs: 30_000,
   leaseTtlMs: 10_000,
   shard: 'auto',
+  headersTimeoutMs: 10_000,
+  maxConnections: 1024,
+  maxAutoNamespaces: 16,
 } as const
 
 const Whole = (what: string, min: number, max: number) =>
@@ -25,6 +28,13 @@ export const DaemonConfigSchema = v.strictObject({
   host: v.optional(v.pipe(v.string('a host name or address to listen on'), v.minLength(1))),
   port: v.optional(Whole('a TCP port', 0, 65535)),
   token: v.optional(v.pipe(v.string('a bearer token'), v.minLength(16, 'a bearer token of at least 16 characters'))),
+  auth: v.optional(v.picklist(['token', 'none'], '"token" or "none"')),
+  allowedOrigins: v.optional(v.array(v.pipe(v.string('an origin (scheme://host:port)'), v.regex(/^https?:\/\/[^/\s]+$/, 'an origin (scheme://host[:port], no path)')))),
+  allowedHosts: v.optional(v.array(v.pipe(v.string('a host name'), v.minLength(1)))),
+  allowPlainHttp: v.optional(v.boolean('true or false')),
+  headersTimeoutMs: v.optional(Whole('a timeout in ms', 100, 3_600_000)),
+  maxConnections: v.optional(Whole('a number of connections', 1, 1_000_000)),
+  maxAutoNamespaces: v.optional(Whole('a number of namespaces', 0, 100_000)),
   maxInFlight: v.optional(Whole('a number of requests', 1, 100_000)),
   maxBodyBytes: v.optional(Whole('a size in bytes', 1024, 64 * 1024 * 1024)),
   requestTimeoutMs: v.optional(Whole('a timeout in ms', 100, 3_600_000)),
@@ -48,8 +58,25 @@ export interface DaemonSettings {
   host: string
   /** 0: any free port (the one taken is written to the daemon's state file). */
   port: number
-  /** Clients must send `Authorization: Bearer <token>` to /v1/*; null: no token asked. */
+  /**
+   * The bearer token clients must send (`Authorization: Bearer <token>`) to /v1/*: daemon.token, else
+   * WAL_DAEMON_TOKEN; null: the one the daemon generates in its state directory (daemon/token).
+   */
   token: string | null
+  /** "token" (the default): every /v1/* request needs the token; "none": none asked (loopback only). */
+  auth: 'token' | 'none'
+  /** Origins (as browsers send them) allowed to call the API; any other Origin header is refused. */
+  allowedOrigins: string[]
+  /** Host names, besides loopback names and IP addresses, that requests may name in their Host header. */
+  allowedHosts: string[]
+  /** Listen beyond loopback without TLS (a warning is logged). */
+  allowPlainHttp: boolean
+  /** A client must have sent its request headers within this time. */
+  headersTimeoutMs: number
+  /** Open connections at once; more wait in the kernel's backlog. */
+  maxConnections: number
+  /** Namespaces that HTTP writes may create when the config does not declare them (zero-config mode). */
+  maxAutoNamespaces: number
   /** Write requests handled at once; more are answered 429 with Retry-After. */
   maxInFlight: number
   /** Larger request bodies are answered 413. */
@@ -80,6 +107,13 @@ export function resolveDaemonSettings(config: DaemonConfig | undefined, env: Nod
     host: config?.host ?? DAEMON_DEFAULTS.host,
     port: config?.port ?? DAEMON_DEFAULTS.port,
     token: config?.token ?? (env.WAL_DAEMON_TOKEN || null),
+    auth: config?.auth ?? 'token',
+    allowedOrigins: config?.allowedOrigins ?? [],
+    allowedHosts: config?.allowedHosts ?? [],
+    allowPlainHttp: config?.allowPlainHttp ?? false,
+    headersTimeoutMs: config?.headersTimeoutMs ?? DAEMON_DEFAULTS.headersTimeoutMs,
+    maxConnections: config?.maxConnections ?? DAEMON_DEFAULTS.maxConnections,
+    maxAutoNamespaces: config?.maxAutoNamespaces ?? DAEMON_DEFAULTS.maxAutoNamespaces,
     maxInFlight: config?.maxInFlight ?? DAEMON_DEFAULTS.maxInFlight,
     maxBodyBytes: config?.maxBodyBytes ?? DAEMON_DEFAULTS.maxBodyBytes,
     requestTimeoutMs: config?.requestTimeoutMs ?? DAEMON_DEFAULTS.requestTimeoutMs,

@@ -3,14 +3,18 @@
  * zero-config mode: embedded namespaces created on first produce in the local state directory.
  */
 import { homedir } from 'node:os'
+import type { Writable } from 'node:stream'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 
+import { escapeControl } from '../cli/render.js'
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
-import { ConfigError, UnknownNamespaceError, UsageError } from '../errors.js'
+import { stateDirWarning } from '../state-dir.js'
+import { ConfigError, InterruptedError, UnknownNamespaceError, UsageError } from '../errors.js'
 import { expectedOf, receivedOf } from '../validation.js'
 import { cassandraCluster, expandHome, kafkaCluster, sqsCluster } from './clusters.js'
 import { resolveDaemonSettings } from './daemon.js'
+import { isSecretPath, REDACTED, redactText } from './redact.js'
 import { interpolateEnv } from './interpolate.js'
 import { findConfig } from './search.js'
 import {
@@ -32,6 +36,8 @@ export interface LoadConfigOptions {
   /** Where the search starts. */
   cwd?: string
   env?: NodeJS.ProcessEnv
+  /** Where warnings go (a state directory others can read). */
+  stderr?: Writable
 }
 
 function editDistance(a: string, b: string): number {
@@ -74,6 +80,14 @@ function knownKeysAt(path: readonly string[], input: unknown): string[] {
   return inner && 'entries' in inner ? Object.keys(inner.entries as object) : []
 }
 
+function isSecretUrl(value: unknown): boolean {
+  return typeof value === 'string' && redactText(value) !== value
+}
+
+function secretShape(value: unknown): string {
+  return typeof value === 'string' ? `${REDACTED} (${value.length} characters)` : REDACTED
+}
+
 function describeIssue(file: string, issue: v.BaseIssue<unknown>, input: unknown): ConfigError {
   const keys = (issue.path ?? []).map((item) => String(item.key))
   const keyPath = keys.join('.')
@@ -90,8 +104,10 @@ function describeIssue(file: string, issue: v.BaseIssue<unknown>, input: unknown
     })
   }
   const expected = expectedOf(issue)
-  return new ConfigError(`${file}: key "${keyPath || '(top level)'}": expected ${expected}, found ${receivedOf(issue)}`, {
-    details: { file, keyPath, expected, found: receivedOf(issue) },
+  // A secret is never echoed, not even a wrong one: say what kind of value it was.
+  const found = isSecretPath(keys) || isSecretUrl(issue.input) ? secretShape(issue.input) : receivedOf(issue)
+  return new ConfigError(`${file}: key "${keyPath || '(top level)'}": expected ${expected}, found ${found}`, {
+    details: { file, keyPath, expected, found },
     suggestions: ['see .walrc.example for every key, its unit and its default'],
   })
 }
@@ -285,8 +301,15 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
 export function validateConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv): ConfigFile {
   const interpolated = interpolateEnv(raw ?? {}, env, (keyPath) => `${file}: key "${keyPath}"`)
   const result = v.safeParse(ConfigSchema, interpolated)
-  if (!result.success) throw describeIssue(file, result.issues[0], interpolated)
-  return result.output
+  if (result.success) return result.output
+  // Every problem at once, so that one run of `wal config validate` shows all there is to fix.
+  const errors = result.issues.map((issue) => describeIssue(file, issue, interpolated))
+  if (errors.length === 1) throw errors[0]
+  throw new ConfigError(`${file}: ${errors.length} problems:\n${errors.map((e) => `  - ${e.message.slice(file.length + 2)}`).join('\n')}`, {
+    code: 'WAL_CONFIG_INVALID',
+    details: { file, errors: errors.map((e) => ({ message: e.message, ...e.details })) },
+    suggestions: [...new Set(errors.flatMap((e) => e.suggestions))],
+  })
 }
 
 /** Loads the configuration: explicit path, else search from cwd, else zero-config. */
@@ -297,6 +320,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   try {
     found = await findConfig(explicit ? resolve(options.cwd ?? process.cwd(), explicit) : undefined, options.cwd)
   } catch (error) {
+    if (error instanceof ConfigError || error instanceof InterruptedError) throw error
     const err = error as NodeJS.ErrnoException
     const file = explicit ?? (err as { filepath?: string }).filepath ?? 'config'
     const reason =
@@ -315,9 +339,10 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
         : ['fix the file, or run `wal config validate` to see what is wrong'],
     })
   }
-  if (!found) return resolveConfig(null, null, env)
-  const validated = validateConfig(found.isEmpty ? {} : found.config, found.filepath, env)
-  return resolveConfig(validated, found.filepath, env)
+  const config = found ? resolveConfig(validateConfig(found.isEmpty ? {} : found.config, found.filepath, env), found.filepath, env) : resolveConfig(null, null, env)
+  const warning = stateDirWarning(config.stateDir)
+  if (warning !== null) options.stderr?.write(`wal: ${escapeControl(warning)}\n`)
+  return config
 }
 
 /** The settings of a namespace, or an error that lists the declared ones. */

@@ -7,6 +7,13 @@ import * as v from 'valibot'
 import { NamespaceName } from '../envelope/envelope.js'
 import { DaemonConfigSchema, type DaemonSettings } from './daemon.js'
 
+/** A URL a target or endpoint can use: http or https only (not file:, data:, javascript:, …). */
+const HttpUrl = v.pipe(
+  v.string('a URL'),
+  v.url('an http(s) URL'),
+  v.check((url) => /^https?:$/i.test(new URL(url).protocol), 'an http(s) URL (http:// or https://; other schemes are refused)'),
+)
+
 /** Defaults for every setting that has one. */
 export const DEFAULTS = {
   partitions: 8,
@@ -102,7 +109,7 @@ export const TargetConfigSchema = v.variant(
     v.strictObject({ type: v.literal('kv'), path: v.optional(v.pipe(v.string('a file path'), v.minLength(1))), ...common }),
     v.strictObject({
       type: v.literal('http'),
-      url: v.pipe(v.string('a URL'), v.url('an http(s) URL')),
+      url: HttpUrl,
       method: v.optional(v.picklist(['POST', 'PUT'], 'POST or PUT')),
       timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
       headers: v.optional(v.record(v.string(), v.string('a header value'))),
@@ -195,7 +202,7 @@ export const KafkaClusterSchema = v.strictObject({
 /** An SQS endpoint: a region, an endpoint override (ElasticMQ, LocalStack, a VPC endpoint), credentials. */
 export const SqsClusterSchema = v.strictObject({
   region: v.pipe(v.string('an AWS region such as us-east-1'), v.minLength(1)),
-  endpoint: v.optional(v.pipe(v.string('a URL'), v.url('an http(s) URL'))),
+  endpoint: v.optional(HttpUrl),
   /** A profile of ~/.aws/config; without it (and without keys), the AWS default credential chain. */
   profile: v.optional(v.pipe(v.string('a profile name'), v.minLength(1))),
   accessKeyId: v.optional(v.pipe(v.string('an access key id'), v.minLength(1))),

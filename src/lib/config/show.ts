@@ -12,13 +12,13 @@ export interface ConfigReport {
 }
 
 export async function validateConfigFile(options: CommonOptions): Promise<ConfigReport> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   return { valid: true, path: config.path, namespaces: [...config.namespaces.keys()] }
 }
 
 /** The effective configuration, defaults applied and secrets redacted. */
 export async function effectiveConfig(options: CommonOptions): Promise<Record<string, unknown>> {
-  const config: ResolvedConfig = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config: ResolvedConfig = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   return redactSecrets({
     source: config.path,
     stateDir: config.stateDir,

@@ -16,6 +16,7 @@ import { RateLimiter } from '../pipeline/rate-limiter.js'
 import { TargetConsumer, type PipelineEvent, type TargetStats } from '../pipeline/target-consumer.js'
 import { openTarget } from '../targets/open.js'
 import { parseDurationMs } from '../time.js'
+import { escapeControl } from '../cli/render.js'
 
 export interface ConsumeOptions extends CommonOptions {
   namespace: string
@@ -102,7 +103,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
   const idleTimeoutMs = durationOption('--idle-timeout', options.idleTimeout, DEFAULT_IDLE_TIMEOUT_MS)
   const now = clockFromEnv(options.io.env)
 
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   const targets = options.target === undefined ? settings.targets : settings.targets.filter((t) => t.name === options.target)
   if (targets.length === 0) {
@@ -140,7 +141,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     ...(rate === null ? [] : [new RateLimiter(rate)]),
   ]
   const onEvent = (event: PipelineEvent): void => {
-    options.io.stderr.write(`${describeEvent(event, options.json)}\n`)
+    options.io.stderr.write(`${options.json ? describeEvent(event, true) : escapeControl(describeEvent(event, false))}\n`)
   }
   const opened: Array<{ close(): Promise<void> }> = []
   try {
@@ -165,7 +166,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
         stop: options.signal,
         abort: abort.signal,
         onEvent,
-        onWarning: (message) => options.io.stderr.write(options.json ? `${JSON.stringify({ event: 'warning', message })}\n` : `wal: ${message}\n`),
+        onWarning: (message) => options.io.stderr.write(options.json ? `${JSON.stringify({ event: 'warning', message })}\n` : `wal: ${escapeControl(message)}\n`),
       })
       return summarize(settings.name, owner, await consumer.run())
     }

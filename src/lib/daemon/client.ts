@@ -24,10 +24,12 @@ function tlsOptions(tls: NonNullable<DaemonSettings['tls']>): RequestOptions {
   }
 }
 
-/** One request; rejects on a network or TLS error, or after timeoutMs. */
-export function daemonRequest(settings: DaemonSettings, url: string, options: { method: string; timeoutMs: number }): Promise<DaemonResponse> {
+/** One request; rejects on a network or TLS error, or after timeoutMs. `token`: the bearer token to send. */
+export function daemonRequest(settings: DaemonSettings, url: string, options: { method: string; timeoutMs: number; token: string | null }): Promise<DaemonResponse> {
   const target = new URL(url)
-  const headers: Record<string, string> = settings.token === null ? {} : { authorization: `Bearer ${settings.token}` }
+  const headers: Record<string, string> = options.token === null ? {} : { authorization: `Bearer ${options.token}` }
+  // The daemon takes POSTs only as JSON (what a cross-site form cannot send).
+  if (options.method === 'POST') Object.assign(headers, { 'content-type': 'application/json', 'content-length': '0' })
   const base: RequestOptions = { method: options.method, headers, timeout: options.timeoutMs }
   return new Promise((resolve, reject) => {
     const onResponse = (response: import('node:http').IncomingMessage): void => {

@@ -5,15 +5,17 @@
 import { spawn } from 'node:child_process'
 import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { StringDecoder } from 'node:string_decoder'
 import { setTimeout as sleep } from 'node:timers/promises'
 
+import { escapeControl } from '../cli/render.js'
 import { loadConfig, resolveConfig } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { BackendUnavailableError, ConfigError, NotFoundError, UsageError, type WalError } from '../errors.js'
 import { parseDurationMs } from '../time.js'
 import type { CommonOptions } from '../io/context.js'
 import { daemonRequest, type DaemonResponse } from './client.js'
-import { DaemonRunningError, daemonPaths, isAlive, readStateFile, releasePidFile, runningPid, type DaemonPaths } from './files.js'
+import { DaemonRunningError, daemonPaths, isAlive, readStateFile, readTokenFile, releasePidFile, runningPid, type DaemonPaths } from './files.js'
 
 /** The daemon's status as GET /v1/status answers it (see daemon.ts). */
 export type { DaemonStatus, ReloadResult } from './daemon.js'
@@ -33,7 +35,7 @@ class DaemonNotRunningError extends NotFoundError {
  */
 async function context(options: CommonOptions): Promise<{ config: ResolvedConfig; paths: DaemonPaths }> {
   try {
-    const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+    const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
     return { config, paths: daemonPaths(config.stateDir) }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
@@ -57,19 +59,27 @@ function logTail(paths: DaemonPaths, lines = 5): string {
   }
 }
 
+/** The token to send: daemon.token (or WAL_DAEMON_TOKEN), else the one the daemon generated. */
+function clientToken(config: ResolvedConfig, paths: DaemonPaths): string | null {
+  return config.daemon.token ?? readTokenFile(paths)
+}
+
 async function call<T>(config: ResolvedConfig, paths: DaemonPaths, method: string, path: string, timeoutMs = 60_000): Promise<{ status: number; body: T }> {
   const pid = runningPid(paths)
   const state = readStateFile(paths)
   if (pid === null || state === null || state.pid !== pid) throw notRunning(paths)
   let response: DaemonResponse
   try {
-    response = await daemonRequest(config.daemon, `${state.url}${path}`, { method, timeoutMs })
+    response = await daemonRequest(config.daemon, `${state.url}${path}`, { method, timeoutMs, token: clientToken(config, paths) })
   } catch (error) {
     if (error instanceof ConfigError) throw error
     throw new BackendUnavailableError(`the daemon (pid ${pid}) does not answer on ${state.url}: ${(error as Error).message}`, { cause: error, suggestions: ['see its log: wal daemon logs'] })
   }
   if (response.status === 401) {
-    throw new ConfigError(`the daemon refused the bearer token`, { code: 'WAL_DAEMON_AUTH', suggestions: ['use the config the daemon runs with (daemon.token), or set WAL_DAEMON_TOKEN'] })
+    throw new ConfigError(`the daemon refused the bearer token`, {
+      code: 'WAL_DAEMON_AUTH',
+      suggestions: ['use the config the daemon runs with (daemon.token), or set WAL_DAEMON_TOKEN', `without either, the token is read from ${paths.tokenFile}: check that you can read it`],
+    })
   }
   return { status: response.status, body: JSON.parse(response.text) as T }
 }
@@ -77,6 +87,8 @@ async function call<T>(config: ResolvedConfig, paths: DaemonPaths, method: strin
 export interface DaemonStartOptions extends CommonOptions {
   host?: string
   port?: number
+  noAuth?: boolean
+  allowPlainHttp?: boolean
   /** The `wal` executable to run (bin/run.js). */
   bin: string
 }
@@ -85,6 +97,8 @@ export interface DaemonStartResult {
   pid: number
   url: string
   logFile: string
+  /** Where clients find the bearer token the daemon generated; null when the config sets one, or auth is off. */
+  tokenFile: string | null
 }
 
 /** Starts `wal daemon run` detached, logging to the state directory; resolves once it is ready. */
@@ -97,12 +111,14 @@ export async function startDaemon(options: DaemonStartOptions): Promise<DaemonSt
       suggestions: ['see it with `wal daemon status`; stop it with `wal daemon stop`, or apply config changes with `wal daemon reload`'],
     })
   }
-  mkdirSync(paths.dir, { recursive: true })
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 })
   const args = [options.bin, 'daemon', 'run']
   if (config.path !== null) args.push('--config', resolve(options.io.cwd, config.path))
   if (options.host !== undefined) args.push('--host', options.host)
   if (options.port !== undefined) args.push('--port', String(options.port))
-  const logFd = openSync(paths.logFile, 'a')
+  if (options.noAuth) args.push('--no-auth')
+  if (options.allowPlainHttp) args.push('--allow-plain-http')
+  const logFd = openSync(paths.logFile, 'a', 0o600)
   let exited: { code: number | null; signal: string | null } | undefined
   let child
   try {
@@ -124,8 +140,8 @@ export async function startDaemon(options: DaemonStartOptions): Promise<DaemonSt
     }
     const state = readStateFile(paths)
     if (state?.pid === pid) {
-      const ready = await daemonRequest(config.daemon, `${state.url}/readyz`, { method: 'GET', timeoutMs: 1000 }).then((r) => r.status === 200).catch(() => false)
-      if (ready) return { pid, url: state.url, logFile: paths.logFile }
+      const ready = await daemonRequest(config.daemon, `${state.url}/readyz`, { method: 'GET', timeoutMs: 1000, token: null }).then((r) => r.status === 200).catch(() => false)
+      if (ready) return { pid, url: state.url, logFile: paths.logFile, tokenFile: config.daemon.token === null && config.daemon.auth === 'token' && !options.noAuth ? paths.tokenFile : null }
     }
     if (Date.now() > deadline) {
       throw new BackendUnavailableError(`the daemon (pid ${pid}) was not ready within ${START_TIMEOUT_MS / 1000} s; it is left running`, {
@@ -216,13 +232,16 @@ export async function daemonLogs(options: DaemonLogsOptions): Promise<void> {
     throw new NotFoundError(`no daemon log at ${paths.logFile}`, { suggestions: ['`wal daemon start` writes it; under `wal daemon run`, logs go to stdout'] })
   }
   let position = 0
+  const decoder = new StringDecoder('utf8')
   const copy = async (): Promise<void> => {
     const size = statSync(paths.logFile).size
     if (size < position) position = 0 // rotated or truncated
     if (size === position) return
     const stream = createReadStream(paths.logFile, { start: position, end: size - 1 })
     for await (const chunk of stream) {
-      if (!options.io.stdout.write(chunk as Buffer)) await new Promise((resolve) => options.io.stdout.once('drain', resolve))
+      // JSON lines stay the same JSON (a control character becomes its \u escape), and cannot drive the terminal.
+      const text = escapeControl(decoder.write(chunk as Buffer))
+      if (!options.io.stdout.write(text)) await new Promise((resolve) => options.io.stdout.once('drain', resolve))
     }
     position = size
   }

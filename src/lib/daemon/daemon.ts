@@ -13,8 +13,9 @@ import type { ResolvedConfig } from '../config/schema.js'
 import { BackendUnavailableError, toWalError } from '../errors.js'
 import { listEmbeddedLogs } from '../log/embedded/embedded-log.js'
 import { ConsumerSet, LogPool, type ConsumerStatus } from './consumers.js'
-import { acquirePidFile, daemonPaths, releasePidFile, type DaemonStateFile } from './files.js'
-import { createApiServer } from './http-api.js'
+import { acquirePidFile, daemonPaths, ensureTokenFile, releasePidFile, type DaemonStateFile } from './files.js'
+import { checkListen } from './gate.js'
+import { applyTimeouts, createApiServer } from './http-api.js'
 import { createLogger } from './logger.js'
 import { DaemonMetrics } from './metrics.js'
 import { planConsumers, restartOnlyChanges } from './plan.js'
@@ -46,19 +47,32 @@ export interface DaemonStatus {
   stateDir: string
   ready: boolean
   draining: boolean
-  http: { inFlight: number; maxInFlight: number }
+  http: { inFlight: number; maxInFlight: number; reading: number }
+  /** "token" or "none". */
+  auth: string
   lastReload: { at: string; ok: boolean; message: string } | null
   consumers: ConsumerStatus[]
 }
 
 export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSummary> {
   const { io } = options
-  const loadOptions = { configPath: options.configPath, cwd: io.cwd, env: io.env }
+  const loadOptions = { configPath: options.configPath, cwd: io.cwd, env: io.env, stderr: io.stderr }
   const now = clockFromEnv(io.env)
-  let config: ResolvedConfig = await loadConfig(loadOptions)
+  // Command-line choices win over the file's, also across reloads.
+  const withFlags = (c: ResolvedConfig): ResolvedConfig => ({
+    ...c,
+    daemon: { ...c.daemon, auth: options.noAuth ? 'none' : c.daemon.auth, allowPlainHttp: options.allowPlainHttp || c.daemon.allowPlainHttp },
+  })
+  let config: ResolvedConfig = withFlags(await loadConfig(loadOptions))
   const listen = { host: options.host ?? config.daemon.host, port: options.port ?? config.daemon.port }
+  const warnings = checkListen(listen.host, config.daemon)
   const logger = createLogger()
   const paths = daemonPaths(config.stateDir)
+  // Generated once, kept across restarts: clients (wal daemon *, wal top, curl) read it from the file.
+  const generatedToken = config.daemon.auth === 'token' && config.daemon.token === null ? ensureTokenFile(paths) : null
+  const token = (): string | null => (config.daemon.auth === 'none' ? null : (config.daemon.token ?? generatedToken ?? ensureTokenFile(paths)))
+  // Undeclared namespaces that HTTP writes are creating now (zero-config mode).
+  const creating = new Set<string>()
   const startedAt = new Date()
   let url = ''
   let ready = false
@@ -89,7 +103,8 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
       if (draining) return { ok: false, message: 'the daemon is stopping', added: [], removed: [], changed: [], unchanged: [], needsRestart: [] }
       let next: ResolvedConfig
       try {
-        next = await loadConfig(loadOptions)
+        next = withFlags(await loadConfig(loadOptions))
+        checkListen(listen.host, next.daemon)
         planConsumers(next, existingLogs(next))
       } catch (error) {
         const walError = toWalError(error)
@@ -102,7 +117,7 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
       // Settings that need a restart keep their running values until then.
       next = { ...next, stateDir: config.stateDir, daemon: { ...next.daemon, host: config.daemon.host, port: config.daemon.port, tls: config.daemon.tls } }
       config = next
-      api.server.requestTimeout = config.daemon.requestTimeoutMs
+      applyTimeouts(api.server, config.daemon)
       const diff = await applyPlan(config)
       const result: ReloadResult = {
         ok: true,
@@ -140,6 +155,19 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
       if (!knownLogs.includes(namespace)) rescan()
     },
     reload: () => reload('api'),
+    token,
+    claimNamespace: (namespace) => {
+      if (knownLogs.includes(namespace) || creating.has(namespace)) return null
+      const existing = listEmbeddedLogs(config.stateDir)
+      if (existing.includes(namespace)) return null
+      const created = existing.filter((name) => !config.namespaces.has(name)).length + creating.size
+      if (created >= config.daemon.maxAutoNamespaces) {
+        return `namespace "${namespace}" is not in the config, and HTTP writes have already created ${created} undeclared namespaces (the limit, daemon.maxAutoNamespaces); nothing was written`
+      }
+      creating.add(namespace)
+      return null
+    },
+    releaseNamespace: (namespace) => creating.delete(namespace),
     status: async (): Promise<DaemonStatus> => ({
       pid: process.pid,
       startedAt: startedAt.toISOString(),
@@ -149,7 +177,8 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
       stateDir: config.stateDir,
       ready: ready && !draining,
       draining,
-      http: { inFlight: api.inFlight(), maxInFlight: config.daemon.maxInFlight },
+      http: { inFlight: api.inFlight(), maxInFlight: config.daemon.maxInFlight, reading: api.reading() },
+      auth: config.daemon.auth,
       lastReload,
       consumers: await consumers.status(),
     }),
@@ -173,8 +202,10 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
     const address = api.server.address() as AddressInfo
     url = `${config.daemon.tls === null ? 'http' : 'https'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
     const state: DaemonStateFile = { pid: process.pid, url, startedAt: startedAt.toISOString(), configPath: config.path }
-    writeFileSync(paths.stateFile, `${JSON.stringify(state)}\n`)
-    logger.info({ event: 'listening', url, auth: config.daemon.token === null ? 'none' : 'bearer' }, `HTTP API on ${url}`)
+    writeFileSync(paths.stateFile, `${JSON.stringify(state)}\n`, { mode: 0o600 })
+    const auth = config.daemon.auth === 'none' ? 'none' : config.daemon.token === null ? `bearer (token in ${paths.tokenFile})` : 'bearer (daemon.token)'
+    logger.info({ event: 'listening', url, auth: config.daemon.auth === 'none' ? 'none' : 'bearer' }, `HTTP API on ${url}, auth: ${auth}`)
+    for (const warning of warnings) logger.warn({ event: config.daemon.auth === 'none' ? 'auth-disabled' : 'exposed', host: listen.host }, warning)
 
     if (!options.signal.aborted) await exclusive(() => applyPlan(config))
     ready = true

@@ -1,8 +1,10 @@
 /**
  * The daemon's files in the state directory: a pid file (one daemon per state directory), a state file
- * saying where its HTTP API listens, and its log file (when started detached).
+ * saying where its HTTP API listens, its log file (when started detached), and the bearer token it
+ * generated (when the config sets none). All are 0600 in a 0700 directory.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { UsageError } from '../errors.js'
@@ -12,11 +14,13 @@ export interface DaemonPaths {
   pidFile: string
   stateFile: string
   logFile: string
+  /** The generated bearer token (used when daemon.token and WAL_DAEMON_TOKEN are unset). */
+  tokenFile: string
 }
 
 export function daemonPaths(stateDir: string): DaemonPaths {
   const dir = join(stateDir, 'daemon')
-  return { dir, pidFile: join(dir, 'daemon.pid'), stateFile: join(dir, 'daemon.json'), logFile: join(dir, 'daemon.log') }
+  return { dir, pidFile: join(dir, 'daemon.pid'), stateFile: join(dir, 'daemon.json'), logFile: join(dir, 'daemon.log'), tokenFile: join(dir, 'token') }
 }
 
 /** What a running daemon writes once it listens. */
@@ -49,6 +53,37 @@ export function runningPid(paths: DaemonPaths): number | null {
   return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null
 }
 
+/** The token in the token file; null when there is none. */
+export function readTokenFile(paths: DaemonPaths): string | null {
+  try {
+    const token = readFileSync(paths.tokenFile, 'utf8').trim()
+    return token === '' ? null : token
+  } catch {
+    return null
+  }
+}
+
+/** The token in the token file, made (256 random bits, mode 0600) when there is none yet. */
+export function ensureTokenFile(paths: DaemonPaths): string {
+  const existing = readTokenFile(paths)
+  if (existing !== null) {
+    // Made by hand, or copied in: only its owner may read it.
+    if ((statSync(paths.tokenFile).mode & 0o077) !== 0) chmodSync(paths.tokenFile, 0o600)
+    return existing
+  }
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 })
+  const token = randomBytes(32).toString('base64url')
+  try {
+    writeFileSync(paths.tokenFile, `${token}\n`, { flag: 'wx', mode: 0o600 })
+    chmodSync(paths.tokenFile, 0o600)
+    return token
+  } catch (error) {
+    // Another daemon start made it first: use that one.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return readTokenFile(paths) ?? token
+    throw error
+  }
+}
+
 export function readStateFile(paths: DaemonPaths): DaemonStateFile | null {
   try {
     return JSON.parse(readFileSync(paths.stateFile, 'utf8')) as DaemonStateFile
@@ -66,10 +101,10 @@ export class DaemonRunningError extends UsageError {
  * died (kill -9, power loss) is taken over.
  */
 export function acquirePidFile(paths: DaemonPaths): void {
-  mkdirSync(paths.dir, { recursive: true })
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 })
   for (let tries = 0; tries < 3; tries++) {
     try {
-      writeFileSync(paths.pidFile, `${process.pid}\n`, { flag: 'wx' })
+      writeFileSync(paths.pidFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 })
       return
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error

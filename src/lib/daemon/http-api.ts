@@ -1,9 +1,10 @@
 /**
  * The daemon's HTTP API on node:http: the write path, health, readiness, metrics, status and reload.
- * Load is shed, never queued without bound: past `maxInFlight` write requests the answer is 429 with
+ * Every request passes the gate first (Host, Origin; for /v1/* the token; for POST the content type).
+ * Load is shed, never queued without bound: a write takes one of `maxInFlight` slots only once its body
+ * has arrived (a slow client costs a socket, never a slot), past them the answer is 429 with
  * Retry-After, while draining 503; bodies past `maxBodyBytes` get 413 and are not read.
  */
-import { timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
@@ -15,6 +16,7 @@ import type { LogPool } from './consumers.js'
 import { parseProduceBody, produceAnswer, type ProduceAnswer } from './http-produce.js'
 import type { Logger } from './logger.js'
 import type { DaemonMetrics } from './metrics.js'
+import { checkContentType, checkHost, checkOrigin, checkToken, type Refusal } from './gate.js'
 
 export interface ApiContext {
   config(): ResolvedConfig
@@ -28,45 +30,80 @@ export interface ApiContext {
   draining(): boolean
   /** A write made a namespace's log exist: consume it if the config says so. */
   produced(namespace: string): void
+  /** The bearer token requests to /v1/* must carry; null when auth is off. */
+  token(): string | null
+  /**
+   * Whether a write may go to an undeclared namespace (zero-config mode): null if so, else why not. Takes
+   * a place for it until `release`.
+   */
+  claimNamespace(namespace: string): string | null
+  releaseNamespace(namespace: string): void
 }
 
 const MUTATIONS_PATH = /^\/v1\/namespaces\/([^/]+)\/mutations$/
+/** Metric labels of the fixed routes. */
+const ROUTES = new Map([
+  ['GET /healthz', 'healthz'],
+  ['GET /readyz', 'readyz'],
+  ['GET /metrics', 'metrics'],
+  ['GET /v1/status', 'status'],
+  ['POST /v1/reload', 'reload'],
+])
 
 class BodyTooLarge extends Error {}
+/** The bodies being received at once would take more memory than daemon.maxInFlight × maxBodyBytes. */
+class BodiesTooLarge extends Error {}
 
-function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
+/** Bytes of request bodies held at once, across requests; a body that would go past `limit` is refused. */
+interface BodyBudget {
+  used: number
+  limit: number
+}
+
+async function readBody(request: IncomingMessage, maxBytes: number, budget: BodyBudget): Promise<Buffer> {
+  let size = 0
+  const read = new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = []
-    let size = 0
+    const give = (error: Error): void => {
+      request.removeAllListeners('data')
+      request.resume()
+      reject(error)
+    }
     request.on('data', (chunk: Buffer) => {
       size += chunk.length
-      if (size > maxBytes) {
-        request.removeAllListeners('data')
-        request.resume()
-        reject(new BodyTooLarge())
-        return
-      }
+      budget.used += chunk.length
+      if (size > maxBytes) return give(new BodyTooLarge())
+      if (budget.used > budget.limit) return give(new BodiesTooLarge())
       chunks.push(chunk)
     })
     request.on('end', () => resolve(Buffer.concat(chunks)))
     request.on('error', reject)
-    // A client that goes away (or is cut off by requestTimeout) mid-body: settle, so the slot is freed.
+    // A client that goes away (or is cut off by requestTimeout) mid-body: settle, so its bytes are given back.
     request.on('close', () => {
       if (!request.complete) reject(new Error('client went away'))
     })
   })
+  try {
+    return await read
+  } finally {
+    budget.used -= size
+  }
 }
 
 export interface ApiServer {
   server: Server
-  /** Write requests being handled now. */
+  /** Write requests being handled now (their bodies read). */
   inFlight(): number
+  /** Write requests whose bodies are still arriving. */
+  reading(): number
   /** Resolves once every write request in progress has had its answer. */
   settled(): Promise<void>
 }
 
 export function createApiServer(ctx: ApiContext): ApiServer {
   let inFlight = 0
+  let reading = 0
+  const bodies: BodyBudget = { used: 0, limit: 0 }
   const pending = new Set<Promise<void>>()
 
   const send = (response: ServerResponse, route: string, status: number, body: unknown, headers: Record<string, string> = {}): void => {
@@ -77,12 +114,10 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     response.end(text)
   }
 
-  const authorized = (request: IncomingMessage): boolean => {
-    const token = ctx.config().daemon.token
-    if (token === null) return true
-    const given = Buffer.from(String(request.headers.authorization ?? ''))
-    const wanted = Buffer.from(`Bearer ${token}`)
-    return given.length === wanted.length && timingSafeEqual(given, wanted)
+  const refuse = (response: ServerResponse, route: string, refusal: Refusal): void => {
+    ctx.metrics.httpRefused.inc({ status: String(refusal.status) })
+    // The body is not read: close, so that what the client still sends goes nowhere.
+    send(response, route, refusal.status, { durable: false, message: refusal.message }, { ...refusal.headers, connection: 'close' })
   }
 
   const produce = async (request: IncomingMessage, response: ServerResponse, namespace: string): Promise<void> => {
@@ -93,30 +128,44 @@ export function createApiServer(ctx: ApiContext): ApiServer {
       send(response, route, 503, { durable: false, message: 'the daemon is stopping; nothing was written' }, { 'retry-after': '5', connection: 'close' })
       return
     }
-    if (inFlight >= maxInFlight) {
-      ctx.metrics.httpShed.inc({ reason: 'in-flight' })
-      send(response, route, 429, { durable: false, message: `too many writes at once (limit ${maxInFlight}); nothing was written, try again shortly` }, { 'retry-after': '1', connection: 'close' })
-      return
-    }
     const length = Number(request.headers['content-length'])
     if (Number.isFinite(length) && length > maxBodyBytes) {
       ctx.metrics.httpShed.inc({ reason: 'too-large' })
       send(response, route, 413, { durable: false, message: `the body is ${length} bytes, above the ${maxBodyBytes}-byte limit (daemon.maxBodyBytes); nothing was written` }, { connection: 'close' })
       return
     }
+    // The body first: a client that sends it slowly holds its socket (until requestTimeoutMs), not a slot.
+    let text: Buffer
+    reading++
+    bodies.limit = maxInFlight * maxBodyBytes
+    try {
+      text = await readBody(request, maxBodyBytes, bodies)
+    } catch (error) {
+      if (error instanceof BodyTooLarge) {
+        ctx.metrics.httpShed.inc({ reason: 'too-large' })
+        send(response, route, 413, { durable: false, message: `the body is above the ${maxBodyBytes}-byte limit (daemon.maxBodyBytes); nothing was written` }, { connection: 'close' })
+      }
+      if (error instanceof BodiesTooLarge) {
+        ctx.metrics.httpShed.inc({ reason: 'memory' })
+        send(response, route, 429, { durable: false, message: `too many bytes of writes arriving at once (limit daemon.maxInFlight × daemon.maxBodyBytes = ${bodies.limit}); nothing was written, try again shortly` }, { 'retry-after': '1', connection: 'close' })
+      }
+      return
+    } finally {
+      reading--
+    }
+    if (ctx.draining()) {
+      ctx.metrics.httpShed.inc({ reason: 'draining' })
+      send(response, route, 503, { durable: false, message: 'the daemon is stopping; nothing was written' }, { 'retry-after': '5', connection: 'close' })
+      return
+    }
+    if (inFlight >= maxInFlight) {
+      ctx.metrics.httpShed.inc({ reason: 'in-flight' })
+      send(response, route, 429, { durable: false, message: `too many writes at once (limit ${maxInFlight}); nothing was written, try again shortly` }, { 'retry-after': '1' })
+      return
+    }
     inFlight++
     const startedMs = performance.now()
     try {
-      let text: Buffer
-      try {
-        text = await readBody(request, maxBodyBytes)
-      } catch (error) {
-        if (error instanceof BodyTooLarge) {
-          ctx.metrics.httpShed.inc({ reason: 'too-large' })
-          send(response, route, 413, { durable: false, message: `the body is above the ${maxBodyBytes}-byte limit (daemon.maxBodyBytes); nothing was written` }, { connection: 'close' })
-        }
-        return
-      }
       const answer = await write(namespace, text, request.headers['content-type'])
       if (answer.status === 200) ctx.metrics.produceSeconds.observe({ namespace }, (performance.now() - startedMs) / 1000)
       send(response, route, answer.status, answer.body, answer.status === 503 ? { 'retry-after': '1' } : {})
@@ -138,6 +187,11 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     if (!parsed.ok) return parsed.answer
     // Every mutation of the request was rejected by the door: nothing to write.
     if (parsed.mutations.length === 0) return produceAnswer(parsed, [], namespace)
+    const refused = settings.declared ? null : ctx.claimNamespace(namespace)
+    if (refused !== null) {
+      ctx.metrics.httpRefused.inc({ status: '403' })
+      return { status: 403, body: { durable: false, message: refused, error: new ConfigError(refused, { code: 'WAL_NAMESPACE_LIMIT' }).toJSON() } }
+    }
     try {
       const log = await ctx.logs.get(settings)
       // A mutation the backend refuses for what it holds is answered for by index; the others are written.
@@ -162,6 +216,8 @@ export function createApiServer(ctx: ApiContext): ApiServer {
       }
       ctx.logger.error({ event: 'produce-failed', namespace, code: walError.code, err: walError.message }, `write to ${namespace} failed: ${walError.message}`)
       return { status: 500, body: { durable: false, message: walError.message, error: walError.toJSON() } }
+    } finally {
+      if (!settings.declared) ctx.releaseNamespace(namespace)
     }
   }
 
@@ -169,9 +225,30 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     const path = (request.url ?? '/').split('?')[0]!
     const method = request.method ?? 'GET'
     const produceMatch = MUTATIONS_PATH.exec(path)
+    const route = produceMatch ? 'produce' : ROUTES.get(`${method} ${path}`) ?? 'other'
+    const settings = ctx.config().daemon
+    // Every route: a page on another site (or one that rebound its name to 127.0.0.1) gets nothing.
+    const foreign = checkHost(request, settings) ?? checkOrigin(request, settings)
+    if (foreign !== null) return refuse(response, route, foreign)
+    const origin = request.headers.origin
+    if (origin !== undefined) {
+      // An origin in daemon.allowedOrigins: its pages may read the answers, after the browser's preflight.
+      response.setHeader('access-control-allow-origin', origin)
+      response.setHeader('vary', 'origin')
+      if (method === 'OPTIONS') {
+        response.writeHead(204, {
+          'access-control-allow-methods': 'GET, POST',
+          'access-control-allow-headers': 'authorization, content-type',
+          'access-control-max-age': '600',
+        })
+        response.end()
+        return
+      }
+    }
+    const refusal = (path.startsWith('/v1/') ? checkToken(request, ctx.token()) : null) ?? (method === 'POST' ? checkContentType(request) : null)
+    if (refusal !== null) return refuse(response, route, refusal)
     if (produceMatch) {
       if (method !== 'POST') return send(response, 'produce', 405, { message: 'use POST' }, { allow: 'POST' })
-      if (!authorized(request)) return send(response, 'produce', 401, { durable: false, message: 'missing or wrong bearer token' }, { 'www-authenticate': 'Bearer' })
       let namespace: string
       try {
         namespace = decodeURIComponent(produceMatch[1]!)
@@ -190,10 +267,8 @@ export function createApiServer(ctx: ApiContext): ApiServer {
       case 'GET /metrics':
         return send(response, 'metrics', 200, await ctx.metrics.registry.metrics())
       case 'GET /v1/status':
-        if (!authorized(request)) return send(response, 'status', 401, { message: 'missing or wrong bearer token' }, { 'www-authenticate': 'Bearer' })
         return send(response, 'status', 200, await ctx.status())
       case 'POST /v1/reload': {
-        if (!authorized(request)) return send(response, 'reload', 401, { message: 'missing or wrong bearer token' }, { 'www-authenticate': 'Bearer' })
         const result = await ctx.reload()
         return send(response, 'reload', result.ok ? 200 : 422, result)
       }
@@ -211,26 +286,37 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     pending.add(handling)
     void handling.finally(() => pending.delete(handling))
   }
-  const server = createServer_(ctx.config().daemon.tls, listener)
-  server.requestTimeout = ctx.config().daemon.requestTimeoutMs
-  server.headersTimeout = Math.min(60_000, server.requestTimeout)
+  const settings = ctx.config().daemon
+  const server = createServer_(settings.tls, listener)
+  applyTimeouts(server, settings)
+  server.maxConnections = settings.maxConnections
   return {
     server,
     inFlight: () => inFlight,
+    reading: () => reading,
     settled: async () => {
       while (pending.size > 0) await Promise.allSettled([...pending])
     },
   }
 }
 
+/** How long a client may take to send its headers, and its whole request (then it is cut off). */
+export function applyTimeouts(server: Server, settings: ResolvedConfig['daemon']): void {
+  server.requestTimeout = settings.requestTimeoutMs
+  server.headersTimeout = Math.min(settings.headersTimeoutMs, settings.requestTimeoutMs)
+}
+
 /** HTTP, or HTTPS with the daemon's certificate; with a CA, clients must present a certificate it signed. */
 function createServer_(tls: ResolvedConfig['daemon']['tls'], listener: RequestListener): Server {
-  if (tls === null) return createServer(listener)
+  // Header and request timeouts are checked this often (Node's default, 30 s, would let a slow client
+  // hold its socket that much longer than daemon.headersTimeoutMs).
+  const checks = { connectionsCheckingInterval: 1000 }
+  if (tls === null) return createServer(checks, listener)
   let files
   try {
     files = { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ca: tls.ca === null ? undefined : readFileSync(tls.ca) }
   } catch (error) {
     throw new ConfigError(`cannot read daemon.tls files: ${(error as Error).message}`, { code: 'WAL_DAEMON_TLS_FILE', cause: error })
   }
-  return createHttpsServer({ ...files, requestCert: files.ca !== undefined, rejectUnauthorized: files.ca !== undefined }, listener) as unknown as Server
+  return createHttpsServer({ ...checks, ...files, requestCert: files.ca !== undefined, rejectUnauthorized: files.ca !== undefined }, listener) as unknown as Server
 }

@@ -28,6 +28,7 @@ export class DaemonMetrics {
   readonly endToEndSeconds: Histogram<'namespace' | 'target'>
   readonly httpRequests: Counter<'route' | 'code'>
   readonly httpShed: Counter<'reason'>
+  readonly httpRefused: Counter<'status'>
   readonly produceSeconds: Histogram<'namespace'>
 
   constructor(options: DaemonMetricsOptions) {
@@ -59,6 +60,7 @@ export class DaemonMetrics {
       registers,
     })
     this.httpRequests = new Counter({ name: 'wal_http_requests_total', help: 'HTTP requests answered, by route and status.', labelNames: ['route', 'code'], registers })
+    this.httpRefused = new Counter({ name: 'wal_http_refused_total', help: 'Requests refused before their body was read: wrong Host, Origin, token or content type (by status).', labelNames: ['status'], registers })
     this.httpShed = new Counter({ name: 'wal_http_shed_total', help: 'Requests refused to shed load (429/503) or too large (413).', labelNames: ['reason'], registers })
     new Gauge({
       name: 'wal_consumer_lag',

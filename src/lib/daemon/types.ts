@@ -6,6 +6,10 @@ export interface DaemonRunOptions extends CommonOptions {
   host?: string
   /** Overrides daemon.port; 0 picks a free port. */
   port?: number
+  /** Ask for no token (as daemon.auth: none): loopback only, logged. */
+  noAuth?: boolean
+  /** Listen beyond loopback without TLS (as daemon.allowPlainHttp). */
+  allowPlainHttp?: boolean
   /** Aborted on the first SIGTERM/SIGINT: drain and exit. */
   signal: AbortSignal
   /** Subscribes to the reload signal (SIGHUP); returns how to unsubscribe. */

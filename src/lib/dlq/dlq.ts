@@ -70,7 +70,7 @@ interface Opened {
 
 async function open(options: DlqOptions): Promise<Opened> {
   const filter = dlqFilter(options)
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   if (options.target !== undefined && !settings.targets.some((t) => t.name === options.target)) {
     throw new UsageError(`namespace "${settings.name}" has no target "${options.target}"`, {
@@ -214,24 +214,50 @@ async function confirm(options: CommonOptions, question: string): Promise<boolea
   }
 }
 
-export async function purgeDeadLetters(options: DlqOptions & { yes?: boolean }): Promise<{ purged: number }> {
+/** What `wal dlq purge` did: how many entries matched its filter, of how many, and how many it removed. */
+export interface PurgeResult {
+  purged: number
+  matched: number
+  total: number
+}
+
+/**
+ * Removes the matching entries. Asks first (a terminal) unless `yes`; a filter that matches every entry
+ * (a typo in --where, a key that is everywhere) is asked about even with `yes`, and refused without a
+ * terminal, unless `all` says that every entry is meant.
+ */
+export async function purgeDeadLetters(options: DlqOptions & { yes?: boolean; all?: boolean }): Promise<PurgeResult> {
   const opened = await open(options)
   try {
     const seqs: number[] = []
     for await (const entry of matching(opened.dlq, opened.filter)) seqs.push(entry.seq)
-    if (seqs.length === 0) return { purged: 0 }
-    if (!options.yes) {
-      const scope = Object.keys(opened.filter.description).length > 0 ? ` matching ${JSON.stringify(opened.filter.description)}` : ''
-      const ok = await confirm(options, `Delete ${seqs.length} DLQ entries of namespace "${opened.settings.name}"${scope}? This cannot be undone.`)
+    let total = 0
+    for await (const _ of matching(opened.dlq, { ...opened.filter, query: {}, matches: () => true })) total++
+    const result = { purged: 0, matched: seqs.length, total }
+    if (seqs.length === 0) return result
+    const filtered = Object.keys(opened.filter.description).length > 0
+    const scope = filtered ? ` matching ${JSON.stringify(opened.filter.description)}` : ''
+    const everything = filtered && seqs.length === total && !options.all
+    if (!options.json) options.io.stderr.write(`wal: ${seqs.length} of ${total} DLQ entries of namespace "${opened.settings.name}" match${everything ? ': every entry' : ''}\n`)
+    if (!options.yes || everything) {
+      const question = everything
+        ? `The filter${scope} matches every entry (${total}). Delete the whole DLQ of namespace "${opened.settings.name}"? This cannot be undone.`
+        : `Delete ${seqs.length} of ${total} DLQ entries of namespace "${opened.settings.name}"${scope}? This cannot be undone.`
+      const ok = await confirm(options, question)
       if (!ok) {
-        throw new UsageError(`not purged: ${seqs.length} entries stay in the DLQ`, {
-          suggestions: [options.io.stdin.isTTY ? 'answer y to purge' : 'add --yes to purge without a prompt (no terminal to ask on)', 'keep a copy first: wal dlq export'],
+        throw new UsageError(`not purged: ${seqs.length} entries stay in the DLQ${everything ? ` (the filter matches every entry, ${total})` : ''}`, {
+          code: everything ? 'WAL_PURGE_ALL' : undefined,
+          suggestions: [
+            ...(everything ? ['check the filter (a typo in --where can match everything); to purge every entry, add --all'] : []),
+            options.io.stdin.isTTY ? 'answer y to purge' : 'add --yes to purge without a prompt (no terminal to ask on)',
+            'keep a copy first: wal dlq export',
+          ],
         })
       }
     }
     const purged = await opened.dlq.remove(seqs)
     await opened.dlq.recordAudit({ atMs: Date.now(), actor: actor(), action: 'purge', details: { namespace: opened.settings.name, filter: opened.filter.description, purged } })
-    return { purged }
+    return { ...result, purged }
   } finally {
     await close(opened)
   }

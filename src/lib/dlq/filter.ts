@@ -2,7 +2,14 @@
  * Which DLQ entries a `wal dlq` command works on: key, target, error class, a time window (when they
  * were dead-lettered), and an expression over the entry, e.g.
  *   --where 'code == "HTTP_503" and attempts >= 3'   --where 'headers.source == "crm"'   --where 'message ~= "timeout"'
+ *
+ * Expressions fail closed: a name that is not a field, an unknown function or an invalid regular
+ * expression is an error before anything is read (a typo must never select everything, as
+ * `not (cdoe == "X")` would); an error while evaluating one stops the command. Regular expressions run
+ * on V8's linear-time engine, so none can take exponential time on a hostile key or message.
  */
+import v8 from 'node:v8'
+
 import { compileExpression } from 'filtrex'
 
 import type { ErrorClass } from '../envelope/envelope.js'
@@ -48,6 +55,168 @@ export function expressionFields(entry: DlqEntry): Record<string, unknown> {
   }
 }
 
+/** The fields an expression may name; `headers.NAME` and `payload.PATH` reach inside those two. */
+export const EXPRESSION_FIELDS = ['id', 'key', 'target', 'errorClass', 'code', 'message', 'attempts', 'partition', 'parked', 'deadAt', 'createdAt', 'headers', 'payload', 'failures'] as const
+/** filtrex's functions. */
+const FUNCTIONS = ['abs', 'ceil', 'floor', 'log', 'log2', 'log10', 'max', 'min', 'round', 'sqrt', 'exists', 'empty']
+const CONSTANTS = { true: true, false: false, null: null }
+
+const FIELDS_HINT = `fields: ${EXPRESSION_FIELDS.filter((f) => f !== 'headers' && f !== 'payload').join(', ')}, headers.NAME, payload.PATH`
+
+let linearEngine = false
+/** A regular expression on V8's linear-time engine (no backtracking); a pattern it cannot run is an error. */
+export function boundedRegExp(source: string): RegExp {
+  if (!linearEngine) {
+    // Off by default in V8; turning it on changes nothing else (the 'l' flag asks for it per pattern).
+    v8.setFlagsFromString('--enable-experimental-regexp-engine')
+    linearEngine = true
+  }
+  try {
+    // eslint-disable-next-line no-invalid-regexp -- 'l' (linear engine) is a V8 flag, enabled above
+    return new RegExp(source, 'l')
+  } catch (error) {
+    const reason = (error as Error).message.replace(/^Invalid regular expression: /, '')
+    throw new UsageError(`--where: ${JSON.stringify(source)} is not a regular expression wal can run: ${reason}`, {
+      code: 'WAL_WHERE_INVALID',
+      suggestions: ['regular expressions run in linear time: no backreferences, lookarounds or repeat counts above a few hundred'],
+    })
+  }
+}
+
+interface Token {
+  kind: 'symbol' | 'string' | 'other'
+  text: string
+  /** For a symbol: its name (quotes removed). */
+  name?: string
+}
+
+/** Tokens as filtrex's lexer cuts them (its rules, in its order), enough to find names and regexes. */
+function tokenize(expression: string): Token[] {
+  const rules: Array<[RegExp, Token['kind'] | 'space']> = [
+    [/^(?:\*|\/|-|\+|\^|\(|\)|,|==|!=|~=|>=|<=|<|>)/, 'other'],
+    [/^(?:not\s+in[^\w]|and[^\w]|or[^\w]|not[^\w]|in[^\w]|of[^\w]|if[^\w]|then[^\w]|else[^\w]|mod[^\w])/, 'other'],
+    [/^\s+/, 'space'],
+    [/^[0-9]+(?:\.[0-9]+)?(?![0-9.])/, 'other'],
+    [/^[a-zA-Z$_][.a-zA-Z0-9$_]*/, 'symbol'],
+    [/^'(?:\\'|\\\\|[^'\\])*'/, 'symbol'],
+    [/^"(?:\\"|\\\\|[^"\\])*"/, 'string'],
+    [/^(?:%|\?|:)/, 'other'],
+  ]
+  const tokens: Token[] = []
+  let rest = expression
+  while (rest.length > 0) {
+    const rule = rules.find(([re]) => re.test(rest))
+    // Left for filtrex's parser to report.
+    if (!rule) break
+    const text = rule[0].exec(rest)![0]
+    rest = rest.slice(text.length)
+    if (rule[1] === 'space') continue
+    if (rule[1] === 'other' && /^[a-z]/.test(text) && /[^\w]$/.test(text)) {
+      // A keyword takes the character after it: give that back.
+      rest = text.slice(-1) + rest
+      tokens.push({ kind: 'other', text: text.slice(0, -1).trim() })
+      continue
+    }
+    const name = rule[1] === 'symbol' ? (text.startsWith("'") ? text.slice(1, -1).replace(/\\(.)/g, '$1') : text) : undefined
+    tokens.push({ kind: rule[1], text, name })
+  }
+  return tokens
+}
+
+function closest(name: string, known: readonly string[]): string | undefined {
+  const lower = name.toLowerCase()
+  const score = (k: string): number => {
+    const a = lower
+    const b = k.toLowerCase()
+    const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+    for (let i = 1; i <= a.length; i++) {
+      let previous = row[0]!
+      row[0] = i
+      for (let j = 1; j <= b.length; j++) {
+        const current = row[j]!
+        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
+        previous = current
+      }
+    }
+    return row[b.length]!
+  }
+  return known.filter((k) => score(k) <= 2).sort((x, y) => score(x) - score(y))[0]
+}
+
+/** Refuses names that are not fields, unknown functions and bad regular expressions (string literals after ~=). */
+function checkNames(where: string): void {
+  const tokens = tokenize(where)
+  tokens.forEach((token, i) => {
+    if (token.kind === 'string' && tokens[i - 1]?.text === '~=') boundedRegExp(JSON.parse(token.text.replace(/\\'/g, "'")) as string)
+    if (token.kind !== 'symbol') return
+    const name = token.name!
+    if (tokens[i + 1]?.text === '(') {
+      if (FUNCTIONS.includes(name)) return
+      const near = closest(name, FUNCTIONS)
+      throw new UsageError(`--where ${JSON.stringify(where)}: unknown function ${name}()`, {
+        code: 'WAL_WHERE_INVALID',
+        suggestions: [...(near ? [`did you mean ${near}()?`] : []), `functions: ${FUNCTIONS.join(', ')}`],
+      })
+    }
+    // "a of b": a is looked up inside b.
+    if (tokens[i + 1]?.text === 'of') return
+    if (name in CONSTANTS) return
+    const root = name.split('.')[0]!
+    if ((EXPRESSION_FIELDS as readonly string[]).includes(root) && (name === root || root === 'headers' || root === 'payload')) return
+    const near = closest(name, [...EXPRESSION_FIELDS])
+    throw new UsageError(`--where ${JSON.stringify(where)}: unknown field "${name}"`, {
+      code: 'WAL_WHERE_INVALID',
+      suggestions: [...(near ? [`did you mean "${near}"?`] : []), FIELDS_HINT],
+    })
+  })
+}
+
+/** The --where expression as a predicate over DLQ entries (see the module comment). */
+export function compileWhere(where: string): (entry: DlqEntry) => boolean {
+  let compiled: (fields: Record<string, unknown>) => unknown
+  try {
+    compiled = compileExpression(where, {
+      constants: CONSTANTS,
+      // Dotted names reach into headers and payload: headers.source, payload.item.id. Own properties only.
+      customProp: (name: string, _get: (name: string) => unknown, object: Record<string, unknown>) =>
+        name
+          .split('.')
+          .reduce<unknown>((value, part) => (value !== null && typeof value === 'object' && Object.hasOwn(value, part) ? (value as Record<string, unknown>)[part] : undefined), object),
+      operators: {
+        '==': (a: unknown, b: unknown) => a === b,
+        '!=': (a: unknown, b: unknown) => a !== b,
+        '~=': (a: unknown, b: unknown) => regexOf(String(b)).test(String(a ?? '')),
+      },
+    })
+  } catch (error) {
+    const lines = (error as Error).message.split('\n')
+    const reason = lines.find((l) => l.startsWith('Expecting') || l.startsWith('Unknown')) ?? lines.at(-1) ?? lines[0]
+    throw new UsageError(`--where ${JSON.stringify(where)} is not an expression: ${reason}`, {
+      code: 'WAL_WHERE_INVALID',
+      suggestions: ['e.g. --where \'code == "HTTP_503" and attempts >= 3\'', FIELDS_HINT],
+    })
+  }
+  checkNames(where)
+  const regexes = new Map<string, RegExp>()
+  const regexOf = (source: string): RegExp => {
+    let re = regexes.get(source)
+    if (re === undefined) {
+      re = boundedRegExp(source)
+      regexes.set(source, re)
+    }
+    return re
+  }
+  return (entry) => {
+    const result = compiled(expressionFields(entry))
+    // filtrex returns what an evaluation threw: stop rather than guess (a guess of "no" under `not` selects everything).
+    if (result instanceof UsageError) throw result
+    if (result instanceof Error) {
+      throw new UsageError(`--where ${JSON.stringify(where)} failed on entry ${entry.mutation.id}: ${result.message}`, { code: 'WAL_WHERE_INVALID', cause: result })
+    }
+    return result === true || result === 1
+  }
+}
+
 function time(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined
   const ms = parsePointInTimeMs(text, Date.now())
@@ -61,31 +230,7 @@ export function dlqFilter(options: DlqFilterOptions): DlqFilter {
     throw new UsageError(`--error-class "${options.errorClass}" is not an error class`, { suggestions: [`use one of ${classes.join(', ')}`] })
   }
   let matches: (entry: DlqEntry) => boolean = () => true
-  if (options.where !== undefined) {
-    let compiled: (fields: Record<string, unknown>) => unknown
-    try {
-      compiled = compileExpression(options.where, {
-        // Dotted names reach into headers and payload: headers.source, payload.item.id.
-        // filtrex has no boolean literals: true and false are read as names, so `parked == true` works.
-        customProp: (name: string, _get: (name: string) => unknown, object: Record<string, unknown>) =>
-          name === 'true'
-            ? true
-            : name === 'false'
-              ? false
-              : name.split('.').reduce<unknown>((value, part) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined), object),
-      })
-    } catch (error) {
-      const lines = (error as Error).message.split('\n')
-      const reason = lines.find((l) => l.startsWith('Expecting') || l.startsWith('Unknown')) ?? lines.at(-1) ?? lines[0]
-      throw new UsageError(`--where ${JSON.stringify(options.where)} is not an expression: ${reason}`, {
-        suggestions: ['e.g. --where \'code == "HTTP_503" and attempts >= 3\'', 'fields: id, key, target, errorClass, code, message, attempts, partition, parked, deadAt, createdAt, headers.NAME, payload.PATH, failures'],
-      })
-    }
-    matches = (entry) => {
-      const result = compiled(expressionFields(entry))
-      return result === true || result === 1
-    }
-  }
+  if (options.where !== undefined) matches = compileWhere(options.where)
   const given: DlqFilterOptions = { key: options.key, target: options.target, errorClass: options.errorClass, since: options.since, until: options.until, where: options.where }
   const description = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Record<string, string>
   return {

@@ -27,7 +27,7 @@ export interface NamespaceInit {
 }
 
 export async function initNamespace(options: CommonOptions & { namespace: string }): Promise<NamespaceInit> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   let parts: InitializedPart[]
   if (settings.backend === 'kafka') {

@@ -98,7 +98,7 @@ async function describe(config: ResolvedConfig, name: string): Promise<Namespace
 }
 
 export async function listNamespaces(options: CommonOptions): Promise<NamespaceSummary[]> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const out: NamespaceSummary[] = []
   for (const name of await namespaceNames(config)) {
     try {
@@ -115,6 +115,6 @@ export async function listNamespaces(options: CommonOptions): Promise<NamespaceS
 }
 
 export async function showNamespace(options: CommonOptions & { namespace: string }): Promise<NamespaceDetails> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   return describe(config, options.namespace)
 }

@@ -30,6 +30,7 @@ import { terminalProgress, type Progress, type ProgressEmitter } from '../io/pro
 import type { AppendResult, LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { MAX_TIME_MS, MIN_TIME_MS, parseDurationMs, parseIsoTimeMs, timeInRange } from '../time.js'
+import { escapeControl, escapeLine } from '../cli/render.js'
 
 /** A group commit holds at most this many mutations… */
 export const MAX_BATCH_RECORDS = 1000
@@ -256,7 +257,7 @@ class Producer {
       if (this.options.json) {
         return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"queue":${JSON.stringify(r.queue)},"messageId":${JSON.stringify(r.messageId)},"durable":true}\n`
       }
-      return `id=${r.id} queue=${r.queue} messageId=${r.messageId} durable=true\n`
+      return `id=${r.id} queue=${escapeLine(r.queue ?? '')} messageId=${escapeLine(r.messageId)} durable=true\n`
     }
     if (this.options.json) {
       return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"offset":${r.offset},"durable":true${r.duplicate ? ',"duplicate":true' : ''}}\n`
@@ -270,7 +271,7 @@ class Producer {
     if (this.options.json) {
       return `{"line":${entry.lineNumber},"id":"${m.id}","namespace":${JSON.stringify(m.namespace)},"durable":"unknown"${m.idempotencyKey === null ? '' : `,"idempotencyKey":${JSON.stringify(m.idempotencyKey)}`}}\n`
     }
-    return `id=${m.id} durable=unknown${m.idempotencyKey === null ? '' : ` idempotencyKey=${m.idempotencyKey}`}\n`
+    return `id=${m.id} durable=unknown${m.idempotencyKey === null ? '' : ` idempotencyKey=${escapeLine(m.idempotencyKey)}`}\n`
   }
 
   private reject(entry: Entry): string {
@@ -281,7 +282,7 @@ class Producer {
       return `${JSON.stringify({ line: entry.lineNumber, durable: false, error: error.toJSON() })}\n`
     }
     const hint = error.suggestions.length > 0 ? ` (${error.suggestions[0]})` : ''
-    this.options.io.stderr.write(`wal: line ${entry.lineNumber}: ${error.message}${hint}\n`)
+    this.options.io.stderr.write(escapeControl(`wal: line ${entry.lineNumber}: ${error.message}${hint}\n`))
     return ''
   }
 
@@ -499,7 +500,7 @@ export async function produce(options: ProduceOptions): Promise<ProduceSummary> 
   if (options.payload !== undefined && options.payloadFile !== undefined) {
     throw new UsageError('give the payload with -p or with --payload-file, not both')
   }
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   if (options.namespace !== undefined) namespaceSettings(config, options.namespace)
   const producer = new Producer(config, options)
   try {

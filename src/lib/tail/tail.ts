@@ -12,6 +12,7 @@ import { writeText } from '../io/lines.js'
 import type { LogBackend, Positions } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { parsePointInTimeMs } from '../time.js'
+import { escapeLine } from '../cli/render.js'
 
 export interface TailOptions extends CommonOptions {
   namespace: string
@@ -87,7 +88,7 @@ export function formatText(record: LogRecord): string {
     .map(([k, v]) => ` ${k}=${JSON.stringify(v)}`)
     .join('')
   const delayed = record.notBeforeMs === null ? '' : ` notBefore=${new Date(record.notBeforeMs).toISOString()}`
-  return `${new Date(record.appendedAtMs).toISOString()} ${record.partition}:${record.offset} key=${JSON.stringify(record.key)}${headers}${delayed} ${payload}\n`
+  return `${escapeLine(`${new Date(record.appendedAtMs).toISOString()} ${record.partition}:${record.offset} key=${JSON.stringify(record.key)}${headers}${delayed} ${payload}`)}\n`
 }
 
 /**
@@ -111,7 +112,7 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
   if (until?.kind === 'time' && until.timeMs > nowMs && !options.follow) {
     throw new UsageError(`--until ${options.until} is in the future`, { suggestions: ['add --follow to wait until then'] })
   }
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   if (settings.backend === 'sqs' && (from.kind === 'offset' || from.kind === 'time' || until?.kind === 'time')) {
     throw new UsageError(`namespace "${settings.name}" is on SQS: a queue has no offsets and no history, so --from and --until take only beginning/end`, {

@@ -4,6 +4,7 @@
  * retry, circuit-breaker and DLQ logic never looks at a library's error.
  */
 import type { ErrorClass, Mutation } from '../envelope/envelope.js'
+import { redactText } from '../config/redact.js'
 
 /** A failed apply, classified by the target that saw it. */
 export class TargetError extends Error {
@@ -12,7 +13,8 @@ export class TargetError extends Error {
   readonly code: string
 
   constructor(message: string, options: { errorClass: ErrorClass; code: string; cause?: unknown }) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    // Redacted here, once for every target: the message goes to the DLQ, explain, logs and terminals.
+    super(redactText(message), options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'TargetError'
     this.errorClass = options.errorClass
     this.code = options.code

@@ -122,7 +122,7 @@ export class EmbeddedLog implements LogBackend {
     }
     let db: DatabaseSync
     try {
-      mkdirSync(join(options.stateDir, 'embedded'), { recursive: true })
+      mkdirSync(join(options.stateDir, 'embedded'), { recursive: true, mode: 0o700 })
       if (!exists) accessSync(join(options.stateDir, 'embedded'), constants.W_OK)
       db = new DatabaseSync(path, { timeout: LOCK_TIMEOUT_MS })
       for (const pragma of PRAGMAS) db.exec(pragma)

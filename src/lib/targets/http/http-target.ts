@@ -19,13 +19,26 @@ const INFRASTRUCTURE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH
 
 export class HttpTarget implements Target {
   readonly name: string
+  /** The endpoint without user information: what is requested, and what error messages name. */
+  private readonly url: string
+  /** From the URL's user information (fetch refuses credentials in a URL): sent as Basic auth. */
+  private readonly basicAuth: Record<string, string>
 
   constructor(private readonly options: HttpTargetOptions) {
     this.name = options.name
+    const url = new URL(options.url)
+    this.basicAuth =
+      url.username === '' && url.password === ''
+        ? {}
+        : { authorization: `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}` }
+    url.username = ''
+    url.password = ''
+    this.url = url.href
   }
 
   async apply(mutation: Mutation, context: ApplyContext): Promise<void> {
     const headers: Record<string, string> = {
+      ...this.basicAuth,
       ...this.options.headers,
       ...mutation.headers,
       'idempotency-key': mutation.id,
@@ -39,7 +52,7 @@ export class HttpTarget implements Target {
     const timeout = AbortSignal.timeout(this.options.timeoutMs)
     let response: Response
     try {
-      response = await fetch(this.options.url, {
+      response = await fetch(this.url, {
         method: this.options.method ?? 'POST',
         headers,
         body,
@@ -50,18 +63,18 @@ export class HttpTarget implements Target {
       if (response.ok) return
       const status = response.status
       const detail = text.trim().slice(0, 200)
-      throw new TargetError(`${this.options.url} answered ${status}${detail ? `: ${detail}` : ''}`, {
+      throw new TargetError(`${this.url} answered ${status}${detail ? `: ${detail}` : ''}`, {
         errorClass: status === 429 || status >= 500 || status === 408 ? 'retryable' : 'fatal',
         code: `HTTP_${status}`,
       })
     } catch (error) {
       if (error instanceof TargetError) throw error
       if (timeout.aborted) {
-        throw new TargetError(`${this.options.url} did not answer within ${this.options.timeoutMs}ms`, { errorClass: 'retryable', code: 'TIMEOUT', cause: error })
+        throw new TargetError(`${this.url} did not answer within ${this.options.timeoutMs}ms`, { errorClass: 'retryable', code: 'TIMEOUT', cause: error })
       }
       const cause = (error as { cause?: { code?: string; message?: string } }).cause
       const code = cause?.code ?? (error as { code?: string }).code ?? 'FETCH_FAILED'
-      throw new TargetError(`${this.options.url}: ${cause?.message ?? (error as Error).message}`, {
+      throw new TargetError(`${this.url}: ${cause?.message ?? (error as Error).message}`, {
         errorClass: INFRASTRUCTURE_CODES.has(code) ? 'infrastructure' : 'retryable',
         code,
         cause: error,

@@ -10,6 +10,7 @@ import { TailFooter } from './tail-footer.js'
 import { parseFilter } from './tail-filter.js'
 import { useLookup } from './use-lookup.js'
 import { useRecordStream } from './use-record-stream.js'
+import { escapeLine } from '../../cli/render.js'
 
 export type QuitReason = 'quit' | 'interrupt'
 
@@ -88,7 +89,7 @@ export function TailView({ namespace, records, lookup, onQuit, onDone, flushMs }
           </Box>
         )}
         {selected && detailOpen && <DetailPane record={selected} history={history} />}
-        {stream.error && <Text color="red">{`error: ${stream.error.message}`}</Text>}
+        {stream.error && <Text color="red">{escapeLine(`error: ${stream.error.message}`)}</Text>}
         {draft !== null && <FilterPrompt draft={draft} />}
         <TailFooter namespace={namespace} seen={stream.seen} matched={stream.matched} ratePerSec={stream.ratePerSec} filter={filterText} done={stream.done} />
       </Box>

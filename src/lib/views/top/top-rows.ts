@@ -1,5 +1,6 @@
 /** Sorting, filtering and cells of `wal top`'s table, apart from the view. */
 import type { TopRow, TopSnapshot } from '../../top/top.js'
+import { escapeLine } from '../../cli/render.js'
 
 export const SORT_KEYS = ['lag', 'throughput', 'dlq', 'name'] as const
 export type SortKey = (typeof SORT_KEYS)[number]
@@ -37,7 +38,7 @@ export function cells(row: TopRow): string[] {
     row.circuit,
     String(row.dlqDepth),
     row.topErrors.map((e) => `${e.errorClass}/${e.code}×${e.count}`).join(' ') || '-',
-  ]
+  ].map(escapeLine)
 }
 
 /** The table as padded text lines: the one-shot output when piped, and the live view's rows. */

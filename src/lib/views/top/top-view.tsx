@@ -5,6 +5,7 @@ import type { TopSnapshot } from '../../top/top.js'
 import { TopTable } from './top-table.js'
 import { filterRows, nextSort, sortRows, type SortKey } from './top-rows.js'
 import { useSnapshots } from './use-snapshots.js'
+import { escapeLine } from '../../cli/render.js'
 
 export interface TopViewProps {
   snapshots: AsyncIterable<TopSnapshot>
@@ -52,7 +53,7 @@ export function TopView({ snapshots, onQuit }: TopViewProps) {
         {paused ? '  PAUSED' : ''}
       </Text>
       {snapshot && <TopTable rows={rows} />}
-      {error && <Text color="red">{`error: ${error.message}`}</Text>}
+      {error && <Text color="red">{escapeLine(`error: ${error.message}`)}</Text>}
       {draft === null ? (
         <Text dimColor>s sort  / namespace  p pause  q quit</Text>
       ) : (
