@@ -46,6 +46,22 @@ export interface Target {
   close(): Promise<void>
 }
 
+/** The header that counts how often a mutation was replayed from a DLQ (the loop guard reads it). */
+export const REPLAYS_HEADER = 'wal-replays'
+
+/**
+ * What a forwarding target (a Kafka topic, an SQS queue) writes: the mutation as a new entry of the next
+ * hop's log. Its routing (`target`), delivery time, attempts, failures and replay count were about this
+ * hop — the target it was addressed to is this one, its delay was waited out here, its replays were this
+ * DLQ's — so none of them travel: the next hop's namespace routes, retries and guards it afresh. Key,
+ * payload, headers, createdAt, id and idempotency key are kept.
+ */
+export function forwardedCopy(mutation: Mutation): Mutation {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>
+  for (const name in mutation.headers) if (name !== REPLAYS_HEADER) headers[name] = mutation.headers[name]!
+  return { ...mutation, headers, target: null, notBeforeMs: null, attempts: 0, failures: [] }
+}
+
 /** Converts anything an apply threw into a TargetError (unknown errors are retryable). */
 export function toTargetError(error: unknown): TargetError {
   if (error instanceof TargetError) return error

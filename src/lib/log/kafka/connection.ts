@@ -5,7 +5,8 @@
  */
 import type { KafkaLogSettings } from '../../config/schema.js'
 import { DurabilityUnknownError, WalError } from '../../errors.js'
-import { describeKafkaError, kafkaClientConfig, loadKafkajs, rootKafkaError, type KafkaModule } from '../../kafka/client.js'
+import { describeKafkaError, kafkaClientConfig, kafkaFault, loadKafkajs, rootKafkaError, type KafkaModule } from '../../kafka/client.js'
+import { chunkByPartitionBytes, recordBytes, sendChunks } from '../../kafka/record-batches.js'
 import { PartitionReader } from '../../kafka/partition-reader.js'
 import type { PartitionMark } from '../backend.js'
 import type { IncomingRecord, OutgoingRecord } from './record-codec.js'
@@ -14,6 +15,9 @@ export interface TopicMessages {
   topic: string
   messages: OutgoingRecord[]
 }
+
+/** Where a record was written (offset -1 where the partition was the producer's pick among several), or why not. */
+export type RecordOutcome = { partition: number; offset: number; error?: undefined } | { error: WalError }
 
 export class KafkaConnection {
   private reader_: Promise<PartitionReader> | undefined
@@ -70,31 +74,85 @@ export class KafkaConnection {
   }
 
   /**
-   * Sends records and waits for all in-sync replicas. A failure once the request may have reached the
-   * brokers is DurabilityUnknownError: the records may or may not be in the log.
+   * Sends records and waits for all in-sync replicas, in requests the brokers take (see
+   * record-batches.ts), one after another. Answers per topic entry and record: where it was written, or
+   * why not — an InvalidRecordError for a record the brokers refused (its neighbours are written), a
+   * DurabilityUnknownError once a request may have reached the brokers without an answer (that record
+   * and those after it may or may not be in the log).
    */
-  async send(batch: TopicMessages[]): Promise<import('kafkajs').RecordMetadata[]> {
+  async sendRecords(batch: readonly TopicMessages[]): Promise<RecordOutcome[][]> {
+    const items = batch.flatMap((entry, t) => entry.messages.map((record, m) => ({ t, m, topic: entry.topic, record })))
+    const chunks = chunkByPartitionBytes(items, { bytes: (i) => recordBytes(i.record), partitionOf: (i) => `${i.topic}\u0000${i.record.partition ?? '*'}` })
+    const outcomes = await sendChunks(chunks, (chunk) => this.sendChunk(chunk), (error) => kafkaFault(error) === 'record')
+    const out: RecordOutcome[][] = batch.map((entry) => new Array<RecordOutcome>(entry.messages.length))
+    items.forEach((item, i) => {
+      const outcome = outcomes[i]!
+      out[item.t]![item.m] = 'ok' in outcome ? outcome.ok : { error: this.sendError(outcome.error, item.topic) }
+    })
+    return out
+  }
+
+  /** sendRecords for callers that need all or nothing: throws the first failure. */
+  async send(batch: readonly TopicMessages[]): Promise<void> {
+    for (const entry of await this.sendRecords(batch)) {
+      for (const outcome of entry) if (outcome.error) throw outcome.error
+    }
+  }
+
+  private sendError(error: unknown, topic: string): WalError {
+    if (error instanceof WalError) return error
+    const root = rootKafkaError(error)
+    if (kafkaFault(error) === 'record') return describeKafkaError(this.settings.cluster, error, { topic })
+    if (root.retriable === false && root.name === 'KafkaJSProtocolError') return this.error(error)
+    return new DurabilityUnknownError(`Kafka cluster "${this.settings.cluster.name}": ${root.message}: the outcome of the write is unknown`, {
+      cause: error,
+      suggestions: ['produce the same mutations again with their idempotency keys: the duplicates are recognized', 'check the brokers (`wal ns show` reports what it can reach)'],
+    })
+  }
+
+  /** One request. Offsets follow each partition's base offset, in the order records were given. */
+  private async sendChunk(chunk: ReadonlyArray<{ topic: string; record: OutgoingRecord }>): Promise<RecordOutcome[]> {
     const producer = await this.producer()
+    const byTopic = new Map<string, OutgoingRecord[]>()
+    for (const { topic, record } of chunk) {
+      const list = byTopic.get(topic)
+      if (list) list.push(record)
+      else byTopic.set(topic, [record])
+    }
     const timeoutMs = this.settings.cluster.deliveryTimeoutMs
     let timer: NodeJS.Timeout | undefined
+    let metadata: import('kafkajs').RecordMetadata[]
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer from the brokers within ${timeoutMs / 1000} s (deliveryTimeoutMs)`)), timeoutMs)
       })
-      return await Promise.race([producer.sendBatch({ topicMessages: batch, acks: -1, timeout: timeoutMs }), timeout])
+      metadata = await Promise.race([producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), acks: -1, timeout: timeoutMs }), timeout])
     } catch (error) {
-      const root = rootKafkaError(error)
-      // The producer's sequence numbers no longer match what the brokers hold: start a new one next time.
-      this.producer_ = undefined
-      void producer.disconnect().catch(() => undefined)
-      if (root.retriable === false && root.name === 'KafkaJSProtocolError') throw this.error(error)
-      throw new DurabilityUnknownError(`Kafka cluster "${this.settings.cluster.name}": ${root.message}: the outcome of the write is unknown`, {
-        cause: error,
-        suggestions: ['produce the same mutations again with their idempotency keys: the duplicates are recognized', 'check the brokers (`wal ns show` reports what it can reach)'],
-      })
+      // A refused record leaves the producer's sequence numbers as they were (kafkajs moves them on
+      // success only); anything else may not: start a new producer next time.
+      if (kafkaFault(error) !== 'record') {
+        this.producer_ = undefined
+        void producer.disconnect().catch(() => undefined)
+      }
+      throw error
     } finally {
       clearTimeout(timer)
     }
+    const next = new Map(metadata.map((r) => [`${r.topicName}\u0000${r.partition}`, Number(r.baseOffset ?? r.offset)]))
+    const only = new Map<string, number>()
+    for (const [topic] of byTopic) {
+      const own = metadata.filter((r) => r.topicName === topic)
+      if (own.length === 1) only.set(topic, own[0]!.partition)
+    }
+    return chunk.map(({ topic, record }) => {
+      const partition = record.partition ?? only.get(topic)
+      if (partition === undefined) return { partition: -1, offset: -1 }
+      const id = `${topic}\u0000${partition}`
+      const offset = next.get(id)
+      if (offset === undefined) return { partition, offset: -1 }
+      next.set(id, offset + 1)
+      return { partition, offset }
+    })
   }
 
   /** Low and high offsets of every partition of a topic. */

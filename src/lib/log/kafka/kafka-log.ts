@@ -7,7 +7,7 @@
 import type { NamespaceSettings } from '../../config/schema.js'
 import type { LogRecord, Mutation } from '../../envelope/envelope.js'
 import { NotFoundError } from '../../errors.js'
-import type { AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
 import { partitionForKey } from '../partitioner.js'
 import { KafkaConnection } from './connection.js'
 import { KafkaConsumerStore } from './consumer-store.js'
@@ -82,14 +82,14 @@ export class KafkaLog implements LogBackend {
    * Appends made while a send is in flight go together in the next one (group commit, as on the
    * embedded log): the idempotent producer sends one request at a time, so this is what keeps it busy.
    */
-  append(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+  append(mutations: readonly Mutation[], options: AppendOptions = {}): Promise<AppendResult[]> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ mutations, resolve, reject })
+      this.pending.push({ mutations, perEntryErrors: options.perEntryErrors ?? false, resolve, reject })
       if (!this.appending) void this.appendPending()
     })
   }
 
-  private pending: Array<{ mutations: readonly Mutation[]; resolve: (results: AppendResult[]) => void; reject: (error: unknown) => void }> = []
+  private pending: Array<{ mutations: readonly Mutation[]; perEntryErrors: boolean; resolve: (results: AppendResult[]) => void; reject: (error: unknown) => void }> = []
   private appending = false
 
   private async appendPending(): Promise<void> {
@@ -107,8 +107,11 @@ export class KafkaLog implements LogBackend {
           const results = await this.appendNow(group.flatMap((g) => g.mutations))
           let at = 0
           for (const g of group) {
-            g.resolve(results.slice(at, at + g.mutations.length))
+            const own = results.slice(at, at + g.mutations.length)
             at += g.mutations.length
+            const failed = g.perEntryErrors ? undefined : own.find((r) => r.error)
+            if (failed) g.reject(failed.error)
+            else g.resolve(own)
           }
         } catch (error) {
           for (const g of group) g.reject(error)
@@ -143,17 +146,17 @@ export class KafkaLog implements LogBackend {
       sent.push(i)
     })
     if (messages.length > 0) {
-      const metadata = await this.connection.send([{ topic: this.topics.log, messages }])
-      const next = new Map(metadata.map((r) => [r.partition, Number(r.baseOffset ?? r.offset)]))
-      // kafkajs sends one batch per partition, in order: offsets follow the base offset one by one.
+      const [outcomes] = await this.connection.sendRecords([{ topic: this.topics.log, messages }])
       for (let j = 0; j < messages.length; j++) {
         const i = sent[j]!
-        const partition = messages[j]!.partition!
-        const offset = next.get(partition)!
-        next.set(partition, offset + 1)
-        results[i] = { id: mutations[i]!.id, partition, offset, duplicate: false }
+        const outcome = outcomes![j]!
+        if (outcome.error) {
+          results[i] = { id: mutations[i]!.id, partition: messages[j]!.partition!, offset: -1, duplicate: false, error: outcome.error }
+          continue
+        }
+        results[i] = { id: mutations[i]!.id, partition: outcome.partition, offset: outcome.offset, duplicate: false }
         const key = mutations[i]!.idempotencyKey
-        if (key !== null) this.idempotency.remember(key, { id: mutations[i]!.id, partition, offset })
+        if (key !== null) this.idempotency.remember(key, { id: mutations[i]!.id, partition: outcome.partition, offset: outcome.offset })
       }
     }
     mutations.forEach((m, i) => {

@@ -48,6 +48,8 @@ export interface DeadLetterContext {
   atMs: number
   shard: number
   parked?: boolean
+  /** Where a replay addresses it, when not `target` (null: every target). */
+  replayTarget?: string | null
 }
 
 function str(value: string): MessageAttributeValue {
@@ -193,10 +195,12 @@ export function deadLetterContext(message: Message, record: LogRecord, maxReceiv
     }
   }
   // Moved by the queue's redrive policy: the consumer never finished it (it crashed, or it was peeked
-  // and received too often). The last failure recorded in the envelope, if any, says more.
+  // and received too often). The last failure recorded in the envelope, if any, says more. Which targets
+  // applied it is not known, so a replay sends it back as it was addressed.
   const last = record.failures.at(-1)
   return {
-    target: last?.target ?? record.target ?? '(any)',
+    target: record.target ?? '(any)',
+    replayTarget: record.target,
     errorClass: 'infrastructure',
     code: 'SQS_MAX_RECEIVES',
     message: `moved to the DLQ by SQS after ${message.Attributes?.ApproximateReceiveCount ?? '?'} receives${maxReceiveCount === null ? '' : ` (maxReceiveCount ${maxReceiveCount})`}${last ? `; last failure: ${last.message}` : ''}`,

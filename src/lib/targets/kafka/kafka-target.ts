@@ -10,10 +10,11 @@
 import type { KafkaClusterSettings } from '../../config/schema.js'
 import type { Mutation } from '../../envelope/envelope.js'
 import { WalError } from '../../errors.js'
-import { kafkaClientConfig, loadKafkajs } from '../../kafka/client.js'
+import { kafkaClientConfig, kafkaFault, loadKafkajs, rootKafkaError } from '../../kafka/client.js'
+import { chunkByPartitionBytes, recordBytes, sendChunks } from '../../kafka/record-batches.js'
 import { encodeRecord, type OutgoingRecord } from '../../log/kafka/record-codec.js'
 import { SendRounds } from '../send-rounds.js'
-import { TargetError, type Target } from '../target.js'
+import { forwardedCopy, TargetError, type Target } from '../target.js'
 
 export interface KafkaTargetOptions {
   name: string
@@ -27,23 +28,27 @@ type Producer = import('kafkajs').Producer
 /** Records per send, at most. */
 const MAX_BATCH = 1000
 
-/** How a kafkajs failure affects the target. */
+/** How a kafkajs failure affects the target: kafkaFault decides who is at fault, as for the log. */
 export function classifyKafkaError(error: unknown): TargetError {
   if (error instanceof TargetError) return error
   // Unreadable TLS files and the like: no retry will fix the configuration.
   if (error instanceof WalError) return new TargetError(error.message, { errorClass: 'fatal', code: error.code, cause: error })
-  const e = error as Error & { name: string; retriable?: boolean; type?: string; cause?: unknown; originalError?: unknown }
-  const root = (e.originalError ?? e.cause ?? e) as Error & { name: string; type?: string; retriable?: boolean }
-  const message = root.message ?? e.message
-  const names = [e.name, root.name]
-  // Cannot reach or log in to the cluster: pause the target rather than spend attempts.
-  if (names.some((n) => ['KafkaJSConnectionError', 'KafkaJSSASLAuthenticationError', 'KafkaJSBrokerNotFound', 'KafkaJSConnectionClosedError'].includes(n))) {
-    return new TargetError(`Kafka: ${message}`, { errorClass: 'infrastructure', code: root.type ?? root.name, cause: error })
+  const root = rootKafkaError(error)
+  const message = `Kafka: ${root.message ?? (error as Error).message}`
+  const code = root.type ?? root.name ?? 'KAFKA'
+  switch (kafkaFault(error)) {
+    case 'record':
+      return new TargetError(`${message} (raise the topic's max.message.bytes, or lower the namespace's maxPayloadBytes)`, { errorClass: 'fatal', code, cause: error })
+    case 'transient':
+      return new TargetError(message, { errorClass: 'retryable', code, cause: error })
+    case 'unreachable':
+    case 'auth':
+    case 'tls':
+      // Cannot reach or log in to the cluster: pause the target rather than spend attempts.
+      return new TargetError(message, { errorClass: 'infrastructure', code, cause: error })
+    default:
+      return new TargetError(message, { errorClass: root.retriable === false ? 'fatal' : 'retryable', code, cause: error })
   }
-  if (names.includes('KafkaJSRequestTimeoutError') || names.includes('KafkaJSNumberOfRetriesExceeded') || root.retriable === true) {
-    return new TargetError(`Kafka: ${message}`, { errorClass: 'retryable', code: root.type ?? root.name, cause: error })
-  }
-  return new TargetError(`Kafka: ${message}`, { errorClass: root.retriable === false ? 'fatal' : 'retryable', code: root.type ?? root.name ?? 'KAFKA', cause: error })
 }
 
 export class KafkaTarget implements Target {
@@ -70,16 +75,26 @@ export class KafkaTarget implements Target {
 
   private readonly rounds = new SendRounds<OutgoingRecord>({
     maxRound: MAX_BATCH,
+    // A round goes in requests the brokers take; a record they refuse fails alone (see record-batches.ts).
     send: async (records) => {
       const producer = await this.connect()
-      await producer.send({ topic: this.options.topic, acks: -1, timeout: this.options.timeoutMs, messages: records })
+      const chunks = chunkByPartitionBytes(records, { bytes: recordBytes, partitionOf: (r) => String(r.partition ?? '*') })
+      const outcomes = await sendChunks(
+        chunks,
+        async (chunk) => {
+          await producer.send({ topic: this.options.topic, acks: -1, timeout: this.options.timeoutMs, messages: chunk })
+          return chunk.map(() => undefined)
+        },
+        (error) => kafkaFault(error) === 'record',
+      )
+      return outcomes.map((o) => ('error' in o ? o.error : undefined))
     },
     classify: classifyKafkaError,
   })
 
   async apply(mutation: Mutation): Promise<void> {
-    // A replica starts its own history: the attempts made here are not the other region's.
-    return this.rounds.push(encodeRecord({ ...mutation, attempts: 0, failures: [] }))
+    // A replica starts its own history, and its own routing: this hop's target header is not the next one's.
+    return this.rounds.push(encodeRecord(forwardedCopy(mutation)))
   }
 
   async close(): Promise<void> {
