@@ -182,6 +182,17 @@ export async function riding<T>(call: () => Promise<T>, options: { waitMs?: numb
   }
 }
 
+/** A record larger than a topic takes: rejected before it is sent (exit 4), naming the limit and how to raise it. */
+export function recordTooLarge(cluster: KafkaClusterSettings, topic: string, bytes: number, limitBytes: number): InvalidRecordError {
+  return new InvalidRecordError(`the record takes about ${bytes} bytes, above what topic "${topic}" on Kafka cluster "${cluster.name}" takes (max.message.bytes ${limitBytes})`, {
+    code: 'WAL_RECORD_TOO_LARGE',
+    suggestions: [
+      `raise the topic's limit, e.g. kafka-configs.sh --bootstrap-server ${cluster.brokers[0] ?? 'BROKER'} --alter --entity-type topics --entity-name ${topic} --add-config max.message.bytes=${Math.max(limitBytes * 2, bytes + 1024)} (the brokers' message.max.bytes and the consumers' fetch sizes must allow it too)`,
+      "or lower the namespace's maxPayloadBytes, so that such payloads are refused when produced",
+    ],
+  })
+}
+
 /** A message that says what failed and how to fix it, for errors reaching the cluster. */
 export function describeKafkaError(cluster: KafkaClusterSettings, error: unknown, context: { topic?: string } = {}): WalError {
   if (error instanceof WalError) return error

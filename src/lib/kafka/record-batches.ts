@@ -4,11 +4,37 @@
  * (1 MiB by default): a group commit of thousands of records, or a round of a Kafka target, is split into
  * requests that stay under it, sent one after another so order holds. When the brokers refuse a request
  * for a record's fault (too large, invalid), the request is split in halves until the record at fault is
- * alone: it alone fails, and its neighbours are written.
+ * alone: it alone fails, and its neighbours are written. Records are first measured against the topic's
+ * max.message.bytes, so that refusal is rare: a request with several partitions may have been written in
+ * part when the brokers refuse one of them, and halving it then writes that part again (at least once).
  */
 
 /** Bytes of records for one partition in one request, at most: half the brokers' default limit. */
 export const MAX_PARTITION_BATCH_BYTES = 512 * 1024
+/** A topic's max.message.bytes when it cannot be read (Kafka's default). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+/** A record batch's own framing, besides its records. */
+export const BATCH_OVERHEAD_BYTES = 61
+
+/**
+ * The bytes a partition's records may take in one request under a topic's max.message.bytes. A record
+ * that alone exceeds it is refused before it is sent (see recordBytes: an estimate on the large side).
+ */
+export function batchBudget(maxMessageBytes: number): number {
+  return Math.max(1, Math.min(MAX_PARTITION_BATCH_BYTES, maxMessageBytes - BATCH_OVERHEAD_BYTES))
+}
+
+/** A topic's max.message.bytes, read with an admin client; the default when it cannot be read. */
+export async function maxMessageBytes(admin: import('kafkajs').Admin, topic: string): Promise<number> {
+  try {
+    const { resources } = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2 /* TOPIC */, name: topic, configNames: ['max.message.bytes'] }] })
+    const value = Number(resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue)
+    return Number.isInteger(value) && value > 0 ? value : DEFAULT_MAX_MESSAGE_BYTES
+  } catch {
+    // Not allowed to describe configs (ACLs), or not answered: the brokers still say so if it is lower.
+    return DEFAULT_MAX_MESSAGE_BYTES
+  }
+}
 
 /** What one record costs in a batch, near enough: key, value, headers, and a record's framing. */
 export function recordBytes(record: { key?: string | Buffer | null; value: string | Buffer | null; headers?: Record<string, string> }): number {

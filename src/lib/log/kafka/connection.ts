@@ -5,8 +5,8 @@
  */
 import type { KafkaLogSettings } from '../../config/schema.js'
 import { DurabilityUnknownError, WalError } from '../../errors.js'
-import { describeKafkaError, kafkaClientConfig, kafkaFault, loadKafkajs, rootKafkaError, type KafkaModule } from '../../kafka/client.js'
-import { chunkByPartitionBytes, recordBytes, sendChunks } from '../../kafka/record-batches.js'
+import { describeKafkaError, kafkaClientConfig, kafkaFault, loadKafkajs, recordTooLarge, riding, rootKafkaError, type KafkaModule } from '../../kafka/client.js'
+import { BATCH_OVERHEAD_BYTES, batchBudget, chunkByPartitionBytes, maxMessageBytes, recordBytes, sendChunks } from '../../kafka/record-batches.js'
 import { PartitionReader } from '../../kafka/partition-reader.js'
 import type { PartitionMark } from '../backend.js'
 import type { IncomingRecord, OutgoingRecord } from './record-codec.js'
@@ -40,6 +40,15 @@ export class KafkaConnection {
       throw describeKafkaError(settings.cluster, error)
     }
     return new KafkaConnection(settings, kafkajs, kafka, admin)
+  }
+
+  /** An admin call, with transient broker states (no leader yet, coordinator loading) waited out. */
+  async adminCall<T>(call: (admin: import('kafkajs').Admin) => Promise<T>): Promise<T> {
+    try {
+      return await riding(() => call(this.admin))
+    } catch (error) {
+      throw this.error(error)
+    }
   }
 
   /** Converts a kafkajs error into wal's. */
@@ -81,15 +90,38 @@ export class KafkaConnection {
    * and those after it may or may not be in the log).
    */
   async sendRecords(batch: readonly TopicMessages[]): Promise<RecordOutcome[][]> {
-    const items = batch.flatMap((entry, t) => entry.messages.map((record, m) => ({ t, m, topic: entry.topic, record })))
-    const chunks = chunkByPartitionBytes(items, { bytes: (i) => recordBytes(i.record), partitionOf: (i) => `${i.topic}\u0000${i.record.partition ?? '*'}` })
-    const outcomes = await sendChunks(chunks, (chunk) => this.sendChunk(chunk), (error) => kafkaFault(error) === 'record')
     const out: RecordOutcome[][] = batch.map((entry) => new Array<RecordOutcome>(entry.messages.length))
+    const limits = new Map<string, number>()
+    for (const { topic } of batch) if (!limits.has(topic)) limits.set(topic, await this.maxMessageBytes(topic))
+    const items: Array<{ t: number; m: number; topic: string; record: OutgoingRecord; bytes: number }> = []
+    batch.forEach((entry, t) =>
+      entry.messages.forEach((record, m) => {
+        const bytes = recordBytes(record)
+        const limit = limits.get(entry.topic)!
+        if (bytes + BATCH_OVERHEAD_BYTES > limit) out[t]![m] = { error: recordTooLarge(this.settings.cluster, entry.topic, bytes, limit) }
+        else items.push({ t, m, topic: entry.topic, record, bytes })
+      }),
+    )
+    const budget = Math.min(...[...limits.values()].map(batchBudget))
+    const chunks = chunkByPartitionBytes(items, { bytes: (i) => i.bytes, partitionOf: (i) => `${i.topic}\u0000${i.record.partition ?? '*'}`, maxBytes: budget })
+    const outcomes = await sendChunks(chunks, (chunk) => this.sendChunk(chunk), (error) => kafkaFault(error) === 'record')
     items.forEach((item, i) => {
       const outcome = outcomes[i]!
       out[item.t]![item.m] = 'ok' in outcome ? outcome.ok : { error: this.sendError(outcome.error, item.topic) }
     })
     return out
+  }
+
+  private readonly limits = new Map<string, Promise<number>>()
+
+  /** A topic's max.message.bytes, read once per connection. */
+  private maxMessageBytes(topic: string): Promise<number> {
+    let limit = this.limits.get(topic)
+    if (!limit) {
+      limit = maxMessageBytes(this.admin, topic)
+      this.limits.set(topic, limit)
+    }
+    return limit
   }
 
   /** sendRecords for callers that need all or nothing: throws the first failure. */
@@ -128,12 +160,10 @@ export class KafkaConnection {
       })
       metadata = await Promise.race([producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), acks: -1, timeout: timeoutMs }), timeout])
     } catch (error) {
-      // A refused record leaves the producer's sequence numbers as they were (kafkajs moves them on
-      // success only); anything else may not: start a new producer next time.
-      if (kafkaFault(error) !== 'record') {
-        this.producer_ = undefined
-        void producer.disconnect().catch(() => undefined)
-      }
+      // The producer's sequence numbers no longer match what the brokers hold (a request may have been
+      // written for some partitions and refused for one): start a new producer next time.
+      this.producer_ = undefined
+      void producer.disconnect().catch(() => undefined)
       throw error
     } finally {
       clearTimeout(timer)
@@ -158,7 +188,7 @@ export class KafkaConnection {
   /** Low and high offsets of every partition of a topic. */
   async marks(topic: string): Promise<PartitionMark[]> {
     try {
-      const offsets = await this.admin.fetchTopicOffsets(topic)
+      const offsets = await riding(() => this.admin.fetchTopicOffsets(topic))
       return offsets.map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) })).sort((a, b) => a.partition - b.partition)
     } catch (error) {
       throw this.error(error)
@@ -168,7 +198,7 @@ export class KafkaConnection {
   /** Partition count of a topic, or null when it does not exist. */
   async partitionCount(topic: string): Promise<number | null> {
     try {
-      const { topics } = await this.admin.fetchTopicMetadata({ topics: [topic] })
+      const { topics } = await riding(() => this.admin.fetchTopicMetadata({ topics: [topic] }))
       return topics[0]?.partitions.length ?? null
     } catch (error) {
       if (rootKafkaError(error).type === 'UNKNOWN_TOPIC_OR_PARTITION') return null

@@ -7,6 +7,7 @@
 import type { NamespaceSettings } from '../../config/schema.js'
 import type { LogRecord, Mutation } from '../../envelope/envelope.js'
 import { NotFoundError } from '../../errors.js'
+import { riding } from '../../kafka/client.js'
 import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
 import { partitionForKey } from '../partitioner.js'
 import { KafkaConnection } from './connection.js'
@@ -174,7 +175,7 @@ export class KafkaLog implements LogBackend {
 
   async offsetsForTime(timeMs: number): Promise<Map<number, number>> {
     try {
-      const [found, marks] = await Promise.all([this.connection.admin.fetchTopicOffsetsByTimestamp(this.topics.log, timeMs), this.marks()])
+      const [found, marks] = await Promise.all([riding(() => this.connection.admin.fetchTopicOffsetsByTimestamp(this.topics.log, timeMs)), this.marks()])
       return new Map(found.map((o) => [o.partition, Number(o.offset) < 0 ? marks[o.partition]!.high : Number(o.offset)]))
     } catch (error) {
       throw this.connection.error(error)

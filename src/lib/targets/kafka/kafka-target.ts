@@ -9,9 +9,10 @@
  */
 import type { KafkaClusterSettings } from '../../config/schema.js'
 import type { Mutation } from '../../envelope/envelope.js'
-import { WalError } from '../../errors.js'
-import { kafkaClientConfig, kafkaFault, loadKafkajs, rootKafkaError } from '../../kafka/client.js'
-import { chunkByPartitionBytes, recordBytes, sendChunks } from '../../kafka/record-batches.js'
+import { ConfigError, WalError } from '../../errors.js'
+import { kafkaClientConfig, kafkaFault, loadKafkajs, recordTooLarge, rootKafkaError } from '../../kafka/client.js'
+import { BATCH_OVERHEAD_BYTES, batchBudget, chunkByPartitionBytes, DEFAULT_MAX_MESSAGE_BYTES, maxMessageBytes, recordBytes, sendChunks } from '../../kafka/record-batches.js'
+import { topicPartitions } from '../../kafka/topics.js'
 import { encodeRecord, type OutgoingRecord } from '../../log/kafka/record-codec.js'
 import { SendRounds } from '../send-rounds.js'
 import { forwardedCopy, TargetError, type Target } from '../target.js'
@@ -55,8 +56,40 @@ export class KafkaTarget implements Target {
   readonly name: string
   private producer: Promise<Producer> | undefined
 
-  constructor(private readonly options: KafkaTargetOptions) {
+  constructor(
+    private readonly options: KafkaTargetOptions,
+    /** The topic's max.message.bytes: larger records are dead-lettered without being sent. */
+    private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+  ) {
     this.name = options.name
+  }
+
+  /**
+   * A target whose topic was checked: a missing topic stops the consumer at start (exit 3, as a missing
+   * Cassandra keyspace does) instead of dead-lettering every mutation one by one. A cluster that cannot
+   * be reached or refuses the login now is left to the pipeline, which pauses the target until it answers.
+   */
+  static async open(options: KafkaTargetOptions): Promise<KafkaTarget> {
+    const kafkajs = await loadKafkajs()
+    const admin = new kafkajs.Kafka(kafkaClientConfig(options.cluster, kafkajs)).admin()
+    let partitions
+    let limit
+    try {
+      await admin.connect()
+      partitions = await topicPartitions(admin, options.topic)
+      if (partitions !== null) limit = await maxMessageBytes(admin, options.topic)
+    } catch {
+      return new KafkaTarget(options)
+    } finally {
+      await admin.disconnect().catch(() => undefined)
+    }
+    if (partitions === null) {
+      throw new ConfigError(`target "${options.name}": topic "${options.topic}" does not exist on Kafka cluster "${options.cluster.name}"`, {
+        code: 'WAL_TARGET_TOPIC',
+        suggestions: ['create it with `wal ns init -n NAMESPACE` (it creates the topics of the namespace\'s Kafka targets), or on the cluster'],
+      })
+    }
+    return new KafkaTarget(options, limit)
   }
 
   private connect(): Promise<Producer> {
@@ -77,17 +110,37 @@ export class KafkaTarget implements Target {
     maxRound: MAX_BATCH,
     // A round goes in requests the brokers take; a record they refuse fails alone (see record-batches.ts).
     send: async (records) => {
-      const producer = await this.connect()
-      const chunks = chunkByPartitionBytes(records, { bytes: recordBytes, partitionOf: (r) => String(r.partition ?? '*') })
+      const { topic, cluster, timeoutMs } = this.options
+      const limit = this.maxMessageBytes
+      const errors: unknown[] = records.map(() => undefined)
+      const fitting: number[] = []
+      records.forEach((record, i) => {
+        const bytes = recordBytes(record)
+        if (bytes + BATCH_OVERHEAD_BYTES > limit) errors[i] = recordTooLarge(cluster, topic, bytes, limit)
+        else fitting.push(i)
+      })
+      const chunks = chunkByPartitionBytes(fitting, { bytes: (i) => recordBytes(records[i]!), partitionOf: (i) => String(records[i]!.partition ?? '*'), maxBytes: batchBudget(limit) })
       const outcomes = await sendChunks(
         chunks,
         async (chunk) => {
-          await producer.send({ topic: this.options.topic, acks: -1, timeout: this.options.timeoutMs, messages: chunk })
+          const producer = await this.connect()
+          try {
+            await producer.send({ topic, acks: -1, timeout: timeoutMs, messages: chunk.map((i) => records[i]!) })
+          } catch (error) {
+            // Its sequence numbers may no longer match the brokers': the next send starts a new producer.
+            this.producer = undefined
+            void producer.disconnect().catch(() => undefined)
+            throw error
+          }
           return chunk.map(() => undefined)
         },
         (error) => kafkaFault(error) === 'record',
       )
-      return outcomes.map((o) => ('error' in o ? o.error : undefined))
+      fitting.forEach((i, n) => {
+        const outcome = outcomes[n]!
+        if ('error' in outcome) errors[i] = outcome.error
+      })
+      return errors
     },
     classify: classifyKafkaError,
   })
