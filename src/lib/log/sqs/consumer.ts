@@ -90,7 +90,14 @@ export class SqsConsumer {
   private readonly blocked = new Map<string, number>()
   /** Messages hidden for a retry, by MessageId → when they are due again (for --until-idle). */
   private readonly retries = new Map<string, number>()
+  /**
+   * Per shard: whether its last poll came back empty while none of its messages was being worked on. A
+   * FIFO queue hands out nothing of a group while one of its messages is held, so an empty poll during
+   * work says nothing about what waits behind it.
+   */
   private readonly emptyPolls = new Map<number, boolean>()
+  /** Per shard: messages received and not finished. */
+  private readonly working = new Map<number, number>()
   private failure: unknown
   private unreachableSinceMs: number | null = null
   private readonly visibilitySeconds: number
@@ -154,6 +161,7 @@ export class SqsConsumer {
         continue
       }
       let messages: Message[]
+      const quiet = (this.working.get(queue.shard) ?? 0) === 0
       try {
         messages = await this.options.log.queues.receive(
           queue.url,
@@ -183,12 +191,18 @@ export class SqsConsumer {
         backoff = Math.min(30_000, backoff * 2)
         continue
       }
-      this.emptyPolls.set(queue.shard, messages.length === 0)
+      this.emptyPolls.set(queue.shard, messages.length === 0 && quiet)
       for (const message of messages) {
         this.inFlight++
+        this.working.set(queue.shard, (this.working.get(queue.shard) ?? 0) + 1)
         const record = decodeMessage(message, { queue: queue.name, shard: queue.shard, namespace: this.options.log.namespace })
         const { partition: _p, offset: _o, appendedAtMs: _a, ...mutation } = record
-        this.executor.push(mutation.key, () => this.process(queue, message, mutation).finally(() => this.inFlight--))
+        this.executor.push(mutation.key, () =>
+          this.process(queue, message, mutation).finally(() => {
+            this.inFlight--
+            this.working.set(queue.shard, this.working.get(queue.shard)! - 1)
+          }),
+        )
       }
     }
   }
