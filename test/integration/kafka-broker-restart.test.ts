@@ -42,7 +42,7 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true })
 }, 60_000)
 
-interface Line extends Partial<Ack> {
+interface Line extends Omit<Partial<Ack>, 'durable'> {
   line: number
   durable: boolean | 'unknown'
 }
