@@ -1,5 +1,6 @@
 // Topics as wal creates, checks and writes to them: ns init on fresh namespaces, a Kafka target's topic,
 // and records larger than a topic takes.
+import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -123,5 +124,40 @@ describe('a record larger than the topic takes', () => {
     expect(stream.code, stream.stderr).toBe(0)
     const tailed = jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
     expect(tailed.map((e) => (e.payload as { n: number }).n)).toEqual([1, 3, ...many.map((m) => m.payload.n)])
+  })
+})
+
+describe('a namespace with partitioner consistent_random', () => {
+  it("puts a key on the partition librdkafka's default partitioner (kcat) picks, so their records of a key share it", async () => {
+    const topic = `wal-crc-${randomBytes(4).toString('hex')}`
+    topics.push(topic)
+    writeFileSync(
+      join(wal.cwd, '.walrc.json'),
+      JSON.stringify({
+        clusters: { kafka: { main: { brokers: endpoints.kafka.brokers } } },
+        namespaces: { orders: { backend: 'kafka', cluster: 'main', topic, partitions: 7, partitioner: 'consistent_random' } },
+      }),
+    )
+    expect((await wal.run(['ns', 'init', 'orders'])).code).toBe(0)
+    const keys = Array.from({ length: 40 }, (_, i) => `user-${i}`)
+    // kcat (librdkafka) with its default partitioner named explicitly: key:value lines.
+    const kcat = spawnSync('kcat', ['-P', '-b', endpoints.kafka.brokers[0]!, '-t', topic, '-K', '\t', '-X', 'partitioner=consistent_random'], {
+      input: keys.map((k) => `${k}\t{"from":"kcat"}`).join('\n') + '\n',
+      encoding: 'utf8',
+    })
+    expect(kcat.error, 'kcat must be installed (apt-get install -y kcat)').toBeUndefined()
+    expect(kcat.status, kcat.stderr).toBe(0)
+    expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(keys.map((key) => ({ key, payload: { from: 'wal' } }))) })).code).toBe(0)
+    const tailed = jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
+    expect(tailed).toHaveLength(keys.length * 2)
+    const partitions = new Set<number>()
+    for (const key of keys) {
+      const own = tailed.filter((e) => e.key === key)
+      expect(own.map((e) => (e.payload as { from: string }).from).sort()).toEqual(['kcat', 'wal'])
+      expect(new Set(own.map((e) => e.partition)).size).toBe(1)
+      partitions.add(own[0]!.partition)
+    }
+    // The keys are spread (not all on one partition by accident).
+    expect(partitions.size).toBeGreaterThan(3)
   })
 })

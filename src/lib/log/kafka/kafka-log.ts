@@ -9,7 +9,7 @@ import type { LogRecord, Mutation } from '../../envelope/envelope.js'
 import { NotFoundError } from '../../errors.js'
 import { riding } from '../../kafka/client.js'
 import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
-import { partitionForKey } from '../partitioner.js'
+import { partitionerFor } from '../partitioner.js'
 import { KafkaConnection } from './connection.js'
 import { KafkaConsumerStore } from './consumer-store.js'
 import { KafkaDeadLetterQueue } from './dead-letter-queue.js'
@@ -53,7 +53,12 @@ export class KafkaLog implements LogBackend {
   ) {
     this.topics = namespaceTopics(settings.kafka!.topic)
     this.idempotency = new IdempotencyIndex(this)
+    const partitioner = partitionerFor(settings.kafka!.partitioner)
+    this.partitionOf = (key) => partitioner(key, this.partitions)
   }
+
+  /** The partition of a key, by the namespace's partitioner. */
+  readonly partitionOf: (key: string) => number
 
   get namespace(): string {
     return this.settings.name
@@ -125,7 +130,7 @@ export class KafkaLog implements LogBackend {
 
   private async appendNow(mutations: readonly Mutation[]): Promise<AppendResult[]> {
     const results: Array<AppendResult | undefined> = new Array(mutations.length)
-    const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: partitionForKey(m.key, this.partitions) })))
+    const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: this.partitionOf(m.key) })))
     const messages: OutgoingRecord[] = []
     const sent: number[] = []
     /** A key repeated within this batch: the first one is written, the others are its duplicates. */
@@ -142,7 +147,7 @@ export class KafkaLog implements LogBackend {
         inBatch.set(m.idempotencyKey, i)
       }
       const record = encodeRecord(m)
-      record.partition = partitionForKey(m.key, this.partitions)
+      record.partition = this.partitionOf(m.key)
       messages.push(record)
       sent.push(i)
     })
