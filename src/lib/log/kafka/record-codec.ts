@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto'
 
+import { formatCreatedAt, parseTimeHeader } from '../../envelope/created-at.js'
 import { decodeFailures, failuresToJson, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
 
 export const HEADER = {
@@ -46,8 +47,9 @@ export interface IncomingRecord {
 /** The record that stores a mutation; extra headers (DLQ context) are added after the mutation's. */
 export function encodeRecord(m: Mutation, extraHeaders?: Record<string, string>): OutgoingRecord {
   const headers: Record<string, string> = { ...m.headers, [HEADER.id]: m.id }
-  // The record timestamp carries createdAt; the header only when it has more precision than milliseconds.
-  if (!Number.isInteger(m.createdAtMs)) headers[HEADER.createdAt] = String(m.createdAtMs)
+  // The record timestamp carries createdAt; the header (ISO 8601 with microseconds) only when it has more
+  // precision than milliseconds.
+  if (!Number.isInteger(m.createdAtMs)) headers[HEADER.createdAt] = formatCreatedAt(m.createdAtMs)
   if (m.payload.encoding === 'base64') headers[HEADER.encoding] = 'base64'
   if (m.notBeforeMs !== null) headers[HEADER.notBefore] = String(m.notBeforeMs)
   if (m.target !== null) headers[HEADER.target] = m.target
@@ -143,7 +145,7 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
     key: record.key?.toString('utf8') ?? id,
     payload: meta[HEADER.encoding] === 'base64' ? { encoding: 'base64', bytes: value } : { encoding: 'json', json: value.toString('utf8') },
     headers,
-    createdAtMs: createdAt === undefined ? timestampMs : Number(createdAt),
+    createdAtMs: createdAt === undefined ? timestampMs : parseTimeHeader(createdAt),
     notBeforeMs: notBefore === undefined ? null : Number(notBefore),
     target: meta[HEADER.target] ?? null,
     idempotencyKey: meta[HEADER.idempotencyKey] ?? null,

@@ -88,8 +88,10 @@ export function encodeMessage(mutation: Mutation, options: EncodeOptions): Outgo
     attributes[ATTR.dlqShard] = { DataType: 'Number', StringValue: String(dead.shard) }
     if (dead.parked) attributes[ATTR.parked] = str('true')
   }
+  const body = encodeEnvelope(mutation)
+  addHeaderAttributes(attributes, mutation.headers, body)
   return {
-    MessageBody: encodeEnvelope(mutation),
+    MessageBody: body,
     MessageAttributes: attributes,
     ...(options.fifo
       ? {
@@ -100,6 +102,46 @@ export function encodeMessage(mutation: Mutation, options: EncodeOptions): Outgo
       : options.delaySeconds
         ? { DelaySeconds: Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil(options.delaySeconds))) }
         : {}),
+  }
+}
+
+/** SQS takes at most this many message attributes per message. */
+export const MAX_MESSAGE_ATTRIBUTES = 10
+
+/** A name SQS takes for a message attribute (and that is not one of wal's own). */
+function attributeName(name: string): boolean {
+  return (
+    /^[A-Za-z0-9_.-]{1,256}$/.test(name) &&
+    !/^(aws\.|amazon\.|wal-)/i.test(name) &&
+    !name.startsWith('.') &&
+    !name.endsWith('.') &&
+    !name.includes('..')
+  )
+}
+
+const ATTRIBUTE_VALUE = /^(?:[\t\n\r\u0020-\uD7FF\uE000-\uFFFD]|[\uD800-\uDBFF][\uDC00-\uDFFF])+$/
+
+/** A value SQS takes in a String attribute: not empty, and only the characters it allows. */
+function attributeValue(value: string): boolean {
+  return ATTRIBUTE_VALUE.test(value)
+}
+
+/**
+ * The user's headers as message attributes too, so that consumers that read attributes (SNS filter
+ * policies, Lambda event filters, other SQS clients) see them: in the order given, as many as fit in
+ * SQS's 10 attributes beside wal's own and within the message size limit. Names or values SQS does not
+ * take as attributes are skipped. Every header stays in the body's envelope, which is what wal reads.
+ */
+function addHeaderAttributes(attributes: Record<string, MessageAttributeValue>, headers: Record<string, string>, body: string): void {
+  let bytes = messageBytes(body, attributes)
+  for (const name in headers) {
+    if (Object.keys(attributes).length >= MAX_MESSAGE_ATTRIBUTES) return
+    const value = headers[name]!
+    if (!attributeName(name) || !attributeValue(value)) continue
+    const added = Buffer.byteLength(name) + Buffer.byteLength('String') + Buffer.byteLength(value)
+    if (bytes + added > MAX_MESSAGE_BYTES) continue
+    attributes[name] = str(value)
+    bytes += added
   }
 }
 
