@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { endpoints } from '../../scripts/services/endpoints.js'
+import { post, startForegroundDaemon } from '../helpers/daemon.js'
 import { deleteTopics, kafkaNamespace, testKafka } from '../helpers/kafka-namespace.js'
 import { jsonLines, makeSandbox, ndjson, type Envelope, type Sandbox } from '../helpers/wal.js'
 
@@ -118,12 +119,27 @@ describe('a record larger than the topic takes', () => {
     expect(lines[1]!.error!.message).toContain('max.message.bytes 20000')
     expect(lines[1]!.error!.suggestions[0]).toContain(`--entity-name ${topic} --add-config max.message.bytes=`)
 
+    // Through the daemon's HTTP API: the batch is answered per mutation, the too-large one with 400.
+    const daemon = await startForegroundDaemon(wal)
+    try {
+      const answer = await post(`${daemon.url}/v1/namespaces/orders/mutations`, input.map((m) => ({ ...m, payload: { ...m.payload, via: 'http' } })))
+      expect(answer.status).toBe(400)
+      const results = answer.body.results as Array<{ index: number; durable: boolean; error?: { code: string } }>
+      expect(results.map((r) => [r.index, r.durable, r.error?.code])).toEqual([
+        [0, true, undefined],
+        [1, false, 'WAL_RECORD_TOO_LARGE'],
+        [2, true, undefined],
+      ])
+    } finally {
+      await daemon.stop()
+    }
+
     // Many small records in one produce: sent in requests under the topic's limit, all durable.
     const many = Array.from({ length: 3000 }, (_, n) => ({ key: 'k', payload: { n, pad: 'y'.repeat(200) } }))
     const stream = await wal.run(['produce', '-n', 'orders'], { input: ndjson(many) })
     expect(stream.code, stream.stderr).toBe(0)
     const tailed = jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
-    expect(tailed.map((e) => (e.payload as { n: number }).n)).toEqual([1, 3, ...many.map((m) => m.payload.n)])
+    expect(tailed.map((e) => (e.payload as { n: number }).n)).toEqual([1, 3, 1, 3, ...many.map((m) => m.payload.n)])
   })
 })
 

@@ -138,8 +138,9 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     if (!parsed.ok) return parsed.answer
     try {
       const log = await ctx.logs.get(settings)
-      // SQS writes entries one by one: some may land while others fail, and each is answered for.
-      const results = await log.append(parsed.mutations, { perEntryErrors: settings.backend === 'sqs' })
+      // SQS writes entries one by one, and Kafka refuses a record too large for its topic on its own:
+      // some may land while others fail, and each is answered for.
+      const results = await log.append(parsed.mutations, { perEntryErrors: settings.backend !== 'embedded' })
       ctx.metrics.produced.inc({ namespace }, results.filter((r) => !r.duplicate && r.error === undefined).length)
       ctx.produced(namespace)
       if (results.some((r) => r.error !== undefined)) return partialAnswer(results, parsed.mutations, namespace, parsed.batch)
