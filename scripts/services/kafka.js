@@ -7,7 +7,7 @@ import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path'
 
 import { RUN_DIR, endpoints } from './endpoints.js'
-import { ServiceError, ensureDir, mavenFetch, requireTool, startProcess } from './lib.js'
+import { ServiceError, ensureDir, mavenFetch, requireTool, startProcess, stopProcess, waitUntilReady } from './lib.js'
 
 export const name = 'kafka'
 export const external = endpoints.kafka.external
@@ -237,5 +237,69 @@ export async function ready() {
     return cluster.brokers.length > 0
   } finally {
     await admin.disconnect().catch(() => {})
+  }
+}
+
+/**
+ * A broker of a test's own, for tests that stop and restart one (the shared broker is never stopped):
+ * PLAINTEXT only, on ports and in a data directory the caller gives, KRaft combined mode, formatted on
+ * first start. Its log is RUN_DIR/logs/<name>.log. Returns `start()` (waits until it answers), `stop()`
+ * (SIGTERM, then SIGKILL after `graceMs`), `brokers` and `ready()`.
+ */
+export function privateBroker({ name, port, controllerPort, dataDir }) {
+  const java = existsSync(join(JDK17, 'java')) ? join(JDK17, 'java') : 'java'
+  if (java === 'java') requireTool('java', 'install a JDK 17 (Debian: apt-get install openjdk-17-jre-headless)')
+  const lib = mavenFetch('kafka', ARTIFACTS)
+  const classpath = `${lib}/*`
+  const data = join(dataDir, 'data')
+  const properties = join(dataDir, 'server.properties')
+  const log4j = join(dataDir, 'log4j.properties')
+  const address = `127.0.0.1:${port}`
+  writeFileSync(
+    properties,
+    `# A private test broker, written by scripts/services/kafka.js (privateBroker).
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:${controllerPort}
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://${address},CONTROLLER://127.0.0.1:${controllerPort}
+advertised.listeners=PLAINTEXT://${address}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=${data}
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=5
+group.initial.rebalance.delay.ms=0
+`,
+  )
+  writeFileSync(log4j, LOG4J)
+  if (!existsSync(join(data, 'meta.properties'))) {
+    const tool = (...args) => run(java, [`-Dlog4j.configuration=file:${log4j}`, '-cp', classpath, 'kafka.tools.StorageTool', ...args])
+    tool('format', '-t', tool('random-uuid').trim(), '-c', properties, '--ignore-formatted')
+  }
+  const ready = async () => {
+    const kafkajs = await import('kafkajs')
+    const { Kafka, logLevel } = kafkajs.default ?? kafkajs
+    const admin = new Kafka({ clientId: 'wal-services-ready', brokers: [address], connectionTimeout: 1000, requestTimeout: 3000, retry: { retries: 0 }, logLevel: logLevel.NOTHING }).admin()
+    try {
+      await admin.connect()
+      return (await admin.describeCluster()).brokers.length > 0
+    } finally {
+      await admin.disconnect().catch(() => {})
+    }
+  }
+  return {
+    brokers: [address],
+    ready,
+    async start() {
+      startProcess(name, java, ['-Xmx512m', '-Xms256m', '-Djava.awt.headless=true', `-Dlog4j.configuration=file:${log4j}`, '-cp', classpath, 'kafka.Kafka', properties], { cwd: dataDir })
+      await waitUntilReady(name, ready, { timeoutMs: readyTimeoutMs, intervalMs: 100 })
+    },
+    stop: ({ graceMs = 20_000 } = {}) => stopProcess(name, { graceMs }),
   }
 }

@@ -108,7 +108,7 @@ describe('a record the Kafka brokers refuse', () => {
     const acks = jsonLines<{ line: number; durable: boolean; error?: { code: string } }>(result.stdout)
     expect(acks.map((a) => [a.line, a.durable, a.error?.code])).toEqual([
       [1, true, undefined],
-      [2, false, 'WAL_KAFKA_RECORD_REFUSED'],
+      [2, false, 'WAL_RECORD_TOO_LARGE'],
       [3, true, undefined],
     ])
     const keys = jsonLines<{ key: string }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).map((l) => l.key)

@@ -108,13 +108,14 @@ describe('an SQS namespace', () => {
     expect(await visible(`${queue}-0`)).toBe(12 - onShard1)
   })
 
-  it('writes messages any SQS client can read: the envelope in the body, wal-id in the attributes', async () => {
+  it('writes messages any SQS client can read: the envelope in the body, wal-id and the user\'s headers in the attributes', async () => {
     const queue = await namespace()
     const ack = jsonLines<SqsAck>((await wal.run(['produce', '-n', 'orders', '-k', 'user-42', '-H', 'source=crm', '-p', '{"name":"Ada"}', '--json'])).stdout)[0]!
     const { Messages = [] } = await testSqs.send(new ReceiveMessageCommand({ QueueUrl: await queueUrl(queue), MessageAttributeNames: ['All'], WaitTimeSeconds: 1 }))
     expect(Messages).toHaveLength(1)
     expect(Messages[0]!.MessageId).toBe(ack.messageId)
     expect(Messages[0]!.MessageAttributes?.['wal-id']?.StringValue).toBe(ack.id)
+    expect(Messages[0]!.MessageAttributes?.source).toMatchObject({ DataType: 'String', StringValue: 'crm' })
     expect(JSON.parse(Messages[0]!.Body!)).toMatchObject({ v: 1, id: ack.id, key: 'user-42', payload: { name: 'Ada' }, headers: { source: 'crm' } })
   })
 

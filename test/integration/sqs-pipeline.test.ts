@@ -138,6 +138,45 @@ describe('the pipeline on an SQS namespace', () => {
     expect((JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: unknown[] }).entries).toEqual([])
   })
 
+  it('replays a message SQS moved to the DLQ itself (maxReceiveCount 1) to the namespace\'s targets, which apply it once', async () => {
+    const queue = await namespace({ settings: { maxReceiveCount: 1 }, targets: { kv: { type: 'kv' }, api: { type: 'http', url: server.url, timeoutMs: 5000 } } })
+    expect((await wal.run(['produce', '-n', 'orders', '-k', 'moved', '-p', JSON.stringify(put('moved'))])).code).toBe(0)
+    const url = await queueUrl(queue)
+    // A consumer that received it and died: once is all maxReceiveCount 1 allows, then SQS moves it.
+    for (let i = 0; i < 2; i++) {
+      const { Messages = [] } = await testSqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 1, VisibilityTimeout: 5 }))
+      for (const m of Messages) await testSqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 }))
+    }
+    const listed = (await waitFor(async () => {
+      const entries = (JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: Listing[] }).entries
+      return entries.length > 0 ? entries : null
+    })) as Listing[]
+    expect(listed).toHaveLength(1)
+    expect(listed[0]).toMatchObject({ key: 'moved', code: 'SQS_MAX_RECEIVES', target: '(any)' })
+
+    const replay = await wal.run(['dlq', 'replay', '-n', 'orders', '--json'])
+    expect(replay.code).toBe(0)
+    expect(JSON.parse(replay.stdout)).toMatchObject({ replayed: 1, parked: 0 })
+    const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+    expect(consumed.code).toBe(0)
+    expect((JSON.parse(consumed.stdout) as Summary).targets.map((t) => [t.target, t.applied, t.deadLettered])).toEqual([
+      ['kv', 1, 0],
+      ['api', 1, 0],
+    ])
+    expect(kvItems(wal.stateDir, 'orders')).toHaveLength(1)
+    expect(server.received.map((r) => r.key)).toEqual(['moved'])
+    expect((JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: unknown[] }).entries).toEqual([])
+  })
+
+  it('prints the replay progress line once for a short replay', async () => {
+    await namespace()
+    await wal.run(['produce', '-n', 'orders'], { input: ndjson([{ key: 'a', payload: { not: 'an operation' } }]) })
+    await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    const replay = await wal.run(['dlq', 'replay', '-n', 'orders'])
+    expect(replay.code).toBe(0)
+    expect(replay.stderr.split('\n').filter((l) => l.startsWith('wal: replayed'))).toHaveLength(1)
+  })
+
   it('delivers a 20-minute delay neither early nor lost across a consumer restart (delays re-sent past maxNativeDelaySeconds)', async () => {
     // SQS is asked for at most 1 s at a time, so the 20 minutes are re-scheduled again and again: the
     // path of a delay beyond 15 minutes, walked in seconds; WAL_CLOCK_OFFSET then moves the clock past it.

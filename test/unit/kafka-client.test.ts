@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { describe, expect, it } from 'vitest'
 
-import { loadKafkajs } from '../../src/lib/kafka/client.js'
+import { describeKafkaError, kafkaFault, loadKafkajs, riding } from '../../src/lib/kafka/client.js'
 
 describe('kafkajs as wal loads it', () => {
   it('groups a send by partition in one pass, keeping each partition in send order', async () => {
@@ -17,5 +17,42 @@ describe('kafkajs as wal loads it', () => {
       expect(list.map((m) => m.n)).toEqual([...list.map((m) => m.n)].sort((a, b) => a - b))
     }
     expect(group({ topic: 't', partitionMetadata: [], messages, partitioner: () => 0 })).toEqual({})
+  })
+})
+
+describe('the one classifier of Kafka failures', () => {
+  const protocol = (type: string, retriable: boolean) => Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type, retriable })
+  const wrapped = (cause: Error) => Object.assign(new Error('retries exceeded'), { name: 'KafkaJSNumberOfRetriesExceeded', originalError: cause })
+  const cluster = { name: 'main', brokers: ['b:9092'], ssl: false } as never
+
+  it('tells a refused record, a broker state that passes and an outage apart, also when retries wrapped them', () => {
+    expect(kafkaFault(protocol('MESSAGE_TOO_LARGE', false))).toBe('record')
+    expect(kafkaFault(wrapped(protocol('NOT_LEADER_FOR_PARTITION', true)))).toBe('transient')
+    expect(kafkaFault(protocol('LEADER_NOT_AVAILABLE', true))).toBe('transient')
+    expect(kafkaFault(protocol('COORDINATOR_LOAD_IN_PROGRESS', true))).toBe('transient')
+    expect(kafkaFault(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9092'), { name: 'KafkaJSConnectionError' }))).toBe('unreachable')
+    expect(kafkaFault(Object.assign(new Error('SASL SCRAM-SHA-256 authentication failed'), { name: 'KafkaJSSASLAuthenticationError' }))).toBe('auth')
+    expect(kafkaFault(protocol('TOPIC_AUTHORIZATION_FAILED', false))).toBe('other')
+  })
+
+  it('words them for the user: a refused record is exit 4 with the way to raise the limit, a passing state exit 5 with a hint', () => {
+    const tooLarge = describeKafkaError(cluster, protocol('MESSAGE_TOO_LARGE', false), { topic: 'orders' })
+    expect(tooLarge).toMatchObject({ exitCode: 4, code: 'WAL_RECORD_TOO_LARGE' })
+    expect(tooLarge.suggestions[0]).toContain('--entity-name orders --add-config max.message.bytes=')
+    const election = describeKafkaError(cluster, protocol('NOT_LEADER_FOR_PARTITION', true))
+    expect(election).toMatchObject({ exitCode: 5, code: 'WAL_KAFKA_NOT_LEADER_FOR_PARTITION' })
+    expect(election.suggestions[0]).toMatch(/electing partition leaders.*run the command again/)
+  })
+
+  it('waits out a passing state for a bounded time, and gives up on anything else at once', async () => {
+    let calls = 0
+    expect(await riding(async () => (++calls < 3 ? Promise.reject(protocol('LEADER_NOT_AVAILABLE', true)) : 'ok'), { waitMs: 5000 })).toBe('ok')
+    expect(calls).toBe(3)
+    calls = 0
+    await expect(riding(async () => (calls++, Promise.reject(protocol('MESSAGE_TOO_LARGE', false))))).rejects.toThrow('MESSAGE_TOO_LARGE')
+    expect(calls).toBe(1)
+    calls = 0
+    await expect(riding(async () => (calls++, Promise.reject(protocol('LEADER_NOT_AVAILABLE', true))), { waitMs: 300 })).rejects.toThrow('LEADER_NOT_AVAILABLE')
+    expect(calls).toBeGreaterThan(1)
   })
 })

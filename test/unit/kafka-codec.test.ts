@@ -41,6 +41,18 @@ describe('the Kafka record codec', () => {
     expect(back).toEqual({ ...mutation, partition: 3, offset: 7, appendedAtMs: Date.parse('2026-01-02T03:04:05.678Z') })
   })
 
+  it('writes a createdAt with microseconds as an ISO 8601 wal-created-at header, and reads the epoch-ms form earlier versions wrote', () => {
+    const mutation = decodeEnvelopeLine(JSON.stringify({ key: 'k', payload: 1, createdAt: '2026-01-02T03:04:05.678123Z' }), defaults)
+    const out = encodeRecord(mutation)
+    expect(out.headers['wal-created-at']).toBe('2026-01-02T03:04:05.678123Z')
+    expect(out.timestamp).toBe(String(Date.parse('2026-01-02T03:04:05.678Z')))
+    expect(decodeRecord(asIncoming(out, 0), 'orders', 0, 'orders').createdAtMs).toBe(mutation.createdAtMs)
+    const legacy = { ...out, headers: { ...out.headers, 'wal-created-at': String(mutation.createdAtMs) } }
+    expect(decodeRecord(asIncoming(legacy, 0), 'orders', 0, 'orders').createdAtMs).toBe(mutation.createdAtMs)
+    // Whole milliseconds: the record timestamp says it all, no header.
+    expect(encodeRecord(decodeEnvelopeLine(JSON.stringify({ key: 'k', payload: 1, createdAt: '2026-01-02T03:04:05.678Z' }), defaults)).headers['wal-created-at']).toBeUndefined()
+  })
+
   it('keeps binary payloads as bytes', () => {
     const mutation = decodeEnvelopeLine(JSON.stringify({ key: 'b', payload: Buffer.from([0, 255, 1]).toString('base64'), payloadEncoding: 'base64' }), defaults)
     const back = decodeRecord(asIncoming(encodeRecord(mutation), 0), 'orders', 0, 'orders')

@@ -32,6 +32,21 @@ describe('the SQS message codec', () => {
     expect(record).toMatchObject({ ...mutation, partition: 2, offset: 0, appendedAtMs: defaults.nowMs + 5 })
   })
 
+  it('also sends the user\'s headers as message attributes, as many as SQS\'s 10 allow beside wal\'s own, skipping names and values SQS refuses', () => {
+    const headers: Record<string, string> = { source: 'crm', 'trace.id': 'abc', 'AWS.reserved': 'x', 'wal-replays': '1', 'bad name': 'y', empty: '', bell: 'a\u0007b', emoji: 'ok \u{1F600}' }
+    for (let i = 0; i < 10; i++) headers[`h${i}`] = String(i)
+    const mutation = decodeEnvelopeLine(JSON.stringify({ key: 'k', payload: 1, headers }), defaults)
+    const attributes = encodeMessage(mutation, { fifo: false }).MessageAttributes!
+    expect(Object.keys(attributes)).toEqual(['wal-envelope', 'wal-id', 'source', 'trace.id', 'emoji', 'h0', 'h1', 'h2', 'h3', 'h4'])
+    expect(attributes.emoji).toEqual({ DataType: 'String', StringValue: 'ok \u{1F600}' })
+    // Every header is still in the envelope, which is what wal reads back.
+    expect(decodeMessage(received(encodeMessage(mutation, { fifo: false })), source).headers).toEqual(headers)
+    // In the DLQ, wal's own attributes come first.
+    const dead = encodeMessage(mutation, { fifo: false, dead: { target: 'kv', errorClass: 'fatal', code: 'X', message: 'm', atMs: 0, shard: 0 } }).MessageAttributes!
+    expect(Object.keys(dead)).toHaveLength(10)
+    expect(Object.keys(dead).slice(-2)).toEqual(['source', 'trace.id'])
+  })
+
   it('caps DelaySeconds at 900 and sends no delay on FIFO queues, where the key is the group and the idempotency key the dedup id', () => {
     const mutation = decodeEnvelopeLine(JSON.stringify({ key: 'user 1/ü', payload: 1, idempotencyKey: 'pay-1' }), defaults)
     expect(encodeMessage(mutation, { fifo: false, delaySeconds: 5000 }).DelaySeconds).toBe(MAX_DELAY_SECONDS)

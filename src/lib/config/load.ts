@@ -200,7 +200,7 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
   })
 }
 
-const KAFKA_ONLY_KEYS = ['cluster', 'topic', 'replicationFactor', 'retentionMs'] as const
+const KAFKA_ONLY_KEYS = ['cluster', 'topic', 'replicationFactor', 'retentionMs', 'partitioner'] as const
 const SQS_ONLY_KEYS = ['queue', 'fifo', 'shards', 'maxReceiveCount', 'visibilityTimeoutSeconds', 'maxNativeDelaySeconds'] as const
 
 function sqsLogSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, configPath: string, file: ConfigFile): SqsLogSettings | null {
@@ -255,6 +255,7 @@ function kafkaLogSettings(namespace: string, ns: NamespaceConfig, configPath: st
     topic: ns.topic ?? namespace,
     replicationFactor: ns.replicationFactor ?? null,
     retentionMs: ns.retentionMs ?? null,
+    partitioner: ns.partitioner ?? 'murmur2',
   }
 }
 

@@ -163,6 +163,8 @@ export const NamespaceConfigSchema = v.strictObject({
   visibilityTimeoutSeconds: v.optional(v.pipe(v.number('seconds'), v.integer('whole seconds'), v.minValue(5, 'from 5 to 43200 seconds'), v.maxValue(43_200, 'from 5 to 43200 seconds'))),
   maxNativeDelaySeconds: v.optional(v.pipe(v.number('seconds'), v.integer('whole seconds'), v.minValue(1, 'from 1 to 900 seconds'), v.maxValue(900, 'from 1 to 900 seconds'))),
   topic: v.optional(TopicName),
+  /** Kafka namespaces: how keys map to partitions (murmur2, or librdkafka's consistent_random). */
+  partitioner: v.optional(v.picklist(['murmur2', 'consistent_random'], '"murmur2" (Kafka\'s Java client, the default) or "consistent_random" (librdkafka\'s default: kcat, confluent-kafka)')),
   replicationFactor: v.optional(v.pipe(v.number('a replication factor'), v.integer('a whole number'), v.minValue(1, 'a replication factor from 1 to 16'), v.maxValue(16, 'a replication factor from 1 to 16'))),
   retentionMs: v.optional(v.pipe(v.number('a retention in milliseconds'), v.integer('whole milliseconds'), v.minValue(-1, 'a retention in ms, or -1 to keep forever'))),
   partitions: v.optional(Partitions),
@@ -355,6 +357,8 @@ export interface KafkaLogSettings {
   replicationFactor: number | null
   /** For `ns init`; null: the broker's default. */
   retentionMs: number | null
+  /** How keys map to partitions: as Kafka's Java client (murmur2) or as librdkafka (consistent_random, CRC32). */
+  partitioner: 'murmur2' | 'consistent_random'
 }
 
 /** The effective settings of one namespace, defaults applied. */

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline/promises'
 
 import { loadConfig, namespaceSettings, rateFlag } from '../config/load.js'
 import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
-import { assertStorable, encodeEnvelope, headerMap, type ErrorClass, type Mutation } from '../envelope/envelope.js'
+import { assertStorable, encodeEnvelope, headerMap, type ErrorClass } from '../envelope/envelope.js'
 import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import { writeText } from '../io/lines.js'
@@ -313,6 +313,19 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
     const plan: ReplayPlan = { dryRun: options.dryRun ?? false, namespace: opened.settings.name, toNamespace: toSettings.name, groups: [], replayed: 0, parked: 0, poison: 0, parkedLeftOut: 0, unparked: 0, interrupted: false }
     const groups = new Map<string, ReplayPlan['groups'][number]>()
     const limiter = rate === null ? undefined : new RateLimiter(rate)
+    const destinationTargets = new Set(toSettings.targets.map((t) => t.name))
+    /**
+     * Where a copy is addressed: --to-target, else the target it failed at — when the destination has a
+     * target of that name. An entry the backend dead-lettered without a target (SQS moving a message
+     * after maxReceiveCount) goes back as it was addressed (every target, usually: applies are
+     * idempotent, so the targets that did apply it take it again without effect), and a copy into
+     * another namespace without such a target goes to all of that namespace's targets.
+     */
+    const replayTarget = (e: DlqEntry): string | null => {
+      if (options.toTarget !== undefined) return options.toTarget
+      if (e.replayTarget !== undefined) return e.replayTarget
+      return destinationTargets.has(e.target) || toSettings.name === opened.settings.name ? e.target : null
+    }
     const started = Date.now()
     // On a terminal's stderr, a bar with rate and ETA (counting what matches takes one more pass over
     // the DLQ, so only there); elsewhere the count lines below, as before.
@@ -322,10 +335,14 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
       bar = await terminalProgress(options.io, { label: 'replay', unit: 'entries', total })
     }
     let lastProgress = 0
+    let lastReported = ''
     const progress = (force = false): void => {
       const now = Date.now()
       if (plan.dryRun || bar || (!force && now - lastProgress < 1000)) return
+      // The closing line is not a repeat of one just printed.
+      if (force && lastReported === `${plan.replayed}/${plan.parked}`) return
       lastProgress = now
+      lastReported = `${plan.replayed}/${plan.parked}`
       const perSecond = plan.replayed / Math.max(0.001, (now - started) / 1000)
       options.io.stderr.write(`wal: replayed ${plan.replayed}, parked ${plan.parked} (${Math.round(perSecond)}/s)\n`)
     }
@@ -341,7 +358,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
       plan.parked += park.length
       plan.unparked += replay.filter((e) => e.parked).length
       for (const e of replay) {
-        const target = options.toTarget ?? e.target
+        const target = replayTarget(e) ?? '(all)'
         const id = `${target}\u0000${e.errorClass}`
         const group = groups.get(id) ?? { target, errorClass: e.errorClass, count: 0 }
         group.count++
@@ -365,7 +382,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
       const copies = replay.map((e) => ({
         ...e.mutation,
         namespace: toSettings.name,
-        target: options.toTarget ?? e.target,
+        target: replayTarget(e),
         attempts: 0,
         notBeforeMs: null,
         idempotencyKey: `dlq-replay:${opened.settings.name}:${e.ref ?? e.seq}`,

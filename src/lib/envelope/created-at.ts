@@ -50,3 +50,11 @@ export function parseCreatedAt(text: string): number {
   const micros = Number(digits.slice(3, 6).padEnd(3, '0'))
   return (ms * 1000 + micros) / 1000
 }
+
+/**
+ * A time from a `wal-*` header: ISO 8601 as wal writes them (`wal-created-at`, `wal-dlq-at`), or epoch
+ * milliseconds with optional decimals as earlier versions wrote them. NaN if it is neither.
+ */
+export function parseTimeHeader(text: string): number {
+  return /^\d+(\.\d+)?$/.test(text) ? Number(text) : parseCreatedAt(text)
+}

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire, Module } from 'node:module'
 
 import type { KafkaClusterSettings } from '../config/schema.js'
-import { BackendUnavailableError, ClusterAccessError, WalError } from '../errors.js'
+import { BackendUnavailableError, ClusterAccessError, InvalidRecordError, WalError } from '../errors.js'
 
 export type KafkaModule = typeof import('kafkajs')
 
@@ -112,34 +112,134 @@ export function rootKafkaError(error: unknown): KafkaJsError {
 
 const CONNECTION_ERRORS = ['KafkaJSConnectionError', 'KafkaJSBrokerNotFound', 'KafkaJSConnectionClosedError', 'KafkaJSNoBrokerAvailableError', 'KafkaJSRequestTimeoutError']
 
-/** A message that says what failed and how to fix it, for errors reaching the cluster. */
-export function describeKafkaError(cluster: KafkaClusterSettings, error: unknown): WalError {
-  if (error instanceof WalError) return error
+/**
+ * Broker states that pass by themselves: a partition without a leader yet (after a restart, during an
+ * election), a group coordinator still loading. Waited out with bounded retries on every Kafka path.
+ */
+const TRANSIENT_TYPES = new Set([
+  'NOT_LEADER_FOR_PARTITION',
+  'NOT_LEADER_OR_FOLLOWER',
+  'LEADER_NOT_AVAILABLE',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'REQUEST_TIMED_OUT',
+  'KAFKA_STORAGE_ERROR',
+  'FENCED_LEADER_EPOCH',
+  'UNKNOWN_LEADER_EPOCH',
+  'OFFSET_NOT_AVAILABLE',
+  'BROKER_NOT_AVAILABLE',
+  'REPLICA_NOT_AVAILABLE',
+])
+
+/** Refusals of one record (or batch of records) that no retry changes: the record is at fault. */
+const RECORD_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP'])
+
+/**
+ * What a kafkajs failure says about who is at fault — the one classifier for Kafka, used by the log
+ * backend (exit codes) and the Kafka target (retry, pause, dead-letter):
+ * - `record`: the broker refused the record itself (too large, invalid): reject it, keep its neighbours;
+ * - `transient`: a broker state that passes (no leader yet, coordinator loading): wait and try again;
+ * - `unreachable`: no broker answers: pause, the outage is the backend's;
+ * - `auth`, `tls`: the cluster refuses the configured credentials: a configuration fault;
+ * - `other`: anything else the brokers answered with.
+ */
+export type KafkaFault = 'record' | 'transient' | 'unreachable' | 'auth' | 'tls' | 'other'
+
+export function kafkaFault(error: unknown, options: { ssl?: boolean } = {}): KafkaFault {
   const root = rootKafkaError(error)
   const outer = error as KafkaJsError
   const names = [outer.name, root.name]
+  const message = root.message ?? outer.message ?? ''
+  if (names.includes('KafkaJSSASLAuthenticationError')) return 'auth'
+  if (root.type !== undefined && RECORD_TYPES.has(root.type)) return 'record'
+  if (root.type !== undefined && TRANSIENT_TYPES.has(root.type)) return 'transient'
+  if (names.includes('KafkaJSLockTimeout')) return 'transient'
+  if (/certificate|self[- ]signed|SSL|TLS|alert/i.test(message) && options.ssl !== false) return 'tls'
+  if (names.some((n) => CONNECTION_ERRORS.includes(n)) || /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|ECONNRESET|Connection timeout|Closed connection/i.test(message)) return 'unreachable'
+  return 'other'
+}
+
+/** How long transient broker states are waited out, in all, before a command gives up (exit 5). */
+export const TRANSIENT_WAIT_MS = 60_000
+
+/**
+ * Runs a call to the cluster, waiting out transient broker states (see kafkaFault) with backoff for up to
+ * `waitMs`; `between` runs before each new try (a metadata refresh). Other failures are thrown at once.
+ */
+export async function riding<T>(call: () => Promise<T>, options: { waitMs?: number; between?: () => Promise<unknown>; signal?: AbortSignal } = {}): Promise<T> {
+  const deadline = Date.now() + (options.waitMs ?? TRANSIENT_WAIT_MS)
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call()
+    } catch (error) {
+      if (kafkaFault(error) !== 'transient' || Date.now() >= deadline || options.signal?.aborted) throw error
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt, Math.max(0, deadline - Date.now()))))
+      await options.between?.().catch(() => undefined)
+    }
+  }
+}
+
+/** A record larger than a topic takes: rejected before it is sent (exit 4), naming the limit and how to raise it. */
+export function recordTooLarge(cluster: KafkaClusterSettings, topic: string, bytes: number, limitBytes: number): InvalidRecordError {
+  return new InvalidRecordError(`the record takes about ${bytes} bytes, above what topic "${topic}" on Kafka cluster "${cluster.name}" takes (max.message.bytes ${limitBytes})`, {
+    code: 'WAL_RECORD_TOO_LARGE',
+    suggestions: [
+      `raise the topic's limit, e.g. kafka-configs.sh --bootstrap-server ${cluster.brokers[0] ?? 'BROKER'} --alter --entity-type topics --entity-name ${topic} --add-config max.message.bytes=${Math.max(limitBytes * 2, bytes + 1024)} (the brokers' message.max.bytes and the consumers' fetch sizes must allow it too)`,
+      "or lower the namespace's maxPayloadBytes, so that such payloads are refused when produced",
+    ],
+  })
+}
+
+/** A message that says what failed and how to fix it, for errors reaching the cluster. */
+export function describeKafkaError(cluster: KafkaClusterSettings, error: unknown, context: { topic?: string } = {}): WalError {
+  if (error instanceof WalError) return error
+  const root = rootKafkaError(error)
+  const outer = error as KafkaJsError
   const message = root.message ?? outer.message
   const where = `Kafka cluster "${cluster.name}" (${cluster.brokers.join(', ')})`
-  if (names.includes('KafkaJSSASLAuthenticationError')) {
-    return new ClusterAccessError(`${where}: authentication failed: ${message}`, {
-      code: 'WAL_KAFKA_AUTH',
-      cause: error,
-      suggestions: [`check the user name, password and mechanism under clusters.kafka.${cluster.name}.sasl`],
-    })
+  switch (kafkaFault(error, { ssl: cluster.ssl !== false })) {
+    case 'auth':
+      return new ClusterAccessError(`${where}: authentication failed: ${message}`, {
+        code: 'WAL_KAFKA_AUTH',
+        cause: error,
+        suggestions: [`check the user name, password and mechanism under clusters.kafka.${cluster.name}.sasl`],
+      })
+    case 'tls':
+      return new ClusterAccessError(`${where}: TLS handshake failed: ${message}`, {
+        code: 'WAL_KAFKA_TLS',
+        cause: error,
+        suggestions: [`check the CA, client certificate and key under clusters.kafka.${cluster.name}.ssl`],
+      })
+    case 'unreachable':
+      return new BackendUnavailableError(`${where}: cannot reach the brokers: ${message}`, {
+        code: 'WAL_KAFKA_UNREACHABLE',
+        cause: error,
+        suggestions: ['check that the brokers run and that host:port, TLS and SASL settings match their listeners', 'nothing was lost: run the command again once the cluster is back'],
+      })
+    case 'record': {
+      const topic = context.topic ?? 'TOPIC'
+      return new InvalidRecordError(`${where} refused the record: ${message}`, {
+        code: root.type === 'MESSAGE_TOO_LARGE' || root.type === 'RECORD_LIST_TOO_LARGE' ? 'WAL_RECORD_TOO_LARGE' : 'WAL_KAFKA_REJECTED',
+        cause: error,
+        suggestions:
+          root.type === 'MESSAGE_TOO_LARGE' || root.type === 'RECORD_LIST_TOO_LARGE'
+            ? [
+                `the topic takes records up to its max.message.bytes (the brokers' message.max.bytes, 1 MiB by default): raise it, e.g. kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config max.message.bytes=N`,
+                'or lower the namespace\'s maxPayloadBytes so that such payloads are refused when produced',
+              ]
+            : ['the brokers refuse this record as it is: fix it and produce it again'],
+      })
+    }
+    case 'transient':
+      return new BackendUnavailableError(`${where}: ${message}`, {
+        code: `WAL_KAFKA_${(root.type ?? 'ERROR').toUpperCase()}`,
+        cause: error,
+        suggestions: ['the brokers were still electing partition leaders (after a restart or the loss of a broker) and did not settle in time: run the command again in a moment; nothing was lost'],
+      })
+    default:
+      return new BackendUnavailableError(`${where}: ${message}`, { code: `WAL_KAFKA_${(root.type ?? 'ERROR').toUpperCase()}`, cause: error })
   }
-  if (/certificate|self[- ]signed|SSL|TLS|alert/i.test(message) && cluster.ssl !== false) {
-    return new ClusterAccessError(`${where}: TLS handshake failed: ${message}`, {
-      code: 'WAL_KAFKA_TLS',
-      cause: error,
-      suggestions: [`check the CA, client certificate and key under clusters.kafka.${cluster.name}.ssl`],
-    })
-  }
-  if (names.some((n) => CONNECTION_ERRORS.includes(n)) || /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|Connection timeout|Closed connection/i.test(message)) {
-    return new BackendUnavailableError(`${where}: cannot reach the brokers: ${message}`, {
-      code: 'WAL_KAFKA_UNREACHABLE',
-      cause: error,
-      suggestions: ['check that the brokers run and that host:port, TLS and SASL settings match their listeners', 'nothing was lost: run the command again once the cluster is back'],
-    })
-  }
-  return new BackendUnavailableError(`${where}: ${message}`, { code: `WAL_KAFKA_${(root.type ?? 'ERROR').toUpperCase()}`, cause: error })
 }

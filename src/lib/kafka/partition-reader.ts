@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module'
 
 import type { IncomingRecord } from '../log/kafka/record-codec.js'
+import { kafkaFault, TRANSIENT_WAIT_MS } from './client.js'
 
 interface KafkaCluster {
   connect(): Promise<void>
@@ -99,15 +100,18 @@ export class PartitionReader {
 
   /** One fetch from each partition's leader, all leaders at once. */
   async fetch(topic: string, positions: ReadonlyMap<number, number>, options: FetchOptions): Promise<FetchedPartition[]> {
-    await this.addTopic(topic)
+    const deadline = Date.now() + TRANSIENT_WAIT_MS
     for (let attempt = 0; ; attempt++) {
       try {
+        await this.addTopic(topic)
         return await this.fetchOnce(topic, positions, options)
       } catch (error) {
         const e = error as { retriable?: boolean; type?: string; name?: string }
-        // A leader moved or a broker restarted: learn the new leaders and fetch again.
-        if (attempt >= 5 || !(e.retriable || e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSConnectionClosedError')) throw error
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt))
+        // A leader moved or a broker restarted (its partitions without leaders until they are elected):
+        // learn the new leaders and fetch again, for a bounded time.
+        const again = kafkaFault(error) === 'transient' || (attempt < 5 && (e.retriable || e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSConnectionClosedError'))
+        if (!again || Date.now() >= deadline) throw error
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt)))
         this.fetchConnections.clear()
         await this.cluster.refreshMetadata().catch(() => undefined)
       }

@@ -183,6 +183,11 @@ export interface DlqEntry {
   /** An identity that outlasts the command, where seq does not (SQS: the MessageId). */
   ref?: string
   target: string
+  /**
+   * Where a replay addresses the copy when it is not `target`: null for every target of the namespace
+   * (an entry the backend moved by itself, not knowing which target failed).
+   */
+  replayTarget?: string | null
   partition: number
   mutation: Mutation
   errorClass: ErrorClass

@@ -1,3 +1,5 @@
+import { crc32 } from 'node:zlib'
+
 /**
  * Key → partition, the same way as Kafka's default partitioner (murmur2 of the UTF-8 key, made positive,
  * modulo the partition count). Every backend uses it, so a key lands on the same partition number
@@ -43,4 +45,23 @@ export function partitionForKey(key: string, partitions: number): number {
   const bytes = key.length * 3 <= scratch.length ? scratch : new Uint8Array(key.length * 3)
   const { written } = encoder.encodeInto(key, bytes)
   return (murmur2(bytes, written) & 0x7fffffff) % partitions
+}
+
+/**
+ * How a Kafka namespace maps keys to partitions: `murmur2` as Kafka's Java client (and kafkajs) do, the
+ * default; `consistent_random` as librdkafka's default partitioner (kcat, confluent-kafka clients in
+ * C, Python, Go, .NET) does — CRC32 of the key, modulo the partition count — so that such producers of
+ * the same topic agree with wal on where a key goes.
+ */
+export type PartitionerName = 'murmur2' | 'consistent_random'
+
+export const PARTITIONERS: readonly PartitionerName[] = ['murmur2', 'consistent_random']
+
+/** librdkafka's consistent_random for a non-empty key: CRC32 (IEEE) of its UTF-8 bytes, modulo the count. */
+export function crc32PartitionForKey(key: string, partitions: number): number {
+  return crc32(Buffer.from(key, 'utf8')) % partitions
+}
+
+export function partitionerFor(name: PartitionerName): (key: string, partitions: number) => number {
+  return name === 'consistent_random' ? crc32PartitionForKey : partitionForKey
 }

@@ -37,6 +37,11 @@ export async function initNamespace(options: CommonOptions & { namespace: string
     const { initSqsNamespace } = await import('../log/sqs/init.js')
     parts = await initSqsNamespace(settings)
   } else parts = [await initEmbedded(config, settings)]
+  if (settings.targets.some((t) => t.type === 'kafka')) {
+    const { initKafkaTargets } = await import('../targets/kafka/init.js')
+    const log = parts.find((p) => p.role === 'log')
+    parts.push(...(await initKafkaTargets(settings, log?.partitions ?? settings.partitions)))
+  }
   if (settings.targets.some((t) => t.type === 'cassandra')) {
     // Its own chunk: cassandra-driver loads only for namespaces with a Cassandra target.
     const { initCassandraTargets } = await import('../targets/cassandra/init.js')

@@ -4,6 +4,7 @@
  * retry, circuit-breaker and DLQ logic never looks at a library's error.
  */
 import type { ErrorClass, Mutation } from '../envelope/envelope.js'
+import { REPLAYS_HEADER } from '../dlq/replays.js'
 import { redactText } from '../config/redact.js'
 
 /** A failed apply, classified by the target that saw it. */
@@ -46,6 +47,20 @@ export interface Target {
   /** Makes everything applied so far durable, before the consumer commits its offsets. */
   flush?(): Promise<void>
   close(): Promise<void>
+}
+
+
+/**
+ * What a forwarding target (a Kafka topic, an SQS queue) writes: the mutation as a new entry of the next
+ * hop's log. Its routing (`target`), delivery time, attempts, failures and replay count were about this
+ * hop — the target it was addressed to is this one, its delay was waited out here, its replays were this
+ * DLQ's — so none of them travel: the next hop's namespace routes, retries and guards it afresh. Key,
+ * payload, headers, createdAt, id and idempotency key are kept.
+ */
+export function forwardedCopy(mutation: Mutation): Mutation {
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>
+  for (const name in mutation.headers) if (name !== REPLAYS_HEADER) headers[name] = mutation.headers[name]!
+  return { ...mutation, headers, target: null, notBeforeMs: null, attempts: 0, failures: [] }
 }
 
 /** Converts anything an apply threw into a TargetError (unknown errors are retryable). */

@@ -5,7 +5,8 @@
  */
 import type { KafkaLogSettings } from '../../config/schema.js'
 import { DurabilityUnknownError, WalError } from '../../errors.js'
-import { describeKafkaError, kafkaClientConfig, loadKafkajs, rootKafkaError, type KafkaModule } from '../../kafka/client.js'
+import { describeKafkaError, kafkaClientConfig, kafkaFault, loadKafkajs, recordTooLarge, riding, rootKafkaError, type KafkaModule } from '../../kafka/client.js'
+import { BATCH_OVERHEAD_BYTES, batchBudget, chunkByPartitionBytes, maxMessageBytes, recordBytes, sendChunks } from '../../kafka/record-batches.js'
 import { PartitionReader } from '../../kafka/partition-reader.js'
 import type { PartitionMark } from '../backend.js'
 import type { IncomingRecord, OutgoingRecord } from './record-codec.js'
@@ -14,6 +15,9 @@ export interface TopicMessages {
   topic: string
   messages: OutgoingRecord[]
 }
+
+/** Where a record was written (offset -1 where the partition was the producer's pick among several), or why not. */
+export type RecordOutcome = { partition: number; offset: number; error?: undefined } | { error: WalError }
 
 export class KafkaConnection {
   private reader_: Promise<PartitionReader> | undefined
@@ -36,6 +40,15 @@ export class KafkaConnection {
       throw describeKafkaError(settings.cluster, error)
     }
     return new KafkaConnection(settings, kafkajs, kafka, admin)
+  }
+
+  /** An admin call, with transient broker states (no leader yet, coordinator loading) waited out. */
+  async adminCall<T>(call: (admin: import('kafkajs').Admin) => Promise<T>): Promise<T> {
+    try {
+      return await riding(() => call(this.admin))
+    } catch (error) {
+      throw this.error(error)
+    }
   }
 
   /** Converts a kafkajs error into wal's. */
@@ -70,37 +83,112 @@ export class KafkaConnection {
   }
 
   /**
-   * Sends records and waits for all in-sync replicas. A failure once the request may have reached the
-   * brokers is DurabilityUnknownError: the records may or may not be in the log.
+   * Sends records and waits for all in-sync replicas, in requests the brokers take (see
+   * record-batches.ts), one after another. Answers per topic entry and record: where it was written, or
+   * why not — an InvalidRecordError for a record the brokers refused (its neighbours are written), a
+   * DurabilityUnknownError once a request may have reached the brokers without an answer (that record
+   * and those after it may or may not be in the log).
    */
-  async send(batch: TopicMessages[]): Promise<import('kafkajs').RecordMetadata[]> {
+  async sendRecords(batch: readonly TopicMessages[]): Promise<RecordOutcome[][]> {
+    const out: RecordOutcome[][] = batch.map((entry) => new Array<RecordOutcome>(entry.messages.length))
+    const limits = new Map<string, number>()
+    for (const { topic } of batch) if (!limits.has(topic)) limits.set(topic, await this.maxMessageBytes(topic))
+    const items: Array<{ t: number; m: number; topic: string; record: OutgoingRecord; bytes: number }> = []
+    batch.forEach((entry, t) =>
+      entry.messages.forEach((record, m) => {
+        const bytes = recordBytes(record)
+        const limit = limits.get(entry.topic)!
+        if (bytes + BATCH_OVERHEAD_BYTES > limit) out[t]![m] = { error: recordTooLarge(this.settings.cluster, entry.topic, bytes, limit) }
+        else items.push({ t, m, topic: entry.topic, record, bytes })
+      }),
+    )
+    const budget = Math.min(...[...limits.values()].map(batchBudget))
+    const chunks = chunkByPartitionBytes(items, { bytes: (i) => i.bytes, partitionOf: (i) => `${i.topic}\u0000${i.record.partition ?? '*'}`, maxBytes: budget })
+    const outcomes = await sendChunks(chunks, (chunk) => this.sendChunk(chunk), (error) => kafkaFault(error) === 'record')
+    items.forEach((item, i) => {
+      const outcome = outcomes[i]!
+      out[item.t]![item.m] = 'ok' in outcome ? outcome.ok : { error: this.sendError(outcome.error, item.topic) }
+    })
+    return out
+  }
+
+  private readonly limits = new Map<string, Promise<number>>()
+
+  /** A topic's max.message.bytes, read once per connection. */
+  private maxMessageBytes(topic: string): Promise<number> {
+    let limit = this.limits.get(topic)
+    if (!limit) {
+      limit = maxMessageBytes(this.admin, topic)
+      this.limits.set(topic, limit)
+    }
+    return limit
+  }
+
+  /** sendRecords for callers that need all or nothing: throws the first failure. */
+  async send(batch: readonly TopicMessages[]): Promise<void> {
+    for (const entry of await this.sendRecords(batch)) {
+      for (const outcome of entry) if (outcome.error) throw outcome.error
+    }
+  }
+
+  private sendError(error: unknown, topic: string): WalError {
+    if (error instanceof WalError) return error
+    const root = rootKafkaError(error)
+    if (kafkaFault(error) === 'record') return describeKafkaError(this.settings.cluster, error, { topic })
+    if (root.retriable === false && root.name === 'KafkaJSProtocolError') return this.error(error)
+    return new DurabilityUnknownError(`Kafka cluster "${this.settings.cluster.name}": ${root.message}: the outcome of the write is unknown`, {
+      cause: error,
+      suggestions: ['produce the same mutations again with their idempotency keys: the duplicates are recognized', 'check the brokers (`wal ns show` reports what it can reach)'],
+    })
+  }
+
+  /** One request. Offsets follow each partition's base offset, in the order records were given. */
+  private async sendChunk(chunk: ReadonlyArray<{ topic: string; record: OutgoingRecord }>): Promise<RecordOutcome[]> {
     const producer = await this.producer()
+    const byTopic = new Map<string, OutgoingRecord[]>()
+    for (const { topic, record } of chunk) {
+      const list = byTopic.get(topic)
+      if (list) list.push(record)
+      else byTopic.set(topic, [record])
+    }
     const timeoutMs = this.settings.cluster.deliveryTimeoutMs
     let timer: NodeJS.Timeout | undefined
+    let metadata: import('kafkajs').RecordMetadata[]
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer from the brokers within ${timeoutMs / 1000} s (deliveryTimeoutMs)`)), timeoutMs)
       })
-      return await Promise.race([producer.sendBatch({ topicMessages: batch, acks: -1, timeout: timeoutMs }), timeout])
+      metadata = await Promise.race([producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), acks: -1, timeout: timeoutMs }), timeout])
     } catch (error) {
-      const root = rootKafkaError(error)
-      // The producer's sequence numbers no longer match what the brokers hold: start a new one next time.
+      // The producer's sequence numbers no longer match what the brokers hold (a request may have been
+      // written for some partitions and refused for one): start a new producer next time.
       this.producer_ = undefined
       void producer.disconnect().catch(() => undefined)
-      if (root.retriable === false && root.name === 'KafkaJSProtocolError') throw this.error(error)
-      throw new DurabilityUnknownError(`Kafka cluster "${this.settings.cluster.name}": ${root.message}: the outcome of the write is unknown`, {
-        cause: error,
-        suggestions: ['produce the same mutations again with their idempotency keys: the duplicates are recognized', 'check the brokers (`wal ns show` reports what it can reach)'],
-      })
+      throw error
     } finally {
       clearTimeout(timer)
     }
+    const next = new Map(metadata.map((r) => [`${r.topicName}\u0000${r.partition}`, Number(r.baseOffset ?? r.offset)]))
+    const only = new Map<string, number>()
+    for (const [topic] of byTopic) {
+      const own = metadata.filter((r) => r.topicName === topic)
+      if (own.length === 1) only.set(topic, own[0]!.partition)
+    }
+    return chunk.map(({ topic, record }) => {
+      const partition = record.partition ?? only.get(topic)
+      if (partition === undefined) return { partition: -1, offset: -1 }
+      const id = `${topic}\u0000${partition}`
+      const offset = next.get(id)
+      if (offset === undefined) return { partition, offset: -1 }
+      next.set(id, offset + 1)
+      return { partition, offset }
+    })
   }
 
   /** Low and high offsets of every partition of a topic. */
   async marks(topic: string): Promise<PartitionMark[]> {
     try {
-      const offsets = await this.admin.fetchTopicOffsets(topic)
+      const offsets = await riding(() => this.admin.fetchTopicOffsets(topic))
       return offsets.map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) })).sort((a, b) => a.partition - b.partition)
     } catch (error) {
       throw this.error(error)
@@ -110,7 +198,7 @@ export class KafkaConnection {
   /** Partition count of a topic, or null when it does not exist. */
   async partitionCount(topic: string): Promise<number | null> {
     try {
-      const { topics } = await this.admin.fetchTopicMetadata({ topics: [topic] })
+      const { topics } = await riding(() => this.admin.fetchTopicMetadata({ topics: [topic] }))
       return topics[0]?.partitions.length ?? null
     } catch (error) {
       if (rootKafkaError(error).type === 'UNKNOWN_TOPIC_OR_PARTITION') return null

@@ -11,6 +11,7 @@
  * redo replaces rather than duplicates them.
  */
 import { decodeEnvelopeLine, encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
+import { riding } from '../../kafka/client.js'
 import type { ClaimResult, ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
 import { MAX_PARTITIONS } from '../../config/schema.js'
 import { partitionForKey } from '../partitioner.js'
@@ -102,7 +103,7 @@ export class KafkaConsumerStore implements ConsumerStore {
 
   async committed(partitions: readonly number[]): Promise<Map<number, number>> {
     try {
-      const [offsets] = await this.log.connection.admin.fetchOffsets({ groupId: this.groupId, topics: [this.log.topics.log] })
+      const [offsets] = await riding(() => this.log.connection.admin.fetchOffsets({ groupId: this.groupId, topics: [this.log.topics.log] }))
       const marks = await this.log.marks()
       const found = new Map((offsets?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]))
       return new Map(partitions.map((p) => [p, (found.get(p) ?? -1) >= 0 ? found.get(p)! : marks[p]!.low]))
@@ -270,7 +271,7 @@ export class KafkaConsumerStore implements ConsumerStore {
   async leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>> {
     const { admin, kafkajs } = this.log.connection
     try {
-      const { groups } = await admin.describeGroups([this.groupId])
+      const { groups } = await riding(() => admin.describeGroups([this.groupId]))
       const leases: Array<{ partition: number; owner: string; expiresAtMs: number }> = []
       for (const m of groups[0]?.members ?? []) {
         if (m.memberAssignment.length === 0) continue

@@ -8,6 +8,7 @@
  * An entry's seq is its offset + 1. The same mutation dead-lettered twice for one target (a consumer that
  * crashed before committing redoes it) shows once: the newest entry counts.
  */
+import { parseTimeHeader } from '../../envelope/created-at.js'
 import type { ErrorClass } from '../../envelope/envelope.js'
 import { newMutationId } from '../../envelope/id.js'
 import type { AuditRecord, DeadLetter, DeadLetterQueue, DlqEntry, DlqQuery } from '../backend.js'
@@ -31,7 +32,7 @@ export function dlqRecord(target: string, d: DeadLetter): OutgoingRecord {
     [DLQ_HEADER.errorClass]: d.errorClass,
     [DLQ_HEADER.code]: d.code,
     [DLQ_HEADER.message]: d.message.slice(0, 1000),
-    [DLQ_HEADER.at]: String(d.atMs),
+    [DLQ_HEADER.at]: new Date(d.atMs).toISOString(),
   })
 }
 
@@ -86,7 +87,7 @@ export class KafkaDeadLetterQueue implements DeadLetterQueue {
         errorClass: (header(record, DLQ_HEADER.errorClass) ?? 'fatal') as ErrorClass,
         code: header(record, DLQ_HEADER.code) ?? '',
         message: header(record, DLQ_HEADER.message) ?? '',
-        deadAtMs: Number(header(record, DLQ_HEADER.at) ?? mutation.appendedAtMs),
+        deadAtMs: parseTimeHeader(header(record, DLQ_HEADER.at) ?? '') || mutation.appendedAtMs,
         parked: state.parked.has(seq),
       }
       const identity = `${target}\u0000${mutation.id}`

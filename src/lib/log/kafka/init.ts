@@ -1,6 +1,7 @@
 /** Creates a Kafka namespace's topics (see topics.ts), leaving those that exist as they are. */
 import type { NamespaceSettings } from '../../config/schema.js'
 import type { InitializedPart } from '../../ns/init.js'
+import { createTopic } from '../../kafka/topics.js'
 import { KafkaConnection } from './connection.js'
 import { HISTORY_RETENTION_MS, namespaceTopics } from './topics.js'
 
@@ -20,12 +21,7 @@ export async function initKafkaNamespace(settings: NamespaceSettings): Promise<I
     const existing = await connection.partitionCount(topics.log)
     // The state topics follow the log's partitions: the log's if it exists, else the config's.
     const partitions = existing ?? settings.partitions
-    let brokers: number
-    try {
-      brokers = (await admin.describeCluster()).brokers.length
-    } catch (error) {
-      throw connection.error(error)
-    }
+    const brokers = (await connection.adminCall((a) => a.describeCluster())).brokers.length
     const replicationFactor = kafka.replicationFactor ?? Math.min(3, brokers)
     const retention = kafka.retentionMs === null ? [] : [{ name: 'retention.ms', value: String(kafka.retentionMs) }]
     const plans: TopicPlan[] = [
@@ -48,10 +44,7 @@ export async function initKafkaNamespace(settings: NamespaceSettings): Promise<I
         continue
       }
       try {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: [{ topic: plan.name, numPartitions: plan.partitions, replicationFactor, configEntries: plan.configEntries }],
-        })
+        await createTopic(admin, { name: plan.name, partitions: plan.partitions, replicationFactor, configEntries: plan.configEntries })
       } catch (error) {
         throw connection.error(error)
       }

@@ -6,11 +6,10 @@
  */
 import type { NamespaceSettings } from '../../config/schema.js'
 import type { LogRecord, Mutation } from '../../envelope/envelope.js'
-import { InvalidRecordError, NotFoundError } from '../../errors.js'
-import { formatBytes } from '../../format.js'
-import { rootKafkaError } from '../../kafka/client.js'
+import { NotFoundError } from '../../errors.js'
+import { riding } from '../../kafka/client.js'
 import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
-import { partitionForKey } from '../partitioner.js'
+import { partitionerFor } from '../partitioner.js'
 import { KafkaConnection } from './connection.js'
 import { KafkaConsumerStore } from './consumer-store.js'
 import { KafkaDeadLetterQueue } from './dead-letter-queue.js'
@@ -20,17 +19,6 @@ import { namespaceTopics, type NamespaceTopics } from './topics.js'
 
 /** Mutations sent in one request at most, when appends are grouped. */
 const MAX_APPEND_RECORDS = 4000
-/** Records at least this large are sent on their own (see appendNow). */
-const SOLO_RECORD_BYTES = 256 * 1024
-/** Broker error types that blame the record sent, not the cluster. */
-const RECORD_AT_FAULT: ReadonlySet<string> = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE'])
-
-/** About how many bytes a record takes in a request: key, value and headers. */
-function recordBytes(record: OutgoingRecord): number {
-  let n = Buffer.byteLength(record.key) + (typeof record.value === 'string' ? Buffer.byteLength(record.value) : record.value.length)
-  for (const name of Object.keys(record.headers)) n += Buffer.byteLength(name) + Buffer.byteLength(record.headers[name]!)
-  return n
-}
 /** How long a following reader lets the broker wait for new records. */
 const FOLLOW_WAIT_MS = 500
 /** Records fetched per partition and request. */
@@ -65,7 +53,12 @@ export class KafkaLog implements LogBackend {
   ) {
     this.topics = namespaceTopics(settings.kafka!.topic)
     this.idempotency = new IdempotencyIndex(this)
+    const partitioner = partitionerFor(settings.kafka!.partitioner)
+    this.partitionOf = (key) => partitioner(key, this.partitions)
   }
+
+  /** The partition of a key, by the namespace's partitioner. */
+  readonly partitionOf: (key: string) => number
 
   get namespace(): string {
     return this.settings.name
@@ -97,21 +90,12 @@ export class KafkaLog implements LogBackend {
    */
   append(mutations: readonly Mutation[], options: AppendOptions = {}): Promise<AppendResult[]> {
     return new Promise((resolve, reject) => {
-      this.pending.push({
-        mutations,
-        // A record the brokers refused for what it is (too large): in its result, or thrown.
-        resolve: (results) => {
-          const refused = results.find((r) => r.error !== undefined)
-          if (refused && !options.perEntryErrors) reject(refused.error)
-          else resolve(results)
-        },
-        reject,
-      })
+      this.pending.push({ mutations, perEntryErrors: options.perEntryErrors ?? false, resolve, reject })
       if (!this.appending) void this.appendPending()
     })
   }
 
-  private pending: Array<{ mutations: readonly Mutation[]; resolve: (results: AppendResult[]) => void; reject: (error: unknown) => void }> = []
+  private pending: Array<{ mutations: readonly Mutation[]; perEntryErrors: boolean; resolve: (results: AppendResult[]) => void; reject: (error: unknown) => void }> = []
   private appending = false
 
   private async appendPending(): Promise<void> {
@@ -129,8 +113,11 @@ export class KafkaLog implements LogBackend {
           const results = await this.appendNow(group.flatMap((g) => g.mutations))
           let at = 0
           for (const g of group) {
-            g.resolve(results.slice(at, at + g.mutations.length))
+            const own = results.slice(at, at + g.mutations.length)
             at += g.mutations.length
+            const failed = g.perEntryErrors ? undefined : own.find((r) => r.error)
+            if (failed) g.reject(failed.error)
+            else g.resolve(own)
           }
         } catch (error) {
           for (const g of group) g.reject(error)
@@ -143,7 +130,7 @@ export class KafkaLog implements LogBackend {
 
   private async appendNow(mutations: readonly Mutation[]): Promise<AppendResult[]> {
     const results: Array<AppendResult | undefined> = new Array(mutations.length)
-    const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: partitionForKey(m.key, this.partitions) })))
+    const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: this.partitionOf(m.key) })))
     const messages: OutgoingRecord[] = []
     const sent: number[] = []
     /** A key repeated within this batch: the first one is written, the others are its duplicates. */
@@ -160,49 +147,22 @@ export class KafkaLog implements LogBackend {
         inBatch.set(m.idempotencyKey, i)
       }
       const record = encodeRecord(m)
-      record.partition = partitionForKey(m.key, this.partitions)
+      record.partition = this.partitionOf(m.key)
       messages.push(record)
       sent.push(i)
     })
-    // A large record goes in a request of its own, in its place in the order: if the brokers refuse it
-    // (MESSAGE_TOO_LARGE), only it is rejected, and nothing else of the batch is in doubt.
-    let at = 0
-    while (at < messages.length) {
-      let end = at + 1
-      if (recordBytes(messages[at]!) < SOLO_RECORD_BYTES) while (end < messages.length && recordBytes(messages[end]!) < SOLO_RECORD_BYTES) end++
-      const part = messages.slice(at, end)
-      const indexes = sent.slice(at, end)
-      at = end
-      let metadata
-      try {
-        metadata = await this.connection.send([{ topic: this.topics.log, messages: part }])
-      } catch (error) {
-        const type = rootKafkaError((error as { cause?: unknown }).cause ?? error).type
-        if (part.length !== 1 || type === undefined || !RECORD_AT_FAULT.has(type)) throw error
-        const m = mutations[indexes[0]!]!
-        results[indexes[0]!] = {
-          id: m.id,
-          partition: part[0]!.partition!,
-          offset: -1,
-          duplicate: false,
-          error: new InvalidRecordError(`the Kafka brokers refused the record (${type}): ${formatBytes(recordBytes(part[0]!))} with key and headers`, {
-            code: 'WAL_KAFKA_RECORD_REFUSED',
-            cause: error,
-            suggestions: [`make it smaller, or raise the topic's max.message.bytes (and lower namespaces.${this.namespace}.maxPayloadBytes to match)`],
-          }),
+    if (messages.length > 0) {
+      const [outcomes] = await this.connection.sendRecords([{ topic: this.topics.log, messages }])
+      for (let j = 0; j < messages.length; j++) {
+        const i = sent[j]!
+        const outcome = outcomes![j]!
+        if (outcome.error) {
+          results[i] = { id: mutations[i]!.id, partition: messages[j]!.partition!, offset: -1, duplicate: false, error: outcome.error }
+          continue
         }
-        continue
-      }
-      const next = new Map(metadata.map((r) => [r.partition, Number(r.baseOffset ?? r.offset)]))
-      // kafkajs sends one batch per partition, in order: offsets follow the base offset one by one.
-      for (let j = 0; j < part.length; j++) {
-        const i = indexes[j]!
-        const partition = part[j]!.partition!
-        const offset = next.get(partition)!
-        next.set(partition, offset + 1)
-        results[i] = { id: mutations[i]!.id, partition, offset, duplicate: false }
+        results[i] = { id: mutations[i]!.id, partition: outcome.partition, offset: outcome.offset, duplicate: false }
         const key = mutations[i]!.idempotencyKey
-        if (key !== null) this.idempotency.remember(key, { id: mutations[i]!.id, partition, offset })
+        if (key !== null) this.idempotency.remember(key, { id: mutations[i]!.id, partition: outcome.partition, offset: outcome.offset })
       }
     }
     mutations.forEach((m, i) => {
@@ -220,7 +180,7 @@ export class KafkaLog implements LogBackend {
 
   async offsetsForTime(timeMs: number): Promise<Map<number, number>> {
     try {
-      const [found, marks] = await Promise.all([this.connection.admin.fetchTopicOffsetsByTimestamp(this.topics.log, timeMs), this.marks()])
+      const [found, marks] = await Promise.all([riding(() => this.connection.admin.fetchTopicOffsetsByTimestamp(this.topics.log, timeMs)), this.marks()])
       return new Map(found.map((o) => [o.partition, Number(o.offset) < 0 ? marks[o.partition]!.high : Number(o.offset)]))
     } catch (error) {
       throw this.connection.error(error)

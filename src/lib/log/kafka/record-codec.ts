@@ -11,6 +11,7 @@
  */
 import { isUtf8 } from 'node:buffer'
 
+import { formatCreatedAt, parseTimeHeader } from '../../envelope/created-at.js'
 import { foreignRecordId, ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
@@ -50,8 +51,9 @@ export interface IncomingRecord {
 /** The record that stores a mutation; extra headers (DLQ context) are added after the mutation's. */
 export function encodeRecord(m: Mutation, extraHeaders?: Record<string, string>): OutgoingRecord {
   const headers: Record<string, string> = { ...m.headers, [HEADER.id]: m.id }
-  // The record timestamp carries createdAt; the header only when it has more precision than milliseconds.
-  if (!Number.isInteger(m.createdAtMs)) headers[HEADER.createdAt] = String(m.createdAtMs)
+  // The record timestamp carries createdAt; the header (ISO 8601 with microseconds) only when it has more
+  // precision than milliseconds.
+  if (!Number.isInteger(m.createdAtMs)) headers[HEADER.createdAt] = formatCreatedAt(m.createdAtMs)
   if (m.payload.encoding === 'base64') headers[HEADER.encoding] = 'base64'
   if (m.notBeforeMs !== null) headers[HEADER.notBefore] = String(m.notBeforeMs)
   if (m.target !== null) headers[HEADER.target] = m.target
@@ -89,6 +91,13 @@ function foreignPayload(value: Buffer | null): Payload {
 }
 
 /** A number that a wal-* header holds: an integer (or a time) within range, else the record is poison. */
+/** A time header as wal writes it (ISO 8601, or epoch milliseconds as earlier versions did), in range. */
+function headerTime(name: string, text: string): number {
+  const ms = parseTimeHeader(text)
+  if (!Number.isFinite(ms) || !timeInRange(ms)) throw new Error(`header ${name} is ${JSON.stringify(text.slice(0, 40))}, not a time wal stores`)
+  return ms
+}
+
 function headerNumber(name: string, text: string, time: boolean): number {
   const n = Number(text)
   const ok = time ? Number.isFinite(n) && timeInRange(n) : Number.isSafeInteger(n) && n >= 0
@@ -150,7 +159,7 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
       key: record.key === null || record.key.length === 0 ? id : record.key.toString('utf8'),
       payload: base64 ? { encoding: 'base64', bytes: value } : { encoding: 'json', json: checkedJson(utf8.decode(value)) },
       headers,
-      createdAtMs: createdAt === undefined ? headerNumber('timestamp', record.timestamp, true) : headerNumber(HEADER.createdAt, createdAt, true),
+      createdAtMs: createdAt === undefined ? headerNumber('timestamp', record.timestamp, true) : headerTime(HEADER.createdAt, createdAt),
       notBeforeMs: notBefore === undefined ? null : Math.floor(headerNumber(HEADER.notBefore, notBefore, true)),
       target: meta[HEADER.target] ?? null,
       idempotencyKey: meta[HEADER.idempotencyKey] ?? null,

@@ -51,6 +51,8 @@ export interface DeadLetterContext {
   atMs: number
   shard: number
   parked?: boolean
+  /** Where a replay addresses it, when not `target` (null: every target). */
+  replayTarget?: string | null
 }
 
 function str(value: string): MessageAttributeValue {
@@ -89,8 +91,10 @@ export function encodeMessage(mutation: Mutation, options: EncodeOptions): Outgo
     attributes[ATTR.dlqShard] = { DataType: 'Number', StringValue: String(dead.shard) }
     if (dead.parked) attributes[ATTR.parked] = str('true')
   }
+  const body = encodeEnvelope(mutation)
+  addHeaderAttributes(attributes, mutation.headers, body)
   return {
-    MessageBody: encodeEnvelope(mutation),
+    MessageBody: body,
     MessageAttributes: attributes,
     ...(options.fifo
       ? {
@@ -101,6 +105,46 @@ export function encodeMessage(mutation: Mutation, options: EncodeOptions): Outgo
       : options.delaySeconds
         ? { DelaySeconds: Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil(options.delaySeconds))) }
         : {}),
+  }
+}
+
+/** SQS takes at most this many message attributes per message. */
+export const MAX_MESSAGE_ATTRIBUTES = 10
+
+/** A name SQS takes for a message attribute (and that is not one of wal's own). */
+function attributeName(name: string): boolean {
+  return (
+    /^[A-Za-z0-9_.-]{1,256}$/.test(name) &&
+    !/^(aws\.|amazon\.|wal-)/i.test(name) &&
+    !name.startsWith('.') &&
+    !name.endsWith('.') &&
+    !name.includes('..')
+  )
+}
+
+const ATTRIBUTE_VALUE = /^(?:[\t\n\r\u0020-\uD7FF\uE000-\uFFFD]|[\uD800-\uDBFF][\uDC00-\uDFFF])+$/
+
+/** A value SQS takes in a String attribute: not empty, and only the characters it allows. */
+function attributeValue(value: string): boolean {
+  return ATTRIBUTE_VALUE.test(value)
+}
+
+/**
+ * The user's headers as message attributes too, so that consumers that read attributes (SNS filter
+ * policies, Lambda event filters, other SQS clients) see them: in the order given, as many as fit in
+ * SQS's 10 attributes beside wal's own and within the message size limit. Names or values SQS does not
+ * take as attributes are skipped. Every header stays in the body's envelope, which is what wal reads.
+ */
+function addHeaderAttributes(attributes: Record<string, MessageAttributeValue>, headers: Record<string, string>, body: string): void {
+  let bytes = messageBytes(body, attributes)
+  for (const name in headers) {
+    if (Object.keys(attributes).length >= MAX_MESSAGE_ATTRIBUTES) return
+    const value = headers[name]!
+    if (!attributeName(name) || !attributeValue(value)) continue
+    const added = Buffer.byteLength(name) + Buffer.byteLength('String') + Buffer.byteLength(value)
+    if (bytes + added > MAX_MESSAGE_BYTES) continue
+    attributes[name] = str(value)
+    bytes += added
   }
 }
 
@@ -224,10 +268,12 @@ export function deadLetterContext(message: Message, record: LogRecord, maxReceiv
     }
   }
   // Moved by the queue's redrive policy: the consumer never finished it (it crashed, or it was peeked
-  // and received too often). The last failure recorded in the envelope, if any, says more.
+  // and received too often). The last failure recorded in the envelope, if any, says more. Which targets
+  // applied it is not known, so a replay sends it back as it was addressed.
   const last = record.failures.at(-1)
   return {
-    target: last?.target ?? record.target ?? '(any)',
+    target: record.target ?? '(any)',
+    replayTarget: record.target,
     errorClass: 'infrastructure',
     code: 'SQS_MAX_RECEIVES',
     message: `moved to the DLQ by SQS after ${message.Attributes?.ApproximateReceiveCount ?? '?'} receives${maxReceiveCount === null ? '' : ` (maxReceiveCount ${maxReceiveCount})`}${last ? `; last failure: ${last.message}` : ''}`,

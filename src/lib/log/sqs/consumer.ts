@@ -94,7 +94,14 @@ export class SqsConsumer {
   private readonly blocked = new Map<string, number>()
   /** Messages hidden for a retry, by MessageId → when they are due again (for --until-idle). */
   private readonly retries = new Map<string, number>()
+  /**
+   * Per shard: whether its last poll, made while none of its messages was being worked on, brought
+   * nothing to do now (nothing, or only messages not due yet). A FIFO queue hands out nothing of a group
+   * while one of its messages is held, so an empty poll during work says nothing about what waits behind.
+   */
   private readonly emptyPolls = new Map<number, boolean>()
+  /** Per shard: messages received and not finished. */
+  private readonly working = new Map<number, number>()
   private failure: unknown
   private unreachableSinceMs: number | null = null
   /** Aborted when --until-idle gives up: waits for a paused target end, their messages go back. */
@@ -176,6 +183,7 @@ export class SqsConsumer {
         continue
       }
       let messages: Message[]
+      const quiet = (this.working.get(queue.shard) ?? 0) === 0
       try {
         messages = await this.options.log.queues.receive(
           queue.url,
@@ -205,12 +213,23 @@ export class SqsConsumer {
         backoff = Math.min(30_000, backoff * 2)
         continue
       }
-      this.emptyPolls.set(queue.shard, messages.length === 0)
-      for (const message of messages) {
+      // Messages not due yet, or waiting behind an earlier one of their key, are only put back: no work.
+      const nowMs = this.options.now()
+      const received = messages.map((message) => {
+        const { partition: _p, offset: _o, appendedAtMs: _a, ...mutation } = decodeMessage(message, { queue: queue.name, shard: queue.shard, namespace: this.options.log.namespace })
+        const waits = (mutation.notBeforeMs !== null && mutation.notBeforeMs > nowMs) || (this.blocked.get(mutation.key) ?? 0) > Date.now()
+        return { message, mutation, waits }
+      })
+      this.emptyPolls.set(queue.shard, quiet && received.every((r) => r.waits))
+      for (const { message, mutation, waits } of received) {
         this.inFlight++
-        const record = decodeMessage(message, { queue: queue.name, shard: queue.shard, namespace: this.options.log.namespace })
-        const { partition: _p, offset: _o, appendedAtMs: _a, ...mutation } = record
-        this.executor.push(mutation.key, () => this.process(queue, message, mutation).finally(() => this.inFlight--))
+        if (!waits) this.working.set(queue.shard, (this.working.get(queue.shard) ?? 0) + 1)
+        this.executor.push(mutation.key, () =>
+          this.process(queue, message, mutation).finally(() => {
+            this.inFlight--
+            if (!waits) this.working.set(queue.shard, this.working.get(queue.shard)! - 1)
+          }),
+        )
       }
     }
   }

@@ -60,6 +60,7 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
             seq: 0,
             ref: message.MessageId!,
             target: why.target,
+            ...(why.replayTarget === undefined ? {} : { replayTarget: why.replayTarget }),
             partition: why.shard,
             mutation,
             errorClass: why.errorClass,

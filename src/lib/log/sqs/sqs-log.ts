@@ -22,6 +22,8 @@ import { namespaceQueues, type NamespaceQueues } from './queues.js'
 
 /** SendMessageBatch requests in flight at once per append. */
 const SEND_CONCURRENCY = 16
+/** FIFO queues: lanes of message groups sent side by side (each lane in order). */
+const FIFO_LANES = 16
 /** Tries for entries SQS failed on its side (SenderFault false) before the line is reported. */
 const ENTRY_TRIES = 4
 /** How long a peek holds messages hidden while it pages through a queue. */
@@ -129,12 +131,17 @@ export class SqsQueues {
   /**
    * Sends entries (at most 10 per request, within 256 KiB), retrying the entries SQS failed on its
    * side. Resolves with, per entry, its MessageId or the error that stopped it.
+   *
+   * On a FIFO queue, SQS orders a message group by arrival: requests carrying the same group must not
+   * overlap. Entries go to lanes by group (a group always to the same lane), each lane sends its requests
+   * one after another — also across calls, so a later call's messages of a group queue behind an earlier
+   * call's — and the lanes run side by side: one group is sent in order, many groups at once.
    */
   async sendAll(url: string, entries: OutgoingMessage[]): Promise<Array<{ messageId?: string; error?: WalError }>> {
     const out: Array<{ messageId?: string; error?: WalError }> = entries.map(() => ({}))
-    const batches: number[][] = []
-    let batch: number[] = []
-    let bytes = 0
+    const fifo = entries.some((e) => e.MessageGroupId !== undefined)
+    const lanes = new Map<number, number[][]>()
+    const open = new Map<number, { batch: number[]; bytes: number }>()
     entries.forEach((entry, i) => {
       const size = messageBytes(entry.MessageBody, entry.MessageAttributes ?? {})
       if (size > MAX_MESSAGE_BYTES) {
@@ -146,25 +153,47 @@ export class SqsQueues {
         }
         return
       }
-      if (batch.length === MAX_BATCH_ENTRIES || bytes + size > MAX_MESSAGE_BYTES) {
-        batches.push(batch)
-        batch = []
-        bytes = 0
+      // Standard queues: one lane, whose batches go out SEND_CONCURRENCY at a time.
+      const lane = fifo ? partitionForKey(entry.MessageGroupId ?? '', FIFO_LANES) : 0
+      const batches = lanes.get(lane) ?? []
+      lanes.set(lane, batches)
+      let current = open.get(lane)
+      if (!current || current.batch.length === MAX_BATCH_ENTRIES || current.bytes + size > MAX_MESSAGE_BYTES) {
+        current = { batch: [], bytes: 0 }
+        open.set(lane, current)
+        batches.push(current.batch)
       }
-      batch.push(i)
-      bytes += size
+      current.batch.push(i)
+      current.bytes += size
     })
-    if (batch.length > 0) batches.push(batch)
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < batches.length) {
-        const indexes = batches[next++]!
-        await this.sendBatch(url, entries, indexes, out)
+    if (!fifo) {
+      const batches = lanes.get(0) ?? []
+      let next = 0
+      const worker = async (): Promise<void> => {
+        while (next < batches.length) await this.sendBatch(url, entries, batches[next++]!, out)
       }
+      await Promise.all(Array.from({ length: Math.min(SEND_CONCURRENCY, batches.length) }, worker))
+      return out
     }
-    await Promise.all(Array.from({ length: Math.min(SEND_CONCURRENCY, batches.length) }, worker))
+    await Promise.all(
+      [...lanes].map(([lane, batches]) => {
+        const id = `${url}\u0000${lane}`
+        const sent = (this.laneTails.get(id) ?? Promise.resolve()).then(async () => {
+          for (const batch of batches) await this.sendBatch(url, entries, batch, out)
+        })
+        const tail = sent.catch(() => undefined)
+        this.laneTails.set(id, tail)
+        void tail.then(() => {
+          if (this.laneTails.get(id) === tail) this.laneTails.delete(id)
+        })
+        return sent
+      }),
+    )
     return out
   }
+
+  /** FIFO: per queue and lane, the end of what is being sent, for the next send of that lane to follow. */
+  private readonly laneTails = new Map<string, Promise<void>>()
 
   private async sendBatch(url: string, entries: readonly OutgoingMessage[], indexes: number[], out: Array<{ messageId?: string; error?: WalError }>): Promise<void> {
     let pending = indexes

@@ -9,11 +9,13 @@
  */
 import type { KafkaClusterSettings } from '../../config/schema.js'
 import type { Mutation } from '../../envelope/envelope.js'
-import { WalError } from '../../errors.js'
-import { kafkaClientConfig, loadKafkajs } from '../../kafka/client.js'
+import { ConfigError, WalError } from '../../errors.js'
+import { kafkaClientConfig, kafkaFault, loadKafkajs, recordTooLarge, rootKafkaError } from '../../kafka/client.js'
+import { BATCH_OVERHEAD_BYTES, batchBudget, chunkByPartitionBytes, DEFAULT_MAX_MESSAGE_BYTES, maxMessageBytes, recordBytes, sendChunks } from '../../kafka/record-batches.js'
+import { topicPartitions } from '../../kafka/topics.js'
 import { encodeRecord, type OutgoingRecord } from '../../log/kafka/record-codec.js'
 import { SendRounds } from '../send-rounds.js'
-import { TargetError, type Target } from '../target.js'
+import { forwardedCopy, TargetError, type Target } from '../target.js'
 
 export interface KafkaTargetOptions {
   name: string
@@ -27,31 +29,67 @@ type Producer = import('kafkajs').Producer
 /** Records per send, at most. */
 const MAX_BATCH = 1000
 
-/** How a kafkajs failure affects the target. */
+/** How a kafkajs failure affects the target: kafkaFault decides who is at fault, as for the log. */
 export function classifyKafkaError(error: unknown): TargetError {
   if (error instanceof TargetError) return error
   // Unreadable TLS files and the like: no retry will fix the configuration.
   if (error instanceof WalError) return new TargetError(error.message, { errorClass: 'fatal', code: error.code, cause: error })
-  const e = error as Error & { name: string; retriable?: boolean; type?: string; cause?: unknown; originalError?: unknown }
-  const root = (e.originalError ?? e.cause ?? e) as Error & { name: string; type?: string; retriable?: boolean }
-  const message = root.message ?? e.message
-  const names = [e.name, root.name]
-  // Cannot reach or log in to the cluster: pause the target rather than spend attempts.
-  if (names.some((n) => ['KafkaJSConnectionError', 'KafkaJSSASLAuthenticationError', 'KafkaJSBrokerNotFound', 'KafkaJSConnectionClosedError'].includes(n))) {
-    return new TargetError(`Kafka: ${message}`, { errorClass: 'infrastructure', code: root.type ?? root.name, cause: error })
+  const root = rootKafkaError(error)
+  const message = `Kafka: ${root.message ?? (error as Error).message}`
+  const code = root.type ?? root.name ?? 'KAFKA'
+  switch (kafkaFault(error)) {
+    case 'record':
+      return new TargetError(`${message} (raise the topic's max.message.bytes, or lower the namespace's maxPayloadBytes)`, { errorClass: 'fatal', code, cause: error })
+    case 'transient':
+      return new TargetError(message, { errorClass: 'retryable', code, cause: error })
+    case 'unreachable':
+    case 'auth':
+    case 'tls':
+      // Cannot reach or log in to the cluster: pause the target rather than spend attempts.
+      return new TargetError(message, { errorClass: 'infrastructure', code, cause: error })
+    default:
+      return new TargetError(message, { errorClass: root.retriable === false ? 'fatal' : 'retryable', code, cause: error })
   }
-  if (names.includes('KafkaJSRequestTimeoutError') || names.includes('KafkaJSNumberOfRetriesExceeded') || root.retriable === true) {
-    return new TargetError(`Kafka: ${message}`, { errorClass: 'retryable', code: root.type ?? root.name, cause: error })
-  }
-  return new TargetError(`Kafka: ${message}`, { errorClass: root.retriable === false ? 'fatal' : 'retryable', code: root.type ?? root.name ?? 'KAFKA', cause: error })
 }
 
 export class KafkaTarget implements Target {
   readonly name: string
   private producer: Promise<Producer> | undefined
 
-  constructor(private readonly options: KafkaTargetOptions) {
+  constructor(
+    private readonly options: KafkaTargetOptions,
+    /** The topic's max.message.bytes: larger records are dead-lettered without being sent. */
+    private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+  ) {
     this.name = options.name
+  }
+
+  /**
+   * A target whose topic was checked: a missing topic stops the consumer at start (exit 3, as a missing
+   * Cassandra keyspace does) instead of dead-lettering every mutation one by one. A cluster that cannot
+   * be reached or refuses the login now is left to the pipeline, which pauses the target until it answers.
+   */
+  static async open(options: KafkaTargetOptions): Promise<KafkaTarget> {
+    const kafkajs = await loadKafkajs()
+    const admin = new kafkajs.Kafka(kafkaClientConfig(options.cluster, kafkajs)).admin()
+    let partitions
+    let limit
+    try {
+      await admin.connect()
+      partitions = await topicPartitions(admin, options.topic)
+      if (partitions !== null) limit = await maxMessageBytes(admin, options.topic)
+    } catch {
+      return new KafkaTarget(options)
+    } finally {
+      await admin.disconnect().catch(() => undefined)
+    }
+    if (partitions === null) {
+      throw new ConfigError(`target "${options.name}": topic "${options.topic}" does not exist on Kafka cluster "${options.cluster.name}"`, {
+        code: 'WAL_TARGET_TOPIC',
+        suggestions: ['create it with `wal ns init -n NAMESPACE` (it creates the topics of the namespace\'s Kafka targets), or on the cluster'],
+      })
+    }
+    return new KafkaTarget(options, limit)
   }
 
   private connect(): Promise<Producer> {
@@ -70,16 +108,46 @@ export class KafkaTarget implements Target {
 
   private readonly rounds = new SendRounds<OutgoingRecord>({
     maxRound: MAX_BATCH,
+    // A round goes in requests the brokers take; a record they refuse fails alone (see record-batches.ts).
     send: async (records) => {
-      const producer = await this.connect()
-      await producer.send({ topic: this.options.topic, acks: -1, timeout: this.options.timeoutMs, messages: records })
+      const { topic, cluster, timeoutMs } = this.options
+      const limit = this.maxMessageBytes
+      const errors: unknown[] = records.map(() => undefined)
+      const fitting: number[] = []
+      records.forEach((record, i) => {
+        const bytes = recordBytes(record)
+        if (bytes + BATCH_OVERHEAD_BYTES > limit) errors[i] = recordTooLarge(cluster, topic, bytes, limit)
+        else fitting.push(i)
+      })
+      const chunks = chunkByPartitionBytes(fitting, { bytes: (i) => recordBytes(records[i]!), partitionOf: (i) => String(records[i]!.partition ?? '*'), maxBytes: batchBudget(limit) })
+      const outcomes = await sendChunks(
+        chunks,
+        async (chunk) => {
+          const producer = await this.connect()
+          try {
+            await producer.send({ topic, acks: -1, timeout: timeoutMs, messages: chunk.map((i) => records[i]!) })
+          } catch (error) {
+            // Its sequence numbers may no longer match the brokers': the next send starts a new producer.
+            this.producer = undefined
+            void producer.disconnect().catch(() => undefined)
+            throw error
+          }
+          return chunk.map(() => undefined)
+        },
+        (error) => kafkaFault(error) === 'record',
+      )
+      fitting.forEach((i, n) => {
+        const outcome = outcomes[n]!
+        if ('error' in outcome) errors[i] = outcome.error
+      })
+      return errors
     },
     classify: classifyKafkaError,
   })
 
   async apply(mutation: Mutation): Promise<void> {
-    // A replica starts its own history: the attempts made here are not the other region's.
-    return this.rounds.push(encodeRecord({ ...mutation, attempts: 0, failures: [] }))
+    // A replica starts its own history, and its own routing: this hop's target header is not the next one's.
+    return this.rounds.push(encodeRecord(forwardedCopy(mutation)))
   }
 
   async close(): Promise<void> {

@@ -10,7 +10,7 @@ import { BackendUnavailableError, ClusterAccessError, InvalidRecordError, NotFou
 import { encodeMessage, type OutgoingMessage } from '../../log/sqs/codec.js'
 import { SqsQueues } from '../../log/sqs/sqs-log.js'
 import { SendRounds } from '../send-rounds.js'
-import { TargetError, type Target } from '../target.js'
+import { forwardedCopy, TargetError, type Target } from '../target.js'
 
 export interface SqsTargetOptions {
   name: string
@@ -66,9 +66,8 @@ export class SqsTarget implements Target {
   }
 
   async apply(mutation: Mutation): Promise<void> {
-    // The queue's consumers start their own history: the attempts made here are not theirs. The delay was
-    // honoured on the way here, so the message goes out due now.
-    const message = encodeMessage({ ...mutation, attempts: 0, failures: [], notBeforeMs: null, target: null }, { fifo: this.options.fifo })
+    // The queue's consumers start their own history and routing; the delay was honoured on the way here.
+    const message = encodeMessage(forwardedCopy(mutation), { fifo: this.options.fifo })
     return this.rounds.push(message)
   }
 

@@ -1,0 +1,63 @@
+// FIFO SQS namespaces: a key's mutations reach the queue, and the targets, in the order they were
+// produced, even though different keys are sent side by side; --until-idle leaves nothing behind.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { deleteQueues, queueUrl, sqsNamespace, testSqs } from '../helpers/sqs-namespace.js'
+import { jsonLines, makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
+
+let wal: Sandbox
+const prefixes: string[] = []
+beforeEach(() => {
+  wal = makeSandbox()
+})
+afterEach(async () => {
+  wal.cleanup()
+  await deleteQueues(prefixes.splice(0))
+})
+
+interface Summary {
+  targets: Array<{ target: string; applied: number; deadLettered: number; lag: number }>
+}
+
+/** More runs of the ordering tests (e.g. WAL_TEST_FIFO_RUNS=5) where there is time for them. */
+const RUNS = Math.max(1, Number(process.env.WAL_TEST_FIFO_RUNS ?? 1))
+
+async function produceAndConsume(keys: number, perKey: number): Promise<void> {
+  const out = join(wal.dir, 'applied.ndjson')
+  const queue = await sqsNamespace(wal, { fifo: true, shards: 2, targets: { out: { type: 'file', path: out } } })
+  prefixes.push(queue)
+  // Interleaved, as a stream of many keys arrives: k0 0, k1 0, …, k0 1, …
+  const input = Array.from({ length: keys * perKey }, (_, n) => ({ key: `k${n % keys}`, payload: { i: Math.floor(n / keys) } }))
+  const produced = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(input) })
+  expect(produced.code).toBe(0)
+  expect(jsonLines(produced.stdout).filter((a) => a.durable === true)).toHaveLength(input.length)
+
+  const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+  expect(consumed.code).toBe(0)
+  expect((JSON.parse(consumed.stdout) as Summary).targets[0]).toMatchObject({ applied: input.length, deadLettered: 0, lag: 0 })
+  // The file target appends in the order applied: per key, exactly the order produced.
+  const applied = jsonLines<{ key: string; payload: { i: number } }>(readFileSync(out, 'utf8'))
+  for (let k = 0; k < keys; k++) {
+    expect(applied.filter((e) => e.key === `k${k}`).map((e) => e.payload.i)).toEqual(Array.from({ length: perKey }, (_, i) => i))
+  }
+  // Nothing left in the queues.
+  for (const shard of [0, 1]) {
+    const left = await testSqs.send(new ReceiveMessageCommand({ QueueUrl: await queueUrl(`${queue}-${shard}.fifo`), WaitTimeSeconds: 0, MaxNumberOfMessages: 10 }))
+    expect(left.Messages ?? []).toEqual([])
+  }
+}
+
+describe('a FIFO SQS namespace', () => {
+  for (let run = 1; run <= RUNS; run++) {
+    it(`receives and applies one key's 1,000 mutations, produced in one call, in exact order; --until-idle exits with lag 0 (run ${run})`, async () => {
+      await produceAndConsume(1, 1000)
+    }, 300_000)
+
+    it(`receives and applies 20 keys × 500 mutations, produced in one call, each key in exact order (run ${run})`, async () => {
+      await produceAndConsume(20, 500)
+    }, 300_000)
+  }
+})
