@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 
 import { escapeControl } from '../cli/render.js'
+import { editDistance } from '../edit-distance.js'
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { stateDirWarning } from '../state-dir.js'
 import { ConfigError, InterruptedError, UnknownNamespaceError, UsageError } from '../errors.js'
@@ -38,20 +39,6 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv
   /** Where warnings go (a state directory others can read). */
   stderr?: Writable
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-      previous = current
-    }
-  }
-  return row[b.length]!
 }
 
 function knownKeysAt(path: readonly string[], input: unknown): string[] {

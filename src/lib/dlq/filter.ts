@@ -16,6 +16,7 @@ import type { ErrorClass } from '../envelope/envelope.js'
 import { UsageError } from '../errors.js'
 import type { DlqEntry, DlqQuery } from '../log/backend.js'
 import { parsePointInTimeMs } from '../time.js'
+import { closestName } from '../edit-distance.js'
 
 export interface DlqFilterOptions {
   key?: string
@@ -123,26 +124,6 @@ function tokenize(expression: string): Token[] {
   return tokens
 }
 
-function closest(name: string, known: readonly string[]): string | undefined {
-  const lower = name.toLowerCase()
-  const score = (k: string): number => {
-    const a = lower
-    const b = k.toLowerCase()
-    const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-    for (let i = 1; i <= a.length; i++) {
-      let previous = row[0]!
-      row[0] = i
-      for (let j = 1; j <= b.length; j++) {
-        const current = row[j]!
-        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-        previous = current
-      }
-    }
-    return row[b.length]!
-  }
-  return known.filter((k) => score(k) <= 2).sort((x, y) => score(x) - score(y))[0]
-}
-
 /** Refuses names that are not fields, unknown functions and bad regular expressions (string literals after ~=). */
 function checkNames(where: string): void {
   const tokens = tokenize(where)
@@ -152,7 +133,7 @@ function checkNames(where: string): void {
     const name = token.name!
     if (tokens[i + 1]?.text === '(') {
       if (FUNCTIONS.includes(name)) return
-      const near = closest(name, FUNCTIONS)
+      const near = closestName(name, FUNCTIONS)
       throw new UsageError(`--where ${JSON.stringify(where)}: unknown function ${name}()`, {
         code: 'WAL_WHERE_INVALID',
         suggestions: [...(near ? [`did you mean ${near}()?`] : []), `functions: ${FUNCTIONS.join(', ')}`],
@@ -163,7 +144,7 @@ function checkNames(where: string): void {
     if (name in CONSTANTS) return
     const root = name.split('.')[0]!
     if ((EXPRESSION_FIELDS as readonly string[]).includes(root) && (name === root || root === 'headers' || root === 'payload')) return
-    const near = closest(name, [...EXPRESSION_FIELDS])
+    const near = closestName(name, [...EXPRESSION_FIELDS])
     throw new UsageError(`--where ${JSON.stringify(where)}: unknown field "${name}"`, {
       code: 'WAL_WHERE_INVALID',
       suggestions: [...(near ? [`did you mean "${near}"?`] : []), FIELDS_HINT],

@@ -138,6 +138,18 @@ const FailureInput = v.strictObject({
   code: v.optional(DiagnosticText(MAX_NAME_CHARS)),
 })
 
+/** A failure as the envelope holds it, from its checked input form. */
+function failureOf(f: v.InferOutput<typeof FailureInput>): Failure {
+  return {
+    atMs: Math.floor(timeMsOf(f.at)!),
+    target: f.target,
+    errorClass: f.errorClass,
+    message: f.message,
+    attempt: f.attempt,
+    ...(f.code === undefined ? {} : { code: f.code }),
+  }
+}
+
 const EnvelopeInput = v.strictObject({
   v: v.optional(v.literal(ENVELOPE_VERSION, `envelope version ${ENVELOPE_VERSION}`)),
   id: v.optional(v.pipe(v.string(), v.regex(ULID_PATTERN, 'a 26-character ULID'))),
@@ -295,14 +307,7 @@ export function decodeEnvelope(input: unknown, defaults: DecodeDefaults, payload
     target: e.target === undefined ? (defaults.target ?? null) : e.target,
     idempotencyKey: e.idempotencyKey ?? null,
     attempts: e.attempts ?? 0,
-    failures: (e.failures ?? []).slice(-MAX_FAILURES).map((f) => ({
-      atMs: Math.floor(timeMsOf(f.at)!),
-      target: f.target,
-      errorClass: f.errorClass,
-      message: f.message,
-      attempt: f.attempt,
-      ...(f.code === undefined ? {} : { code: f.code }),
-    })),
+    failures: (e.failures ?? []).slice(-MAX_FAILURES).map(failureOf),
   }
 }
 
@@ -448,14 +453,7 @@ export function decodeFailures(json: string | null): Failure[] {
   if (json === null) return []
   const result = v.safeParse(v.array(FailureInput), parseJsonText(json, 'the stored failures'))
   if (!result.success) throw new InvalidRecordError(`the stored failures: ${describeIssue(result.issues[0])}`)
-  return result.output.map((f) => ({
-    atMs: Math.floor(timeMsOf(f.at)!),
-    target: f.target,
-    errorClass: f.errorClass,
-    message: f.message,
-    attempt: f.attempt,
-    ...(f.code === undefined ? {} : { code: f.code }),
-  }))
+  return result.output.map(failureOf)
 }
 
 /**
