@@ -214,13 +214,17 @@ export class SqsConsumer {
         continue
       }
       // Messages not due yet, or waiting behind an earlier one of their key, are only put back: no work.
+      // That includes one behind a waiting message of its key in this same batch (a FIFO receive can
+      // hand over several messages of one group at once).
       const nowMs = this.options.now()
+      const waitingKeys = new Set<string>()
       const received = messages.map((message) => {
         const { partition: _p, offset: _o, appendedAtMs: _a, ...mutation } = decodeMessage(message, { queue: queue.name, shard: queue.shard, namespace: this.options.log.namespace })
-        const waits = (mutation.notBeforeMs !== null && mutation.notBeforeMs > nowMs) || (this.blocked.get(mutation.key) ?? 0) > Date.now()
+        const waits = (mutation.notBeforeMs !== null && mutation.notBeforeMs > nowMs) || (this.blocked.get(mutation.key) ?? 0) > Date.now() || waitingKeys.has(mutation.key)
+        if (waits) waitingKeys.add(mutation.key)
         return { message, mutation, waits }
       })
-      this.emptyPolls.set(queue.shard, quiet && received.every((r) => r.waits))
+        this.emptyPolls.set(queue.shard, quiet && received.every((r) => r.waits))
       for (const { message, mutation, waits } of received) {
         this.inFlight++
         if (!waits) this.working.set(queue.shard, (this.working.get(queue.shard) ?? 0) + 1)
