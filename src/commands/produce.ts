@@ -13,6 +13,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
     `<%= config.bin %> produce -n emails --at 2026-12-01T09:00:00Z --payload-file mail.json -H source=cron`,
     `cat mutations.ndjson | <%= config.bin %> produce -n orders --json`,
     `<%= config.bin %> tail -n orders --json | <%= config.bin %> produce -n orders-copy`,
+    `cat order-lines.ndjson | <%= config.bin %> produce -n orders --txn --json`,
   ]
 
   static override flags = {
@@ -26,6 +27,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
     jitter: Flags.string({ description: 'Add a random extra delay of up to this much to each mutation (spreads bulk work).' }),
     'idempotency-key': Flags.string({ description: 'Producing again with the same key writes nothing new and acks the original.' }),
     target: Flags.string({ description: 'Deliver only to this target of the namespace.' }),
+    txn: Flags.boolean({ description: 'Make the stdin lines one transaction: applied only once all are durable and the input ended (its marker is acked last, with "txn" and "parts").' }),
   }
 
   async run(): Promise<undefined> {
@@ -44,6 +46,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
       jitter: flags.jitter,
       idempotencyKey: flags['idempotency-key'],
       target: flags.target,
+      txn: flags.txn,
       signal: this.signal,
     })
     // The ack lines are the output; no summary object follows them.
