@@ -364,7 +364,10 @@ export class TargetConsumer {
     const { store, txnTimeoutMs } = this.options
     if (txnTimeoutMs === undefined || store.abortExpiredTransactions === undefined) return
     for (const txn of await store.abortExpiredTransactions(Date.now(), txnTimeoutMs)) {
+      // Filed in the DLQ (class txn-aborted): it counts as dead-lettered too (consume's exit 8).
       this.stats.txnAborted++
+      this.stats.deadLettered++
+      this.progressed()
       this.options.observer?.txnAborted?.(txn.id)
     }
   }
