@@ -32,7 +32,7 @@ export class TxnBook<E> {
   admit(mutation: Mutation, entry: E): OpenTxn<E> | undefined {
     let role = txnOf(mutation)
     if (this.wrapId !== undefined) {
-      if (role !== undefined) throw new InvalidRecordError('with --txn every line is a part of one transaction: a line cannot name its own ("txn")', { code: 'WAL_TXN_REFUSED' })
+      if (role !== undefined) throw new InvalidRecordError('the parts of this transaction (--txn, or a transactions request) cannot name a transaction of their own ("txn")', { code: 'WAL_TXN_REFUSED' })
       role = { id: this.wrapId, seq: 0 }
     }
     if (role === undefined) return undefined
