@@ -569,8 +569,8 @@ export class TargetConsumer {
 
   /**
    * A transaction's marker: applies its parts in sequence order, from the one after the last applied
-   * here. Each applied part is committed (target flushed, progress recorded) before the next, so a
-   * consumer that dies mid-transaction leaves the next one to resume after the last part it made durable.
+   * here. How far it got is committed with each commit (after the target flushed), so a consumer that
+   * dies mid-transaction leaves the next one to resume after the last part it made durable.
    */
   private async applyTransaction(item: Item, txnId: string): Promise<void> {
     const { log, store } = this.options
@@ -591,8 +591,8 @@ export class TargetConsumer {
         if ((await this.applyPart(item, part)) === 'lost') return this.abandonItem(item)
       }
       applied = seq
+      // Committed with the next commit (the target flushed first), like offsets.
       this.change.txnProgress.push({ partition: item.partition, txn: txnId, appliedSeq: seq, done: false })
-      await this.commit()
     }
     this.change.txnProgress.push({ partition: item.partition, txn: txnId, appliedSeq: applied, done: true })
     this.stats.txnApplied++
