@@ -16,6 +16,8 @@ import { KafkaDeadLetterQueue } from './dead-letter-queue.js'
 import { IdempotencyIndex } from './idempotency.js'
 import { decodeRecord, encodeRecord, type OutgoingRecord } from './record-codec.js'
 import { namespaceTopics, type NamespaceTopics } from './topics.js'
+import { chunkValue, reassembled, Reassembler } from '../chunks.js'
+import { batchBudget, recordBytes } from '../../kafka/record-batches.js'
 
 /** Mutations sent in one request at most, when appends are grouped. */
 const MAX_APPEND_RECORDS = 4000
@@ -133,6 +135,9 @@ export class KafkaLog implements LogBackend {
     const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: this.partitionOf(m.key) })))
     const messages: OutgoingRecord[] = []
     const sent: number[] = []
+    /** Per mutation written in chunks, the index of its last chunk in `messages` (it holds the answer). */
+    const chunked = new Map<number, number>()
+    const limit = await this.connection.maxMessageBytes(this.topics.log)
     /** A key repeated within this batch: the first one is written, the others are its duplicates. */
     const inBatch = new Map<string, number>()
     mutations.forEach((m, i) => {
@@ -148,6 +153,19 @@ export class KafkaLog implements LogBackend {
       }
       const record = encodeRecord(m)
       record.partition = this.partitionOf(m.key)
+      const room = batchBudget(limit) - recordBytes({ ...record, value: '' }) - 256
+      const value = typeof record.value === 'string' ? Buffer.from(record.value) : record.value
+      if (value.length > room && room > 1024) {
+        // Larger than a record the topic takes: ordered chunks of one partition (see log/chunks.ts).
+        const first = messages.length
+        for (const chunk of chunkValue(value, room)) {
+          messages.push({ ...record, value: chunk.value, headers: { ...record.headers, ...chunk.headers } })
+          sent.push(-1)
+        }
+        sent[messages.length - 1] = i
+        chunked.set(i, first)
+        return
+      }
       messages.push(record)
       sent.push(i)
     })
@@ -155,7 +173,9 @@ export class KafkaLog implements LogBackend {
       const [outcomes] = await this.connection.sendRecords([{ topic: this.topics.log, messages }])
       for (let j = 0; j < messages.length; j++) {
         const i = sent[j]!
-        const outcome = outcomes![j]!
+        if (i === -1) continue
+        // A chunked payload is written when all its chunks are: the first failure answers for it.
+        const outcome = chunked.has(i) ? (outcomes!.slice(chunked.get(i)!, j + 1).find((o) => o.error) ?? outcomes![j]!) : outcomes![j]!
         if (outcome.error) {
           results[i] = { id: mutations[i]!.id, partition: messages[j]!.partition!, offset: -1, duplicate: false, error: outcome.error }
           continue
@@ -187,7 +207,12 @@ export class KafkaLog implements LogBackend {
     }
   }
 
-  async *read(options: ReadOptions): AsyncIterable<LogRecord> {
+  /** Records in offset order, a payload written in chunks put together again (see log/chunks.ts). */
+  read(options: ReadOptions): AsyncIterable<LogRecord> {
+    return reassembled(this.readRecords(options), `topic ${this.topics.log}`)
+  }
+
+  private async *readRecords(options: ReadOptions): AsyncIterable<LogRecord> {
     const positions = new Map(options.from)
     for (const [p, offset] of positions) {
       const until = options.until?.get(p)
@@ -292,7 +317,10 @@ export class KafkaLog implements LogBackend {
       const decoded = decodeRecord(record, this.topics.log, partition, this.namespace)
       if (decoded.id === id) found.push(decoded)
     }
-    return found
+    // Chunks of one payload (same id, consecutive in their partition) become the record again.
+    found.sort((a, b) => a.partition - b.partition || a.offset - b.offset)
+    const reassembler = new Reassembler(`topic ${this.topics.log}`)
+    return found.flatMap((record) => reassembler.push(record))
   }
 
   async close(): Promise<void> {

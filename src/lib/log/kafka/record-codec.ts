@@ -15,6 +15,7 @@ import { formatCreatedAt, parseTimeHeader } from '../../envelope/created-at.js'
 import { foreignRecordId, ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
+import { CHUNK_ENCODING_HEADER, CHUNK_HEADER } from '../chunks.js'
 import { decodeFailures, failuresToJson, MAX_KEY_CHARS, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
 
 export const HEADER = {
@@ -145,6 +146,7 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
     }
   }
   const value = record.value ?? Buffer.alloc(0)
+  if (headers[CHUNK_HEADER] !== undefined) headers[CHUNK_ENCODING_HEADER] = meta[HEADER.encoding] === 'base64' ? 'base64' : 'json'
   try {
     const createdAt = meta[HEADER.createdAt]
     const notBefore = meta[HEADER.notBefore]
@@ -157,7 +159,8 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
       id,
       namespace,
       key: record.key === null || record.key.length === 0 ? id : record.key.toString('utf8'),
-      payload: base64 ? { encoding: 'base64', bytes: value } : { encoding: 'json', json: checkedJson(utf8.decode(value)) },
+      // A chunk of a larger payload (log/chunks.ts): its bytes as they are, put together by the reader.
+      payload: base64 || headers[CHUNK_HEADER] !== undefined ? { encoding: 'base64', bytes: value } : { encoding: 'json', json: checkedJson(utf8.decode(value)) },
       headers,
       createdAtMs: createdAt === undefined ? headerNumber('timestamp', record.timestamp, true) : headerTime(HEADER.createdAt, createdAt),
       notBeforeMs: notBefore === undefined ? null : Math.floor(headerNumber(HEADER.notBefore, notBefore, true)),
