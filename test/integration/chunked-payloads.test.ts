@@ -76,6 +76,26 @@ describe('payloads larger than a Kafka record (max.message.bytes, 1 MiB by defau
     expect(items.map((i) => (JSON.parse(i.item!) as { blob?: string }).blob?.length ?? 0).sort((a, b) => a - b)).toEqual([0, 10 * 1024 * 1024, 50 * 1024 * 1024])
   })
 
+  it('dead-letters a large payload that fails at its target whole, and replays it whole', async () => {
+    await namespace(1)
+    // Valid JSON, not an operation: the kv target refuses it (fatal).
+    const payload = `{"blob":"${randomBytes(2 * 1024 * 1024).toString('hex')}"}`
+    writeFileSync(join(wal.dir, 'bad.json'), payload)
+    expect((await wal.run(['produce', '-n', 'orders', '-k', 'bad', '--payload-file', join(wal.dir, 'bad.json')])).code).toBe(0)
+    expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(8)
+    const exported = await wal.run(['dlq', 'export', '-n', 'orders'])
+    expect(exported.code).toBe(0)
+    const lines = exported.stdout.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(payloadTexts(lines[0]!).get('bad') === payload).toBe(true)
+    expect(JSON.parse(lines[0]!).failures[0]).toMatchObject({ errorClass: 'fatal' })
+    expect((await wal.run(['dlq', 'replay', '-n', 'orders'])).code).toBe(0)
+    const tail = await wal.run(['tail', '-n', 'orders', '--json'])
+    const replayed = tail.stdout.trim().split('\n')
+    expect(replayed).toHaveLength(2)
+    expect(payloadTexts(replayed[1]!).get('bad') === payload).toBe(true)
+  })
+
   it('dead-letters a payload whose first chunk was deleted, or whose chunks do not match their checksum, as poison', async () => {
     const topic = await namespace(1)
     writeFileSync(join(wal.dir, 'big.json'), bigPut(1, 3 * 1024 * 1024))

@@ -14,10 +14,9 @@ import { KafkaConnection } from './connection.js'
 import { KafkaConsumerStore } from './consumer-store.js'
 import { KafkaDeadLetterQueue } from './dead-letter-queue.js'
 import { IdempotencyIndex } from './idempotency.js'
-import { decodeRecord, encodeRecord, type OutgoingRecord } from './record-codec.js'
+import { chunkedRecords, decodeRecord, encodeRecord, type OutgoingRecord } from './record-codec.js'
 import { namespaceTopics, type NamespaceTopics } from './topics.js'
-import { chunkValue, reassembled, Reassembler } from '../chunks.js'
-import { batchBudget, recordBytes } from '../../kafka/record-batches.js'
+import { reassembled, Reassembler } from '../chunks.js'
 
 /** Mutations sent in one request at most, when appends are grouped. */
 const MAX_APPEND_RECORDS = 4000
@@ -153,17 +152,15 @@ export class KafkaLog implements LogBackend {
       }
       const record = encodeRecord(m)
       record.partition = this.partitionOf(m.key)
-      const room = batchBudget(limit) - recordBytes({ ...record, value: '' }) - 256
-      const value = typeof record.value === 'string' ? Buffer.from(record.value) : record.value
-      if (value.length > room && room > 1024) {
+      const chunks = chunkedRecords(record, limit)
+      if (chunks.length > 1) {
         // Larger than a record the topic takes: ordered chunks of one partition (see log/chunks.ts).
-        const first = messages.length
-        for (const chunk of chunkValue(value, room)) {
-          messages.push({ ...record, value: chunk.value, headers: { ...record.headers, ...chunk.headers } })
+        chunked.set(i, messages.length)
+        for (const chunk of chunks) {
+          messages.push(chunk)
           sent.push(-1)
         }
         sent[messages.length - 1] = i
-        chunked.set(i, first)
         return
       }
       messages.push(record)

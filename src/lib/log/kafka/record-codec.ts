@@ -15,7 +15,8 @@ import { formatCreatedAt, parseTimeHeader } from '../../envelope/created-at.js'
 import { foreignRecordId, ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
-import { CHUNK_ENCODING_HEADER, CHUNK_HEADER } from '../chunks.js'
+import { CHUNK_ENCODING_HEADER, CHUNK_HEADER, chunkValue } from '../chunks.js'
+import { batchBudget, recordBytes } from '../../kafka/record-batches.js'
 import { decodeFailures, failuresToJson, MAX_KEY_CHARS, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
 
 export const HEADER = {
@@ -69,6 +70,17 @@ export function encodeRecord(m: Mutation, extraHeaders?: Record<string, string>)
     headers,
     timestamp: String(Math.floor(m.createdAtMs)),
   }
+}
+
+/**
+ * The record as it is when a topic with this max.message.bytes takes it, else as ordered chunk records
+ * (see log/chunks.ts), each within what one request may carry.
+ */
+export function chunkedRecords(record: OutgoingRecord, maxMessageBytes: number): OutgoingRecord[] {
+  const room = batchBudget(maxMessageBytes) - recordBytes({ ...record, value: '' }) - 256
+  const value = typeof record.value === 'string' ? Buffer.from(record.value) : record.value
+  if (value.length <= room || room <= 1024) return [record]
+  return chunkValue(value, room).map((chunk) => ({ ...record, value: chunk.value, headers: { ...record.headers, ...chunk.headers } }))
 }
 
 function headerText(value: Buffer | string | Array<Buffer | string> | undefined): string | undefined {
