@@ -105,8 +105,11 @@ export interface LogBackend {
   deadLetterQueue(): Promise<DeadLetterQueue>
   /** Every record with this mutation id (a replayed mutation appears again, with the same id). */
   find(id: string): Promise<LogRecord[]>
-  /** A transaction's parts, marker and state; undefined when the log has no such transaction (or keeps none). */
-  transaction?(id: string): Promise<TxnInfo | undefined>
+  /**
+   * A transaction's parts, marker and state; undefined when the log has no such transaction (or keeps
+   * none). Given its marker, a log that keeps no index of transactions (Kafka) finds the parts from it.
+   */
+  transaction?(id: string, marker?: Mutation): Promise<TxnInfo | undefined>
   close(): Promise<void>
 }
 

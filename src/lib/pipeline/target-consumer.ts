@@ -307,7 +307,13 @@ export class TargetConsumer {
     await this.commit()
     if (this.unflushed !== undefined || this.busyKeys.size > 0) return false
     const marks = await this.options.log.marks()
-    for (const p of this.owned) if (this.progress.position(p) < marks[p]!.high) return false
+    for (const p of this.owned) {
+      const position = this.progress.position(p)
+      if (position >= marks[p]!.high) continue
+      // Behind the high mark with nothing read: idle if only what readers never see is left there (Kafka's
+      // transaction markers and aborted records).
+      for await (const _record of this.options.log.read({ from: new Map([[p, position]]), until: new Map([[p, marks[p]!.high]]) })) return false
+    }
     const due = await this.options.store.nextDueAtMs(this.owned)
     return due === null || due > this.options.now()
   }
@@ -574,7 +580,7 @@ export class TargetConsumer {
    */
   private async applyTransaction(item: Item, txnId: string): Promise<void> {
     const { log, store } = this.options
-    const found = await log.transaction?.(txnId)
+    const found = await log.transaction?.(txnId, item.mutation)
     const missing =
       found === undefined ? 'the log holds none of its parts' : found.parts.length < found.partCount ? `${found.partCount - found.parts.length} of its ${found.partCount} parts are missing from the log` : undefined
     if (found === undefined || missing !== undefined) {

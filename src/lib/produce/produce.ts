@@ -182,10 +182,10 @@ class Producer {
         suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `declare targets under namespaces.${mutation.namespace}.targets`],
       })
     }
-    if (settings.backend !== 'embedded' && txnOf(mutation) !== undefined) {
-      throw new InvalidRecordError(`namespace "${mutation.namespace}" is on ${settings.backend}: transactions ("txn") are kept by the embedded log only, for now`, {
+    if (settings.backend === 'sqs' && txnOf(mutation) !== undefined) {
+      throw new InvalidRecordError(`namespace "${mutation.namespace}" is on SQS: transactions ("txn") are kept by the embedded log and Kafka only, for now`, {
         code: 'WAL_TXN_UNSUPPORTED',
-        suggestions: ['write the parts as plain mutations, or use a namespace on the embedded log'],
+        suggestions: ['write the parts as plain mutations, or use a namespace on the embedded log or Kafka'],
       })
     }
     if (headerBytes(mutation.headers) > MAX_HEADER_BYTES) {

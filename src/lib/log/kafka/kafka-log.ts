@@ -8,7 +8,7 @@ import type { NamespaceSettings } from '../../config/schema.js'
 import type { LogRecord, Mutation } from '../../envelope/envelope.js'
 import { NotFoundError } from '../../errors.js'
 import { riding } from '../../kafka/client.js'
-import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, TxnInfo } from '../backend.js'
 import { partitionerFor } from '../partitioner.js'
 import { KafkaConnection } from './connection.js'
 import { KafkaConsumerStore } from './consumer-store.js'
@@ -17,6 +17,8 @@ import { IdempotencyIndex } from './idempotency.js'
 import { chunkedRecords, decodeRecord, encodeRecord, type OutgoingRecord } from './record-codec.js'
 import { namespaceTopics, type NamespaceTopics } from './topics.js'
 import { reassembled, Reassembler } from '../chunks.js'
+import { txnOf } from '../../txn/txn.js'
+import { KafkaTransactions } from './transactions.js'
 
 /** Mutations sent in one request at most, when appends are grouped. */
 const MAX_APPEND_RECORDS = 4000
@@ -46,6 +48,7 @@ export class KafkaLog implements LogBackend {
   /** Records fetched and not yet read, per partition: a reader that stops early resumes from them. */
   private readonly buffered = new Map<number, Buffered[]>()
   private readonly idempotency: IdempotencyIndex
+  private readonly transactions: KafkaTransactions
 
   private constructor(
     readonly settings: NamespaceSettings,
@@ -54,6 +57,7 @@ export class KafkaLog implements LogBackend {
   ) {
     this.topics = namespaceTopics(settings.kafka!.topic)
     this.idempotency = new IdempotencyIndex(this)
+    this.transactions = new KafkaTransactions(this)
     const partitioner = partitionerFor(settings.kafka!.partitioner)
     this.partitionOf = (key) => partitioner(key, this.partitions)
   }
@@ -130,6 +134,15 @@ export class KafkaLog implements LogBackend {
   }
 
   private async appendNow(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+    if (mutations.some((m) => txnOf(m) !== undefined)) {
+      // Parts and markers go through their Kafka transaction (transactions.ts), in order; the rest as usual.
+      const plain = await this.appendNow(mutations.filter((m) => txnOf(m) === undefined))
+      const results: AppendResult[] = []
+      let next = 0
+      for (const m of mutations) results.push(txnOf(m) === undefined ? plain[next++]! : await this.transactions.append(m))
+      return results
+    }
+    if (mutations.length === 0) return []
     const results: Array<AppendResult | undefined> = new Array(mutations.length)
     const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: this.partitionOf(m.key) })))
     const messages: OutgoingRecord[] = []
@@ -320,7 +333,13 @@ export class KafkaLog implements LogBackend {
     return found.flatMap((record) => reassembler.push(record))
   }
 
+  /** A committed transaction, from its marker (Kafka keeps no index of transactions: without it, undefined). */
+  async transaction(id: string, marker?: Mutation): Promise<TxnInfo | undefined> {
+    return marker === undefined ? undefined : this.transactions.info(id, marker)
+  }
+
   async close(): Promise<void> {
+    await this.transactions.close()
     await this.connection.close()
   }
 }
