@@ -59,4 +59,19 @@ describe('POST /v1/namespaces/{ns}/transactions', () => {
     expect(tail.stdout.trim().split('\n')).toHaveLength(11)
     expect(await daemon.stop()).toBe(0)
   })
+
+  it('counts a transaction aborted for want of its marker in wal_txn_aborted_total, and files it in the DLQ', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 4, txnTimeoutMs: 500, targets: { store: { type: 'kv' } } } }, daemon: { port: 0, leaseTtlMs: 1000 } }))
+    const daemon = await startForegroundDaemon(wal)
+    // Parts without their marker (the producer warns that they will never be applied).
+    const produced = await wal.run(['produce', '-n', 'orders'], { input: [0, 1, 2].map((i) => JSON.stringify({ txn: 'no-marker', ...put(i) })).join('\n') })
+    expect(produced.code).toBe(0)
+    expect(produced.stderr).toMatch(/transaction "no-marker" has no marker in this input/)
+    const metric = /^wal_txn_aborted_total\{namespace="orders",target="store"\} 1$/m
+    await waitFor(async () => metric.test(await (await fetch(`${daemon.url}/metrics`)).text()), { timeoutMs: 30_000, intervalMs: 200 })
+    expect(kvItems(wal.stateDir, 'orders')).toEqual([])
+    const dlq = JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: Array<{ key: string; errorClass: string }> }
+    expect(dlq.entries).toEqual([expect.objectContaining({ key: 'no-marker', errorClass: 'txn-aborted' })])
+    expect(await daemon.stop()).toBe(0)
+  })
 })
