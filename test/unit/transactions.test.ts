@@ -58,6 +58,11 @@ describe("produce's book of transactions", () => {
     expect(() => book.admit(decode('{"txn":"c","commit":true}'), 7)).toThrow(/has no parts earlier in this input/)
   })
 
+  it('refuses a delayed part: parts are applied when the marker is read', () => {
+    const book = new TxnBook<number>()
+    expect(() => book.admit(decode('{"txn":"t","key":"k","payload":1,"notBefore":"2030-01-01T00:00:00Z"}'), 0)).toThrow(/cannot be delayed/)
+  })
+
   it('with --txn, makes every line a part of one transaction and refuses lines that name their own', () => {
     const book = new TxnBook<number>('txn-1')
     const part = decode('{"key":"k","payload":1}')

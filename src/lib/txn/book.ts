@@ -52,6 +52,9 @@ export class TxnBook<E> {
       markMarker(mutation, role.id, txn.parts.length)
       return txn
     }
+    if (mutation.notBeforeMs !== null) {
+      throw new InvalidRecordError(`${name}: a part is applied when its transaction's marker is read, so it cannot be delayed (notBefore, --delay, --at, --jitter)`, { code: 'WAL_TXN_REFUSED' })
+    }
     if (txn !== undefined && txn.namespace !== '' && txn.namespace !== mutation.namespace) {
       throw new InvalidRecordError(`${name} is in namespace "${txn.namespace}": all its parts go to one namespace`, { code: 'WAL_TXN_REFUSED' })
     }

@@ -44,7 +44,8 @@ export async function explainTxn(log: LogBackend, config: ResolvedConfig, txn: T
           ? `open past txnTimeoutMs (${timeoutMs} ms) without a marker: the next consumer aborts it; none of its parts is applied`
           : `open: ${txn.partCount} parts, no marker yet (aborted if none comes by ${iso(txn.openedAtMs + timeoutMs)})`
   const dlq = await log.deadLetterQueue()
-  const aborted = await dlq.entries({ key: txn.id, errorClass: TXN_ABORTED_CLASS }).finally(() => dlq.close())
+  const partIds = new Set(txn.parts.map((p) => p.record.id))
+  const [aborted, deadParts] = await Promise.all([dlq.entries({ key: txn.id, errorClass: TXN_ABORTED_CLASS }), dlq.entries({}).then((all) => all.filter((e) => partIds.has(e.mutation.id)))]).finally(() => dlq.close())
   const targets: TxnTargetReport[] = []
   for (const target of settings.targets) {
     const store = await log.consumerStore(target.name)
@@ -58,7 +59,13 @@ export async function explainTxn(log: LogBackend, config: ResolvedConfig, txn: T
       } else if (txn.state === 'open') {
         report = { target: target.name, status: 'open', partsApplied: 0, detail: 'waits for the marker' }
       } else if (progress?.state === 'applied') {
-        report = { target: target.name, status: 'applied', partsApplied, detail: `all ${txn.partCount} parts applied, in order (${iso(progress.atMs)})` }
+        const dead = deadParts.filter((e) => e.target === target.name).length
+        report = {
+          target: target.name,
+          status: 'applied',
+          partsApplied,
+          detail: dead === 0 ? `all ${txn.partCount} parts applied, in order (${iso(progress.atMs)})` : `done (${iso(progress.atMs)}): ${txn.partCount - dead} parts applied in order, ${dead} dead-lettered (wal dlq ls)`,
+        }
       } else if (progress !== undefined) {
         report = { target: target.name, status: 'applying', partsApplied, detail: `${partsApplied} of ${txn.partCount} parts applied; resumes at part ${progress.appliedSeq + 1}` }
       } else {
