@@ -60,6 +60,34 @@ describe('POST /v1/namespaces/{ns}/transactions', () => {
     expect(await daemon.stop()).toBe(0)
   })
 
+  it('builds a transaction over several requests (parts, then commit) and applies it only once committed', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 4, targets: { store: { type: 'kv' } } } }, daemon: { port: 0, leaseTtlMs: 1000 } }))
+    const daemon = await startForegroundDaemon(wal)
+    const base = `${daemon.url}/v1/namespaces/orders/transactions/multi-1`
+    const first = await post(`${base}/parts`, [put(0), put(1), put(2)])
+    expect(first.status).toBe(200)
+    expect(first.body).toMatchObject({ durable: true, txn: 'multi-1' })
+    const second = await post(`${base}/parts`, { ...put(3) })
+    expect(second.status).toBe(200)
+    // A bad part refuses its request whole; the transaction goes on.
+    expect((await post(`${base}/parts`, [put(4), { key: 'x', payload: 1, notBefore: '2030-01-01T00:00:00Z' }])).status).toBe(400)
+    // Nothing is applied before the marker.
+    const explained = JSON.parse((await wal.run(['explain', 'multi-1', '-n', 'orders', '--json'])).stdout) as { state: string; parts: Array<{ seq: number }> }
+    expect(explained.state).toBe('open')
+    expect(explained.parts.map((p) => p.seq)).toEqual([0, 1, 2, 3])
+    expect(kvItems(wal.stateDir, 'orders')).toEqual([])
+    // The commit names how many parts it closes: a wrong count is refused.
+    expect((await post(`${base}/commit?parts=5`, {})).status).toBe(400)
+    const committed = await post(`${base}/commit?parts=4`, {})
+    expect(committed.status).toBe(200)
+    expect(committed.body).toMatchObject({ durable: true, txn: 'multi-1', marker: { durable: true } })
+    await waitFor(() => kvItems(wal.stateDir, 'orders').length === 4, { timeoutMs: 30_000 })
+    // Committed: no more parts.
+    expect((await post(`${base}/parts`, [put(9)])).status).toBe(400)
+    expect((await post(`${daemon.url}/v1/namespaces/orders/mutations/x/parts`, [put(9)])).status).toBe(404)
+    expect(await daemon.stop()).toBe(0)
+  })
+
   it('counts a transaction aborted for want of its marker in wal_txn_aborted_total, and files it in the DLQ', async () => {
     writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 4, txnTimeoutMs: 500, targets: { store: { type: 'kv' } } } }, daemon: { port: 0, leaseTtlMs: 1000 } }))
     const daemon = await startForegroundDaemon(wal)

@@ -11,7 +11,10 @@ import { partitionForKey } from '../partitioner.js'
 import { txnOf } from '../../txn/txn.js'
 import { INSERT_RECORD } from './schema.js'
 
-/** A transaction's record: its id, its part number (-1 on the marker), the marker's part count (-1 on a part), the namespace's txnTimeoutMs. */
+/**
+ * A transaction's record: its id, its part number (-1 on the marker; -2 on a part the log numbers: the
+ * next one), the marker's part count (-1 on a part, or when the marker does not say), the namespace's txnTimeoutMs.
+ */
 export type TxnRow = [id: string, seq: number, parts: number, timeoutMs: number]
 
 /** One mutation ready to insert: everything but its offset and append time. */
@@ -55,7 +58,7 @@ export function toRow(m: Mutation, partitions: number, txnTimeoutMs = Number.MAX
 function txnRow(m: Mutation, timeoutMs: number): TxnRow | null {
   const role = txnOf(m)
   if (role === undefined) return null
-  return role.marker ? [role.id, -1, role.parts ?? -1, timeoutMs] : [role.id, role.seq, -1, timeoutMs]
+  return role.marker ? [role.id, -1, role.parts ?? -1, timeoutMs] : [role.id, role.seq >= 0 ? role.seq : -2, -1, timeoutMs]
 }
 
 interface TxnState {
@@ -118,8 +121,7 @@ export class LogWriter {
     if (state?.aborted_at != null) return `${name} was aborted (no marker within txnTimeoutMs); write it again under a new id`
     if (state?.committed_at != null) return `${name} is committed already; write a new transaction under a new id`
     if (state !== undefined && nowMs - state.opened_at > timeoutMs) return `${name} was opened ${nowMs - state.opened_at} ms ago, more than txnTimeoutMs (${timeoutMs} ms): it is being aborted`
-    if (seq >= 0) return this.hasPart.get(id, seq) === undefined ? undefined : `${name} has a part ${seq} already`
-    if (seq < -1) return `${name}: a part without a sequence number`
+    if (seq !== -1) return seq >= 0 && this.hasPart.get(id, seq) !== undefined ? `${name} has a part ${seq} already` : undefined
     if (state === undefined) return `${name} has no parts in the log: its marker must follow them`
     if (parts >= 0 && parts !== state.parts) return `${name} has ${state.parts} parts in the log, but its marker closes ${parts}: not committed`
     return undefined
@@ -167,9 +169,11 @@ export class LogWriter {
           continue
         }
         next[partition]!++
-        if (txn !== null && txn[1] >= 0) {
+        if (txn !== null && txn[1] !== -1) {
+          // A part numbered by the log (added over HTTP, one request at a time) is the next one.
+          const seq = txn[1] >= 0 ? txn[1] : ((this.getTxn.get(txn[0]) as TxnState | undefined)?.parts ?? 0)
           this.openTxn.run(txn[0], appendedAt)
-          this.insertPart.run(txn[0], txn[1], partition, offset)
+          this.insertPart.run(txn[0], seq, partition, offset)
         } else if (txn !== null) this.commitTxn.run(appendedAt, partition, offset, txn[0])
         const result = { id, partition, offset, duplicate: false }
         if (idempotencyKey !== null) {

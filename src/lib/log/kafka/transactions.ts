@@ -55,9 +55,11 @@ export class KafkaTransactions {
     }
     const partition = this.log.partitionOf(m.key)
     if (role.marker) {
-      if (role.parts !== open.parts.length) {
+      const why =
+        open.parts.length === 0 ? 'has no parts written by this process' : role.parts !== null && role.parts !== open.parts.length ? `has ${open.parts.length} parts written, but its marker closes ${role.parts}` : undefined
+      if (why !== undefined) {
         await this.abort(role.id)
-        return { id: m.id, partition, offset: -1, duplicate: false, error: new InvalidRecordError(`transaction ${JSON.stringify(role.id)} has ${open.parts.length} parts written, but its marker closes ${role.parts}: not committed`, { code: 'WAL_TXN_REFUSED' }) }
+        return { id: m.id, partition, offset: -1, duplicate: false, error: new InvalidRecordError(`transaction ${JSON.stringify(role.id)} ${why}: not committed`, { code: 'WAL_TXN_REFUSED' }) }
       }
       m = { ...m, payload: { encoding: 'json', json: JSON.stringify({ txn: role.id, parts: open.parts }) } }
       markMarker(m, role.id, open.parts.length)
