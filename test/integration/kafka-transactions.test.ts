@@ -1,5 +1,8 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { killDaemons, post, startForegroundDaemon } from '../helpers/daemon.js'
 import { deleteTopics, kafkaNamespace } from '../helpers/kafka-namespace.js'
 import { kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
@@ -10,6 +13,7 @@ beforeEach(() => {
   wal = makeSandbox()
 })
 afterEach(async () => {
+  await killDaemons()
   wal.cleanup()
   await deleteTopics(topics.splice(0))
 })
@@ -68,5 +72,24 @@ describe('transactions on a Kafka namespace', () => {
     expect(kvItems(wal.stateDir, 'orders').map((r) => r.tbl)).toEqual(['plain'])
     const tail = jsonLines<{ key: string }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
     expect(tail.map((r) => r.key)).toEqual(['after'])
+  }, 180_000)
+
+  it('over HTTP, holds the Kafka transaction open between parts requests and commits it with the marker', async () => {
+    topics.push(await kafkaNamespace(wal, { partitions: 3 }))
+    const config = JSON.parse(readFileSync(join(wal.cwd, '.walrc.json'), 'utf8')) as Record<string, unknown>
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ ...config, daemon: { port: 0, leaseTtlMs: 1000 } }))
+    const daemon = await startForegroundDaemon(wal)
+    const base = `${daemon.url}/v1/namespaces/orders/transactions/h-1`
+    const first = await post(`${base}/parts`, Array.from({ length: 5 }, (_, i) => part('ignored', i)).map(({ txn: _t, ...p }) => p))
+    expect(first.status, JSON.stringify(first.body)).toBe(200)
+    const second = await post(`${base}/parts`, Array.from({ length: 5 }, (_, i) => part('ignored', i + 5)).map(({ txn: _t, ...p }) => p))
+    expect(second.status).toBe(200)
+    // Not committed yet: read_committed readers see none of it.
+    expect((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).toBe('')
+    const committed = await post(`${base}/commit?parts=10`, {})
+    expect(committed.status, JSON.stringify(committed.body)).toBe(200)
+    await waitFor(() => kvItems(wal.stateDir, 'orders').length === expectedState(10).size, { timeoutMs: 60_000 })
+    expect(kvState()).toEqual(expectedState(10))
+    expect(await daemon.stop()).toBe(0)
   }, 180_000)
 })
