@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../lib/cli/base-command.js'
+import { countFlag, positionFlag } from '../lib/cli/flags.js'
 
 export default class Tail extends WalCommand {
   static override summary = 'Read mutations from the log.'
@@ -17,11 +18,13 @@ On an SQS namespace, tail is a peek at what is queued now: SQS has no offsets an
 
   static override flags = {
     namespace: Flags.string({ char: 'n', description: 'Namespace to read.', default: 'default' }),
-    from: Flags.string({
+    from: positionFlag({
+      words: ['beginning', 'end'],
+      offsets: true,
       description: 'Where to start: beginning, end, an offset (42; 3:42 for partition 3 only), an ISO time, or a duration ago (15m). Default: beginning, or end with --follow.',
     }),
-    until: Flags.string({ description: 'Where to stop: end (as it was at start; the default without --follow), an ISO time, or a duration ago.' }),
-    max: Flags.integer({ description: 'Stop after this many mutations.', min: 1 }),
+    until: positionFlag({ description: 'Where to stop: end (as it was at start; the default without --follow), an ISO time, or a duration ago.', words: ['end'], offsets: false }),
+    max: countFlag({ description: 'Stop after this many mutations.', min: 1, max: 1_000_000_000 }),
     key: Flags.string({ char: 'k', description: 'Only mutations with this key.' }),
     follow: Flags.boolean({ char: 'f', description: 'Keep waiting for new mutations.' }),
   }
