@@ -22,7 +22,7 @@ import {
   type DecodeDefaults,
   type Mutation,
 } from '../envelope/envelope.js'
-import { BackendUnavailableError, ClusterAccessError, DurabilityUnknownError, InputRejectedError, InterruptedError, InvalidRecordError, NotFoundError, UsageError, WalError } from '../errors.js'
+import { BackendUnavailableError, ConfigError, DurabilityUnknownError, InputRejectedError, InterruptedError, InvalidRecordError, NotFoundError, UsageError, WalError } from '../errors.js'
 import { formatBytes } from '../format.js'
 import type { CommonOptions } from '../io/context.js'
 import { readLineChunks, writeText } from '../io/lines.js'
@@ -201,8 +201,9 @@ class Producer {
           })
           this.summary.commits++
         } catch (error) {
-          if (error instanceof WalError && !(error instanceof BackendUnavailableError) && !(error instanceof NotFoundError) && !(error instanceof ClusterAccessError) && !error.retriable) {
-            // A namespace-level problem (unknown namespace, partition mismatch): those lines are rejected.
+          if (error instanceof WalError && !(error instanceof BackendUnavailableError) && !(error instanceof NotFoundError) && !(error instanceof ConfigError) && !error.retriable) {
+            // A namespace-level problem (unknown namespace): those lines are rejected. A config problem
+            // (partitions that differ from the log's, credentials refused) stops the run: exit 3.
             for (const e of group) e.error = error
           } else failure ??= error
         }
@@ -226,7 +227,7 @@ class Producer {
     })
     this.printed = print.catch(() => undefined)
     await print
-    if (failure instanceof NotFoundError || failure instanceof ClusterAccessError) throw failure
+    if (failure instanceof NotFoundError || failure instanceof ConfigError) throw failure
     if (unknown) {
       const lines = entries.filter((e) => e.mutation && !e.result && !e.error).map((e) => e.lineNumber)
       const error = failure as DurabilityUnknownError
