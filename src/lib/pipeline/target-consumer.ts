@@ -564,8 +564,7 @@ export class TargetConsumer {
 
   private deadLetter(item: Item, error: TargetError): void {
     const { mutation } = item
-    this.stats.deadLettered++
-    this.options.observer?.deadLettered(mutation)
+    // Counted (stats, metrics) once the commit that holds the DLQ entry is durable: see commitNow.
     const atMs = this.options.now()
     if (this.isCurrent(item)) {
       this.change.deadLetters.push({ partition: item.partition, mutation, errorClass: error.errorClass, code: error.code, message: error.message, atMs })
@@ -667,6 +666,12 @@ export class TargetConsumer {
       if (epochs.size === 0 || !this.storeFences) break
     }
     for (const [p, offset] of offsets) if (this.epochs.get(p) === epochs.get(p)) this.progress.committedAt(p, offset)
+    // Dead letters count once written: one of a partition lost meanwhile was rolled back with it.
+    for (const entry of change.deadLetters) {
+      if (!epochs.has(entry.partition)) continue
+      this.stats.deadLettered++
+      this.options.observer?.deadLettered(entry.mutation)
+    }
     for (const { key, epoch } of change.keys) if (this.busyKeys.get(key)?.epoch === epoch) this.busyKeys.delete(key)
   }
 
