@@ -258,12 +258,12 @@ class Producer {
       if (this.options.json) {
         return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"queue":${JSON.stringify(r.queue)},"messageId":${JSON.stringify(r.messageId)},"durable":true}\n`
       }
-      return `id=${r.id} queue=${escapeLine(r.queue ?? '')} messageId=${escapeLine(r.messageId)} durable=true\n`
+      return `line=${entry.lineNumber} id=${r.id} queue=${escapeLine(r.queue ?? '')} messageId=${escapeLine(r.messageId)} durable=true\n`
     }
     if (this.options.json) {
       return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"offset":${r.offset},"durable":true${r.duplicate ? ',"duplicate":true' : ''}}\n`
     }
-    return `id=${r.id} partition=${r.partition} offset=${r.offset} durable=true${r.duplicate ? ' duplicate=true' : ''}\n`
+    return `line=${entry.lineNumber} id=${r.id} partition=${r.partition} offset=${r.offset} durable=true${r.duplicate ? ' duplicate=true' : ''}\n`
   }
 
   /** A mutation whose write may or may not have happened (Netflix's `durable: unknown`). */
@@ -272,7 +272,7 @@ class Producer {
     if (this.options.json) {
       return `{"line":${entry.lineNumber},"id":"${m.id}","namespace":${JSON.stringify(m.namespace)},"durable":"unknown"${m.idempotencyKey === null ? '' : `,"idempotencyKey":${JSON.stringify(m.idempotencyKey)}`}}\n`
     }
-    return `id=${m.id} durable=unknown${m.idempotencyKey === null ? '' : ` idempotencyKey=${escapeLine(m.idempotencyKey)}`}\n`
+    return `line=${entry.lineNumber} id=${m.id} durable=unknown${m.idempotencyKey === null ? '' : ` idempotencyKey=${escapeLine(m.idempotencyKey)}`}\n`
   }
 
   private reject(entry: Entry): string {
