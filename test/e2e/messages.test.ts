@@ -101,3 +101,56 @@ describe('produce --json acks', () => {
     expect(jsonLines(result.stdout)).toEqual([expect.objectContaining({ line: 1, durable: true })])
   })
 })
+
+describe('config show --format yaml', () => {
+  it('prints the config file in its own shape, which wal reads back to the same settings, with no secret in it', async () => {
+    const { writeFileSync } = await import('node:fs')
+    const { join } = await import('node:path')
+    writeFileSync(
+      join(wal.cwd, '.walrc.yaml'),
+      [
+        'clusters:',
+        '  kafka:',
+        '    main:',
+        '      brokers: [127.0.0.1:19094]',
+        '      sasl: { mechanism: scram-sha-512, username: wal, password: hunter2hunter2 }',
+        'namespaces:',
+        '  orders:',
+        '    partitions: 4',
+        '    retry: { maxAttempts: 7 }',
+        '    targets:',
+        '      api: { type: http, url: "https://bob:pw@example.com/x", headers: { authorization: "${API_TOKEN}", x-team: blue } }',
+        '      store: { type: kv }',
+        '',
+      ].join('\n'),
+    )
+    const env = { API_TOKEN: 'token-from-env' }
+    const shown = await wal.run(['config', 'show', '--format', 'yaml'], { env })
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(shown.stdout).not.toMatch(/hunter2|bob:pw|token-from-env/)
+    expect(shown.stdout).toContain('password: ${WAL_SECRET_CLUSTERS_KAFKA_MAIN_SASL_PASSWORD}')
+    expect(shown.stdout).toContain('authorization: ${API_TOKEN}')
+    expect(shown.stdout).toMatch(/^# .*\.walrc\.yaml, checked by wal config show --format yaml\n# secrets written in the file are left out: set WAL_SECRET_CLUSTERS_KAFKA_MAIN_SASL_PASSWORD, WAL_SECRET_NAMESPACES_ORDERS_TARGETS_API_URL_USERINFO before using this\n/)
+
+    // Pasted back (with the secrets given as the comment says), wal reads the same settings.
+    writeFileSync(join(wal.cwd, 'pasted.yaml'), shown.stdout)
+    const back = { ...env, WAL_SECRET_CLUSTERS_KAFKA_MAIN_SASL_PASSWORD: 'hunter2hunter2', WAL_SECRET_NAMESPACES_ORDERS_TARGETS_API_URL_USERINFO: 'bob:pw' }
+    const original = JSON.parse((await wal.run(['config', 'show', '--json'], { env })).stdout) as Record<string, unknown>
+    const pasted = await wal.run(['config', 'show', '--json', '--config', 'pasted.yaml'], { env: back })
+    expect(pasted.code, pasted.stderr).toBe(0)
+    const { source: _a, ...a } = original
+    const { source: _b, ...b } = JSON.parse(pasted.stdout) as Record<string, unknown>
+    expect(b).toEqual(a)
+  })
+
+  it('an invalid file is its config error (exit 3); with no file, it says so', async () => {
+    const none = await wal.run(['config', 'show', '--format', 'yaml'])
+    expect(none.stdout).toBe('# no config file: wal runs with its defaults (embedded namespaces, created on first produce)\n{}\n')
+    const { writeFileSync } = await import('node:fs')
+    const { join } = await import('node:path')
+    writeFileSync(join(wal.cwd, '.walrc.yaml'), 'namespaces:\n  orders:\n    partitions: zero\n')
+    const bad = await wal.run(['config', 'show', '--format', 'yaml'])
+    expect(bad.code).toBe(3)
+    expect(bad.stderr).toContain('namespaces.orders.partitions')
+  })
+})
