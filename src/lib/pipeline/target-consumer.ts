@@ -92,6 +92,9 @@ export interface TargetStats {
   lag: number
 }
 
+/** A target's stats as a running consumer sees them now: also the applies under way and its breaker's state. */
+export type LiveTargetStats = Omit<TargetStats, 'lag'> & { inFlight?: number; circuit?: 'closed' | 'open' | 'half-open' }
+
 /** `--until-idle` gave up on a target: work was left and nothing moved for the idle timeout (exit 5). */
 export class TargetStalledError extends BackendUnavailableError {
   constructor(
@@ -180,6 +183,8 @@ export class TargetConsumer {
   private readonly executor: KeyedExecutor
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
   private inFlight = 0
+  /** Applies under way at the target now (inFlight also counts what waits for its key, a retry, the circuit). */
+  private applying = 0
   private heartbeating = false
   /** Whether the store refuses a commit whole when a partition's epoch is stale (embedded), or writes the rest (Kafka). */
   private storeFences = false
@@ -256,8 +261,8 @@ export class TargetConsumer {
   }
 
   /** What it did so far and the partitions it owns now, read without waiting (for `wal daemon status`). */
-  snapshot(): Omit<TargetStats, 'lag'> {
-    return { ...this.stats, partitions: [...this.owned] }
+  snapshot(): LiveTargetStats {
+    return { ...this.stats, partitions: [...this.owned], inFlight: this.applying, circuit: this.circuit.state }
   }
 
   private fail(error: unknown): void {
@@ -482,7 +487,12 @@ export class TargetConsumer {
       const attempt = mutation.attempts + 1
       const startedMs = performance.now()
       try {
-        await this.options.target.apply(mutation, { attempt, signal: this.abort })
+        this.applying++
+        try {
+          await this.options.target.apply(mutation, { attempt, signal: this.abort })
+        } finally {
+          this.applying--
+        }
         this.circuit.succeeded(probe)
         mutation.attempts = attempt
         this.stats.applied++
