@@ -81,6 +81,24 @@ describe('tail --follow on a namespace with no log yet', () => {
   })
 })
 
+describe('tail --follow --until far ahead', () => {
+  it('keeps following (no timer fires early, no Node warning) and prints what is produced meanwhile', async () => {
+    expect((await wal.run(['produce', '-k', 'before', '-p', '1'])).code).toBe(0)
+    const tail = wal.spawn(['tail', '--follow', '--from', 'beginning', '--until', '2099-01-01T00:00:00Z'])
+    let out = ''
+    let err = ''
+    tail.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+    tail.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
+    const exited = new Promise<number | null>((resolve) => tail.on('exit', (code) => resolve(code)))
+    await waitFor(() => out.includes('key="before"'), { timeoutMs: 30_000 })
+    expect((await wal.run(['produce', '-k', 'after', '-p', '2'])).code).toBe(0)
+    await waitFor(() => out.includes('key="after"'), { timeoutMs: 30_000 })
+    tail.kill('SIGINT')
+    await exited
+    expect(err).not.toMatch(/Warning/)
+  })
+})
+
 describe('help', () => {
   it('tail --help lists the live view\'s keys', async () => {
     const help = (await wal.run(['tail', '--help'])).stdout

@@ -14,7 +14,7 @@ import { writeText } from '../io/lines.js'
 import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
 import type { LogBackend, Positions } from '../log/backend.js'
 import { openLog } from '../log/open.js'
-import { parsePointInTimeMs } from '../time.js'
+import { longTimeout, parsePointInTimeMs } from '../time.js'
 import { escapeLine } from '../cli/render.js'
 
 export interface TailOptions extends CommonOptions {
@@ -130,14 +130,15 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
   const controller = new AbortController()
   const onAbort = (): void => controller.abort()
   options.signal?.addEventListener('abort', onAbort)
-  let timer: NodeJS.Timeout | undefined
+  let timer: { clear(): void } | undefined
   let start: Positions
   let end: Positions | undefined
   try {
     start = await startPositions(log, from)
     // A future --until TIME with --follow: follow, and stop when that time comes.
     if (until && !(until.kind === 'time' && until.timeMs > nowMs)) end = await endPositions(log, until)
-    else if (until) timer = setTimeout(() => controller.abort(), until.timeMs - nowMs)
+    // A far --until (years ahead) is more than one timer takes: re-armed until it comes.
+    else if (until) timer = longTimeout(() => controller.abort(), until.timeMs - nowMs)
   } catch (error) {
     options.signal?.removeEventListener('abort', onAbort)
     await log.close()
@@ -157,7 +158,7 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
     records: records(),
     stop: () => controller.abort(),
     async close() {
-      clearTimeout(timer)
+      timer?.clear()
       options.signal?.removeEventListener('abort', onAbort)
       await log.close()
     },
