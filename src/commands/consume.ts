@@ -33,7 +33,7 @@ On an SQS namespace there are no offsets: a message is deleted once every target
       max: 7 * 86_400_000,
       example: '2m',
     }),
-    concurrency: countFlag({ description: 'Mutations applied at once per target (one at a time per key). Default: 16, or the concurrency of a Cassandra target.', min: 1, max: 10_000 }),
+    concurrency: countFlag({ description: 'Mutations applied at once per target (one at a time per key). Default: 16, or the concurrency of a Cassandra target.', min: 1, max: 10_000, example: '64' }),
     rate: rateFlag({ description: 'At most this many applies, e.g. 100/s or 6000/m.' }),
     'lease-ttl': durationFlag({ description: 'How long a dead consumer keeps its partitions before another takes them over.', default: '10s', min: 1000, max: 600_000, example: '10s' }),
     'drain-timeout': durationFlag({ description: 'On stop, how long work in flight may take to finish.', default: '30s', min: 100, max: 3_600_000, example: '30s' }),

@@ -31,7 +31,7 @@ On a terminal (not --json, not piped), --follow shows a live view. Its keys:
       description: 'Where to start: beginning, end, an offset (42; 3:42 for partition 3 only), an ISO time, or a duration ago (15m). Default: beginning, or end with --follow.',
     }),
     until: positionFlag({ description: 'Where to stop: end (as it was at start; the default without --follow), an ISO time, or a duration ago.', words: ['end'], offsets: false }),
-    max: countFlag({ description: 'Stop after this many mutations.', min: 1, max: 1_000_000_000 }),
+    max: countFlag({ description: 'Stop after this many mutations.', min: 1, max: 1_000_000_000, example: '100' }),
     key: Flags.string({ char: 'k', description: 'Only mutations with this key.' }),
     follow: Flags.boolean({ char: 'f', description: 'Keep waiting for new mutations.' }),
   }

@@ -53,21 +53,21 @@ export function durationFlag(options: Common & { min: number; max: number | 'cal
 }
 
 /** A whole number within [min, max], written as digits only. */
-export function checkCount(flag: string, text: string, min: number, max: number): number {
+export function checkCount(flag: string, text: string, min: number, max: number, example = String(Math.max(min, 1))): number {
   const range = `a whole number from ${min} to ${max}`
-  if (!/^\d+$/.test(text.trim())) refuse(flag, text, 'is not a whole number', range, String(Math.max(min, 1)))
+  if (!/^\d+$/.test(text.trim())) refuse(flag, text, 'is not a whole number', range, example)
   const n = Number(text.trim())
-  if (n < min || n > max) refuse(flag, text, 'is out of range', range, String(Math.max(min, 1)))
+  if (n < min || n > max) refuse(flag, text, 'is out of range', range, example)
   return n
 }
 
-export function countFlag(options: Common & { min: number; max: number; default?: number }) {
-  const { min, max, ...rest } = options
+export function countFlag(options: Common & { min: number; max: number; default?: number; example?: string }) {
+  const { min, max, example, ...rest } = options
   return Flags.custom<number>({
     ...rest,
     description: `${options.description} Range: ${min} to ${max}.`,
     helpValue: '<count>',
-    parse: async (input: string, _ctx, flag) => checkCount(flag.name, input, min, max),
+    parse: async (input: string, _ctx, flag) => checkCount(flag.name, input, min, max, example ?? (options.default === undefined ? undefined : String(options.default))),
   })()
 }
 
