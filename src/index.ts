@@ -2,6 +2,7 @@
 import { execute } from '@oclif/core/execute'
 import { settings } from '@oclif/core/settings'
 
+import Autocomplete from './commands/autocomplete.js'
 import ConfigShow from './commands/config/show.js'
 import ConfigValidate from './commands/config/validate.js'
 import Consume from './commands/consume.js'
@@ -19,12 +20,16 @@ import DlqReplay from './commands/dlq/replay.js'
 import DlqShow from './commands/dlq/show.js'
 import DlqStats from './commands/dlq/stats.js'
 import Explain from './commands/explain.js'
+import Help from './commands/help.js'
 import NsInit from './commands/ns/init.js'
 import NsLs from './commands/ns/ls.js'
 import NsShow from './commands/ns/show.js'
 import Produce from './commands/produce.js'
 import Tail from './commands/tail.js'
 import Top from './commands/top.js'
+import Version from './commands/version.js'
+
+export { commandNotFound } from './lib/cli/suggest.js'
 
 export const COMMANDS = {
   produce: Produce,
@@ -50,6 +55,9 @@ export const COMMANDS = {
   'daemon:status': DaemonStatus,
   'daemon:reload': DaemonReload,
   'daemon:logs': DaemonLogs,
+  help: Help,
+  version: Version,
+  autocomplete: Autocomplete,
 }
 
 /** Runs the CLI; `dir` is the bin's import.meta.url, from which oclif finds package.json. */

@@ -10,6 +10,7 @@ import { ExitCode, toWalError, UsageError, type WalError } from '../errors.js'
 import { processIo, type CommonOptions } from '../io/context.js'
 import { redactText } from '../config/redact.js'
 import { escapeControl } from './render.js'
+import { flagSuggestions } from './suggest.js'
 
 export abstract class WalCommand extends Command {
   static override enableJsonFlag = true
@@ -70,8 +71,9 @@ export abstract class WalCommand extends Command {
   private convert(error: Error & { oclif?: { exit?: number } }): WalError {
     // oclif's own parse errors (unknown flag, missing argument, bad option value) are usage errors.
     if (error.oclif?.exit === 2 || error.name.endsWith('FlagsError') || error.name.endsWith('ArgsError')) {
+      const flags = { ...(this.ctor.flags ?? {}), ...(this.ctor.baseFlags ?? {}), ...(this.ctor.enableJsonFlag ? { json: {} } : {}) }
       return new UsageError(error.message.replace(/\n\s*See more help with --help$/, ''), {
-        suggestions: [`see: wal ${this.id?.replaceAll(':', ' ') ?? ''} --help`],
+        suggestions: [...flagSuggestions(error.message, flags), `see: wal ${this.id?.replaceAll(':', ' ') ?? ''} --help`],
       })
     }
     return toWalError(error)

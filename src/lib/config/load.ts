@@ -282,6 +282,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
     defaults,
     namespaces,
     daemon: resolveDaemonSettings(file?.daemon, env, path),
+    contexts: [],
   }
 }
 

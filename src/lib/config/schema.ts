@@ -391,4 +391,6 @@ export interface ResolvedConfig {
   namespaces: ReadonlyMap<string, NamespaceSettings>
   /** `wal daemon`'s settings. */
   daemon: DaemonSettings
+  /** The names of the contexts the file declares (`contexts:`). */
+  contexts: string[]
 }

@@ -118,3 +118,14 @@ export async function showNamespace(options: CommonOptions & { namespace: string
   const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   return describe(config, options.namespace)
 }
+
+/** Names for shell completion (`wal autocomplete --list …`): namespaces, or the targets of every namespace. */
+export async function completionNames(options: CommonOptions, kind: 'namespaces' | 'targets' | 'contexts'): Promise<string[]> {
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  if (kind === 'contexts') return [...config.contexts].sort()
+  const namespaces = await namespaceNames(config)
+  if (kind === 'namespaces') return namespaces
+  const targets = new Set<string>()
+  for (const name of namespaces) for (const target of namespaceSettings(config, name).targets) targets.add(target.name)
+  return [...targets].sort()
+}
