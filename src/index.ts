@@ -3,7 +3,9 @@ import { execute } from '@oclif/core/execute'
 import { settings } from '@oclif/core/settings'
 
 import Autocomplete from './commands/autocomplete.js'
+import ConfigGetContexts from './commands/config/get-contexts.js'
 import ConfigShow from './commands/config/show.js'
+import ConfigUseContext from './commands/config/use-context.js'
 import ConfigValidate from './commands/config/validate.js'
 import Consume from './commands/consume.js'
 import DaemonLogs from './commands/daemon/logs.js'
@@ -46,6 +48,8 @@ export const COMMANDS = {
   'dlq:audit': DlqAudit,
   'config:validate': ConfigValidate,
   'config:show': ConfigShow,
+  'config:use-context': ConfigUseContext,
+  'config:get-contexts': ConfigGetContexts,
   'ns:init': NsInit,
   'ns:ls': NsLs,
   'ns:show': NsShow,

@@ -16,7 +16,7 @@ On an SQS namespace, tail is a peek at what is queued now: SQS has no offsets an
   ]
 
   static override flags = {
-    namespace: Flags.string({ char: 'n', description: 'Namespace to read.', default: 'default' }),
+    namespace: Flags.string({ char: 'n', description: 'Namespace to read (default: defaultNamespace of the config, or $WAL_NAMESPACE, else "default").' }),
     from: Flags.string({
       description: 'Where to start: beginning, end, an offset (42; 3:42 for partition 3 only), an ISO time, or a duration ago (15m). Default: beginning, or end with --follow.',
     }),

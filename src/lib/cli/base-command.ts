@@ -22,6 +22,10 @@ export abstract class WalCommand extends Command {
       env: 'WAL_CONFIG',
       helpGroup: 'GLOBAL',
     }),
+    context: Flags.string({
+      description: 'Context of the config file to use (else $WAL_CONTEXT, else the one chosen with `wal config use-context`).',
+      helpGroup: 'GLOBAL',
+    }),
   }
 
   private readonly controller = new AbortController()
@@ -49,8 +53,8 @@ export abstract class WalCommand extends Command {
   }
 
   /** Options every service takes. */
-  protected common(flags: { config?: string }): CommonOptions {
-    return { configPath: flags.config, json: this.jsonEnabled(), io: processIo() }
+  protected common(flags: { config?: string; context?: string }): CommonOptions {
+    return { configPath: flags.config, context: flags.context, json: this.jsonEnabled(), io: processIo() }
   }
 
   override async catch(error: Error & { oclif?: { exit?: number } }): Promise<never> {

@@ -151,6 +151,9 @@ export const TargetConfigSchema = v.variant(
 
 const TopicName = v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,200}$/, 'a topic name: up to 200 letters, digits, ".", "_" or "-"'))
 
+/** A context's name, as --context and `wal config use-context` take it. */
+export const ContextName = v.pipe(v.string('a context name'), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a context name: 1-64 letters, digits, ".", "_" or "-"'))
+
 export const NamespaceConfigSchema = v.strictObject({
   backend: v.optional(v.picklist(['embedded', 'kafka', 'sqs'], 'a backend: "embedded", "kafka" or "sqs"')),
   /** Kafka and SQS namespaces: the cluster (under clusters.kafka or clusters.sqs) that holds the log. */
@@ -244,6 +247,13 @@ export const ConfigSchema = v.strictObject({
     }),
   ),
   stateDir: v.optional(v.pipe(v.string('a directory path'), v.minLength(1, 'a non-empty directory path'))),
+  /** The namespace of commands given no -n (WAL_NAMESPACE overrides it). Default: "default". */
+  defaultNamespace: v.optional(NamespaceName),
+  /**
+   * Named sets of settings (as kubectl's and kafkactl's contexts): the one in use (--context,
+   * WAL_CONTEXT, else `wal config use-context`) is merged over the rest of the file, key by key.
+   */
+  contexts: v.optional(v.record(ContextName, v.record(v.string(), v.unknown(), 'a context: settings as at the top level of the file'))),
   autoCreateNamespaces: v.optional(v.boolean('true or false')),
   defaults: v.optional(
     v.strictObject({
@@ -393,4 +403,12 @@ export interface ResolvedConfig {
   daemon: DaemonSettings
   /** The names of the contexts the file declares (`contexts:`). */
   contexts: string[]
+  /** The context in use, merged over the file; null for none. */
+  context: string | null
+  /** Where the context in use was chosen: --context, WAL_CONTEXT, `wal config use-context`, or none. */
+  contextSource: 'flag' | 'env' | 'use-context' | null
+  /** The namespace of commands given no -n: WAL_NAMESPACE, else the file's defaultNamespace, else "default". */
+  defaultNamespace: string
+  /** Declared namespaces whose mutations nothing applies (`targets: []`), for `wal config validate`. */
+  warnings: string[]
 }

@@ -35,7 +35,7 @@ class DaemonNotRunningError extends NotFoundError {
  */
 async function context(options: CommonOptions): Promise<{ config: ResolvedConfig; paths: DaemonPaths }> {
   try {
-    const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+    const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
     return { config, paths: daemonPaths(config.stateDir) }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error

@@ -177,7 +177,7 @@ async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRe
 }
 
 export async function explain(options: ExplainOptions): Promise<ExplainReport> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const names = options.namespace !== undefined ? [options.namespace] : [...new Set([...config.namespaces.keys(), ...(await listLogs(config))])].sort()
   for (const name of names) {
     let log: LogBackend

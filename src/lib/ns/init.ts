@@ -26,8 +26,8 @@ export interface NamespaceInit {
   parts: InitializedPart[]
 }
 
-export async function initNamespace(options: CommonOptions & { namespace: string }): Promise<NamespaceInit> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+export async function initNamespace(options: CommonOptions & { namespace?: string }): Promise<NamespaceInit> {
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   let parts: InitializedPart[]
   if (settings.backend === 'kafka') {
