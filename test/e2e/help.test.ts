@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { makeSandbox, type Sandbox } from '../helpers/wal.js'
+import { makeSandbox, WAL_SHELL, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 beforeEach(() => {
@@ -77,7 +77,7 @@ describe('shell completion (wal autocomplete)', () => {
     expect(script.code).toBe(0)
     writeFileSync(join(wal.dir, 'wal.bash'), script.stdout)
     // `wal` on the PATH of the shell is this build, as a user's would be after installing.
-    writeFileSync(join(wal.dir, 'wal'), `#!/bin/sh\nexec "${process.execPath}" "${join(import.meta.dirname, '../../bin/run.js')}" "$@"\n`, { mode: 0o755 })
+    writeFileSync(join(wal.dir, 'wal'), `#!/bin/sh\nexec ${WAL_SHELL} "$@"\n`, { mode: 0o755 })
     const complete = (words: string[]): string[] => {
       const program = `source ${join(wal.dir, 'wal.bash')}
 complete -p wal

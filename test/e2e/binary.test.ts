@@ -1,0 +1,74 @@
+/**
+ * The single executable (dist/wal, `npm run build:binary`) on a host with no Node on the PATH. Runs when
+ * the binary has been built (`npm run test:binary` builds it, then runs the whole e2e suite against it).
+ */
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { makeSandbox, ROOT, type Sandbox } from '../helpers/wal.js'
+
+const BINARY = join(ROOT, 'dist', 'wal')
+
+let wal: Sandbox
+beforeEach(() => {
+  wal = makeSandbox()
+})
+afterEach(() => wal.cleanup())
+
+describe.runIf(existsSync(BINARY))('the single executable dist/wal', () => {
+  const run = (args: string[], env: Record<string, string | undefined> = {}, input = '') => {
+    const merged: Record<string, string> = { ...wal.env, PATH: '/nonexistent' }
+    delete merged.WAL_BINARY_CACHE
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete merged[k]
+    else merged[k] = v
+    return spawnSync(BINARY, args, { cwd: wal.cwd, env: merged, encoding: 'utf8', input })
+  }
+
+  it('runs with no Node on the PATH, unpacking itself once into a private cache directory', () => {
+    const first = run(['version', '--json'])
+    expect(first.stderr).toBe('')
+    expect(first.status).toBe(0)
+    expect(JSON.parse(first.stdout)).toMatchObject({ build: 'binary', node: expect.stringMatching(/^24\./), platform: 'linux', arch: 'x64' })
+    const cache = join(wal.env.HOME!, '.cache', 'wal')
+    const [build] = readdirSync(cache)
+    expect(build).toMatch(/^\d+\.\d+\.\d+-[0-9a-f]{16}$/)
+    expect(statSync(join(cache, build!)).mode & 0o077).toBe(0)
+    // A write and a read back, on node:sqlite inside the binary.
+    const produced = run(['produce', '-k', 'a', '-p', '{"op":"put","table":"t","key":{"id":1},"item":{"id":1}}'])
+    expect(produced.status).toBe(0)
+    expect(produced.stdout).toMatch(/durable=true/)
+    const consumed = run(['consume', '--until-idle'])
+    expect(consumed.status).toBe(0)
+    expect(run(['tail', '--json']).stdout).toContain('"key":"a"')
+    expect(readdirSync(cache)).toEqual([build])
+  })
+
+  it('says what is wrong and exits 1 when it cannot unpack anywhere', () => {
+    const blocker = join(wal.dir, 'not-a-dir')
+    writeFileSync(blocker, '')
+    const result = run(['--version'], { XDG_CACHE_HOME: blocker, HOME: blocker, TMPDIR: blocker })
+    expect(result.status).toBe(1)
+    expect(result.stderr).toMatch(/^wal: cannot unpack wal's files/)
+    expect(result.stderr).toContain('hint: make ~/.cache writable, or set WAL_BINARY_CACHE')
+    expect(result.stdout).toBe('')
+  })
+
+  it('passes over a cache directory that others may write to', () => {
+    const shared = join(wal.dir, 'shared-cache')
+    mkdirSync(shared, { mode: 0o777 })
+    spawnSync('chmod', ['0777', shared])
+    const result = run(['--version'], { WAL_BINARY_CACHE: shared })
+    expect(result.status).toBe(0)
+    expect(readdirSync(shared)).toEqual([])
+    expect(readdirSync(join(wal.env.HOME!, '.cache', 'wal'))).toHaveLength(1)
+  })
+
+  it('exits with wal\'s own codes: 2 for a typo, 7 for nothing there', () => {
+    const typo = run(['prodcue'])
+    expect(typo.status).toBe(2)
+    expect(typo.stderr).toContain('did you mean: wal produce')
+    expect(run(['dlq', 'show', '01M92WEFDPTXXS267QR98YH464']).status).toBe(7)
+  })
+})
