@@ -17,6 +17,8 @@ export interface KafkaNamespaceOptions {
   targets?: Record<string, unknown>
   retry?: Record<string, unknown>
   cluster?: Record<string, unknown>
+  /** The namespace's compression (none, gzip, snappy, lz4, zstd). */
+  compression?: string
   /** More namespaces for the same config (embedded or Kafka). */
   extra?: Record<string, unknown>
 }
@@ -36,6 +38,7 @@ export async function kafkaNamespace(wal: Sandbox, options: KafkaNamespaceOption
           partitions: options.partitions ?? 4,
           targets: options.targets ?? { kv: { type: 'kv' } },
           ...(options.retry ? { retry: options.retry } : {}),
+          ...(options.compression ? { compression: options.compression } : {}),
         },
         ...options.extra,
       },

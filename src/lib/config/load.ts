@@ -153,6 +153,7 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
           type: 'kafka',
           topic: t.topic,
           timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs,
+          compression: t.compression ?? 'none',
           cluster: kafkaCluster(file, t.cluster, `${configPath}: key "namespaces.${namespace}.targets.${name}.cluster"`, base),
         }
       case 'sqs':
@@ -198,7 +199,7 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
   })
 }
 
-const KAFKA_ONLY_KEYS = ['cluster', 'topic', 'replicationFactor', 'retentionMs', 'partitioner'] as const
+const KAFKA_ONLY_KEYS = ['cluster', 'topic', 'replicationFactor', 'retentionMs', 'partitioner', 'compression'] as const
 const SQS_ONLY_KEYS = ['queue', 'fifo', 'shards', 'maxReceiveCount', 'visibilityTimeoutSeconds', 'maxNativeDelaySeconds'] as const
 
 function sqsLogSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, configPath: string, file: ConfigFile): SqsLogSettings | null {
@@ -254,6 +255,7 @@ function kafkaLogSettings(namespace: string, ns: NamespaceConfig, configPath: st
     replicationFactor: ns.replicationFactor ?? null,
     retentionMs: ns.retentionMs ?? null,
     partitioner: ns.partitioner ?? 'murmur2',
+    compression: ns.compression ?? 'none',
   }
 }
 

@@ -5,6 +5,7 @@
 import * as v from 'valibot'
 
 import { NamespaceName } from '../envelope/envelope.js'
+import type { Compression } from '../kafka/compression.js'
 import { DaemonConfigSchema, type DaemonSettings } from './daemon.js'
 
 /** A URL a target or endpoint can use: http or https only (not file:, data:, javascript:, …). */
@@ -103,6 +104,9 @@ const CassandraTableSchema = v.strictObject({
 const TargetName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a target name: letters, digits, ".", "_" or "-"'))
 const common = { retry: v.optional(RetrySchema), rate: v.optional(Rate) }
 
+/** How record batches sent to Kafka are compressed. */
+const CompressionSetting = v.picklist(['none', 'gzip', 'snappy', 'lz4', 'zstd'], 'a compression: "none", "gzip", "snappy", "lz4" or "zstd"')
+
 export const TargetConfigSchema = v.variant(
   'type',
   [
@@ -121,6 +125,7 @@ export const TargetConfigSchema = v.variant(
       cluster: v.pipe(v.string('the name of a cluster under clusters.kafka'), v.minLength(1)),
       topic: v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,249}$/, 'a topic name: letters, digits, ".", "_" or "-"')),
       timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
+      compression: v.optional(CompressionSetting),
       ...common,
     }),
     v.strictObject({
@@ -167,6 +172,8 @@ export const NamespaceConfigSchema = v.strictObject({
   maxNativeDelaySeconds: v.optional(v.pipe(v.number('seconds'), v.integer('whole seconds'), v.minValue(1, 'from 1 to 900 seconds'), v.maxValue(900, 'from 1 to 900 seconds'))),
   topic: v.optional(TopicName),
   /** Kafka namespaces: how keys map to partitions (murmur2, or librdkafka's consistent_random). */
+  /** Kafka namespaces: how the record batches of the log (and its DLQ and state topics) are compressed. */
+  compression: v.optional(CompressionSetting),
   partitioner: v.optional(v.picklist(['murmur2', 'consistent_random'], '"murmur2" (Kafka\'s Java client, the default) or "consistent_random" (librdkafka\'s default: kcat, confluent-kafka)')),
   replicationFactor: v.optional(v.pipe(v.number('a replication factor'), v.integer('a whole number'), v.minValue(1, 'a replication factor from 1 to 16'), v.maxValue(16, 'a replication factor from 1 to 16'))),
   retentionMs: v.optional(v.pipe(v.number('a retention in milliseconds'), v.integer('whole milliseconds'), v.minValue(-1, 'a retention in ms, or -1 to keep forever'))),
@@ -333,7 +340,7 @@ export type TargetSettings = (
   | { type: 'kv'; path: string }
   | { type: 'http'; url: string; method: 'POST' | 'PUT'; timeoutMs: number; headers: Record<string, string> }
   | { type: 'file'; path: string }
-  | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings }
+  | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings; compression: Compression }
   | { type: 'sqs'; queue: string; fifo: boolean; cluster: SqsClusterSettings }
   | {
       type: 'cassandra'
@@ -369,6 +376,8 @@ export interface KafkaLogSettings {
   retentionMs: number | null
   /** How keys map to partitions: as Kafka's Java client (murmur2) or as librdkafka (consistent_random, CRC32). */
   partitioner: 'murmur2' | 'consistent_random'
+  /** How record batches are compressed: none, gzip, snappy, lz4 or zstd. */
+  compression: Compression
 }
 
 /** The effective settings of one namespace, defaults applied. */
