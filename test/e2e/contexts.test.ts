@@ -79,6 +79,19 @@ namespaces:
     expect(result.code).toBe(3)
     expect(result.stderr).toContain('(context "broken"): key "defaults.partitions"')
     expect(existsSync(join(wal.stateDir, 'contexts.json'))).toBe(false)
+    // The others are still listed, the broken one with what is wrong.
+    const listed = JSON.parse((await wal.run(['config', 'get-contexts', '--json'])).stdout) as { contexts: Array<{ name: string; error?: string }> }
+    expect(listed.contexts.map((c) => c.name)).toEqual(['broken', 'blue', 'green'])
+    expect(listed.contexts[0]!.error).toContain('defaults.partitions')
+    expect(listed.contexts[1]!.error).toBeUndefined()
+  })
+
+  it('refuses a context name that could hide control characters (exit 3)', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.yaml'), 'contexts:\n  "a\\x1b[31mb": {}\n')
+    const result = await wal.run(['config', 'get-contexts'])
+    expect(result.code).toBe(3)
+    expect(result.stderr).toContain('is not a valid context name')
+    expect(result.stderr).not.toContain('\x1b')
   })
 })
 

@@ -94,7 +94,9 @@ export function renderContextList(list: ContextList): string {
   if (list.contexts.length === 0) return `${list.path ?? 'no config file found'}: no contexts (declare them under "contexts:")`
   return table([
     ['CURRENT', 'NAME', 'DEFAULT NAMESPACE', 'STATE DIR', 'NAMESPACES'],
-    ...list.contexts.map((c) => [c.current ? '*' : '', c.name, c.defaultNamespace, c.stateDir, c.namespaces.join(',') || '-']),
+    ...list.contexts.map((c) =>
+      c.error !== undefined ? [c.current ? '*' : '', c.name, '-', `(invalid: ${c.error})`, '-'] : [c.current ? '*' : '', c.name, c.defaultNamespace!, c.stateDir!, c.namespaces!.join(',') || '-'],
+    ),
   ])
 }
 

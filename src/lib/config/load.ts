@@ -312,6 +312,8 @@ export interface ContextSelection {
   source: ResolvedConfig['contextSource']
 }
 
+const CONTEXT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
 const NO_CONTEXT: ContextSelection = { names: [], context: null, source: null }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -375,6 +377,12 @@ export function applyContext(raw: unknown, file: string, env: NodeJS.ProcessEnv,
     })
   }
   const names = Object.keys(contexts)
+  const badName = names.find((name) => !CONTEXT_NAME.test(name))
+  if (badName !== undefined) {
+    throw new ConfigError(`${file}: key "contexts": "${badName}" is not a valid context name`, {
+      suggestions: ['a context name has 1-64 letters, digits, ".", "_" or "-", and starts with a letter or digit'],
+    })
+  }
   const remembered = flagOrEnv === undefined ? readUsedContexts(env)[file] : undefined
   const chosen = flagOrEnv ?? remembered
   if (chosen === undefined) return { raw: rest, selection: { names, context: null, source: null } }

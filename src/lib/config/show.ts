@@ -1,6 +1,6 @@
 /** `wal config validate|show`. */
 import type { CommonOptions } from '../io/context.js'
-import { UsageError } from '../errors.js'
+import { UsageError, WalError } from '../errors.js'
 import { loadConfig, writeUsedContext } from './load.js'
 import { redactSecrets } from './redact.js'
 import type { ResolvedConfig } from './schema.js'
@@ -27,7 +27,8 @@ export interface ContextList {
   /** The context in use, and how it was chosen. */
   current: string | null
   source: ResolvedConfig['contextSource']
-  contexts: Array<{ name: string; current: boolean; stateDir: string; defaultNamespace: string; namespaces: string[] }>
+  /** Each context as it resolves; `error` (and nothing else) for one that does not load. */
+  contexts: Array<{ name: string; current: boolean; stateDir?: string; defaultNamespace?: string; namespaces?: string[]; error?: string }>
 }
 
 /** `wal config get-contexts`: every context of the file, each as it resolves (state dir, default namespace). */
@@ -36,8 +37,14 @@ export async function listContexts(options: CommonOptions): Promise<ContextList>
   const current = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const contexts = []
   for (const name of current.contexts) {
-    const config = await load(name)
-    contexts.push({ name, current: name === current.context, stateDir: config.stateDir, defaultNamespace: config.defaultNamespace, namespaces: [...config.namespaces.keys()] })
+    try {
+      const config = await load(name)
+      contexts.push({ name, current: name === current.context, stateDir: config.stateDir, defaultNamespace: config.defaultNamespace, namespaces: [...config.namespaces.keys()] })
+    } catch (error) {
+      // One broken context does not hide the others: it is listed with what is wrong.
+      if (!(error instanceof WalError)) throw error
+      contexts.push({ name, current: name === current.context, error: error.message })
+    }
   }
   return { path: current.path, current: current.context, source: current.contextSource, contexts }
 }
