@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { makeSandbox, WAL_SHELL, type Sandbox } from '../helpers/wal.js'
+import { makeSandbox, ROOT, WAL_SHELL, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 beforeEach(() => {
@@ -54,6 +54,16 @@ describe('help, as oclif users expect it', () => {
     const json = await wal.run(['tail', '--jsno'])
     expect(json.code).toBe(2)
     expect(json.stderr).toContain('did you mean --json')
+  })
+
+  it('takes --json on every command that prints data: the manifest says so, and daemon logs accepts it', async () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, { flags: Record<string, unknown> }> }
+    const without = Object.entries(manifest.commands).filter(([, c]) => !('json' in c.flags)).map(([id]) => id)
+    expect(without.sort()).toEqual(['autocomplete', 'help'])
+    const logs = await wal.run(['daemon', 'logs', '--json'])
+    expect(logs.stderr).not.toContain('Nonexistent flag')
+    expect(logs.code).toBe(7)
+    expect(logs.stderr).toContain('no daemon log')
   })
 
   it('prints its version as text and as JSON with `wal version`, and with --version', async () => {
