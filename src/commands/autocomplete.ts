@@ -15,13 +15,14 @@ Namespace, target and context names are completed from the config found where TA
   static override args = { shell: Args.string({ description: 'The shell to print a script for.', options: ['bash', 'zsh', 'fish'] }) }
   static override flags = {
     list: Flags.string({ description: 'Print these names from the config, one a line (what the scripts call on TAB).', options: ['namespaces', 'targets', 'contexts'] }),
+    namespace: Flags.string({ char: 'n', description: 'With --list targets: only the targets of this namespace.' }),
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Autocomplete)
     if (flags.list !== undefined) {
       const { completionNames } = await import('../lib/services.js')
-      for (const name of await completionNames(this.common(flags), flags.list as 'namespaces' | 'targets' | 'contexts')) process.stdout.write(`${name}\n`)
+      for (const name of await completionNames(this.common(flags), flags.list as 'namespaces' | 'targets' | 'contexts', flags.namespace)) process.stdout.write(`${name}\n`)
       return
     }
     const shell = args.shell ?? shellFromEnv()

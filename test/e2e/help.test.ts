@@ -103,7 +103,9 @@ printf '%s\\n' "\${COMPREPLY[@]}"`
     expect(complete(['wal', 'dlq', 're'])).toEqual(['replay'])
     expect(complete(['wal', 'produce', '--idem'])).toEqual(['--idempotency-key'])
     expect(complete(['wal', 'consume', '-n', '']).sort()).toEqual(['emails', 'orders'])
-    expect(complete(['wal', 'consume', '-n', 'orders', '--target', '']).sort()).toEqual(['audit', 'mailer'])
+    expect(complete(['wal', 'consume', '-n', 'orders', '--target', '']).sort()).toEqual(['audit'])
+    expect(complete(['wal', 'consume', '--target', '']).sort()).toEqual(['audit', 'mailer'])
+    expect(complete(['wal', 'consume', '--con']).sort()).toEqual(['--concurrency', '--config', '--context'])
     expect(complete(['wal', 'ns', 'show', 'or'])).toEqual(['orders'])
   })
 

@@ -51,7 +51,11 @@ _wal_completions() {
     ${NAMESPACE_FLAGS.join('|')})
       COMPREPLY=( $(compgen -W "$(wal autocomplete --list namespaces 2>/dev/null)" -- "$cur") ); return 0 ;;
     ${TARGET_FLAGS.join('|')})
-      COMPREPLY=( $(compgen -W "$(wal autocomplete --list targets 2>/dev/null)" -- "$cur") ); return 0 ;;
+      local i ns=''
+      for (( i=1; i < COMP_CWORD; i++ )); do
+        case "\${COMP_WORDS[i]}" in -n|--namespace) ns="\${COMP_WORDS[i+1]}" ;; esac
+      done
+      COMPREPLY=( $(compgen -W "$(wal autocomplete --list targets \${ns:+-n "$ns"} 2>/dev/null)" -- "$cur") ); return 0 ;;
     -c|--config|--payload-file)
       COMPREPLY=( $(compgen -f -- "$cur") ); return 0 ;;
     --context)

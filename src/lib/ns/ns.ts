@@ -120,12 +120,14 @@ export async function showNamespace(options: CommonOptions & { namespace?: strin
 }
 
 /** Names for shell completion (`wal autocomplete --list …`): namespaces, or the targets of every namespace. */
-export async function completionNames(options: CommonOptions, kind: 'namespaces' | 'targets' | 'contexts'): Promise<string[]> {
+export async function completionNames(options: CommonOptions, kind: 'namespaces' | 'targets' | 'contexts', namespace?: string): Promise<string[]> {
   const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   if (kind === 'contexts') return [...config.contexts].sort()
   const namespaces = await namespaceNames(config)
   if (kind === 'namespaces') return namespaces
   const targets = new Set<string>()
-  for (const name of namespaces) for (const target of namespaceSettings(config, name).targets) targets.add(target.name)
+  for (const name of namespace === undefined ? namespaces : namespaces.filter((n) => n === namespace)) {
+    for (const target of namespaceSettings(config, name).targets) targets.add(target.name)
+  }
   return [...targets].sort()
 }
