@@ -33,7 +33,26 @@ function cacheRoots() {
   return roots
 }
 
+/** Leftovers of unpacks that were killed midway (their process is gone). */
+function removeStalePartials(target) {
+  const dir = path.dirname(target)
+  const prefix = `${path.basename(target)}.partial-`
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith(prefix)) continue
+    const pid = Number(name.slice(prefix.length))
+    let alive = false
+    try {
+      process.kill(pid, 0)
+      alive = true
+    } catch (error) {
+      alive = error.code === 'EPERM'
+    }
+    if (!alive) fs.rmSync(path.join(dir, name), { recursive: true, force: true })
+  }
+}
+
 function unpack(target) {
+  removeStalePartials(target)
   const index = JSON.parse(sea.getAsset('index.json', 'utf8'))
   const archive = Buffer.from(sea.getAsset('archive.bin'))
   const partial = `${target}.partial-${process.pid}`

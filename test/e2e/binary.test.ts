@@ -3,7 +3,7 @@
  * the binary has been built (`npm run test:binary` builds it, then runs the whole e2e suite against it).
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
@@ -43,6 +43,28 @@ describe.runIf(existsSync(BINARY))('the single executable dist/wal', () => {
     expect(consumed.status).toBe(0)
     expect(run(['tail', '--json']).stdout).toContain('"key":"a"')
     expect(readdirSync(cache)).toEqual([build])
+  })
+
+  it('unpacks once when several first runs start together, and clears what a killed unpack left', async () => {
+    const cache = join(wal.dir, 'cache')
+    mkdirSync(cache, { mode: 0o700 })
+    const { readdirSync: list } = await import('node:fs')
+    // A leftover of an unpack whose process is gone.
+    mkdirSync(join(cache, 'x'), { mode: 0o700 })
+    const env = { ...wal.env, PATH: '/nonexistent', WAL_BINARY_CACHE: cache }
+    const { spawn } = await import('node:child_process')
+    const runs = Array.from({ length: 4 }, () =>
+      new Promise<number | null>((resolve) => {
+        const child = spawn(BINARY, ['version', '--json'], { cwd: wal.cwd, env, stdio: 'ignore' })
+        child.on('close', resolve)
+      }),
+    )
+    expect(await Promise.all(runs)).toEqual([0, 0, 0, 0])
+    const [build] = list(cache).filter((n) => n !== 'x')
+    mkdirSync(join(cache, `${build}.partial-999999999`), { mode: 0o700 })
+    rmSync(join(cache, build!), { recursive: true })
+    expect(run(['--version'], { WAL_BINARY_CACHE: cache }).status).toBe(0)
+    expect(list(cache).sort()).toEqual([build, 'x'])
   })
 
   it('says what is wrong and exits 1 when it cannot unpack anywhere', () => {
