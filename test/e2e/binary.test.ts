@@ -94,3 +94,20 @@ describe.runIf(existsSync(BINARY))('the single executable dist/wal', () => {
     expect(run(['dlq', 'show', '01M92WEFDPTXXS267QR98YH464']).status).toBe(7)
   })
 })
+
+// `npm run build:binary -- --target linux-arm64`, run through qemu-user with Debian's arm64 libraries
+// (apt-get install qemu-user libc6-arm64-cross libstdc++6-arm64-cross), when both are there.
+const ARM64 = join(ROOT, 'dist', 'wal-linux-arm64')
+const QEMU = spawnSync('sh', ['-c', 'command -v qemu-aarch64'], { encoding: 'utf8' }).stdout.trim()
+describe.runIf(existsSync(ARM64) && QEMU !== '' && existsSync('/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1'))('the linux-arm64 executable', () => {
+  it('writes, applies and reads back on arm64, with the same Node inside', () => {
+    const env = { ...wal.env, PATH: '/nonexistent' }
+    delete (env as Record<string, string | undefined>).WAL_BINARY_CACHE
+    const run = (args: string[]) => spawnSync(QEMU, ['-L', '/usr/aarch64-linux-gnu', ARM64, ...args], { cwd: wal.cwd, env, encoding: 'utf8', timeout: 300_000 })
+    expect(JSON.parse(run(['version', '--json']).stdout)).toMatchObject({ arch: 'arm64', build: 'binary', node: process.versions.node })
+    expect(run(['produce', '-k', 'a', '-p', '{"op":"put","table":"t","key":{"id":1},"item":{"id":1}}']).status).toBe(0)
+    expect(run(['consume', '--until-idle']).status).toBe(0)
+    expect(run(['tail', '--json']).stdout).toContain('"key":"a"')
+  }, 600_000)
+})
+
