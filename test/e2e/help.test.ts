@@ -116,6 +116,15 @@ printf '%s\\n' "\${COMPREPLY[@]}"`
     expect(check.stderr).toBe('')
     expect(check.status).toBe(0)
     expect(script.stdout).toContain('bashcompinit')
+    // Registered, and answering as zsh's bash emulation calls it (sh emulation: arrays from 0).
+    const program = `source ${join(wal.dir, 'wal.zsh')}
+complete -p wal
+f() { emulate -L sh; COMP_WORDS=(wal dlq re); COMP_CWORD=2; _wal_completions; printf '%s\\n' "\${COMPREPLY[@]}"; }
+f`
+    const used = spawnSync('zsh', ['-c', program], { encoding: 'utf8', env: { ...wal.env } })
+    expect(used.status, used.stderr).toBe(0)
+    expect(used.stdout).toContain('complete -o default -F _wal_completions wal')
+    expect(used.stdout.split('\n')).toContain('replay')
   })
 
   it.runIf(has('fish'))('prints a fish script that fish parses (fish -n) and that completes commands', async () => {
