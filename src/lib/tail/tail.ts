@@ -18,7 +18,7 @@ import { longTimeout, parsePointInTimeMs } from '../time.js'
 import { escapeLine } from '../cli/render.js'
 
 export interface TailOptions extends CommonOptions {
-  namespace: string
+  namespace?: string
   /** `beginning` | `end` | OFFSET | `P:OFFSET` | TIME. */
   from?: string
   /** `end` | TIME. Defaults to `end` unless following. */
@@ -115,7 +115,7 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
   if (until?.kind === 'time' && until.timeMs > nowMs && !options.follow) {
     throw new UsageError(`--until ${options.until} is in the future`, { suggestions: ['add --follow to wait until then'] })
   }
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   if (settings.backend === 'sqs' && (from.kind === 'offset' || from.kind === 'time' || until?.kind === 'time')) {
     throw new UsageError(`namespace "${settings.name}" is on SQS: a queue has no offsets and no history, so --from and --until take only beginning/end`, {
