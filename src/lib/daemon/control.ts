@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { escapeControl } from '../cli/render.js'
 import { isBinary } from '../cli/version.js'
-import { loadConfig, loadDaemonConfigLeniently, resolveConfig } from '../config/load.js'
+import { loadConfig, loadDaemonConfigLeniently } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { BackendUnavailableError, ConfigError, NotFoundError, UsageError, type WalError } from '../errors.js'
 import { parseDurationMs } from '../time.js'
