@@ -89,11 +89,22 @@ function expectLightStartup(urls: string[]): void {
   expect(urls.filter((url) => HEAVY.test(url))).toEqual([])
 }
 
+/** The bundle files a run loaded, with their text. */
+function loadedBundleFiles(urls: string[]): { url: string; text: string }[] {
+  return [...new Set(urls)].filter((url) => url.startsWith('file:') && url.includes('/dist/')).map((url) => ({ url, text: readFileSync(fileURLToPath(url), 'utf8') }))
+}
+
+// Text that only the YAML parser (js-yaml) and cosmiconfig's search carry, minified or not.
+const CONFIG_LIBRARY = /tag:yaml\.org,2002|\.config\/config\.json/
+
 describe('start-up', () => {
-  it('does not load the Kafka, SQS or Cassandra SDKs for `wal --version`', () => {
+  it('answers `wal --version` with the name, version, platform and Node, without loading the CLI bundle', () => {
     const run = runWal(['--version'])
     expect(run.status, run.stderr).toBe(0)
-    expectLightStartup(run.urls)
+    const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
+    expect(run.stdout).toBe(`wal/${version} ${process.platform}-${process.arch} node-${process.version}\n`)
+    expect(run.urls.some((url) => url.endsWith('/bin/run.js'))).toBe(true)
+    expect(run.urls.filter((url) => url.includes('/dist/') || HEAVY.test(url))).toEqual([])
   })
 
   it('does not load the Kafka, SQS or Cassandra SDKs for `wal --help`', () => {
@@ -107,5 +118,37 @@ describe('start-up', () => {
     expect(run.status, run.stderr).toBe(0)
     expect(run.stdout).toContain('durable=true')
     expectLightStartup(run.urls)
+  })
+
+  it('loads neither the YAML parser nor the config search library for `wal produce` when no config file exists', () => {
+    const run = runWal(['produce', '-k', 'k', '-p', '{"a":1}'])
+    expect(run.status, run.stderr).toBe(0)
+    const files = loadedBundleFiles(run.urls)
+    expect(files.length).toBeGreaterThan(0)
+    expect(files.filter((file) => CONFIG_LIBRARY.test(file.text)).map((file) => file.url)).toEqual([])
+  })
+
+  it('loads no other command\'s code for `wal produce`', () => {
+    const run = runWal(['produce', '-k', 'k', '-p', '{"a":1}'])
+    expect(run.status, run.stderr).toBe(0)
+    // Each command's summary is in its own module; of them, only produce's may be loaded.
+    const files = loadedBundleFiles(run.urls)
+    expect(files.some((file) => file.text.includes('Write mutations to the log'))).toBe(true)
+    expect(files.filter((file) => /Put DLQ entries back into the log|Run the daemon in the foreground|Show a namespace's effective settings/.test(file.text)).map((file) => file.url)).toEqual([])
+  })
+
+  it('still finds a YAML config file next to the command, and uses it', () => {
+    const dir = join(home, 'with-config')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, '.walrc.yaml'), 'namespaces:\n  orders:\n    partitions: 3\n')
+    const resolvedFile = join(work, `resolved-${++runs}.json`)
+    const env: NodeJS.ProcessEnv = { ...process.env, WAL_HOME: join(work, 'wal-home-config'), HOME: home, XDG_CONFIG_HOME: xdgConfig, WAL_TEST_RESOLVED_FILE: resolvedFile }
+    delete env.WAL_CONFIG
+    delete env.NODE_OPTIONS
+    const result = spawnSync(process.execPath, ['--import', preloadUrl, bin, 'ns', 'show', 'orders', '--json'], { cwd: dir, env, encoding: 'utf8' })
+    expect(result.status, result.stderr).toBe(0)
+    expect((JSON.parse(result.stdout) as { partitions: number }).partitions).toBe(3)
+    const files = loadedBundleFiles(JSON.parse(readFileSync(resolvedFile, 'utf8')) as string[])
+    expect(files.some((file) => CONFIG_LIBRARY.test(file.text))).toBe(true)
   })
 })

@@ -1,11 +1,13 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { load as parseYaml } from 'js-yaml'
 import { describe, expect, it } from 'vitest'
 
 import { interpolateEnv } from '../../src/lib/config/interpolate.js'
 import { namespaceSettings, resolveConfig, validateConfig } from '../../src/lib/config/load.js'
 import { REDACTED, redactSecrets } from '../../src/lib/config/redact.js'
+import { mightHaveConfig } from '../../src/lib/config/search.js'
 import { ConfigSchema } from '../../src/lib/config/schema.js'
 import { ConfigError, UnknownNamespaceError, UsageError } from '../../src/lib/errors.js'
 import { ROOT } from '../helpers/wal.js'
@@ -181,5 +183,58 @@ describe('rates', () => {
     expect(() => rateFlag('0/s')).toThrow(/--rate "0\/s" is not a rate above zero/)
     expect(() => rateFlag('fast')).toThrow(UsageError)
     expect(configError({ namespaces: { a: { rate: '0/m' } } }).message).toMatch(/key "namespaces\.a\.rate": expected a rate above zero/)
+  })
+})
+
+describe('config search without a file', () => {
+  /** A project tree in a fresh temp dir: root/project/sub, with XDG_CONFIG_HOME at root/xdg. */
+  function tree(): { root: string; project: string; sub: string; xdg: string; done: () => void } {
+    const root = mkdtempSync(join(tmpdir(), 'wal-search-test-'))
+    const project = join(root, 'project')
+    const sub = join(project, 'sub')
+    mkdirSync(sub, { recursive: true })
+    mkdirSync(join(root, 'xdg'))
+    return { root, project, sub, xdg: join(root, 'xdg'), done: () => rmSync(root, { recursive: true, force: true }) }
+  }
+
+  it('knows there is nothing to load only when every place the search looks is empty', () => {
+    const t = tree()
+    const saved = process.env.XDG_CONFIG_HOME
+    process.env.XDG_CONFIG_HOME = t.xdg
+    try {
+      const might = (): boolean => mightHaveConfig(t.sub, t.project, t.sub)
+      expect(might()).toBe(false)
+      // A package.json without a "wal" (or "cosmiconfig") key is not a config.
+      writeFileSync(join(t.project, 'package.json'), '{"name":"app"}')
+      expect(might()).toBe(false)
+      const places: [string, string][] = [
+        [join(t.project, 'package.json'), '{"name":"app","wal":{}}'],
+        [join(t.sub, 'package.json'), '{"cosmiconfig":{"searchPlaces":["x.yaml"]}}'],
+        [join(t.sub, 'package.yaml'), 'cosmiconfig: {}'],
+        [join(t.project, '.walrc'), 'namespaces: {}'],
+        [join(t.sub, '.walrc.yml'), 'namespaces: {}'],
+        [join(t.project, 'wal.config.mjs'), 'export default {}'],
+        [join(t.project, '.config', 'walrc.json'), '{}'],
+        [join(t.sub, '.config', 'config.yaml'), 'searchPlaces: []'],
+        [join(t.xdg, 'wal', 'config.yaml'), 'namespaces: {}'],
+        [join(t.project, 'package.json'), '{not json'],
+      ]
+      for (const [file, text] of places) {
+        mkdirSync(dirname(file), { recursive: true })
+        const before = existsSync(file) ? readFileSync(file, 'utf8') : null
+        writeFileSync(file, text)
+        expect(might(), file).toBe(true)
+        if (before === null) rmSync(file)
+        else writeFileSync(file, before)
+        expect(might(), `${file} removed`).toBe(false)
+      }
+      // Above the stop directory, nothing counts.
+      writeFileSync(join(t.root, '.walrc.yaml'), 'namespaces: {}')
+      expect(might()).toBe(false)
+    } finally {
+      if (saved === undefined) delete process.env.XDG_CONFIG_HOME
+      else process.env.XDG_CONFIG_HOME = saved
+      t.done()
+    }
   })
 })

@@ -7,15 +7,16 @@
  * - a JS config (code, run to get the config) is refused when others may write it or another user owns
  *   it, and runs in a worker thread with a time limit, so one that never finishes, loops or throws is a
  *   config error, not a hang or a crash;
- * - YAML and JSON syntax errors say line, column and reason; YAML aliases are bounded.
+ * - YAML and JSON syntax errors say line, column and reason; YAML aliases are bounded;
+ * - when no file is in any place the search looks, cosmiconfig and the YAML parser are not even loaded
+ *   (one directory listing per place instead): zero-config runs, scripts' loops, start up faster.
  */
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
-import { cosmiconfig, type Loader } from 'cosmiconfig'
-import { load as loadYamlText } from 'js-yaml'
+import type { Loader } from 'cosmiconfig'
 
 import { ConfigError, InterruptedError } from '../errors.js'
 
@@ -54,6 +55,9 @@ function syntaxError(file: string, line: number, column: number, reason: string)
     suggestions: [`fix line ${line} of ${file}, then check it with: wal config validate`],
   })
 }
+
+/** js-yaml, loaded with cosmiconfig only when there is a file to read. */
+let loadYamlText: typeof import('js-yaml').load
 
 const loadYaml: Loader = (filepath, content) => {
   try {
@@ -195,9 +199,72 @@ const LOADERS = {
   '.ts': loadJs,
 }
 
+/** A package.json that holds `property` (or cannot be read or parsed: then cosmiconfig gets to say why). */
+function packageJsonHas(file: string, property: string): boolean {
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown
+    return typeof parsed === 'object' && parsed !== null && Object.hasOwn(parsed, property)
+  } catch {
+    return true
+  }
+}
+
+/** cosmiconfig's global config directory for "wal" (what its env-paths gives). */
+function globalConfigDir(env = process.env): string {
+  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Preferences', 'wal')
+  if (process.platform === 'win32') return join(env.APPDATA || join(homedir(), 'AppData', 'Roaming'), 'wal', 'Config')
+  return join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'wal')
+}
+
+/** The names in a directory; null when there is no such directory; 'unknown' when it cannot be listed. */
+function namesIn(dir: string): Set<string> | null | 'unknown' {
+  try {
+    return new Set(readdirSync(dir))
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code === 'ENOENT' || code === 'ENOTDIR' ? null : 'unknown'
+  }
+}
+
+/**
+ * False only when no place cosmiconfig's search looks at (see its defaults, searchStrategy 'global') holds
+ * a file: its meta config in the working directory (package.json#cosmiconfig, package.yaml,
+ * .config/config.*), then .walrc*, .config/walrc*, wal.config.*, package.json#wal in each directory from
+ * `start` up to `stopDir`, then the global config directory. Anything doubtful counts as a file.
+ */
+export function mightHaveConfig(start: string, stopDir: string, cwd = process.cwd()): boolean {
+  const has = (dir: string, match: (name: string) => boolean, subdir?: { name: string; match: (name: string) => boolean }, packageProperty?: string): boolean => {
+    const names = namesIn(dir)
+    if (names === 'unknown') return true
+    if (names === null) return false
+    for (const name of names) if (match(name)) return true
+    if (packageProperty !== undefined && names.has('package.json') && packageJsonHas(join(dir, 'package.json'), packageProperty)) return true
+    if (subdir && names.has(subdir.name)) return has(join(dir, subdir.name), subdir.match)
+    return false
+  }
+  const meta = has(resolve(cwd), (name) => name === 'package.yaml', { name: '.config', match: (name) => name.startsWith('config') }, 'cosmiconfig')
+  if (meta) return true
+  const stop = resolve(stopDir)
+  let dir = resolve(start)
+  for (;;) {
+    const walrc = (name: string): boolean => name === '.walrc' || name.startsWith('.walrc.') || name.startsWith('wal.config.')
+    if (has(dir, walrc, { name: '.config', match: (name) => name === 'walrc' || name.startsWith('walrc.') }, 'wal')) return true
+    const parent = dirname(dir)
+    if (dir === stop || parent === dir) break
+    dir = parent
+  }
+  return has(globalConfigDir(), (name) => name.startsWith('config'))
+}
+
 /** Loads `path`, or searches from `cwd` (see the module comment): .walrc*, wal.config.*, package.json#wal, then ~/.config/wal. */
 export async function findConfig(path: string | undefined, cwd: string | undefined): Promise<FoundConfig | null> {
   const start = cwd ?? process.cwd()
-  const explorer = cosmiconfig('wal', { searchStrategy: 'global', stopDir: searchStopDir(start), cache: false, loaders: LOADERS })
+  const stopDir = searchStopDir(start)
+  if (!path && !mightHaveConfig(start, stopDir)) return null
+  const [cosmiconfigModule, yaml] = await Promise.all([import('cosmiconfig'), import('js-yaml')])
+  // cosmiconfig is CommonJS: imported dynamically, its exports are the module's default export.
+  const { cosmiconfig } = cosmiconfigModule.default
+  loadYamlText = yaml.load
+  const explorer = cosmiconfig('wal', { searchStrategy: 'global', stopDir, cache: false, loaders: LOADERS })
   return path ? explorer.load(path) : explorer.search(start)
 }
