@@ -15,7 +15,7 @@ import * as v from 'valibot'
 import { InvalidRecordError } from '../errors.js'
 import { MAX_TIME_MS, MIN_TIME_MS, parseStrictIsoTimeMs, timeInRange } from '../time.js'
 import { expectedOf } from '../validation.js'
-import { formatCreatedAt, parseCreatedAt } from './created-at.js'
+import { formatCreatedAt, isoTime, parseCreatedAt } from './created-at.js'
 import { newMutationId, ULID_PATTERN } from './id.js'
 import { jsonDepth, JsonScanError, MAX_PAYLOAD_DEPTH, scanObjectField, type ValueSpan } from './json-text.js'
 
@@ -413,7 +413,7 @@ export function headerBytes(headers: Record<string, string>): number {
 }
 
 function iso(ms: number): string {
-  return new Date(ms).toISOString()
+  return isoTime(ms)
 }
 
 function encodeFailures(failures: readonly Failure[]): string {
