@@ -253,7 +253,8 @@ function decodeHeaders(value: unknown, defaults: Record<string, string> | undefi
 }
 
 /** No headers: shared, and frozen so that nothing can add to it by mistake. */
-const NO_HEADERS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
+/** No headers: one shared, frozen object for the common case (a mutation's headers are never changed in place). */
+export const NO_HEADERS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
 
 /** A copy of headers in an object without a prototype (for every path that builds a mutation). */
 export function headerMap(from?: Record<string, string>): Record<string, string> {
@@ -429,13 +430,18 @@ function encodeFailures(failures: readonly Failure[]): string {
   )
 }
 
+function hasAny(headers: Record<string, string>): boolean {
+  for (const _name in headers) return true
+  return false
+}
+
 /** Encodes a mutation (and its position, when read from a log) as one line of JSON, without newline. */
 export function encodeEnvelope(m: Mutation | LogRecord): string {
   const payload = m.payload.encoding === 'json' ? m.payload.json : JSON.stringify(Buffer.from(m.payload.bytes).toString('base64'))
   let line =
     `{"v":${ENVELOPE_VERSION},"id":${JSON.stringify(m.id)},"namespace":${JSON.stringify(m.namespace)}` +
     `,"key":${JSON.stringify(m.key)},"payload":${payload},"payloadEncoding":"${m.payload.encoding}"` +
-    `,"headers":${JSON.stringify(m.headers)},"createdAt":"${formatCreatedAt(m.createdAtMs)}"` +
+    `,"headers":${hasAny(m.headers) ? JSON.stringify(m.headers) : '{}'},"createdAt":"${formatCreatedAt(m.createdAtMs)}"` +
     `,"notBefore":${m.notBeforeMs === null ? 'null' : `"${iso(m.notBeforeMs)}"`}` +
     `,"target":${JSON.stringify(m.target)},"idempotencyKey":${JSON.stringify(m.idempotencyKey)}` +
     `,"attempts":${m.attempts},"failures":${encodeFailures(m.failures)}`

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { decodeFailures, headerMap, MAX_IDEMPOTENCY_KEY_CHARS, MAX_KEY_CHARS, MAX_NAME_CHARS, type LogRecord, type Mutation } from '../../envelope/envelope.js'
+import { decodeFailures, MAX_IDEMPOTENCY_KEY_CHARS, MAX_KEY_CHARS, MAX_NAME_CHARS, NO_HEADERS, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord, storedHeaders } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
@@ -386,7 +386,7 @@ export class EmbeddedLog implements LogBackend {
       namespace: this.namespace,
       key: row.key,
       payload: typeof row.payload === 'string' ? { encoding: 'json', json: checkedJson(row.payload) } : { encoding: 'base64', bytes: row.payload },
-      headers: row.headers === null ? headerMap() : storedHeaders(row.headers),
+      headers: row.headers === null ? NO_HEADERS : storedHeaders(row.headers),
       createdAtMs,
       notBeforeMs: row.not_before,
       target: row.target,
