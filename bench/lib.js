@@ -120,15 +120,15 @@ export function countRecords(dbPath) {
   }
 }
 
-// A preload that writes the process's CPU time (user + system, all its threads, from its start) to the
-// file named by WAL_BENCH_CPU_FILE when it exits: CPU time moves much less with machine load than wall time.
+// A preload that writes the process's CPU time (user + system, all its threads, from its start) and its
+// peak resident memory (KiB) to the file named by WAL_BENCH_CPU_FILE when it exits: CPU time moves much less with machine load than wall time.
 let cpuDir
 function cpuPreload() {
   if (cpuDir === undefined) {
     cpuDir = mkdtempSync(join(tmpdir(), 'wal-bench-cpu-'))
     writeFileSync(
       join(cpuDir, 'cpu-on-exit.cjs'),
-      "process.on('exit', () => { const u = process.cpuUsage(); require('node:fs').writeFileSync(process.env.WAL_BENCH_CPU_FILE, String((u.user + u.system) / 1000)) })\n",
+      "process.on('exit', () => { const u = process.cpuUsage(); require('node:fs').writeFileSync(process.env.WAL_BENCH_CPU_FILE, `${(u.user + u.system) / 1000} ${process.resourceUsage().maxRSS}`) })\n",
     )
     process.on('exit', () => rmSync(cpuDir, { recursive: true, force: true }))
   }
@@ -138,7 +138,7 @@ let cpuRuns = 0
 
 /**
  * Spawns node with args and resolves with its exit code (or signal), stdout, stderr, the wall time
- * from spawn to exit (what a user waits for) and its CPU time (cpuMs). inputFile, if given, is its stdin
+ * from spawn to exit (what a user waits for), its CPU time (cpuMs) and peak memory (maxRssKb). inputFile, if given, is its stdin
  * (else none); stdout: 'ignore' sends its output to /dev/null, for runs where reading a pipe would be
  * measured too.
  */
@@ -161,13 +161,14 @@ export async function spawnTimed(args, { env, cwd, inputFile, stdout: stdoutMode
       child.on('close', (c, signal) => resolve(c ?? signal))
     })
     let cpuMs = Number.NaN
+    let maxRssKb = Number.NaN
     try {
-      cpuMs = Number(readFileSync(cpuFile, 'utf8'))
+      ;[cpuMs, maxRssKb] = readFileSync(cpuFile, 'utf8').split(' ').map(Number)
       rmSync(cpuFile)
     } catch {
       // Killed before its exit handlers ran: no CPU figure for this run.
     }
-    return { code, stdout, stderr, ms, cpuMs }
+    return { code, stdout, stderr, ms, cpuMs, maxRssKb }
   } finally {
     if (typeof stdin === 'number') closeSync(stdin)
   }
