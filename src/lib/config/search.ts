@@ -14,7 +14,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { Worker } from 'node:worker_threads'
 
 import type { Loader } from 'cosmiconfig'
 
@@ -131,6 +130,7 @@ const loadJs: Loader = (filepath) => {
   checkOwnership(filepath)
   const limitMs = timeoutMs()
   return new Promise((resolvePromise, reject) => {
+    const { Worker } = process.getBuiltinModule('node:worker_threads')
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { filepath }, stdout: false, stderr: false })
     let settled = false
     const finish = (outcome: () => void): void => {
