@@ -303,7 +303,12 @@ export class EmbeddedLog implements LogBackend {
     const position = new Map(options.from)
     const until = options.until
     const done = (p: number): boolean => until !== undefined && (position.get(p) ?? Infinity) >= (until.get(p) ?? Infinity)
-    const allDone = (): boolean => [...position.keys()].every(done)
+    // Asked after every record: without an array per call, and at once when there is no end.
+    const allDone = (): boolean => {
+      if (until === undefined) return false
+      for (const p of position.keys()) if (!done(p)) return false
+      return true
+    }
     if (allDone() && !options.follow) return
 
     // Start the scan at the earliest record any partition still needs.
