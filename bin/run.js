@@ -31,10 +31,13 @@ function compileCacheDir() {
   const dir = `${base}/wal/compile-cache`
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 })
-    const stat = lstatSync(dir)
+    // Both it and its parent: a parent someone else owns or can write to lets them swap the directory.
     const uid = process.getuid?.()
-    if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid) || (process.platform !== 'win32' && (stat.mode & 0o077) !== 0)) return null
-    return dir
+    const ours = (path, mask) => {
+      const stat = lstatSync(path)
+      return stat.isDirectory() && (uid === undefined || stat.uid === uid) && (process.platform === 'win32' || (stat.mode & mask) === 0)
+    }
+    return ours(dir, 0o077) && ours(`${base}/wal`, 0o022) ? dir : null
   } catch {
     return null
   }

@@ -5,7 +5,7 @@
  * real `wal` process resolves (run on the built bundle: `npm test` builds first).
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -150,5 +150,32 @@ describe('start-up', () => {
     expect((JSON.parse(result.stdout) as { partitions: number }).partitions).toBe(3)
     const files = loadedBundleFiles(JSON.parse(readFileSync(resolvedFile, 'utf8')) as string[])
     expect(files.some((file) => CONFIG_LIBRARY.test(file.text))).toBe(true)
+  })
+})
+
+describe('the compile cache', () => {
+  function runWithCache(cacheHome: string): void {
+    const env: NodeJS.ProcessEnv = { ...process.env, WAL_HOME: join(work, 'wal-home-cache'), HOME: home, XDG_CONFIG_HOME: xdgConfig, XDG_CACHE_HOME: cacheHome }
+    delete env.NODE_COMPILE_CACHE
+    delete env.NODE_DISABLE_COMPILE_CACHE
+    delete env.NODE_OPTIONS
+    const result = spawnSync(process.execPath, [bin, 'ns', 'ls'], { cwd: join(home, 'cwd'), env, encoding: 'utf8' })
+    expect(result.status, result.stderr).toBe(0)
+  }
+
+  it("is kept in the user's own 0700 directory under XDG_CACHE_HOME", () => {
+    const cacheHome = join(work, 'cache-own')
+    runWithCache(cacheHome)
+    const dir = join(cacheHome, 'wal', 'compile-cache')
+    expect(statSync(dir).mode & 0o777).toBe(0o700)
+    expect(readdirSync(dir).length).toBeGreaterThan(0)
+  })
+
+  it('is not used when others could swap its directory (a parent writable by all)', () => {
+    const cacheHome = join(work, 'cache-shared')
+    mkdirSync(join(cacheHome, 'wal'), { recursive: true })
+    chmodSync(join(cacheHome, 'wal'), 0o777)
+    runWithCache(cacheHome)
+    expect(readdirSync(join(cacheHome, 'wal', 'compile-cache'))).toEqual([])
   })
 })
