@@ -6,10 +6,11 @@ import type { ConfigReport } from '../config/show.js'
 import type { ConsumeSummary } from '../consume/consume.js'
 import type { DlqListing, DlqStatsGroup, ReplayPlan } from '../dlq/dlq.js'
 import type { ExplainReport } from '../explain/explain.js'
+import type { TxnReport } from '../txn/explain.js'
 import type { AuditRecord } from '../log/backend.js'
 import type { NamespaceInit } from '../ns/init.js'
 import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
-import { formatBytes } from '../format.js'
+import { formatBytes, plural } from '../format.js'
 
 /**
  * Control characters (C0 but newline and tab, DEL, C1) and bidirectional overrides shown escaped
@@ -112,9 +113,12 @@ export function renderDeadLetteredNotice(summary: ConsumeSummary): string {
 
 export function renderDeadLetters(entries: readonly DlqListing[]): string {
   if (entries.length === 0) return 'no entries'
+  // Where the seq is not the entry's stable id (SQS), the ENTRY column shows that id, which dlq show takes.
+  const stable = entries.every((e) => e.entry === String(e.seq))
   return table([
-    ['SEQ', 'ID', 'KEY', 'TARGET', 'CLASS', 'CODE', 'ATTEMPTS', 'REPLAYS', 'DEAD AT', 'MESSAGE'],
+    [...(stable ? [] : ['ENTRY']), 'SEQ', 'ID', 'KEY', 'TARGET', 'CLASS', 'CODE', 'ATTEMPTS', 'REPLAYS', 'DEAD AT', 'MESSAGE'],
     ...entries.map((e) => [
+      ...(stable ? [] : [e.entry]),
       `${e.seq}${e.parked ? ' (parked)' : ''}`,
       e.id,
       e.key,
@@ -129,9 +133,10 @@ export function renderDeadLetters(entries: readonly DlqListing[]): string {
   ])
 }
 
-export function renderDeadLetterStats(stats: { total: number; groups: readonly DlqStatsGroup[] }): string {
-  if (stats.total === 0) return 'the DLQ is empty (for this filter)'
-  return `${stats.total} entries\n${table([
+/** `filtered`: a filter flag was given, so an empty result says "for this filter". */
+export function renderDeadLetterStats(stats: { total: number; groups: readonly DlqStatsGroup[] }, filtered = false): string {
+  if (stats.total === 0) return filtered ? 'no DLQ entry matches this filter' : 'the DLQ is empty'
+  return `${plural(stats.total, 'entry', 'entries')}${filtered ? ' (for this filter)' : ''}\n${table([
     ['COUNT', 'TARGET', 'CLASS', 'CODE', 'FIRST SEEN', 'LAST SEEN', 'PARKED', 'EXAMPLE'],
     ...stats.groups.map((g) => [String(g.count), g.target, g.errorClass, g.code, g.firstSeen, g.lastSeen, String(g.parked), g.example.slice(0, 100)]),
   ])}`
@@ -139,8 +144,8 @@ export function renderDeadLetterStats(stats: { total: number; groups: readonly D
 
 export function renderReplayPlan(plan: ReplayPlan): string {
   let head = plan.dryRun
-    ? `dry run: would replay ${plan.replayed} entries into "${plan.toNamespace}" and park ${plan.parked} (nothing changed)`
-    : `replayed ${plan.replayed} entries into "${plan.toNamespace}", parked ${plan.parked}`
+    ? `dry run: would replay ${plural(plan.replayed, 'entry', 'entries')} into "${plan.toNamespace}" and park ${plan.parked} (nothing changed)`
+    : `replayed ${plural(plan.replayed, 'entry', 'entries')} into "${plan.toNamespace}", parked ${plan.parked}`
   if (plan.unparked > 0) head += `; ${plan.unparked} of them ${plan.dryRun ? 'are' : 'were'} parked (--include-parked)`
   if (plan.parkedLeftOut > 0) {
     head += `\n${plan.parkedLeftOut} matching ${plan.parkedLeftOut === 1 ? 'entry is' : 'entries are'} parked by the loop guard and left out: add --include-parked to replay ${plan.parkedLeftOut === 1 ? 'it' : 'them'}`
@@ -157,7 +162,18 @@ export function renderAudit(records: readonly AuditRecord[]): string {
   return records.map((r) => `${new Date(r.atMs).toISOString()} ${r.actor} ${r.action} ${JSON.stringify(r.details)}`).join('\n')
 }
 
-export function renderExplain(report: ExplainReport): string {
+/** `wal explain TXN_ID`. */
+function renderTxn(report: TxnReport): string {
+  const lines = [`transaction ${escapeLine(report.txn)} in namespace "${report.namespace}": ${report.state} — ${report.detail}`]
+  lines.push(`  opened ${report.openedAt}${report.committedAt ? `, committed ${report.committedAt}` : ''}${report.abortedAt ? `, aborted ${report.abortedAt}` : ''}`)
+  for (const p of report.parts) lines.push(`  part ${p.seq}: ${p.id} key ${escapeLine(JSON.stringify(p.key))} at ${p.partition}:${p.offset}${p.target ? ` for target ${escapeLine(p.target)}` : ''}`)
+  lines.push(report.marker ? `  marker: ${report.marker.id} at ${report.marker.partition}:${report.marker.offset}, ${report.marker.appendedAt}` : '  marker: none')
+  for (const t of report.targets) lines.push(`target ${escapeLine(t.target)}: ${t.status} (${t.partsApplied}/${report.parts.length} parts) — ${t.detail}`)
+  return lines.join('\n')
+}
+
+export function renderExplain(report: ExplainReport | TxnReport): string {
+  if ('txn' in report) return renderTxn(report)
   const lines = [`mutation ${report.id} in namespace "${report.namespace}", key ${JSON.stringify(report.key)}, created ${report.createdAt}`]
   for (const w of report.writes) {
     lines.push(

@@ -251,6 +251,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
   const defaults = {
     partitions: file?.defaults?.partitions ?? DEFAULTS.partitions,
     maxPayloadBytes: file?.defaults?.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes,
+    txnTimeoutMs: file?.defaults?.txnTimeoutMs ?? DEFAULTS.txnTimeoutMs,
     retry: { ...DEFAULTS.retry, ...file?.defaults?.retry },
   }
   const stateDir = file?.stateDir
@@ -269,6 +270,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
       // An SQS namespace's "partitions" are its shard queues.
       partitions: sqs ? sqs.shards : (ns.partitions ?? defaults.partitions),
       maxPayloadBytes: ns.maxPayloadBytes ?? defaults.maxPayloadBytes,
+      txnTimeoutMs: ns.txnTimeoutMs ?? defaults.txnTimeoutMs,
       description: ns.description ?? null,
       declared: true,
       targets: targetSettings(name, ns, { ...defaults.retry, ...ns.retry }, stateDir, path ?? '.', file!),
@@ -298,6 +300,34 @@ export function validateConfig(raw: unknown, file: string, env: NodeJS.ProcessEn
     details: { file, errors: errors.map((e) => ({ message: e.message, ...e.details })) },
     suggestions: [...new Set(errors.flatMap((e) => e.suggestions))],
   })
+}
+
+/**
+ * For talking to a running daemon when the config file is invalid (`daemon reload` of a broken edit):
+ * the state directory and `daemon:` settings (its token) the file gives, where those parts are valid
+ * on their own; else wal's defaults. Never throws.
+ */
+export async function loadDaemonConfigLeniently(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
+  const env = options.env ?? process.env
+  const explicit = options.configPath ?? env.WAL_CONFIG
+  let found
+  try {
+    found = await findConfig(explicit ? resolve(options.cwd ?? process.cwd(), explicit) : undefined, options.cwd)
+  } catch {
+    return resolveConfig(null, null, env)
+  }
+  const raw = (found && !found.isEmpty && typeof found.config === 'object' && found.config !== null ? found.config : {}) as Record<string, unknown>
+  const daemon = (typeof raw.daemon === 'object' && raw.daemon !== null ? raw.daemon : {}) as Record<string, unknown>
+  const candidates = [{ stateDir: raw.stateDir, daemon }, { stateDir: raw.stateDir, daemon: { token: daemon.token } }, { stateDir: raw.stateDir }, { daemon: { token: daemon.token } }]
+  for (const candidate of candidates) {
+    try {
+      const subset = Object.fromEntries(Object.entries(candidate).filter(([, value]) => value !== undefined))
+      return resolveConfig(validateConfig(subset, found!.filepath, env), found!.filepath, env)
+    } catch {
+      // a part that is itself invalid: try less
+    }
+  }
+  return resolveConfig(null, null, env)
 }
 
 /** Loads the configuration: explicit path, else search from cwd, else zero-config. */
@@ -361,6 +391,7 @@ export function namespaceSettings(config: ResolvedConfig, name: string): Namespa
       sqs: null,
       partitions: config.defaults.partitions,
       maxPayloadBytes: config.defaults.maxPayloadBytes,
+      txnTimeoutMs: config.defaults.txnTimeoutMs,
       description: null,
       declared: false,
       // With nothing configured, mutations are applied to the embedded key-value store.

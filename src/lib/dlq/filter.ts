@@ -172,7 +172,11 @@ export function compileWhere(where: string): (entry: DlqEntry) => boolean {
   } catch (error) {
     const lines = (error as Error).message.split('\n')
     const reason = lines.find((l) => l.startsWith('Expecting') || l.startsWith('Unknown')) ?? lines.at(-1) ?? lines[0]
-    throw new UsageError(`--where ${JSON.stringify(where)} is not an expression: ${reason}`, {
+    // The parser's caret line points into the expression (or its last 20 characters) on the line above it:
+    // both are shown, so that the caret points at something.
+    const caret = lines.findIndex((l) => /^-*\^$/.test(l))
+    const pointer = caret > 0 ? `\n    ${lines[caret - 1]}\n    ${lines[caret]}` : ''
+    throw new UsageError(`--where ${JSON.stringify(where)} is not an expression: ${reason}${pointer}`, {
       code: 'WAL_WHERE_INVALID',
       suggestions: ['e.g. --where \'code == "HTTP_503" and attempts >= 3\'', FIELDS_HINT],
     })
@@ -206,7 +210,7 @@ function time(flag: string, text: string | undefined): number | undefined {
 }
 
 export function dlqFilter(options: DlqFilterOptions): DlqFilter {
-  const classes = ['retryable', 'fatal', 'infrastructure', 'poison']
+  const classes = ['retryable', 'fatal', 'infrastructure', 'poison', 'txn-aborted']
   if (options.errorClass !== undefined && !classes.includes(options.errorClass)) {
     throw new UsageError(`--error-class "${options.errorClass}" is not an error class`, { suggestions: [`use one of ${classes.join(', ')}`] })
   }
