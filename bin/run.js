@@ -12,8 +12,18 @@ const { arch, homedir, platform, release } = await import('node:os')
 const { lstatSync, mkdirSync, readFileSync } = await import('node:fs')
 
 // `wal --version` answers without loading the CLI: the same line oclif prints (name/version platform-arch
-// node-version), read from package.json. WSL (reported as "wsl") and OCLIF_NEXT_VERSION go the long way.
-if (process.argv.length === 3 && process.argv[2] === '--version' && !release().toLowerCase().includes('microsoft') && !process.env.OCLIF_NEXT_VERSION) {
+// node-version), read from package.json. WSL (which oclif reports as "wsl", seen in the kernel's release
+// or /proc/version as is-wsl does) and OCLIF_NEXT_VERSION go the long way.
+function maybeWsl() {
+  if (platform() !== 'linux') return false
+  if (release().toLowerCase().includes('microsoft')) return true
+  try {
+    return readFileSync('/proc/version', 'utf8').toLowerCase().includes('microsoft')
+  } catch {
+    return false
+  }
+}
+if (process.argv.length === 3 && process.argv[2] === '--version' && !process.env.OCLIF_NEXT_VERSION && !maybeWsl()) {
   const pjson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
   const cpu = arch() === 'ia32' ? 'x86' : arch()
   process.stdout.write(`${pjson.name}/${pjson.version} ${platform()}-${cpu} node-${process.version}\n`)
