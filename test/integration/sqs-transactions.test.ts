@@ -1,10 +1,12 @@
 // Transactions on an SQS namespace (ElasticMQ): the parts are kept in the namespace's state store and
 // only the completion marker is enqueued; consumers apply the parts in order when the marker arrives,
 // resume after a SIGKILL, and abort a transaction whose marker never came.
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { killDaemons, post, startForegroundDaemon } from '../helpers/daemon.js'
 import { deleteQueues, sqsNamespace } from '../helpers/sqs-namespace.js'
 import { kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
@@ -15,6 +17,7 @@ beforeEach(() => {
   wal = makeSandbox()
 })
 afterEach(async () => {
+  await killDaemons()
   wal.cleanup()
   await deleteQueues(prefixes.splice(0))
 })
@@ -166,5 +169,27 @@ describe('transactions on an SQS namespace', () => {
     expect(answers[1]!.durable).toBe(false)
     await wal.run(['consume', '-n', 'orders', '--until-idle'])
     expect(kvItems(wal.stateDir, 'orders')).toEqual([])
+  }, 120_000)
+
+  it('over HTTP, keeps the parts of several requests in order and applies them once committed', async () => {
+    await namespace({ shards: 2 })
+    const config = JSON.parse(readFileSync(join(wal.cwd, '.walrc.json'), 'utf8')) as Record<string, unknown>
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ ...config, daemon: { port: 0 } }))
+    const daemon = await startForegroundDaemon(wal)
+    const base = `${daemon.url}/v1/namespaces/orders/transactions/h-1`
+    const body = (from: number): unknown[] => Array.from({ length: 5 }, (_, i) => part('ignored', from + i)).map(({ txn: _t, ...p }) => p)
+    const first = await post(`${base}/parts`, body(0))
+    expect(first.status, JSON.stringify(first.body)).toBe(200)
+    expect((await post(`${base}/parts`, body(5))).status).toBe(200)
+    // A commit that counts more parts than were written is refused, and the transaction stays open.
+    const wrong = await post(`${base}/commit?parts=11`, {})
+    expect(wrong.status, JSON.stringify(wrong.body)).toBe(400)
+    expect(JSON.stringify(wrong.body)).toMatch(/closes 11 parts, but the state store holds 10/)
+    expect(kvItems(wal.stateDir, 'orders')).toEqual([])
+    const committed = await post(`${base}/commit?parts=10`, {})
+    expect(committed.status, JSON.stringify(committed.body)).toBe(200)
+    await waitFor(() => txnProgress('h-1')?.state === 'applied', { timeoutMs: 60_000 })
+    expect(kvState()).toEqual(expectedState(10))
+    expect(await daemon.stop()).toBe(0)
   }, 120_000)
 })

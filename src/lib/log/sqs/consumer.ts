@@ -39,6 +39,7 @@ import { decodeEnvelopeLine } from '../../envelope/envelope.js'
 import { abortedTxnEntry, TXN_ABORTED_CLASS, TXN_ABORTED_CODE, txnOf } from '../../txn/txn.js'
 import { MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS } from './codec.js'
 import type { ShardQueue, SqsLog } from './sqs-log.js'
+import { STORE_KEEP_MS } from './state-store.js'
 
 export interface SqsConsumerTarget {
   settings: TargetSettings
@@ -83,6 +84,8 @@ interface TargetRun extends SqsConsumerTarget {
 
 /** Long polling: how long a receive waits for messages (also how long a stop may wait for a poll). */
 const POLL_WAIT_SECONDS = 2
+/** How often a consumer forgets from the state store what no message can refer to any more. */
+const PRUNE_EVERY_MS = 3_600_000
 /** A transaction's progress at a target is kept (after a flush) at least every this many parts. */
 const PROGRESS_EVERY_PARTS = 16
 /** Memories of messages not seen for this long are dropped (another consumer got them, or they died). */
@@ -289,6 +292,8 @@ export class SqsConsumer {
     }
   }
 
+  private prunedAtMs = 0
+
   private async abortLoop(idle: AbortSignal): Promise<void> {
     const signal = AbortSignal.any([this.options.stop, idle])
     while (!signal.aborted && this.failure === undefined) {
@@ -308,6 +313,10 @@ export class SqsConsumer {
     const { log } = this.options
     const store = log.stateStore(false)
     if (store === undefined) return
+    if (Date.now() - this.prunedAtMs > PRUNE_EVERY_MS) {
+      this.prunedAtMs = Date.now()
+      store.prune(Date.now() - STORE_KEEP_MS)
+    }
     const timeoutMs = log.settings.txnTimeoutMs
     for (const run of this.runs) {
       for (const txn of store.abortExpired(run.settings.name, Date.now(), timeoutMs)) {

@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS txn_progress (
 );
 `
 
+/** How long what the store holds for messages is kept after its last use: beyond SQS's longest retention (14 days). */
+export const STORE_KEEP_MS = 15 * 24 * 3_600_000
 /** Bytes per stored chunk of a large payload. */
 export const STORE_CHUNK_BYTES = 1024 * 1024
 const LOCK_TIMEOUT_MS = 30_000
@@ -105,7 +107,11 @@ export class SqsStateStore {
     this.inTransaction(() => {
       const known = this.db.prepare('SELECT chunks FROM payloads WHERE sha = ?').get(sha) as { chunks: number } | undefined
       const complete = known !== undefined && (this.db.prepare('SELECT count(*) AS n FROM payload_chunks WHERE sha = ?').get(sha) as { n: number }).n === known.chunks
-      if (complete) return
+      if (complete) {
+        // Referred to again (a DLQ or delayed copy): kept as long as the newest reference may live.
+        this.db.prepare('UPDATE payloads SET at = max(at, ?) WHERE sha = ?').run(nowMs, sha)
+        return
+      }
       this.db.prepare('DELETE FROM payload_chunks WHERE sha = ?').run(sha)
       this.db.prepare('INSERT OR REPLACE INTO payloads (sha, chunks, bytes, at) VALUES (?, ?, ?, ?)').run(sha, chunks, value.length, nowMs)
       const insert = this.db.prepare('INSERT INTO payload_chunks (sha, idx, value) VALUES (?, ?, ?)')
@@ -135,20 +141,24 @@ export class SqsStateStore {
 
   /**
    * Stores parts (one SQLite transaction). A part of a transaction that is committed, aborted, or open
-   * for longer than `timeoutMs` is refused (returned with why); storing the same part again replaces it.
+   * for longer than `timeoutMs` is refused (returned with why); storing the same part (sequence number)
+   * again replaces it; a part without one (seq < 0) comes after those stored.
    */
   putParts(parts: ReadonlyArray<{ txn: string; seq: number; envelope: string; partition: number }>, nowMs: number, timeoutMs: number): Array<string | undefined> {
     return this.inTransaction(() => {
       const get = this.db.prepare('SELECT opened_at, committed_at, aborted_at FROM txns WHERE txn = ?')
       const open = this.db.prepare('INSERT INTO txns (txn, opened_at, partition) VALUES (?, ?, ?)')
       const put = this.db.prepare('INSERT OR REPLACE INTO txn_parts (txn, seq, envelope, at) VALUES (?, ?, ?, ?)')
+      const next = this.db.prepare('SELECT coalesce(max(seq), -1) + 1 AS n FROM txn_parts WHERE txn = ?')
       return parts.map((p) => {
         const row = get.get(p.txn) as { opened_at: number; committed_at: number | null; aborted_at: number | null } | undefined
         if (row === undefined) open.run(p.txn, nowMs, p.partition)
         else if (row.aborted_at !== null) return `transaction ${JSON.stringify(p.txn)} was aborted (no marker within txnTimeoutMs)`
         else if (row.committed_at !== null) return `transaction ${JSON.stringify(p.txn)} is already committed: a part cannot follow its marker`
         else if (row.opened_at < nowMs - timeoutMs) return `transaction ${JSON.stringify(p.txn)} was opened more than txnTimeoutMs (${timeoutMs} ms) ago: it is aborted`
-        put.run(p.txn, p.seq, p.envelope, nowMs)
+        // A part without a sequence number (HTTP parts requests, one after another): the next one.
+        const seq = p.seq >= 0 ? p.seq : (next.get(p.txn) as { n: number }).n
+        put.run(p.txn, seq, p.envelope, nowMs)
         return undefined
       })
     })
@@ -236,6 +246,22 @@ export class SqsStateStore {
 
   unclaim(target: string, txn: string): void {
     this.db.prepare("DELETE FROM txn_progress WHERE target = ? AND txn = ? AND state = 'aborted'").run(target, txn)
+  }
+
+  /**
+   * Forgets what no message can refer to any more: payloads last referred to, and transactions finished
+   * (committed or aborted), before `beforeMs` (SQS keeps a message 14 days at most). Returns how many.
+   */
+  prune(beforeMs: number): { payloads: number; transactions: number } {
+    return this.inTransaction(() => {
+      this.db.prepare('DELETE FROM payload_chunks WHERE sha IN (SELECT sha FROM payloads WHERE at < ?)').run(beforeMs)
+      const payloads = Number(this.db.prepare('DELETE FROM payloads WHERE at < ?').run(beforeMs).changes)
+      const old = "SELECT txn FROM txns WHERE coalesce(committed_at, aborted_at) < ?"
+      this.db.prepare(`DELETE FROM txn_parts WHERE txn IN (${old})`).run(beforeMs)
+      this.db.prepare(`DELETE FROM txn_progress WHERE txn IN (${old})`).run(beforeMs)
+      const transactions = Number(this.db.prepare('DELETE FROM txns WHERE coalesce(committed_at, aborted_at) < ?').run(beforeMs).changes)
+      return { payloads, transactions }
+    })
   }
 
   close(): void {
