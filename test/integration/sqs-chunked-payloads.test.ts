@@ -60,21 +60,21 @@ function store(): DatabaseSync {
 }
 
 describe('payloads larger than an SQS message (256 KiB with its attributes)', () => {
-  it('keeps a 10 MiB payload in the state store as chunks, and tail and consume see it whole and byte-exact', async () => {
+  it('keeps a 10 MiB and a 50 MiB payload in the state store as chunks, and tail and consume see them whole and byte-exact', async () => {
     const queue = await namespace()
-    const payloads = { ten: bigPut(1, 10 * 1024 * 1024), edge: bigPut(2, 200 * 1024), small: '{"op":"put","table":"blobs","key":{"id":3},"item":{"id":3}}' }
+    const payloads = { ten: bigPut(1, 10 * 1024 * 1024), fifty: bigPut(4, 50 * 1024 * 1024), edge: bigPut(2, 200 * 1024), small: '{"op":"put","table":"blobs","key":{"id":3},"item":{"id":3}}' }
     for (const [key, payload] of Object.entries(payloads)) await produceFile(key, payload)
     // In the queue, every message fits: the large one is a reference.
     const raw = await testSqs.send(new ReceiveMessageCommand({ QueueUrl: await queueUrl(queue), MaxNumberOfMessages: 10, VisibilityTimeout: 0, MessageAttributeNames: ['All'] }))
-    expect(raw.Messages).toHaveLength(3)
+    expect(raw.Messages).toHaveLength(4)
     for (const m of raw.Messages!) expect(Buffer.byteLength(m.Body!)).toBeLessThanOrEqual(256 * 1024)
     const db = store()
-    expect((db.prepare('SELECT chunks, bytes FROM payloads').all() as Array<{ chunks: number; bytes: number }>).map((r) => r.bytes)).toEqual([payloads.ten.length])
+    expect((db.prepare('SELECT chunks, bytes FROM payloads').all() as Array<{ chunks: number; bytes: number }>).map((r) => r.bytes).sort((a, b) => a - b)).toEqual([payloads.ten.length, payloads.fifty.length])
     db.close()
 
     const tail = await wal.run(['tail', '-n', 'orders', '--json'])
     expect(tail.code, tail.stderr).toBe(0)
-    expect(tail.stdout.trim().split('\n')).toHaveLength(3)
+    expect(tail.stdout.trim().split('\n')).toHaveLength(4)
     const texts = payloadTexts(tail.stdout)
     for (const [key, payload] of Object.entries(payloads)) expect(texts.get(key) === payload, key).toBe(true)
     // The reference headers are the reader's business, not the mutation's.
@@ -83,7 +83,7 @@ describe('payloads larger than an SQS message (256 KiB with its attributes)', ()
     const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle'])
     expect(consumed.code, consumed.stderr).toBe(0)
     const blobs = kvItems(wal.stateDir, 'orders').map((i) => (JSON.parse(i.item!) as { blob?: string }).blob ?? '')
-    expect(blobs.map((b) => b.length).sort((a, b) => a - b)).toEqual([0, 200 * 1024, 10 * 1024 * 1024])
+    expect(blobs.map((b) => b.length).sort((a, b) => a - b)).toEqual([0, 200 * 1024, 10 * 1024 * 1024, 50 * 1024 * 1024])
     expect(blobs.includes((JSON.parse(payloads.ten) as { item: { blob: string } }).item.blob)).toBe(true)
   }, 120_000)
 
