@@ -1,7 +1,7 @@
 // The SQS namespace's state store: large payloads as ordered chunks named by their SHA-256, transaction
 // parts and markers, per-target progress, aborts, and forgetting what no message can refer to.
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -20,6 +20,13 @@ afterEach(() => {
 })
 
 describe('the SQS state store', () => {
+  it('says which file cannot be opened, and why, as a backend error (exit 5) rather than a crash', () => {
+    writeFileSync(join(dir, 'blocked'), '')
+    expect(() => SqsStateStore.open(join(dir, 'blocked', 'sqs-state', 'orders.sqlite'), true)).toThrow(
+      expect.objectContaining({ name: 'BackendUnavailableError', message: expect.stringMatching(/cannot open the SQS namespace's state store .*blocked/) }),
+    )
+  })
+
   it('is not created by a reader: a namespace that never stored anything has none', () => {
     expect(SqsStateStore.open(SqsStateStore.pathOf(dir, 'other'), false)).toBeUndefined()
   })

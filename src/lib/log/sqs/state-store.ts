@@ -20,6 +20,9 @@ import { dirname, join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 
 import type { AbortedTxn } from '../backend.js'
+import { isStorageError, unavailable } from '../embedded/errors.js'
+
+const WHAT = "the SQS namespace's state store"
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS payloads (sha TEXT PRIMARY KEY, chunks INTEGER NOT NULL, bytes INTEGER NOT NULL, at INTEGER NOT NULL);
@@ -77,24 +80,34 @@ export class SqsStateStore {
   /** Opens (creating with `create`) the store; undefined when it does not exist and `create` is false. */
   static open(path: string, create: boolean): SqsStateStore | undefined {
     if (!create && !existsSync(path)) return undefined
-    mkdirSync(dirname(path), { recursive: true })
-    const db = new DatabaseSync(path, { timeout: LOCK_TIMEOUT_MS })
-    db.exec('PRAGMA journal_mode = WAL')
-    // What a producer acks must survive a power loss, as the queue's copy would.
-    db.exec('PRAGMA synchronous = FULL')
-    db.exec(DDL)
-    return new SqsStateStore(db, path)
+    let db: DatabaseSync | undefined
+    try {
+      mkdirSync(dirname(path), { recursive: true })
+      db = new DatabaseSync(path, { timeout: LOCK_TIMEOUT_MS })
+      db.exec('PRAGMA journal_mode = WAL')
+      // What a producer acks must survive a power loss, as the queue's copy would.
+      db.exec('PRAGMA synchronous = FULL')
+      db.exec(DDL)
+      return new SqsStateStore(db, path)
+    } catch (error) {
+      db?.close()
+      throw isStorageError(error) ? unavailable(path, 'open', error, WHAT) : error
+    }
   }
 
   private inTransaction<T>(work: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE')
     try {
-      const out = work()
-      this.db.exec('COMMIT')
-      return out
+      this.db.exec('BEGIN IMMEDIATE')
+      try {
+        const out = work()
+        this.db.exec('COMMIT')
+        return out
+      } catch (error) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK')
+        throw error
+      }
     } catch (error) {
-      this.db.exec('ROLLBACK')
-      throw error
+      throw isStorageError(error) ? unavailable(this.path, 'write to', error, WHAT) : error
     }
   }
 
