@@ -2,9 +2,11 @@
 // → kv target) once as plain NDJSON lines and once as transactions of 10 parts ({"txn":ID,…} lines and
 // a {"txn":ID,"commit":true} marker each), alternating runs in one process. Reports transactions/s, the
 // mutations/s of both, and the wall and CPU (user+sys of the wal processes) ratios, produce and consume
-// separately.
+// separately. BENCH_BACKEND=sqs runs the same on an SQS namespace of the test ElasticMQ (parts in the
+// state store, markers in the queue; new queues per run, deleted after; default 2000 records).
 //
 //   npm run build && node bench/transactions.js [--records N]
+//   npm run build && BENCH_BACKEND=sqs node bench/transactions.js [--records N]
 //
 // Reports; does not gate. Exits 1 when wal fails or the kv store does not hold what it should.
 import { spawn } from 'node:child_process'
@@ -13,11 +15,15 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { DatabaseSync } from 'node:sqlite'
 
-import { BIN, benchSandbox, countLabel, fmt, median, payloadFor, recordsOption, runOrExit } from './lib.js'
+import { DeleteQueueCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs'
+
+import { endpoints } from '../scripts/services/endpoints.js'
+import { BIN, benchSandbox, countLabel, fmt, median, payloadFor, recordsOption, runOrExit, spawnTimed } from './lib.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const PARTS = 10
-const records = recordsOption(20_000)
+const SQS = process.env.BENCH_BACKEND === 'sqs'
+const records = recordsOption(SQS ? 2000 : 20_000)
 const transactions = Math.floor(records / PARTS)
 const sandbox = benchSandbox('transactions')
 const { work, cwd } = sandbox
@@ -69,6 +75,31 @@ function kvRows(walHome) {
 }
 
 const results = { plain: { produce: [], consume: [] }, txn: { produce: [], consume: [] } }
+const queues = []
+
+/** SQS: a config naming new queues for this run, and `ns init` to create them. */
+async function sqsNamespace(env, name) {
+  queues.push(name, `${name}-dlq`)
+  const { sqs } = endpoints
+  writeFileSync(
+    join(cwd, '.walrc.json'),
+    JSON.stringify({
+      clusters: { sqs: { bench: { region: sqs.region, endpoint: sqs.endpoint, accessKeyId: sqs.credentials.accessKeyId, secretAccessKey: sqs.credentials.secretAccessKey } } },
+      namespaces: { bench: { backend: 'sqs', cluster: 'bench', queue: name, shards: 1, targets: { kv: { type: 'kv' } } } },
+    }),
+  )
+  const init = await spawnTimed([BIN, 'ns', 'init', 'bench'], { cwd, env })
+  if (init.code !== 0) throw new Error(`wal ns init exited ${init.code}:\n${init.stderr}`)
+}
+
+async function deleteQueues() {
+  const client = new SQSClient({ endpoint: endpoints.sqs.endpoint, region: endpoints.sqs.region, credentials: { ...endpoints.sqs.credentials } })
+  for (const QueueName of queues) {
+    const url = await client.send(new GetQueueUrlCommand({ QueueName })).catch(() => undefined)
+    if (url?.QueueUrl) await client.send(new DeleteQueueCommand({ QueueUrl: url.QueueUrl })).catch(() => undefined)
+  }
+  client.destroy()
+}
 
 await runOrExit(
   async () => {
@@ -76,6 +107,7 @@ await runOrExit(
       for (const side of run % 2 === 0 ? ['plain', 'txn'] : ['txn', 'plain']) {
         const walHome = join(work, `wal-${side}-${run}`)
         const env = sandbox.env(walHome)
+        if (SQS) await sqsNamespace(env, `wal-bench-txn-${process.pid}-${side}-${run}`)
         results[side].produce.push(await timed(['produce', '-n', 'bench'], env, inputs[side]))
         results[side].consume.push(await timed(['consume', '-n', 'bench', '--until-idle'], env, '/dev/null'))
         const rows = kvRows(walHome)
@@ -85,7 +117,7 @@ await runOrExit(
     const med = (side, step, what) => median(results[side][step].map((r) => r[what]))
     const total = (side, what) => med(side, 'produce', what) + med(side, 'consume', what)
     const mutations = transactions * PARTS
-    console.log(`transactions of ${PARTS} parts vs the same ${countLabel(mutations)} mutations as plain lines (embedded → kv, median of ${RUNS} runs)`)
+    console.log(`transactions of ${PARTS} parts vs the same ${countLabel(mutations)} mutations as plain lines (${SQS ? 'SQS (ElasticMQ)' : 'embedded'} → kv, median of ${RUNS} runs)`)
     for (const step of ['produce', 'consume']) {
       console.log(
         `  ${step}: plain ${fmt((mutations / med('plain', step, 'ms')) * 1000)} mutations/s; transactions ${fmt((transactions / med('txn', step, 'ms')) * 1000)} txn/s ` +
@@ -93,7 +125,10 @@ await runOrExit(
       )
     }
     console.log(`  end to end: ${fmt((transactions / total('txn', 'ms')) * 1000)} txn/s vs ${fmt((mutations / total('plain', 'ms')) * 1000)} plain mutations/s; wall ×${(total('txn', 'ms') / total('plain', 'ms')).toFixed(2)}, CPU ×${(total('txn', 'cpuMs') / total('plain', 'cpuMs')).toFixed(2)}`)
-    console.log(JSON.stringify({ bench: 'transactions', parts: PARTS, mutations, transactions, runs: RUNS, results }))
+    console.log(JSON.stringify({ bench: 'transactions', backend: SQS ? 'sqs' : 'embedded', parts: PARTS, mutations, transactions, runs: RUNS, results }))
   },
-  () => sandbox.cleanup(),
+  async () => {
+    if (SQS) await deleteQueues()
+    sandbox.cleanup()
+  },
 )

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { deleteTopics, kafkaNamespace, testKafka } from '../helpers/kafka-namespace.js'
 import { kvItems } from '../helpers/state.js'
-import { makeSandbox, type Sandbox } from '../helpers/wal.js'
+import { makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 const topics: string[] = []
@@ -130,4 +130,61 @@ describe('payloads larger than a Kafka record (max.message.bytes, 1 MiB by defau
     // Never applied; the record after them is.
     expect(kvItems(wal.stateDir, 'orders').map((i) => i.tbl)).toEqual(['t'])
   })
+
+  it('leaves nothing of a payload whose writer died midway through its chunks (one Kafka transaction), and --until-idle finishes', async () => {
+    const topic = await kafkaNamespace(wal, { partitions: 1, settings: { maxPayloadBytes: 64 * 1024 * 1024, txnTimeoutMs: 10_000 } })
+    topics.push(topic)
+    writeFileSync(join(wal.dir, 'big.json'), bigPut(1, 50 * 1024 * 1024))
+    // A read_uncommitted consumer sees the first chunk as it lands, before the Kafka transaction is committed.
+    const watcher = testKafka.consumer({ groupId: `watch-${topic}`, readUncommitted: true, maxWaitTimeInMs: 10 })
+    await watcher.connect()
+    await watcher.subscribe({ topic, fromBeginning: true })
+    let joined = false
+    watcher.on(watcher.events.GROUP_JOIN, () => (joined = true))
+    let seen = 0
+    let stopped = false
+    const writer: { child?: ReturnType<Sandbox['spawn']> } = {}
+    await watcher.run({
+      eachMessage: async () => {
+        seen++
+        if (!stopped && writer.child !== undefined) {
+          stopped = true
+          writer.child.kill('SIGSTOP')
+        }
+      },
+    })
+    await waitFor(() => joined, { timeoutMs: 60_000 })
+    const producer = wal.spawn(['produce', '-n', 'orders', '-k', 'big', '--payload-file', join(wal.dir, 'big.json'), '--json'])
+    writer.child = producer
+    let out = ''
+    producer.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+    producer.stderr!.resume()
+    const closed = new Promise((resolve) => producer.on('close', resolve))
+    await waitFor(() => stopped, { timeoutMs: 60_000, intervalMs: 5 })
+    producer.kill('SIGKILL')
+    await closed
+    await watcher.disconnect()
+    expect(out).toBe('')
+    expect(seen).toBeGreaterThan(0)
+
+    // Nothing of it is read, nothing is poison, and the readers do not wait for it.
+    const tail = await wal.run(['tail', '-n', 'orders', '--json'])
+    expect(tail.code, tail.stderr).toBe(0)
+    expect(tail.stdout).toBe('')
+    const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+    expect(consumed.code, consumed.stderr).toBe(0)
+    expect(JSON.parse(consumed.stdout).targets[0]).toMatchObject({ applied: 0, deadLettered: 0 })
+
+    // Once the brokers abort it (its transaction timeout), what follows in the partition is applied.
+    expect((await wal.run(['produce', '-n', 'orders', '-k', 'after', '-p', '{"op":"put","table":"t","key":{"id":9},"item":{"id":9}}'])).code).toBe(0)
+    await waitFor(
+      async () => {
+        expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(0)
+        return kvItems(wal.stateDir, 'orders').length > 0
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    )
+    expect(kvItems(wal.stateDir, 'orders').map((i) => i.tbl)).toEqual(['t'])
+    expect(JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout).entries).toEqual([])
+  }, 240_000)
 })

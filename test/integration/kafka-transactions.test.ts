@@ -47,6 +47,16 @@ describe('transactions on a Kafka namespace', () => {
     const shards = await Promise.all([0, 1, 2].map((i) => wal.run(['consume', '-n', 'orders', '--shard', `${i}/3`, '--until-idle'])))
     for (const s of shards) expect(s.code, s.stderr).toBe(0)
     expect(kvState()).toEqual(expectedState(50))
+    // explain finds the transaction by its id: its parts where the marker says, the marker, and the target past it.
+    const explained = await wal.run(['explain', '-n', 'orders', 'order-7', '--json'])
+    expect(explained.code, explained.stderr).toBe(0)
+    const report = JSON.parse(explained.stdout) as { state: string; parts: Array<{ seq: number; offset: number }>; marker: { id: string } | null; targets: unknown[] }
+    expect(report.state).toBe('committed')
+    expect(report.parts.map((p) => p.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i))
+    expect(report.marker!.id).toBe(acks.at(-1)!.id)
+    expect(report.targets).toEqual([expect.objectContaining({ target: 'kv', status: 'applied', partsApplied: 50 })])
+    const unknown = await wal.run(['explain', '-n', 'orders', 'order-8', '--json'])
+    expect(unknown.code).not.toBe(0)
   }, 180_000)
 
   it('applies nothing of a transaction whose producer was killed before the marker', async () => {

@@ -58,6 +58,12 @@ export interface FetchedPartition {
   /** Where the next fetch of this partition starts (past skipped control records and gaps). */
   nextOffset: number
   highWatermark: number
+  /**
+   * The last stable offset: below it every transaction is decided. A read_committed fetch returns
+   * nothing at or past it, so a reader there has read all it can now (the rest waits on an open Kafka
+   * transaction, committed or aborted later).
+   */
+  stableOffset: number
 }
 
 export interface FetchOptions {
@@ -140,7 +146,8 @@ export class PartitionReader {
             const highWatermark = Number(data.highWatermark)
             // Past the last record seen, filtered or not (control records, aborted ones, compaction gaps).
             const nextOffset = batch.isEmptyIncludingFiltered() ? from : Number(batch.lastOffset()) + 1
-            return { partition: data.partition, records: batch.messages, nextOffset, highWatermark }
+            const lso = Number((data as { lastStableOffset?: string }).lastStableOffset ?? -1)
+            return { partition: data.partition, records: batch.messages, nextOffset, highWatermark, stableOffset: lso >= 0 ? Math.min(lso, highWatermark) : highWatermark }
           }),
         )
       }),

@@ -184,12 +184,6 @@ class Producer {
         suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `declare targets under namespaces.${mutation.namespace}.targets`],
       })
     }
-    if (settings.backend === 'sqs' && txnOf(mutation) !== undefined) {
-      throw new InvalidRecordError(`namespace "${mutation.namespace}" is on SQS: transactions ("txn") are kept by the embedded log and Kafka only, for now`, {
-        code: 'WAL_TXN_UNSUPPORTED',
-        suggestions: ['write the parts as plain mutations, or use a namespace on the embedded log or Kafka'],
-      })
-    }
     if (headerBytes(mutation.headers) > MAX_HEADER_BYTES) {
       throw new InvalidRecordError(`headers take more than ${formatBytes(MAX_HEADER_BYTES)}`, { code: 'WAL_HEADERS_TOO_LARGE' })
     }

@@ -50,7 +50,13 @@ export async function explainTxn(log: LogBackend, config: ResolvedConfig, txn: T
   for (const target of settings.targets) {
     const store = await log.consumerStore(target.name)
     try {
-      const progress = await store.txnProgress?.(txn.id)
+      let progress = await store.txnProgress?.(txn.id)
+      if (progress === undefined && txn.marker !== null && txn.state === 'committed') {
+        // A log that keeps no per-part progress (Kafka): applied whole once the target's committed
+        // offset is past the marker.
+        const committed = (await store.committed([txn.marker.partition])).get(txn.marker.partition) ?? 0
+        if (committed > txn.marker.offset) progress = { appliedSeq: Math.max(-1, ...txn.parts.map((p) => p.seq)), state: 'applied', atMs: txn.marker.appendedAtMs }
+      }
       const partsApplied = progress === undefined || progress.state === 'aborted' ? 0 : txn.parts.filter((p) => p.seq <= progress.appliedSeq).length
       const filed = aborted.find((e) => e.target === target.name)
       let report: TxnTargetReport

@@ -29,7 +29,7 @@ function noRoomFor(path: string): boolean {
   }
 }
 
-export function unavailable(path: string, action: string, error: unknown): BackendUnavailableError {
+export function unavailable(path: string, action: string, error: unknown, what = 'the embedded log'): BackendUnavailableError {
   const code = sqliteErrorCode(error)
   const errno = (error as NodeJS.ErrnoException).code
   const reason =
@@ -40,7 +40,7 @@ export function unavailable(path: string, action: string, error: unknown): Backe
         : errno === 'EACCES' || errno === 'EPERM' || code === 8 || code === 14
           ? 'permission denied: the state directory or the log file cannot be written'
           : (error as Error).message
-  return new BackendUnavailableError(`cannot ${action} the embedded log ${path}: ${reason}`, {
+  return new BackendUnavailableError(`cannot ${action} ${what} ${path}: ${reason}`, {
     cause: error,
     details: { path },
     suggestions: [

@@ -90,7 +90,7 @@ export class KafkaConnection {
    * DurabilityUnknownError once a request may have reached the brokers without an answer (that record
    * and those after it may or may not be in the log).
    */
-  async sendRecords(batch: readonly TopicMessages[]): Promise<RecordOutcome[][]> {
+  async sendRecords(batch: readonly TopicMessages[], via?: Pick<import('kafkajs').Transaction, 'sendBatch'>): Promise<RecordOutcome[][]> {
     const out: RecordOutcome[][] = batch.map((entry) => new Array<RecordOutcome>(entry.messages.length))
     const limits = new Map<string, number>()
     for (const { topic } of batch) if (!limits.has(topic)) limits.set(topic, await this.maxMessageBytes(topic))
@@ -105,7 +105,7 @@ export class KafkaConnection {
     )
     const budget = Math.min(...[...limits.values()].map(batchBudget))
     const chunks = chunkByPartitionBytes(items, { bytes: (i) => i.bytes, partitionOf: (i) => `${i.topic}\u0000${i.record.partition ?? '*'}`, maxBytes: budget })
-    const outcomes = await sendChunks(chunks, (chunk) => this.sendChunk(chunk), (error) => kafkaFault(error) === 'record')
+    const outcomes = await sendChunks(chunks, (chunk) => this.sendChunk(chunk, via), (error) => kafkaFault(error) === 'record')
     items.forEach((item, i) => {
       const outcome = outcomes[i]!
       out[item.t]![item.m] = 'ok' in outcome ? outcome.ok : { error: this.sendError(outcome.error, item.topic) }
@@ -143,9 +143,12 @@ export class KafkaConnection {
     })
   }
 
-  /** One request. Offsets follow each partition's base offset, in the order records were given. */
-  private async sendChunk(chunk: ReadonlyArray<{ topic: string; record: OutgoingRecord }>): Promise<RecordOutcome[]> {
-    const producer = await this.producer()
+  /**
+   * One request (through `via`, a Kafka transaction, when given). Offsets follow each partition's base
+   * offset, in the order records were given.
+   */
+  private async sendChunk(chunk: ReadonlyArray<{ topic: string; record: OutgoingRecord }>, via?: Pick<import('kafkajs').Transaction, 'sendBatch'>): Promise<RecordOutcome[]> {
+    const producer = via ?? (await this.producer())
     const byTopic = new Map<string, OutgoingRecord[]>()
     for (const { topic, record } of chunk) {
       const list = byTopic.get(topic)
@@ -163,8 +166,10 @@ export class KafkaConnection {
     } catch (error) {
       // The producer's sequence numbers no longer match what the brokers hold (a request may have been
       // written for some partitions and refused for one): start a new producer next time.
-      this.producer_ = undefined
-      void producer.disconnect().catch(() => undefined)
+      if (via === undefined) {
+        this.producer_ = undefined
+        void (producer as import('kafkajs').Producer).disconnect().catch(() => undefined)
+      }
       throw error
     } finally {
       clearTimeout(timer)
@@ -238,8 +243,9 @@ export class KafkaConnection {
           if (offset >= end) break
           yield { partition: f.partition, offset, record }
         }
-        // Done when past the snapshot's end, or when nothing is left to read below it (a gap at the end).
-        if (f.nextOffset >= end || (f.records.length === 0 && f.highWatermark <= positions.get(f.partition)!)) positions.delete(f.partition)
+        // Done when past the snapshot's end, or when nothing is left to read below it (a gap at the end, or
+        // records of a Kafka transaction still open: not readable yet).
+        if (f.nextOffset >= end || (f.records.length === 0 && f.stableOffset <= positions.get(f.partition)!)) positions.delete(f.partition)
         else positions.set(f.partition, f.nextOffset)
       }
     }

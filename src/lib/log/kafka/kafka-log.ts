@@ -5,7 +5,7 @@
  * schedule and the DLQ live in the cluster too (see topics.ts), so consumers can run anywhere.
  */
 import type { NamespaceSettings } from '../../config/schema.js'
-import type { LogRecord, Mutation } from '../../envelope/envelope.js'
+import { payloadBytes, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { NotFoundError } from '../../errors.js'
 import { riding } from '../../kafka/client.js'
 import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, TxnInfo } from '../backend.js'
@@ -143,13 +143,29 @@ export class KafkaLog implements LogBackend {
       return results
     }
     if (mutations.length === 0) return []
+    const limit = await this.connection.maxMessageBytes(this.topics.log)
+    if (mutations.length > 1 && mutations.some((m) => mayChunk(m, limit))) {
+      // A payload that may need chunks is appended alone (its own Kafka transaction), the rest around it
+      // in runs, in order.
+      const results: AppendResult[] = []
+      let run: Mutation[] = []
+      for (const m of mutations) {
+        if (!mayChunk(m, limit)) {
+          run.push(m)
+          continue
+        }
+        results.push(...(await this.appendNow(run)), ...(await this.appendNow([m])))
+        run = []
+      }
+      results.push(...(await this.appendNow(run)))
+      return results
+    }
     const results: Array<AppendResult | undefined> = new Array(mutations.length)
     const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: this.partitionOf(m.key) })))
     const messages: OutgoingRecord[] = []
     const sent: number[] = []
     /** Per mutation written in chunks, the index of its last chunk in `messages` (it holds the answer). */
     const chunked = new Map<number, number>()
-    const limit = await this.connection.maxMessageBytes(this.topics.log)
     /** A key repeated within this batch: the first one is written, the others are its duplicates. */
     const inBatch = new Map<string, number>()
     mutations.forEach((m, i) => {
@@ -180,7 +196,16 @@ export class KafkaLog implements LogBackend {
       sent.push(i)
     })
     if (messages.length > 0) {
-      const [outcomes] = await this.connection.sendRecords([{ topic: this.topics.log, messages }])
+      // A payload in chunks is written in one Kafka transaction (it is appended alone, see above): a
+      // writer that dies midway leaves nothing read_committed readers see, never a partial group.
+      const [outcomes] =
+        chunked.size > 0
+          ? await this.transactions.once(
+              `chunks.${mutations[[...chunked.keys()][0]!]!.id}`,
+              (tx) => this.connection.sendRecords([{ topic: this.topics.log, messages }], tx),
+              ([all]) => all!.every((o) => o.error === undefined),
+            )
+          : await this.connection.sendRecords([{ topic: this.topics.log, messages }])
       for (let j = 0; j < messages.length; j++) {
         const i = sent[j]!
         if (i === -1) continue
@@ -276,8 +301,11 @@ export class KafkaLog implements LogBackend {
           caughtUp = false
         }
         const until = options.until?.get(f.partition)
-        if (until !== undefined && (positions.get(f.partition)! >= until || f.highWatermark <= positions.get(f.partition)!)) {
-          // Reached the snapshot's end, or nothing is left below it (records removed by compaction).
+        if (until !== undefined && (positions.get(f.partition)! >= until || (f.records.length === 0 && f.stableOffset <= positions.get(f.partition)!))) {
+          // Reached the snapshot's end, or nothing is left below it that can be read now (records removed
+          // by compaction; records of a Kafka transaction still open, which read_committed readers see
+          // only once it is committed: a writer that died inside one leaves the rest of its partition
+          // waiting until the brokers abort it, after its transaction timeout).
           positions.delete(f.partition)
         }
       }
@@ -333,9 +361,24 @@ export class KafkaLog implements LogBackend {
     return found.flatMap((record) => reassembler.push(record))
   }
 
-  /** A committed transaction, from its marker (Kafka keeps no index of transactions: without it, undefined). */
+  /**
+   * A committed transaction, from its marker. Kafka keeps no index of transactions: without the marker,
+   * it is looked for in the partition of the transaction id (where its marker is written), oldest first.
+   * An open or aborted Kafka transaction is not readable (read_committed): not found.
+   */
   async transaction(id: string, marker?: Mutation): Promise<TxnInfo | undefined> {
-    return marker === undefined ? undefined : this.transactions.info(id, marker)
+    if (marker !== undefined) return this.transactions.info(id, marker)
+    const wanted = Buffer.from(id)
+    for await (const { partition, record } of this.connection.snapshot(this.topics.log, { partitions: [this.partitionOf(id)] })) {
+      const key = record.key
+      if (key === null || key === undefined || !(Buffer.isBuffer(key) ? key.equals(wanted) : String(key) === id)) continue
+      const found = decodeRecord(record, this.topics.log, partition, this.namespace)
+      const role = txnOf(found)
+      if (role?.marker !== true || role.id !== id || found.poison) continue
+      const info = await this.transactions.info(id, found)
+      return info === undefined ? undefined : { ...info, committedAtMs: found.appendedAtMs, marker: found }
+    }
+    return undefined
   }
 
   async close(): Promise<void> {
@@ -368,4 +411,11 @@ function firstAtOrAfter(records: readonly LogRecord[], offset: number): number {
     else high = middle
   }
   return low
+}
+
+/** Whether a mutation may be larger than a record of the topic (then it is written in chunks). */
+function mayChunk(m: Mutation, limit: number): boolean {
+  let bytes = payloadBytes(m.payload) + 4096
+  for (const name of Object.keys(m.headers)) bytes += name.length + (m.headers[name]?.length ?? 0)
+  return bytes * 2 > limit
 }

@@ -44,6 +44,53 @@ export class KafkaTransactions {
     return open
   }
 
+  /**
+   * Runs `work` inside a Kafka transaction of its own (transactionalId `wal.<topic>.<name>`): committed
+   * when `ok` says the work succeeded, else aborted. A writer that dies inside leaves nothing that
+   * read_committed readers see (the brokers abort it after txnTimeoutMs). A failed commit is an
+   * unknown outcome.
+   */
+  async once<T>(name: string, work: (tx: import('kafkajs').Transaction) => Promise<T>, ok: (result: T) => boolean): Promise<T> {
+    let producer: import('kafkajs').Producer | undefined
+    let tx: import('kafkajs').Transaction | undefined
+    try {
+      producer = this.log.connection.kafka.producer({
+        transactionalId: `wal.${this.log.topics.log}.${name}`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: this.log.settings.txnTimeoutMs,
+        allowAutoTopicCreation: false,
+      })
+      await producer.connect()
+      tx = await producer.transaction()
+    } catch (error) {
+      await producer?.disconnect().catch(() => undefined)
+      throw this.log.connection.error(error)
+    }
+    try {
+      let result: T
+      try {
+        result = await work(tx)
+      } catch (error) {
+        await tx.abort().catch(() => undefined)
+        throw error
+      }
+      if (!ok(result)) {
+        await tx.abort().catch(() => undefined)
+        return result
+      }
+      try {
+        await tx.commit()
+      } catch (error) {
+        const cause = this.log.connection.error(error)
+        throw new DurabilityUnknownError(`committing the Kafka transaction ${name}: ${cause.message}`, { cause })
+      }
+      return result
+    } finally {
+      await producer.disconnect().catch(() => undefined)
+    }
+  }
+
   /** Writes one part or marker inside its transaction; the marker commits it. */
   async append(m: Mutation): Promise<AppendResult> {
     const role = txnOf(m)!

@@ -60,6 +60,11 @@ export class SqsConsumerState implements ConsumerStore {
     return { scheduled, deadLetters: Number(dlq.ApproximateNumberOfMessages ?? 0) + Number(dlq.ApproximateNumberOfMessagesNotVisible ?? 0) }
   }
 
+  /** How far a transaction was applied at this target, as the namespace's state store keeps it. */
+  async txnProgress(txn: string): Promise<{ appliedSeq: number; state: 'applying' | 'applied' | 'aborted'; atMs: number } | undefined> {
+    return this.log.stateStore(false)?.progress(this.target, txn)
+  }
+
   async leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>> {
     return []
   }

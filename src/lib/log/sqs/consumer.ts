@@ -35,8 +35,11 @@ import type { RateLimiter } from '../../pipeline/rate-limiter.js'
 import { backoffMs } from '../../pipeline/retry.js'
 import { TargetStalledError, type PipelineEvent, type TargetObserver, type TargetStats } from '../../pipeline/target-consumer.js'
 import { TargetError, toTargetError, type Target } from '../../targets/target.js'
-import { decodeMessage, encodeMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS } from './codec.js'
+import { decodeEnvelopeLine } from '../../envelope/envelope.js'
+import { abortedTxnEntry, TXN_ABORTED_CLASS, TXN_ABORTED_CODE, txnOf } from '../../txn/txn.js'
+import { MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS } from './codec.js'
 import type { ShardQueue, SqsLog } from './sqs-log.js'
+import { STORE_KEEP_MS } from './state-store.js'
 
 export interface SqsConsumerTarget {
   settings: TargetSettings
@@ -81,6 +84,10 @@ interface TargetRun extends SqsConsumerTarget {
 
 /** Long polling: how long a receive waits for messages (also how long a stop may wait for a poll). */
 const POLL_WAIT_SECONDS = 2
+/** How often a consumer forgets from the state store what no message can refer to any more. */
+const PRUNE_EVERY_MS = 3_600_000
+/** A transaction's progress at a target is kept (after a flush) at least every this many parts. */
+const PROGRESS_EVERY_PARTS = 16
 /** Memories of messages not seen for this long are dropped (another consumer got them, or they died). */
 const MEMORY_TTL_MS = 3_600_000
 
@@ -125,7 +132,9 @@ export class SqsConsumer {
       this.options.onEvent?.({ type: 'partitions', target: name, partitions: [...this.options.shards] })
     }
     const idle = new AbortController()
-    const polling = queues.map((queue) => this.poll(queue, idle.signal))
+    // Transactions past txnTimeoutMs without a marker: aborted before anything else, then every second.
+    await this.abortExpired().catch((error: unknown) => void (this.failure ??= error))
+    const polling = [...queues.map((queue) => this.poll(queue, idle.signal)), this.abortLoop(idle.signal)]
     if (this.options.untilIdle) {
       let moved = -1
       let movedAtMs = Date.now()
@@ -219,7 +228,7 @@ export class SqsConsumer {
       const nowMs = this.options.now()
       const waitingKeys = new Set<string>()
       const received = messages.map((message) => {
-        const { partition: _p, offset: _o, appendedAtMs: _a, ...mutation } = decodeMessage(message, { queue: queue.name, shard: queue.shard, namespace: this.options.log.namespace })
+        const { partition: _p, offset: _o, appendedAtMs: _a, ...mutation } = this.options.log.decode(message, { queue: queue.name, shard: queue.shard, namespace: this.options.log.namespace })
         const waits = (mutation.notBeforeMs !== null && mutation.notBeforeMs > nowMs) || (this.blocked.get(mutation.key) ?? 0) > Date.now() || waitingKeys.has(mutation.key)
         if (waits) waitingKeys.add(mutation.key)
         return { message, mutation, waits }
@@ -283,6 +292,136 @@ export class SqsConsumer {
     }
   }
 
+  private prunedAtMs = 0
+
+  private async abortLoop(idle: AbortSignal): Promise<void> {
+    const signal = AbortSignal.any([this.options.stop, idle])
+    while (!signal.aborted && this.failure === undefined) {
+      await sleep(1000, undefined, { signal }).catch(() => undefined)
+      if (signal.aborted) return
+      await this.abortExpired().catch((error: unknown) => {
+        if (!(error instanceof BackendUnavailableError || error instanceof DurabilityUnknownError)) this.failure ??= error
+      })
+    }
+  }
+
+  /**
+   * Aborts the transactions of the state store that had no marker within txnTimeoutMs, and files a DLQ
+   * entry of class txn-aborted for each target (once: the store records what was filed).
+   */
+  private async abortExpired(): Promise<void> {
+    const { log } = this.options
+    const store = log.stateStore(false)
+    if (store === undefined) return
+    if (Date.now() - this.prunedAtMs > PRUNE_EVERY_MS) {
+      this.prunedAtMs = Date.now()
+      store.prune(Date.now() - STORE_KEEP_MS)
+    }
+    const timeoutMs = log.settings.txnTimeoutMs
+    for (const run of this.runs) {
+      for (const txn of store.abortExpired(run.settings.name, Date.now(), timeoutMs)) {
+        const entry = abortedTxnEntry(log.namespace, txn, timeoutMs, this.options.now())
+        try {
+          await this.deadLetter({ shard: txn.partition, name: '', url: '' }, run, entry.mutation, new TargetError(entry.message, { errorClass: TXN_ABORTED_CLASS, code: TXN_ABORTED_CODE }), false)
+        } catch (error) {
+          store.unclaim(run.settings.name, txn.id)
+          throw error
+        }
+        run.stats.txnAborted++
+        run.observer?.txnAborted?.(txn.id)
+      }
+    }
+  }
+
+  /**
+   * A transaction's marker: reads its parts from the state store and applies them to each target in
+   * sequence order, from the one after the last it applied (progress kept in the store after the target
+   * flushed, so a consumer killed mid-way leaves the next one to resume there). A part that must be
+   * retried holds the marker back for the backoff; a part that fails for good is dead-lettered alone.
+   */
+  private async applyTransaction(queue: ShardQueue, message: Message, marker: Mutation, txnId: string, attempt: number, memory: Memory): Promise<void> {
+    const { log } = this.options
+    const id = message.MessageId!
+    const store = log.stateStore(false)
+    const stored = store?.received(txnId, Date.now())
+    const role = txnOf(marker)
+    const expected = role?.marker ? role.parts : null
+    const contiguous = stored !== undefined && stored.parts.every((p, i) => p.seq === i)
+    const missing =
+      stored === undefined || stored.parts.length === 0
+        ? `the state store${store === undefined ? ' (none in this state directory)' : ''} holds none of its parts`
+        : !contiguous || (expected !== null && stored.parts.length < expected)
+          ? `${(expected ?? stored.parts.length) - stored.parts.filter((p, i) => p.seq === i).length} of its parts are missing from the state store`
+          : undefined
+    if (stored?.state === 'aborted') {
+      // Aborted before its marker came: never applied (its DLQ entry says so).
+      this.options.onWarning?.(`marker of transaction ${JSON.stringify(txnId)} came after it was aborted (txnTimeoutMs): its parts are not applied`)
+    } else if (missing !== undefined) {
+      const error = new TargetError(`transaction ${JSON.stringify(txnId)} cannot be applied: ${missing}`, { errorClass: 'poison', code: POISON_CODE })
+      for (const run of this.runs) await this.deadLetter(queue, run, { ...marker, attempts: attempt }, error, false)
+    } else {
+      const parts = stored!.parts.map((p) => ({ seq: p.seq, mutation: decodeEnvelopeLine(p.envelope, { namespace: log.namespace, forceNamespace: true, nowMs: stored!.openedAtMs }) }))
+      let retryInMs: number | null = null
+      for (const run of this.runs) {
+        if (memory.done.has(run.settings.name)) continue
+        const name = run.settings.name
+        const progress = store!.progress(name, txnId)
+        if (progress?.state === 'applied' || progress?.state === 'aborted') {
+          memory.done.add(name)
+          continue
+        }
+        let applied = progress?.appliedSeq ?? -1
+        let saved = applied
+        let held = false
+        for (const { seq, mutation: part } of parts) {
+          if (seq <= applied) continue
+          if (part.target === null || part.target === name) {
+            const outcome = await this.applyTo(run, part, attempt, memory)
+            if (outcome === 'aborted') {
+              if (applied > saved) await this.saveProgress(run, txnId, applied, false)
+              await log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], 0).catch(() => undefined)
+              return
+            }
+            if (outcome !== 'applied' && 'retryInMs' in outcome) {
+              retryInMs = Math.max(retryInMs ?? 0, outcome.retryInMs)
+              held = true
+              break
+            }
+            if (outcome !== 'applied') await this.deadLetter(queue, run, { ...part, attempts: attempt, failures: [...part.failures, ...memory.failures].slice(-MAX_FAILURES) }, outcome.dead, false)
+          }
+          applied = seq
+          if (applied - saved >= PROGRESS_EVERY_PARTS) {
+            await this.saveProgress(run, txnId, applied, false)
+            saved = applied
+          }
+        }
+        if (held) {
+          if (applied > saved) await this.saveProgress(run, txnId, applied, false)
+          continue
+        }
+        await this.saveProgress(run, txnId, applied, true)
+        memory.done.add(name)
+        run.stats.txnApplied++
+      }
+      if (retryInMs !== null) {
+        const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryInMs / 1000)))
+        this.blocked.set(marker.key, Date.now() + seconds * 1000)
+        this.retries.set(id, Date.now() + seconds * 1000)
+        await log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
+        return
+      }
+    }
+    this.memory.delete(id)
+    this.retries.delete(id)
+    await this.deleteAfterFlush(queue.url, message.ReceiptHandle!)
+  }
+
+  /** Progress of a transaction at a target, kept once the target made what it applied durable. */
+  private async saveProgress(run: TargetRun, txnId: string, appliedSeq: number, done: boolean): Promise<void> {
+    await run.target.flush?.()
+    this.options.log.stateStore(true)!.setProgress(run.settings.name, txnId, appliedSeq, done, Date.now())
+  }
+
   /** A message not due yet: re-sent with the rest of its delay (standard), or hidden until due (FIFO). */
   private async wait(queue: ShardQueue, message: Message, mutation: Mutation, remainingMs: number): Promise<void> {
     const { log } = this.options
@@ -297,7 +436,7 @@ export class SqsConsumer {
       return
     }
     // The copy is durable before the original goes: a crash in between delivers it twice, never zero times.
-    const copy = encodeMessage(mutation, { fifo: false, delaySeconds: Math.min(remainingMs / 1000, log.sqs.maxNativeDelaySeconds) })
+    const copy = log.outgoing(mutation, { fifo: false, delaySeconds: Math.min(remainingMs / 1000, log.sqs.maxNativeDelaySeconds) })
     const [sent] = await log.queues.sendAll(queue.url, [copy])
     if (sent!.error) throw sent!.error
     await log.queues.delete(queue.url, [message.ReceiptHandle!])
@@ -315,6 +454,8 @@ export class SqsConsumer {
       await this.deleteAfterFlush(queue.url, message.ReceiptHandle!)
       return
     }
+    const txn = txnOf(mutation)
+    if (txn?.marker) return this.applyTransaction(queue, message, mutation, txn.id, attempt, memory)
     const runs = this.runs.filter((r) => (mutation.target === null || mutation.target === r.settings.name) && !memory.done.has(r.settings.name))
     let retryInMs: number | null = null
     const dead: Array<{ run: TargetRun; error: TargetError }> = []
@@ -431,7 +572,7 @@ export class SqsConsumer {
   private async deadLetter(queue: ShardQueue, run: TargetRun, mutation: Mutation, error: TargetError, addressed: boolean): Promise<void> {
     const { log } = this.options
     const atMs = this.options.now()
-    const copy = encodeMessage(addressed ? { ...mutation, target: run.settings.name } : mutation, {
+    const copy = log.outgoing(addressed ? { ...mutation, target: run.settings.name } : mutation, {
       fifo: log.sqs.fifo,
       dead: { target: run.settings.name, errorClass: error.errorClass, code: error.code, message: error.message, atMs, shard: queue.shard },
       deduplicationId: `dead:${run.settings.name}:${mutation.id}:${mutation.attempts}`,
@@ -446,7 +587,7 @@ export class SqsConsumer {
   private async deadLetterUnknownTarget(queue: ShardQueue, mutation: Mutation): Promise<void> {
     const { log } = this.options
     const message = `namespace "${log.namespace}" has no target "${mutation.target}"`
-    const copy = encodeMessage(mutation, {
+    const copy = log.outgoing(mutation, {
       fifo: log.sqs.fifo,
       dead: { target: mutation.target!, errorClass: 'fatal', code: 'WAL_TARGET_UNKNOWN', message, atMs: this.options.now(), shard: queue.shard },
       deduplicationId: `dead:${mutation.target}:${mutation.id}:${mutation.attempts}`,

@@ -14,7 +14,7 @@ import { appendFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 
 import type { AuditRecord, DeadLetterQueue, DlqEntry, DlqQuery } from '../backend.js'
-import { deadLetterContext, decodeMessage, encodeMessage, MAX_BATCH_ENTRIES } from './codec.js'
+import { deadLetterContext, MAX_BATCH_ENTRIES } from './codec.js'
 import type { SqsLog } from './sqs-log.js'
 
 /** How long a snapshot keeps the DLQ's messages hidden, at most (they come back by themselves after). */
@@ -41,8 +41,16 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
     return new SqsDeadLetterQueue(log, url, log.sqs.maxReceiveCount, auditPath)
   }
 
-  private async load(): Promise<Held[]> {
-    if (this.snapshot) return this.snapshot
+  private loading: Promise<Held[]> | undefined
+
+  /** The snapshot, taken once however many ask at once (a second receive would find it hidden). */
+  private load(): Promise<Held[]> {
+    if (this.snapshot) return Promise.resolve(this.snapshot)
+    this.loading ??= this.take().finally(() => (this.loading = undefined))
+    return this.loading
+  }
+
+  private async take(): Promise<Held[]> {
     const held: Held[] = []
     const seen = new Set<string>()
     for (;;) {
@@ -51,7 +59,7 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
       if (fresh.length === 0) break
       for (const message of fresh) {
         seen.add(message.MessageId!)
-        const record = decodeMessage(message, { queue: this.log.queues.names.dlq, shard: 0, namespace: this.log.namespace })
+        const record = this.log.decode(message, { queue: this.log.queues.names.dlq, shard: 0, namespace: this.log.namespace })
         const why = deadLetterContext(message, record, this.maxReceiveCount)
         const { partition: _p, offset: _o, appendedAtMs: _a, ...mutation } = record
         held.push({
@@ -112,7 +120,7 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
     const parked = (await this.held(seqs)).filter((h) => !h.entry.parked)
     if (parked.length === 0) return
     const entries = parked.map((h) =>
-      encodeMessage(h.entry.mutation, {
+      this.log.outgoing(h.entry.mutation, {
         fifo: this.log.sqs.fifo,
         dead: { target: h.entry.target, errorClass: h.entry.errorClass, code: h.entry.code, message: h.entry.message, atMs: h.entry.deadAtMs, shard: h.entry.partition, parked: true },
         deduplicationId: `parked:${h.entry.ref}`,

@@ -11,14 +11,22 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { NamespaceSettings, SqsLogSettings } from '../../config/schema.js'
-import type { LogRecord, Mutation } from '../../envelope/envelope.js'
+import { decodeEnvelopeLine, encodeEnvelope, headerMap, type LogRecord, type Mutation } from '../../envelope/envelope.js'
+import { checkedJson, poisonRecord } from '../../envelope/quarantine.js'
 import { formatBytes } from '../../format.js'
-import { InvalidRecordError, type WalError } from '../../errors.js'
+import { DurabilityUnknownError, InvalidRecordError, type WalError } from '../../errors.js'
+import { txnOf } from '../../txn/txn.js'
 import { describeSqsError, sqsClient, type SqsClient, type SqsModule } from '../../sqs/client.js'
-import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, TxnInfo } from '../backend.js'
 import { partitionForKey } from '../partitioner.js'
-import { decodeMessage, encodeMessage, type OutgoingMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_MESSAGE_BYTES, messageBytes } from './codec.js'
+import { decodeMessage, encodeMessage, type EncodeOptions, type MessageSource, type OutgoingMessage, MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, MAX_MESSAGE_BYTES, messageBytes } from './codec.js'
+import { SqsStateStore } from './state-store.js'
 import { namespaceQueues, type NamespaceQueues } from './queues.js'
+
+/** On a message whose payload is kept in the state store: the SHA-256 (hex) that names it there. */
+export const PAYLOAD_REF_HEADER = 'wal-payload-ref'
+/** How that payload is encoded ("json" or "base64"). */
+export const PAYLOAD_ENCODING_HEADER = 'wal-payload-encoding'
 
 /** SendMessageBatch requests in flight at once per append. */
 const SEND_CONCURRENCY = 16
@@ -265,23 +273,68 @@ export class SqsLog implements LogBackend {
     return this.partitions === 1 ? 0 : partitionForKey(key, this.partitions)
   }
 
+  private store: SqsStateStore | undefined
+
+  /** The namespace's state store (see state-store.ts); undefined when none was made and `create` is false. */
+  stateStore(create: boolean): SqsStateStore | undefined {
+    this.store ??= SqsStateStore.open(SqsStateStore.pathOf(this.stateDir, this.namespace), create)
+    return this.store
+  }
+
+  /**
+   * Appends: plain mutations are sent to their shard queue; a transaction's parts are stored in the state
+   * store (not sent), and its marker is sent once the store has every part it counts.
+   */
   async append(mutations: readonly Mutation[], options: AppendOptions = {}): Promise<AppendResult[]> {
     const nowMs = Date.now()
+    const results: AppendResult[] = new Array(mutations.length)
+    const parts: number[] = []
+    const markers: number[] = []
     const byShard = new Map<number, number[]>()
     mutations.forEach((m, i) => {
+      const txn = txnOf(m)
+      if (txn !== undefined && !txn.marker) return void parts.push(i)
+      if (txn?.marker) markers.push(i)
       const shard = this.shardOf(m.key)
       const list = byShard.get(shard)
       if (list) list.push(i)
       else byShard.set(shard, [i])
     })
-    const results: AppendResult[] = new Array(mutations.length)
+    if (parts.length > 0) {
+      const refused = this.stateStore(true)!.putParts(
+        parts.map((i) => {
+          const m = mutations[i]!
+          const role = txnOf(m)!
+          return { txn: role.id, seq: role.marker ? -1 : role.seq, envelope: encodeEnvelope(m), partition: this.shardOf(role.id) }
+        }),
+        nowMs,
+        this.settings.txnTimeoutMs,
+      )
+      parts.forEach((i, n) => {
+        const m = mutations[i]!
+        const why = refused[n]
+        results[i] = { id: m.id, partition: this.shardOf(m.key), offset: -1, duplicate: false, error: why === undefined ? undefined : new InvalidRecordError(why, { code: 'WAL_TXN_REFUSED' }) }
+      })
+    }
+    // A marker commits its transaction in the store first; one the store refuses is not sent.
+    const committed: string[] = []
+    for (const i of markers) {
+      const m = mutations[i]!
+      const role = txnOf(m) as { id: string; parts: number | null }
+      const outcome = this.stateStore(true)!.commit(role.id, role.parts, encodeEnvelope(m), nowMs)
+      if ('why' in outcome) {
+        results[i] = { id: m.id, partition: this.shardOf(m.key), offset: -1, duplicate: false, error: new InvalidRecordError(outcome.why, { code: 'WAL_TXN_REFUSED' }) }
+        const shard = byShard.get(this.shardOf(m.key))!
+        shard.splice(shard.indexOf(i), 1)
+      } else committed.push(role.id)
+    }
     await Promise.all(
-      [...byShard].map(async ([shard, indexes]) => {
+      [...byShard].filter(([, indexes]) => indexes.length > 0).map(async ([shard, indexes]) => {
         const queue = await this.queues.shard(shard)
         const entries = indexes.map((i) => {
           const m = mutations[i]!
           const delayMs = m.notBeforeMs === null ? 0 : m.notBeforeMs - nowMs
-          return encodeMessage(m, { fifo: this.sqs.fifo, delaySeconds: delayMs > 0 ? Math.min(delayMs / 1000, this.sqs.maxNativeDelaySeconds, MAX_DELAY_SECONDS) : 0 })
+          return this.outgoing(m, { fifo: this.sqs.fifo, delaySeconds: delayMs > 0 ? Math.min(delayMs / 1000, this.sqs.maxNativeDelaySeconds, MAX_DELAY_SECONDS) : 0 }, nowMs)
         })
         const sent = await this.queues.sendAll(queue.url, entries)
         sent.forEach((s, n) => {
@@ -290,11 +343,89 @@ export class SqsLog implements LogBackend {
         })
       }),
     )
+    for (const i of markers) {
+      const error = results[i]!.error
+      // Not sent for certain: the transaction is open again (and aborted if no marker comes in time).
+      if (error !== undefined && !(error instanceof DurabilityUnknownError) && committed.includes(txnOf(mutations[i]!)!.id)) this.store!.uncommit(txnOf(mutations[i]!)!.id)
+    }
     if (!options.perEntryErrors) {
       const failed = results.find((r) => r.error)
       if (failed) throw failed.error
     }
     return results
+  }
+
+  /**
+   * A mutation as a message of this namespace: as it is when it fits in SQS's 256 KiB, else with its
+   * payload stored in the state store as chunks and a reference in its place (PAYLOAD_REF_HEADER).
+   */
+  outgoing(mutation: Mutation, options: EncodeOptions, nowMs = Date.now()): OutgoingMessage {
+    const message = encodeMessage(mutation, options)
+    if (messageBytes(message.MessageBody, message.MessageAttributes ?? {}) <= MAX_MESSAGE_BYTES) return message
+    const value = mutation.payload.encoding === 'json' ? Buffer.from(mutation.payload.json) : Buffer.from(mutation.payload.bytes.buffer, mutation.payload.bytes.byteOffset, mutation.payload.bytes.byteLength)
+    const { sha, chunks } = this.stateStore(true)!.putPayload(value, nowMs)
+    const headers = headerMap(mutation.headers)
+    headers[PAYLOAD_REF_HEADER] = sha
+    headers[PAYLOAD_ENCODING_HEADER] = mutation.payload.encoding
+    const payload = { encoding: 'json' as const, json: JSON.stringify({ walPayloadRef: `sha256:${sha}`, bytes: value.length, chunks }) }
+    return encodeMessage({ ...mutation, headers, payload }, options)
+  }
+
+  /** A received message as a record, its payload put together from the state store when it is kept there. */
+  decode(message: Message, source: MessageSource): LogRecord {
+    return this.expand(decodeMessage(message, source), message.Body ?? '', source.queue)
+  }
+
+  private expand(record: LogRecord, body: string, where: string): LogRecord {
+    const sha = record.poison ? undefined : record.headers[PAYLOAD_REF_HEADER]
+    if (sha === undefined) return record
+    const poison = (why: string): LogRecord =>
+      poisonRecord({
+        id: record.id,
+        key: record.key,
+        namespace: record.namespace,
+        partition: record.partition,
+        offset: record.offset,
+        appendedAtMs: record.appendedAtMs,
+        location: where,
+        raw: Buffer.from(body, 'utf8'),
+        error: `the payload of ${record.id} in ${where} is kept in the state store as chunks, and they do not add up: ${why}`,
+      })
+    const store = this.stateStore(false)
+    if (store === undefined) return poison(`this state directory has no state store for namespace "${this.namespace}" (producers and consumers of large payloads must share it)`)
+    const found = store.getPayload(sha, this.settings.maxPayloadBytes)
+    if ('why' in found) return poison(found.why)
+    const headers = headerMap(record.headers)
+    const encoding = headers[PAYLOAD_ENCODING_HEADER]
+    delete headers[PAYLOAD_REF_HEADER]
+    delete headers[PAYLOAD_ENCODING_HEADER]
+    try {
+      const payload = encoding === 'base64' ? { encoding: 'base64' as const, bytes: found.value } : { encoding: 'json' as const, json: checkedJson(new TextDecoder('utf-8', { fatal: true }).decode(found.value)) }
+      return { ...record, headers, payload }
+    } catch (error) {
+      return poison((error as Error).message)
+    }
+  }
+
+  /** A transaction as the state store holds it: its parts, and its marker once committed. */
+  async transaction(id: string): Promise<TxnInfo | undefined> {
+    const txn = this.stateStore(false)?.transaction(id)
+    if (txn === undefined) return undefined
+    const record = (envelope: string, seq: number): LogRecord => {
+      const m = decodeEnvelopeLine(envelope, { namespace: this.namespace, forceNamespace: true, nowMs: txn.openedAtMs })
+      return { ...m, partition: this.shardOf(m.key), offset: seq, appendedAtMs: txn.openedAtMs }
+    }
+    const marker = txn.marker === null ? null : record(txn.marker, -1)
+    return {
+      id: txn.id,
+      state: txn.state,
+      openedAtMs: txn.openedAtMs,
+      committedAtMs: txn.committedAtMs,
+      abortedAtMs: txn.abortedAtMs,
+      partCount: txn.parts.length,
+      parts: txn.parts.map((p) => ({ seq: p.seq, record: record(p.envelope, p.seq) })),
+      marker: marker === null ? null : { ...marker, offset: 0, appendedAtMs: txn.committedAtMs ?? marker.appendedAtMs },
+    }
   }
 
   async marks(): Promise<PartitionMark[]> {
@@ -338,7 +469,7 @@ export class SqsLog implements LogBackend {
               seen.add(message.MessageId!)
               if (silent.has(shard)) continue
               given++
-              yield decodeMessage(message, { queue: queue.name, shard, namespace: this.namespace })
+              yield this.decode(message, { queue: queue.name, shard, namespace: this.namespace })
               if (given >= limit) break
             }
           }
@@ -381,5 +512,7 @@ export class SqsLog implements LogBackend {
 
   async close(): Promise<void> {
     this.queues.close()
+    this.store?.close()
+    this.store = undefined
   }
 }
