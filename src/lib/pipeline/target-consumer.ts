@@ -43,6 +43,11 @@ export interface TargetConsumerOptions {
   store: ConsumerStore
   target: Target
   settings: TargetSettings
+  /**
+   * The names of the namespace's targets now, in declared order (read at each mutation: a daemon's
+   * reload changes them). A mutation addressed to none of them is dead-lettered once, by the first.
+   */
+  namespaceTargets: () => readonly string[]
   owner: string
   shard: ShardRequest
   concurrency: number
@@ -440,6 +445,15 @@ export class TargetConsumer {
         return
       }
       if (mutation.target !== null && mutation.target !== this.options.settings.name) {
+        const names = this.options.namespaceTargets()
+        if (!names.includes(mutation.target)) {
+          // Addressed to a target the namespace no longer has: dead-lettered with why, never dropped —
+          // once, by the namespace's first target; the others pass it by.
+          if (names[0] === this.options.settings.name) {
+            this.deadLetter(item, new TargetError(`namespace "${mutation.namespace}" has no target "${mutation.target}"`, { errorClass: 'fatal', code: 'WAL_TARGET_UNKNOWN' }))
+            return
+          }
+        }
         // Addressed to another target of the namespace: nothing to do here.
         if (item.source === 'log') this.finishLog(item)
         else this.done(item, { mutationId: mutation.id, atMs: now, event: 'applied', attempt: mutation.attempts })
