@@ -22,7 +22,10 @@ import Explain from './commands/explain.js'
 import NsInit from './commands/ns/init.js'
 import NsLs from './commands/ns/ls.js'
 import NsShow from './commands/ns/show.js'
+import OffsetsReset from './commands/offsets/reset.js'
+import OffsetsShow from './commands/offsets/show.js'
 import Produce from './commands/produce.js'
+import Skip from './commands/skip.js'
 import Tail from './commands/tail.js'
 import Top from './commands/top.js'
 
@@ -32,6 +35,9 @@ export const COMMANDS = {
   top: Top,
   consume: Consume,
   explain: Explain,
+  skip: Skip,
+  'offsets:show': OffsetsShow,
+  'offsets:reset': OffsetsReset,
   'dlq:ls': DlqLs,
   'dlq:show': DlqShow,
   'dlq:stats': DlqStats,

@@ -23,7 +23,7 @@ import type { RetryPolicy, TargetSettings } from '../config/schema.js'
 import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
 import { replaysOf } from '../dlq/replays.js'
 import { BackendUnavailableError } from '../errors.js'
-import type { ConsumerCommit, ConsumerStore, DeadLetter, HistoryEvent, LogBackend, ShardRequest } from '../log/backend.js'
+import type { ConsumerCommit, ConsumerStore, DeadLetter, HistoryEvent, LogBackend, ShardRequest, SkipEntry, SkipList } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
 import { PartitionProgress } from './partition-progress.js'
@@ -92,6 +92,8 @@ export interface TargetStats {
   retried: number
   scheduled: number
   deadLettered: number
+  /** Passed by: marked with `wal skip`. */
+  skipped: number
   circuitOpened: number
   /** Mutations in owned partitions not yet committed by this target. */
   lag: number
@@ -203,6 +205,9 @@ export class TargetConsumer {
   private unflushed: TargetError | undefined
   /** The error that last paused the target, to say why it gave up. */
   private lastPause: TargetError | undefined
+  /** The namespace's skip list (where the backend keeps one), and its entries for this target, read at each heartbeat. */
+  private skipList: SkipList | undefined
+  private skips = new Map<string, SkipEntry>()
   private readonly stats: Omit<TargetStats, 'partitions' | 'lag'>
   private readonly policy: RetryPolicy
 
@@ -211,12 +216,13 @@ export class TargetConsumer {
     this.abort = AbortSignal.any([options.abort, this.giveUp.signal])
     this.stopWaiting = AbortSignal.any([options.stop, this.giveUp.signal])
     this.policy = options.settings.retry
-    this.stats = { target: options.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, circuitOpened: 0 }
+    this.stats = { target: options.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, skipped: 0, circuitOpened: 0 }
   }
 
   /** Runs until stopped (or idle, with untilIdle); resolves with what it did. */
   async run(): Promise<TargetStats> {
     const { stop } = this.options
+    this.skipList = await this.options.log.skipList?.()
     await this.heartbeat()
     const heartbeat = setInterval(() => void this.heartbeat().catch((error) => this.fail(error)), this.options.leaseTtlMs / 3)
     const commits = setInterval(() => void this.commit().catch((error) => this.fail(error)), this.options.commitIntervalMs)
@@ -256,6 +262,7 @@ export class TargetConsumer {
     } finally {
       clearInterval(heartbeat)
       clearInterval(commits)
+      await this.skipList?.close().catch(() => undefined)
       if (this.failure === undefined || this.failure instanceof TargetStalledError) await this.options.store.release(this.options.owner).catch(() => undefined)
     }
   }
@@ -317,6 +324,10 @@ export class TargetConsumer {
   }
 
   private async heartbeatNow(): Promise<void> {
+    if (this.skipList) {
+      const name = this.options.settings.name
+      this.skips = new Map((await this.skipList.entries()).filter((e) => e.target === null || e.target === name).map((e) => [e.id, e]))
+    }
     const { owned, wanted, epochs } = await this.options.store.claim(this.options.owner, this.options.shard, this.options.leaseTtlMs)
     this.wanted = wanted
     // Backends without lease epochs (Kafka: its group generation) fence by themselves.
@@ -457,6 +468,13 @@ export class TargetConsumer {
         // Addressed to another target of the namespace: nothing to do here.
         if (item.source === 'log') this.finishLog(item)
         else this.done(item, { mutationId: mutation.id, atMs: now, event: 'applied', attempt: mutation.attempts })
+        return
+      }
+      const skipped = this.skips.get(mutation.id)
+      if (skipped !== undefined) {
+        // An operator said not to apply it (wal skip): passed by, with a step in its history saying so.
+        this.stats.skipped++
+        this.done(item, { mutationId: mutation.id, atMs: now, event: 'skipped', attempt: mutation.attempts, ...(skipped.reason === null ? {} : { message: skipped.reason }) })
         return
       }
       if (item.source === 'log' && (this.scheduledCount.get(item.partition)?.get(mutation.key) ?? 0) > 0) {

@@ -20,6 +20,8 @@ import type { KafkaLog } from './kafka-log.js'
 import type { OutgoingRecord } from './record-codec.js'
 import { consumerGroupId } from './topics.js'
 import { dlqRecord } from './dead-letter-queue.js'
+import type { ConflictError } from '../../errors.js'
+import { leasedError } from '../leased.js'
 
 /** A scheduled entry's seq: its place in the log (offset, partition), unique per target. */
 export function scheduleSeq(partition: number, offset: number): number {
@@ -37,6 +39,14 @@ interface Entry {
 interface StoredEntry {
   dueAtMs: number
   envelope: string
+}
+
+function kafkaLeasedError(target: string, live: ReadonlyArray<{ partition?: number; owner: string }>, force: boolean): ConflictError {
+  if (!force) return leasedError(target, live)
+  return leasedError(target, live, {
+    why: 'on Kafka, --force cannot fence a member of the target\'s consumer group (Kafka moves a group\'s offsets only while it has no members)',
+    suggestion: 'stop the consumers of this target (wal daemon stop, or end wal consume), then reset again',
+  })
 }
 
 /** How long the first group join may take before the consumer gives up. */
@@ -285,6 +295,38 @@ export class KafkaConsumerStore implements ConsumerStore {
     } catch (error) {
       throw this.log.connection.error(error)
     }
+  }
+
+  /**
+   * Sets the group's committed offsets. Kafka itself refuses to while the group has members, and an
+   * admin cannot fence a member out of its generation: a live member refuses the reset, also with force.
+   */
+  async resetOffsets(offsets: ReadonlyMap<number, number>, options: { force: boolean }): Promise<{ fenced: Array<{ partition: number; owner: string }> }> {
+    const { admin } = this.log.connection
+    const members = async (): Promise<Array<{ partition?: number; owner: string }>> => {
+      const { groups } = await riding(() => admin.describeGroups([this.groupId]))
+      const held: Array<{ partition?: number; owner: string }> = await this.leases()
+      const idle = (groups[0]?.members ?? []).map((m) => `${m.clientId}@${m.clientHost}`).filter((owner) => !held.some((h) => h.owner === owner))
+      return [...held, ...idle.map((owner) => ({ owner }))]
+    }
+    let live: Array<{ partition?: number; owner: string }>
+    try {
+      live = await members()
+    } catch (error) {
+      throw this.log.connection.error(error)
+    }
+    if (live.length > 0) throw kafkaLeasedError(this.target, live, options.force)
+    try {
+      await riding(() =>
+        admin.setOffsets({ groupId: this.groupId, topic: this.log.topics.log, partitions: [...offsets].map(([partition, offset]) => ({ partition, offset: String(offset) })) }),
+      )
+    } catch (error) {
+      // A consumer joined between the look and the reset: Kafka refused it whole.
+      const joined = await members().catch(() => [])
+      if (joined.length > 0) throw kafkaLeasedError(this.target, joined, options.force)
+      throw this.log.connection.error(error)
+    }
+    return { fenced: [] }
   }
 
   async close(): Promise<void> {
