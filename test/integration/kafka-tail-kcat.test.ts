@@ -60,7 +60,11 @@ describe('wal tail on a Kafka topic, against kcat', () => {
 
     // --where: what kcat prints, filtered by hand.
     const deletes = await wal.run(['tail', '-n', 'orders', '--where', 'payload.op == "delete"', '--format', '%p %k %s\\n'])
-    const expected = new Map([...all].map(([p, records]) => [p, records.filter((r) => r.includes('"op":"delete"'))]).filter(([, r]) => r.length > 0) as Array<[string, string[]]>)
+    const expected = new Map<string, string[]>()
+    for (const [p, records] of all) {
+      const matching = records.filter((r) => r.includes('"op":"delete"'))
+      if (matching.length > 0) expected.set(p, matching)
+    }
     expect(byPartition(deletes.stdout)).toEqual(expected)
   })
 })
