@@ -13,6 +13,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
     `<%= config.bin %> produce -n emails --at 2026-12-01T09:00:00Z --payload-file mail.json -H source=cron`,
     `cat mutations.ndjson | <%= config.bin %> produce -n orders --json`,
     `<%= config.bin %> tail -n orders --json | <%= config.bin %> produce -n orders-copy`,
+    `<%= config.bin %> produce -n orders --rate 200/s < deletes.ndjson`,
   ]
 
   static override flags = {
@@ -26,6 +27,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
     jitter: Flags.string({ description: 'Add a random extra delay of up to this much to each mutation (spreads bulk work).' }),
     'idempotency-key': Flags.string({ description: 'Producing again with the same key writes nothing new and acks the original.' }),
     target: Flags.string({ description: 'Deliver only to this target of the namespace.' }),
+    rate: Flags.string({ description: 'Write stdin lines at most this fast: 100/s, 6000/m, 50000/h (smooths bulk writes from scripts).' }),
   }
 
   async run(): Promise<undefined> {
@@ -44,6 +46,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
       jitter: flags.jitter,
       idempotencyKey: flags['idempotency-key'],
       target: flags.target,
+      rate: flags.rate,
       signal: this.signal,
     })
     // The ack lines are the output; no summary object follows them.
