@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { writeSqsConfig } from '../helpers/sqs-namespace.js'
 import { committedOffsets, leaseRows } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Envelope, type Sandbox } from '../helpers/wal.js'
 
@@ -210,5 +211,25 @@ describe('offsets reset while a consumer runs', () => {
     await new Promise((resolve) => consumer.once('exit', resolve))
     const audit = JSON.parse((await wal.run(['dlq', 'audit', '-n', 'orders', '--json'])).stdout) as Audit
     expect(audit.audit).toEqual([expect.objectContaining({ action: 'offsets-reset', details: expect.objectContaining({ fenced: [{ partition: 0, owner }] }) })])
+  })
+})
+
+describe('offsets and skip on an SQS namespace', () => {
+  it('exit 2 and say what SQS allows instead', async () => {
+    writeSqsConfig(wal, 'wal-not-contacted')
+    for (const args of [
+      ['offsets', 'show', '-n', 'orders'],
+      ['offsets', 'reset', '-n', 'orders', '--target', 'kv', '--to-beginning', '--execute'],
+    ]) {
+      const result = await wal.run([...args, '--json'])
+      expect(result.code).toBe(2)
+      const { error } = JSON.parse(result.stderr) as { error: { code: string; message: string; suggestions: string[] } }
+      expect(error.code).toBe('WAL_OFFSETS_UNSUPPORTED')
+      expect(error.message).toContain('no offsets')
+      expect(error.suggestions.join(' ')).toContain('wal dlq replay')
+    }
+    const skipped = await wal.run(['skip', '01M80K6XFDG62PY7DFWNXXTEAH', '-n', 'orders', '--json'])
+    expect(skipped.code).toBe(2)
+    expect((JSON.parse(skipped.stderr) as { error: { code: string } }).error.code).toBe('WAL_SKIP_UNSUPPORTED')
   })
 })

@@ -53,14 +53,15 @@ export async function skip(options: SkipOptions): Promise<SkipResult> {
       suggestions: [`its targets: ${settings.targets.map((t) => t.name).join(', ') || '(none)'}`],
     })
   }
+  const unsupported = (): UsageError =>
+    new UsageError(`namespace "${settings.name}" is on ${settings.backend}, which keeps no skip list: its consumers apply a message once it is received`, {
+      code: 'WAL_SKIP_UNSUPPORTED',
+      suggestions: ['stop the consumers before they apply it; once dead-lettered, wal dlq purge takes it out for good'],
+    })
+  if (settings.backend === 'sqs') throw unsupported()
   const log = await openLog(config, settings, { create: false })
   try {
-    if (!log.skipList) {
-      throw new UsageError(`namespace "${settings.name}" is on ${settings.backend}, which keeps no skip list`, {
-        code: 'WAL_SKIP_UNSUPPORTED',
-        suggestions: ['stop the consumers before they apply it; once dead-lettered, wal dlq purge takes it out for good'],
-      })
-    }
+    if (!log.skipList) throw unsupported()
     const ids = [...new Set(options.ids)]
     const notInLog: string[] = []
     for (const id of ids) if ((await log.find(id)).length === 0) notInLog.push(id)
