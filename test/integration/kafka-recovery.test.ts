@@ -1,5 +1,5 @@
 // The recovery story on a Kafka namespace: group offsets moved back, a bad mutation skipped.
-import { copyFileSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -75,28 +75,44 @@ describe('recovery on a Kafka namespace', () => {
     expect(audit.audit.map((a) => a.action)).toEqual(['offsets-reset', 'skip'])
   })
 
-  it('refuses a reset while a consumer is a member of the target group, naming it', async () => {
-    topics.push(await kafkaNamespace(wal, { partitions: 2, targets: { store: { type: 'kv' } } }))
-    expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson([1, 2, 3].map((i) => ({ key: `k${i}`, payload: put(i, 0) }))) })).code).toBe(0)
+  it('refuses a reset while a consumer is a member of the target group, naming it; --force has the consumer carry it out', async () => {
+    const outPath = join(wal.dir, 'out.ndjson')
+    topics.push(await kafkaNamespace(wal, { partitions: 2, targets: { out: { type: 'file', path: outPath } } }))
+    expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(Array.from({ length: 10 }, (_, i) => ({ key: `k${i}`, payload: { i } }))) })).code).toBe(0)
     const consumer = wal.spawn(['consume', '-n', 'orders'])
+    const linesOut = (): string[] => (existsSync(outPath) ? readFileSync(outPath, 'utf8').trim().split('\n').filter(Boolean) : [])
+    type Shown = { offsets: Array<{ partition: number; owner: string | null; lag: number; committed: number; low: number; high: number }> }
+    const show = async (): Promise<Shown> => JSON.parse((await wal.run(['offsets', 'show', '-n', 'orders', '--json'])).stdout) as Shown
     const shown = await waitFor(
       async () => {
-        const out = JSON.parse((await wal.run(['offsets', 'show', '-n', 'orders', '--json'])).stdout) as { offsets: Array<{ owner: string | null; lag: number }> }
-        return out.offsets.every((o) => o.owner !== null && o.lag === 0) ? out : undefined
+        const out = await show()
+        return linesOut().length === 10 && out.offsets.every((o) => o.owner !== null && o.lag === 0) ? out : undefined
       },
       { timeoutMs: 90_000, intervalMs: 500 },
     )
     const owner = shown!.offsets[0]!.owner!
-    for (const extra of [[], ['--force']]) {
-      const refused = await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'store', '--to-beginning', '--execute', ...extra])
-      expect(refused.code).toBe(9)
-      expect(refused.stderr).toContain(owner)
-    }
+    const refused = await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'out', '--to-beginning', '--execute'])
+    expect(refused.code).toBe(9)
+    expect(refused.stderr).toContain(owner)
+    expect(refused.stderr).toContain('--force')
+
+    const forced = await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'out', '--to-beginning', '--execute', '--force', '--json'])
+    expect(forced.code, forced.stderr).toBe(0)
+    expect((JSON.parse(forced.stdout) as { fenced: Array<{ owner: string }> }).fenced.map((f) => f.owner)).toEqual([owner, owner])
+    // The running consumer applies everything again from the beginning, and commits up to the end again.
+    await waitFor(async () => linesOut().length === 20 && (await show()).offsets.every((o) => o.lag === 0), { timeoutMs: 90_000, intervalMs: 500 })
+    const keys = linesOut().map((l) => (JSON.parse(l) as { key: string }).key)
+    expect(keys.slice(10).sort()).toEqual(keys.slice(0, 10).sort())
     consumer.kill('SIGTERM')
     await new Promise((resolve) => consumer.once('exit', resolve))
-    const after = await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'store', '--to-beginning', '--execute', '--json'])
+
+    const after = await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'out', '--to-beginning', '--execute', '--json'])
     expect(after.code, after.stderr).toBe(0)
-    const offsets = JSON.parse((await wal.run(['offsets', 'show', '-n', 'orders', '--json'])).stdout) as { offsets: Array<{ committed: number; low: number }> }
-    expect(offsets.offsets.every((o) => o.committed === o.low)).toBe(true)
+    expect((await show()).offsets.every((o) => o.committed === o.low)).toBe(true)
+    const audit = JSON.parse((await wal.run(['dlq', 'audit', '-n', 'orders', '--json'])).stdout) as { audit: Array<{ action: string; details: { fenced?: unknown[] } }> }
+    expect(audit.audit.map((a) => [a.action, a.details.fenced?.length ?? 0])).toEqual([
+      ['offsets-reset', 2],
+      ['offsets-reset', 0],
+    ])
   })
 })

@@ -183,6 +183,13 @@ export interface ConsumerStore {
    * next commit is refused and it starts over from the new offsets). Returns the owners fenced.
    */
   resetOffsets(offsets: ReadonlyMap<number, number>, options: { force: boolean }): Promise<{ fenced: Array<{ partition: number; owner: string }> }>
+  /**
+   * Where running consumers carry out a forced reset themselves (Kafka): the part of an open request
+   * for these partitions (held by the caller) not done yet; null when there is none.
+   */
+  pendingReset?(owned: readonly number[]): Promise<{ id: string; offsets: Map<number, number> } | null>
+  /** Commits a forced reset's offsets for partitions the caller held and dropped, and records them done. */
+  applyReset?(id: string, offsets: ReadonlyMap<number, number>): Promise<void>
   close(): Promise<void>
 }
 

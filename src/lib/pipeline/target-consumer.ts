@@ -318,6 +318,7 @@ export class TargetConsumer {
     this.heartbeating = true
     try {
       await this.heartbeatNow()
+      await this.carryOutReset()
     } finally {
       this.heartbeating = false
     }
@@ -348,6 +349,7 @@ export class TargetConsumer {
       starts.set(p, { offset, counts: await this.options.store.scheduledKeyCounts([p]) })
     }
     // Only now, with their start known, are the new partitions read from.
+    // (A partition a forced reset made us drop comes back here, from the reset's offset.)
     for (const [p, start] of starts) {
       this.epochs.set(p, epochOf(p))
       this.progress.start(p, start.offset)
@@ -359,6 +361,21 @@ export class TargetConsumer {
     // Partitions given up are released once what was read from them is done and committed.
     if (removed.length > 0) void this.releaseWhenDone(removed)
     this.options.onEvent?.({ type: 'partitions', target: this.options.settings.name, partitions: [...this.owned] })
+  }
+
+  /**
+   * An operator's forced reset that the store has this consumer carry out (Kafka): the partitions it
+   * names are dropped (nothing more of ours is committed for them), what was under way is committed,
+   * then the reset's offsets; the next heartbeat takes the partitions on again from there.
+   */
+  private async carryOutReset(): Promise<void> {
+    const { store } = this.options
+    if (!store.pendingReset || !store.applyReset) return
+    const reset = await store.pendingReset(this.owned)
+    if (reset === null) return
+    for (const p of reset.offsets.keys()) this.drop(p)
+    await this.commit()
+    await store.applyReset(reset.id, reset.offsets)
   }
 
   /** Forgets everything about a partition: its position, counts, busy keys and uncommitted changes. */
