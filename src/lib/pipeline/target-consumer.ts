@@ -208,6 +208,7 @@ export class TargetConsumer {
   /** The namespace's skip list (where the backend keeps one), and its entries for this target, read at each heartbeat. */
   private skipList: SkipList | undefined
   private skips = new Map<string, SkipEntry>()
+  private skipsRead = false
   private readonly stats: Omit<TargetStats, 'partitions' | 'lag'>
   private readonly policy: RetryPolicy
 
@@ -324,11 +325,24 @@ export class TargetConsumer {
     }
   }
 
-  private async heartbeatNow(): Promise<void> {
-    if (this.skipList) {
-      const name = this.options.settings.name
+  /**
+   * Reads the skip list again. The first read must succeed (nothing is applied without knowing what to
+   * skip); a later one that fails (a broker restarting) keeps the list read before and tries again at
+   * the next heartbeat, as a lease renewal would.
+   */
+  private async refreshSkips(): Promise<void> {
+    if (!this.skipList) return
+    const name = this.options.settings.name
+    try {
       this.skips = new Map((await this.skipList.entries()).filter((e) => e.target === null || e.target === name).map((e) => [e.id, e]))
+      this.skipsRead = true
+    } catch (error) {
+      if (!this.skipsRead) throw error
     }
+  }
+
+  private async heartbeatNow(): Promise<void> {
+    await this.refreshSkips()
     const { owned, wanted, epochs } = await this.options.store.claim(this.options.owner, this.options.shard, this.options.leaseTtlMs)
     this.wanted = wanted
     // Backends without lease epochs (Kafka: its group generation) fence by themselves.
@@ -371,7 +385,8 @@ export class TargetConsumer {
   private async carryOutReset(): Promise<void> {
     const { store } = this.options
     if (!store.pendingReset || !store.applyReset) return
-    const reset = await store.pendingReset(this.owned)
+    // Not readable now (a broker restarting): asked again at the next heartbeat.
+    const reset = await store.pendingReset(this.owned).catch(() => null)
     if (reset === null) return
     for (const p of reset.offsets.keys()) this.drop(p)
     await this.commit()
