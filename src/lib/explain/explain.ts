@@ -105,7 +105,7 @@ async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRe
   const targets: ExplainReport['targets'] = []
   for (const target of settings.targets) {
     const mark = skips.find((s) => s.id === latest.id && (s.target === null || s.target === target.name))
-    const marked = mark ? `marked to skip by ${mark.actor} at ${new Date(mark.atMs).toISOString()}${mark.target === null ? ' (at every target)' : ''}${mark.reason === null ? '' : `: ${mark.reason}`}` : ''
+    const marked = mark ? `marked to skip by ${mark.actor} at ${new Date(mark.atMs).toISOString()}${mark.target === null ? ' (at every target)' : ''}${mark.reason === null ? '' : `: ${JSON.stringify(mark.reason)}`}` : ''
     const store = await log.consumerStore(target.name)
     try {
       const { history, scheduled } = await store.story(latest.id)
