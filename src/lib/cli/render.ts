@@ -92,13 +92,14 @@ export function renderConfigReport(report: ConfigReport): string {
 
 export function renderConsumeSummary(summary: ConsumeSummary): string {
   return table([
-    ['TARGET', 'APPLIED', 'RETRIED', 'SCHEDULED', 'DEAD-LETTERED', 'PAUSED', 'LAG', 'PARTITIONS'],
+    ['TARGET', 'APPLIED', 'RETRIED', 'SCHEDULED', 'DEAD-LETTERED', 'SKIPPED', 'PAUSED', 'LAG', 'PARTITIONS'],
     ...summary.targets.map((t) => [
       t.target,
       String(t.applied),
       String(t.retried),
       String(t.scheduled),
       String(t.deadLettered),
+      String(t.skipped),
       String(t.circuitOpened),
       String(t.lag),
       t.partitions.join(',') || '-',
