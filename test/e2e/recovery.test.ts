@@ -233,3 +233,42 @@ describe('offsets and skip on an SQS namespace', () => {
     expect((JSON.parse(skipped.stderr) as { error: { code: string } }).error.code).toBe('WAL_SKIP_UNSUPPORTED')
   })
 })
+
+describe('offsets reset plans', () => {
+  it('moves only the partitions named, clamps --shift-by to the log, and refuses bad positions with exit 2', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { store: { type: 'kv' } } } } }))
+    const acks = jsonLines<{ partition: number }>((await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, payload: i }))) })).stdout)
+    const high = [0, 1].map((p) => acks.filter((a) => a.partition === p).length)
+    const plan = async (...args: string[]): Promise<Plan['plan']> => {
+      const result = await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'store', '--json', ...args])
+      expect(result.code, result.stderr).toBe(0)
+      return (JSON.parse(result.stdout) as Plan).plan
+    }
+    // Nothing consumed yet: forward to the end passes everything by.
+    expect(await plan('--to-end')).toEqual([0, 1].map((p) => ({ partition: p, current: 0, next: high[p], reapplied: 0, skipped: high[p], owner: null })))
+    expect(await plan('--to-offset', '1:2')).toEqual([{ partition: 1, current: 0, next: 2, reapplied: 0, skipped: 2, owner: null }])
+    expect((await plan('--shift-by', '1000')).map((r) => r.next)).toEqual(high)
+    expect((await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'store', '--to-end', '--execute'])).code).toBe(0)
+    expect((await plan('--shift-by=-3')).map((r) => [r.next, r.reapplied])).toEqual(high.map((h) => [h - 3, 3]))
+    expect((await plan('--shift-by=-1000')).map((r) => r.next)).toEqual([0, 0])
+    expect((await plan('--to-beginning')).map((r) => r.reapplied)).toEqual(high)
+
+    for (const [args, message] of [
+      [['--to-offset', '0:999'], `partition 0 holds offsets 0..${high[0]}`],
+      [['--to-offset', '5:1'], 'not PARTITION:OFFSET with a partition of the log (0..1)'],
+      [['--to-offset', '0:1,0:2'], 'names partition 0 twice'],
+      [['--to-offset', '0:x\u001b[2J'], 'not PARTITION:OFFSET'],
+      [['--shift-by', 'ten'], 'is not a whole number'],
+      [['--to-time', 'yesterday-ish'], 'is neither an ISO 8601 time nor a duration ago'],
+      [['--to-end', '--to-beginning'], 'give only one of'],
+      [[], 'say where to move the offsets'],
+    ] as Array<[string[], string]>) {
+      const result = await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'store', ...args, '--execute'])
+      expect(result.code, args.join(' ')).toBe(2)
+      expect(result.stderr).toContain(message)
+      expect(result.stderr).not.toContain('\u001b')
+    }
+    // None of the refused ones changed anything.
+    expect(committedOffsets(wal.stateDir, 'orders').map((o) => o.next_offset)).toEqual(high)
+  })
+})
