@@ -214,6 +214,42 @@ describe('offsets reset while a consumer runs', () => {
   })
 })
 
+describe('offsets reset --force on a frozen consumer', () => {
+  it('fences it: woken up, it commits nothing of what it did meanwhile and applies again from the new offset', async () => {
+    const outPath = join(wal.dir, 'out.ndjson')
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 1, targets: { out: { type: 'file', path: outPath } } } } }))
+    const produceRange = async (from: number, to: number): Promise<void> => {
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(Array.from({ length: to - from }, (_, i) => ({ key: `k${from + i}`, payload: { i: from + i } }))) })).code).toBe(0)
+    }
+    await produceRange(0, 10)
+    // A long lease: frozen, the consumer still holds the partition.
+    const consumer = wal.spawn(['consume', '-n', 'orders', '--lease-ttl', '30s'])
+    const applied = (): number[] => (existsSync(outPath) ? readFileSync(outPath, 'utf8').trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { payload: { i: number } }).payload.i) : [])
+    await waitFor(() => applied().length === 10 && committedOffsets(wal.stateDir, 'orders')[0]?.next_offset === 10, { timeoutMs: 60_000 })
+    const owner = leaseRows(wal.stateDir, 'orders')[0]!.owner
+    consumer.kill('SIGSTOP')
+    try {
+      await produceRange(10, 15)
+      const refused = await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'out', '--to-offset', '0:4', '--execute'])
+      expect(refused.code).toBe(9)
+      expect(refused.stderr).toContain(owner)
+      const forced = await wal.run(['offsets', 'reset', '-n', 'orders', '--target', 'out', '--to-offset', '0:4', '--execute', '--force'])
+      expect(forced.code, forced.stderr).toBe(0)
+      expect(committedOffsets(wal.stateDir, 'orders')[0]!.next_offset).toBe(4)
+    } finally {
+      consumer.kill('SIGCONT')
+    }
+    // Woken, it may apply 10..14 once more under its old lease, but commits none of it: it starts over
+    // from 4, applies 4..14, and only then is the partition committed to the end.
+    await waitFor(() => committedOffsets(wal.stateDir, 'orders')[0]?.next_offset === 15, { timeoutMs: 60_000 })
+    const after = applied().slice(10)
+    const fromReset = after.slice(after.lastIndexOf(4))
+    expect(fromReset).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+    consumer.kill('SIGTERM')
+    await new Promise((resolve) => consumer.once('exit', resolve))
+  })
+})
+
 describe('offsets and skip on an SQS namespace', () => {
   it('exit 2 and say what SQS allows instead', async () => {
     writeSqsConfig(wal, 'wal-not-contacted')
