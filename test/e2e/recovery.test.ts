@@ -166,6 +166,9 @@ describe('recovery: restore a backup, rewind the target, skip the bad mutation',
     const acks = jsonLines<{ id: string }>((await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson([{ key: 'a', payload: put('a', {}) }, { key: 'b', payload: put('b', {}) }]) })).stdout)
     expect((await wal.run(['skip', acks[0]!.id, acks[1]!.id, '-n', 'orders', '--target', 'out'])).code).toBe(0)
     expect((await wal.run(['skip', '--undo', acks[1]!.id, '-n', 'orders', '--target', 'out'])).code).toBe(0)
+    const listed = JSON.parse((await wal.run(['skip', '--list', '-n', 'orders', '--json'])).stdout) as { skips: Array<{ id: string; target: string | null }> }
+    expect(listed.skips.map((s) => [s.id, s.target])).toEqual([[acks[0]!.id, 'out']])
+    expect((await wal.run(['skip', '--list', '-n', 'orders', '--target', 'store'])).stdout).toContain('no mutations of namespace "orders" are marked to skip')
     const summary = JSON.parse((await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])).stdout) as Summary
     expect(summary.targets.map((t) => [t.target, t.applied, (t as unknown as { skipped: number }).skipped])).toEqual([
       ['store', 2, 0],

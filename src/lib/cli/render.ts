@@ -6,7 +6,7 @@ import type { ConfigReport } from '../config/show.js'
 import type { ConsumeSummary } from '../consume/consume.js'
 import type { DlqListing, DlqStatsGroup, ReplayPlan } from '../dlq/dlq.js'
 import type { ExplainReport } from '../explain/explain.js'
-import type { AuditRecord } from '../log/backend.js'
+import type { AuditRecord, SkipEntry } from '../log/backend.js'
 import type { NamespaceInit } from '../ns/init.js'
 import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
 import type { OffsetsReport, ResetResult } from '../offsets/offsets.js'
@@ -182,6 +182,14 @@ export function renderSkip(result: SkipResult): string {
   const verb = result.undone ? `no longer skipped at ${where}` : `skipped at ${where}`
   const absent = result.notInLog.length === 0 ? '' : `; not in the log (marked all the same): ${result.notInLog.join(', ')}`
   return escapeLine(`${result.ids.length} mutation${result.ids.length === 1 ? '' : 's'} of namespace "${result.namespace}" ${verb}${result.undone ? ` (${result.changed} entr${result.changed === 1 ? 'y' : 'ies'} removed)` : ''}${result.undone ? '' : absent}`)
+}
+
+export function renderSkipList(list: { namespace: string; skips: readonly SkipEntry[] }): string {
+  if (list.skips.length === 0) return `no mutations of namespace "${escapeLine(list.namespace)}" are marked to skip`
+  return table([
+    ['ID', 'TARGET', 'MARKED', 'BY', 'REASON'],
+    ...list.skips.map((s) => [s.id, s.target ?? '(every target)', new Date(s.atMs).toISOString(), s.actor, s.reason ?? '']),
+  ])
 }
 
 export function renderAudit(records: readonly AuditRecord[]): string {

@@ -9,6 +9,7 @@ import { actor } from '../dlq/dlq.js'
 import { ULID_PATTERN } from '../envelope/id.js'
 import { UsageError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
+import type { SkipEntry } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 
 /** A reason longer than this is refused (it is stored with every entry and shown in explain). */
@@ -37,6 +38,22 @@ export interface SkipResult {
   changed: number
   /** Ids the log holds no record of, of the first 20 (marked all the same: a replay may bring them). */
   notInLog: string[]
+}
+
+/** `wal skip --list`: the marks of a namespace (of one target and the every-target ones, with --target). */
+export async function listSkips(options: CommonOptions & { namespace: string; target?: string }): Promise<{ namespace: string; skips: SkipEntry[] }> {
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const settings = namespaceSettings(config, options.namespace)
+  if (settings.backend === 'sqs') return { namespace: settings.name, skips: [] }
+  const log = await openLog(config, settings, { create: false })
+  try {
+    const list = await log.skipList?.()
+    if (!list) return { namespace: settings.name, skips: [] }
+    const all = await list.entries().finally(() => list.close())
+    return { namespace: settings.name, skips: all.filter((e) => options.target === undefined || e.target === null || e.target === options.target) }
+  } finally {
+    await log.close()
+  }
 }
 
 export async function skip(options: SkipOptions): Promise<SkipResult> {
