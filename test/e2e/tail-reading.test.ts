@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { jsonLines, makeSandbox, ndjson, type Ack, type Envelope, type Sandbox } from '../helpers/wal.js'
+import { jsonLines, makeSandbox, ndjson, waitFor, type Ack, type Envelope, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 beforeEach(() => {
@@ -36,6 +36,20 @@ describe('tail --from -N and P:-N', () => {
     const bad = await wal.run(['tail', '-n', 'orders', '--from', '7:-2'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('partitions 0 to 2')
+  })
+})
+
+describe('tail --from -N --follow', () => {
+  it('prints the last N, then new records as they come', async () => {
+    await produceEach([{ key: 'a', payload: 1 }, { key: 'b', payload: 2 }, { key: 'c', payload: 3 }])
+    const child = wal.spawn(['tail', '-n', 'orders', '--from', '-2', '--follow', '--format', '%k\\n'])
+    let out = ''
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+    await waitFor(() => out === 'b\nc\n', { timeoutMs: 30_000 })
+    await produceEach([{ key: 'd', payload: 4 }])
+    await waitFor(() => out === 'b\nc\nd\n', { timeoutMs: 30_000 })
+    child.kill('SIGINT')
+    await new Promise((resolve) => child.once('exit', resolve))
   })
 })
 
