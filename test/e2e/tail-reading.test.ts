@@ -33,6 +33,11 @@ describe('tail --from -N and P:-N', () => {
     expect(last2.map((r) => [r.partition, r.offset])).toEqual(ofPartition.slice(-2).map((a) => [a.partition, a.offset]))
     // More than the log holds: all of it.
     expect(jsonLines((await wal.run(['tail', '-n', 'orders', '--from', '-100', '--json'])).stdout)).toHaveLength(12)
+
+    // Written in one group commit (one append time): still the last ones written.
+    const batch = jsonLines<Ack>((await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(Array.from({ length: 30 }, (_, i) => ({ key: `b${i}`, payload: i }))) })).stdout)
+    const lastOfBatch = jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--from', '-4', '--json'])).stdout)
+    expect(lastOfBatch.map((r) => r.id)).toEqual(batch.slice(-4).map((a) => a.id))
     const bad = await wal.run(['tail', '-n', 'orders', '--from', '7:-2'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('partitions 0 to 2')

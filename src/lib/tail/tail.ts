@@ -190,9 +190,12 @@ export function formatRecord(parts: readonly FormatPart[], record: LogRecord, na
   return out
 }
 
-/** Time order across partitions (the log's append time; position breaks ties). */
+/**
+ * Time order across partitions: the log's append time; within one group commit (one append time),
+ * createdAt, which a producer makes strictly increasing; then the position.
+ */
 function byTime(a: LogRecord, b: LogRecord): number {
-  return a.appendedAtMs - b.appendedAtMs || a.partition - b.partition || a.offset - b.offset
+  return a.appendedAtMs - b.appendedAtMs || a.createdAtMs - b.createdAtMs || a.partition - b.partition || a.offset - b.offset
 }
 
 /**
