@@ -14,6 +14,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
     `cat mutations.ndjson | <%= config.bin %> produce -n orders --json`,
     `<%= config.bin %> tail -n orders --json | <%= config.bin %> produce -n orders-copy`,
     `<%= config.bin %> produce -n orders --rate 200/s < deletes.ndjson`,
+    `cat order-lines.ndjson | <%= config.bin %> produce -n orders --txn --json`,
   ]
 
   static override flags = {
@@ -28,6 +29,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
     'idempotency-key': Flags.string({ description: 'Producing again with the same key writes nothing new and acks the original.' }),
     target: Flags.string({ description: 'Deliver only to this target of the namespace.' }),
     rate: Flags.string({ description: 'Write stdin lines at most this fast: 100/s, 6000/m, 50000/h (smooths bulk writes from scripts).' }),
+    txn: Flags.boolean({ description: 'Make the stdin lines one transaction: applied only once all are durable and the input ended (its marker is acked last, with "txn" and "parts").' }),
   }
 
   async run(): Promise<undefined> {
@@ -47,6 +49,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
       idempotencyKey: flags['idempotency-key'],
       target: flags.target,
       rate: flags.rate,
+      txn: flags.txn,
       signal: this.signal,
     })
     // The ack lines are the output; no summary object follows them.

@@ -6,7 +6,7 @@
 export { effectiveConfig, validateConfigFile } from './config/show.js'
 export { consume } from './consume/consume.js'
 export { auditLog, deadLetterStats, exportDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters, showDeadLetter } from './dlq/dlq.js'
-export { explain } from './explain/explain.js'
+export { explain, explainMutationOrTxn } from './explain/explain.js'
 export { initNamespace } from './ns/init.js'
 export { listNamespaces, showNamespace } from './ns/ns.js'
 export { produce } from './produce/produce.js'

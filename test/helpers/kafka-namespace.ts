@@ -17,6 +17,8 @@ export interface KafkaNamespaceOptions {
   targets?: Record<string, unknown>
   retry?: Record<string, unknown>
   cluster?: Record<string, unknown>
+  /** More settings of the namespace (maxPayloadBytes, …). */
+  settings?: Record<string, unknown>
   /** More namespaces for the same config (embedded or Kafka). */
   extra?: Record<string, unknown>
 }
@@ -36,6 +38,7 @@ export async function kafkaNamespace(wal: Sandbox, options: KafkaNamespaceOption
           partitions: options.partitions ?? 4,
           targets: options.targets ?? { kv: { type: 'kv' } },
           ...(options.retry ? { retry: options.retry } : {}),
+          ...options.settings,
         },
         ...options.extra,
       },

@@ -94,25 +94,31 @@ describe('poison in a Kafka topic', () => {
   }, 120_000)
 })
 
-describe('a record the Kafka brokers refuse', () => {
-  it('is rejected alone (exit 4) while the records before and after it are written', async () => {
+describe('a record above the topic\'s max.message.bytes', () => {
+  it('is written in chunks and read back whole, between the records before and after it', async () => {
     const topic = await kafkaNamespace(wal, { partitions: 1 })
     topics.push(topic)
     const admin = testKafka.admin()
     await admin.connect()
     await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'max.message.bytes', value: String(300 * 1024) }] }] })
-    await admin.disconnect()
-    const input = [`{"key":"a","payload":1}`, `{"key":"big","payload":"${'x'.repeat(400 * 1024)}"}`, `{"key":"c","payload":3}`].join('\n')
+    const big = `"${'x'.repeat(400 * 1024)}"`
+    const input = [`{"key":"a","payload":1}`, `{"key":"big","payload":${big}}`, `{"key":"c","payload":3}`].join('\n')
     const result = await wal.run(['produce', '-n', 'orders', '--json'], { input })
-    expect(result.code).toBe(4)
-    const acks = jsonLines<{ line: number; durable: boolean; error?: { code: string } }>(result.stdout)
-    expect(acks.map((a) => [a.line, a.durable, a.error?.code])).toEqual([
-      [1, true, undefined],
-      [2, false, 'WAL_RECORD_TOO_LARGE'],
-      [3, true, undefined],
+    expect(result.code).toBe(0)
+    const acks = jsonLines<{ line: number; durable: boolean; offset: number }>(result.stdout)
+    expect(acks.map((a) => [a.line, a.durable])).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
     ])
-    const keys = jsonLines<{ key: string }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).map((l) => l.key)
-    expect(keys).toEqual(['a', 'c'])
+    // Its chunks are records of their own: the one after it is several offsets on.
+    expect(acks[2]!.offset - acks[0]!.offset).toBeGreaterThan(2)
+    const offsets = await admin.fetchTopicOffsets(topic)
+    await admin.disconnect()
+    expect(Number(offsets[0]!.high)).toBeGreaterThan(3)
+    const lines = jsonLines<{ key: string; payload: unknown }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
+    expect(lines.map((l) => l.key)).toEqual(['a', 'big', 'c'])
+    expect(JSON.stringify(lines[1]!.payload)).toBe(big)
   }, 120_000)
 })
 

@@ -32,7 +32,7 @@ describe('config validation', () => {
   it('rejects unknown keys with the allowed ones and a suggestion', () => {
     const error = configError({ defaults: { maxPayloadByte: 5 } })
     expect(error.message).toBe('/etc/wal/.walrc.yaml: unknown key "defaults.maxPayloadByte"')
-    expect(error.suggestions).toEqual(['did you mean "defaults.maxPayloadBytes"?', 'allowed here: partitions, maxPayloadBytes, retry'])
+    expect(error.suggestions).toEqual(['did you mean "defaults.maxPayloadBytes"?', 'allowed here: partitions, maxPayloadBytes, txnTimeoutMs, retry'])
   })
 
   it('lists the keys of the target type in use when a target has an unknown key', () => {

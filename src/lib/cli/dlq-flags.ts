@@ -7,7 +7,7 @@ export const dlqFlags = {
   namespace: Flags.string({ char: 'n', description: 'Namespace whose DLQ to use.', default: 'default' }),
   key: Flags.string({ char: 'k', description: 'Only entries with this key.', helpGroup: 'FILTER' }),
   target: Flags.string({ description: 'Only entries of this target.', helpGroup: 'FILTER' }),
-  'error-class': Flags.string({ description: 'Only entries of this error class.', options: ['retryable', 'fatal', 'infrastructure', 'poison'], helpGroup: 'FILTER' }),
+  'error-class': Flags.string({ description: 'Only entries of this error class.', options: ['retryable', 'fatal', 'infrastructure', 'poison', 'txn-aborted'], helpGroup: 'FILTER' }),
   since: Flags.string({ description: 'Only entries dead-lettered at or after this time (ISO, or a duration ago: 2h).', helpGroup: 'FILTER' }),
   until: Flags.string({ description: 'Only entries dead-lettered before this time.', helpGroup: 'FILTER' }),
   where: Flags.string({

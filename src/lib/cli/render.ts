@@ -6,6 +6,7 @@ import type { ConfigReport } from '../config/show.js'
 import type { ConsumeSummary } from '../consume/consume.js'
 import type { DlqListing, DlqStatsGroup, ReplayPlan } from '../dlq/dlq.js'
 import type { ExplainReport } from '../explain/explain.js'
+import type { TxnReport } from '../txn/explain.js'
 import type { AuditRecord, SkipEntry } from '../log/backend.js'
 import type { NamespaceInit } from '../ns/init.js'
 import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
@@ -197,7 +198,18 @@ export function renderAudit(records: readonly AuditRecord[]): string {
   return records.map((r) => `${new Date(r.atMs).toISOString()} ${r.actor} ${r.action} ${JSON.stringify(r.details)}`).join('\n')
 }
 
-export function renderExplain(report: ExplainReport): string {
+/** `wal explain TXN_ID`. */
+function renderTxn(report: TxnReport): string {
+  const lines = [`transaction ${escapeLine(report.txn)} in namespace "${report.namespace}": ${report.state} — ${report.detail}`]
+  lines.push(`  opened ${report.openedAt}${report.committedAt ? `, committed ${report.committedAt}` : ''}${report.abortedAt ? `, aborted ${report.abortedAt}` : ''}`)
+  for (const p of report.parts) lines.push(`  part ${p.seq}: ${p.id} key ${escapeLine(JSON.stringify(p.key))} at ${p.partition}:${p.offset}${p.target ? ` for target ${escapeLine(p.target)}` : ''}`)
+  lines.push(report.marker ? `  marker: ${report.marker.id} at ${report.marker.partition}:${report.marker.offset}, ${report.marker.appendedAt}` : '  marker: none')
+  for (const t of report.targets) lines.push(`target ${escapeLine(t.target)}: ${t.status} (${t.partsApplied}/${report.parts.length} parts) — ${t.detail}`)
+  return lines.join('\n')
+}
+
+export function renderExplain(report: ExplainReport | TxnReport): string {
+  if ('txn' in report) return renderTxn(report)
   const lines = [`mutation ${report.id} in namespace "${report.namespace}", key ${JSON.stringify(report.key)}, created ${report.createdAt}`]
   for (const w of report.writes) {
     lines.push(

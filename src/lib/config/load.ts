@@ -251,6 +251,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
   const defaults = {
     partitions: file?.defaults?.partitions ?? DEFAULTS.partitions,
     maxPayloadBytes: file?.defaults?.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes,
+    txnTimeoutMs: file?.defaults?.txnTimeoutMs ?? DEFAULTS.txnTimeoutMs,
     retry: { ...DEFAULTS.retry, ...file?.defaults?.retry },
   }
   const stateDir = file?.stateDir
@@ -269,6 +270,7 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
       // An SQS namespace's "partitions" are its shard queues.
       partitions: sqs ? sqs.shards : (ns.partitions ?? defaults.partitions),
       maxPayloadBytes: ns.maxPayloadBytes ?? defaults.maxPayloadBytes,
+      txnTimeoutMs: ns.txnTimeoutMs ?? defaults.txnTimeoutMs,
       description: ns.description ?? null,
       declared: true,
       targets: targetSettings(name, ns, { ...defaults.retry, ...ns.retry }, stateDir, path ?? '.', file!),
@@ -351,6 +353,7 @@ export function namespaceSettings(config: ResolvedConfig, name: string): Namespa
       sqs: null,
       partitions: config.defaults.partitions,
       maxPayloadBytes: config.defaults.maxPayloadBytes,
+      txnTimeoutMs: config.defaults.txnTimeoutMs,
       description: null,
       declared: false,
       // With nothing configured, mutations are applied to the embedded key-value store.

@@ -18,6 +18,8 @@ const HttpUrl = v.pipe(
 export const DEFAULTS = {
   partitions: 8,
   maxPayloadBytes: 1024 * 1024,
+  /** A transaction without its completion marker this long after its first part is aborted. */
+  txnTimeoutMs: 300_000,
   backend: 'embedded',
   retry: { maxAttempts: 10, initialBackoffMs: 200, maxBackoffMs: 600_000, multiplier: 2, jitter: 0.2 },
   httpTimeoutMs: 10_000,
@@ -62,6 +64,8 @@ const MaxPayloadBytes = v.pipe(
 
 const WholeMs = (what: string, max: number) =>
   v.pipe(v.number(`${what} in milliseconds`), v.integer(`whole milliseconds`), v.minValue(0, `${what} from 0 to ${max} ms`), v.maxValue(max, `${what} from 0 to ${max} ms`))
+
+const TxnTimeoutMs = v.pipe(v.number('a timeout in milliseconds'), v.integer('whole milliseconds'), v.minValue(100, 'a timeout from 100 to 604800000 ms (7 days)'), v.maxValue(604_800_000, 'a timeout from 100 to 604800000 ms (7 days)'))
 
 const RetrySchema = v.strictObject({
   maxAttempts: v.optional(v.pipe(v.number('a number of attempts'), v.integer('a whole number of attempts'), v.minValue(1, 'at least 1 attempt'), v.maxValue(1000, 'at most 1000 attempts'))),
@@ -169,6 +173,8 @@ export const NamespaceConfigSchema = v.strictObject({
   retentionMs: v.optional(v.pipe(v.number('a retention in milliseconds'), v.integer('whole milliseconds'), v.minValue(-1, 'a retention in ms, or -1 to keep forever'))),
   partitions: v.optional(Partitions),
   maxPayloadBytes: v.optional(MaxPayloadBytes),
+  /** How long a transaction may stay without its completion marker before it is aborted. */
+  txnTimeoutMs: v.optional(TxnTimeoutMs),
   description: v.optional(v.string('a description string')),
   targets: v.optional(v.record(TargetName, TargetConfigSchema)),
   retry: v.optional(RetrySchema),
@@ -249,6 +255,7 @@ export const ConfigSchema = v.strictObject({
     v.strictObject({
       partitions: v.optional(Partitions),
       maxPayloadBytes: v.optional(MaxPayloadBytes),
+      txnTimeoutMs: v.optional(TxnTimeoutMs),
       retry: v.optional(RetrySchema),
     }),
   ),
@@ -371,6 +378,8 @@ export interface NamespaceSettings {
   sqs: SqsLogSettings | null
   partitions: number
   maxPayloadBytes: number
+  /** A transaction without its marker this long after its first part is aborted. */
+  txnTimeoutMs: number
   description: string | null
   /** Whether the config file names it (false: created on demand in zero-config mode). */
   declared: boolean
@@ -386,7 +395,7 @@ export interface ResolvedConfig {
   path: string | null
   stateDir: string
   autoCreateNamespaces: boolean
-  defaults: { partitions: number; maxPayloadBytes: number; retry: RetryPolicy }
+  defaults: { partitions: number; maxPayloadBytes: number; txnTimeoutMs: number; retry: RetryPolicy }
   /** Declared namespaces, by name. */
   namespaces: ReadonlyMap<string, NamespaceSettings>
   /** `wal daemon`'s settings. */

@@ -204,6 +204,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           // How often an idle consumer looks for new or due mutations: bounds the added latency.
           pollIntervalMs: 20,
           onEvent,
+          txnTimeoutMs: settings.txnTimeoutMs,
         }),
       )
     }

@@ -139,6 +139,7 @@ async function startTargetRun(ctx: ConsumerRunContext): Promise<ConsumerRun> {
     pollIntervalMs: 20,
     onEvent: ctx.onEvent,
     observer: ctx.observer(settings.name),
+    txnTimeoutMs: spec.namespace.txnTimeoutMs,
   })
   return {
     run: () => consumer.run(),

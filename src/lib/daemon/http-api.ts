@@ -13,7 +13,7 @@ import { namespaceSettings } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { ConfigError, DurabilityUnknownError, InvalidRecordError, toWalError, UnknownNamespaceError, UsageError, WalError } from '../errors.js'
 import type { LogPool } from './consumers.js'
-import { parseProduceBody, produceAnswer, type ProduceAnswer } from './http-produce.js'
+import { parseProduceBody, parseTransactionBody, produceAnswer, transactionAnswer, transactionMarker, transactionPartsAnswer, type ProduceAnswer } from './http-produce.js'
 import type { Logger } from './logger.js'
 import type { DaemonMetrics } from './metrics.js'
 import { checkContentType, checkHost, checkOrigin, checkToken, type Refusal } from './gate.js'
@@ -40,7 +40,7 @@ export interface ApiContext {
   releaseNamespace(namespace: string): void
 }
 
-const MUTATIONS_PATH = /^\/v1\/namespaces\/([^/]+)\/mutations$/
+const MUTATIONS_PATH = /^\/v1\/namespaces\/([^/]+)\/(mutations|transactions)(?:\/([^/]+)\/(parts|commit))?$/
 /** Metric labels of the fixed routes. */
 const ROUTES = new Map([
   ['GET /healthz', 'healthz'],
@@ -120,8 +120,12 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     send(response, route, refusal.status, { durable: false, message: refusal.message }, { ...refusal.headers, connection: 'close' })
   }
 
-  const produce = async (request: IncomingMessage, response: ServerResponse, namespace: string): Promise<void> => {
-    const route = 'produce'
+  /**
+   * A write: mutations, or (with `txn`: its id, or null for a new one) a whole transaction, or with
+   * `step` parts added to an open transaction or its marker.
+   */
+  const produce = async (request: IncomingMessage, response: ServerResponse, namespace: string, txn?: string | null, step?: { kind: 'parts' } | { kind: 'commit'; parts: string | null }): Promise<void> => {
+    const route = txn === undefined ? 'produce' : 'transactions'
     const { maxInFlight, maxBodyBytes } = ctx.config().daemon
     if (ctx.draining()) {
       ctx.metrics.httpShed.inc({ reason: 'draining' })
@@ -166,7 +170,7 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     inFlight++
     const startedMs = performance.now()
     try {
-      const answer = await write(namespace, text, request.headers['content-type'])
+      const answer = await write(namespace, text, request.headers['content-type'], txn, step)
       if (answer.status === 200) ctx.metrics.produceSeconds.observe({ namespace }, (performance.now() - startedMs) / 1000)
       send(response, route, answer.status, answer.body, answer.status === 503 ? { 'retry-after': '1' } : {})
     } finally {
@@ -174,7 +178,7 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     }
   }
 
-  const write = async (namespace: string, text: Buffer, contentType: string | undefined): Promise<ProduceAnswer> => {
+  const write = async (namespace: string, text: Buffer, contentType: string | undefined, txn?: string | null, step?: { kind: 'parts' } | { kind: 'commit'; parts: string | null }): Promise<ProduceAnswer> => {
     const config = ctx.config()
     let settings
     try {
@@ -183,10 +187,15 @@ export function createApiServer(ctx: ApiContext): ApiServer {
       const walError = toWalError(error)
       return { status: error instanceof UnknownNamespaceError ? 404 : 400, body: { durable: false, message: walError.message, error: walError.toJSON() } }
     }
-    const parsed = parseProduceBody(text, contentType, namespace, config, Date.now())
+    const parsed =
+      txn === undefined
+        ? parseProduceBody(text, contentType, namespace, config, Date.now())
+        : step?.kind === 'commit'
+          ? transactionMarker(namespace, txn ?? '', step.parts, Date.now())
+          : parseTransactionBody(text, contentType, namespace, config, Date.now(), txn, step?.kind === 'parts' ? 'parts' : 'whole')
     if (!parsed.ok) return parsed.answer
     // Every mutation of the request was rejected by the door: nothing to write.
-    if (parsed.mutations.length === 0) return produceAnswer(parsed, [], namespace)
+    if ('indexes' in parsed && parsed.mutations.length === 0) return produceAnswer(parsed, [], namespace)
     const refused = settings.declared ? null : ctx.claimNamespace(namespace)
     if (refused !== null) {
       ctx.metrics.httpRefused.inc({ status: '403' })
@@ -198,7 +207,8 @@ export function createApiServer(ctx: ApiContext): ApiServer {
       const results = await log.append(parsed.mutations, { perEntryErrors: true })
       ctx.metrics.produced.inc({ namespace }, results.filter((r) => !r.duplicate && r.error === undefined).length)
       ctx.produced(namespace)
-      return produceAnswer(parsed, results, namespace)
+      if (!('txn' in parsed)) return produceAnswer(parsed, results, namespace)
+      return step?.kind === 'parts' ? transactionPartsAnswer(parsed.txn, parsed.mutations, results, namespace) : transactionAnswer(parsed.txn, parsed.mutations, results, namespace)
     } catch (error) {
       const walError = toWalError(error)
       if (walError instanceof DurabilityUnknownError) {
@@ -225,7 +235,7 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     const path = (request.url ?? '/').split('?')[0]!
     const method = request.method ?? 'GET'
     const produceMatch = MUTATIONS_PATH.exec(path)
-    const route = produceMatch ? 'produce' : ROUTES.get(`${method} ${path}`) ?? 'other'
+    const route = produceMatch ? (produceMatch[2] === 'transactions' ? 'transactions' : produceMatch[3] === undefined ? 'produce' : 'other') : ROUTES.get(`${method} ${path}`) ?? 'other'
     const settings = ctx.config().daemon
     // Every route: a page on another site (or one that rebound its name to 127.0.0.1) gets nothing.
     const foreign = checkHost(request, settings) ?? checkOrigin(request, settings)
@@ -248,12 +258,24 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     const refusal = (path.startsWith('/v1/') ? checkToken(request, ctx.token()) : null) ?? (method === 'POST' ? checkContentType(request) : null)
     if (refusal !== null) return refuse(response, route, refusal)
     if (produceMatch) {
-      if (method !== 'POST') return send(response, 'produce', 405, { message: 'use POST' }, { allow: 'POST' })
+      if (produceMatch[2] === 'mutations' && produceMatch[3] !== undefined) return send(response, route, 404, { message: `no such endpoint: ${method} ${path}` })
+      if (method !== 'POST') return send(response, route, 405, { message: 'use POST' }, { allow: 'POST' })
       let namespace: string
       try {
         namespace = decodeURIComponent(produceMatch[1]!)
       } catch {
-        return send(response, 'produce', 400, { durable: false, message: 'the namespace in the path is not URL-encoded correctly' })
+        return send(response, route, 400, { durable: false, message: 'the namespace in the path is not URL-encoded correctly' })
+      }
+      if (route === 'transactions') {
+        const query = new URL(request.url ?? '/', 'http://wal').searchParams
+        if (produceMatch[3] === undefined) return produce(request, response, namespace, query.get('txn'))
+        let txn: string
+        try {
+          txn = decodeURIComponent(produceMatch[3])
+        } catch {
+          return send(response, route, 400, { durable: false, message: 'the transaction id in the path is not URL-encoded correctly' })
+        }
+        return produce(request, response, namespace, txn, produceMatch[4] === 'parts' ? { kind: 'parts' } : { kind: 'commit', parts: query.get('parts') })
       }
       return produce(request, response, namespace)
     }

@@ -15,6 +15,9 @@ import type { ResolvedConfig } from '../config/schema.js'
 import { DurabilityUnknownError, InvalidRecordError, WalError } from '../errors.js'
 import type { AppendResult } from '../log/backend.js'
 import { checkMutation, nextCreatedAtMs } from '../produce/produce.js'
+import { TxnBook } from '../txn/book.js'
+import { markMarker, newTxnId, TXN_HEADER, TXN_ID_EXPECTED, TXN_ID_PATTERN, txnOf } from '../txn/txn.js'
+import { decodeEnvelope, headerMap } from '../envelope/envelope.js'
 
 /** A JSON body with `durable` (Netflix WriteToLog's answer) and a message, plus details. */
 export interface ProduceAnswer {
@@ -197,6 +200,118 @@ export function partialAnswer(
       durable,
       message: `${acked} of ${results.length} mutations durable; ${failed.length} not (first: index ${results.indexOf(failed[0]!)}: ${first.message}): ${advice}`,
       results: outcomes,
+    },
+  }
+}
+
+/** A request whose parts are refused: nothing of it is written. */
+function refusedParts(bad: Array<{ index: number; line?: number; error: InvalidRecordError }>): ParsedTransaction {
+  bad.sort((a, b) => a.index - b.index)
+  const first = bad[0]!
+  return {
+    ok: false,
+    answer: rejected(`part ${first.index}${first.line === undefined ? '' : ` (line ${first.line})`}: ${first.error.message}; nothing of the transaction was written`, first.error, bad.map((b) => ({ index: b.index, ...(b.line === undefined ? {} : { line: b.line }), durable: false, error: b.error.toJSON() }))),
+  }
+}
+
+/**
+ * `POST /v1/namespaces/{ns}/transactions/{txn}/commit[?parts=N]`: the marker of a transaction whose parts
+ * were added by earlier requests; with `parts`, it is refused unless the log holds exactly that many.
+ */
+export function transactionMarker(namespace: string, txnId: string, parts: string | null, nowMs: number): ParsedTransaction {
+  const bad = !TXN_ID_PATTERN.test(txnId)
+    ? new InvalidRecordError(`the transaction id in the path is not ${TXN_ID_EXPECTED}`, { code: 'WAL_TXN_REFUSED' })
+    : parts !== null && !/^[1-9]\d{0,8}$/.test(parts)
+      ? new InvalidRecordError(`?parts=${JSON.stringify(parts.slice(0, 20)).slice(1, -1)} is not a count of parts (1 or more)`, { code: 'WAL_TXN_REFUSED' })
+      : undefined
+  if (bad !== undefined) return { ok: false, answer: rejected(`${bad.message}; nothing was written`, bad) }
+  const marker = decodeEnvelope({ txn: txnId, commit: true }, { namespace, forceNamespace: true, nowMs, createdAtMs: nextCreatedAtMs })
+  if (parts !== null) markMarker(marker, txnId, Number(parts))
+  return { ok: true, txn: txnId, mutations: [marker] }
+}
+
+/** The answer for parts added to an open transaction: each part's ack, by index. */
+export function transactionPartsAnswer(txn: string, mutations: readonly Mutation[], results: readonly AppendResult[], namespace: string): ProduceAnswer {
+  const failed = results.findIndex((r) => r.error !== undefined)
+  if (failed === -1) return { status: 200, body: { durable: true, message: `${results.length} parts of transaction ${txn} durable; it is applied once committed`, txn, results: results.map((r, index) => ({ index, ...ack(r, namespace) })) } }
+  return partialAnswer(results, mutations, namespace, true)
+}
+
+/** A transaction request's parts and marker, ready to append in one go (the marker last). */
+export type ParsedTransaction = { ok: true; txn: string; mutations: Mutation[] } | { ok: false; answer: ProduceAnswer }
+
+/**
+ * `POST /v1/namespaces/{ns}/transactions`: the body's envelopes (as for /mutations) are the parts of one
+ * transaction, in order, closed by a marker. All or nothing: one bad part refuses the request whole.
+ * The id is `?txn=ID`, or a new one.
+ */
+export function parseTransactionBody(
+  body: Buffer | string,
+  contentType: string | undefined,
+  namespace: string,
+  config: ResolvedConfig,
+  nowMs: number,
+  txnId: string | null,
+  step: 'whole' | 'parts' = 'whole',
+): ParsedTransaction {
+  if (txnId !== null && !TXN_ID_PATTERN.test(txnId)) {
+    const bad = new InvalidRecordError(`?txn=${JSON.stringify(txnId).slice(1, -1).slice(0, 140)} is not ${TXN_ID_EXPECTED}`, { code: 'WAL_TXN_REFUSED' })
+    return { ok: false, answer: rejected(`${bad.message}; nothing was written`, bad) }
+  }
+  const parsed = parseProduceBody(body, contentType, namespace, config, nowMs)
+  if (!parsed.ok) return parsed
+  const txn = txnId ?? newTxnId(nowMs)
+  if (step === 'parts') {
+    // Parts added to an open transaction, one request at a time: the log numbers them as they come.
+    const bad = [...parsed.rejected]
+    parsed.mutations.forEach((m, i) => {
+      const why = txnOf(m) !== undefined ? 'the parts of a transaction cannot name a transaction of their own ("txn")' : m.notBeforeMs !== null ? 'a part is applied when its transaction\'s marker is read, so it cannot be delayed (notBefore)' : undefined
+      if (why !== undefined) bad.push({ index: parsed.indexes[i]!, error: new InvalidRecordError(why, { code: 'WAL_TXN_REFUSED' }) })
+      else m.headers = headerMap({ ...m.headers, [TXN_HEADER]: txn })
+    })
+    if (bad.length > 0) return refusedParts(bad)
+    return { ok: true, txn, mutations: parsed.mutations }
+  }
+  const book = new TxnBook<number>(txn)
+  const bad = [...parsed.rejected]
+  parsed.mutations.forEach((m, i) => {
+    try {
+      book.admit(m, parsed.indexes[i]!)
+    } catch (error) {
+      if (!(error instanceof InvalidRecordError)) throw error
+      bad.push({ index: parsed.indexes[i]!, error })
+    }
+  })
+  if (bad.length > 0) return refusedParts(bad)
+  const marker = decodeEnvelope({ txn, commit: true }, { namespace, forceNamespace: true, nowMs, createdAtMs: nextCreatedAtMs })
+  book.admitMarker(marker, book.take(txn)!)
+  return { ok: true, txn, mutations: [...parsed.mutations, marker] }
+}
+
+/** The answer once a transaction's parts and marker were appended: the marker's ack is the transaction's. */
+export function transactionAnswer(txn: string, mutations: readonly Mutation[], results: readonly AppendResult[], namespace: string): ProduceAnswer {
+  const marker = results.at(-1)!
+  const parts = results.slice(0, -1)
+  if (parts.length === 0 && marker.error === undefined) {
+    return { status: 200, body: { durable: true, message: `transaction ${txn} committed`, txn, marker: ack(marker, namespace) } }
+  }
+  const failedPart = parts.findIndex((r) => r.error !== undefined)
+  if (marker.error === undefined && failedPart === -1) {
+    return {
+      status: 200,
+      body: { durable: true, message: `transaction ${txn} committed: ${parts.length} parts durable, then its marker`, txn, parts: parts.length, marker: ack(marker, namespace), results: parts.map((r, index) => ({ index, ...ack(r, namespace) })) },
+    }
+  }
+  const error = marker.error ?? parts[failedPart]!.error!
+  const unknown = results.some((r) => r.error instanceof DurabilityUnknownError)
+  return {
+    status: unknown ? 504 : error instanceof InvalidRecordError ? 400 : 503,
+    body: {
+      durable: unknown ? 'unknown' : false,
+      message: `transaction ${txn} is not committed${failedPart === -1 ? '' : ` (part ${failedPart}: ${parts[failedPart]!.error!.message})`}: ${error.message}; none of it is applied`,
+      txn,
+      error: error.toJSON(),
+      results: parts.map((r, index) => (r.error === undefined ? { index, ...ack(r, namespace) } : { index, id: mutations[index]!.id, durable: false, error: r.error.toJSON() })),
     },
   }
 }

@@ -24,6 +24,7 @@ export class DaemonMetrics {
   readonly applied: Counter<'namespace' | 'target'>
   readonly retried: Counter<'namespace' | 'target'>
   readonly deadLettered: Counter<'namespace' | 'target'>
+  readonly txnAborted: Counter<'namespace' | 'target'>
   readonly applySeconds: Histogram<'namespace' | 'target'>
   readonly endToEndSeconds: Histogram<'namespace' | 'target'>
   readonly httpRequests: Counter<'route' | 'code'>
@@ -38,6 +39,7 @@ export class DaemonMetrics {
     this.applied = new Counter({ name: 'wal_applied_total', help: 'Mutations applied to a target.', labelNames: ['namespace', 'target'], registers })
     this.retried = new Counter({ name: 'wal_retried_total', help: 'Failed applies that will be retried.', labelNames: ['namespace', 'target'], registers })
     this.deadLettered = new Counter({ name: 'wal_dead_lettered_total', help: 'Mutations sent to the DLQ.', labelNames: ['namespace', 'target'], registers })
+    this.txnAborted = new Counter({ name: 'wal_txn_aborted_total', help: 'Transactions aborted (no completion marker within txnTimeoutMs), as each target filed them in its DLQ.', labelNames: ['namespace', 'target'], registers })
     this.applySeconds = new Histogram({
       name: 'wal_apply_duration_seconds',
       help: 'Time one successful apply took at the target.',
@@ -88,6 +90,7 @@ export class DaemonMetrics {
       },
       retried: () => this.retried.inc(labels),
       deadLettered: () => this.deadLettered.inc(labels),
+      txnAborted: () => this.txnAborted.inc(labels),
     }
   }
 }

@@ -403,7 +403,8 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
         plan.interrupted = true
         break
       }
-      if (entry.errorClass === 'poison') {
+      // Neither can be applied: a poison record has nothing to apply, an aborted transaction must not be.
+      if (entry.errorClass === 'poison' || entry.errorClass === 'txn-aborted') {
         plan.poison++
         continue
       }

@@ -252,7 +252,7 @@ function time(flag: string, text: string | undefined): number | undefined {
 }
 
 export function dlqFilter(options: DlqFilterOptions): DlqFilter {
-  const classes = ['retryable', 'fatal', 'infrastructure', 'poison']
+  const classes = ['retryable', 'fatal', 'infrastructure', 'poison', 'txn-aborted']
   if (options.errorClass !== undefined && !classes.includes(options.errorClass)) {
     throw new UsageError(`--error-class "${options.errorClass}" is not an error class`, { suggestions: [`use one of ${classes.join(', ')}`] })
   }

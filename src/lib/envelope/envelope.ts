@@ -17,6 +17,7 @@ import { MAX_TIME_MS, MIN_TIME_MS, parseStrictIsoTimeMs, timeInRange } from '../
 import { expectedOf } from '../validation.js'
 import { formatCreatedAt, parseCreatedAt } from './created-at.js'
 import { newMutationId, ULID_PATTERN } from './id.js'
+import { TXN_COMMIT_HEADER, TXN_HEADER, TXN_ID_EXPECTED, TXN_ID_PATTERN } from '../txn/names.js'
 import { jsonDepth, JsonScanError, MAX_PAYLOAD_DEPTH, scanObjectField, type ValueSpan } from './json-text.js'
 
 export const ENVELOPE_VERSION = 1
@@ -35,7 +36,8 @@ export const POISON_CODE = 'WAL_RECORD_POISON'
 
 /** How the target should treat an error. */
 /** `poison`: a record in the log that cannot be decoded (never applied; dead-lettered as it was read). */
-export type ErrorClass = 'retryable' | 'fatal' | 'infrastructure' | 'poison'
+/** `txn-aborted`: a transaction whose completion marker never came (txn/txn.ts); none of it is applied. */
+export type ErrorClass = 'retryable' | 'fatal' | 'infrastructure' | 'poison' | 'txn-aborted'
 
 /** One failed attempt to apply a mutation to a target. */
 export interface Failure {
@@ -132,7 +134,7 @@ const DiagnosticText = (maxChars: number) => v.pipe(v.string(), v.transform((tex
 const FailureInput = v.strictObject({
   at: TimeInput,
   target: DiagnosticText(MAX_NAME_CHARS),
-  errorClass: v.picklist(['retryable', 'fatal', 'infrastructure', 'poison']),
+  errorClass: v.picklist(['retryable', 'fatal', 'infrastructure', 'poison', 'txn-aborted']),
   message: DiagnosticText(MAX_FAILURE_MESSAGE_CHARS),
   attempt: v.pipe(v.number(), v.safeInteger('a whole number from 1 to 2^53-1'), v.minValue(1, 'a whole number from 1 to 2^53-1')),
   code: v.optional(DiagnosticText(MAX_NAME_CHARS)),
@@ -155,10 +157,8 @@ const EnvelopeInput = v.strictObject({
   id: v.optional(v.pipe(v.string(), v.regex(ULID_PATTERN, 'a 26-character ULID'))),
   namespace: v.optional(NamespaceName),
   key: v.optional(v.pipe(Text, v.minLength(1, 'a non-empty key'), v.maxLength(MAX_KEY_CHARS))),
-  payload: v.pipe(
-    v.unknown(),
-    v.check((p) => p !== undefined, 'a payload'),
-  ),
+  // Required, except on a transaction's marker (checked in decodeEnvelope).
+  payload: v.optional(v.unknown()),
   payloadEncoding: v.optional(v.picklist(['json', 'base64'])),
   // Checked by decodeHeaders: names are arbitrary strings, which a schema's object would not keep.
   headers: v.optional(v.unknown()),
@@ -171,6 +171,9 @@ const EnvelopeInput = v.strictObject({
   partition: v.optional(NonNegativeInt),
   offset: v.optional(NonNegativeInt),
   appendedAt: v.optional(TimeInput),
+  /** A part of this transaction; with `commit: true`, its completion marker (see txn/txn.ts). */
+  txn: v.optional(v.pipe(v.string(), v.regex(TXN_ID_PATTERN, TXN_ID_EXPECTED))),
+  commit: v.optional(v.literal(true, 'true (on a transaction\'s marker: {"txn": ID, "commit": true})')),
 })
 
 /** The fields of the envelope, for messages. */
@@ -253,6 +256,12 @@ function decodeHeaders(value: unknown, defaults: Record<string, string> | undefi
   return headers
 }
 
+/** Headers of a transaction's part: the `txn` field becomes the wal-txn header (see txn/txn.ts). */
+function withTxn(headers: Record<string, string>, txn: string | undefined): Record<string, string> {
+  if (txn !== undefined) headers[TXN_HEADER] = txn
+  return headers
+}
+
 /** No headers: shared, and frozen so that nothing can add to it by mistake. */
 const NO_HEADERS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
 
@@ -294,7 +303,29 @@ export function decodeEnvelope(input: unknown, defaults: DecodeDefaults, payload
     throw new InvalidRecordError(describeIssue(result.issues[0]), { details: { issues: result.issues.length } })
   }
   const e = result.output
-  const payload = payloadOf(e, payloadText)
+  if (e.commit === true && e.txn === undefined) throw new InvalidRecordError('field "commit": a marker names its transaction: {"txn": ID, "commit": true}')
+  if (e.commit === true) {
+    // A marker: wal writes its key, payload and headers (the producer adds the part count).
+    const headers = headerMap()
+    headers[TXN_HEADER] = e.txn!
+    headers[TXN_COMMIT_HEADER] = ''
+    const id = e.id ?? newMutationId(defaults.nowMs)
+    return {
+      id,
+      namespace: defaults.forceNamespace ? defaults.namespace : (e.namespace ?? defaults.namespace),
+      key: e.txn!,
+      payload: { encoding: 'json', json: JSON.stringify({ txn: e.txn }) },
+      headers,
+      createdAtMs: e.createdAt === undefined ? (defaults.createdAtMs?.() ?? defaults.nowMs) : timeMsOf(e.createdAt)!,
+      notBeforeMs: null,
+      target: null,
+      idempotencyKey: null,
+      attempts: 0,
+      failures: [],
+    }
+  }
+  if (e.payload === undefined) throw new InvalidRecordError('field "payload" is missing (expected a payload)')
+  const payload = payloadOf({ payload: e.payload, payloadEncoding: e.payloadEncoding }, payloadText)
   const id = e.id ?? newMutationId(defaults.nowMs)
   const createdAtMs = e.createdAt === undefined ? (defaults.createdAtMs?.() ?? defaults.nowMs) : timeMsOf(e.createdAt)!
   return {
@@ -302,7 +333,7 @@ export function decodeEnvelope(input: unknown, defaults: DecodeDefaults, payload
     namespace: defaults.forceNamespace ? defaults.namespace : (e.namespace ?? defaults.namespace),
     key: e.key ?? id,
     payload,
-    headers: decodeHeaders(e.headers, defaults.headers),
+    headers: withTxn(decodeHeaders(e.headers, defaults.headers), e.txn),
     createdAtMs,
     // A line's own non-null value wins; a missing or null one takes the flag's (tail --json writes
     // explicit nulls, and `tail --json | produce --target T --delay 1m` must honour T and the delay).

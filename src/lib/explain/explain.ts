@@ -14,6 +14,7 @@ import { listLogs, openLog } from '../log/open.js'
 import { replaysOf } from '../dlq/replays.js'
 import { describePlan, planBatch } from '../targets/cassandra/statements.js'
 import { parseOperation, partsOf } from '../targets/operations.js'
+import { explainTxn, type TxnReport } from '../txn/explain.js'
 
 export interface ExplainOptions extends CommonOptions {
   id: string
@@ -183,7 +184,17 @@ async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRe
   }
 }
 
+/** The life of one mutation. */
 export async function explain(options: ExplainOptions): Promise<ExplainReport> {
+  return (await explainId(options, false)) as ExplainReport
+}
+
+/** `wal explain ID`: a mutation's life, or else a transaction's (txn/explain.ts). */
+export async function explainMutationOrTxn(options: ExplainOptions): Promise<ExplainReport | TxnReport> {
+  return explainId(options, true)
+}
+
+async function explainId(options: ExplainOptions, transactions: boolean): Promise<ExplainReport | TxnReport> {
   const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const names = options.namespace !== undefined ? [options.namespace] : [...new Set([...config.namespaces.keys(), ...(await listLogs(config))])].sort()
   for (const name of names) {
@@ -197,12 +208,15 @@ export async function explain(options: ExplainOptions): Promise<ExplainReport> {
     try {
       const records = await log.find(options.id)
       if (records.length > 0) return await explainIn(log, config, records)
+      // Not a mutation: a transaction id (txn/explain.ts)?
+      const txn = transactions ? await log.transaction?.(options.id) : undefined
+      if (txn !== undefined) return await explainTxn(log, config, txn)
     } finally {
       await log.close()
     }
   }
-  throw new NotFoundError(`no mutation ${options.id} in ${options.namespace === undefined ? 'any namespace' : `namespace "${options.namespace}"`}`, {
+  throw new NotFoundError(`no mutation or transaction ${options.id} in ${options.namespace === undefined ? 'any namespace' : `namespace "${options.namespace}"`}`, {
     code: 'WAL_MUTATION_NOT_FOUND',
-    suggestions: ['the id is the one produce printed (id=…), or the "id" of an envelope from wal tail --json'],
+    suggestions: ['the id is the one produce printed (id=…, or txn=… for a transaction), or the "id" of an envelope from wal tail --json'],
   })
 }

@@ -60,6 +60,30 @@ export interface AppendOptions {
   perEntryErrors?: boolean
 }
 
+/** A transaction as the log holds it (see txn/txn.ts). */
+export interface TxnInfo {
+  id: string
+  /** open: no marker yet; committed: the marker is in the log; aborted: no marker within txnTimeoutMs. */
+  state: 'open' | 'committed' | 'aborted'
+  openedAtMs: number
+  committedAtMs: number | null
+  abortedAtMs: number | null
+  /** How many parts the log says it has (the records below may be fewer, if one was lost). */
+  partCount: number
+  /** The parts, in sequence order. */
+  parts: Array<{ seq: number; record: LogRecord }>
+  marker: LogRecord | null
+}
+
+/** A transaction a consumer aborted: no marker within txnTimeoutMs. */
+export interface AbortedTxn {
+  id: string
+  partCount: number
+  openedAtMs: number
+  /** The partition its marker would have had (where its DLQ entry is filed). */
+  partition: number
+}
+
 export interface LogBackend {
   readonly namespace: string
   readonly partitions: number
@@ -83,6 +107,11 @@ export interface LogBackend {
   skipList?(): Promise<SkipList>
   /** Every record with this mutation id (a replayed mutation appears again, with the same id). */
   find(id: string): Promise<LogRecord[]>
+  /**
+   * A transaction's parts, marker and state; undefined when the log has no such transaction (or keeps
+   * none). Given its marker, a log that keeps no index of transactions (Kafka) finds the parts from it.
+   */
+  transaction?(id: string, marker?: Mutation): Promise<TxnInfo | undefined>
   close(): Promise<void>
 }
 
@@ -137,6 +166,8 @@ export interface ConsumerCommit {
   unschedule: number[]
   deadLetters: DeadLetter[]
   history: HistoryEvent[]
+  /** How far transactions were applied at this target (their parts are applied in sequence order). */
+  txnProgress?: Array<{ txn: string; appliedSeq: number; done: boolean }>
 }
 
 export interface ClaimResult {
@@ -174,6 +205,13 @@ export interface ConsumerStore {
   story(mutationId: string): Promise<{ history: HistoryEvent[]; scheduled: Array<{ dueAtMs: number; attempts: number; delivery?: number }> }>
   /** Entries waiting in the schedule, and in the DLQ. */
   counts(): Promise<{ scheduled: number; deadLetters: number }>
+  /** How far a transaction was applied at this target: the last part applied (-1: none yet), and whether it is done or aborted. */
+  txnProgress?(txn: string): Promise<{ appliedSeq: number; state: 'applying' | 'applied' | 'aborted'; atMs: number } | undefined>
+  /**
+   * Aborts the transactions that have had no marker for `timeoutMs` (for every target), and files a DLQ
+   * entry of class txn-aborted for this target for each one it had not filed yet; returns those.
+   */
+  abortExpiredTransactions?(nowMs: number, timeoutMs: number): Promise<AbortedTxn[]>
   /** Owners of this target's partitions now, and when each lease ends. */
   leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>>
   /**

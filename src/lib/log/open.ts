@@ -19,6 +19,7 @@ export async function openLog(config: ResolvedConfig, settings: NamespaceSetting
         namespace: settings.name,
         partitions: settings.partitions,
         create: options.create,
+        txnTimeoutMs: settings.txnTimeoutMs,
       })
     }
     case 'kafka': {

@@ -31,6 +31,8 @@ import type { RateLimiter } from './rate-limiter.js'
 import { IN_PROCESS_BACKOFF_MAX_MS, backoffMs } from './retry.js'
 import { TargetError, toTargetError, type Target } from '../targets/target.js'
 import { formatDurationMs } from '../time.js'
+import { txnOf } from '../txn/txn.js'
+import type { LogRecord } from '../envelope/envelope.js'
 
 /** Mutations read from the log and not yet done, at most (backpressure on reading). */
 const MAX_IN_FLIGHT = 2000
@@ -71,6 +73,8 @@ export interface TargetConsumerOptions {
   onEvent?: (event: PipelineEvent) => void
   /** Told of every outcome as it happens (the daemon's metrics); must not throw. */
   observer?: TargetObserver
+  /** The namespace's txnTimeoutMs: transactions without a marker for this long are aborted (at each heartbeat). */
+  txnTimeoutMs?: number
 }
 
 /** Per-mutation outcomes, for metrics: apply time, and the time since the mutation was created. */
@@ -78,6 +82,8 @@ export interface TargetObserver {
   applied(mutation: Mutation, applyMs: number): void
   retried(mutation: Mutation): void
   deadLettered(mutation: Mutation): void
+  /** A transaction aborted for want of its marker. */
+  txnAborted?(txn: string): void
 }
 
 export type PipelineEvent =
@@ -95,6 +101,9 @@ export interface TargetStats {
   /** Passed by: marked with `wal skip`. */
   skipped: number
   circuitOpened: number
+  /** Transactions applied whole, and aborted (no marker within txnTimeoutMs). */
+  txnApplied: number
+  txnAborted: number
   /** Mutations in owned partitions not yet committed by this target. */
   lag: number
 }
@@ -137,10 +146,12 @@ interface PendingChange {
   history: Array<{ partition: number; event: HistoryEvent }>
   /** Keys whose scheduled head was dealt with: no longer busy once this is committed. */
   keys: Array<{ key: string; partition: number; epoch: number }>
+  /** How far transactions were applied, by the partition of their marker. */
+  txnProgress: Array<NonNullable<ConsumerCommit['txnProgress']>[number] & { partition: number }>
 }
 
 function emptyChange(): PendingChange {
-  return { schedule: [], reschedule: [], unschedule: [], deadLetters: [], history: [], keys: [] }
+  return { schedule: [], reschedule: [], unschedule: [], deadLetters: [], history: [], keys: [], txnProgress: [] }
 }
 
 function withoutPartitions(change: PendingChange, drop: ReadonlySet<number>): PendingChange {
@@ -151,6 +162,7 @@ function withoutPartitions(change: PendingChange, drop: ReadonlySet<number>): Pe
     deadLetters: change.deadLetters.filter((e) => !drop.has(e.partition)),
     history: change.history.filter((e) => !drop.has(e.partition)),
     keys: change.keys.filter((e) => !drop.has(e.partition)),
+    txnProgress: change.txnProgress.filter((e) => !drop.has(e.partition)),
   }
 }
 
@@ -162,12 +174,13 @@ function mergeChanges(first: PendingChange, then: PendingChange): PendingChange 
     deadLetters: [...first.deadLetters, ...then.deadLetters],
     history: [...first.history, ...then.history],
     keys: [...first.keys, ...then.keys],
+    txnProgress: [...first.txnProgress, ...then.txnProgress],
   }
 }
 
 function partitionsOf(change: PendingChange, offsets: ReadonlyMap<number, number>): Set<number> {
   const touched = new Set(offsets.keys())
-  for (const list of [change.schedule, change.reschedule, change.unschedule, change.deadLetters, change.history]) for (const e of list) touched.add(e.partition)
+  for (const list of [change.schedule, change.reschedule, change.unschedule, change.deadLetters, change.history, change.txnProgress]) for (const e of list) touched.add(e.partition)
   return touched
 }
 
@@ -217,7 +230,7 @@ export class TargetConsumer {
     this.abort = AbortSignal.any([options.abort, this.giveUp.signal])
     this.stopWaiting = AbortSignal.any([options.stop, this.giveUp.signal])
     this.policy = options.settings.retry
-    this.stats = { target: options.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, skipped: 0, circuitOpened: 0 }
+    this.stats = { target: options.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, skipped: 0, circuitOpened: 0, txnApplied: 0, txnAborted: 0 }
   }
 
   /** Runs until stopped (or idle, with untilIdle); resolves with what it did. */
@@ -307,7 +320,13 @@ export class TargetConsumer {
     await this.commit()
     if (this.unflushed !== undefined || this.busyKeys.size > 0) return false
     const marks = await this.options.log.marks()
-    for (const p of this.owned) if (this.progress.position(p) < marks[p]!.high) return false
+    for (const p of this.owned) {
+      const position = this.progress.position(p)
+      if (position >= marks[p]!.high) continue
+      // Behind the high mark with nothing read: idle if only what readers never see is left there (Kafka's
+      // transaction markers and aborted records).
+      for await (const _record of this.options.log.read({ from: new Map([[p, position]]), until: new Map([[p, marks[p]!.high]]) })) return false
+    }
     const due = await this.options.store.nextDueAtMs(this.owned)
     return due === null || due > this.options.now()
   }
@@ -320,6 +339,7 @@ export class TargetConsumer {
     try {
       await this.heartbeatNow()
       await this.carryOutReset()
+      await this.abortExpiredTransactions()
     } finally {
       this.heartbeating = false
     }
@@ -391,6 +411,19 @@ export class TargetConsumer {
     for (const p of reset.offsets.keys()) this.drop(p)
     await this.commit()
     await store.applyReset(reset.id, reset.offsets)
+  }
+
+  /** Transactions whose marker did not come within txnTimeoutMs: aborted, and dead-lettered for this target. */
+  private async abortExpiredTransactions(): Promise<void> {
+    const { store, txnTimeoutMs } = this.options
+    if (txnTimeoutMs === undefined || store.abortExpiredTransactions === undefined) return
+    for (const txn of await store.abortExpiredTransactions(Date.now(), txnTimeoutMs)) {
+      // Filed in the DLQ (class txn-aborted): it counts as dead-lettered too (consume's exit 8).
+      this.stats.txnAborted++
+      this.stats.deadLettered++
+      this.progressed()
+      this.options.observer?.txnAborted?.(txn.id)
+    }
   }
 
   /** Forgets everything about a partition: its position, counts, busy keys and uncommitted changes. */
@@ -485,6 +518,13 @@ export class TargetConsumer {
       if (item.source === 'log' && item.poison !== undefined) {
         // Cannot be decoded: never applied, dead-lettered as read, and the partition moves on.
         this.deadLetter(item, new TargetError(item.poison, { errorClass: 'poison', code: POISON_CODE }))
+        return
+      }
+      const txn = txnOf(mutation)
+      if (txn !== undefined) {
+        // A transaction's part waits for its marker, which applies all of them in order.
+        if (txn.marker) await this.applyTransaction(item, txn.id)
+        else this.done(item, undefined)
         return
       }
       if (mutation.target !== null && mutation.target !== this.options.settings.name) {
@@ -595,6 +635,102 @@ export class TargetConsumer {
         return
       }
     }
+  }
+
+  /**
+   * A transaction's marker: applies its parts in sequence order, from the one after the last applied
+   * here. How far it got is committed with each commit (after the target flushed), so a consumer that
+   * dies mid-transaction leaves the next one to resume after the last part it made durable.
+   */
+  private async applyTransaction(item: Item, txnId: string): Promise<void> {
+    const { log, store } = this.options
+    const found = await log.transaction?.(txnId, item.mutation)
+    const missing =
+      found === undefined ? 'the log holds none of its parts' : found.parts.length < found.partCount ? `${found.partCount - found.parts.length} of its ${found.partCount} parts are missing from the log` : undefined
+    if (found === undefined || missing !== undefined) {
+      this.deadLetter(item, new TargetError(`transaction ${JSON.stringify(txnId)} cannot be applied: ${missing}`, { errorClass: 'poison', code: POISON_CODE }))
+      return
+    }
+    let applied = (await store.txnProgress?.(txnId))?.appliedSeq ?? -1
+    for (const { seq, record } of found.parts) {
+      if (seq <= applied) continue
+      if (!this.isCurrent(item)) return this.abandonItem(item)
+      const part = mutationOf(record)
+      if (record.poison !== undefined) this.deadLetterPart(item, part, new TargetError(record.poison.error, { errorClass: 'poison', code: POISON_CODE }))
+      else if (part.target === null || part.target === this.options.settings.name) {
+        if ((await this.applyPart(item, part)) === 'lost') return this.abandonItem(item)
+      }
+      applied = seq
+      // Committed with the next commit (the target flushed first), like offsets.
+      this.change.txnProgress.push({ partition: item.partition, txn: txnId, appliedSeq: seq, done: false })
+    }
+    this.change.txnProgress.push({ partition: item.partition, txn: txnId, appliedSeq: applied, done: true })
+    this.stats.txnApplied++
+    this.done(item, { mutationId: item.mutation.id, atMs: this.options.now(), event: 'applied', attempt: 1 })
+  }
+
+  private abandonItem(item: Item): void {
+    if (item.source === 'log') this.abandon(item)
+  }
+
+  /** One part of a transaction, with retries; a fatal error or spent attempts dead-letter the part alone. */
+  private async applyPart(item: Item, part: Mutation): Promise<'applied' | 'dead-lettered' | 'lost'> {
+    for (let attempt = part.attempts + 1; ; ) {
+      const probe = await this.circuit.allow(this.stopWaiting)
+      try {
+        for (const limiter of this.options.limiters) await limiter.take(this.stopWaiting)
+      } catch (error) {
+        this.circuit.released(probe)
+        throw error
+      }
+      if (!this.isCurrent(item)) {
+        this.circuit.released(probe)
+        return 'lost'
+      }
+      const startedMs = performance.now()
+      try {
+        await this.options.target.apply(part, { attempt, signal: this.abort })
+        this.circuit.succeeded(probe)
+        part.attempts = attempt
+        this.stats.applied++
+        this.options.observer?.applied(part, performance.now() - startedMs)
+        return 'applied'
+      } catch (thrown) {
+        if (this.abort.aborted) {
+          this.circuit.released(probe)
+          return 'lost'
+        }
+        const error = toTargetError(thrown)
+        if (error.errorClass === 'infrastructure') {
+          this.lastPause = error
+          if (this.circuit.state === 'closed') this.options.onEvent?.({ type: 'circuit-open', target: this.options.settings.name, error })
+          this.circuit.failed(probe)
+          continue
+        }
+        this.circuit.released(probe)
+        part.attempts = attempt
+        part.failures = [...part.failures, this.failureOf(error, attempt)].slice(-MAX_FAILURES)
+        if (error.errorClass === 'fatal' || attempt >= this.policy.maxAttempts) {
+          this.deadLetterPart(item, part, error)
+          return 'dead-lettered'
+        }
+        this.stats.retried++
+        this.options.observer?.retried(part)
+        this.recordHistory({ ...item, mutation: part }, { mutationId: part.id, atMs: this.options.now(), event: 'failed', attempt, errorClass: error.errorClass, code: error.code, message: error.message })
+        // The transaction keeps its place: the marker waits here (a stop ends the wait, and the next consumer resumes).
+        await sleep(backoffMs(this.policy, attempt), undefined, { signal: this.stopWaiting })
+        attempt++
+      }
+    }
+  }
+
+  private deadLetterPart(item: Item, part: Mutation, error: TargetError): void {
+    this.stats.deadLettered++
+    this.options.observer?.deadLettered(part)
+    const atMs = this.options.now()
+    this.change.deadLetters.push({ partition: item.partition, mutation: part, errorClass: error.errorClass, code: error.code, message: error.message, atMs })
+    this.options.onEvent?.({ type: 'dead-lettered', target: this.options.settings.name, mutation: part, error })
+    this.recordHistory({ ...item, mutation: part }, { mutationId: part.id, atMs, event: 'dead-lettered', attempt: part.attempts, errorClass: error.errorClass, code: error.code, message: error.message })
   }
 
   private failureOf(error: TargetError, attempt: number): Failure {
@@ -716,6 +852,7 @@ export class TargetConsumer {
         unschedule: change.unschedule.map((u) => u.seq),
         deadLetters: change.deadLetters,
         history: change.history.map((h) => h.event),
+        txnProgress: change.txnProgress.map(({ txn, appliedSeq, done }) => ({ txn, appliedSeq, done })),
       })
       if (lost.length === 0) break
       // Another consumer holds these now (or held them since): nothing of ours was written; forget them.
@@ -769,5 +906,22 @@ export class TargetConsumer {
     let lag = 0
     for (const p of this.owned) lag += marks[p]!.high - (committed.get(p) ?? 0)
     return { ...this.stats, partitions: [...this.owned], lag }
+  }
+}
+
+/** A record read from the log as the mutation it holds (its position left out). */
+function mutationOf(record: LogRecord): Mutation {
+  return {
+    id: record.id,
+    namespace: record.namespace,
+    key: record.key,
+    payload: record.payload,
+    headers: record.headers,
+    createdAtMs: record.createdAtMs,
+    notBeforeMs: record.notBeforeMs,
+    target: record.target,
+    idempotencyKey: record.idempotencyKey,
+    attempts: record.attempts,
+    failures: record.failures,
   }
 }

@@ -32,6 +32,8 @@ import { openLog } from '../log/open.js'
 import { RateLimiter } from '../pipeline/rate-limiter.js'
 import { MAX_TIME_MS, MIN_TIME_MS, parseDurationMs, parseIsoTimeMs, timeInRange } from '../time.js'
 import { escapeControl, escapeLine } from '../cli/render.js'
+import { TxnBook, type OpenTxn } from '../txn/book.js'
+import { newTxnId, txnOf } from '../txn/txn.js'
 
 /** A group commit holds at most this many mutations… */
 export const MAX_BATCH_RECORDS = 1000
@@ -57,6 +59,8 @@ export interface ProduceOptions extends CommonOptions {
   target?: string
   /** `--rate R/s`: stdin lines written at most this fast (smoothing bulk writes from scripts). */
   rate?: string
+  /** `--txn`: every line of stdin is a part of one transaction, whose marker is written at the end of the input. */
+  txn?: boolean
   /** Stops reading stdin; what was read is still committed and acked. */
   signal?: AbortSignal
 }
@@ -150,6 +154,11 @@ class Producer {
     return log
   }
 
+  /** Whether one append to this namespace's log is atomic (embedded: one SQLite transaction). */
+  atomicAppend(namespace: string): boolean {
+    return namespaceSettings(this.config, namespace).backend === 'embedded'
+  }
+
   /** Checks what the envelope schema cannot: the namespace's limits. */
   check(mutation: Mutation): void {
     Producer.check(this.config, mutation)
@@ -174,6 +183,12 @@ class Producer {
       throw new InvalidRecordError(`namespace "${mutation.namespace}" has no target "${mutation.target}"`, {
         code: 'WAL_TARGET_UNKNOWN',
         suggestions: [names.length > 0 ? `its targets: ${names.join(', ')}` : `declare targets under namespaces.${mutation.namespace}.targets`],
+      })
+    }
+    if (settings.backend === 'sqs' && txnOf(mutation) !== undefined) {
+      throw new InvalidRecordError(`namespace "${mutation.namespace}" is on SQS: transactions ("txn") are kept by the embedded log and Kafka only, for now`, {
+        code: 'WAL_TXN_UNSUPPORTED',
+        suggestions: ['write the parts as plain mutations, or use a namespace on the embedded log or Kafka'],
       })
     }
     if (headerBytes(mutation.headers) > MAX_HEADER_BYTES) {
@@ -255,6 +270,17 @@ class Producer {
 
   private ack(entry: Entry): string {
     const r = entry.result!
+    const txn = txnOf(entry.mutation!)
+    if (txn !== undefined) {
+      // A transaction's marker: its ack is the transaction's. A part says which transaction it is in.
+      const fields = txn.marker ? `,"txn":${JSON.stringify(txn.id)},"commit":true,"parts":${txn.parts ?? 0}` : `,"txn":${JSON.stringify(txn.id)},"txnSeq":${txn.seq}`
+      const words = txn.marker ? ` txn=${escapeLine(txn.id)} commit=true parts=${txn.parts ?? 0}` : ` txn=${escapeLine(txn.id)} txnSeq=${txn.seq}`
+      const where = r.messageId !== undefined ? `"queue":${JSON.stringify(r.queue)},"messageId":${JSON.stringify(r.messageId)}` : `"offset":${r.offset}`
+      if (this.options.json) {
+        return `{${entry.lineNumber > 0 ? `"line":${entry.lineNumber},` : ''}"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},${where}${fields},"durable":true${r.duplicate ? ',"duplicate":true' : ''}}\n`
+      }
+      return `id=${r.id} partition=${r.partition}${r.messageId !== undefined ? ` messageId=${escapeLine(r.messageId)}` : ` offset=${r.offset}`}${words} durable=true${r.duplicate ? ' duplicate=true' : ''}\n`
+    }
     if (r.messageId !== undefined) {
       // SQS has no offsets: the queue and the MessageId say where the message is.
       if (this.options.json) {
@@ -282,10 +308,10 @@ class Producer {
     this.rejectedLines.push(entry.lineNumber)
     const error = entry.error!
     if (this.options.json) {
-      return `${JSON.stringify({ line: entry.lineNumber, durable: false, error: error.toJSON() })}\n`
+      return `${JSON.stringify({ ...(entry.lineNumber > 0 ? { line: entry.lineNumber } : {}), durable: false, error: error.toJSON() })}\n`
     }
     const hint = error.suggestions.length > 0 ? ` (${error.suggestions[0]})` : ''
-    this.options.io.stderr.write(escapeControl(`wal: line ${entry.lineNumber}: ${error.message}${hint}\n`))
+    this.options.io.stderr.write(escapeControl(`wal: ${entry.lineNumber > 0 ? `line ${entry.lineNumber}` : 'the end of the input'}: ${error.message}${hint}\n`))
     return ''
   }
 
@@ -439,6 +465,8 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
   const limiter = perSecond === null ? undefined : new RateLimiter(perSecond)
   // Rate-limited, a batch holds about 20 ms of lines: writes (and acks) come steadily, not in bursts.
   const maxBatchRecords = perSecond === null ? MAX_BATCH_RECORDS : Math.max(1, Math.min(MAX_BATCH_RECORDS, Math.floor(perSecond / 50)))
+  const wrapId = options.txn ? newTxnId() : undefined
+  const book = new TxnBook<Entry>(wrapId)
   if (options.io.stdin.isTTY) options.io.stderr.write('wal: reading NDJSON mutations from stdin (Ctrl-D to finish)…\n')
   let total = 0
   let batch: Entry[] = []
@@ -453,6 +481,20 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
     committing.catch(() => undefined)
     inFlight.push(committing)
     while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift()
+  }
+  /**
+   * A transaction's marker goes in only once its parts are durable: in the same batch where one append
+   * is atomic (embedded) and every part is in it, else after every batch before it has committed; a
+   * part that was not written keeps the marker out.
+   */
+  const placeMarker = async (marker: Entry, txn: OpenTxn<Entry>): Promise<void> => {
+    if (batch.includes(txn.parts[0]!) && producer.atomicAppend(txn.namespace)) return
+    if (batch.length > 0) await flush()
+    for (const committing of inFlight.splice(0)) await committing
+    const lost = txn.parts.find((p) => p.result === undefined)
+    if (lost === undefined) return
+    marker.error = book.refusal({ ...txn, spoiled: `its part on line ${lost.lineNumber} was not written` })
+    marker.mutation = undefined
   }
   const chunks = readLineChunks(options.io.stdin)[Symbol.asyncIterator]()
   const interrupted = new Promise<'interrupted'>((resolve) => {
@@ -480,16 +522,20 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
       }
       total++
       const entry: Entry = { lineNumber }
+      let closes: OpenTxn<Entry> | undefined
       try {
         if (invalid !== undefined) throw new InvalidRecordError(invalid, { code: 'WAL_RECORD_MALFORMED' })
         const mutation = decodeEnvelopeLine(line, defaults)
         producer.check(mutation)
+        closes = book.admit(mutation, entry)
         entry.mutation = mutation
         batchBytes += line.length
       } catch (error) {
         if (!(error instanceof WalError) || error instanceof BackendUnavailableError) throw error
         entry.error = error
+        book.rejected(line, lineNumber)
       }
+      if (closes !== undefined) await placeMarker(entry, closes)
       batch.push(entry)
       if (batch.length >= maxBatchRecords || batchBytes >= MAX_BATCH_BYTES) await flush()
     }
@@ -500,11 +546,25 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
       if (!more) await flush()
     }
   }
+  const wrapped = wrapId === undefined || options.signal?.aborted ? undefined : book.take(wrapId)
+  if (wrapped?.spoiled !== undefined) options.io.stderr.write(escapeControl(`wal: ${book.refusal(wrapped).message}\n`))
+  else if (wrapped !== undefined && wrapped.parts.length > 0) {
+    // --txn: the input is over, so is the transaction: its marker closes it.
+    const marker: Entry = { lineNumber: 0 }
+    marker.mutation = decodeEnvelope({ txn: wrapId, commit: true }, decodeDefaults(options, Date.now(), headers))
+    book.admitMarker(marker.mutation, wrapped)
+    await placeMarker(marker, wrapped)
+    batch.push(marker)
+  }
   if (batch.length > 0) await flush()
   for (const committing of inFlight) await committing
+  for (const txn of book.unclosed()) {
+    if (txn.parts.length === 0) continue
+    options.io.stderr.write(escapeControl(`wal: transaction ${JSON.stringify(txn.id)} has no marker in this input ({"txn": ID, "commit": true}): its ${txn.parts.length} parts are never applied, and it is aborted after the namespace's txnTimeoutMs\n`))
+  }
   if (options.signal?.aborted) {
     const { durable, duplicates } = producer.summary
-    throw new InterruptedError(`interrupted: stopped reading stdin after line ${total}; the ${durable + duplicates} mutations acked are durable`, {
+    throw new InterruptedError(`interrupted: stopped reading stdin after line ${total}; the ${durable + duplicates} mutations acked are durable${wrapId === undefined ? '' : ` (transaction ${wrapId} has no marker: it is never applied)`}`, {
       suggestions: ['produce the rest of the input from the line after that'],
     })
   }
@@ -516,6 +576,9 @@ export async function produce(options: ProduceOptions): Promise<ProduceSummary> 
     throw new UsageError('give the payload with -p or with --payload-file, not both')
   }
   rateFlag(options.rate) // a bad --rate is refused before anything is written
+  if (options.txn && (options.payload !== undefined || options.payloadFile !== undefined)) {
+    throw new UsageError('--txn makes one transaction of the NDJSON lines on stdin, not of -p or --payload-file', { suggestions: ['pipe the parts as lines: … | wal produce --txn'] })
+  }
   const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   if (options.namespace !== undefined) namespaceSettings(config, options.namespace)
   const producer = new Producer(config, options)

@@ -15,7 +15,9 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 
 import { decodeEnvelopeLine, encodeEnvelope } from '../../envelope/envelope.js'
-import type { ClaimResult, ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
+import type { AbortedTxn, ClaimResult, ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
+import { partitionForKey } from '../partitioner.js'
+import { abortedTxnEntry } from '../../txn/txn.js'
 import { BUSY_WAIT_MS, withLockRetries } from '../../io/sqlite-lock.js'
 import { replaysOf } from '../../dlq/replays.js'
 import { leasedError } from '../leased.js'
@@ -42,6 +44,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
   private readonly deleteScheduled: StatementSync
   private readonly insertDead: StatementSync
   private readonly insertHistory: StatementSync
+  private readonly putTxnProgress: StatementSync
 
   private constructor(
     private readonly db: DatabaseSync,
@@ -69,6 +72,10 @@ export class EmbeddedConsumerStore implements ConsumerStore {
     )
     this.insertHistory = db.prepare(
       'INSERT INTO history (mutation_id, target, at, event, attempt, error_class, code, message, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    )
+    // Progress only moves forward.
+    this.putTxnProgress = db.prepare(
+      'INSERT INTO txn_progress (target, txn, applied_seq, state, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, txn) DO UPDATE SET applied_seq = max(applied_seq, excluded.applied_seq), state = excluded.state, at = excluded.at',
     )
   }
 
@@ -208,6 +215,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       for (const d of change.deadLetters) {
         this.insertDead.run(this.target, d.partition, d.mutation.id, d.mutation.key, d.atMs, d.errorClass, d.code, d.message, encodeEnvelope(d.mutation))
       }
+      for (const t of change.txnProgress ?? []) this.putTxnProgress.run(this.target, t.txn, t.appliedSeq, t.done ? 'applied' : 'applying', Date.now())
       for (const h of change.history) {
         this.insertHistory.run(h.mutationId, this.target, h.atMs, h.event, h.attempt, h.errorClass ?? null, h.code ?? null, h.message ?? null, h.delivery ?? null)
       }
@@ -284,6 +292,33 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       .filter((r) => r.envelope.id === mutationId)
       .map((r) => ({ dueAtMs: r.dueAtMs, attempts: r.envelope.attempts, delivery: replaysOf({ headers: r.envelope.headers ?? {} }) }))
     return { history, scheduled }
+  }
+
+  async txnProgress(txn: string): Promise<{ appliedSeq: number; state: 'applying' | 'applied' | 'aborted'; atMs: number } | undefined> {
+    const row = this.db.prepare('SELECT applied_seq, state, at FROM txn_progress WHERE target = ? AND txn = ?').get(this.target, txn) as
+      | { applied_seq: number; state: 'applying' | 'applied' | 'aborted'; at: number }
+      | undefined
+    return row === undefined ? undefined : { appliedSeq: row.applied_seq, state: row.state, atMs: row.at }
+  }
+
+  async abortExpiredTransactions(nowMs: number, timeoutMs: number): Promise<AbortedTxn[]> {
+    // Nothing to do (the common case) is found with a read, without taking the write lock.
+    const expired = this.db.prepare('SELECT 1 AS ok FROM txns WHERE committed_at IS NULL AND aborted_at IS NULL AND opened_at < ? LIMIT 1')
+    const unfiled = this.db.prepare(
+      "SELECT t.txn, t.parts, t.opened_at FROM txns t WHERE t.aborted_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM txn_progress g WHERE g.target = ? AND g.txn = t.txn AND g.state = 'aborted') LIMIT 100",
+    )
+    if (expired.get(nowMs - timeoutMs) === undefined && unfiled.get(this.target) === undefined) return []
+    return this.transaction(() => {
+      this.db.prepare('UPDATE txns SET aborted_at = ? WHERE committed_at IS NULL AND aborted_at IS NULL AND opened_at < ?').run(nowMs, nowMs - timeoutMs)
+      const rows = unfiled.all(this.target) as Array<{ txn: string; parts: number; opened_at: number }>
+      return rows.map((row) => {
+        const aborted: AbortedTxn = { id: row.txn, partCount: row.parts, openedAtMs: row.opened_at, partition: partitionForKey(row.txn, this.partitions) }
+        const dead = abortedTxnEntry(this.namespace, aborted, timeoutMs, nowMs)
+        this.putTxnProgress.run(this.target, row.txn, -1, 'aborted', nowMs)
+        this.insertDead.run(this.target, aborted.partition, dead.mutation.id, dead.mutation.key, nowMs, dead.errorClass, dead.code, dead.message, encodeEnvelope(dead.mutation))
+        return aborted
+      })
+    })
   }
 
   async counts(): Promise<{ scheduled: number; deadLetters: number }> {

@@ -13,8 +13,8 @@ import { ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord, storedHeaders } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
 import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError, type WalError } from '../../errors.js'
-import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, SkipList } from '../backend.js'
-import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION } from './schema.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, SkipList, TxnInfo } from '../backend.js'
+import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION, TXN_DDL } from './schema.js'
 import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
 import { EmbeddedConsumerStore } from './consumer-store.js'
@@ -35,6 +35,8 @@ export interface EmbeddedLogOptions {
   partitions: number
   /** Create the log if it does not exist yet (produce); otherwise a missing log is NotFoundError. */
   create: boolean
+  /** The namespace's txnTimeoutMs: parts and markers of an older open transaction are refused. */
+  txnTimeoutMs?: number
   /** Commit large batches on a writer thread (default: when the built thread module is there). */
   writerThread?: boolean
 }
@@ -100,7 +102,7 @@ export class EmbeddedLog implements LogBackend {
     return this.writer.commits + (this.thread?.commits ?? 0)
   }
 
-  private constructor(db: DatabaseSync, path: string, namespace: string, partitions: number, useWriterThread: boolean) {
+  private constructor(db: DatabaseSync, path: string, namespace: string, partitions: number, useWriterThread: boolean, private readonly txnTimeoutMs?: number) {
     this.db = db
     this.path = path
     this.namespace = namespace
@@ -132,7 +134,7 @@ export class EmbeddedLog implements LogBackend {
     }
     try {
       const partitions = EmbeddedLog.initialize(db, options)
-      return new EmbeddedLog(db, path, options.namespace, partitions, options.writerThread ?? writerThreadAvailable())
+      return new EmbeddedLog(db, path, options.namespace, partitions, options.writerThread ?? writerThreadAvailable(), options.txnTimeoutMs)
     } catch (error) {
       db.close()
       if (error instanceof ConfigError) throw error
@@ -143,11 +145,13 @@ export class EmbeddedLog implements LogBackend {
   /** Brings a log written by an older wal up to the current schema (additive changes only). */
   private static migrate(db: DatabaseSync): void {
     const hasColumn = (name: string): boolean => db.prepare('SELECT 1 AS ok FROM pragma_table_info(?) WHERE name = ?').get('records', name) !== undefined
-    if (hasColumn('created_at_us')) return
+    const hasTxns = (): boolean => db.prepare("SELECT 1 AS ok FROM sqlite_master WHERE type = 'table' AND name = 'txn_parts'").get() !== undefined
+    if (hasColumn('created_at_us') && hasTxns()) return
     db.exec('BEGIN IMMEDIATE')
     try {
       // Another process may have added it meanwhile: look again under the write lock.
       if (!hasColumn('created_at_us')) db.exec(ADD_CREATED_AT_US)
+      if (!hasTxns()) db.exec(TXN_DDL)
       db.exec('COMMIT')
     } catch (error) {
       db.exec('ROLLBACK')
@@ -212,7 +216,7 @@ export class EmbeddedLog implements LogBackend {
     this.pending = []
     this.flushScheduled = false
     const rows: Row[] = []
-    for (const p of batch) for (const m of p.mutations) rows.push(toRow(m, this.partitions))
+    for (const p of batch) for (const m of p.mutations) rows.push(toRow(m, this.partitions, this.txnTimeoutMs))
     const settle = (written: WriteResult[]): void => {
       let at = 0
       for (const p of batch) {
@@ -228,10 +232,12 @@ export class EmbeddedLog implements LogBackend {
             partition,
             offset,
             duplicate,
-            error: new InvalidRecordError(`the embedded log refused it: ${why}`, {
-              code: 'WAL_RECORD_REFUSED',
-              suggestions: ['check its times, counts and sizes against the limits in the README (the mutation envelope)'],
-            }),
+            error: (results[i] as WriteResult).txnRefused
+              ? new InvalidRecordError(why, { code: 'WAL_TXN_REFUSED' })
+              : new InvalidRecordError(`the embedded log refused it: ${why}`, {
+                  code: 'WAL_RECORD_REFUSED',
+                  suggestions: ['check its times, counts and sizes against the limits in the README (the mutation envelope)'],
+                }),
           }
           refused ??= results[i]!.error
         }
@@ -436,6 +442,29 @@ export class EmbeddedLog implements LogBackend {
       rows = this.readWide(sql, id)
     }
     return rows.map((row) => this.toRecord(row))
+  }
+
+  async transaction(id: string): Promise<TxnInfo | undefined> {
+    const state = this.statement('SELECT * FROM txns WHERE txn = ?').get(id) as
+      | { opened_at: number; parts: number; committed_at: number | null; marker_partition: number | null; marker_offset: number | null; aborted_at: number | null }
+      | undefined
+    if (state === undefined) return undefined
+    const sql = 'SELECT r.*, p.seq AS txn_seq FROM txn_parts p JOIN records r ON r.partition = p.partition AND r.offset = p.offset WHERE p.txn = ? ORDER BY p.seq'
+    const rows = this.statement(sql).all(id) as Array<StoredRow & { txn_seq: number }>
+    const marker =
+      state.marker_partition === null
+        ? undefined
+        : (this.statement('SELECT * FROM records WHERE partition = ? AND offset = ?').get(state.marker_partition, state.marker_offset) as StoredRow | undefined)
+    return {
+      id,
+      state: state.committed_at !== null ? 'committed' : state.aborted_at !== null ? 'aborted' : 'open',
+      openedAtMs: state.opened_at,
+      committedAtMs: state.committed_at,
+      abortedAtMs: state.aborted_at,
+      partCount: state.parts,
+      parts: rows.map((row) => ({ seq: row.txn_seq, record: this.toRecord(row) })),
+      marker: marker === undefined ? null : this.toRecord(marker),
+    }
   }
 
   async info(): Promise<LogInfo> {

@@ -4,6 +4,30 @@ export const SCHEMA_VERSION = 1
 
 export const PRAGMAS = ['PRAGMA journal_mode = WAL', 'PRAGMA synchronous = FULL'] as const
 
+/**
+ * Transactions (see txn/txn.ts): one row per transaction, and where each of its parts is, by sequence
+ * number. Written in the same SQLite transaction as the records they describe.
+ */
+export const TXN_DDL = `
+CREATE TABLE IF NOT EXISTS txns (
+  txn TEXT PRIMARY KEY,
+  opened_at INTEGER NOT NULL,
+  parts INTEGER NOT NULL,
+  committed_at INTEGER,
+  marker_partition INTEGER,
+  marker_offset INTEGER,
+  aborted_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS txns_open ON txns (opened_at) WHERE committed_at IS NULL AND aborted_at IS NULL;
+CREATE TABLE IF NOT EXISTS txn_parts (
+  txn TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  partition INTEGER NOT NULL,
+  offset INTEGER NOT NULL,
+  PRIMARY KEY (txn, seq)
+) WITHOUT ROWID;
+`
+
 export const DDL = `
 CREATE TABLE IF NOT EXISTS meta (
   name TEXT PRIMARY KEY,
@@ -34,6 +58,7 @@ CREATE TABLE IF NOT EXISTS records (
   created_at_us INTEGER
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS records_position ON records (partition, offset);
+${TXN_DDL}
 CREATE TABLE IF NOT EXISTS idempotency_keys (
   key TEXT PRIMARY KEY,
   id TEXT NOT NULL,
@@ -138,5 +163,14 @@ CREATE TABLE IF NOT EXISTS skips (
   actor TEXT NOT NULL,
   at INTEGER NOT NULL,
   PRIMARY KEY (id, target)
+) WITHOUT ROWID;
+-- Per target, how far each transaction was applied (its parts in sequence order), or that it was aborted.
+CREATE TABLE IF NOT EXISTS txn_progress (
+  target TEXT NOT NULL,
+  txn TEXT NOT NULL,
+  applied_seq INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (target, txn)
 ) WITHOUT ROWID;
 `

@@ -8,7 +8,14 @@ import { createdAtMicros } from '../../envelope/created-at.js'
 import { failuresToJson, type Mutation } from '../../envelope/envelope.js'
 import type { AppendResult } from '../backend.js'
 import { partitionForKey } from '../partitioner.js'
+import { txnOf } from '../../txn/txn.js'
 import { INSERT_RECORD } from './schema.js'
+
+/**
+ * A transaction's record: its id, its part number (-1 on the marker; -2 on a part the log numbers: the
+ * next one), the marker's part count (-1 on a part, or when the marker does not say), the namespace's txnTimeoutMs.
+ */
+export type TxnRow = [id: string, seq: number, parts: number, timeoutMs: number]
 
 /** One mutation ready to insert: everything but its offset and append time. */
 export type Row = [
@@ -23,9 +30,10 @@ export type Row = [
   headers: string | null,
   payload: string | Uint8Array,
   failures: string | null,
+  txn: TxnRow | null,
 ]
 
-export function toRow(m: Mutation, partitions: number): Row {
+export function toRow(m: Mutation, partitions: number, txnTimeoutMs = Number.MAX_SAFE_INTEGER): Row {
   let headers: string | null = null
   for (const _name in m.headers) {
     headers = JSON.stringify(m.headers)
@@ -43,11 +51,25 @@ export function toRow(m: Mutation, partitions: number): Row {
     headers,
     m.payload.encoding === 'json' ? m.payload.json : m.payload.bytes,
     failuresToJson(m.failures),
+    txnRow(m, txnTimeoutMs),
   ]
 }
 
+function txnRow(m: Mutation, timeoutMs: number): TxnRow | null {
+  const role = txnOf(m)
+  if (role === undefined) return null
+  return role.marker ? [role.id, -1, role.parts ?? -1, timeoutMs] : [role.id, role.seq >= 0 ? role.seq : -2, -1, timeoutMs]
+}
+
+interface TxnState {
+  opened_at: number
+  parts: number
+  committed_at: number | null
+  aborted_at: number | null
+}
+
 /** A row's outcome: where it landed, or why SQLite refused that row (the rest of the batch is kept). */
-export type WriteResult = AppendResult & { refused?: string }
+export type WriteResult = AppendResult & { refused?: string; txnRefused?: boolean }
 
 /** SQLite's primary result codes that blame the row being written, not the database. */
 const ROW_AT_FAULT = new Set([18 /* TOOBIG */, 19 /* CONSTRAINT */, 20 /* MISMATCH */, 25 /* RANGE */])
@@ -70,6 +92,11 @@ export class LogWriter {
   private readonly lastAppendedAt: StatementSync
   private readonly findIdempotencyKey: StatementSync
   private readonly insertIdempotencyKey: StatementSync
+  private readonly getTxn: StatementSync
+  private readonly openTxn: StatementSync
+  private readonly hasPart: StatementSync
+  private readonly insertPart: StatementSync
+  private readonly commitTxn: StatementSync
   /** Transactions committed. */
   commits = 0
 
@@ -80,6 +107,24 @@ export class LogWriter {
     this.lastAppendedAt = db.prepare('SELECT appended_at FROM records ORDER BY seq DESC LIMIT 1')
     this.findIdempotencyKey = db.prepare('SELECT id, partition, offset FROM idempotency_keys WHERE key = ?')
     this.insertIdempotencyKey = db.prepare('INSERT INTO idempotency_keys (key, id, partition, offset) VALUES (?, ?, ?, ?)')
+    this.getTxn = db.prepare('SELECT opened_at, parts, committed_at, aborted_at FROM txns WHERE txn = ?')
+    this.openTxn = db.prepare('INSERT INTO txns (txn, opened_at, parts) VALUES (?, ?, 1) ON CONFLICT (txn) DO UPDATE SET parts = parts + 1')
+    this.hasPart = db.prepare('SELECT 1 AS ok FROM txn_parts WHERE txn = ? AND seq = ?')
+    this.insertPart = db.prepare('INSERT INTO txn_parts (txn, seq, partition, offset) VALUES (?, ?, ?, ?)')
+    this.commitTxn = db.prepare('UPDATE txns SET committed_at = ?, marker_partition = ?, marker_offset = ? WHERE txn = ?')
+  }
+
+  /** Why a transaction's part or marker cannot be written now, or undefined when it can. */
+  private txnRefusal([id, seq, parts, timeoutMs]: TxnRow, nowMs: number): string | undefined {
+    const state = this.getTxn.get(id) as TxnState | undefined
+    const name = `transaction ${JSON.stringify(id)}`
+    if (state?.aborted_at != null) return `${name} was aborted (no marker within txnTimeoutMs); write it again under a new id`
+    if (state?.committed_at != null) return `${name} is committed already; write a new transaction under a new id`
+    if (state !== undefined && nowMs - state.opened_at > timeoutMs) return `${name} was opened ${nowMs - state.opened_at} ms ago, more than txnTimeoutMs (${timeoutMs} ms): it is being aborted`
+    if (seq !== -1) return seq >= 0 && this.hasPart.get(id, seq) !== undefined ? `${name} has a part ${seq} already` : undefined
+    if (state === undefined) return `${name} has no parts in the log: its marker must follow them`
+    if (parts >= 0 && parts !== state.parts) return `${name} has ${state.parts} parts in the log, but its marker closes ${parts}: not committed`
+    return undefined
   }
 
   /**
@@ -99,7 +144,7 @@ export class LogWriter {
       const appendedAt = Math.max(Date.now(), last?.appended_at ?? 0)
       const seenKeys = new Map<string, AppendResult>()
       for (const row of rows) {
-        const [partition, id, key, createdAt, notBefore, target, idempotencyKey, attempts, headers, payload, failures] = row
+        const [partition, id, key, createdAt, notBefore, target, idempotencyKey, attempts, headers, payload, failures, txn] = row
         if (idempotencyKey !== null) {
           const earlier = seenKeys.get(idempotencyKey) ?? (this.findIdempotencyKey.get(idempotencyKey) as AppendResult | undefined)
           if (earlier) {
@@ -108,6 +153,11 @@ export class LogWriter {
           }
         }
         const offset = next[partition]!
+        const txnRefused = txn === null ? undefined : this.txnRefusal(txn, appendedAt)
+        if (txnRefused !== undefined) {
+          results.push({ id, partition, offset: -1, duplicate: false, refused: txnRefused, txnRefused: true })
+          continue
+        }
         // Milliseconds in created_at (what older readers and `tail --from TIME` use); microseconds beside them.
         const createdAtUs = Number.isInteger(createdAt) ? null : createdAtMicros(createdAt)
         try {
@@ -119,6 +169,12 @@ export class LogWriter {
           continue
         }
         next[partition]!++
+        if (txn !== null && txn[1] !== -1) {
+          // A part numbered by the log (added over HTTP, one request at a time) is the next one.
+          const seq = txn[1] >= 0 ? txn[1] : ((this.getTxn.get(txn[0]) as TxnState | undefined)?.parts ?? 0)
+          this.openTxn.run(txn[0], appendedAt)
+          this.insertPart.run(txn[0], seq, partition, offset)
+        } else if (txn !== null) this.commitTxn.run(appendedAt, partition, offset, txn[0])
         const result = { id, partition, offset, duplicate: false }
         if (idempotencyKey !== null) {
           this.insertIdempotencyKey.run(idempotencyKey, id, partition, offset)

@@ -115,7 +115,7 @@ export class KafkaConnection {
   private readonly limits = new Map<string, Promise<number>>()
 
   /** A topic's max.message.bytes, read once per connection. */
-  private maxMessageBytes(topic: string): Promise<number> {
+  maxMessageBytes(topic: string): Promise<number> {
     let limit = this.limits.get(topic)
     if (!limit) {
       limit = maxMessageBytes(this.admin, topic)

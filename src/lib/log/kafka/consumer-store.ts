@@ -20,6 +20,7 @@ import type { KafkaLog } from './kafka-log.js'
 import type { OutgoingRecord } from './record-codec.js'
 import { consumerGroupId } from './topics.js'
 import { dlqRecord } from './dead-letter-queue.js'
+import { chunkedRecords } from './record-codec.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { newMutationId } from '../../envelope/id.js'
@@ -154,7 +155,11 @@ export class KafkaConsumerStore implements ConsumerStore {
     }
     const batch = []
     if (schedule.length > 0) batch.push({ topic: topics.schedule, messages: schedule })
-    if (change.deadLetters.length > 0) batch.push({ topic: topics.dlq, messages: change.deadLetters.map((d) => dlqRecord(this.target, d)) })
+    if (change.deadLetters.length > 0) {
+      // A large mutation goes to the DLQ as it went to the log: in chunks, put together when read.
+      const limit = await this.log.connection.maxMessageBytes(topics.dlq)
+      batch.push({ topic: topics.dlq, messages: change.deadLetters.flatMap((d) => chunkedRecords(dlqRecord(this.target, d), limit)) })
+    }
     if (change.history.length > 0) {
       batch.push({
         topic: topics.history,

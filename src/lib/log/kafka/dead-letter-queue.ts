@@ -9,11 +9,12 @@
  * crashed before committing redoes it) shows once: the newest entry counts.
  */
 import { parseTimeHeader } from '../../envelope/created-at.js'
-import type { ErrorClass } from '../../envelope/envelope.js'
+import type { ErrorClass, LogRecord } from '../../envelope/envelope.js'
 import { newMutationId } from '../../envelope/id.js'
 import type { AuditRecord, DeadLetter, DeadLetterQueue, DlqEntry, DlqQuery } from '../backend.js'
 import type { KafkaLog } from './kafka-log.js'
 import { decodeRecord, encodeRecord, type IncomingRecord, type OutgoingRecord } from './record-codec.js'
+import { Reassembler } from '../chunks.js'
 
 export const DLQ_HEADER = {
   target: 'wal-dlq-target',
@@ -73,11 +74,23 @@ export class KafkaDeadLetterQueue implements DeadLetterQueue {
     const state = await this.state()
     const from = new Map([[0, query.afterSeq ?? 0]])
     const live = new Map<string, DlqEntry>()
-    for await (const { offset, record } of this.log.connection.snapshot(this.log.topics.dlq, { partitions: [0], from })) {
+    // A large mutation was dead-lettered in chunks: an entry is the record put together, at its last chunk.
+    const reassembler = new Reassembler(`topic ${this.log.topics.dlq}`)
+    const raw = new Map<number, IncomingRecord>()
+    const read = async function* (snapshot: AsyncIterable<{ offset: number; record: IncomingRecord }>, topic: string, namespace: string): AsyncIterable<{ offset: number; record: IncomingRecord; mutation: LogRecord }> {
+      for await (const { offset, record } of snapshot) {
+        raw.set(offset, record)
+        for (const whole of reassembler.push(decodeRecord(record, topic, 0, namespace))) {
+          const last = raw.get(whole.offset)!
+          for (const o of raw.keys()) if (o <= whole.offset) raw.delete(o)
+          yield { offset: whole.offset, record: last, mutation: whole }
+        }
+      }
+    }
+    for await (const { offset, record, mutation } of read(this.log.connection.snapshot(this.log.topics.dlq, { partitions: [0], from }), this.log.topics.dlq, this.log.namespace)) {
       const seq = offset + 1
       const target = header(record, DLQ_HEADER.target)
       if (target === undefined || state.removed.has(seq)) continue
-      const mutation = decodeRecord(record, this.log.topics.dlq, 0, this.log.namespace)
       const { partition: _p, offset: _o, appendedAtMs: _a, ...rest } = mutation
       const entry: DlqEntry = {
         seq,

@@ -8,15 +8,18 @@ import type { NamespaceSettings } from '../../config/schema.js'
 import type { LogRecord, Mutation } from '../../envelope/envelope.js'
 import { NotFoundError } from '../../errors.js'
 import { riding } from '../../kafka/client.js'
-import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, SkipList } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, SkipList, TxnInfo } from '../backend.js'
 import { partitionerFor } from '../partitioner.js'
 import { KafkaConnection } from './connection.js'
 import { KafkaConsumerStore } from './consumer-store.js'
 import { KafkaDeadLetterQueue } from './dead-letter-queue.js'
 import { KafkaSkipList } from './skip-list.js'
 import { IdempotencyIndex } from './idempotency.js'
-import { decodeRecord, encodeRecord, type OutgoingRecord } from './record-codec.js'
+import { chunkedRecords, decodeRecord, encodeRecord, type OutgoingRecord } from './record-codec.js'
 import { namespaceTopics, type NamespaceTopics } from './topics.js'
+import { reassembled, Reassembler } from '../chunks.js'
+import { txnOf } from '../../txn/txn.js'
+import { KafkaTransactions } from './transactions.js'
 
 /** Mutations sent in one request at most, when appends are grouped. */
 const MAX_APPEND_RECORDS = 4000
@@ -46,6 +49,7 @@ export class KafkaLog implements LogBackend {
   /** Records fetched and not yet read, per partition: a reader that stops early resumes from them. */
   private readonly buffered = new Map<number, Buffered[]>()
   private readonly idempotency: IdempotencyIndex
+  private readonly transactions: KafkaTransactions
 
   private constructor(
     readonly settings: NamespaceSettings,
@@ -54,6 +58,7 @@ export class KafkaLog implements LogBackend {
   ) {
     this.topics = namespaceTopics(settings.kafka!.topic)
     this.idempotency = new IdempotencyIndex(this)
+    this.transactions = new KafkaTransactions(this)
     const partitioner = partitionerFor(settings.kafka!.partitioner)
     this.partitionOf = (key) => partitioner(key, this.partitions)
   }
@@ -130,10 +135,22 @@ export class KafkaLog implements LogBackend {
   }
 
   private async appendNow(mutations: readonly Mutation[]): Promise<AppendResult[]> {
+    if (mutations.some((m) => txnOf(m) !== undefined)) {
+      // Parts and markers go through their Kafka transaction (transactions.ts), in order; the rest as usual.
+      const plain = await this.appendNow(mutations.filter((m) => txnOf(m) === undefined))
+      const results: AppendResult[] = []
+      let next = 0
+      for (const m of mutations) results.push(txnOf(m) === undefined ? plain[next++]! : await this.transactions.append(m))
+      return results
+    }
+    if (mutations.length === 0) return []
     const results: Array<AppendResult | undefined> = new Array(mutations.length)
     const duplicates = await this.idempotency.lookup(mutations.map((m) => (m.idempotencyKey === null ? null : { key: m.idempotencyKey, partition: this.partitionOf(m.key) })))
     const messages: OutgoingRecord[] = []
     const sent: number[] = []
+    /** Per mutation written in chunks, the index of its last chunk in `messages` (it holds the answer). */
+    const chunked = new Map<number, number>()
+    const limit = await this.connection.maxMessageBytes(this.topics.log)
     /** A key repeated within this batch: the first one is written, the others are its duplicates. */
     const inBatch = new Map<string, number>()
     mutations.forEach((m, i) => {
@@ -149,6 +166,17 @@ export class KafkaLog implements LogBackend {
       }
       const record = encodeRecord(m)
       record.partition = this.partitionOf(m.key)
+      const chunks = chunkedRecords(record, limit)
+      if (chunks.length > 1) {
+        // Larger than a record the topic takes: ordered chunks of one partition (see log/chunks.ts).
+        chunked.set(i, messages.length)
+        for (const chunk of chunks) {
+          messages.push(chunk)
+          sent.push(-1)
+        }
+        sent[messages.length - 1] = i
+        return
+      }
       messages.push(record)
       sent.push(i)
     })
@@ -156,7 +184,9 @@ export class KafkaLog implements LogBackend {
       const [outcomes] = await this.connection.sendRecords([{ topic: this.topics.log, messages }])
       for (let j = 0; j < messages.length; j++) {
         const i = sent[j]!
-        const outcome = outcomes![j]!
+        if (i === -1) continue
+        // A chunked payload is written when all its chunks are: the first failure answers for it.
+        const outcome = chunked.has(i) ? (outcomes!.slice(chunked.get(i)!, j + 1).find((o) => o.error) ?? outcomes![j]!) : outcomes![j]!
         if (outcome.error) {
           results[i] = { id: mutations[i]!.id, partition: messages[j]!.partition!, offset: -1, duplicate: false, error: outcome.error }
           continue
@@ -188,7 +218,12 @@ export class KafkaLog implements LogBackend {
     }
   }
 
-  async *read(options: ReadOptions): AsyncIterable<LogRecord> {
+  /** Records in offset order, a payload written in chunks put together again (see log/chunks.ts). */
+  read(options: ReadOptions): AsyncIterable<LogRecord> {
+    return reassembled(this.readRecords(options), `topic ${this.topics.log}`)
+  }
+
+  private async *readRecords(options: ReadOptions): AsyncIterable<LogRecord> {
     const positions = new Map(options.from)
     for (const [p, offset] of positions) {
       const until = options.until?.get(p)
@@ -297,10 +332,19 @@ export class KafkaLog implements LogBackend {
       const decoded = decodeRecord(record, this.topics.log, partition, this.namespace)
       if (decoded.id === id) found.push(decoded)
     }
-    return found
+    // Chunks of one payload (same id, consecutive in their partition) become the record again.
+    found.sort((a, b) => a.partition - b.partition || a.offset - b.offset)
+    const reassembler = new Reassembler(`topic ${this.topics.log}`)
+    return found.flatMap((record) => reassembler.push(record))
+  }
+
+  /** A committed transaction, from its marker (Kafka keeps no index of transactions: without it, undefined). */
+  async transaction(id: string, marker?: Mutation): Promise<TxnInfo | undefined> {
+    return marker === undefined ? undefined : this.transactions.info(id, marker)
   }
 
   async close(): Promise<void> {
+    await this.transactions.close()
     await this.connection.close()
   }
 }

@@ -15,6 +15,8 @@ import { formatCreatedAt, parseTimeHeader } from '../../envelope/created-at.js'
 import { foreignRecordId, ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
+import { CHUNK_ENCODING_HEADER, CHUNK_HEADER, chunkValue } from '../chunks.js'
+import { batchBudget, recordBytes } from '../../kafka/record-batches.js'
 import { decodeFailures, failuresToJson, MAX_KEY_CHARS, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
 
 export const HEADER = {
@@ -68,6 +70,17 @@ export function encodeRecord(m: Mutation, extraHeaders?: Record<string, string>)
     headers,
     timestamp: String(Math.floor(m.createdAtMs)),
   }
+}
+
+/**
+ * The record as it is when a topic with this max.message.bytes takes it, else as ordered chunk records
+ * (see log/chunks.ts), each within what one request may carry.
+ */
+export function chunkedRecords(record: OutgoingRecord, maxMessageBytes: number): OutgoingRecord[] {
+  const room = batchBudget(maxMessageBytes) - recordBytes({ ...record, value: '' }) - 256
+  const value = typeof record.value === 'string' ? Buffer.from(record.value) : record.value
+  if (value.length <= room || room <= 1024) return [record]
+  return chunkValue(value, room).map((chunk) => ({ ...record, value: chunk.value, headers: { ...record.headers, ...chunk.headers } }))
 }
 
 function headerText(value: Buffer | string | Array<Buffer | string> | undefined): string | undefined {
@@ -145,6 +158,7 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
     }
   }
   const value = record.value ?? Buffer.alloc(0)
+  if (headers[CHUNK_HEADER] !== undefined) headers[CHUNK_ENCODING_HEADER] = meta[HEADER.encoding] === 'base64' ? 'base64' : 'json'
   try {
     const createdAt = meta[HEADER.createdAt]
     const notBefore = meta[HEADER.notBefore]
@@ -157,7 +171,8 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
       id,
       namespace,
       key: record.key === null || record.key.length === 0 ? id : record.key.toString('utf8'),
-      payload: base64 ? { encoding: 'base64', bytes: value } : { encoding: 'json', json: checkedJson(utf8.decode(value)) },
+      // A chunk of a larger payload (log/chunks.ts): its bytes as they are, put together by the reader.
+      payload: base64 || headers[CHUNK_HEADER] !== undefined ? { encoding: 'base64', bytes: value } : { encoding: 'json', json: checkedJson(utf8.decode(value)) },
       headers,
       createdAtMs: createdAt === undefined ? headerNumber('timestamp', record.timestamp, true) : headerTime(HEADER.createdAt, createdAt),
       notBeforeMs: notBefore === undefined ? null : Math.floor(headerNumber(HEADER.notBefore, notBefore, true)),

@@ -256,7 +256,7 @@ export function decodeMessage(message: Message, source: MessageSource): LogRecor
 /** Why a DLQ message is there: wal's attributes, or SQS's redrive when it moved the message itself. */
 export function deadLetterContext(message: Message, record: LogRecord, maxReceiveCount: number | null): DeadLetterContext {
   const errorClass = attr(message, ATTR.dlqErrorClass)
-  if (errorClass === 'retryable' || errorClass === 'fatal' || errorClass === 'infrastructure' || errorClass === 'poison') {
+  if (errorClass === 'retryable' || errorClass === 'fatal' || errorClass === 'infrastructure' || errorClass === 'poison' || errorClass === 'txn-aborted') {
     return {
       target: attr(message, ATTR.dlqTarget) ?? '(unknown)',
       errorClass,

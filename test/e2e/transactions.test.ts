@@ -1,0 +1,209 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { kvItems } from '../helpers/state.js'
+import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
+
+let wal: Sandbox
+beforeEach(() => {
+  wal = makeSandbox()
+})
+afterEach(() => wal.cleanup())
+
+/** Part i of a transaction: 20 log keys, 3 tables, 7 rows per table, so rows are written more than once. */
+function part(txn: string, i: number): Record<string, unknown> {
+  return { txn, key: `k${i % 20}`, payload: { op: 'put', table: `t${i % 3}`, key: { id: i % 7 }, item: { id: i % 7, seq: i } } }
+}
+
+/** The kv state the parts leave when applied in order: per table and row, the last part that wrote it. */
+function expectedState(parts: number): Map<string, unknown> {
+  const state = new Map<string, unknown>()
+  for (let i = 0; i < parts; i++) state.set(`t${i % 3}/${i % 7}`, { id: i % 7, seq: i })
+  return state
+}
+
+function kvState(namespace = 'default'): Map<string, unknown> {
+  return new Map(kvItems(wal.stateDir, namespace).map((row) => [`${row.tbl}/${JSON.parse(row.pk)[0][1]}`, JSON.parse(row.item!) as unknown]))
+}
+
+function txnProgress(txn: string): { applied_seq: number; state: string } | undefined {
+  const db = new DatabaseSync(join(wal.stateDir, 'embedded', 'default.db'), { readOnly: true, timeout: 5000 })
+  try {
+    return db.prepare('SELECT applied_seq, state FROM txn_progress WHERE txn = ?').get(txn) as { applied_seq: number; state: string } | undefined
+  } catch {
+    return undefined
+  } finally {
+    db.close()
+  }
+}
+
+/** A `wal produce --json` with stdin kept open: lines are written one by one, acks read as they come. */
+function openProducer(args: string[] = []): { write(lines: unknown[]): void; acks: Array<Record<string, unknown>>; end(): Promise<number | null>; child: ReturnType<Sandbox['spawn']> } {
+  const child = wal.spawn(['produce', '--json', ...args])
+  const acks: Array<Record<string, unknown>> = []
+  let buffer = ''
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buffer += d
+    const lines = buffer.split('\n')
+    buffer = lines.pop()!
+    for (const line of lines) if (line.trim() !== '') acks.push(JSON.parse(line) as Record<string, unknown>)
+  })
+  child.stderr!.resume()
+  const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  return {
+    child,
+    acks,
+    write: (lines) => child.stdin!.write(ndjson(lines)),
+    end: () => {
+      child.stdin!.end()
+      return closed
+    },
+  }
+}
+
+describe('transactions on the embedded log', () => {
+  it('applies 50 parts over 20 keys and 3 tables only after the marker, with consumers in 3 shards, and exactly', async () => {
+    const producer = openProducer()
+    producer.write(Array.from({ length: 50 }, (_, i) => part('order-7', i)))
+    await waitFor(() => producer.acks.length === 50)
+    expect(producer.acks.every((a) => a.durable === true && a.txn === 'order-7')).toBe(true)
+    expect(producer.acks.map((a) => a.txnSeq)).toEqual(Array.from({ length: 50 }, (_, i) => i))
+    // The parts spread over the partitions: no one shard holds them all.
+    expect(new Set(producer.acks.map((a) => a.partition)).size).toBeGreaterThan(3)
+
+    const shards = [0, 1, 2].map((i) => {
+      const child = wal.spawn(['consume', '--shard', `${i}/3`, '--lease-ttl', '2s'])
+      child.stdout!.resume()
+      child.stderr!.resume()
+      return { child, closed: new Promise((resolve) => child.on('close', resolve)) }
+    })
+    // The consumers read past every part (their offsets are committed beyond them) and applied none.
+    await waitFor(() => {
+      const db = new DatabaseSync(join(wal.stateDir, 'embedded', 'default.db'), { readOnly: true, timeout: 5000 })
+      try {
+        const committed = db.prepare('SELECT sum(next_offset) AS n FROM consumer_offsets').get() as { n: number | null }
+        return committed.n === 50
+      } catch {
+        return false
+      } finally {
+        db.close()
+      }
+    }, { timeoutMs: 60_000 })
+    expect(kvItems(wal.stateDir)).toEqual([])
+    const open = JSON.parse((await wal.run(['explain', 'order-7', '--json'])).stdout) as { state: string; parts: unknown[]; marker: unknown; targets: Array<{ status: string }> }
+    expect(open.state).toBe('open')
+    expect(open.parts).toHaveLength(50)
+    expect(open.marker).toBeNull()
+    expect(open.targets[0]!.status).toBe('open')
+
+    producer.write([{ txn: 'order-7', commit: true }])
+    expect(await producer.end()).toBe(0)
+    const marker = producer.acks.at(-1)!
+    expect(marker).toMatchObject({ txn: 'order-7', commit: true, parts: 50, durable: true })
+
+    await waitFor(() => txnProgress('order-7')?.state === 'applied', { timeoutMs: 60_000 })
+    for (const s of shards) s.child.kill('SIGTERM')
+    await Promise.all(shards.map((s) => s.closed))
+    expect(kvState()).toEqual(expectedState(50))
+    const done = JSON.parse((await wal.run(['explain', 'order-7', '--json'])).stdout) as { state: string; marker: { id: string }; targets: Array<{ status: string; partsApplied: number }> }
+    expect(done.state).toBe('committed')
+    expect(done.marker.id).toBe(marker.id)
+    expect(done.targets).toEqual([expect.objectContaining({ target: 'kv', status: 'applied', partsApplied: 50 })])
+  })
+
+  it('resumes after the last applied part when its consumer is killed with SIGKILL mid-transaction, and ends exact', async () => {
+    const produced = await wal.run(['produce', '--txn', '--json'], { input: ndjson(Array.from({ length: 50 }, (_, i) => { const { txn: _txn, ...line } = part('x', i); return line })) })
+    expect(produced.code).toBe(0)
+    const acks = jsonLines(produced.stdout)
+    expect(acks).toHaveLength(51)
+    const marker = acks.at(-1)!
+    expect(marker).toMatchObject({ commit: true, parts: 50, durable: true })
+    expect(marker).not.toHaveProperty('line')
+    const txn = marker.txn as string
+    expect(acks.slice(0, 50).every((a) => a.txn === txn)).toBe(true)
+
+    // Slowly (10 parts a second), so that the kill lands mid-transaction.
+    const consumer = wal.spawn(['consume', '--rate', '10/s', '--lease-ttl', '1s'])
+    consumer.stdout!.resume()
+    consumer.stderr!.resume()
+    const closed = new Promise((resolve) => consumer.on('close', resolve))
+    await waitFor(() => (txnProgress(txn)?.applied_seq ?? -1) >= 5, { timeoutMs: 60_000 })
+    consumer.kill('SIGKILL')
+    await closed
+    const atKill = txnProgress(txn)!
+    expect(atKill.state).toBe('applying')
+    expect(atKill.applied_seq).toBeLessThan(49)
+    const midway = JSON.parse((await wal.run(['explain', txn, '--json'])).stdout) as { targets: Array<{ status: string; partsApplied: number }> }
+    expect(midway.targets[0]).toMatchObject({ status: 'applying', partsApplied: atKill.applied_seq + 1 })
+
+    const resumed = await wal.run(['consume', '--until-idle', '--lease-ttl', '1s'])
+    expect(resumed.code).toBe(0)
+    expect(txnProgress(txn)).toEqual({ applied_seq: 49, state: 'applied' })
+    expect(kvState()).toEqual(expectedState(50))
+  })
+
+  it('aborts a transaction whose producer died before the marker: nothing applied, explain and the DLQ say aborted', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.yaml'), 'defaults:\n  txnTimeoutMs: 1500\n')
+    const producer = openProducer()
+    producer.write(Array.from({ length: 5 }, (_, i) => part('lost-1', i)))
+    await waitFor(() => producer.acks.length === 5)
+    producer.child.kill('SIGKILL')
+    await producer.end()
+
+    // Before the timeout: open, not applied.
+    const early = await wal.run(['consume', '--until-idle'])
+    expect(early.code).toBe(0)
+    expect(kvItems(wal.stateDir)).toEqual([])
+
+    await waitFor(async () => JSON.parse((await wal.run(['explain', 'lost-1', '--json'])).stdout).detail.includes('past txnTimeoutMs'), { timeoutMs: 30_000, intervalMs: 200 })
+    const late = await wal.run(['consume', '--until-idle', '--json'])
+    // It was dead-lettered (exit 8), and nothing of it was applied.
+    expect(late.code).toBe(8)
+    expect(JSON.parse(late.stdout).targets[0]).toMatchObject({ txnAborted: 1, applied: 0 })
+    expect(kvItems(wal.stateDir)).toEqual([])
+
+    const report = JSON.parse((await wal.run(['explain', 'lost-1', '--json'])).stdout) as { state: string; parts: unknown[]; targets: Array<{ status: string; detail: string }> }
+    expect(report.state).toBe('aborted')
+    expect(report.parts).toHaveLength(5)
+    expect(report.targets[0]!.status).toBe('aborted')
+    const text = await wal.run(['explain', 'lost-1'])
+    expect(text.stdout).toMatch(/transaction lost-1 .*aborted/)
+
+    const dlq = async (): Promise<Array<{ errorClass: string; code: string; key: string; message: string }>> => JSON.parse((await wal.run(['dlq', 'ls', '--json'])).stdout).entries
+    expect(await dlq()).toEqual([expect.objectContaining({ errorClass: 'txn-aborted', code: 'WAL_TXN_ABORTED', key: 'lost-1' })])
+    expect((await dlq())[0]!.message).toMatch(/no completion marker within txnTimeoutMs \(1500 ms\).*none of its 5 parts is applied/)
+    // Another consume files nothing twice.
+    expect((await wal.run(['consume', '--until-idle'])).code).toBe(0)
+    expect(await dlq()).toHaveLength(1)
+    // A replay applies nothing of it.
+    const replay = await wal.run(['dlq', 'replay', '--json'])
+    expect(replay.code).toBe(0)
+    await wal.run(['consume', '--until-idle'])
+    expect(kvItems(wal.stateDir)).toEqual([])
+
+    // The transaction cannot be finished late: its parts and marker are refused.
+    const again = await wal.run(['produce', '--json'], { input: ndjson([part('lost-1', 5), { txn: 'lost-1', commit: true }]) })
+    expect(again.code).toBe(4)
+    const answers = jsonLines<{ durable: boolean; error?: { code: string; message: string } }>(again.stdout)
+    expect(answers[0]!.error).toMatchObject({ code: 'WAL_TXN_REFUSED' })
+    expect(answers[0]!.error!.message).toMatch(/aborted/)
+    expect(answers[1]!.durable).toBe(false)
+  })
+
+  it('refuses a marker whose parts are not all written, and a marker with no parts before it', async () => {
+    const result = await wal.run(['produce', '--json'], {
+      input: ndjson([part('a', 0), { txn: 'a', key: 'k', payload: { op: 'put', table: 't0', key: { id: 1 }, item: { id: 1 } }, createdAt: 'yesterday' }, { txn: 'a', commit: true }, { txn: 'b', commit: true }, { commit: true }]) + '{"txn":"c","key":\n',
+    })
+    expect(result.code).toBe(4)
+    const answers = jsonLines<{ line: number; durable: boolean; error?: { code: string; message: string } }>(result.stdout)
+    expect(answers.map((a) => a.durable)).toEqual([true, false, false, false, false, false])
+    expect(answers[2]!.error!.message).toMatch(/transaction "a" is not committed: line 2 was rejected/)
+    expect(answers[3]!.error!.message).toMatch(/transaction "b" has no parts earlier in this input/)
+    expect(answers[4]!.error!.message).toMatch(/field "commit": a marker names its transaction/)
+    await wal.run(['consume', '--until-idle'])
+    expect(kvItems(wal.stateDir)).toEqual([])
+  })
+})
