@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../lib/cli/base-command.js'
+import { countFlag, durationFlag, rateFlag } from '../lib/cli/flags.js'
 import { renderConsumeSummary, renderDeadLetteredNotice } from '../lib/cli/render.js'
 import type { ConsumeSummary } from '../lib/consume/consume.js'
 import { ExitCode } from '../lib/errors.js'
@@ -25,11 +26,17 @@ On an SQS namespace there are no offsets: a message is deleted once every target
       description:
         'Exit once nothing is left to do now (delayed mutations stay scheduled): 0, or 8 if mutations were dead-lettered during the run; 5 naming the target when one stays paused for --idle-timeout.',
     }),
-    'idle-timeout': Flags.string({ description: 'With --until-idle: how long a target may make no progress with work left before wal gives up on it (exit 5).', default: '2m' }),
-    concurrency: Flags.integer({ description: 'Mutations applied at once per target (one at a time per key). Default: 16, or the concurrency of a Cassandra target.', min: 1 }),
-    rate: Flags.string({ description: 'At most this many applies, e.g. 100/s or 6000/m.' }),
-    'lease-ttl': Flags.string({ description: 'How long a dead consumer keeps its partitions before another takes them over.', default: '10s' }),
-    'drain-timeout': Flags.string({ description: 'On stop, how long work in flight may take to finish.', default: '30s' }),
+    'idle-timeout': durationFlag({
+      description: 'With --until-idle: how long a target may make no progress with work left before wal gives up on it (exit 5).',
+      default: '2m',
+      min: 1000,
+      max: 7 * 86_400_000,
+      example: '2m',
+    }),
+    concurrency: countFlag({ description: 'Mutations applied at once per target (one at a time per key). Default: 16, or the concurrency of a Cassandra target.', min: 1, max: 10_000, example: '64' }),
+    rate: rateFlag({ description: 'At most this many applies, e.g. 100/s or 6000/m.' }),
+    'lease-ttl': durationFlag({ description: 'How long a dead consumer keeps its partitions before another takes them over.', default: '10s', min: 1000, max: 600_000, example: '10s' }),
+    'drain-timeout': durationFlag({ description: 'On stop, how long work in flight may take to finish.', default: '30s', min: 100, max: 3_600_000, example: '30s' }),
   }
 
   async run(): Promise<ConsumeSummary> {

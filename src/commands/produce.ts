@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../lib/cli/base-command.js'
+import { durationFlag, rateFlag, timeFlag } from '../lib/cli/flags.js'
 
 export default class Produce extends WalCommand {
   static override summary = 'Write mutations to the log; exit 0 means every one is durable.'
@@ -23,12 +24,12 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
     payload: Flags.string({ char: 'p', description: 'Payload as JSON, stored as the exact text given (at most 64 levels deep).' }),
     'payload-file': Flags.string({ description: 'Payload from a file: JSON text as it is if it is UTF-8 and parses as JSON, otherwise its bytes (base64).' }),
     header: Flags.string({ char: 'H', description: 'Header name=value (repeatable).', multiple: true }),
-    delay: Flags.string({ description: 'Deliver no sooner than this from now: 90s, 15m, 3d, 1h30m (ending by 9999-12-31).', exclusive: ['at'] }),
-    at: Flags.string({ description: 'Deliver no sooner than this ISO 8601 time (a real calendar day, 1970 to 9999; UTC when no zone).', exclusive: ['delay'] }),
-    jitter: Flags.string({ description: 'Add a random extra delay of up to this much to each mutation (spreads bulk work).' }),
+    delay: durationFlag({ description: 'Deliver no sooner than this from now: 90s, 15m, 3d, 1h30m.', exclusive: ['at'], min: 0, max: 'calendar', example: '15m' }),
+    at: timeFlag({ description: 'Deliver no sooner than this ISO 8601 time (a real calendar day, 1970 to 9999; UTC when no zone).', exclusive: ['delay'], isoOnly: true }),
+    jitter: durationFlag({ description: 'Add a random extra delay of up to this much to each mutation (spreads bulk work).', min: 0, max: 365 * 86_400_000, example: '30s' }),
     'idempotency-key': Flags.string({ description: 'Producing again with the same key writes nothing new and acks the original.' }),
     target: Flags.string({ description: 'Deliver only to this target of the namespace.' }),
-    rate: Flags.string({ description: 'Write stdin lines at most this fast: 100/s, 6000/m, 50000/h (smooths bulk writes from scripts).' }),
+    rate: rateFlag({ description: 'Write stdin lines at most this fast, e.g. 100/s, 6000/m (smooths bulk writes from scripts).' }),
     txn: Flags.boolean({ description: 'Make the stdin lines one transaction: applied only once all are durable and the input ended (its marker is acked last, with "txn" and "parts").' }),
   }
 

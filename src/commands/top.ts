@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../lib/cli/base-command.js'
+import { durationFlag } from '../lib/cli/flags.js'
 import type { TopSnapshot } from '../lib/top/top.js'
 
 export default class Top extends WalCommand {
@@ -12,7 +13,7 @@ Piped or with --json: one snapshot, then exit (throughput needs two snapshots, s
 
   static override flags = {
     namespace: Flags.string({ char: 'n', description: 'Only this namespace.' }),
-    interval: Flags.string({ description: 'Time between refreshes of the live view.', default: '2s' }),
+    interval: durationFlag({ description: 'Time between refreshes of the live view.', default: '2s', min: 100, max: 3_600_000, example: '2s' }),
   }
 
   async run(): Promise<TopSnapshot | undefined> {

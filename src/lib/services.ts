@@ -3,7 +3,7 @@
  * `--version` load none of it, and a command loads it as one bundle chunk rather than many small ones
  * (each file costs start-up time, and scripts call `wal produce` in loops).
  */
-export { effectiveConfig, validateConfigFile } from './config/show.js'
+export { configFileYaml, effectiveConfig, validateConfigFile } from './config/show.js'
 export { consume } from './consume/consume.js'
 export { auditLog, deadLetterStats, exportDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters, showDeadLetter } from './dlq/dlq.js'
 export { explain, explainMutationOrTxn } from './explain/explain.js'

@@ -89,3 +89,18 @@ export function formatDurationMs(ms: number): string {
   if (ms < 86_400_000) return `${+(ms / 3_600_000).toFixed(1)}h`
   return `${+(ms / 86_400_000).toFixed(1)}d`
 }
+
+/** The longest delay one Node timer takes (about 24.8 days); longer ones would fire at once, with a warning. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Runs `fn` after `ms`, however long (re-armed in steps a timer takes); `clear()` cancels it. */
+export function longTimeout(fn: () => void, ms: number): { clear(): void } {
+  const dueMs = Date.now() + ms
+  let timer: NodeJS.Timeout
+  const arm = (): void => {
+    const left = dueMs - Date.now()
+    timer = setTimeout(left > MAX_TIMER_MS ? arm : fn, Math.max(0, Math.min(left, MAX_TIMER_MS)))
+  }
+  arm()
+  return { clear: () => clearTimeout(timer) }
+}

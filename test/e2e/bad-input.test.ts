@@ -107,12 +107,12 @@ describe('namespaces', () => {
     expect(await countRecords('orders')).toBe(1)
   })
 
-  it('refuses to change the partition count of an existing log', async () => {
+  it('refuses to change the partition count of an existing log: a config problem (exit 3)', async () => {
     writeFileSync(join(wal.cwd, '.walrc.yaml'), 'namespaces:\n  orders:\n    partitions: 4\n')
     expect((await wal.run(['produce', '-n', 'orders', '-p', '1'])).code).toBe(0)
     writeFileSync(join(wal.cwd, '.walrc.yaml'), 'namespaces:\n  orders:\n    partitions: 16\n')
     const result = await wal.run(['produce', '-n', 'orders', '-p', '2'])
-    expect(result.code).toBe(4)
+    expect(result.code).toBe(3)
     expect(result.stderr).toMatch(/its embedded log has 4 partitions, but the config asks for 16/)
     expect(result.stderr).toMatch(/set partitions: 4/)
   })

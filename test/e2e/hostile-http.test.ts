@@ -63,3 +63,43 @@ describe('a hostile corpus through the HTTP API', () => {
     expect(await daemon.stop()).toBe(0)
   }, 300_000)
 })
+
+describe('an HTTP target and headers HTTP cannot carry', () => {
+  it('a mutation header beyond Latin-1 is dead-lettered at once (fatal, saying why), not retried forever; its neighbours land', async () => {
+    const { startTargetServer } = await import('../helpers/http-target-server.js')
+    const server = await startTargetServer()
+    try {
+      writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 1, targets: { api: { type: 'http', url: server.url, timeoutMs: 5000 } } } } }))
+      const input = [
+        { key: 'good-1', payload: { n: 1 }, headers: { 'x-name': 'Zoë' } },
+        { key: 'arrow', payload: { n: 2 }, headers: { 'x-name': 'a → b' } },
+        { key: 'good-2', payload: { n: 3 } },
+      ]
+      expect((await wal.run(['produce', '-n', 'orders'], { input: input.map((l) => JSON.stringify(l)).join('\n') })).code).toBe(0)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      expect(consumed.code).toBe(8)
+      expect(JSON.parse(consumed.stdout)).toMatchObject({ targets: [{ applied: 2, retried: 0, deadLettered: 1 }] })
+      expect(server.received.map((r) => r.key).sort()).toEqual(['good-1', 'good-2'])
+      const dead = JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: Array<Record<string, unknown>> }
+      expect(dead.entries).toEqual([
+        expect.objectContaining({
+          key: 'arrow',
+          errorClass: 'fatal',
+          code: 'HTTP_HEADER_INVALID',
+          attempts: 1,
+          message: 'header "x-name" of the mutation cannot be sent over HTTP: its value has "→" (U+2192) at index 2, and HTTP header values carry only Latin-1 (U+0000 to U+00FF); percent-encode it, or send it in the payload',
+        }),
+      ])
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('a configured header beyond Latin-1 is a config error (exit 3) naming the key', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: 'http://127.0.0.1:9/', headers: { 'x-team': 'café ☕' } } } } } }))
+    const result = await wal.run(['config', 'validate'])
+    expect(result.code).toBe(3)
+    expect(result.stderr).toContain('namespaces.orders.targets.api.headers.x-team')
+    expect(result.stderr).toContain('a header value HTTP can carry: Latin-1 characters (U+0000 to U+00FF), no line breaks or control characters')
+  })
+})

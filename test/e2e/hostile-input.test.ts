@@ -78,13 +78,14 @@ describe('a hostile NDJSON corpus on stdin', () => {
 
 describe('the reproductions of issue 15', () => {
   it('refuses a delivery time past 9999, so nothing can wedge the namespace', async () => {
+    // The flag's range is checked as the command line is read: a usage error, nothing written.
     const flag = await wal.run(['produce', '-k', 'b', '-p', '1', '--delay', '99999999999d'])
-    expect(flag.code).toBe(4)
+    expect(flag.code).toBe(2)
     expect(flag.stdout).toBe('')
-    expect(flag.stderr).toMatch(/line 1: field "notBefore": --delay 99999999999d asks for a delivery time outside 1970-01-01T00:00:00.000Z … 9999-12-31T23:59:59.999Z/)
+    expect(flag.stderr).toMatch(/--delay "99999999999d" is out of range: expected a duration from 0ms to the end of 9999/)
     const stream = await wal.run(['produce', '--delay', '99999999999d'], { input: '{"payload":1}\n' })
-    expect(stream.code).toBe(4)
-    expect(stream.stderr).toMatch(/field "notBefore": --delay 99999999999d/)
+    expect(stream.code).toBe(2)
+    expect(stream.stdout).toBe('')
     const lines = await wal.run(['produce'], { input: '{"key":"a","payload":1}\n{"key":"b","payload":1,"notBefore":9000000000000000}\n{"key":"b","payload":1,"createdAt":8640000000000001}\n{"key":"c","payload":2}\n' })
     expect(lines.code).toBe(4)
     expect(lines.stderr).toMatch(/line 2: field "notBefore"/)

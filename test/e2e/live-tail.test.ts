@@ -132,6 +132,21 @@ describe('wal tail --follow on a terminal (tmux)', () => {
     await t.waitForScreen('EXIT=0')
   })
 
+  it('keeps keys typed before the view is ready: a filter typed with its Enter at once is applied', async () => {
+    const t = start()
+    // Typed straight away, while wal is still starting: they reach the view in one chunk.
+    t.keys('/key=user-5', { literal: true })
+    t.keys('Enter')
+    await t.waitForScreen('filter: key=user-5')
+    await produce('user-4', { hidden: true })
+    await produce('user-5', { shown: true })
+    await t.waitForScreen('seen 2  shown 1')
+    expect(t.screen()).toContain('key="user-5" {"shown":true}')
+    expect(t.screen()).not.toContain('{"hidden":true}')
+    t.keys('q')
+    await t.waitForScreen('EXIT=0')
+  })
+
   it('ends as an interrupted tail (exit 130) on ctrl-c', async () => {
     const t = start()
     await t.waitForScreen('seen 0')

@@ -15,7 +15,7 @@ describe('wal produce and wal tail on the embedded default namespace', () => {
     const produced = await wal.run(['produce', '-k', 'user-42', '-p', '{"name":"Ada"}', '-H', 'source=test'])
     expect(produced.stderr).toBe('')
     expect(produced.code).toBe(0)
-    expect(produced.stdout).toMatch(/^id=[0-9A-Z]{26} partition=\d+ offset=0 durable=true\n$/)
+    expect(produced.stdout).toMatch(/^line=1 id=[0-9A-Z]{26} partition=\d+ offset=0 durable=true\n$/)
 
     const tailed = await wal.run(['tail', '--json'])
     expect(tailed.code).toBe(0)

@@ -39,7 +39,7 @@ describe('progress bars', () => {
     expect(screen).toMatch(/^produce █{30} 100% {2}1\.\d MiB\/1\.\d MiB {2}[\d.]+ (KiB|MiB)\/s {2}done$/m)
     const acks = readFileSync(join(wal.cwd, 'acks.txt'), 'utf8').trimEnd().split('\n')
     expect(acks).toHaveLength(12_000)
-    expect(acks.every((l) => /^id=\w+ partition=\d+ offset=\d+ durable=true$/.test(l))).toBe(true)
+    expect(acks.every((l) => /^line=\d+ id=\w+ partition=\d+ offset=\d+ durable=true$/.test(l))).toBe(true)
   })
 
   it('produce from a large file prints nothing but the acks when piped', async () => {

@@ -184,6 +184,9 @@ describe('recovery: restore a backup, rewind the target, skip the bad mutation',
     const unknown = await wal.run(['offsets', 'reset', '--target', 'nope', '--to-end'])
     expect(unknown.code).toBe(2)
     expect(unknown.stderr).toContain('has no target "nope"')
+    const noTarget = await wal.run(['offsets', 'reset', '--to-end'])
+    expect(noTarget.code).toBe(2)
+    expect(noTarget.stderr).toContain('name it with --target')
   })
 })
 
@@ -298,7 +301,7 @@ describe('offsets reset plans', () => {
       [['--to-offset', '0:1,0:2'], 'names partition 0 twice'],
       [['--to-offset', '0:x\u001b[2J'], 'not PARTITION:OFFSET'],
       [['--shift-by', 'ten'], 'is not a whole number'],
-      [['--to-time', 'yesterday-ish'], 'is neither an ISO 8601 time nor a duration ago'],
+      [['--to-time', 'yesterday-ish'], '--to-time "yesterday-ish" is not a time'],
       [['--to-end', '--to-beginning'], 'give only one of'],
       [[], 'say where to move the offsets'],
     ] as Array<[string[], string]>) {

@@ -74,6 +74,54 @@ describe('wal top with a daemon running', () => {
   })
 })
 
+describe('wal top with a daemon running, live columns', () => {
+  it('in-flight counts the applies under way now, and circuit shows the breaker state now', async () => {
+    const { createServer } = await import('node:http')
+    // A target that holds every request until the test lets it answer.
+    const held: Array<import('node:http').ServerResponse> = []
+    const server = createServer((req, res) => {
+      req.resume()
+      held.push(res)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as import('node:net').AddressInfo).port
+    try {
+      writeFileSync(
+        join(wal.cwd, '.walrc.json'),
+        JSON.stringify({
+          namespaces: {
+            slow: { targets: { api: { type: 'http', url: `http://127.0.0.1:${port}/x`, timeoutMs: 60_000 } } },
+            // Nothing listens on port 2: connection refused, the target is paused (breaker open).
+            down: { targets: { api: { type: 'http', url: 'http://127.0.0.1:2/x' } } },
+          },
+          daemon: { port: 0 },
+        }),
+      )
+      const put = '{"op":"put","table":"t","key":{"id":1},"item":{"id":1}}'
+      for (const [ns, key] of [['slow', 'a'], ['slow', 'b'], ['down', 'c']]) expect((await wal.run(['produce', '-n', ns!, '-k', key!, '-p', put])).code).toBe(0)
+      await startForegroundDaemon(wal)
+      type Row = { namespace: string; target: string; inFlight: number | null; circuit: string }
+      const rowOf = async (namespace: string): Promise<Row | undefined> =>
+        (JSON.parse((await wal.run(['top', '--json'])).stdout) as { rows: Row[] }).rows.find((r) => r.namespace === namespace)
+      await waitFor(async () => held.length === 2 && (await rowOf('slow'))?.inFlight === 2, { timeoutMs: 45_000 })
+      expect(await rowOf('slow')).toMatchObject({ circuit: 'closed' })
+      const down = await waitFor(async () => {
+        const row = await rowOf('down')
+        return row && /^(open|half-open) \(\d+× opened\)$/.test(row.circuit) ? row : undefined
+      }, { timeoutMs: 45_000 })
+      expect(down!.inFlight === 0 || down!.inFlight === 1).toBe(true)
+      for (const res of held.splice(0)) res.end()
+      await waitFor(async () => (await rowOf('slow'))?.inFlight === 0, { timeoutMs: 45_000 })
+      // The table shows them too.
+      expect((await wal.run(['top', '-n', 'down'])).stdout).toMatch(/down\s+api\s.*\s(open|half-open) \(\d+× opened\)\s/)
+    } finally {
+      for (const res of held) res.end()
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+})
+
 describe('wal top on a terminal (tmux)', () => {
   it('refreshes live; s sorts, / filters by namespace, p pauses, q quits', async () => {
     terminal = openTerminal({ name: 'top', command: [process.execPath, BIN, 'top', '--interval', '300ms'], env: wal.env, cwd: wal.cwd, columns: 160, rows: 20 })

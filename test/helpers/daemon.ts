@@ -28,12 +28,18 @@ export interface TestDaemon {
 
 const live = new Set<number>()
 
+/** Whether the process runs: a zombie (dead, not yet reaped by whoever adopted it) does not. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch {
     return false
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3))
+  } catch {
+    return !existsSync('/proc/self/stat')
   }
 }
 

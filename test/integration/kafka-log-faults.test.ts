@@ -68,6 +68,20 @@ describe('Kafka namespaces under faults', () => {
     expect(refused.stderr).toMatch(/clusters\.kafka\.test\.sasl/)
   })
 
+  it('SASL configured against a PLAINTEXT listener: exit 3 saying the listener does not take SASL, with how to fix it', async () => {
+    const { username, password } = endpoints.kafka.scram
+    await namespace()
+    await reconfigure({ brokers: endpoints.kafka.brokers, sasl: { mechanism: 'scram-sha-512', username, password }, connectionTimeoutMs: 3000 })
+    for (const args of [['produce', '-n', 'orders', '-k', 'a', '-p', '1'], ['tail', '-n', 'orders']]) {
+      const refused = await wal.run(args)
+      expect(refused.code, refused.stderr).toBe(3)
+      expect(refused.stderr).toContain(`SASL is configured, but the broker's listener does not take SASL`)
+      expect(refused.stderr).toContain(
+        "hint: point clusters.kafka.test.brokers at the brokers' SASL listener (SASL_PLAINTEXT or SASL_SSL), or remove clusters.kafka.test.sasl if this listener is meant (PLAINTEXT or SSL)",
+      )
+    }
+  })
+
   /** Runs `wal produce --json` as a stream: the first lines, then the outage, then the rest. */
   async function produceThroughOutage(first: unknown[], rest: unknown[]): Promise<{ code: number | null; out: string; err: string }> {
     const child = wal.spawn(['produce', '-n', 'orders', '--json'])

@@ -82,6 +82,12 @@ describe('the pipeline on an SQS namespace', () => {
       [2, 'HTTP_503'],
       [3, 'HTTP_503'],
     ])
+    // Its stable id (the DLQ message's MessageId, shown as ENTRY) finds it in any later command, as its number does now.
+    const entryId = (listed.entries[0] as unknown as { entry: string }).entry
+    expect(entryId).not.toMatch(/^\d+$/)
+    expect((await wal.run(['dlq', 'ls', '-n', 'orders'])).stdout).toMatch(new RegExp(`^ENTRY +SEQ[\\s\\S]*\\n${entryId} +1 `))
+    const byId = JSON.parse((await wal.run(['dlq', 'show', '-n', 'orders', entryId, '--json'])).stdout) as { entries: Array<{ entry: string; key: string }> }
+    expect(byId.entries).toEqual([expect.objectContaining({ entry: entryId, key: 'bad' })])
     // Reading the DLQ does not consume it.
     const stats = JSON.parse((await wal.run(['dlq', 'stats', '-n', 'orders', '--json'])).stdout) as { total: number; groups: Array<{ code: string; count: number }> }
     expect(stats).toMatchObject({ total: 1, groups: [{ code: 'HTTP_503', count: 1 }] })

@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../../lib/cli/base-command.js'
+import { countFlag } from '../../lib/cli/flags.js'
 import type { DaemonRunSummary } from '../../lib/daemon/types.js'
 
 export default class DaemonRun extends WalCommand {
@@ -11,7 +12,7 @@ SIGTERM or Ctrl-C stops taking writes, drains the consumers (up to daemon.drainT
   static override examples = ['<%= config.bin %> daemon run', '<%= config.bin %> daemon run --port 0 -c /etc/wal/walrc.yaml']
   static override flags = {
     host: Flags.string({ description: 'Address to listen on (default: daemon.host, 127.0.0.1).' }),
-    port: Flags.integer({ description: 'Port to listen on; 0 picks a free one (default: daemon.port, 7460).', min: 0, max: 65535 }),
+    port: countFlag({ description: 'Port to listen on; 0 picks a free one (default: daemon.port, 7460).', min: 0, max: 65_535, example: '7460' }),
     'no-auth': Flags.boolean({ description: 'Ask no bearer token (as daemon.auth: none). Loopback only; logged as a warning.' }),
     'allow-plain-http': Flags.boolean({ description: 'Listen beyond loopback without TLS (as daemon.allowPlainHttp: true); a warning is logged.' }),
   }

@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../../lib/cli/base-command.js'
+import { countFlag } from '../../lib/cli/flags.js'
 import type { DaemonStartResult } from '../../lib/daemon/control.js'
 
 export default class DaemonStart extends WalCommand {
@@ -9,7 +10,7 @@ export default class DaemonStart extends WalCommand {
   static override examples = ['<%= config.bin %> daemon start', '<%= config.bin %> daemon start --port 8080', '<%= config.bin %> daemon start --json']
   static override flags = {
     host: Flags.string({ description: 'Address to listen on (default: daemon.host, 127.0.0.1).' }),
-    port: Flags.integer({ description: 'Port to listen on; 0 picks a free one (default: daemon.port, 7460).', min: 0, max: 65535 }),
+    port: countFlag({ description: 'Port to listen on; 0 picks a free one (default: daemon.port, 7460).', min: 0, max: 65_535, example: '7460' }),
     'no-auth': Flags.boolean({ description: 'Ask no bearer token (as daemon.auth: none). Loopback only; logged as a warning.' }),
     'allow-plain-http': Flags.boolean({ description: 'Listen beyond loopback without TLS (as daemon.allowPlainHttp: true); a warning is logged.' }),
   }

@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../../lib/cli/base-command.js'
+import { countFlag } from '../../lib/cli/flags.js'
 import { renderAudit } from '../../lib/cli/render.js'
 import type { AuditRecord } from '../../lib/log/backend.js'
 
@@ -9,7 +10,7 @@ export default class DlqAudit extends WalCommand {
   static override examples = ['<%= config.bin %> dlq audit -n orders', '<%= config.bin %> dlq audit -n orders --json']
   static override flags = {
     namespace: Flags.string({ char: 'n', description: 'Namespace whose DLQ audit log to show.', default: 'default' }),
-    limit: Flags.integer({ description: 'The most recent this many.', default: 100, min: 1 }),
+    limit: countFlag({ description: 'The most recent this many.', default: 100, min: 1, max: 1_000_000 }),
   }
 
   async run(): Promise<{ audit: AuditRecord[] }> {

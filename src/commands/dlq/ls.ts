@@ -1,6 +1,6 @@
-import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../../lib/cli/base-command.js'
+import { countFlag } from '../../lib/cli/flags.js'
 import { dlqFlags, filterOptions } from '../../lib/cli/dlq-flags.js'
 import { renderDeadLetters } from '../../lib/cli/render.js'
 import type { DlqListing } from '../../lib/dlq/dlq.js'
@@ -10,7 +10,7 @@ export default class DlqLs extends WalCommand {
   static override description =
     'On an SQS namespace the DLQ queue is read without consuming it: its messages are received and held hidden while the command runs (up to 5 minutes), then made visible again. Entry numbers (SEQ) hold for one command there; use the mutation id across commands.'
   static override examples = ['<%= config.bin %> dlq ls -n orders', '<%= config.bin %> dlq ls -n orders --target api --since 1h --json']
-  static override flags = { ...dlqFlags, limit: Flags.integer({ description: 'Show at most this many.', min: 1 }) }
+  static override flags = { ...dlqFlags, limit: countFlag({ description: 'Show at most this many.', min: 1, max: 1_000_000_000 }) }
 
   async run(): Promise<{ entries: DlqListing[] }> {
     const { flags } = await this.parse(DlqLs)

@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../../lib/cli/base-command.js'
+import { countFlag, rateFlag } from '../../lib/cli/flags.js'
 import { dlqFlags, filterOptions } from '../../lib/cli/dlq-flags.js'
 import { renderReplayPlan } from '../../lib/cli/render.js'
 import type { ReplayPlan } from '../../lib/dlq/dlq.js'
@@ -21,9 +22,9 @@ On an SQS namespace the DLQ is a queue: replay sends each copy to its key's shar
     ...dlqFlags,
     'to-namespace': Flags.string({ description: 'Replay into this namespace instead.' }),
     'to-target': Flags.string({ description: 'Address the copies to this target instead of the one they failed at.' }),
-    rate: Flags.string({ description: 'At most this many per second, e.g. 500/s.' }),
+    rate: rateFlag({ description: 'At most this many per second, e.g. 500/s.' }),
     'dry-run': Flags.boolean({ description: 'Print the plan (counts per target and error class); change nothing.' }),
-    'max-replays': Flags.integer({ description: 'Park entries replayed this many times already.', default: 3, min: 1 }),
+    'max-replays': countFlag({ description: 'Park entries replayed this many times already.', default: 3, min: 1, max: 1000 }),
     'include-parked': Flags.boolean({ description: 'Also replay entries the loop guard parked (or would park); recorded in the audit log.' }),
   }
 

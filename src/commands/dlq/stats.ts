@@ -13,7 +13,8 @@ export default class DlqStats extends WalCommand {
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
     const { deadLetterStats } = await import('../../lib/services.js')
     const stats = await deadLetterStats({ ...this.common(flags), ...filterOptions(flags), namespace: flags.namespace })
-    this.log(renderDeadLetterStats(stats))
+    const filtered = [flags.key, flags.target, flags['error-class'], flags.since, flags.until, flags.where].some((f) => f !== undefined)
+    this.log(renderDeadLetterStats(stats, filtered))
     return stats
   }
 }

@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../../lib/cli/base-command.js'
+import { timeFlag } from '../../lib/cli/flags.js'
 import { renderResetPlan } from '../../lib/cli/render.js'
 import type { ResetResult } from '../../lib/offsets/offsets.js'
 
@@ -16,8 +17,8 @@ export default class OffsetsReset extends WalCommand {
   ]
   static override flags = {
     namespace: Flags.string({ char: 'n', description: 'Namespace of the target.', default: 'default' }),
-    target: Flags.string({ description: 'The target whose offsets to move.', required: true }),
-    'to-time': Flags.string({ description: 'To the first mutation appended at or after this time (ISO 8601, or a duration ago: 2h).' }),
+    target: Flags.string({ description: 'The target whose offsets to move (required).' }),
+    'to-time': timeFlag({ description: 'To the first mutation appended at or after this time (ISO 8601, or a duration ago: 2h).' }),
     'to-offset': Flags.string({ description: 'To these offsets: PARTITION:OFFSET[,PARTITION:OFFSET…] (other partitions stay).' }),
     'to-beginning': Flags.boolean({ description: 'To the first offset the log holds.' }),
     'to-end': Flags.boolean({ description: 'To the end: pass by everything not applied yet.' }),

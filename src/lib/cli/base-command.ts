@@ -6,7 +6,9 @@ import { Command } from '@oclif/core/command'
 import { ExitError } from '@oclif/core/errors'
 import * as Flags from '@oclif/core/flags'
 
-import { ExitCode, toWalError, UsageError, type WalError } from '../errors.js'
+import type { Input, OutputArgs, OutputFlags, ParserOutput } from '@oclif/core/parser'
+
+import { ExitCode, toWalError, UsageError, WalError } from '../errors.js'
 import { processIo, type CommonOptions } from '../io/context.js'
 import { redactText } from '../config/redact.js'
 import { escapeControl } from './render.js'
@@ -42,6 +44,21 @@ export abstract class WalCommand extends Command {
     process.on('SIGTERM', onSignal)
   }
 
+  /**
+   * Parses the command line as oclif does, then refuses an empty value (`-k ''`, `--target=`): no flag
+   * or argument of wal means anything by one, and taking it as "no filter" or "all" would surprise.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- oclif's own signature, overridden as it is
+  protected override async parse<F extends OutputFlags<any>, B extends OutputFlags<any>, A extends OutputArgs<any>>(options?: Input<F, B, A>, argv?: string[]): Promise<ParserOutput<F, B, A>> {
+    const parsed = await super.parse(options, argv)
+    for (const token of parsed.raw) {
+      if (token.input !== '') continue
+      const what = token.type === 'flag' ? `--${token.flag}` : `argument ${token.arg}`
+      throw new UsageError(`${what} "" is empty: expected a non-empty value`, { code: 'WAL_FLAG_RANGE', details: { [token.type]: token.type === 'flag' ? token.flag : token.arg, value: '' } })
+    }
+    return parsed
+  }
+
   /** Every command's text output: control characters in it are shown escaped (--json is printed exact). */
   override log(message = '', ...args: unknown[]): void {
     super.log(escapeControl(message), ...args)
@@ -68,6 +85,12 @@ export abstract class WalCommand extends Command {
   }
 
   private convert(error: Error & { oclif?: { exit?: number } }): WalError {
+    // A flag's own check (lib/cli/flags.ts) threw a UsageError, which oclif prefixed with "Parsing --flag".
+    if (error instanceof WalError) {
+      error.message = error.message.replace(/^Parsing --\S+ \n\t/, '').replace(/\nSee more help with --help$/, '')
+      if (error instanceof UsageError && error.suggestions.length === 0) return new UsageError(error.message, { code: error.code, details: error.details, suggestions: [`see: wal ${this.id?.replaceAll(':', ' ') ?? ''} --help`] })
+      return error
+    }
     // oclif's own parse errors (unknown flag, missing argument, bad option value) are usage errors.
     if (error.oclif?.exit === 2 || error.name.endsWith('FlagsError') || error.name.endsWith('ArgsError')) {
       return new UsageError(error.message.replace(/\n\s*See more help with --help$/, ''), {

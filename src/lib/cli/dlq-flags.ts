@@ -2,14 +2,15 @@
 import * as Flags from '@oclif/core/flags'
 
 import type { DlqFilterOptions } from '../dlq/filter.js'
+import { timeFlag } from './flags.js'
 
 export const dlqFlags = {
   namespace: Flags.string({ char: 'n', description: 'Namespace whose DLQ to use.', default: 'default' }),
   key: Flags.string({ char: 'k', description: 'Only entries with this key.', helpGroup: 'FILTER' }),
   target: Flags.string({ description: 'Only entries of this target.', helpGroup: 'FILTER' }),
   'error-class': Flags.string({ description: 'Only entries of this error class.', options: ['retryable', 'fatal', 'infrastructure', 'poison', 'txn-aborted'], helpGroup: 'FILTER' }),
-  since: Flags.string({ description: 'Only entries dead-lettered at or after this time (ISO, or a duration ago: 2h).', helpGroup: 'FILTER' }),
-  until: Flags.string({ description: 'Only entries dead-lettered before this time.', helpGroup: 'FILTER' }),
+  since: timeFlag({ description: 'Only entries dead-lettered at or after this time (ISO, or a duration ago: 2h).', helpGroup: 'FILTER' }),
+  until: timeFlag({ description: 'Only entries dead-lettered before this time.', helpGroup: 'FILTER' }),
   where: Flags.string({
     description: 'Only entries for which this expression holds, e.g. \'code == "HTTP_503" and attempts >= 3\', \'headers.source == "crm"\', \'message ~= "timeout"\'.',
     helpGroup: 'FILTER',

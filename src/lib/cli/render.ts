@@ -12,7 +12,7 @@ import type { NamespaceInit } from '../ns/init.js'
 import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
 import type { OffsetsReport, ResetResult } from '../offsets/offsets.js'
 import type { SkipResult } from '../skip/skip.js'
-import { formatBytes } from '../format.js'
+import { formatBytes, plural } from '../format.js'
 
 /**
  * Control characters (C0 but newline and tab, DEL, C1) and bidirectional overrides shown escaped
@@ -116,9 +116,12 @@ export function renderDeadLetteredNotice(summary: ConsumeSummary): string {
 
 export function renderDeadLetters(entries: readonly DlqListing[]): string {
   if (entries.length === 0) return 'no entries'
+  // Where the seq is not the entry's stable id (SQS), the ENTRY column shows that id, which dlq show takes.
+  const stable = entries.every((e) => e.entry === String(e.seq))
   return table([
-    ['SEQ', 'ID', 'KEY', 'TARGET', 'CLASS', 'CODE', 'ATTEMPTS', 'REPLAYS', 'DEAD AT', 'MESSAGE'],
+    [...(stable ? [] : ['ENTRY']), 'SEQ', 'ID', 'KEY', 'TARGET', 'CLASS', 'CODE', 'ATTEMPTS', 'REPLAYS', 'DEAD AT', 'MESSAGE'],
     ...entries.map((e) => [
+      ...(stable ? [] : [e.entry]),
       `${e.seq}${e.parked ? ' (parked)' : ''}`,
       e.id,
       e.key,
@@ -133,9 +136,10 @@ export function renderDeadLetters(entries: readonly DlqListing[]): string {
   ])
 }
 
-export function renderDeadLetterStats(stats: { total: number; groups: readonly DlqStatsGroup[] }): string {
-  if (stats.total === 0) return 'the DLQ is empty (for this filter)'
-  return `${stats.total} entries\n${table([
+/** `filtered`: a filter flag was given, so an empty result says "for this filter". */
+export function renderDeadLetterStats(stats: { total: number; groups: readonly DlqStatsGroup[] }, filtered = false): string {
+  if (stats.total === 0) return filtered ? 'no DLQ entry matches this filter' : 'the DLQ is empty'
+  return `${plural(stats.total, 'entry', 'entries')}${filtered ? ' (for this filter)' : ''}\n${table([
     ['COUNT', 'TARGET', 'CLASS', 'CODE', 'FIRST SEEN', 'LAST SEEN', 'PARKED', 'EXAMPLE'],
     ...stats.groups.map((g) => [String(g.count), g.target, g.errorClass, g.code, g.firstSeen, g.lastSeen, String(g.parked), g.example.slice(0, 100)]),
   ])}`
@@ -143,8 +147,8 @@ export function renderDeadLetterStats(stats: { total: number; groups: readonly D
 
 export function renderReplayPlan(plan: ReplayPlan): string {
   let head = plan.dryRun
-    ? `dry run: would replay ${plan.replayed} entries into "${plan.toNamespace}" and park ${plan.parked} (nothing changed)`
-    : `replayed ${plan.replayed} entries into "${plan.toNamespace}", parked ${plan.parked}`
+    ? `dry run: would replay ${plural(plan.replayed, 'entry', 'entries')} into "${plan.toNamespace}" and park ${plan.parked} (nothing changed)`
+    : `replayed ${plural(plan.replayed, 'entry', 'entries')} into "${plan.toNamespace}", parked ${plan.parked}`
   if (plan.unparked > 0) head += `; ${plan.unparked} of them ${plan.dryRun ? 'are' : 'were'} parked (--include-parked)`
   if (plan.parkedLeftOut > 0) {
     head += `\n${plan.parkedLeftOut} matching ${plan.parkedLeftOut === 1 ? 'entry is' : 'entries are'} parked by the loop guard and left out: add --include-parked to replay ${plan.parkedLeftOut === 1 ? 'it' : 'them'}`

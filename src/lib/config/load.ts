@@ -302,6 +302,34 @@ export function validateConfig(raw: unknown, file: string, env: NodeJS.ProcessEn
   })
 }
 
+/**
+ * For talking to a running daemon when the config file is invalid (`daemon reload` of a broken edit):
+ * the state directory and `daemon:` settings (its token) the file gives, where those parts are valid
+ * on their own; else wal's defaults. Never throws.
+ */
+export async function loadDaemonConfigLeniently(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
+  const env = options.env ?? process.env
+  const explicit = options.configPath ?? env.WAL_CONFIG
+  let found
+  try {
+    found = await findConfig(explicit ? resolve(options.cwd ?? process.cwd(), explicit) : undefined, options.cwd)
+  } catch {
+    return resolveConfig(null, null, env)
+  }
+  const raw = (found && !found.isEmpty && typeof found.config === 'object' && found.config !== null ? found.config : {}) as Record<string, unknown>
+  const daemon = (typeof raw.daemon === 'object' && raw.daemon !== null ? raw.daemon : {}) as Record<string, unknown>
+  const candidates = [{ stateDir: raw.stateDir, daemon }, { stateDir: raw.stateDir, daemon: { token: daemon.token } }, { stateDir: raw.stateDir }, { daemon: { token: daemon.token } }]
+  for (const candidate of candidates) {
+    try {
+      const subset = Object.fromEntries(Object.entries(candidate).filter(([, value]) => value !== undefined))
+      return resolveConfig(validateConfig(subset, found!.filepath, env), found!.filepath, env)
+    } catch {
+      // a part that is itself invalid: try less
+    }
+  }
+  return resolveConfig(null, null, env)
+}
+
 /** Loads the configuration: explicit path, else search from cwd, else zero-config. */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
   const env = options.env ?? process.env

@@ -116,7 +116,13 @@ export const TargetConfigSchema = v.variant(
       url: HttpUrl,
       method: v.optional(v.picklist(['POST', 'PUT'], 'POST or PUT')),
       timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
-      headers: v.optional(v.record(v.string(), v.string('a header value'))),
+      // What fetch can send: a token for the name; Latin-1 without line breaks or NUL for the value.
+      headers: v.optional(
+        v.record(
+          v.pipe(v.string('a header name'), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (letters, digits and !#$%&\'*+.^_`|~-)')),
+          v.pipe(v.string('a header value'), v.regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'a header value HTTP can carry: Latin-1 characters (U+0000 to U+00FF), no line breaks or control characters')),
+        ),
+      ),
       ...common,
     }),
     v.strictObject({ type: v.literal('file'), path: v.pipe(v.string('a file path or "-" for stdout'), v.minLength(1)), ...common }),

@@ -1,7 +1,10 @@
 /** `wal config validate|show`. */
+import { resolve } from 'node:path'
+
 import type { CommonOptions } from '../io/context.js'
 import { loadConfig } from './load.js'
-import { redactSecrets } from './redact.js'
+import { isSecretPath, redactSecrets } from './redact.js'
+import { findConfig } from './search.js'
 import type { ResolvedConfig } from './schema.js'
 
 export interface ConfigReport {
@@ -29,4 +32,39 @@ export async function effectiveConfig(options: CommonOptions): Promise<Record<st
     ),
     daemon: config.daemon,
   }) as Record<string, unknown>
+}
+
+/** A whole-string environment reference, `${NAME}` or `${NAME:-default}`: kept as it is. */
+const ENV_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}$/
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#@"'<>]*)@/gi
+
+/**
+ * `config show --format yaml`: the config file in its own shape, as YAML that `wal` reads back (paste it
+ * into a .walrc.yaml): checked first (an invalid file is its error, exit 3), `${VAR}` references kept
+ * as written, and each secret written literally in the file replaced by a reference to an environment
+ * variable named after its key path (listed at the top), so that no secret is printed.
+ */
+export async function configFileYaml(options: CommonOptions): Promise<string> {
+  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  if (config.path === null) return '# no config file: wal runs with its defaults (embedded namespaces, created on first produce)\n{}\n'
+  const explicit = options.configPath ?? options.io.env.WAL_CONFIG
+  const found = await findConfig(explicit ? resolve(options.io.cwd, explicit) : undefined, options.io.cwd)
+  const variables: string[] = []
+  const variableFor = (path: readonly string[]): string => {
+    const name = `WAL_SECRET_${path.join('_').toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`
+    variables.push(name)
+    return `\${${name}}`
+  }
+  const walk = (value: unknown, path: readonly string[]): unknown => {
+    if (Array.isArray(value)) return value.map((item, i) => walk(item, [...path, String(i)]))
+    if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, item]) => [k, walk(item, [...path, k])]))
+    if (typeof value !== 'string') return value
+    if (isSecretPath(path) && !ENV_REFERENCE.test(value)) return variableFor(path)
+    return value.replace(URL_USERINFO, (whole, scheme: string, userinfo: string) => (ENV_REFERENCE.test(userinfo) ? whole : `${scheme}${variableFor([...path, 'userinfo'])}@`))
+  }
+  const shaped = walk(found?.isEmpty ? {} : (found?.config ?? {}), [])
+  const { dump } = await import('js-yaml')
+  const head = [`# ${config.path}, checked by wal config show --format yaml`]
+  if (variables.length > 0) head.push(`# secrets written in the file are left out: set ${variables.join(', ')} before using this`)
+  return `${head.join('\n')}\n${dump(shaped, { lineWidth: -1, noRefs: true })}`
 }

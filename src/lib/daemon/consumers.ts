@@ -14,7 +14,7 @@ import { toWalError } from '../errors.js'
 import type { LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { RateLimiter } from '../pipeline/rate-limiter.js'
-import { TargetConsumer, type PipelineEvent, type TargetObserver, type TargetStats } from '../pipeline/target-consumer.js'
+import { TargetConsumer, type PipelineEvent, type TargetObserver, type LiveTargetStats, type TargetStats } from '../pipeline/target-consumer.js'
 import { openTarget } from '../targets/open.js'
 import type { Logger } from './logger.js'
 import type { DaemonMetrics, PartitionLag } from './metrics.js'
@@ -66,6 +66,10 @@ export interface ConsumerStatus {
   scheduled: number
   deadLettered: number
   circuitOpened: number
+  /** Applies under way at the target now; null when the consumer does not say (SQS). */
+  inFlight: number | null
+  /** Its circuit breaker now: closed, open (target paused) or half-open (a probe is out); null when not known. */
+  circuit: 'closed' | 'open' | 'half-open' | null
   /** Mutations in its partitions not committed yet. */
   lag: number
   /** Entries now waiting in the schedule, and in the DLQ, for this target (all partitions). */
@@ -83,7 +87,7 @@ const TOTALS = ['applied', 'retried', 'scheduled', 'deadLettered', 'circuitOpene
 export interface ConsumerRun {
   run(): Promise<unknown>
   /** Per target: what this run did so far, and the partitions (shard queues) it owns now. */
-  snapshot(): Array<Omit<TargetStats, 'lag'>>
+  snapshot(): LiveTargetStats[]
   /** Per target and owned partition: mutations not done yet, read now. */
   lag(): Promise<PartitionLag[]>
   /** Per target: entries waiting in the schedule (SQS: delayed in the queues), and in the DLQ. */
@@ -353,6 +357,8 @@ export class ConsumerSet {
           scheduled: sum('scheduled'),
           deadLettered: sum('deadLettered'),
           circuitOpened: sum('circuitOpened'),
+          inFlight: snapshot?.inFlight ?? (snapshot ? null : 0),
+          circuit: snapshot?.circuit ?? null,
           lag: lags.filter((l) => l.target === target.name).reduce((n, l) => n + l.lag, 0),
           waiting: counts?.get(target.name)?.scheduled ?? 0,
           dlqDepth: counts?.get(target.name)?.deadLetters ?? 0,

@@ -9,7 +9,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { escapeControl } from '../cli/render.js'
-import { loadConfig, resolveConfig } from '../config/load.js'
+import { loadConfig, loadDaemonConfigLeniently } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { BackendUnavailableError, ConfigError, NotFoundError, UsageError, type WalError } from '../errors.js'
 import { parseDurationMs } from '../time.js'
@@ -30,19 +30,28 @@ class DaemonNotRunningError extends NotFoundError {
 
 /**
  * The config and the daemon's files. When the config file is invalid (being edited for a reload), the
- * daemon is looked for in the default state directory, so that `reload` can still ask it and get the
- * daemon's own verdict, and `stop`/`status` still work.
+ * daemon is looked for with the state directory and token of what is valid in it, so that `reload` can
+ * still ask it and get the daemon's own verdict, and `stop`/`status` still work.
  */
-async function context(options: CommonOptions): Promise<{ config: ResolvedConfig; paths: DaemonPaths }> {
+interface DaemonContext {
+  config: ResolvedConfig
+  paths: DaemonPaths
+  /** Why the config file could not be loaded, when the daemon is reached with what could be read of it. */
+  configError?: ConfigError
+}
+
+async function context(options: CommonOptions): Promise<DaemonContext> {
   try {
     const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
     return { config, paths: daemonPaths(config.stateDir) }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
-    const fallback = resolveConfig(null, null, options.io.env)
+    // A broken edit must not stop `daemon reload|status|stop`: reach the daemon with the state directory
+    // and token the file gives where those parts are valid (the daemon then reports the config error).
+    const fallback = await loadDaemonConfigLeniently({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env })
     const paths = daemonPaths(fallback.stateDir)
     if (runningPid(paths) === null) throw error
-    return { config: fallback, paths }
+    return { config: fallback, paths, configError: error }
   }
 }
 
@@ -64,7 +73,7 @@ function clientToken(config: ResolvedConfig, paths: DaemonPaths): string | null 
   return config.daemon.token ?? readTokenFile(paths)
 }
 
-async function call<T>(config: ResolvedConfig, paths: DaemonPaths, method: string, path: string, timeoutMs = 60_000): Promise<{ status: number; body: T }> {
+async function call<T>({ config, paths, configError }: DaemonContext, method: string, path: string, timeoutMs = 60_000): Promise<{ status: number; body: T }> {
   const pid = runningPid(paths)
   const state = readStateFile(paths)
   if (pid === null || state === null || state.pid !== pid) throw notRunning(paths)
@@ -76,6 +85,8 @@ async function call<T>(config: ResolvedConfig, paths: DaemonPaths, method: strin
     throw new BackendUnavailableError(`the daemon (pid ${pid}) does not answer on ${state.url}: ${(error as Error).message}`, { cause: error, suggestions: ['see its log: wal daemon logs'] })
   }
   if (response.status === 401) {
+    // The token could not be read from the invalid config: its error is what to fix.
+    if (configError !== undefined) throw configError
     throw new ConfigError(`the daemon refused the bearer token`, {
       code: 'WAL_DAEMON_AUTH',
       suggestions: ['use the config the daemon runs with (daemon.token), or set WAL_DAEMON_TOKEN', `without either, the token is read from ${paths.tokenFile}: check that you can read it`],
@@ -203,14 +214,12 @@ export async function stopDaemon(options: DaemonStopOptions): Promise<DaemonStop
 }
 
 export async function daemonStatus(options: CommonOptions): Promise<DaemonStatus> {
-  const { config, paths } = await context(options)
-  return (await call<DaemonStatus>(config, paths, 'GET', '/v1/status')).body
+  return (await call<DaemonStatus>(await context(options), 'GET', '/v1/status')).body
 }
 
 /** Asks the daemon to re-read its config; an invalid config is an error (exit 3), and the daemon keeps the old one. */
 export async function reloadDaemon(options: CommonOptions): Promise<ReloadResult> {
-  const { config, paths } = await context(options)
-  const { body } = await call<ReloadResult>(config, paths, 'POST', '/v1/reload')
+  const { body } = await call<ReloadResult>(await context(options), 'POST', '/v1/reload')
   if (!body.ok) {
     const cause = body.error as { code?: string; suggestions?: string[] } | undefined
     const error: WalError = new ConfigError(body.message, { code: cause?.code === 'WAL_CONFIG_INVALID' || cause?.code === undefined ? 'WAL_CONFIG_INVALID' : cause.code, suggestions: cause?.suggestions ?? [], details: { ...body } })

@@ -4,7 +4,7 @@
  * generated (when the config sets none). All are 0600 in a 0700 directory.
  */
 import { randomBytes } from 'node:crypto'
-import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { UsageError } from '../errors.js'
@@ -31,17 +31,45 @@ export interface DaemonStateFile {
   configPath: string | null
 }
 
+/**
+ * Whether the process exists and has not died: a zombie (killed, not yet reaped by its parent) still
+ * passes kill(pid, 0), so /proc/PID/stat's state is read where there is one (Linux).
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (error) {
     // EPERM: it exists, but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
   }
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch (error) {
+    // No /proc (macOS): kill(pid, 0) is all there is. With /proc, a pid gone meanwhile is dead.
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync('/proc/self/stat')
+  }
+  // "PID (comm) S …": the command name may hold spaces and parentheses; the state follows the last ")".
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+  return state !== 'Z' && state !== 'X' && state !== 'x'
 }
 
-/** The pid in the pid file when that process is alive; null when there is none (a stale file counts as none). */
+/**
+ * Whether the pid is a `wal daemon run` (a pid file outlives its daemon after kill -9, and the pid may
+ * since belong to another program). Without /proc, or when its command line cannot be read, it is taken to be.
+ */
+export function isWalDaemon(pid: number): boolean {
+  let argv: string[]
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  } catch {
+    return true
+  }
+  const at = argv.indexOf('daemon')
+  return at > 0 && argv[at + 1] === 'run'
+}
+
+/** The pid in the pid file when that process is alive and a wal daemon; null when there is none (a stale file counts as none). */
 export function runningPid(paths: DaemonPaths): number | null {
   let text: string
   try {
@@ -50,7 +78,7 @@ export function runningPid(paths: DaemonPaths): number | null {
     return null
   }
   const pid = Number(text.trim())
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) && (pid === process.pid || isWalDaemon(pid)) ? pid : null
 }
 
 /** The token in the token file; null when there is none. */

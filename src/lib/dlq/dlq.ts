@@ -11,6 +11,7 @@ import { loadConfig, namespaceSettings, rateFlag } from '../config/load.js'
 import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
 import { assertStorable, encodeEnvelope, headerMap, type ErrorClass } from '../envelope/envelope.js'
 import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
+import { plural } from '../format.js'
 import type { CommonOptions } from '../io/context.js'
 import { writeText } from '../io/lines.js'
 import { terminalProgress, type Progress } from '../io/progress.js'
@@ -32,6 +33,11 @@ export interface DlqOptions extends CommonOptions, DlqFilterOptions {
 /** An entry as `ls`, `show` and `--json` print it. */
 export interface DlqListing {
   seq: number
+  /**
+   * The entry's id, the same in every command: its seq where that is stable (embedded, Kafka), its
+   * MessageId on SQS (where seq is its place in this command's snapshot). `dlq show` takes either.
+   */
+  entry: string
   id: string
   key: string
   target: string
@@ -47,6 +53,7 @@ export interface DlqListing {
 export function listing(entry: DlqEntry): DlqListing {
   return {
     seq: entry.seq,
+    entry: entry.ref ?? String(entry.seq),
     id: entry.mutation.id,
     key: entry.mutation.key,
     target: entry.target,
@@ -136,6 +143,10 @@ export async function showDeadLetter(options: DlqOptions & { id: string }): Prom
     const found = /^\d+$/.test(options.id)
       ? (await opened.dlq.entries({ afterSeq: Number(options.id) - 1, limit: 1 })).filter((e) => e.seq === Number(options.id))
       : await opened.dlq.entries({ id: options.id })
+    // Not a number nor a mutation id: a stable entry id (an SQS MessageId).
+    if (found.length === 0 && !/^\d+$/.test(options.id)) {
+      for await (const entry of matching(opened.dlq, opened.filter)) if (entry.ref === options.id) found.push(entry)
+    }
     if (found.length === 0) {
       throw new NotFoundError(`no DLQ entry ${options.id} in namespace "${opened.settings.name}"`, {
         suggestions: [`list them: wal dlq ls -n ${opened.settings.name}`],
@@ -239,14 +250,14 @@ export async function purgeDeadLetters(options: DlqOptions & { yes?: boolean; al
     const filtered = Object.keys(opened.filter.description).length > 0
     const scope = filtered ? ` matching ${JSON.stringify(opened.filter.description)}` : ''
     const everything = filtered && seqs.length === total && !options.all
-    if (!options.json) options.io.stderr.write(`wal: ${seqs.length} of ${total} DLQ entries of namespace "${opened.settings.name}" match${everything ? ': every entry' : ''}\n`)
+    if (!options.json) options.io.stderr.write(`wal: ${seqs.length} of ${plural(total, 'DLQ entry', 'DLQ entries')} of namespace "${opened.settings.name}" match${everything ? ': every entry' : ''}\n`)
     if (!options.yes || everything) {
       const question = everything
         ? `The filter${scope} matches every entry (${total}). Delete the whole DLQ of namespace "${opened.settings.name}"? This cannot be undone.`
-        : `Delete ${seqs.length} of ${total} DLQ entries of namespace "${opened.settings.name}"${scope}? This cannot be undone.`
+        : `Delete ${seqs.length} of ${plural(total, 'DLQ entry', 'DLQ entries')} of namespace "${opened.settings.name}"${scope}? This cannot be undone.`
       const ok = await confirm(options, question)
       if (!ok) {
-        throw new UsageError(`not purged: ${seqs.length} entries stay in the DLQ${everything ? ` (the filter matches every entry, ${total})` : ''}`, {
+        throw new UsageError(`not purged: ${plural(seqs.length, 'entry stays', 'entries stay')} in the DLQ${everything ? ` (the filter matches every entry, ${total})` : ''}`, {
           code: everything ? 'WAL_PURGE_ALL' : undefined,
           suggestions: [
             ...(everything ? ['check the filter (a typo in --where can match everything); to purge every entry, add --all'] : []),

@@ -190,7 +190,11 @@ export function compileExpressionOver<T>(where: string, fields: ExpressionFields
   } catch (error) {
     const lines = (error as Error).message.split('\n')
     const reason = lines.find((l) => l.startsWith('Expecting') || l.startsWith('Unknown')) ?? lines.at(-1) ?? lines[0]
-    throw new UsageError(`--where ${JSON.stringify(where)} is not an expression: ${reason}`, {
+    // The parser's caret line points into the expression (or its last 20 characters) on the line above it:
+    // both are shown, so that the caret points at something.
+    const caret = lines.findIndex((l) => /^-*\^$/.test(l))
+    const pointer = caret > 0 ? `\n    ${lines[caret - 1]}\n    ${lines[caret]}` : ''
+    throw new UsageError(`--where ${JSON.stringify(where)} is not an expression: ${reason}${pointer}`, {
       code: 'WAL_WHERE_INVALID',
       suggestions: ['e.g. --where \'key == "user-42" and attempts >= 3\'', fields.hint],
     })

@@ -154,6 +154,8 @@ export function kafkaFault(error: unknown, options: { ssl?: boolean } = {}): Kaf
   const names = [outer.name, root.name]
   const message = root.message ?? outer.message ?? ''
   if (names.includes('KafkaJSSASLAuthenticationError')) return 'auth'
+  // SASL asked of a listener that does not speak it (PLAINTEXT, SSL), or not this mechanism: the config's fault.
+  if (root.type === 'ILLEGAL_SASL_STATE' || root.type === 'UNSUPPORTED_SASL_MECHANISM') return 'auth'
   if (root.type !== undefined && RECORD_TYPES.has(root.type)) return 'record'
   if (root.type !== undefined && TRANSIENT_TYPES.has(root.type)) return 'transient'
   if (names.includes('KafkaJSLockTimeout')) return 'transient'
@@ -202,10 +204,23 @@ export function describeKafkaError(cluster: KafkaClusterSettings, error: unknown
   const where = `Kafka cluster "${cluster.name}" (${cluster.brokers.join(', ')})`
   switch (kafkaFault(error, { ssl: cluster.ssl !== false })) {
     case 'auth':
+      if (root.type === 'ILLEGAL_SASL_STATE') {
+        return new ClusterAccessError(`${where}: SASL is configured, but the broker's listener does not take SASL: ${message}`, {
+          code: 'WAL_KAFKA_AUTH',
+          cause: error,
+          suggestions: [
+            `point clusters.kafka.${cluster.name}.brokers at the brokers' SASL listener (SASL_PLAINTEXT or SASL_SSL), or remove clusters.kafka.${cluster.name}.sasl if this listener is meant (PLAINTEXT or SSL)`,
+          ],
+        })
+      }
       return new ClusterAccessError(`${where}: authentication failed: ${message}`, {
         code: 'WAL_KAFKA_AUTH',
         cause: error,
-        suggestions: [`check the user name, password and mechanism under clusters.kafka.${cluster.name}.sasl`],
+        suggestions: [
+          root.type === 'UNSUPPORTED_SASL_MECHANISM'
+            ? `the brokers do not take this SASL mechanism: set clusters.kafka.${cluster.name}.sasl.mechanism to one their listener enables`
+            : `check the user name, password and mechanism under clusters.kafka.${cluster.name}.sasl`,
+        ],
       })
     case 'tls':
       return new ClusterAccessError(`${where}: TLS handshake failed: ${message}`, {

@@ -47,7 +47,8 @@ export interface ResetTo {
 }
 
 export interface ResetOptions extends OffsetsOptions, ResetTo {
-  target: string
+  /** Required: checked here, so that its absence is worded like every other usage error. */
+  target?: string
   execute: boolean
   force: boolean
 }
@@ -194,10 +195,14 @@ async function targetOffsets(to: ResetTo, log: LogBackend, marks: readonly Parti
 }
 
 export async function resetOffsets(options: ResetOptions): Promise<ResetResult> {
+  const target = options.target
+  if (target === undefined) {
+    throw new UsageError('offsets reset moves one target: name it with --target', { suggestions: ['wal offsets show -n NS lists the targets and where each stands'] })
+  }
   const { settings, log } = await open(options)
   try {
     const marks = await log.marks()
-    return await withStore(log, options.target, async (store) => {
+    return await withStore(log, target, async (store) => {
       const committed = await store.committed(marks.map((m) => m.partition))
       const next = await targetOffsets(options, log, marks, committed)
       const owners = await ownersOf(store)
@@ -205,7 +210,7 @@ export async function resetOffsets(options: ResetOptions): Promise<ResetResult> 
         const current = committed.get(partition)!
         return { partition, current, next: offset, reapplied: Math.max(0, current - offset), skipped: Math.max(0, offset - current), owner: owners.get(partition) ?? null }
       })
-      const result: ResetResult = { namespace: settings.name, target: options.target, to: describeTo(options), executed: false, plan, fenced: [] }
+      const result: ResetResult = { namespace: settings.name, target, to: describeTo(options), executed: false, plan, fenced: [] }
       if (!options.execute) return result
       const { fenced } = await store.resetOffsets(next, { force: options.force })
       const dlq = await log.deadLetterQueue()
@@ -214,7 +219,7 @@ export async function resetOffsets(options: ResetOptions): Promise<ResetResult> 
           atMs: Date.now(),
           actor: actor(),
           action: 'offsets-reset',
-          details: { namespace: settings.name, target: options.target, to: result.to, partitions: plan.map((r) => ({ partition: r.partition, from: r.current, to: r.next })), ...(fenced.length > 0 ? { fenced } : {}) },
+          details: { namespace: settings.name, target, to: result.to, partitions: plan.map((r) => ({ partition: r.partition, from: r.current, to: r.next })), ...(fenced.length > 0 ? { fenced } : {}) },
         })
       } finally {
         await dlq.close()

@@ -108,6 +108,9 @@ export interface TargetStats {
   lag: number
 }
 
+/** A target's stats as a running consumer sees them now: also the applies under way and its breaker's state. */
+export type LiveTargetStats = Omit<TargetStats, 'lag'> & { inFlight?: number; circuit?: 'closed' | 'open' | 'half-open' }
+
 /** `--until-idle` gave up on a target: work was left and nothing moved for the idle timeout (exit 5). */
 export class TargetStalledError extends BackendUnavailableError {
   constructor(
@@ -200,6 +203,8 @@ export class TargetConsumer {
   private readonly executor: KeyedExecutor
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
   private inFlight = 0
+  /** Applies under way at the target now (inFlight also counts what waits for its key, a retry, the circuit). */
+  private applying = 0
   private heartbeating = false
   /** Whether the store refuses a commit whole when a partition's epoch is stale (embedded), or writes the rest (Kafka). */
   private storeFences = false
@@ -282,8 +287,8 @@ export class TargetConsumer {
   }
 
   /** What it did so far and the partitions it owns now, read without waiting (for `wal daemon status`). */
-  snapshot(): Omit<TargetStats, 'lag'> {
-    return { ...this.stats, partitions: [...this.owned] }
+  snapshot(): LiveTargetStats {
+    return { ...this.stats, partitions: [...this.owned], inFlight: this.applying, circuit: this.circuit.state }
   }
 
   private fail(error: unknown): void {
@@ -586,7 +591,12 @@ export class TargetConsumer {
       const attempt = mutation.attempts + 1
       const startedMs = performance.now()
       try {
-        await this.options.target.apply(mutation, { attempt, signal: this.abort })
+        this.applying++
+        try {
+          await this.options.target.apply(mutation, { attempt, signal: this.abort })
+        } finally {
+          this.applying--
+        }
         this.circuit.succeeded(probe)
         mutation.attempts = attempt
         this.stats.applied++
@@ -764,8 +774,7 @@ export class TargetConsumer {
 
   private deadLetter(item: Item, error: TargetError): void {
     const { mutation } = item
-    this.stats.deadLettered++
-    this.options.observer?.deadLettered(mutation)
+    // Counted (stats, metrics) once the commit that holds the DLQ entry is durable: see commitNow.
     const atMs = this.options.now()
     if (this.isCurrent(item)) {
       this.change.deadLetters.push({ partition: item.partition, mutation, errorClass: error.errorClass, code: error.code, message: error.message, atMs })
@@ -868,6 +877,12 @@ export class TargetConsumer {
       if (epochs.size === 0 || !this.storeFences) break
     }
     for (const [p, offset] of offsets) if (this.epochs.get(p) === epochs.get(p)) this.progress.committedAt(p, offset)
+    // Dead letters count once written: one of a partition lost meanwhile was rolled back with it.
+    for (const entry of change.deadLetters) {
+      if (!epochs.has(entry.partition)) continue
+      this.stats.deadLettered++
+      this.options.observer?.deadLettered(entry.mutation)
+    }
     for (const { key, epoch } of change.keys) if (this.busyKeys.get(key)?.epoch === epoch) this.busyKeys.delete(key)
   }
 

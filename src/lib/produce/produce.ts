@@ -22,7 +22,7 @@ import {
   type DecodeDefaults,
   type Mutation,
 } from '../envelope/envelope.js'
-import { BackendUnavailableError, ClusterAccessError, DurabilityUnknownError, InputRejectedError, InterruptedError, InvalidRecordError, NotFoundError, UsageError, WalError } from '../errors.js'
+import { BackendUnavailableError, ConfigError, DurabilityUnknownError, InputRejectedError, InterruptedError, InvalidRecordError, NotFoundError, UsageError, WalError } from '../errors.js'
 import { formatBytes } from '../format.js'
 import type { CommonOptions } from '../io/context.js'
 import { readLineChunks, writeText } from '../io/lines.js'
@@ -219,8 +219,9 @@ class Producer {
           })
           this.summary.commits++
         } catch (error) {
-          if (error instanceof WalError && !(error instanceof BackendUnavailableError) && !(error instanceof NotFoundError) && !(error instanceof ClusterAccessError) && !error.retriable) {
-            // A namespace-level problem (unknown namespace, partition mismatch): those lines are rejected.
+          if (error instanceof WalError && !(error instanceof BackendUnavailableError) && !(error instanceof NotFoundError) && !(error instanceof ConfigError) && !error.retriable) {
+            // A namespace-level problem (unknown namespace): those lines are rejected. A config problem
+            // (partitions that differ from the log's, credentials refused) stops the run: exit 3.
             for (const e of group) e.error = error
           } else failure ??= error
         }
@@ -244,7 +245,7 @@ class Producer {
     })
     this.printed = print.catch(() => undefined)
     await print
-    if (failure instanceof NotFoundError || failure instanceof ClusterAccessError) throw failure
+    if (failure instanceof NotFoundError || failure instanceof ConfigError) throw failure
     if (unknown) {
       const lines = entries.filter((e) => e.mutation && !e.result && !e.error).map((e) => e.lineNumber)
       const error = failure as DurabilityUnknownError
@@ -286,12 +287,12 @@ class Producer {
       if (this.options.json) {
         return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"queue":${JSON.stringify(r.queue)},"messageId":${JSON.stringify(r.messageId)},"durable":true}\n`
       }
-      return `id=${r.id} queue=${escapeLine(r.queue ?? '')} messageId=${escapeLine(r.messageId)} durable=true\n`
+      return `line=${entry.lineNumber} id=${r.id} queue=${escapeLine(r.queue ?? '')} messageId=${escapeLine(r.messageId)} durable=true\n`
     }
     if (this.options.json) {
       return `{"line":${entry.lineNumber},"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},"offset":${r.offset},"durable":true${r.duplicate ? ',"duplicate":true' : ''}}\n`
     }
-    return `id=${r.id} partition=${r.partition} offset=${r.offset} durable=true${r.duplicate ? ' duplicate=true' : ''}\n`
+    return `line=${entry.lineNumber} id=${r.id} partition=${r.partition} offset=${r.offset} durable=true${r.duplicate ? ' duplicate=true' : ''}\n`
   }
 
   /** A mutation whose write may or may not have happened (Netflix's `durable: unknown`). */
@@ -300,7 +301,7 @@ class Producer {
     if (this.options.json) {
       return `{"line":${entry.lineNumber},"id":"${m.id}","namespace":${JSON.stringify(m.namespace)},"durable":"unknown"${m.idempotencyKey === null ? '' : `,"idempotencyKey":${JSON.stringify(m.idempotencyKey)}`}}\n`
     }
-    return `id=${m.id} durable=unknown${m.idempotencyKey === null ? '' : ` idempotencyKey=${escapeLine(m.idempotencyKey)}`}\n`
+    return `line=${entry.lineNumber} id=${m.id} durable=unknown${m.idempotencyKey === null ? '' : ` idempotencyKey=${escapeLine(m.idempotencyKey)}`}\n`
   }
 
   private reject(entry: Entry): string {

@@ -4,14 +4,17 @@
  * accepts back unchanged; a record that cannot be decoded is printed marked (`POISON`; with `--json`,
  * a JSON line with `error` and the stored bytes in `raw`), and tail goes on.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
+
 import { loadConfig, namespaceSettings } from '../config/load.js'
 import { encodeEnvelope, encodePoisonRecord, type LogRecord } from '../envelope/envelope.js'
 import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
 import { writeText } from '../io/lines.js'
+import type { NamespaceSettings, ResolvedConfig } from '../config/schema.js'
 import type { LogBackend, Positions } from '../log/backend.js'
 import { openLog } from '../log/open.js'
-import { parsePointInTimeMs } from '../time.js'
+import { longTimeout, parsePointInTimeMs } from '../time.js'
 import { escapeControl, escapeLine } from '../cli/render.js'
 import { compileRecordWhere } from '../dlq/filter.js'
 
@@ -218,7 +221,7 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
     compileFormat(options.format)
   }
   const nowMs = Date.now()
-  const from = parseFrom(options.from ?? (options.follow ? 'end' : 'beginning'), nowMs)
+  let from = parseFrom(options.from ?? (options.follow ? 'end' : 'beginning'), nowMs)
   const until = options.until === undefined ? (options.follow ? undefined : ({ kind: 'end' } as const)) : parseUntil(options.until, nowMs)
   if (until?.kind === 'time' && until.timeMs > nowMs && !options.follow) {
     throw new UsageError(`--until ${options.until} is in the future`, { suggestions: ['add --follow to wait until then'] })
@@ -231,18 +234,15 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
       suggestions: ['wal tail -n NS peeks at what is queued now; add --follow to keep watching for new messages'],
     })
   }
-  let log: LogBackend
-  try {
-    log = await openLog(config, settings, { create: false })
-  } catch (error) {
-    // A declared namespace exists by definition: never written to, it is simply empty.
-    if (error instanceof NotFoundError && settings.declared) return null
-    throw error
-  }
+  const opened = await openOrWait(config, settings, options)
+  if (opened === null) return null
+  const log = opened.log
+  // Waited for the log to be created: its first mutations are what the user waited for.
+  if (opened.waited && options.from === undefined) from = { kind: 'beginning' }
   const controller = new AbortController()
   const onAbort = (): void => controller.abort()
   options.signal?.addEventListener('abort', onAbort)
-  let timer: NodeJS.Timeout | undefined
+  let timer: { clear(): void } | undefined
   let start: Positions
   let end: Positions | undefined
   /** With --from -N over every partition: the end as it was at start, where the last N are counted. */
@@ -252,7 +252,8 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
     if (from.kind === 'last' && from.partition === undefined) lastEnd = new Map((await log.marks()).map((m) => [m.partition, m.high]))
     // A future --until TIME with --follow: follow, and stop when that time comes.
     if (until && !(until.kind === 'time' && until.timeMs > nowMs)) end = await endPositions(log, until)
-    else if (until) timer = setTimeout(() => controller.abort(), until.timeMs - nowMs)
+    // A far --until (years ahead) is more than one timer takes: re-armed until it comes.
+    else if (until) timer = longTimeout(() => controller.abort(), until.timeMs - nowMs)
   } catch (error) {
     options.signal?.removeEventListener('abort', onAbort)
     await log.close()
@@ -286,10 +287,37 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
     records: records(),
     stop: () => controller.abort(),
     async close() {
-      clearTimeout(timer)
+      timer?.clear()
       options.signal?.removeEventListener('abort', onAbort)
       await log.close()
     },
+  }
+}
+
+/** How often `tail --follow` looks for the log of a namespace nobody produced to yet. */
+const LOG_WAIT_MS = 250
+
+/**
+ * Opens the namespace's log. Null when a declared namespace has none yet (it is simply empty). With
+ * --follow, an embedded namespace without a log is waited for (its first produce creates it), saying so
+ * once on stderr, until the signal aborts.
+ */
+async function openOrWait(config: ResolvedConfig, settings: NamespaceSettings, options: TailOptions): Promise<{ log: LogBackend; waited: boolean } | null> {
+  let waited = false
+  for (;;) {
+    try {
+      return { log: await openLog(config, settings, { create: false }), waited }
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error
+      if (!options.follow || settings.backend !== 'embedded') {
+        if (settings.declared) return null
+        throw error
+      }
+    }
+    if (!waited) options.io.stderr.write(`wal: namespace "${escapeLine(settings.name)}" has no log yet: waiting for its first mutation (Ctrl-C to stop)\n`)
+    waited = true
+    await sleep(LOG_WAIT_MS, undefined, { signal: options.signal }).catch(() => undefined)
+    if (options.signal?.aborted) throw new InterruptedError('interrupted after 0 records, before the namespace had a log')
   }
 }
 

@@ -42,7 +42,7 @@ export interface TopRow {
   /** Retries so far (daemon), or mutations now waiting for a retry or a delay (backends). */
   retries: number
   waiting: number
-  /** `closed`, or `opened N×` (the daemon counts how often the breaker opened); `-` from the backends. */
+  /** The breaker now (`closed`, `open`, `half-open`), with how often it opened (`open (3×)`); `-` from the backends. */
   circuit: string
   dlqDepth: number
   /** The most frequent error classes in this target's DLQ, most first (at most three). */
@@ -53,6 +53,12 @@ export interface TopSnapshot {
   at: string
   source: 'daemon' | 'backends'
   rows: TopRow[]
+}
+
+/** The breaker's state now, and how often it opened in this daemon's life when it did. */
+export function circuitText(state: 'closed' | 'open' | 'half-open' | null, opened: number): string {
+  const now = state ?? (opened === 0 ? 'closed' : '?')
+  return opened === 0 ? now : `${now} (${opened}× opened)`
 }
 
 /** A row with the counter its throughput comes from (applied, or the sum of committed offsets). */
@@ -104,10 +110,10 @@ async function sample(options: TopOptions): Promise<{ source: TopSnapshot['sourc
           state: c.state,
           throughputPerSec: null,
           lag: c.lag,
-          inFlight: null,
+          inFlight: c.inFlight ?? null,
           retries: c.retried,
           waiting: c.waiting,
-          circuit: c.circuitOpened === 0 ? 'closed' : `opened ${c.circuitOpened}×`,
+          circuit: circuitText(c.circuit ?? null, c.circuitOpened),
           dlqDepth: c.dlqDepth,
           topErrors: await errorsOf(c.namespace, c.target),
         },

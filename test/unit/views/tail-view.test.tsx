@@ -96,6 +96,26 @@ describe('the live tail view', () => {
     expect(t.screen()).not.toContain('{"hidden":true}')
   })
 
+  it('applies a filter pasted together with its Enter, and keys that arrive in one chunk before the view drew', async () => {
+    const t = setup()
+    cleanup = t.view.unmount
+    t.queue.push(record('before'))
+    await t.until('seen 1')
+    // "/", the filter (a typo fixed with backspace) and Enter in one chunk: what a paste delivers, and
+    // what keys typed while the view started arrive as (the terminal's line, read at once in raw mode).
+    t.view.stdin.write('/key=user-9x\u007f\n')
+    await t.until('filter: key=user-9')
+    t.queue.push(record('user-8', { hidden: true }))
+    t.queue.push(record('user-9', { visible: true }))
+    await t.until('seen 3  shown 2')
+    expect(t.screen()).toContain('{"visible":true}')
+    expect(t.screen()).not.toContain('{"hidden":true}')
+    // Keys of the view in one chunk: q quits.
+    t.view.stdin.write('jq')
+    await waitFor(() => t.onQuit.mock.calls.length === 1, { timeoutMs: 3000 })
+    expect(t.onQuit).toHaveBeenCalledWith('quit')
+  })
+
   it('drops an edited filter on escape', async () => {
     const t = setup()
     cleanup = t.view.unmount

@@ -47,7 +47,7 @@ function setup() {
 }
 
 const first = [
-  row('orders', 'billing', { lag: 5, dlqDepth: 7, throughputPerSec: 1, topErrors: [{ errorClass: 'fatal', code: 'HTTP_400', count: 7 }], circuit: 'opened 2×' }),
+  row('orders', 'billing', { lag: 5, dlqDepth: 7, throughputPerSec: 1, topErrors: [{ errorClass: 'fatal', code: 'HTTP_400', count: 7 }], circuit: 'open (2× opened)' }),
   row('users', 'kv', { lag: 50, throughputPerSec: 30 }),
   row('audit', 'file', { lag: 0, throughputPerSec: 90 }),
 ]
@@ -56,13 +56,13 @@ describe('the wal top view', () => {
   it('shows each row with rate, lag, circuit, DLQ depth and top errors, sorted by lag', async () => {
     const t = setup()
     t.queue.push(snapshot(first))
-    await t.until((f) => f.includes('opened 2×'))
+    await t.until((f) => f.includes('open (2× opened)'))
     const frame = t.view.lastFrame()!
     expect(frame).toContain('from the daemon')
     expect(frame).toMatch(/NAMESPACE\s+TARGET\s+SHARD\s+STATE\s+RATE\/S\s+LAG\s+IN-FLIGHT\s+RETRIES\s+WAITING\s+CIRCUIT\s+DLQ\s/)
     expect(rowsOf(frame).map((l) => l.split(/\s+/)[0])).toEqual(['users', 'orders', 'audit'])
     // The test terminal is 100 columns: the row is cut there (the piped table below has it all).
-    expect(frame).toMatch(/orders\s+billing\s+all\s+running\s+1\.0\s+5\s+-\s+0\s+0\s+opened 2×\s+7\s/)
+    expect(frame).toMatch(/orders\s+billing\s+all\s+running\s+1\.0\s+5\s+-\s+0\s+0\s+open \(2× opened\)\s+7\s/)
   })
 
   it('changes the sort on s, and filters by namespace after /', async () => {
@@ -118,7 +118,7 @@ describe('the piped top table', () => {
     const lines = text.split('\n')
     expect(lines[0]).toBe('2026-12-01T09:00:00.000Z from the daemon')
     expect(lines[1]).toMatch(/^NAMESPACE\s+TARGET\s+SHARD\s+STATE\s+RATE\/S\s+LAG\s+IN-FLIGHT\s+RETRIES\s+WAITING\s+CIRCUIT\s+DLQ\s+TOP ERRORS$/)
-    expect(lines[2]).toMatch(/^orders\s+billing\s+all\s+running\s+1\.0\s+5\s+-\s+0\s+0\s+opened 2×\s+7\s+fatal\/HTTP_400×7$/)
+    expect(lines[2]).toMatch(/^orders\s+billing\s+all\s+running\s+1\.0\s+5\s+-\s+0\s+0\s+open \(2× opened\)\s+7\s+fatal\/HTTP_400×7$/)
     expect(lines[3]).toMatch(/^users\s+kv\s.*\s-$/)
   })
 })

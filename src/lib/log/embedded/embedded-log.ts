@@ -190,14 +190,41 @@ export class EmbeddedLog implements LogBackend {
         `namespace "${options.namespace}": its embedded log has ${partitions} partitions, but the config asks for ${options.partitions}`,
         {
           details: { namespace: options.namespace, stored: partitions, configured: options.partitions },
+          code: 'WAL_NAMESPACE_REMAP',
           suggestions: [
-            `set partitions: ${partitions} for this namespace: the partition count of an existing log cannot change, since keys would move and lose their order`,
-            'or write to a new namespace with the new partition count',
+            `set partitions: ${partitions} for this namespace: keys would move to other partitions and lose their order across the change`,
+            `or, to raise it, drain the namespace first and run: wal ns init ${options.namespace} --allow-remap`,
           ],
         },
       )
     }
     return partitions
+  }
+
+  /**
+   * Raises the partition count of this log to `partitions` (`wal ns init --allow-remap`): the new
+   * partitions start empty, and keys hash over the new count from the next write on. Lowering is
+   * refused: the records of the dropped partitions would be left where no consumer reads.
+   */
+  repartition(partitions: number): void {
+    if (partitions < this.partitions) {
+      throw new ConfigError(`namespace "${this.namespace}": its embedded log has ${this.partitions} partitions; it cannot be lowered to ${partitions}, since the records in partition${this.partitions - partitions === 1 ? ` ${partitions}` : `s ${partitions} to ${this.partitions - 1}`} would no longer be read`, {
+        code: 'WAL_NAMESPACE_REMAP',
+        details: { namespace: this.namespace, stored: this.partitions, configured: partitions },
+        suggestions: [`set partitions: ${this.partitions} again, or write to a new namespace with ${partitions} partitions once this one is drained`],
+      })
+    }
+    this.db.exec('BEGIN IMMEDIATE')
+    try {
+      const stored = Number((this.db.prepare("SELECT value FROM meta WHERE name = 'partitions'").get() as { value: string }).value)
+      const addPartition = this.db.prepare('INSERT OR IGNORE INTO partitions (partition, next_offset) VALUES (?, 0)')
+      for (let p = stored; p < partitions; p++) addPartition.run(p)
+      this.db.prepare("UPDATE meta SET value = ? WHERE name = 'partitions'").run(String(partitions))
+      this.db.exec('COMMIT')
+    } catch (error) {
+      this.db.exec('ROLLBACK')
+      throw unavailable(this.path, 'repartition', error)
+    }
   }
 
   append(mutations: readonly Mutation[], options: AppendOptions = {}): Promise<AppendResult[]> {

@@ -15,6 +15,20 @@ export interface HttpTargetOptions {
   headers?: Record<string, string>
 }
 
+/** Why fetch cannot send this header, or null: a name must be a token, a value Latin-1 without CR, LF or NUL. */
+export function unsendableHeader(name: string, value: string): string | null {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) return 'its name is not an HTTP token'
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i)
+    if (code > 0xff) {
+      const char = String.fromCodePoint(value.codePointAt(i)!)
+      return `its value has ${JSON.stringify(char)} (U+${value.codePointAt(i)!.toString(16).toUpperCase().padStart(4, '0')}) at index ${i}, and HTTP header values carry only Latin-1 (U+0000 to U+00FF); percent-encode it, or send it in the payload`
+    }
+    if (code === 0x0a || code === 0x0d || code === 0x00) return `its value has a line break or NUL at index ${i}`
+  }
+  return null
+}
+
 const INFRASTRUCTURE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNRESET', 'UND_ERR_SOCKET'])
 
 export class HttpTarget implements Target {
@@ -37,6 +51,13 @@ export class HttpTarget implements Target {
   }
 
   async apply(mutation: Mutation, context: ApplyContext): Promise<void> {
+    // A header HTTP cannot carry fails every time it is sent: fatal, so it is dead-lettered with why.
+    for (const [name, value] of Object.entries(mutation.headers)) {
+      const problem = unsendableHeader(name, value)
+      if (problem !== null) {
+        throw new TargetError(`header ${JSON.stringify(name)} of the mutation cannot be sent over HTTP: ${problem}`, { errorClass: 'fatal', code: 'HTTP_HEADER_INVALID' })
+      }
+    }
     const headers: Record<string, string> = {
       ...this.basicAuth,
       ...this.options.headers,
@@ -73,6 +94,10 @@ export class HttpTarget implements Target {
         throw new TargetError(`${this.url} did not answer within ${this.options.timeoutMs}ms`, { errorClass: 'retryable', code: 'TIMEOUT', cause: error })
       }
       const cause = (error as { cause?: { code?: string; message?: string } }).cause
+      // fetch refused to build the request (nothing was sent): sending it again changes nothing.
+      if (error instanceof TypeError && cause === undefined) {
+        throw new TargetError(`the request to ${this.url} cannot be made: ${error.message}`, { errorClass: 'fatal', code: 'HTTP_REQUEST_INVALID', cause: error })
+      }
       const code = cause?.code ?? (error as { code?: string }).code ?? 'FETCH_FAILED'
       throw new TargetError(`${this.url}: ${cause?.message ?? (error as Error).message}`, {
         errorClass: INFRASTRUCTURE_CODES.has(code) ? 'infrastructure' : 'retryable',

@@ -1,5 +1,5 @@
-import { Box, Static, Text, useApp, useInput } from 'ink'
-import { useEffect, useMemo, useState } from 'react'
+import { Box, Static, Text, useApp, useInput, type Key } from 'ink'
+import { useEffect, useMemo, useRef, useState } from 'react'
 
 import type { LogRecord } from '../../envelope/envelope.js'
 import type { ExplainReport } from '../../explain/explain.js'
@@ -45,19 +45,27 @@ export function TailView({ namespace, records, lookup, onQuit, onDone, flushMs }
     exit(stream.error ?? undefined)
   }, [stream.done, stream.seen, stream.error, onDone, exit])
 
-  useInput((input, key) => {
-    if (key.ctrl && input === 'c') return onQuit('interrupt')
-    if (draft !== null) {
+  // The draft as the latest key left it: keys of one chunk (a paste, or typing before the view was ready)
+  // are handled before React renders again.
+  const draftRef = useRef<string | null>(null)
+  const changeDraft = (next: string | null): void => {
+    draftRef.current = next
+    setDraft(next)
+  }
+
+  const onKey = (input: string, key: Partial<Key>): void => {
+    const current = draftRef.current
+    if (current !== null) {
       if (key.return) {
-        setFilterText(draft)
-        setDraft(null)
-      } else if (key.escape) setDraft(null)
-      else if (key.backspace || key.delete) setDraft(draft.slice(0, -1))
-      else if (!key.ctrl && !key.meta && input) setDraft(draft + input)
+        setFilterText(current)
+        changeDraft(null)
+      } else if (key.escape) changeDraft(null)
+      else if (key.backspace || key.delete) changeDraft(current.slice(0, -1))
+      else if (!key.ctrl && !key.meta && input) changeDraft(current + input)
       return
     }
     if (input === 'q') return onQuit('quit')
-    if (input === '/') return setDraft(filterText)
+    if (input === '/') return changeDraft(filterText)
     if (key.escape) {
       if (detailOpen) setDetailOpen(false)
       else setSelectedId(null)
@@ -73,6 +81,22 @@ export function TailView({ namespace, records, lookup, onQuit, onDone, flushMs }
       const next = selectedIndex < 0 ? recent.length - 1 : Math.min(recent.length - 1, selectedIndex + 1)
       setSelectedId(recent[next]!.id)
     }
+  }
+
+  useInput((input, key) => {
+    if (key.ctrl && input === 'c') return onQuit('interrupt')
+    // Several keys in one chunk (a filter pasted with its Enter, keys typed while the view started):
+    // each is a key of its own, a line break an Enter.
+    if ((input.length > 1 || input === '\n') && !key.ctrl && !key.meta && !input.startsWith('\u001b')) {
+      for (const ch of input) {
+        if (ch === '\r' || ch === '\n') onKey('', { return: true })
+        else if (ch === '\u007f' || ch === '\b') onKey('', { backspace: true })
+        else if (ch === '\u0003') return onQuit('interrupt')
+        else onKey(ch, {})
+      }
+      return
+    }
+    onKey(input, key)
   })
 
   return (

@@ -10,7 +10,7 @@ export function TopTable({ rows }: { rows: readonly TopRow[] }) {
     <Box flexDirection="column">
       <Text bold>{header}</Text>
       {lines.map((line, i) => (
-        <Text key={`${rows[i]!.namespace}/${rows[i]!.target}/${rows[i]!.shard}`} wrap="truncate-end" color={rows[i]!.dlqDepth > 0 || rows[i]!.circuit.startsWith('opened') ? 'yellow' : undefined}>
+        <Text key={`${rows[i]!.namespace}/${rows[i]!.target}/${rows[i]!.shard}`} wrap="truncate-end" color={rows[i]!.dlqDepth > 0 || /^(open|half-open)\b/.test(rows[i]!.circuit) ? 'yellow' : undefined}>
           {line}
         </Text>
       ))}
