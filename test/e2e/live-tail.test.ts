@@ -114,7 +114,7 @@ describe('wal tail --follow on a terminal (tmux)', () => {
   })
 
   it('details a replayed mutation with the failures in its envelope and its attempts per target', async () => {
-    // The api target refuses every write (port 9): the mutation is dead-lettered, then replayed while the view runs.
+    // The api target can never be reached (port 9: fetch refuses it, a fatal failure): the mutation is dead-lettered, then replayed while the view runs.
     writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: 'http://127.0.0.1:9/x', retry: { maxAttempts: 1 } } } } } }))
     expect((await wal.run(['produce', '-n', 'orders', '-k', 'order-1', '-p', '{"total":5}'])).code).toBe(0)
     expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(8) // dead-lettered during the run
@@ -125,8 +125,8 @@ describe('wal tail --follow on a terminal (tmux)', () => {
     t.keys('Up')
     await t.waitForScreen(/selected › .*key="order-1"/)
     t.keys('Enter')
-    const detail = await t.waitForScreen(/dead-lettered \(attempt 1\) retryable \w+: /)
-    expect(detail).toMatch(/failures: \[\{"at":"[^"]+","target":"api","errorClass":"retryable"/)
+    const detail = await t.waitForScreen(/dead-lettered \(attempt 1\) fatal HTTP_PORT_BLOCKED: /)
+    expect(detail).toMatch(/failures: \[\{"at":"[^"]+","target":"api","errorClass":"fatal"/)
     expect(detail).toMatch(/target api: \w+/)
     t.keys('q')
     await t.waitForScreen('EXIT=0')

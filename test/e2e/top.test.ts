@@ -11,7 +11,7 @@ let wal: Sandbox
 let terminal: Terminal | undefined
 beforeEach(async () => {
   wal = makeSandbox()
-  // Two namespaces; orders' api target refuses every write (port 9, discard), so its mutations are dead-lettered.
+  // Two namespaces; orders' api target can never be reached (port 9: fetch refuses it, a fatal failure), so its mutations are dead-lettered.
   writeFileSync(
     join(wal.cwd, '.walrc.json'),
     JSON.stringify({
@@ -129,7 +129,7 @@ describe('wal top on a terminal (tmux)', () => {
     // Sorted by lag: users (1) above orders (0).
     const first = await t.waitForScreen(/users\s+store[\s\S]*orders\s+api/)
     expect(first).toContain('sort: lag')
-    expect(first).toMatch(/orders\s+api\s.*\s2\s+retryable\/\w+×2/)
+    expect(first).toMatch(/orders\s+api\s.*\s2\s+fatal\/HTTP_PORT_BLOCKED×2/)
     t.keys('s')
     await t.waitForScreen('sort: throughput')
     t.keys('s')

@@ -98,6 +98,10 @@ export class HttpTarget implements Target {
       if (error instanceof TypeError && cause === undefined) {
         throw new TargetError(`the request to ${this.url} cannot be made: ${error.message}`, { errorClass: 'fatal', code: 'HTTP_REQUEST_INVALID', cause: error })
       }
+      // fetch refuses ports browsers block (e.g. 1, 9, 25, 6000): no retry will ever reach them.
+      if (cause?.message === 'bad port') {
+        throw new TargetError(`${this.url}: fetch refuses to connect to port ${new URL(this.url).port} (a port browsers block); serve the endpoint on another port`, { errorClass: 'fatal', code: 'HTTP_PORT_BLOCKED', cause: error })
+      }
       const code = cause?.code ?? (error as { code?: string }).code ?? 'FETCH_FAILED'
       throw new TargetError(`${this.url}: ${cause?.message ?? (error as Error).message}`, {
         errorClass: INFRASTRUCTURE_CODES.has(code) ? 'infrastructure' : 'retryable',
