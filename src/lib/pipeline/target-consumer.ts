@@ -662,13 +662,19 @@ export class TargetConsumer {
       return
     }
     let applied = (await store.txnProgress?.(txnId))?.appliedSeq ?? -1
+    // `wal skip` of the marker passes every part by; of a part, that part alone.
+    const skipAll = this.skips.get(item.mutation.id)
     for (const { seq, record } of found.parts) {
       if (seq <= applied) continue
       if (!this.isCurrent(item)) return this.abandonItem(item)
       const part = mutationOf(record)
+      const skipped = skipAll ?? this.skips.get(part.id)
       if (record.poison !== undefined) this.deadLetterPart(item, part, new TargetError(record.poison.error, { errorClass: 'poison', code: POISON_CODE }))
       else if (part.target === null || part.target === this.options.settings.name) {
-        if ((await this.applyPart(item, part)) === 'lost') return this.abandonItem(item)
+        if (skipped !== undefined) {
+          this.stats.skipped++
+          this.recordHistory(item, { mutationId: part.id, atMs: this.options.now(), event: 'skipped', attempt: part.attempts, ...(skipped.reason === null ? {} : { message: skipped.reason }) })
+        } else if ((await this.applyPart(item, part)) === 'lost') return this.abandonItem(item)
       }
       applied = seq
       // Committed with the next commit (the target flushed first), like offsets.
@@ -676,7 +682,7 @@ export class TargetConsumer {
     }
     this.change.txnProgress.push({ partition: item.partition, txn: txnId, appliedSeq: applied, done: true })
     this.stats.txnApplied++
-    this.done(item, { mutationId: item.mutation.id, atMs: this.options.now(), event: 'applied', attempt: 1 })
+    this.done(item, { mutationId: item.mutation.id, atMs: this.options.now(), event: skipAll === undefined ? 'applied' : 'skipped', attempt: 1 })
   }
 
   private abandonItem(item: Item): void {
