@@ -4,12 +4,16 @@
 //
 //   npm run build && node bench/startup.js
 //
+// With dist/wal there (npm run build:binary), the single executable's `--version` is measured beside
+// bin/run.js's: it starts its own Node, so the figure includes what `node -e 0` costs.
+//
 // Reports; does not gate on the ratios. Exits 1 only when a command fails.
 import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 
-import { BIN, benchSandbox, median, round1, runOrExit } from './lib.js'
+import { BIN, ROOT, benchSandbox, median, round1, runOrExit } from './lib.js'
 
 const RUNS = 30
 const WARMUPS = 3
@@ -27,10 +31,12 @@ const commands = [
   { name: 'wal --version', args: [BIN, '--version'] },
   { name: 'wal produce -p', args: [BIN, 'produce', '-k', 'k', '-p', '{"a":1}'] },
 ]
+const BINARY = join(ROOT, 'dist', 'wal')
+if (existsSync(BINARY)) commands.push({ name: 'dist/wal --version', exe: BINARY, args: ['--version'] })
 
 function runOnce(command) {
   const started = performance.now()
-  const result = spawnSync(process.execPath, command.args, { cwd, env, encoding: 'utf8' })
+  const result = spawnSync(command.exe ?? process.execPath, command.args, { cwd, env, encoding: 'utf8' })
   const ms = performance.now() - started
   if (result.status !== 0) {
     throw new Error(`${command.name} exited ${result.status ?? result.signal ?? result.error?.message}:\n${result.stderr}`)
@@ -49,7 +55,7 @@ await runOrExit(() => {
 }, sandbox.cleanup)
 
 const stats = commands.map((command, c) => ({ name: command.name, meanMs: mean(times[c]), medianMs: median(times[c]) }))
-const [node, version, produce] = stats
+const [node, version, produce, binary] = stats
 for (const s of stats) console.log(`${s.name.padEnd(16)} mean ${s.meanMs.toFixed(1)} ms, median ${s.medianMs.toFixed(1)} ms`)
 // Ratios of medians: one slow outlier run (a GC, a scheduler hiccup) should not move the headline.
 const versionRatio = version.medianMs / node.medianMs
@@ -57,6 +63,7 @@ const produceRatio = produce.medianMs / node.medianMs
 console.log(
   `start-up (median of ${RUNS}): --version ${versionRatio.toFixed(2)}x node -e 0 (aim <= ${AIM_VERSION}x), produce ${produceRatio.toFixed(2)}x node -e 0 (aim <= ${AIM_PRODUCE}x)`,
 )
+if (binary) console.log(`dist/wal --version: median ${binary.medianMs.toFixed(1)} ms, ${(binary.medianMs / version.medianMs).toFixed(2)}x bin/run.js --version`)
 console.log(
   JSON.stringify({
     bench: 'startup',
@@ -67,6 +74,7 @@ console.log(
     produceRatio: Number(produceRatio.toFixed(3)),
     versionRatioOfMeans: Number((version.meanMs / node.meanMs).toFixed(3)),
     produceRatioOfMeans: Number((produce.meanMs / node.meanMs).toFixed(3)),
+    ...(binary ? { binaryVersionMedianMs: round1(binary.medianMs), binaryVsRunJs: Number((binary.medianMs / version.medianMs).toFixed(3)) } : {}),
     aim: { version: AIM_VERSION, produce: AIM_PRODUCE },
     node: process.version,
   }),

@@ -16,7 +16,8 @@ const common = {
   // Heavy SDKs stay in node_modules and load lazily from their adapter.
   // ink and React too: they load only on a terminal's live views (ink is ESM with top-level await and
   // optional devtools imports, which are simplest left to Node).
-  external: ['kafkajs', '@aws-sdk/*', 'cassandra-driver', 'typescript', 'pino', 'prom-client', 'ink', 'react', 'react/*'],
+  // The Kafka codecs too: they load with kafkajs (zstd reads its WebAssembly file from its package).
+  external: ['kafkajs', 'snappyjs', 'lz4js', '@bokuweb/zstd-wasm', '@aws-sdk/*', 'cassandra-driver', 'typescript', 'pino', 'prom-client', 'ink', 'react', 'react/*'],
   jsx: 'automatic',
   // Bundled CommonJS (oclif) calls require(); give ESM output one.
   banner: { js: "import { createRequire as __walCreateRequire } from 'node:module'; const require = __walCreateRequire(import.meta.url);" },

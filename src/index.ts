@@ -2,7 +2,10 @@
 import { execute } from '@oclif/core/execute'
 import { settings } from '@oclif/core/settings'
 
+import Autocomplete from './commands/autocomplete.js'
+import ConfigGetContexts from './commands/config/get-contexts.js'
 import ConfigShow from './commands/config/show.js'
+import ConfigUseContext from './commands/config/use-context.js'
 import ConfigValidate from './commands/config/validate.js'
 import Consume from './commands/consume.js'
 import DaemonLogs from './commands/daemon/logs.js'
@@ -19,6 +22,7 @@ import DlqReplay from './commands/dlq/replay.js'
 import DlqShow from './commands/dlq/show.js'
 import DlqStats from './commands/dlq/stats.js'
 import Explain from './commands/explain.js'
+import Help from './commands/help.js'
 import NsInit from './commands/ns/init.js'
 import NsLs from './commands/ns/ls.js'
 import NsShow from './commands/ns/show.js'
@@ -28,6 +32,9 @@ import Produce from './commands/produce.js'
 import Skip from './commands/skip.js'
 import Tail from './commands/tail.js'
 import Top from './commands/top.js'
+import Version from './commands/version.js'
+
+export { commandNotFound } from './lib/cli/suggest.js'
 
 export const COMMANDS = {
   produce: Produce,
@@ -47,6 +54,8 @@ export const COMMANDS = {
   'dlq:audit': DlqAudit,
   'config:validate': ConfigValidate,
   'config:show': ConfigShow,
+  'config:use-context': ConfigUseContext,
+  'config:get-contexts': ConfigGetContexts,
   'ns:init': NsInit,
   'ns:ls': NsLs,
   'ns:show': NsShow,
@@ -56,6 +65,9 @@ export const COMMANDS = {
   'daemon:status': DaemonStatus,
   'daemon:reload': DaemonReload,
   'daemon:logs': DaemonLogs,
+  help: Help,
+  version: Version,
+  autocomplete: Autocomplete,
 }
 
 /** Runs the CLI; `dir` is the bin's import.meta.url, from which oclif finds package.json. */

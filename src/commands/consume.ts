@@ -19,7 +19,7 @@ On an SQS namespace there are no offsets: a message is deleted once every target
   ]
 
   static override flags = {
-    namespace: Flags.string({ char: 'n', description: 'Namespace to consume.', default: 'default' }),
+    namespace: Flags.string({ char: 'n', description: 'Namespace to consume (default: defaultNamespace of the config, or $WAL_NAMESPACE, else "default").' }),
     shard: Flags.string({ description: 'Partitions to own: I/N (those with partition % N == I), or auto (a fair share among running consumers). Default: all.' }),
     target: Flags.string({ description: 'Apply to this target only.' }),
     'until-idle': Flags.boolean({

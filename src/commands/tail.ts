@@ -26,7 +26,7 @@ On a terminal (not --json, not piped), --follow shows a live view. Its keys:
   ]
 
   static override flags = {
-    namespace: Flags.string({ char: 'n', description: 'Namespace to read.', default: 'default' }),
+    namespace: Flags.string({ char: 'n', description: 'Namespace to read (default: defaultNamespace of the config, or $WAL_NAMESPACE, else "default").' }),
     from: positionFlag({
       words: ['beginning', 'end'],
       offsets: true,

@@ -3,7 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { BIN, jsonLines, makeSandbox, type Sandbox } from '../helpers/wal.js'
+import { BIN, WAL_SHELL, jsonLines, makeSandbox, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 beforeEach(() => {
@@ -84,7 +84,7 @@ describe('the wal binary', () => {
   it('exits quietly when its reader goes away (wal tail | head)', async () => {
     const lines = Array.from({ length: 20_000 }, (_, i) => JSON.stringify({ key: `k${i}`, payload: i })).join('\n')
     await wal.run(['produce'], { input: lines })
-    const result = spawnSync('bash', ['-c', `"${process.execPath}" "${BIN}" tail | head -n 3`], { env: { ...process.env, ...wal.env }, cwd: wal.cwd, encoding: 'utf8' })
+    const result = spawnSync('bash', ['-c', `${WAL_SHELL} tail | head -n 3`], { env: { ...process.env, ...wal.env }, cwd: wal.cwd, encoding: 'utf8' })
     expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(3)
     expect(result.stderr).toBe('')
   })

@@ -169,6 +169,8 @@ describe('wal daemon with no config', () => {
     await waitFor(() => itemsOf('fresh').b)
     expect((await post(`${daemon.url}/v1/namespaces/viahttp/mutations`, { key: 'c', payload: put('c', {}) })).status).toBe(200)
     await waitFor(() => itemsOf('viahttp').c)
+    // The log line can reach our end of the pipe after the item reached the store: wait for it too.
+    await waitFor(() => daemon.events('consumer-started').length >= 3)
     expect(daemon.events('consumer-started').map((e) => e.namespace)).toEqual(['default', 'fresh', 'viahttp'])
     expect(await daemon.stop()).toBe(0)
   })

@@ -166,9 +166,9 @@ describe('wal dlq', () => {
   it('purge on a terminal asks, and purges only on yes', async () => {
     await deadLetterJunk(2)
     const { spawnSync } = await import('node:child_process')
-    const { BIN, ROOT } = await import('../helpers/wal.js')
+    const { WAL_COMMAND, ROOT } = await import('../helpers/wal.js')
     const onTerminal = (answer: string): { status: number | null; stdout: string } =>
-      spawnSync('python3', [join(ROOT, 'test', 'helpers', 'on-terminal.py'), '[y/N]', answer, '--', process.execPath, BIN, 'dlq', 'purge'], {
+      spawnSync('python3', [join(ROOT, 'test', 'helpers', 'on-terminal.py'), '[y/N]', answer, '--', ...WAL_COMMAND, 'dlq', 'purge'], {
         env: { ...process.env, ...wal.env },
         cwd: wal.cwd,
         encoding: 'utf8',

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { openTerminal, type Terminal } from '../helpers/tmux.js'
-import { BIN, jsonLines, makeSandbox, ndjson, waitFor, type Envelope, type Sandbox } from '../helpers/wal.js'
+import { WAL_COMMAND, jsonLines, makeSandbox, ndjson, waitFor, type Envelope, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 let terminal: Terminal | undefined
@@ -73,7 +73,7 @@ describe('wal tail --follow on a terminal (tmux)', () => {
     expect((await wal.run(['produce', '-k', 'seed', '-p', '{}'])).code).toBe(0)
   })
   function start(args: readonly string[] = []): Terminal {
-    terminal = openTerminal({ name: 'tail', command: [process.execPath, BIN, 'tail', '--follow', ...args], env: wal.env, cwd: wal.cwd, columns: 120, rows: 40 })
+    terminal = openTerminal({ name: 'tail', command: [...WAL_COMMAND, 'tail', '--follow', ...args], env: wal.env, cwd: wal.cwd, columns: 120, rows: 40 })
     return terminal
   }
   const produce = async (key: string, payload: unknown): Promise<void> => {

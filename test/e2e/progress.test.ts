@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { openTerminal, type Terminal } from '../helpers/tmux.js'
-import { BIN, makeSandbox, type Sandbox } from '../helpers/wal.js'
+import { WAL_SHELL, makeSandbox, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 let terminal: Terminal | undefined
@@ -34,7 +34,7 @@ async function inTerminal(line: string): Promise<string> {
 describe('progress bars', () => {
   it('produce from a large file shows a bar with rate on a terminal, and the acks go to stdout alone', async () => {
     writeFileSync(join(wal.cwd, 'big.ndjson'), bigInput())
-    const screen = await inTerminal(`${process.execPath} ${BIN} produce < big.ndjson > acks.txt`)
+    const screen = await inTerminal(`${WAL_SHELL} produce < big.ndjson > acks.txt`)
     expect(screen).toContain('EXIT=0')
     expect(screen).toMatch(/^produce █{30} 100% {2}1\.\d MiB\/1\.\d MiB {2}[\d.]+ (KiB|MiB)\/s {2}done$/m)
     const acks = readFileSync(join(wal.cwd, 'acks.txt'), 'utf8').trimEnd().split('\n')
@@ -54,7 +54,7 @@ describe('progress bars', () => {
     const input = Array.from({ length: 5 }, (_, i) => JSON.stringify({ key: `k${i}`, payload: { n: i } })).join('\n')
     expect((await wal.run(['produce', '-n', 'orders'], { input })).code).toBe(0)
     expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(8) // dead-lettered during the run
-    const screen = await inTerminal(`${process.execPath} ${BIN} dlq replay -n orders`)
+    const screen = await inTerminal(`${WAL_SHELL} dlq replay -n orders`)
     expect(screen).toContain('EXIT=0')
     expect(screen).toMatch(/^replay █{30} 100% {2}5\/5 entries {2}\d+\/s {2}done$/m)
     expect(screen).toContain('replayed 5 entries into "orders", parked 0')

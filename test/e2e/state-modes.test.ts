@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { daemonState, killDaemons } from '../helpers/daemon.js'
-import { BIN, makeSandbox, waitFor, type RunResult, type Sandbox } from '../helpers/wal.js'
+import { WAL_COMMAND, makeSandbox, waitFor, type RunResult, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 beforeEach(() => {
@@ -20,7 +20,7 @@ afterEach(async () => {
 /** `wal ARGS` from a shell whose umask is `umask`. */
 function runWithUmask(umask: string, args: readonly string[], input = ''): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const quoted = [process.execPath, BIN, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')
+    const quoted = [...WAL_COMMAND, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')
     const child = spawn('sh', ['-c', `umask ${umask} && exec ${quoted}`], { cwd: wal.cwd, env: wal.env })
     let stdout = ''
     let stderr = ''

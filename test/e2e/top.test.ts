@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { killDaemons, startForegroundDaemon } from '../helpers/daemon.js'
 import { openTerminal, type Terminal } from '../helpers/tmux.js'
-import { BIN, makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
+import { WAL_COMMAND, makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 let terminal: Terminal | undefined
@@ -124,7 +124,7 @@ describe('wal top with a daemon running, live columns', () => {
 
 describe('wal top on a terminal (tmux)', () => {
   it('refreshes live; s sorts, / filters by namespace, p pauses, q quits', async () => {
-    terminal = openTerminal({ name: 'top', command: [process.execPath, BIN, 'top', '--interval', '300ms'], env: wal.env, cwd: wal.cwd, columns: 160, rows: 20 })
+    terminal = openTerminal({ name: 'top', command: [...WAL_COMMAND, 'top', '--interval', '300ms'], env: wal.env, cwd: wal.cwd, columns: 160, rows: 20 })
     const t = terminal
     // Sorted by lag: users (1) above orders (0).
     const first = await t.waitForScreen(/users\s+store[\s\S]*orders\s+api/)

@@ -19,6 +19,8 @@ export interface KafkaNamespaceOptions {
   cluster?: Record<string, unknown>
   /** More settings of the namespace (maxPayloadBytes, …). */
   settings?: Record<string, unknown>
+  /** The namespace's compression (none, gzip, snappy, lz4, zstd). */
+  compression?: string
   /** More namespaces for the same config (embedded or Kafka). */
   extra?: Record<string, unknown>
 }
@@ -39,6 +41,7 @@ export async function kafkaNamespace(wal: Sandbox, options: KafkaNamespaceOption
           targets: options.targets ?? { kv: { type: 'kv' } },
           ...(options.retry ? { retry: options.retry } : {}),
           ...options.settings,
+          ...(options.compression ? { compression: options.compression } : {}),
         },
         ...options.extra,
       },

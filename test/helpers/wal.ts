@@ -5,11 +5,18 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const BIN = join(ROOT, 'bin', 'run.js')
+/**
+ * How tests start `wal`: bin/run.js on this Node, or with WAL_BIN=dist/wal (`npm run test:binary`) the
+ * single executable, which brings its own Node.
+ */
+export const WAL_COMMAND: readonly string[] = process.env.WAL_BIN ? [resolve(ROOT, process.env.WAL_BIN)] : [process.execPath, BIN]
+/** WAL_COMMAND as shell words, for tests that run wal through a shell or a terminal. */
+export const WAL_SHELL = WAL_COMMAND.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')
 
 export interface RunResult {
   code: number | null
@@ -52,6 +59,8 @@ export function makeSandbox(): Sandbox {
     XDG_CONFIG_HOME: join(home, '.config'),
     WAL_HOME: stateDir,
     TZ: 'UTC',
+    // The single executable unpacks itself once per build: share that between sandboxes.
+    ...(process.env.WAL_BIN ? { WAL_BINARY_CACHE: join(tmpdir(), `wal-test-binary-cache-${process.getuid?.() ?? 'user'}`) } : {}),
   }
   /** Processes not yet exited: a test that fails before stopping its consumer must not leave it running. */
   const running = new Set<ChildProcess>()
@@ -61,7 +70,7 @@ export function makeSandbox(): Sandbox {
       if (v === undefined) delete merged[k]
       else merged[k] = v
     }
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(WAL_COMMAND[0]!, [...WAL_COMMAND.slice(1), ...args], {
       cwd: options.cwd ?? cwd,
       env: merged,
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -8,6 +8,8 @@ export default class DaemonLogs extends WalCommand {
   static override examples = ['<%= config.bin %> daemon logs', '<%= config.bin %> daemon logs -f', "<%= config.bin %> daemon logs | jq 'select(.level >= 40)'"]
   static override flags = {
     follow: Flags.boolean({ char: 'f', description: 'Keep printing lines as they are written.' }),
+    // Every command takes --json; the log is JSON lines already, so here it changes nothing.
+    json: Flags.boolean({ description: 'Accepted as by every command: the log is JSON lines either way.' }),
   }
 
   async run(): Promise<void> {

@@ -9,7 +9,7 @@ export default class DlqAudit extends WalCommand {
   static override summary = 'Who replayed or purged what (with which filter, how many), reset which offsets, or skipped which mutations, and when.'
   static override examples = ['<%= config.bin %> dlq audit -n orders', '<%= config.bin %> dlq audit -n orders --json']
   static override flags = {
-    namespace: Flags.string({ char: 'n', description: 'Namespace whose DLQ audit log to show.', default: 'default' }),
+    namespace: Flags.string({ char: 'n', description: 'Namespace whose DLQ audit log to show (default: defaultNamespace of the config, or $WAL_NAMESPACE, else "default").' }),
     limit: countFlag({ description: 'The most recent this many.', default: 100, min: 1, max: 1_000_000 }),
   }
 

@@ -12,6 +12,7 @@ import { ExitCode, toWalError, UsageError, WalError } from '../errors.js'
 import { processIo, type CommonOptions } from '../io/context.js'
 import { redactText } from '../config/redact.js'
 import { escapeControl } from './render.js'
+import { flagSuggestions } from './suggest.js'
 
 export abstract class WalCommand extends Command {
   static override enableJsonFlag = true
@@ -21,6 +22,10 @@ export abstract class WalCommand extends Command {
       char: 'c',
       description: 'Config file to use instead of searching for .walrc*, wal.config.* or package.json#wal.',
       env: 'WAL_CONFIG',
+      helpGroup: 'GLOBAL',
+    }),
+    context: Flags.string({
+      description: 'Context of the config file to use (else $WAL_CONTEXT, else the one chosen with `wal config use-context`).',
       helpGroup: 'GLOBAL',
     }),
   }
@@ -65,8 +70,8 @@ export abstract class WalCommand extends Command {
   }
 
   /** Options every service takes. */
-  protected common(flags: { config?: string }): CommonOptions {
-    return { configPath: flags.config, json: this.jsonEnabled(), io: processIo() }
+  protected common(flags: { config?: string; context?: string }): CommonOptions {
+    return { configPath: flags.config, context: flags.context, json: this.jsonEnabled(), io: processIo() }
   }
 
   override async catch(error: Error & { oclif?: { exit?: number } }): Promise<never> {
@@ -93,8 +98,9 @@ export abstract class WalCommand extends Command {
     }
     // oclif's own parse errors (unknown flag, missing argument, bad option value) are usage errors.
     if (error.oclif?.exit === 2 || error.name.endsWith('FlagsError') || error.name.endsWith('ArgsError')) {
+      const flags = { ...(this.ctor.flags ?? {}), ...(this.ctor.baseFlags ?? {}), ...(this.ctor.enableJsonFlag ? { json: {} } : {}) }
       return new UsageError(error.message.replace(/\n\s*See more help with --help$/, ''), {
-        suggestions: [`see: wal ${this.id?.replaceAll(':', ' ') ?? ''} --help`],
+        suggestions: [...flagSuggestions(error.message, flags), `see: wal ${this.id?.replaceAll(':', ' ') ?? ''} --help`],
       })
     }
     return toWalError(error)

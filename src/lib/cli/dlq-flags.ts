@@ -5,7 +5,7 @@ import type { DlqFilterOptions } from '../dlq/filter.js'
 import { timeFlag } from './flags.js'
 
 export const dlqFlags = {
-  namespace: Flags.string({ char: 'n', description: 'Namespace whose DLQ to use.', default: 'default' }),
+  namespace: Flags.string({ char: 'n', description: 'Namespace whose DLQ to use (default: defaultNamespace of the config, or $WAL_NAMESPACE, else "default").' }),
   key: Flags.string({ char: 'k', description: 'Only entries with this key.', helpGroup: 'FILTER' }),
   target: Flags.string({ description: 'Only entries of this target.', helpGroup: 'FILTER' }),
   'error-class': Flags.string({ description: 'Only entries of this error class.', options: ['retryable', 'fatal', 'infrastructure', 'poison', 'txn-aborted'], helpGroup: 'FILTER' }),

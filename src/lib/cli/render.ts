@@ -2,7 +2,7 @@
  * Plain-text renderings of command results (the `--json` form is the result object itself), and the one
  * sanitizer every text output goes through (see `escapeControl`).
  */
-import type { ConfigReport } from '../config/show.js'
+import type { ConfigReport, ContextList } from '../config/show.js'
 import type { ConsumeSummary } from '../consume/consume.js'
 import type { DlqListing, DlqStatsGroup, ReplayPlan } from '../dlq/dlq.js'
 import type { ExplainReport } from '../explain/explain.js'
@@ -88,7 +88,19 @@ export function renderNamespaceInit(init: NamespaceInit): string {
 
 export function renderConfigReport(report: ConfigReport): string {
   if (report.path === null) return 'no config file found: wal runs with its defaults (embedded namespaces, created on first produce)'
-  return `${report.path}: valid (${report.namespaces.length} namespace${report.namespaces.length === 1 ? '' : 's'}${report.namespaces.length > 0 ? `: ${report.namespaces.join(', ')}` : ''})`
+  const context = report.context === null ? '' : ` (context "${report.context}")`
+  const valid = `${report.path}${context}: valid (${report.namespaces.length} namespace${report.namespaces.length === 1 ? '' : 's'}${report.namespaces.length > 0 ? `: ${report.namespaces.join(', ')}` : ''})`
+  return [valid, ...report.warnings.map((w) => `warning: ${w}`)].join('\n')
+}
+
+export function renderContextList(list: ContextList): string {
+  if (list.contexts.length === 0) return `${list.path ?? 'no config file found'}: no contexts (declare them under "contexts:")`
+  return table([
+    ['CURRENT', 'NAME', 'DEFAULT NAMESPACE', 'STATE DIR', 'NAMESPACES'],
+    ...list.contexts.map((c) =>
+      c.error !== undefined ? [c.current ? '*' : '', c.name, '-', `(invalid: ${c.error})`, '-'] : [c.current ? '*' : '', c.name, c.defaultNamespace!, c.stateDir!, c.namespaces!.join(',') || '-'],
+    ),
+  ])
 }
 
 export function renderConsumeSummary(summary: ConsumeSummary): string {

@@ -2,13 +2,14 @@
  * Finds, reads, interpolates and validates the configuration. With no file anywhere, wal runs in
  * zero-config mode: embedded namespaces created on first produce in the local state directory.
  */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import type { Writable } from 'node:stream'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 
 import { escapeControl } from '../cli/render.js'
-import { editDistance } from '../edit-distance.js'
+import { closestName, editDistance } from '../edit-distance.js'
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
 import { stateDirWarning } from '../state-dir.js'
 import { ConfigError, InterruptedError, UnknownNamespaceError, UsageError } from '../errors.js'
@@ -39,6 +40,8 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv
   /** Where warnings go (a state directory others can read). */
   stderr?: Writable
+  /** `--context`: the context of the file to use (else WAL_CONTEXT, else `wal config use-context`'s). */
+  context?: string
 }
 
 function knownKeysAt(path: readonly string[], input: unknown): string[] {
@@ -99,7 +102,12 @@ function describeIssue(file: string, issue: v.BaseIssue<unknown>, input: unknown
   })
 }
 
-function defaultStateDir(env: NodeJS.ProcessEnv): string {
+/** The target of a namespace that names none: the embedded key-value store, <stateDir>/kv/<namespace>.db. */
+function defaultKvTarget(stateDir: string, namespace: string, retry: RetryPolicy): TargetSettings {
+  return { name: 'kv', type: 'kv', path: join(stateDir, 'kv', `${namespace}.db`), retry, ratePerSec: null }
+}
+
+export function defaultStateDir(env: NodeJS.ProcessEnv): string {
   if (env.WAL_HOME) return resolve(expandHome(env.WAL_HOME))
   const stateHome = env.XDG_STATE_HOME ? expandHome(env.XDG_STATE_HOME) : join(homedir(), '.local', 'state')
   return join(stateHome, 'wal')
@@ -127,7 +135,10 @@ export function parseRate(rate: string | number | undefined): number | null {
 function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, stateDir: string, configPath: string, file: ConfigFile): TargetSettings[] {
   const base = dirname(configPath)
   const paths = (p: string): string => (p === '-' ? p : isAbsolute(expandHome(p)) ? expandHome(p) : resolve(base, p))
-  return Object.entries(ns.targets ?? {}).map(([name, t]) => {
+  // A namespace that names no targets has the embedded key-value store, as an undeclared one does;
+  // `targets: []` (or {}) says: none.
+  if (ns.targets === undefined) return [defaultKvTarget(stateDir, namespace, retry)]
+  return Object.entries(ns.targets).map(([name, t]) => {
     const common = { name, retry: { ...retry, ...t.retry }, ratePerSec: parseRate(t.rate) }
     switch (t.type) {
       case 'kv':
@@ -142,6 +153,7 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
           type: 'kafka',
           topic: t.topic,
           timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs,
+          compression: t.compression ?? 'none',
           cluster: kafkaCluster(file, t.cluster, `${configPath}: key "namespaces.${namespace}.targets.${name}.cluster"`, base),
         }
       case 'sqs':
@@ -187,7 +199,7 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
   })
 }
 
-const KAFKA_ONLY_KEYS = ['cluster', 'topic', 'replicationFactor', 'retentionMs', 'partitioner'] as const
+const KAFKA_ONLY_KEYS = ['cluster', 'topic', 'replicationFactor', 'retentionMs', 'partitioner', 'compression'] as const
 const SQS_ONLY_KEYS = ['queue', 'fifo', 'shards', 'maxReceiveCount', 'visibilityTimeoutSeconds', 'maxNativeDelaySeconds'] as const
 
 function sqsLogSettings(namespace: string, ns: NamespaceConfig, retry: RetryPolicy, configPath: string, file: ConfigFile): SqsLogSettings | null {
@@ -243,11 +255,12 @@ function kafkaLogSettings(namespace: string, ns: NamespaceConfig, configPath: st
     replicationFactor: ns.replicationFactor ?? null,
     retentionMs: ns.retentionMs ?? null,
     partitioner: ns.partitioner ?? 'murmur2',
+    compression: ns.compression ?? 'none',
   }
 }
 
 /** Builds the effective config from a validated file (or none). */
-export function resolveConfig(file: ConfigFile | null, path: string | null, env: NodeJS.ProcessEnv): ResolvedConfig {
+export function resolveConfig(file: ConfigFile | null, path: string | null, env: NodeJS.ProcessEnv, selection: ContextSelection = NO_CONTEXT): ResolvedConfig {
   const defaults = {
     partitions: file?.defaults?.partitions ?? DEFAULTS.partitions,
     maxPayloadBytes: file?.defaults?.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes,
@@ -284,12 +297,118 @@ export function resolveConfig(file: ConfigFile | null, path: string | null, env:
     defaults,
     namespaces,
     daemon: resolveDaemonSettings(file?.daemon, env, path),
+    contexts: selection.names,
+    context: selection.context,
+    contextSource: selection.source,
+    defaultNamespace: env.WAL_NAMESPACE || file?.defaultNamespace || 'default',
+    warnings: [...namespaces.values()]
+      .filter((ns) => ns.targets.length === 0)
+      .map((ns) => `namespace "${ns.name}" has no targets (targets: []): nothing applies its mutations; \`wal consume -n ${ns.name}\` refuses to run`),
   }
+}
+
+/** The context in use and where it was chosen (see applyContext). */
+export interface ContextSelection {
+  names: string[]
+  context: string | null
+  source: ResolvedConfig['contextSource']
+}
+
+const CONTEXT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+const NO_CONTEXT: ContextSelection = { names: [], context: null, source: null }
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** `over` merged into `base`: objects key by key, anything else (arrays too) replaced. */
+function deepMerge(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over
+  const merged: Record<string, unknown> = { ...base }
+  for (const [key, value] of Object.entries(over)) merged[key] = key in base ? deepMerge(base[key], value) : value
+  return merged
+}
+
+/** Where `wal config use-context` remembers its choice per config file: <state dir from the environment>/contexts.json, 0600. */
+export function usedContextsFile(env: NodeJS.ProcessEnv): string {
+  return join(defaultStateDir(env), 'contexts.json')
+}
+
+function readUsedContexts(env: NodeJS.ProcessEnv): Record<string, string> {
+  try {
+    const parsed = JSON.parse(readFileSync(usedContextsFile(env), 'utf8')) as unknown
+    return isPlainObject(parsed) ? (Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v === 'string')) as Record<string, string>) : {}
+  } catch {
+    return {}
+  }
+}
+
+/** Remembers `context` as the one to use with the config file `configPath` (null: none). */
+export function writeUsedContext(env: NodeJS.ProcessEnv, configPath: string, context: string | null): string {
+  const file = usedContextsFile(env)
+  const used = readUsedContexts(env)
+  if (context === null) delete used[configPath]
+  else used[configPath] = context
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+  const temporary = `${file}.${process.pid}.tmp`
+  writeFileSync(temporary, `${JSON.stringify(used, null, 2)}\n`, { mode: 0o600 })
+  renameSync(temporary, file)
+  return file
+}
+
+/**
+ * Picks the context to use (--context, else WAL_CONTEXT, else the one `wal config use-context` chose
+ * for this file) and merges its settings over the rest of the file. A file without contexts is used as
+ * it is; naming a context it does not have is a usage error, with the closest name.
+ */
+export function applyContext(raw: unknown, file: string, env: NodeJS.ProcessEnv, requested?: string): { raw: unknown; selection: ContextSelection } {
+  const flagOrEnv = requested ?? (env.WAL_CONTEXT || undefined)
+  const source: ContextSelection['source'] = requested !== undefined ? 'flag' : flagOrEnv !== undefined ? 'env' : null
+  if (!isPlainObject(raw) || raw.contexts === undefined) {
+    if (flagOrEnv !== undefined) {
+      throw new UsageError(`context "${flagOrEnv}" ${source === 'flag' ? '(--context)' : '(WAL_CONTEXT)'} is not declared: ${file} has no contexts`, {
+        code: 'WAL_CONTEXT_UNKNOWN',
+        suggestions: ['declare it under "contexts:" in the config file (see .walrc.example)', ...(source === 'env' ? ['or unset WAL_CONTEXT'] : [])],
+      })
+    }
+    return { raw, selection: NO_CONTEXT }
+  }
+  const { contexts, ...rest } = raw
+  if (!isPlainObject(contexts)) {
+    throw new ConfigError(`${file}: key "contexts": expected an object of named contexts, found ${Array.isArray(contexts) ? 'an array' : typeof contexts}`, {
+      suggestions: ['write contexts: { prod: { … }, staging: { … } }, each with settings as at the top level of the file'],
+    })
+  }
+  const names = Object.keys(contexts)
+  const badName = names.find((name) => !CONTEXT_NAME.test(name))
+  if (badName !== undefined) {
+    throw new ConfigError(`${file}: key "contexts": "${badName}" is not a valid context name`, {
+      suggestions: ['a context name has 1-64 letters, digits, ".", "_" or "-", and starts with a letter or digit'],
+    })
+  }
+  const remembered = flagOrEnv === undefined ? readUsedContexts(env)[file] : undefined
+  const chosen = flagOrEnv ?? remembered
+  if (chosen === undefined) return { raw: rest, selection: { names, context: null, source: null } }
+  if (!Object.hasOwn(contexts, chosen)) {
+    const close = closestName(chosen, names)
+    const hints = [...(close ? [`did you mean "${close}"?`] : []), `the contexts of ${file}: ${names.join(', ') || '(none)'}`]
+    if (remembered !== undefined) {
+      throw new ConfigError(`${file}: the context in use, "${chosen}" (from wal config use-context), is no longer declared`, {
+        code: 'WAL_CONTEXT_UNKNOWN',
+        suggestions: [...hints, 'choose another with: wal config use-context NAME (or --context NAME)'],
+      })
+    }
+    throw new UsageError(`context "${chosen}" ${source === 'flag' ? '(--context)' : '(WAL_CONTEXT)'} is not declared in ${file}`, { code: 'WAL_CONTEXT_UNKNOWN', suggestions: hints })
+  }
+  return { raw: deepMerge(rest, contexts[chosen]), selection: { names, context: chosen, source: source ?? 'use-context' } }
 }
 
 /** Validates raw config content (already parsed from YAML/JSON/JS). */
 export function validateConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv): ConfigFile {
   const interpolated = interpolateEnv(raw ?? {}, env, (keyPath) => `${file}: key "${keyPath}"`)
+  // `targets: []` reads naturally for "no targets": the same as {}.
+  if (isPlainObject(interpolated) && isPlainObject(interpolated.namespaces)) {
+    for (const ns of Object.values(interpolated.namespaces)) if (isPlainObject(ns) && Array.isArray(ns.targets) && ns.targets.length === 0) ns.targets = {}
+  }
   const result = v.safeParse(ConfigSchema, interpolated)
   if (result.success) return result.output
   // Every problem at once, so that one run of `wal config validate` shows all there is to fix.
@@ -357,14 +476,22 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
         : ['fix the file, or run `wal config validate` to see what is wrong'],
     })
   }
-  const config = found ? resolveConfig(validateConfig(found.isEmpty ? {} : found.config, found.filepath, env), found.filepath, env) : resolveConfig(null, null, env)
+  let config: ResolvedConfig
+  if (found) {
+    const { raw, selection } = applyContext(found.isEmpty ? {} : found.config, found.filepath, env, options.context)
+    const label = selection.context === null ? found.filepath : `${found.filepath} (context "${selection.context}")`
+    config = resolveConfig(validateConfig(raw, label, env), found.filepath, env, selection)
+  } else {
+    config = resolveConfig(null, null, env, applyContext(undefined, 'the configuration (no config file was found)', env, options.context).selection)
+  }
   const warning = stateDirWarning(config.stateDir)
   if (warning !== null) options.stderr?.write(`wal: ${escapeControl(warning)}\n`)
   return config
 }
 
 /** The settings of a namespace, or an error that lists the declared ones. */
-export function namespaceSettings(config: ResolvedConfig, name: string): NamespaceSettings {
+export function namespaceSettings(config: ResolvedConfig, given: string | undefined): NamespaceSettings {
+  const name = given ?? config.defaultNamespace
   if (!NAMESPACE_PATTERN.test(name)) {
     throw new UsageError(`"${name}" is not a valid namespace name`, {
       code: 'WAL_NAMESPACE_INVALID',
@@ -385,7 +512,7 @@ export function namespaceSettings(config: ResolvedConfig, name: string): Namespa
       description: null,
       declared: false,
       // With nothing configured, mutations are applied to the embedded key-value store.
-      targets: [{ name: 'kv', type: 'kv', path: join(config.stateDir, 'kv', `${name}.db`), retry: config.defaults.retry, ratePerSec: null }],
+      targets: [defaultKvTarget(config.stateDir, name, config.defaults.retry)],
       ratePerSec: null,
     }
   }

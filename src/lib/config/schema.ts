@@ -5,6 +5,7 @@
 import * as v from 'valibot'
 
 import { NamespaceName } from '../envelope/envelope.js'
+import type { Compression } from '../kafka/compression.js'
 import { DaemonConfigSchema, type DaemonSettings } from './daemon.js'
 
 /** A URL a target or endpoint can use: http or https only (not file:, data:, javascript:, …). */
@@ -107,6 +108,9 @@ const CassandraTableSchema = v.strictObject({
 const TargetName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a target name: letters, digits, ".", "_" or "-"'))
 const common = { retry: v.optional(RetrySchema), rate: v.optional(Rate) }
 
+/** How record batches sent to Kafka are compressed. */
+const CompressionSetting = v.picklist(['none', 'gzip', 'snappy', 'lz4', 'zstd'], 'a compression: "none", "gzip", "snappy", "lz4" or "zstd"')
+
 export const TargetConfigSchema = v.variant(
   'type',
   [
@@ -131,6 +135,7 @@ export const TargetConfigSchema = v.variant(
       cluster: v.pipe(v.string('the name of a cluster under clusters.kafka'), v.minLength(1)),
       topic: v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,249}$/, 'a topic name: letters, digits, ".", "_" or "-"')),
       timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
+      compression: v.optional(CompressionSetting),
       ...common,
     }),
     v.strictObject({
@@ -161,6 +166,9 @@ export const TargetConfigSchema = v.variant(
 
 const TopicName = v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,200}$/, 'a topic name: up to 200 letters, digits, ".", "_" or "-"'))
 
+/** A context's name, as --context and `wal config use-context` take it. */
+export const ContextName = v.pipe(v.string('a context name'), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a context name: 1-64 letters, digits, ".", "_" or "-"'))
+
 export const NamespaceConfigSchema = v.strictObject({
   backend: v.optional(v.picklist(['embedded', 'kafka', 'sqs'], 'a backend: "embedded", "kafka" or "sqs"')),
   /** Kafka and SQS namespaces: the cluster (under clusters.kafka or clusters.sqs) that holds the log. */
@@ -174,6 +182,8 @@ export const NamespaceConfigSchema = v.strictObject({
   maxNativeDelaySeconds: v.optional(v.pipe(v.number('seconds'), v.integer('whole seconds'), v.minValue(1, 'from 1 to 900 seconds'), v.maxValue(900, 'from 1 to 900 seconds'))),
   topic: v.optional(TopicName),
   /** Kafka namespaces: how keys map to partitions (murmur2, or librdkafka's consistent_random). */
+  /** Kafka namespaces: how the record batches of the log (and its DLQ and state topics) are compressed. */
+  compression: v.optional(CompressionSetting),
   partitioner: v.optional(v.picklist(['murmur2', 'consistent_random'], '"murmur2" (Kafka\'s Java client, the default) or "consistent_random" (librdkafka\'s default: kcat, confluent-kafka)')),
   replicationFactor: v.optional(v.pipe(v.number('a replication factor'), v.integer('a whole number'), v.minValue(1, 'a replication factor from 1 to 16'), v.maxValue(16, 'a replication factor from 1 to 16'))),
   retentionMs: v.optional(v.pipe(v.number('a retention in milliseconds'), v.integer('whole milliseconds'), v.minValue(-1, 'a retention in ms, or -1 to keep forever'))),
@@ -256,6 +266,13 @@ export const ConfigSchema = v.strictObject({
     }),
   ),
   stateDir: v.optional(v.pipe(v.string('a directory path'), v.minLength(1, 'a non-empty directory path'))),
+  /** The namespace of commands given no -n (WAL_NAMESPACE overrides it). Default: "default". */
+  defaultNamespace: v.optional(NamespaceName),
+  /**
+   * Named sets of settings (as kubectl's and kafkactl's contexts): the one in use (--context,
+   * WAL_CONTEXT, else `wal config use-context`) is merged over the rest of the file, key by key.
+   */
+  contexts: v.optional(v.record(ContextName, v.record(v.string(), v.unknown(), 'a context: settings as at the top level of the file'))),
   autoCreateNamespaces: v.optional(v.boolean('true or false')),
   defaults: v.optional(
     v.strictObject({
@@ -336,7 +353,7 @@ export type TargetSettings = (
   | { type: 'kv'; path: string }
   | { type: 'http'; url: string; method: 'POST' | 'PUT'; timeoutMs: number; headers: Record<string, string> }
   | { type: 'file'; path: string }
-  | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings }
+  | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings; compression: Compression }
   | { type: 'sqs'; queue: string; fifo: boolean; cluster: SqsClusterSettings }
   | {
       type: 'cassandra'
@@ -372,6 +389,8 @@ export interface KafkaLogSettings {
   retentionMs: number | null
   /** How keys map to partitions: as Kafka's Java client (murmur2) or as librdkafka (consistent_random, CRC32). */
   partitioner: 'murmur2' | 'consistent_random'
+  /** How record batches are compressed: none, gzip, snappy, lz4 or zstd. */
+  compression: Compression
 }
 
 /** The effective settings of one namespace, defaults applied. */
@@ -406,4 +425,14 @@ export interface ResolvedConfig {
   namespaces: ReadonlyMap<string, NamespaceSettings>
   /** `wal daemon`'s settings. */
   daemon: DaemonSettings
+  /** The names of the contexts the file declares (`contexts:`). */
+  contexts: string[]
+  /** The context in use, merged over the file; null for none. */
+  context: string | null
+  /** Where the context in use was chosen: --context, WAL_CONTEXT, `wal config use-context`, or none. */
+  contextSource: 'flag' | 'env' | 'use-context' | null
+  /** The namespace of commands given no -n: WAL_NAMESPACE, else the file's defaultNamespace, else "default". */
+  defaultNamespace: string
+  /** Declared namespaces whose mutations nothing applies (`targets: []`), for `wal config validate`. */
+  warnings: string[]
 }

@@ -189,6 +189,8 @@ const LOADERS = {
   '.yaml': loadYaml,
   '.yml': loadYaml,
   noExt: loadYaml,
+  // .walrc.example: the documented example, YAML, loads as it is with -c .walrc.example.
+  '.example': loadYaml,
   '.js': loadJs,
   '.mjs': loadJs,
   '.cjs': loadJs,

@@ -2,7 +2,8 @@
 import { resolve } from 'node:path'
 
 import type { CommonOptions } from '../io/context.js'
-import { loadConfig } from './load.js'
+import { UsageError, WalError } from '../errors.js'
+import { loadConfig, writeUsedContext } from './load.js'
 import { isSecretPath, redactSecrets } from './redact.js'
 import { findConfig } from './search.js'
 import type { ResolvedConfig } from './schema.js'
@@ -12,18 +13,62 @@ export interface ConfigReport {
   /** The file used; null in zero-config mode. */
   path: string | null
   namespaces: string[]
+  /** The context in use; null for none. */
+  context: string | null
+  /** What is valid but likely a mistake (a namespace nothing applies). */
+  warnings: string[]
 }
 
 export async function validateConfigFile(options: CommonOptions): Promise<ConfigReport> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
-  return { valid: true, path: config.path, namespaces: [...config.namespaces.keys()] }
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  return { valid: true, path: config.path, namespaces: [...config.namespaces.keys()], context: config.context, warnings: config.warnings }
+}
+
+export interface ContextList {
+  /** The config file; null when none was found. */
+  path: string | null
+  /** The context in use, and how it was chosen. */
+  current: string | null
+  source: ResolvedConfig['contextSource']
+  /** Each context as it resolves; `error` (and nothing else) for one that does not load. */
+  contexts: Array<{ name: string; current: boolean; stateDir?: string; defaultNamespace?: string; namespaces?: string[]; error?: string }>
+}
+
+/** `wal config get-contexts`: every context of the file, each as it resolves (state dir, default namespace). */
+export async function listContexts(options: CommonOptions): Promise<ContextList> {
+  const load = (context?: string) => loadConfig({ configPath: options.configPath, context, cwd: options.io.cwd, env: { ...options.io.env, WAL_CONTEXT: undefined }, stderr: options.io.stderr })
+  const current = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const contexts = []
+  for (const name of current.contexts) {
+    try {
+      const config = await load(name)
+      contexts.push({ name, current: name === current.context, stateDir: config.stateDir, defaultNamespace: config.defaultNamespace, namespaces: [...config.namespaces.keys()] })
+    } catch (error) {
+      // One broken context does not hide the others: it is listed with what is wrong.
+      if (!(error instanceof WalError)) throw error
+      contexts.push({ name, current: name === current.context, error: error.message })
+    }
+  }
+  return { path: current.path, current: current.context, source: current.contextSource, contexts }
+}
+
+/** `wal config use-context NAME`: checks the context loads, then remembers it for this config file. */
+export async function useContext(options: CommonOptions & { name: string }): Promise<{ path: string; context: string; rememberedIn: string; stateDir: string }> {
+  const config = await loadConfig({ configPath: options.configPath, context: options.name, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  if (config.path === null) {
+    throw new UsageError('no config file was found, so there is no context to use', { suggestions: ['name one with --config FILE, or create .walrc.yaml with a "contexts:" section'] })
+  }
+  const rememberedIn = writeUsedContext(options.io.env, config.path, options.name)
+  return { path: config.path, context: options.name, rememberedIn, stateDir: config.stateDir }
 }
 
 /** The effective configuration, defaults applied and secrets redacted. */
 export async function effectiveConfig(options: CommonOptions): Promise<Record<string, unknown>> {
-  const config: ResolvedConfig = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config: ResolvedConfig = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   return redactSecrets({
     source: config.path,
+    context: config.context,
+    defaultNamespace: config.defaultNamespace,
     stateDir: config.stateDir,
     autoCreateNamespaces: config.autoCreateNamespaces,
     defaults: config.defaults,

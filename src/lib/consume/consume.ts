@@ -19,7 +19,7 @@ import { parseDurationMs } from '../time.js'
 import { escapeControl } from '../cli/render.js'
 
 export interface ConsumeOptions extends CommonOptions {
-  namespace: string
+  namespace?: string
   /** "I/N" or "auto"; default: every partition ("0/1"). */
   shard?: string
   target?: string
@@ -103,7 +103,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
   const idleTimeoutMs = durationOption('--idle-timeout', options.idleTimeout, DEFAULT_IDLE_TIMEOUT_MS)
   const now = clockFromEnv(options.io.env)
 
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   const targets = options.target === undefined ? settings.targets : settings.targets.filter((t) => t.name === options.target)
   if (targets.length === 0) {

@@ -9,6 +9,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { escapeControl } from '../cli/render.js'
+import { isBinary } from '../cli/version.js'
 import { loadConfig, loadDaemonConfigLeniently } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { BackendUnavailableError, ConfigError, NotFoundError, UsageError, type WalError } from '../errors.js'
@@ -42,7 +43,7 @@ interface DaemonContext {
 
 async function context(options: CommonOptions): Promise<DaemonContext> {
   try {
-    const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+    const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
     return { config, paths: daemonPaths(config.stateDir) }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
@@ -123,8 +124,10 @@ export async function startDaemon(options: DaemonStartOptions): Promise<DaemonSt
     })
   }
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 })
-  const args = [options.bin, 'daemon', 'run']
+  // The single executable is its own interpreter and script: it takes the command words directly.
+  const args = isBinary() ? ['daemon', 'run'] : [options.bin, 'daemon', 'run']
   if (config.path !== null) args.push('--config', resolve(options.io.cwd, config.path))
+  if (config.context !== null) args.push('--context', config.context)
   if (options.host !== undefined) args.push('--host', options.host)
   if (options.port !== undefined) args.push('--port', String(options.port))
   if (options.noAuth) args.push('--no-auth')

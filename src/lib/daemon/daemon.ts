@@ -56,7 +56,7 @@ export interface DaemonStatus {
 
 export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSummary> {
   const { io } = options
-  const loadOptions = { configPath: options.configPath, cwd: io.cwd, env: io.env, stderr: io.stderr }
+  const loadOptions = { configPath: options.configPath, context: options.context, cwd: io.cwd, env: io.env, stderr: io.stderr }
   const now = clockFromEnv(io.env)
   // Command-line choices win over the file's, also across reloads.
   const withFlags = (c: ResolvedConfig): ResolvedConfig => ({

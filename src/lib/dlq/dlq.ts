@@ -27,7 +27,7 @@ export const DEFAULT_MAX_REPLAYS = 3
 const PAGE = 500
 
 export interface DlqOptions extends CommonOptions, DlqFilterOptions {
-  namespace: string
+  namespace?: string
 }
 
 /** An entry as `ls`, `show` and `--json` print it. */
@@ -77,7 +77,7 @@ interface Opened {
 
 async function open(options: DlqOptions): Promise<Opened> {
   const filter = dlqFilter(options)
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   if (options.target !== undefined && !settings.targets.some((t) => t.name === options.target)) {
     throw new UsageError(`namespace "${settings.name}" has no target "${options.target}"`, {
@@ -452,7 +452,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayP
   }
 }
 
-export async function auditLog(options: CommonOptions & { namespace: string; limit?: number }): Promise<AuditRecord[]> {
+export async function auditLog(options: CommonOptions & { namespace?: string; limit?: number }): Promise<AuditRecord[]> {
   const opened = await open({ ...options })
   try {
     return await opened.dlq.audit(options.limit ?? 100)

@@ -195,7 +195,7 @@ export async function explainMutationOrTxn(options: ExplainOptions): Promise<Exp
 }
 
 async function explainId(options: ExplainOptions, transactions: boolean): Promise<ExplainReport | TxnReport> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const names = options.namespace !== undefined ? [options.namespace] : [...new Set([...config.namespaces.keys(), ...(await listLogs(config))])].sort()
   for (const name of names) {
     let log: LogBackend

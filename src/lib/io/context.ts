@@ -18,6 +18,8 @@ export function processIo(): Io {
 export interface CommonOptions {
   /** `--config` / `WAL_CONFIG`. */
   configPath?: string
+  /** `--context`: the config file's context to use (else WAL_CONTEXT, else `wal config use-context`'s). */
+  context?: string
   /** Machine output. */
   json: boolean
   io: Io

@@ -8,6 +8,7 @@ import { createRequire, Module } from 'node:module'
 
 import type { KafkaClusterSettings } from '../config/schema.js'
 import { BackendUnavailableError, ClusterAccessError, InvalidRecordError, WalError } from '../errors.js'
+import { registerCodecs } from './compression.js'
 
 export type KafkaModule = typeof import('kafkajs')
 
@@ -61,10 +62,12 @@ function useLinearPartitionGrouping(): void {
 }
 
 /** kafkajs, imported on first use (it is never part of the start-up path of other commands). */
-export function loadKafkajs(): Promise<KafkaModule> {
+export async function loadKafkajs(): Promise<KafkaModule> {
   quietNegativeTimeoutWarning()
   useLinearPartitionGrouping()
-  return import('kafkajs')
+  const kafkajs = await import('kafkajs')
+  registerCodecs()
+  return kafkajs
 }
 
 /** kafkajs client options for a cluster: brokers, TLS/mTLS from PEM files, SASL. */

@@ -49,8 +49,8 @@ export interface NamespaceInit {
  * `allowRemap`: a partition (embedded) or shard (SQS) count that differs from what exists is changed,
  * and reported; without it, such a change is refused (exit 3) with what order is lost and how to drain.
  */
-export async function initNamespace(options: CommonOptions & { namespace: string; allowRemap?: boolean }): Promise<NamespaceInit> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+export async function initNamespace(options: CommonOptions & { namespace?: string; allowRemap?: boolean }): Promise<NamespaceInit> {
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   let parts: InitializedPart[]
   if (settings.backend === 'kafka') {

@@ -98,7 +98,7 @@ async function describe(config: ResolvedConfig, name: string): Promise<Namespace
 }
 
 export async function listNamespaces(options: CommonOptions): Promise<NamespaceSummary[]> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const out: NamespaceSummary[] = []
   for (const name of await namespaceNames(config)) {
     try {
@@ -114,7 +114,20 @@ export async function listNamespaces(options: CommonOptions): Promise<NamespaceS
   return out
 }
 
-export async function showNamespace(options: CommonOptions & { namespace: string }): Promise<NamespaceDetails> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
-  return describe(config, options.namespace)
+export async function showNamespace(options: CommonOptions & { namespace?: string }): Promise<NamespaceDetails> {
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  return describe(config, options.namespace ?? config.defaultNamespace)
+}
+
+/** Names for shell completion (`wal autocomplete --list …`): namespaces, or the targets of every namespace. */
+export async function completionNames(options: CommonOptions, kind: 'namespaces' | 'targets' | 'contexts', namespace?: string): Promise<string[]> {
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  if (kind === 'contexts') return [...config.contexts].sort()
+  const namespaces = await namespaceNames(config)
+  if (kind === 'namespaces') return namespaces
+  const targets = new Set<string>()
+  for (const name of namespace === undefined ? namespaces : namespaces.filter((n) => n === namespace)) {
+    for (const target of namespaceSettings(config, name).targets) targets.add(target.name)
+  }
+  return [...targets].sort()
 }

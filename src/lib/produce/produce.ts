@@ -46,6 +46,8 @@ export const MAX_IN_FLIGHT = 4
 
 export interface ProduceOptions extends CommonOptions {
   namespace?: string
+  /** The namespace of lines that name none when -n is not given (the config's defaultNamespace). */
+  defaultNamespace?: string
   key?: string
   /** `-p`: the payload as JSON text. */
   payload?: string
@@ -347,7 +349,7 @@ export const nextCreatedAtMs = (): number => createdAtClock.next()
 function decodeDefaults(options: ProduceOptions, nowMs: number, headers: Record<string, string> | undefined): DecodeDefaults {
   const delay = delayMs(options, nowMs)
   return {
-    namespace: options.namespace ?? 'default',
+    namespace: options.namespace ?? options.defaultNamespace ?? 'default',
     forceNamespace: options.namespace !== undefined,
     nowMs,
     createdAtMs: nextCreatedAtMs,
@@ -572,7 +574,8 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
   return total
 }
 
-export async function produce(options: ProduceOptions): Promise<ProduceSummary> {
+export async function produce(given: ProduceOptions): Promise<ProduceSummary> {
+  let options = given
   if (options.payload !== undefined && options.payloadFile !== undefined) {
     throw new UsageError('give the payload with -p or with --payload-file, not both')
   }
@@ -580,8 +583,9 @@ export async function produce(options: ProduceOptions): Promise<ProduceSummary> 
   if (options.txn && (options.payload !== undefined || options.payloadFile !== undefined)) {
     throw new UsageError('--txn makes one transaction of the NDJSON lines on stdin, not of -p or --payload-file', { suggestions: ['pipe the parts as lines: … | wal produce --txn'] })
   }
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   if (options.namespace !== undefined) namespaceSettings(config, options.namespace)
+  options = { ...options, defaultNamespace: config.defaultNamespace }
   const producer = new Producer(config, options)
   try {
     if (options.payload !== undefined || options.payloadFile !== undefined) {

@@ -19,7 +19,7 @@ import { escapeControl, escapeLine } from '../cli/render.js'
 import { compileRecordWhere } from '../dlq/filter.js'
 
 export interface TailOptions extends CommonOptions {
-  namespace: string
+  namespace?: string
   /** `beginning` | `end` | OFFSET | `P:OFFSET` | TIME. */
   from?: string
   /** `end` | TIME. Defaults to `end` unless following. */
@@ -226,7 +226,7 @@ export async function openTail(options: TailOptions): Promise<TailSource | null>
   if (until?.kind === 'time' && until.timeMs > nowMs && !options.follow) {
     throw new UsageError(`--until ${options.until} is in the future`, { suggestions: ['add --follow to wait until then'] })
   }
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   const where = options.where === undefined ? undefined : compileRecordWhere(options.where)
   if (settings.backend === 'sqs' && (from.kind === 'offset' || from.kind === 'time' || from.kind === 'last' || until?.kind === 'time')) {

@@ -10,6 +10,7 @@ import { BATCH_OVERHEAD_BYTES, batchBudget, chunkByPartitionBytes, maxMessageByt
 import { PartitionReader } from '../../kafka/partition-reader.js'
 import type { PartitionMark } from '../backend.js'
 import type { IncomingRecord, OutgoingRecord } from './record-codec.js'
+import { compressionType } from '../../kafka/compression.js'
 
 export interface TopicMessages {
   topic: string
@@ -158,7 +159,7 @@ export class KafkaConnection {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer from the brokers within ${timeoutMs / 1000} s (deliveryTimeoutMs)`)), timeoutMs)
       })
-      metadata = await Promise.race([producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), acks: -1, timeout: timeoutMs }), timeout])
+      metadata = await Promise.race([producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), acks: -1, timeout: timeoutMs, compression: compressionType(this.kafkajs, this.settings.compression) }), timeout])
     } catch (error) {
       // The producer's sequence numbers no longer match what the brokers hold (a request may have been
       // written for some partitions and refused for one): start a new producer next time.

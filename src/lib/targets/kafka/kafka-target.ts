@@ -16,12 +16,15 @@ import { topicPartitions } from '../../kafka/topics.js'
 import { encodeRecord, type OutgoingRecord } from '../../log/kafka/record-codec.js'
 import { SendRounds } from '../send-rounds.js'
 import { forwardedCopy, TargetError, type Target } from '../target.js'
+import { compressionType, type Compression } from '../../kafka/compression.js'
 
 export interface KafkaTargetOptions {
   name: string
   topic: string
   timeoutMs: number
   cluster: KafkaClusterSettings
+  /** How record batches are compressed (default: none). */
+  compression?: Compression
 }
 
 type Producer = import('kafkajs').Producer
@@ -64,6 +67,9 @@ export class KafkaTarget implements Target {
     this.name = options.name
   }
 
+  /** kafkajs's code of the configured compression, known once kafkajs is loaded. */
+  private compressionCode = 0
+
   /**
    * A target whose topic was checked: a missing topic stops the consumer at start (exit 3, as a missing
    * Cassandra keyspace does) instead of dead-lettering every mutation one by one. A cluster that cannot
@@ -95,6 +101,7 @@ export class KafkaTarget implements Target {
   private connect(): Promise<Producer> {
     this.producer ??= (async () => {
       const kafkajs = await loadKafkajs()
+      this.compressionCode = compressionType(kafkajs, this.options.compression ?? 'none')
       const kafka = new kafkajs.Kafka(kafkaClientConfig(this.options.cluster, kafkajs))
       const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
       await producer.connect()
@@ -125,7 +132,7 @@ export class KafkaTarget implements Target {
         async (chunk) => {
           const producer = await this.connect()
           try {
-            await producer.send({ topic, acks: -1, timeout: timeoutMs, messages: chunk.map((i) => records[i]!) })
+            await producer.send({ topic, acks: -1, timeout: timeoutMs, compression: this.compressionCode, messages: chunk.map((i) => records[i]!) })
           } catch (error) {
             // Its sequence numbers may no longer match the brokers': the next send starts a new producer.
             this.producer = undefined
