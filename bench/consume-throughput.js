@@ -10,7 +10,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { BIN, benchSandbox, countLabel, countRecords, fmt, recordsOption, runOrExit, spawnTimed, throughput, writeInput } from './lib.js'
+import { BIN, benchSandbox, countLabel, countRecords, fmt, median, recordsOption, runOrExit, spawnTimed, throughput, writeInput } from './lib.js'
 
 // DEFAULTS.partitions in src/lib/config/schema.ts, written into the config so the bench does not depend on it.
 const PARTITIONS = 8
@@ -91,7 +91,7 @@ async function produce(walHome) {
 async function runWal(walHome) {
   rmSync(walOut, { force: true })
   const args = [BIN, 'consume', '-n', NAMESPACE, '--until-idle', '--json', '--concurrency', String(CONCURRENCY)]
-  const { code, stdout, stderr, ms } = await spawnTimed(args, { cwd, env: sandbox.env(walHome) })
+  const { code, stdout, stderr, ms, cpuMs } = await spawnTimed(args, { cwd, env: sandbox.env(walHome) })
   if (code !== 0) throw new Error(`wal consume exited ${code}:\n${stderr}`)
   let summary
   try {
@@ -105,21 +105,24 @@ async function runWal(walHome) {
   }
   const lineBytes = checkOutput(walOut, 'wal consume')
   rmSync(walOut, { force: true })
-  return { ms, lineBytes }
+  return { ms, cpuMs, lineBytes }
 }
 
 /** One run of the raw loop over the same log database: wall time from spawn to exit, like wal's. */
 async function runRaw(dbPath) {
   rmSync(rawOut, { force: true })
-  const { code, stderr, ms } = await spawnTimed([rawScript, dbPath, rawOut], { cwd, env: process.env })
+  const { code, stderr, ms, cpuMs } = await spawnTimed([rawScript, dbPath, rawOut], { cwd, env: process.env })
   if (code !== 0) throw new Error(`raw loop exited ${code}:\n${stderr}`)
   const lineBytes = checkOutput(rawOut, 'raw loop')
   rmSync(rawOut, { force: true })
-  return { ms, lineBytes }
+  return { ms, cpuMs, lineBytes }
 }
 
 const walMs = []
 const rawMs = []
+// CPU time (user + system) of each process: steadier than wall time on a busy machine.
+const walCpuMs = []
+const rawCpuMs = []
 let walLineBytes = 0
 let rawLineBytes = 0
 await runOrExit(async () => {
@@ -132,11 +135,13 @@ await runOrExit(async () => {
       async () => {
         const wal = await runWal(walHome)
         walMs.push(wal.ms)
+        walCpuMs.push(wal.cpuMs)
         walLineBytes = wal.lineBytes
       },
       async () => {
         const raw = await runRaw(dbPath)
         rawMs.push(raw.ms)
+        rawCpuMs.push(raw.cpuMs)
         rawLineBytes = raw.lineBytes
       },
     ]
@@ -153,9 +158,14 @@ const ratio = walPerSec / rawPerSec
 console.log(
   `consume ${countLabel(records)} x ~${meanPayload}B -> NDJSON file: wal ${fmt(walPerSec)}/s; raw loop ${fmt(rawPerSec)}/s (ratio ${ratio.toFixed(2)}x, aim >= ${AIM}x)`,
 )
+const cpuRatio = median(rawCpuMs) / median(walCpuMs)
+console.log(`CPU: wal ${Math.round(median(walCpuMs))} ms, raw loop ${Math.round(median(rawCpuMs))} ms (raw/wal ${cpuRatio.toFixed(2)}x, as a throughput ratio)`)
 console.log(
   JSON.stringify({
     bench: 'consume-throughput',
+    walCpuMs: walCpuMs.map((ms) => Math.round(ms)),
+    rawCpuMs: rawCpuMs.map((ms) => Math.round(ms)),
+    cpuRatio: Number(cpuRatio.toFixed(3)),
     records,
     payloadBytes: meanPayload,
     partitions: PARTITIONS,

@@ -2,7 +2,7 @@
 // spawning and timing a process, and the statistics they report. bench/raw-produce.js does not use it:
 // it stands for what a user would write instead of wal, so it stays a file of its own.
 import { spawn } from 'node:child_process'
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -120,20 +120,39 @@ export function countRecords(dbPath) {
   }
 }
 
+// A preload that writes the process's CPU time (user + system, all its threads, from its start) and its
+// peak resident memory (KiB) to the file named by WAL_BENCH_CPU_FILE when it exits: CPU time moves much less with machine load than wall time.
+let cpuDir
+function cpuPreload() {
+  if (cpuDir === undefined) {
+    cpuDir = mkdtempSync(join(tmpdir(), 'wal-bench-cpu-'))
+    writeFileSync(
+      join(cpuDir, 'cpu-on-exit.cjs'),
+      "process.on('exit', () => { const u = process.cpuUsage(); require('node:fs').writeFileSync(process.env.WAL_BENCH_CPU_FILE, `${(u.user + u.system) / 1000} ${process.resourceUsage().maxRSS}`) })\n",
+    )
+    process.on('exit', () => rmSync(cpuDir, { recursive: true, force: true }))
+  }
+  return join(cpuDir, 'cpu-on-exit.cjs')
+}
+let cpuRuns = 0
+
 /**
- * Spawns node with args and resolves with its exit code (or signal), stdout, stderr and the wall time
- * from spawn to exit, i.e. what a user waits for. inputFile, if given, is its stdin (else none);
- * stdout: 'ignore' sends its output to /dev/null, for runs where reading a pipe would be measured too.
+ * Spawns node with args and resolves with its exit code (or signal), stdout, stderr, the wall time
+ * from spawn to exit (what a user waits for), its CPU time (cpuMs) and peak memory (maxRssKb). inputFile, if given, is its stdin
+ * (else none); stdout: 'ignore' sends its output to /dev/null, for runs where reading a pipe would be
+ * measured too.
  */
 export async function spawnTimed(args, { env, cwd, inputFile, stdout: stdoutMode = 'pipe' }) {
   const stdin = inputFile === undefined ? 'ignore' : openSync(inputFile, 'r')
+  const preload = cpuPreload()
+  const cpuFile = join(cpuDir, `cpu-${++cpuRuns}.txt`)
   try {
     let stdout = ''
     let stderr = ''
     const started = performance.now()
     let ms = 0
     const code = await new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, args, { cwd, env, stdio: [stdin, stdoutMode, 'pipe'] })
+      const child = spawn(process.execPath, ['-r', preload, ...args], { cwd, env: { ...env, WAL_BENCH_CPU_FILE: cpuFile }, stdio: [stdin, stdoutMode, 'pipe'] })
       child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d))
       child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
       child.on('error', reject)
@@ -141,7 +160,15 @@ export async function spawnTimed(args, { env, cwd, inputFile, stdout: stdoutMode
       child.on('exit', () => (ms = performance.now() - started))
       child.on('close', (c, signal) => resolve(c ?? signal))
     })
-    return { code, stdout, stderr, ms }
+    let cpuMs = Number.NaN
+    let maxRssKb = Number.NaN
+    try {
+      ;[cpuMs, maxRssKb] = readFileSync(cpuFile, 'utf8').split(' ').map(Number)
+      rmSync(cpuFile)
+    } catch {
+      // Killed before its exit handlers ran: no CPU figure for this run.
+    }
+    return { code, stdout, stderr, ms, cpuMs, maxRssKb }
   } finally {
     if (typeof stdin === 'number') closeSync(stdin)
   }

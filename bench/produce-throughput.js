@@ -16,7 +16,7 @@ import { DatabaseSync } from 'node:sqlite'
 // The very statements wal runs: Node 24 strips the types of this .ts file on import, and schema.ts
 // imports nothing, so the baseline cannot drift from the real schema.
 import { DDL, INSERT_RECORD, PRAGMAS } from '../src/lib/log/embedded/schema.ts'
-import { BIN, ROOT, benchSandbox, countLabel, countRecords, fmt, recordsOption, runOrExit, spawnTimed, throughput, writeInput } from './lib.js'
+import { BIN, ROOT, benchSandbox, countLabel, countRecords, fmt, median, recordsOption, runOrExit, spawnTimed, throughput, writeInput } from './lib.js'
 
 // Mirrors MAX_BATCH_RECORDS in src/lib/produce/produce.ts (not imported: produce.ts pulls in the config
 // loader and other modules that plain Node cannot resolve from source).
@@ -39,11 +39,12 @@ const { keys, payloads, meanPayload } = writeInput(inputPath, records)
 async function runWal(run) {
   const walHome = join(work, `wal-${run}`)
   // stdout (one ack line per record) goes to /dev/null: the bench measures wal, not a pipe reader.
-  const { code, stderr, ms } = await spawnTimed([BIN, 'produce', '-n', NAMESPACE], { cwd, env: sandbox.env(walHome), inputFile: inputPath, stdout: 'ignore' })
+  const { code, stderr, ms, cpuMs } = await spawnTimed([BIN, 'produce', '-n', NAMESPACE], { cwd, env: sandbox.env(walHome), inputFile: inputPath, stdout: 'ignore' })
   if (code !== 0) throw new Error(`wal produce exited ${code}:\n${stderr}`)
   const count = countRecords(join(walHome, 'embedded', `${NAMESPACE}.db`))
   if (count !== records) throw new Error(`wal produce exited 0 but the log holds ${count} records, not ${records}`)
   rmSync(walHome, { recursive: true, force: true })
+  walCpuMs.push(cpuMs)
   return ms
 }
 
@@ -92,14 +93,18 @@ async function runRawLoader(run) {
   mkdirSync(dir)
   const path = join(dir, `${NAMESPACE}.db`)
   const loader = join(ROOT, 'bench', 'raw-produce.js')
-  const { code, stderr, ms } = await spawnTimed([loader, path], { cwd, env: process.env, inputFile: inputPath, stdout: 'ignore' })
+  const { code, stderr, ms, cpuMs } = await spawnTimed([loader, path], { cwd, env: process.env, inputFile: inputPath, stdout: 'ignore' })
   if (code !== 0) throw new Error(`raw loader exited ${code}:\n${stderr}`)
   const count = countRecords(path)
   if (count !== records) throw new Error(`raw loader wrote ${count} records, not ${records}`)
   rmSync(dir, { recursive: true, force: true })
+  loaderCpuMs.push(cpuMs)
   return ms
 }
 
+// CPU time (user + system, every thread) of each process: wal's per mutation against the loader's.
+const walCpuMs = []
+const loaderCpuMs = []
 const walMs = []
 const rawMs = []
 const loaderMs = []
@@ -121,9 +126,14 @@ const loaderRatio = walPerSec / loaderPerSec
 console.log(
   `produce ${countLabel(records)} x ~${meanPayload}B durable: wal ${fmt(walPerSec)}/s; raw loader ${fmt(loaderPerSec)}/s (ratio ${loaderRatio.toFixed(2)}x, aim >= ${AIM}x); insert floor ${fmt(rawPerSec)}/s (ratio ${ratio.toFixed(2)}x)`,
 )
+const cpuRatio = median(walCpuMs) / median(loaderCpuMs)
+console.log(`CPU per mutation: wal ${((median(walCpuMs) / records) * 1000).toFixed(1)} us, raw loader ${((median(loaderCpuMs) / records) * 1000).toFixed(1)} us (ratio ${cpuRatio.toFixed(2)}x, aim <= 1.25x)`)
 console.log(
   JSON.stringify({
     bench: 'produce-throughput',
+    walCpuMs: walCpuMs.map((ms) => Math.round(ms)),
+    loaderCpuMs: loaderCpuMs.map((ms) => Math.round(ms)),
+    cpuRatio: Number(cpuRatio.toFixed(3)),
     records,
     payloadBytes: meanPayload,
     batchRecords: BATCH_RECORDS,

@@ -8,8 +8,54 @@ if (major < 22 || (major === 22 && minor < 13)) {
   )
   process.exit(1)
 }
-// Caches compiled code between runs: scripts call `wal produce` in loops, so start-up time matters.
-const { enableCompileCache } = await import('node:module')
-enableCompileCache?.()
+const { arch, homedir, platform, release } = await import('node:os')
+const { lstatSync, mkdirSync, readFileSync } = await import('node:fs')
+
+// `wal --version` answers without loading the CLI: the same line oclif prints (name/version platform-arch
+// node-version), read from package.json. WSL (which oclif reports as "wsl", seen in the kernel's release
+// or /proc/version as is-wsl does) and OCLIF_NEXT_VERSION go the long way.
+function maybeWsl() {
+  if (platform() !== 'linux') return false
+  if (release().toLowerCase().includes('microsoft')) return true
+  try {
+    return readFileSync('/proc/version', 'utf8').toLowerCase().includes('microsoft')
+  } catch {
+    return false
+  }
+}
+if (process.argv.length === 3 && process.argv[2] === '--version' && !process.env.OCLIF_NEXT_VERSION && !maybeWsl()) {
+  const pjson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+  const cpu = arch() === 'ia32' ? 'x86' : arch()
+  process.stdout.write(`${pjson.name}/${pjson.version} ${platform()}-${cpu} node-${process.version}\n`)
+  process.exit(0)
+}
+
+// Caches compiled code between runs (scripts call `wal produce` in loops, so start-up time matters), in a
+// directory of this user's alone: V8 checks a cache entry against little more than the source's length,
+// so a cache another user can write to could run their code as ours. Not used when that cannot be had.
+function compileCacheDir() {
+  if (process.env.NODE_COMPILE_CACHE || process.env.NODE_DISABLE_COMPILE_CACHE) return null
+  const base =
+    process.platform === 'win32' ? process.env.LOCALAPPDATA : process.env.XDG_CACHE_HOME?.startsWith('/') ? process.env.XDG_CACHE_HOME : `${homedir()}/.cache`
+  if (!base) return null
+  const dir = `${base}/wal/compile-cache`
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    // Both it and its parent: a parent someone else owns or can write to lets them swap the directory.
+    const uid = process.getuid?.()
+    const ours = (path, mask) => {
+      const stat = lstatSync(path)
+      return stat.isDirectory() && (uid === undefined || stat.uid === uid) && (process.platform === 'win32' || (stat.mode & mask) === 0)
+    }
+    return ours(dir, 0o077) && ours(`${base}/wal`, 0o022) ? dir : null
+  } catch {
+    return null
+  }
+}
+const cacheDir = compileCacheDir()
+if (cacheDir) {
+  const { enableCompileCache } = await import('node:module')
+  enableCompileCache?.(cacheDir)
+}
 const { run } = await import('../dist/index.js')
 await run(import.meta.url)

@@ -1,74 +1,74 @@
 /** Entry point: the command table oclif loads (explicit strategy) and `run` for bin/run.js. */
+import { existsSync } from 'node:fs'
+
+import type { Command } from '@oclif/core/command'
+import type { Config } from '@oclif/core/config'
 import { execute } from '@oclif/core/execute'
 import { settings } from '@oclif/core/settings'
 
-import Autocomplete from './commands/autocomplete.js'
-import ConfigGetContexts from './commands/config/get-contexts.js'
-import ConfigShow from './commands/config/show.js'
-import ConfigUseContext from './commands/config/use-context.js'
-import ConfigValidate from './commands/config/validate.js'
-import Consume from './commands/consume.js'
-import DaemonLogs from './commands/daemon/logs.js'
-import DaemonReload from './commands/daemon/reload.js'
-import DaemonRun from './commands/daemon/run.js'
-import DaemonStart from './commands/daemon/start.js'
-import DaemonStatus from './commands/daemon/status.js'
-import DaemonStop from './commands/daemon/stop.js'
-import DlqAudit from './commands/dlq/audit.js'
-import DlqExport from './commands/dlq/export.js'
-import DlqLs from './commands/dlq/ls.js'
-import DlqPurge from './commands/dlq/purge.js'
-import DlqReplay from './commands/dlq/replay.js'
-import DlqShow from './commands/dlq/show.js'
-import DlqStats from './commands/dlq/stats.js'
-import Explain from './commands/explain.js'
-import Help from './commands/help.js'
-import NsInit from './commands/ns/init.js'
-import NsLs from './commands/ns/ls.js'
-import NsShow from './commands/ns/show.js'
-import OffsetsReset from './commands/offsets/reset.js'
-import OffsetsShow from './commands/offsets/show.js'
-import Produce from './commands/produce.js'
-import Skip from './commands/skip.js'
-import Tail from './commands/tail.js'
-import Top from './commands/top.js'
-import Version from './commands/version.js'
+/** Each command's module, imported when that command runs: a command path loads only its own code. */
+const LOADERS: Record<string, () => Promise<{ default: Command.Class }>> = {
+  produce: () => import('./commands/produce.js'),
+  tail: () => import('./commands/tail.js'),
+  top: () => import('./commands/top.js'),
+  consume: () => import('./commands/consume.js'),
+  explain: () => import('./commands/explain.js'),
+  skip: () => import('./commands/skip.js'),
+  'offsets:show': () => import('./commands/offsets/show.js'),
+  'offsets:reset': () => import('./commands/offsets/reset.js'),
+  'dlq:ls': () => import('./commands/dlq/ls.js'),
+  'dlq:show': () => import('./commands/dlq/show.js'),
+  'dlq:stats': () => import('./commands/dlq/stats.js'),
+  'dlq:replay': () => import('./commands/dlq/replay.js'),
+  'dlq:purge': () => import('./commands/dlq/purge.js'),
+  'dlq:export': () => import('./commands/dlq/export.js'),
+  'dlq:audit': () => import('./commands/dlq/audit.js'),
+  'config:validate': () => import('./commands/config/validate.js'),
+  'config:show': () => import('./commands/config/show.js'),
+  'config:use-context': () => import('./commands/config/use-context.js'),
+  'config:get-contexts': () => import('./commands/config/get-contexts.js'),
+  'ns:init': () => import('./commands/ns/init.js'),
+  'ns:ls': () => import('./commands/ns/ls.js'),
+  'ns:show': () => import('./commands/ns/show.js'),
+  'daemon:run': () => import('./commands/daemon/run.js'),
+  'daemon:start': () => import('./commands/daemon/start.js'),
+  'daemon:stop': () => import('./commands/daemon/stop.js'),
+  'daemon:status': () => import('./commands/daemon/status.js'),
+  'daemon:reload': () => import('./commands/daemon/reload.js'),
+  'daemon:logs': () => import('./commands/daemon/logs.js'),
+  help: () => import('./commands/help.js'),
+  version: () => import('./commands/version.js'),
+  autocomplete: () => import('./commands/autocomplete.js'),
+}
 
 export { commandNotFound } from './lib/cli/suggest.js'
 
-export const COMMANDS = {
-  produce: Produce,
-  tail: Tail,
-  top: Top,
-  consume: Consume,
-  explain: Explain,
-  skip: Skip,
-  'offsets:show': OffsetsShow,
-  'offsets:reset': OffsetsReset,
-  'dlq:ls': DlqLs,
-  'dlq:show': DlqShow,
-  'dlq:stats': DlqStats,
-  'dlq:replay': DlqReplay,
-  'dlq:purge': DlqPurge,
-  'dlq:export': DlqExport,
-  'dlq:audit': DlqAudit,
-  'config:validate': ConfigValidate,
-  'config:show': ConfigShow,
-  'config:use-context': ConfigUseContext,
-  'config:get-contexts': ConfigGetContexts,
-  'ns:init': NsInit,
-  'ns:ls': NsLs,
-  'ns:show': NsShow,
-  'daemon:run': DaemonRun,
-  'daemon:start': DaemonStart,
-  'daemon:stop': DaemonStop,
-  'daemon:status': DaemonStatus,
-  'daemon:reload': DaemonReload,
-  'daemon:logs': DaemonLogs,
-  help: Help,
-  version: Version,
-  autocomplete: Autocomplete,
+/**
+ * What oclif needs of a command the manifest already describes (its flags, help, summary come from
+ * there): `run`, which imports the command's module and runs it with the id and plugin oclif assigned.
+ */
+function onUse(load: () => Promise<{ default: Command.Class }>): { id?: string; plugin?: Command.Class['plugin']; run: (argv: string[], config: Config) => Promise<unknown> } {
+  const stub = {
+    id: undefined as string | undefined,
+    plugin: undefined as Command.Class['plugin'],
+    async run(argv: string[], config: Config): Promise<unknown> {
+      const { default: command } = await load()
+      command.id = stub.id!
+      command.plugin = stub.plugin
+      return command.run(argv, config)
+    },
+  }
+  return stub
 }
+
+/**
+ * The command table oclif loads (explicit strategy). With the manifest there (every build writes it),
+ * stand-ins that load a command on use; without it (`oclif manifest` deletes it before asking for the
+ * table), the command classes themselves, from which it is written.
+ */
+export const COMMANDS: Record<string, unknown> = existsSync(new URL('../oclif.manifest.json', import.meta.url))
+  ? Object.fromEntries(Object.entries(LOADERS).map(([id, load]) => [id, onUse(load)]))
+  : Object.fromEntries(await Promise.all(Object.entries(LOADERS).map(async ([id, load]) => [id, (await load()).default] as const)))
 
 /** Runs the CLI; `dir` is the bin's import.meta.url, from which oclif finds package.json. */
 export async function run(dir: string): Promise<void> {

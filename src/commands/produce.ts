@@ -35,8 +35,8 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
 
   async run(): Promise<undefined> {
     const { flags } = await this.parse(Produce)
-    // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { produce } = await import('../lib/services.js')
+    // Loaded on use, and only produce's own code: `--help` stays fast, and so does one `wal produce` in a loop.
+    const { produce } = await import('../lib/produce/produce.js')
     await produce({
       ...this.common(flags),
       namespace: flags.namespace,

@@ -37,6 +37,20 @@ describe('the config search', () => {
     expect(existsSync(marker)).toBe(false)
   })
 
+  it("never runs or reads a cosmiconfig meta config (.config/config.js, package.json#cosmiconfig) in the working directory", async () => {
+    const marker = join(wal.dir, 'ran')
+    mkdirSync(join(wal.cwd, '.config'))
+    write('.config/config.js', `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x'); module.exports = {}`)
+    write('package.json', JSON.stringify({ name: 'app', cosmiconfig: { searchPlaces: ['planted.yaml'] } }))
+    write('planted.yaml', 'namespaces:\n  planted: {}\n')
+    for (const args of [['config', 'validate', '--json'], ['ns', 'ls', '--json']]) {
+      const result = await wal.run(args)
+      expect(result.code, result.stderr).toBe(0)
+      expect(result.stdout).not.toContain('planted')
+    }
+    expect(existsSync(marker)).toBe(false)
+  })
+
   it('finds the config at the project root from a directory inside it', async () => {
     mkdirSync(join(wal.cwd, '.git'))
     write('.walrc.yaml', 'namespaces:\n  orders: {}\n')

@@ -5,7 +5,7 @@
  * real `wal` process resolves (run on the built bundle: `npm test` builds first).
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -89,13 +89,24 @@ function expectLightStartup(urls: string[]): void {
   expect(urls.filter((url) => HEAVY.test(url))).toEqual([])
 }
 
+/** The bundle files a run loaded, with their text. */
+function loadedBundleFiles(urls: string[]): { url: string; text: string }[] {
+  return [...new Set(urls)].filter((url) => url.startsWith('file:') && url.includes('/dist/')).map((url) => ({ url, text: readFileSync(fileURLToPath(url), 'utf8') }))
+}
+
+// Text that only the YAML parser (js-yaml) carries, minified or not.
+const CONFIG_LIBRARY = /tag:yaml\.org,2002/
+
 // A preload (--import) watches what bin/run.js loads; the single executable (WAL_BIN) runs the same
 // bundle, unpacked, and is checked for laziness by test/e2e/binary.test.ts instead.
 describe.skipIf(process.env.WAL_BIN)('start-up', () => {
-  it('does not load the Kafka, SQS or Cassandra SDKs for `wal --version`', () => {
+  it('answers `wal --version` with the name, version, platform and Node, without loading the CLI bundle', () => {
     const run = runWal(['--version'])
     expect(run.status, run.stderr).toBe(0)
-    expectLightStartup(run.urls)
+    const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
+    expect(run.stdout).toBe(`wal/${version} ${process.platform}-${process.arch} node-${process.version}\n`)
+    expect(run.urls.some((url) => url.endsWith('/bin/run.js'))).toBe(true)
+    expect(run.urls.filter((url) => url.includes('/dist/') || HEAVY.test(url))).toEqual([])
   })
 
   it('does not load the Kafka, SQS or Cassandra SDKs for `wal --help`', () => {
@@ -109,5 +120,64 @@ describe.skipIf(process.env.WAL_BIN)('start-up', () => {
     expect(run.status, run.stderr).toBe(0)
     expect(run.stdout).toContain('durable=true')
     expectLightStartup(run.urls)
+  })
+
+  it('does not load the YAML parser for `wal produce` when no config file exists', () => {
+    const run = runWal(['produce', '-k', 'k', '-p', '{"a":1}'])
+    expect(run.status, run.stderr).toBe(0)
+    const files = loadedBundleFiles(run.urls)
+    expect(files.length).toBeGreaterThan(0)
+    expect(files.filter((file) => CONFIG_LIBRARY.test(file.text)).map((file) => file.url)).toEqual([])
+  })
+
+  it('loads no other command\'s code for `wal produce`', () => {
+    const run = runWal(['produce', '-k', 'k', '-p', '{"a":1}'])
+    expect(run.status, run.stderr).toBe(0)
+    // Each command's summary is in its own module; of them, only produce's may be loaded.
+    const files = loadedBundleFiles(run.urls)
+    expect(files.some((file) => file.text.includes('Write mutations to the log'))).toBe(true)
+    expect(files.filter((file) => /Put DLQ entries back into the log|Run the daemon in the foreground|Show a namespace's effective settings/.test(file.text)).map((file) => file.url)).toEqual([])
+  })
+
+  it('still finds a YAML config file next to the command, and uses it', () => {
+    const dir = join(home, 'with-config')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, '.walrc.yaml'), 'namespaces:\n  orders:\n    partitions: 3\n')
+    const resolvedFile = join(work, `resolved-${++runs}.json`)
+    const env: NodeJS.ProcessEnv = { ...process.env, WAL_HOME: join(work, 'wal-home-config'), HOME: home, XDG_CONFIG_HOME: xdgConfig, WAL_TEST_RESOLVED_FILE: resolvedFile }
+    delete env.WAL_CONFIG
+    delete env.NODE_OPTIONS
+    const result = spawnSync(process.execPath, ['--import', preloadUrl, bin, 'ns', 'show', 'orders', '--json'], { cwd: dir, env, encoding: 'utf8' })
+    expect(result.status, result.stderr).toBe(0)
+    expect((JSON.parse(result.stdout) as { partitions: number }).partitions).toBe(3)
+    const files = loadedBundleFiles(JSON.parse(readFileSync(resolvedFile, 'utf8')) as string[])
+    expect(files.some((file) => CONFIG_LIBRARY.test(file.text))).toBe(true)
+  })
+})
+
+describe('the compile cache', () => {
+  function runWithCache(cacheHome: string): void {
+    const env: NodeJS.ProcessEnv = { ...process.env, WAL_HOME: join(work, 'wal-home-cache'), HOME: home, XDG_CONFIG_HOME: xdgConfig, XDG_CACHE_HOME: cacheHome }
+    delete env.NODE_COMPILE_CACHE
+    delete env.NODE_DISABLE_COMPILE_CACHE
+    delete env.NODE_OPTIONS
+    const result = spawnSync(process.execPath, [bin, 'ns', 'ls'], { cwd: join(home, 'cwd'), env, encoding: 'utf8' })
+    expect(result.status, result.stderr).toBe(0)
+  }
+
+  it("is kept in the user's own 0700 directory under XDG_CACHE_HOME", () => {
+    const cacheHome = join(work, 'cache-own')
+    runWithCache(cacheHome)
+    const dir = join(cacheHome, 'wal', 'compile-cache')
+    expect(statSync(dir).mode & 0o777).toBe(0o700)
+    expect(readdirSync(dir).length).toBeGreaterThan(0)
+  })
+
+  it('is not used when others could swap its directory (a parent writable by all)', () => {
+    const cacheHome = join(work, 'cache-shared')
+    mkdirSync(join(cacheHome, 'wal'), { recursive: true })
+    chmodSync(join(cacheHome, 'wal'), 0o777)
+    runWithCache(cacheHome)
+    expect(readdirSync(join(cacheHome, 'wal', 'compile-cache'))).toEqual([])
   })
 })

@@ -1,11 +1,13 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { load as parseYaml } from 'js-yaml'
 import { describe, expect, it } from 'vitest'
 
 import { interpolateEnv } from '../../src/lib/config/interpolate.js'
 import { namespaceSettings, resolveConfig, validateConfig } from '../../src/lib/config/load.js'
 import { REDACTED, redactSecrets } from '../../src/lib/config/redact.js'
+import { findConfig, mightHaveConfig } from '../../src/lib/config/search.js'
 import { ConfigSchema } from '../../src/lib/config/schema.js'
 import { ConfigError, UnknownNamespaceError, UsageError } from '../../src/lib/errors.js'
 import { ROOT } from '../helpers/wal.js'
@@ -181,5 +183,97 @@ describe('rates', () => {
     expect(() => rateFlag('0/s')).toThrow(/--rate "0\/s" is not a rate above zero/)
     expect(() => rateFlag('fast')).toThrow(UsageError)
     expect(configError({ namespaces: { a: { rate: '0/m' } } }).message).toMatch(/key "namespaces\.a\.rate": expected a rate above zero/)
+  })
+})
+
+describe('config search without a file', () => {
+  /** A project tree in a fresh temp dir: root/project/sub, with XDG_CONFIG_HOME at root/xdg. */
+  function tree(): { root: string; project: string; sub: string; xdg: string; done: () => void } {
+    const root = mkdtempSync(join(tmpdir(), 'wal-search-test-'))
+    const project = join(root, 'project')
+    const sub = join(project, 'sub')
+    mkdirSync(sub, { recursive: true })
+    mkdirSync(join(root, 'xdg'))
+    return { root, project, sub, xdg: join(root, 'xdg'), done: () => rmSync(root, { recursive: true, force: true }) }
+  }
+
+  it('knows there is nothing to load only when every place the search looks is empty', () => {
+    const t = tree()
+    const saved = process.env.XDG_CONFIG_HOME
+    process.env.XDG_CONFIG_HOME = t.xdg
+    try {
+      const might = (): boolean => mightHaveConfig(t.sub, t.project)
+      expect(might()).toBe(false)
+      // A package.json without a "wal" (or "cosmiconfig") key is not a config.
+      writeFileSync(join(t.project, 'package.json'), '{"name":"app"}')
+      expect(might()).toBe(false)
+      const places: [string, string][] = [
+        [join(t.project, 'package.json'), '{"name":"app","wal":{}}'],
+        [join(t.project, '.walrc'), 'namespaces: {}'],
+        [join(t.sub, '.walrc.yml'), 'namespaces: {}'],
+        [join(t.project, 'wal.config.mjs'), 'export default {}'],
+        [join(t.project, '.config', 'walrc.json'), '{}'],
+        [join(t.xdg, 'wal', 'config.yaml'), 'namespaces: {}'],
+        [join(t.project, 'package.json'), '{not json'],
+      ]
+      for (const [file, text] of places) {
+        mkdirSync(dirname(file), { recursive: true })
+        const before = existsSync(file) ? readFileSync(file, 'utf8') : null
+        writeFileSync(file, text)
+        expect(might(), file).toBe(true)
+        if (before === null) rmSync(file)
+        else writeFileSync(file, before)
+        expect(might(), `${file} removed`).toBe(false)
+      }
+      // Above the stop directory, nothing counts; nor do cosmiconfig's meta configs.
+      writeFileSync(join(t.root, '.walrc.yaml'), 'namespaces: {}')
+      writeFileSync(join(t.sub, 'package.yaml'), 'cosmiconfig: {}')
+      mkdirSync(join(t.sub, '.config'))
+      writeFileSync(join(t.sub, '.config', 'config.yaml'), 'searchPlaces: []')
+      expect(might()).toBe(false)
+    } finally {
+      if (saved === undefined) delete process.env.XDG_CONFIG_HOME
+      else process.env.XDG_CONFIG_HOME = saved
+      t.done()
+    }
+  })
+})
+
+describe('config search', () => {
+  it('finds the first place in cosmiconfig\'s order, skips blank files and package.json without "wal", and never runs a meta config', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'wal-find-test-'))
+    const saved = process.env.XDG_CONFIG_HOME
+    process.env.XDG_CONFIG_HOME = join(root, 'xdg')
+    try {
+      const project = join(root, 'project')
+      mkdirSync(join(project, '.git'), { recursive: true })
+      mkdirSync(join(project, '.config'))
+      const marker = join(root, 'ran')
+      // cosmiconfig's meta config places: read (and a JS one run) on every search; wal looks at none of them.
+      writeFileSync(join(project, '.config', 'config.js'), `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x'); module.exports = { searchPlaces: ['evil.yaml'] }`)
+      writeFileSync(join(project, 'evil.yaml'), 'namespaces:\n  evil: {}\n')
+      expect(await findConfig(undefined, project)).toBeNull()
+      writeFileSync(join(project, 'package.json'), '{"name":"app","cosmiconfig":{"searchPlaces":["evil.yaml"]}}')
+      expect(await findConfig(undefined, project)).toBeNull()
+      writeFileSync(join(project, '.walrc.yaml'), '  \n')
+      writeFileSync(join(project, 'wal.config.cjs'), 'module.exports = { namespaces: { late: {} } }')
+      writeFileSync(join(project, '.config', 'walrc.json'), '{"namespaces":{"json":{}}}')
+      expect(await findConfig(undefined, project)).toEqual({ filepath: join(project, '.config', 'walrc.json'), config: { namespaces: { json: {} } } })
+      writeFileSync(join(project, 'package.json'), '{"name":"app","wal":{"namespaces":{"pkg":{}}}}')
+      expect(await findConfig(undefined, project)).toEqual({ filepath: join(project, 'package.json'), config: { namespaces: { pkg: {} } } })
+      // Explicit: a blank file is empty settings; the global directory comes last.
+      expect(await findConfig(join(project, '.walrc.yaml'), project)).toEqual({ filepath: join(project, '.walrc.yaml'), config: undefined, isEmpty: true })
+      rmSync(join(project, 'package.json'))
+      rmSync(join(project, '.config'), { recursive: true })
+      rmSync(join(project, 'wal.config.cjs'))
+      mkdirSync(join(root, 'xdg', 'wal'), { recursive: true })
+      writeFileSync(join(root, 'xdg', 'wal', 'config'), 'namespaces:\n  global: {}\n')
+      expect(await findConfig(undefined, project)).toEqual({ filepath: join(root, 'xdg', 'wal', 'config'), config: { namespaces: { global: {} } } })
+      expect(existsSync(marker)).toBe(false)
+    } finally {
+      if (saved === undefined) delete process.env.XDG_CONFIG_HOME
+      else process.env.XDG_CONFIG_HOME = saved
+      rmSync(root, { recursive: true, force: true })
+    }
   })
 })

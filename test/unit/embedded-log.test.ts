@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
 import { decodeEnvelope, type LogRecord, type Mutation } from '../../src/lib/envelope/envelope.js'
 import { ConfigError, NotFoundError } from '../../src/lib/errors.js'
@@ -83,6 +83,32 @@ describe('the embedded log', () => {
     const marks = await log.marks()
     expect(await log.offsetsForTime(0)).toEqual(new Map(marks.map((m) => [m.partition, m.low])))
     expect(await log.offsetsForTime(Date.now() + 60_000)).toEqual(new Map(marks.map((m) => [m.partition, m.high])))
+  })
+
+  it('finds, for any time, the first offset of each partition appended then or later, with the clock stepping back and partitions left empty', async () => {
+    const T0 = 1_800_000_000_000
+    const now = vi.spyOn(Date, 'now')
+    try {
+      // 40 commits 10 ms apart, the clock stepping back 25 ms once; keys chosen so one partition stays empty.
+      const keys = Array.from({ length: 50 }, (_, i) => `k${i}`)
+        .filter((k) => partitionForKey(k, 4) !== 3)
+        .slice(0, 5)
+      for (let i = 0; i < 40; i++) {
+        now.mockReturnValue(i === 20 ? T0 + 10 * i - 25 : T0 + 10 * i)
+        await log.append(Array.from({ length: 1 + (i % 3) }, (_, j) => mutation(keys[(i + j) % keys.length]!, i)))
+      }
+    } finally {
+      now.mockRestore()
+    }
+    const records = await readAll()
+    const marks = await log.marks()
+    expect(marks.find((m) => m.partition === 3)).toMatchObject({ low: 0, high: 0 })
+    for (let t = T0 - 5; t <= T0 + 400; t += 5) {
+      const expected = new Map(
+        marks.map((m) => [m.partition, Math.min(...records.filter((r) => r.partition === m.partition && r.appendedAtMs >= t).map((r) => r.offset), m.high)]),
+      )
+      expect(await log.offsetsForTime(t), `t = T0 + ${t - T0}`).toEqual(expected)
+    }
   })
 
   it('reads within bounds and stops a follow when aborted', async () => {

@@ -9,6 +9,7 @@ import {
   MAX_FAILURES,
   type LogRecord,
 } from '../../src/lib/envelope/envelope.js'
+import { newMutationId, ULID_PATTERN } from '../../src/lib/envelope/id.js'
 import { InvalidRecordError } from '../../src/lib/errors.js'
 
 const defaults = { namespace: 'default', nowMs: Date.UTC(2026, 0, 2, 3, 4, 5, 6) }
@@ -51,7 +52,7 @@ describe('decoding an envelope', () => {
         payload: 'hi',
         headers: { a: '1' },
         createdAt: '2020-01-01T00:00:00.000Z',
-        notBefore: 1_700_000_000_000,
+        notBefore: 3_000_000_000_000,
         target: 'eu',
         idempotencyKey: 'i',
         attempts: 2,
@@ -63,7 +64,7 @@ describe('decoding an envelope', () => {
       namespace: 'orders',
       headers: { a: '1', b: 'flag' },
       createdAtMs: Date.UTC(2020, 0, 1),
-      notBeforeMs: 1_700_000_000_000,
+      notBeforeMs: 3_000_000_000_000,
       target: 'eu',
       attempts: 2,
     })
@@ -148,5 +149,29 @@ describe('encoding an envelope', () => {
     expect(failuresToJson([])).toBeNull()
     const failures = [{ atMs: 5, target: 't', errorClass: 'retryable' as const, message: 'm', attempt: 1 }]
     expect(decodeFailures(failuresToJson(failures))).toEqual(failures)
+  })
+})
+
+describe('mutation ids', () => {
+  const timeOf = (id: string): number => [...id.slice(0, 10)].reduce((ms, c) => ms * 32 + '0123456789ABCDEFGHJKMNPQRSTVWXYZ'.indexOf(c), 0)
+
+  it('are ULIDs that carry their time and sort in the order they were made, even within one millisecond or when the clock steps back', () => {
+    const ids = [newMutationId(3_000_000_000_000)]
+    for (let i = 0; i < 10_000; i++) ids.push(newMutationId(3_000_000_000_000 + Math.floor(i / 100)))
+    ids.push(newMutationId(2_900_000_000_000)) // the clock stepped back: still after the last one
+    for (const id of ids) expect(id).toMatch(ULID_PATTERN)
+    expect(new Set(ids).size).toBe(ids.length)
+    expect([...ids].sort()).toEqual(ids)
+    expect(timeOf(ids[0]!)).toBe(3_000_000_000_000)
+    expect(timeOf(ids[5_000]!)).toBe(3_000_000_000_049)
+    expect(timeOf(ids.at(-1)!)).toBe(3_000_000_000_099)
+  })
+
+  it('draw fresh random bits in each new millisecond, and refuse a time a ULID cannot hold', () => {
+    const a = newMutationId(4_000_000_000_000)
+    const b = newMutationId(4_000_000_000_001)
+    expect(a.slice(10)).not.toBe(b.slice(10))
+    expect(timeOf(newMutationId(2 ** 48 - 1))).toBe(2 ** 48 - 1)
+    for (const bad of [-1, 1.5, Number.NaN, 2 ** 48]) expect(() => newMutationId(bad)).toThrow(RangeError)
   })
 })

@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto'
+import { crc32 as zlibCrc32 } from 'node:zlib'
+
 import { describe, expect, it } from 'vitest'
 
-import { murmur2, partitionForKey } from '../../src/lib/log/partitioner.js'
+import { crc32, crc32PartitionForKey, murmur2, partitionForKey } from '../../src/lib/log/partitioner.js'
 
 const encode = (s: string): Uint8Array => new TextEncoder().encode(s)
 
@@ -15,6 +18,15 @@ describe('partitioner', () => {
       '16384': -325739742,
     }
     for (const [key, hash] of Object.entries(vectors)) expect(murmur2(encode(key))).toBe(hash)
+  })
+
+  it("computes CRC-32 exactly as zlib does, for every length and byte value, and for keys longer than the scratch buffer", () => {
+    for (let length = 0; length < 300; length++) {
+      const bytes = randomBytes(length)
+      expect(crc32(bytes)).toBe(zlibCrc32(bytes))
+    }
+    const long = 'ü'.repeat(3000)
+    expect(crc32PartitionForKey(long, 1_000_003)).toBe(zlibCrc32(Buffer.from(long, 'utf8')) % 1_000_003)
   })
 
   it('hashes every tail length (0 to 3 trailing bytes) deterministically', () => {

@@ -2,6 +2,7 @@ import type { Message } from '@aws-sdk/client-sqs'
 import { describe, expect, it } from 'vitest'
 
 import { decodeEnvelopeLine, encodePoisonRecord } from '../../src/lib/envelope/envelope.js'
+import { isJsonWithin } from '../../src/lib/envelope/json-text.js'
 import { decodeRecord, encodeRecord, type IncomingRecord } from '../../src/lib/log/kafka/record-codec.js'
 import { decodeMessage, encodeMessage } from '../../src/lib/log/sqs/codec.js'
 
@@ -82,5 +83,63 @@ describe('reading an SQS message that cannot be decoded', () => {
     const foreign = decodeMessage(message('plain text', {}), source)
     expect(foreign).toMatchObject({ payload: { encoding: 'base64' } })
     expect(foreign.poison).toBeUndefined()
+  })
+})
+
+describe('the one-pass JSON check of stored payloads', () => {
+  const parses = (text: string): boolean => {
+    try {
+      JSON.parse(text)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  it('accepts exactly what JSON.parse accepts, for hand-picked edge cases', () => {
+    const texts = [
+      '0', '-0', '1', '-', '01', '1.', '.5', '1.5', '1e5', '1E+5', '1e-5', '1e', '1e+', '-1.5e-10', '+1', '0x10', 'NaN', 'Infinity',
+      'true', 'false', 'null', 'tru', 'nul', 'True', 'truex', 'true false',
+      '""', '"a"', '"\\u00e9"', '"\\u00g9"', '"\\u00e"', '"\\x41"', '"\\/"', '"\\b\\f\\n\\r\\t\\"\\\\"', '"\\a"', '"\t"', '"\n"', '"\u001f"', '"\u007f"', '"\ud800"', '"a', 'a"',
+      '{}', '[]', '{ }', '[ ]', ' \t\r\n{}\n ', '\u00a0{}', '\ufeff{}', '{"a":1}', '{"a":1,}', '{,"a":1}', '{"a" 1}', '{"a":}', '{a:1}', "{'a':1}", '{"a":1 "b":2}',
+      '[1,2,3]', '[1,]', '[,1]', '[1 2]', '[[[]]]', '[[[]]', '[]]', '{"a":[{"b":{"c":[null,true,false,"x",-0.5e3]}}]}', '{"a":1}{"b":2}', '{"a":1} x', '', ' ', '/* */ 1', '1 // x',
+    ]
+    for (const text of texts) expect(isJsonWithin(text, 1000), JSON.stringify(text)).toBe(parses(text))
+  })
+
+  it('accepts exactly what JSON.parse accepts, for thousands of random near-JSON texts', () => {
+    const pieces = ['{', '}', '[', ']', ',', ':', '"', '"a"', '"k":', '1', '-', '0', '.', 'e', '+', 'true', 'null', 'fals', ' ', '\n', '\\', '\\u00', 'x', '\u0001', '9']
+    let seed = 42
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return seed % n
+    }
+    let agreed = 0
+    for (let i = 0; i < 20_000; i++) {
+      let text = ''
+      const length = 1 + random(12)
+      for (let k = 0; k < length; k++) text += pieces[random(pieces.length)]
+      expect(isJsonWithin(text, 1000), JSON.stringify(text)).toBe(parses(text))
+      agreed++
+    }
+    // And valid documents, lightly damaged at one character.
+    const doc = JSON.stringify({ a: [1, -2.5e-3, 'x"y\\z\u0001', { b: null, c: true, d: false, e: {} }], f: '\ud83d\ude00' })
+    for (let at = 0; at < doc.length; at++) {
+      for (const replacement of ['', ' ', '"', '}', ']', ',', '1', 'x']) {
+        const text = doc.slice(0, at) + replacement + doc.slice(at + 1)
+        expect(isJsonWithin(text, 1000), JSON.stringify(text)).toBe(parses(text))
+      }
+    }
+    expect(agreed).toBe(20_000)
+  })
+
+  it('refuses JSON nested deeper than the limit, and accepts it at the limit, as jsonDepth counts', () => {
+    const nested = (n: number): string => '['.repeat(n) + ']'.repeat(n)
+    expect(isJsonWithin(nested(64), 64)).toBe(true)
+    expect(isJsonWithin(nested(65), 64)).toBe(false)
+    expect(isJsonWithin(`{"a":${nested(63)}}`, 64)).toBe(true)
+    expect(isJsonWithin(`{"a":${nested(64)}}`, 64)).toBe(false)
+    expect(isJsonWithin(nested(100_000), 64)).toBe(false)
+    expect(isJsonWithin('"' + '['.repeat(1000) + '"', 64)).toBe(true)
   })
 })

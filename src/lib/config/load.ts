@@ -490,8 +490,15 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
 }
 
 /** The settings of a namespace, or an error that lists the declared ones. */
+// The settings of namespaces created on demand, per config: produce asks once per line. Bounded, since
+// the daemon's HTTP API takes names from its clients.
+const onDemandSettings = new WeakMap<ResolvedConfig, Map<string, NamespaceSettings>>()
+const MAX_ON_DEMAND_SETTINGS = 1024
+
 export function namespaceSettings(config: ResolvedConfig, given: string | undefined): NamespaceSettings {
   const name = given ?? config.defaultNamespace
+  const known = onDemandSettings.get(config)?.get(name)
+  if (known) return known
   if (!NAMESPACE_PATTERN.test(name)) {
     throw new UsageError(`"${name}" is not a valid namespace name`, {
       code: 'WAL_NAMESPACE_INVALID',
@@ -501,7 +508,10 @@ export function namespaceSettings(config: ResolvedConfig, given: string | undefi
   const declared = config.namespaces.get(name)
   if (declared) return declared
   if (config.autoCreateNamespaces) {
-    return {
+    let cache = onDemandSettings.get(config)
+    if (!cache) onDemandSettings.set(config, (cache = new Map()))
+    if (cache.size >= MAX_ON_DEMAND_SETTINGS) cache.clear()
+    const settings: NamespaceSettings = {
       name,
       backend: DEFAULTS.backend,
       kafka: null,
@@ -515,6 +525,8 @@ export function namespaceSettings(config: ResolvedConfig, given: string | undefi
       targets: [defaultKvTarget(config.stateDir, name, config.defaults.retry)],
       ratePerSec: null,
     }
+    cache.set(name, settings)
+    return settings
   }
   throw new UnknownNamespaceError(name, [...config.namespaces.keys()], config.path ?? 'the configuration')
 }

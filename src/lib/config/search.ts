@@ -1,21 +1,27 @@
 /**
- * cosmiconfig behind one function (loaded with the services, never by `--help` or `--version`), with
- * the loading made safe:
+ * The config search and loading, with the loading made safe:
+ * - the places and their order are cosmiconfig's for the module name "wal" (package.json#wal, .walrc,
+ *   .walrc.{json,yaml,yml,js,ts,cjs,mjs}, .config/walrc…, wal.config.{js,ts,cjs,mjs}), but without
+ *   cosmiconfig's "meta config": it read package.json#cosmiconfig, package.yaml and .config/config.* in
+ *   the working directory on every run, and ran a .config/config.js there in process, without the checks
+ *   below (so `cd /tmp && wal …` ran whatever another user planted in /tmp/.config/);
  * - the search goes up from the working directory only to the project root (the first directory with a
  *   `.git` or `package.json`) or $HOME, whichever comes first, so a `.walrc.cjs` planted in /tmp or a
  *   parent directory is never run; then ~/.config/wal/;
  * - a JS config (code, run to get the config) is refused when others may write it or another user owns
  *   it, and runs in a worker thread with a time limit, so one that never finishes, loops or throws is a
  *   config error, not a hang or a crash;
- * - YAML and JSON syntax errors say line, column and reason; YAML aliases are bounded.
+ * - YAML and JSON syntax errors say line, column and reason; YAML aliases are bounded;
+ * - when no file is in any place the search looks, the YAML parser is not even loaded (one directory
+ *   listing per place instead): zero-config runs, scripts' loops, start up faster.
  */
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { Worker } from 'node:worker_threads'
+import { basename, dirname, extname, join, resolve } from 'node:path'
 
-import { cosmiconfig, type Loader } from 'cosmiconfig'
-import { load as loadYamlText } from 'js-yaml'
+/** Turns a config file's text into its settings (may run it: a JS config). */
+type Loader = (filepath: string, content: string) => unknown
 
 import { ConfigError, InterruptedError } from '../errors.js'
 
@@ -54,6 +60,9 @@ function syntaxError(file: string, line: number, column: number, reason: string)
     suggestions: [`fix line ${line} of ${file}, then check it with: wal config validate`],
   })
 }
+
+/** js-yaml, loaded only when there is a config file to read. */
+let loadYamlText: typeof import('js-yaml').load
 
 const loadYaml: Loader = (filepath, content) => {
   try {
@@ -127,6 +136,7 @@ const loadJs: Loader = (filepath) => {
   checkOwnership(filepath)
   const limitMs = timeoutMs()
   return new Promise((resolvePromise, reject) => {
+    const { Worker } = process.getBuiltinModule('node:worker_threads')
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { filepath }, stdout: false, stderr: false })
     let settled = false
     const finish = (outcome: () => void): void => {
@@ -197,9 +207,137 @@ const LOADERS = {
   '.ts': loadJs,
 }
 
+/** Where the search looks in each directory, in order (cosmiconfig's default places for "wal"). */
+export const SEARCH_PLACES = [
+  'package.json',
+  '.walrc',
+  ...['json', 'yaml', 'yml', 'js', 'ts', 'cjs', 'mjs'].map((ext) => `.walrc.${ext}`),
+  '.config/walrc',
+  ...['json', 'yaml', 'yml', 'js', 'ts', 'cjs', 'mjs'].map((ext) => `.config/walrc.${ext}`),
+  ...['js', 'ts', 'cjs', 'mjs'].map((ext) => `wal.config.${ext}`),
+]
+
+/** Where it looks in the global config directory (~/.config/wal), in order. */
+export const GLOBAL_PLACES = ['config', ...['json', 'yaml', 'yml', 'js', 'ts', 'cjs', 'mjs'].map((ext) => `config.${ext}`)]
+
+/** A package.json that holds `property` (or cannot be read or parsed: then loading it says why). */
+function packageJsonHas(file: string, property: string): boolean {
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown
+    return typeof parsed === 'object' && parsed !== null && Object.hasOwn(parsed, property)
+  } catch {
+    return true
+  }
+}
+
+/** cosmiconfig's global config directory for "wal" (what its env-paths gives). */
+function globalConfigDir(env = process.env): string {
+  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Preferences', 'wal')
+  if (process.platform === 'win32') return join(env.APPDATA || join(homedir(), 'AppData', 'Roaming'), 'wal', 'Config')
+  return join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'wal')
+}
+
+/** The names in a directory; null when there is no such directory; 'unknown' when it cannot be listed. */
+function namesIn(dir: string): Set<string> | null | 'unknown' {
+  try {
+    return new Set(readdirSync(dir))
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code === 'ENOENT' || code === 'ENOTDIR' ? null : 'unknown'
+  }
+}
+
+/** The directories searched, in order: from `start` up to `stopDir` (both included), then the global one. */
+function searchDirs(start: string, stopDir: string): string[] {
+  const dirs: string[] = []
+  const stop = resolve(stopDir)
+  let dir = resolve(start)
+  for (;;) {
+    dirs.push(dir)
+    const parent = dirname(dir)
+    if (dir === stop || parent === dir) break
+    dir = parent
+  }
+  return dirs
+}
+
+/**
+ * False only when no place the search looks at holds a file: .walrc*, .config/walrc*, wal.config.*,
+ * package.json#wal in each directory from `start` up to `stopDir`, then the global config directory.
+ * Anything doubtful counts as a file.
+ */
+export function mightHaveConfig(start: string, stopDir: string): boolean {
+  const has = (dir: string, match: (name: string) => boolean, subdir?: { name: string; match: (name: string) => boolean }, packageProperty?: string): boolean => {
+    const names = namesIn(dir)
+    if (names === 'unknown') return true
+    if (names === null) return false
+    for (const name of names) if (match(name)) return true
+    if (packageProperty !== undefined && names.has('package.json') && packageJsonHas(join(dir, 'package.json'), packageProperty)) return true
+    if (subdir && names.has(subdir.name)) return has(join(dir, subdir.name), subdir.match)
+    return false
+  }
+  const walrc = (name: string): boolean => name === '.walrc' || name.startsWith('.walrc.') || name.startsWith('wal.config.')
+  const configWalrc = { name: '.config', match: (name: string) => name === 'walrc' || name.startsWith('walrc.') }
+  if (searchDirs(start, stopDir).some((dir) => has(dir, walrc, configWalrc, 'wal'))) return true
+  return has(globalConfigDir(), (name) => name.startsWith('config'))
+}
+
+/** A config file's text: UTF-8, or UTF-16 with a byte order mark. */
+function decodeText(bytes: Buffer): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes)
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes)
+  return bytes.toString('utf8')
+}
+
+/**
+ * Reads and loads one config file: null when it holds no settings for wal (a package.json without
+ * "wal", a YAML `null`), `isEmpty` when it is blank. A loader's own error is thrown with the file's path.
+ */
+async function readConfig(filepath: string): Promise<FoundConfig | null> {
+  const content = decodeText(await readFile(filepath))
+  if (content.trim() === '') return { filepath, config: undefined, isEmpty: true }
+  const extension = extname(filepath)
+  const loader = LOADERS[(extension || 'noExt') as keyof typeof LOADERS] as Loader | undefined
+  if (loader === undefined) {
+    throw new ConfigError(`${filepath}: wal reads configs in YAML, JSON or JS (.walrc, .yaml, .yml, .json, .js, .mjs, .cjs, .ts), not "${extension}"`, {
+      code: 'WAL_CONFIG_INVALID',
+      details: { file: filepath },
+    })
+  }
+  let config: unknown
+  try {
+    config = await loader(filepath, content)
+  } catch (error) {
+    if (error instanceof Error && !(error instanceof ConfigError) && !(error instanceof InterruptedError)) Object.assign(error, { filepath })
+    throw error
+  }
+  if (basename(filepath, extension) === 'package') config = (config as Record<string, unknown> | null)?.wal ?? null
+  if (config === null) return null
+  if (config === undefined) return { filepath, config: undefined, isEmpty: true }
+  return { filepath, config }
+}
+
+/** What makes a place "not there" during the search (and not an error). */
+const ABSENT = new Set(['ENOENT', 'EISDIR', 'ENOTDIR', 'EACCES'])
+
 /** Loads `path`, or searches from `cwd` (see the module comment): .walrc*, wal.config.*, package.json#wal, then ~/.config/wal. */
 export async function findConfig(path: string | undefined, cwd: string | undefined): Promise<FoundConfig | null> {
-  const start = cwd ?? process.cwd()
-  const explorer = cosmiconfig('wal', { searchStrategy: 'global', stopDir: searchStopDir(start), cache: false, loaders: LOADERS })
-  return path ? explorer.load(path) : explorer.search(start)
+  const start = resolve(cwd ?? process.cwd())
+  const stopDir = searchStopDir(start)
+  if (!path && !mightHaveConfig(start, stopDir)) return null
+  loadYamlText ??= (await import('js-yaml')).load
+  if (path) return readConfig(resolve(path))
+  const places = [...searchDirs(start, stopDir).map((dir) => [dir, SEARCH_PLACES] as const), [globalConfigDir(), GLOBAL_PLACES] as const]
+  for (const [dir, names] of places) {
+    for (const name of names) {
+      try {
+        const found = await readConfig(join(dir, name))
+        if (found !== null && !found.isEmpty) return found
+      } catch (error) {
+        if (ABSENT.has((error as NodeJS.ErrnoException).code ?? '')) continue
+        throw error
+      }
+    }
+  }
+  return null
 }

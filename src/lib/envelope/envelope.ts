@@ -15,7 +15,7 @@ import * as v from 'valibot'
 import { InvalidRecordError } from '../errors.js'
 import { MAX_TIME_MS, MIN_TIME_MS, parseStrictIsoTimeMs, timeInRange } from '../time.js'
 import { expectedOf } from '../validation.js'
-import { formatCreatedAt, parseCreatedAt } from './created-at.js'
+import { formatCreatedAt, isoTime, parseCreatedAt } from './created-at.js'
 import { newMutationId, ULID_PATTERN } from './id.js'
 import { TXN_COMMIT_HEADER, TXN_HEADER, TXN_ID_EXPECTED, TXN_ID_PATTERN } from '../txn/names.js'
 import { jsonDepth, JsonScanError, MAX_PAYLOAD_DEPTH, scanObjectField, type ValueSpan } from './json-text.js'
@@ -263,7 +263,8 @@ function withTxn(headers: Record<string, string>, txn: string | undefined): Reco
 }
 
 /** No headers: shared, and frozen so that nothing can add to it by mistake. */
-const NO_HEADERS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
+/** No headers: one shared, frozen object for the common case (a mutation's headers are never changed in place). */
+export const NO_HEADERS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
 
 /** A copy of headers in an object without a prototype (for every path that builds a mutation). */
 export function headerMap(from?: Record<string, string>): Record<string, string> {
@@ -447,7 +448,7 @@ export function headerBytes(headers: Record<string, string>): number {
 }
 
 function iso(ms: number): string {
-  return new Date(ms).toISOString()
+  return isoTime(ms)
 }
 
 function encodeFailures(failures: readonly Failure[]): string {
@@ -463,13 +464,18 @@ function encodeFailures(failures: readonly Failure[]): string {
   )
 }
 
+function hasAny(headers: Record<string, string>): boolean {
+  for (const _name in headers) return true
+  return false
+}
+
 /** Encodes a mutation (and its position, when read from a log) as one line of JSON, without newline. */
 export function encodeEnvelope(m: Mutation | LogRecord): string {
   const payload = m.payload.encoding === 'json' ? m.payload.json : JSON.stringify(Buffer.from(m.payload.bytes).toString('base64'))
   let line =
     `{"v":${ENVELOPE_VERSION},"id":${JSON.stringify(m.id)},"namespace":${JSON.stringify(m.namespace)}` +
     `,"key":${JSON.stringify(m.key)},"payload":${payload},"payloadEncoding":"${m.payload.encoding}"` +
-    `,"headers":${JSON.stringify(m.headers)},"createdAt":"${formatCreatedAt(m.createdAtMs)}"` +
+    `,"headers":${hasAny(m.headers) ? JSON.stringify(m.headers) : '{}'},"createdAt":"${formatCreatedAt(m.createdAtMs)}"` +
     `,"notBefore":${m.notBeforeMs === null ? 'null' : `"${iso(m.notBeforeMs)}"`}` +
     `,"target":${JSON.stringify(m.target)},"idempotencyKey":${JSON.stringify(m.idempotencyKey)}` +
     `,"attempts":${m.attempts},"failures":${encodeFailures(m.failures)}`

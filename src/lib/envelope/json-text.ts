@@ -207,3 +207,126 @@ export function invalidUtf8Offset(bytes: Uint8Array): number {
   }
   return -1
 }
+
+// The state of isJsonWithin's one pass (module-level: no closure or object per call on the read path).
+let src = ''
+let pos = 0
+let depthLimit = 0
+
+function skipSpace(): void {
+  for (;;) {
+    const c = src.charCodeAt(pos)
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) pos++
+    else return
+  }
+}
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66)
+}
+
+/** A string at `pos` (its opening quote); leaves `pos` after the closing quote. */
+function scanString(): boolean {
+  pos++
+  for (;;) {
+    const c = src.charCodeAt(pos)
+    if (c === QUOTE) {
+      pos++
+      return true
+    }
+    // Also the end of the text (NaN): not a string.
+    if (!(c >= 0x20)) return false
+    if (c === BACKSLASH) {
+      const e = src.charCodeAt(pos + 1)
+      // " \ / b f n r t
+      if (e === QUOTE || e === BACKSLASH || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) pos += 2
+      else if (e === 0x75 && isHex(src.charCodeAt(pos + 2)) && isHex(src.charCodeAt(pos + 3)) && isHex(src.charCodeAt(pos + 4)) && isHex(src.charCodeAt(pos + 5))) pos += 6
+      else return false
+    } else pos++
+  }
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39
+}
+
+function scanNumber(): boolean {
+  if (src.charCodeAt(pos) === 0x2d) pos++
+  const first = src.charCodeAt(pos)
+  if (first === 0x30) pos++
+  else if (first >= 0x31 && first <= 0x39) while (isDigit(src.charCodeAt(++pos)));
+  else return false
+  if (src.charCodeAt(pos) === 0x2e) {
+    if (!isDigit(src.charCodeAt(++pos))) return false
+    while (isDigit(src.charCodeAt(++pos)));
+  }
+  const e = src.charCodeAt(pos)
+  if (e === 0x65 || e === 0x45) {
+    const sign = src.charCodeAt(++pos)
+    if (sign === 0x2b || sign === 0x2d) pos++
+    if (!isDigit(src.charCodeAt(pos))) return false
+    while (isDigit(src.charCodeAt(++pos)));
+  }
+  return true
+}
+
+function scanWord(word: string): boolean {
+  if (!src.startsWith(word, pos)) return false
+  pos += word.length
+  return true
+}
+
+/** A value at `pos` (after any space) inside `depth` containers. */
+function scanValue(depth: number): boolean {
+  skipSpace()
+  const c = src.charCodeAt(pos)
+  if (c === QUOTE) return scanString()
+  if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+    if (depth + 1 > depthLimit) return false
+    const object = c === OPEN_OBJECT
+    const close = object ? CLOSE_OBJECT : CLOSE_ARRAY
+    pos++
+    skipSpace()
+    if (src.charCodeAt(pos) === close) {
+      pos++
+      return true
+    }
+    for (;;) {
+      if (object) {
+        skipSpace()
+        if (src.charCodeAt(pos) !== QUOTE || !scanString()) return false
+        skipSpace()
+        if (src.charCodeAt(pos) !== COLON) return false
+        pos++
+      }
+      if (!scanValue(depth + 1)) return false
+      skipSpace()
+      const next = src.charCodeAt(pos++)
+      if (next === close) return true
+      if (next !== COMMA) return false
+    }
+  }
+  if (c === 0x74) return scanWord('true')
+  if (c === 0x66) return scanWord('false')
+  if (c === 0x6e) return scanWord('null')
+  return scanNumber()
+}
+
+/**
+ * Whether JSON.parse would accept the text and it nests at most `maxDepth` arrays and objects deep: one
+ * pass that builds nothing (the read path checks every stored payload this way, and parsing each into
+ * objects only to drop them cost a consumer a tenth of its time, and its garbage collector more).
+ * False for anything else; the caller then finds out why the slow way.
+ */
+export function isJsonWithin(text: string, maxDepth: number): boolean {
+  src = text
+  pos = 0
+  depthLimit = maxDepth
+  try {
+    if (!scanValue(0)) return false
+    skipSpace()
+    return pos === text.length
+  } finally {
+    src = ''
+  }
+}

@@ -6,12 +6,14 @@
  */
 import { isWellFormed, POISON_CODE, type LogRecord } from './envelope.js'
 import { foreignRecordId, ULID_PATTERN } from './id.js'
-import { jsonDepth, MAX_PAYLOAD_DEPTH } from './json-text.js'
+import { isJsonWithin, jsonDepth, MAX_PAYLOAD_DEPTH } from './json-text.js'
 
 export { POISON_CODE }
 
 /** Stored JSON payload text, returned as it is once known to be JSON within the depth limit; throws otherwise. */
 export function checkedJson(text: string): string {
+  // The common case in one pass that builds nothing; anything else is looked at again to say why.
+  if (isJsonWithin(text, MAX_PAYLOAD_DEPTH)) return text
   if (jsonDepth(text, MAX_PAYLOAD_DEPTH) > MAX_PAYLOAD_DEPTH) throw new Error(`the payload is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`)
   try {
     JSON.parse(text)

@@ -1,5 +1,3 @@
-import { crc32 } from 'node:zlib'
-
 /**
  * Key → partition, the same way as Kafka's default partitioner (murmur2 of the UTF-8 key, made positive,
  * modulo the partition count). Every backend uses it, so a key lands on the same partition number
@@ -40,11 +38,37 @@ const encoder = new TextEncoder()
 // Keys are at most 1024 characters, so 3 bytes each (UTF-16 → UTF-8) always fit.
 const scratch = new Uint8Array(4096)
 
-/** The partition of a key among `partitions` partitions. */
-export function partitionForKey(key: string, partitions: number): number {
+/** The key's UTF-8 bytes, in the scratch buffer when they fit: `bytes[0..written)`. */
+function keyBytes(key: string): { bytes: Uint8Array; written: number } {
   const bytes = key.length * 3 <= scratch.length ? scratch : new Uint8Array(key.length * 3)
   const { written } = encoder.encodeInto(key, bytes)
+  return { bytes, written }
+}
+
+/** The partition of a key among `partitions` partitions. */
+export function partitionForKey(key: string, partitions: number): number {
+  const { bytes, written } = keyBytes(key)
   return (murmur2(bytes, written) & 0x7fffffff) % partitions
+}
+
+let crcTable: Int32Array | undefined
+
+/**
+ * CRC-32 (IEEE 802.3, as zlib's) of `data[0..length)`, unsigned. Here rather than from node:zlib, which
+ * would load all of zlib on every `wal` start for a few lines of arithmetic.
+ */
+export function crc32(data: Uint8Array, length = data.length): number {
+  if (crcTable === undefined) {
+    crcTable = new Int32Array(256)
+    for (let n = 0; n < 256; n++) {
+      let c = n
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+      crcTable[n] = c
+    }
+  }
+  let crc = -1
+  for (let i = 0; i < length; i++) crc = crcTable[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8)
+  return (crc ^ -1) >>> 0
 }
 
 /**
@@ -59,7 +83,8 @@ export const PARTITIONERS: readonly PartitionerName[] = ['murmur2', 'consistent_
 
 /** librdkafka's consistent_random for a non-empty key: CRC32 (IEEE) of its UTF-8 bytes, modulo the count. */
 export function crc32PartitionForKey(key: string, partitions: number): number {
-  return crc32(Buffer.from(key, 'utf8')) % partitions
+  const { bytes, written } = keyBytes(key)
+  return crc32(bytes, written) % partitions
 }
 
 export function partitionerFor(name: PartitionerName): (key: string, partitions: number) => number {

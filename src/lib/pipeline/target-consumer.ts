@@ -576,7 +576,8 @@ export class TargetConsumer {
     const { mutation } = item
     for (;;) {
       // Not started yet: a stop ends the wait at once (nothing is in flight for it).
-      const probe = await this.circuit.allow(this.stopWaiting)
+      // Closed (nearly always): no wait, and no promise to await per mutation.
+      const probe = this.circuit.state === 'closed' ? false : await this.circuit.allow(this.stopWaiting)
       try {
         for (const limiter of this.options.limiters) await limiter.take(this.stopWaiting)
       } catch (error) {
@@ -692,7 +693,8 @@ export class TargetConsumer {
   /** One part of a transaction, with retries; a fatal error or spent attempts dead-letter the part alone. */
   private async applyPart(item: Item, part: Mutation): Promise<'applied' | 'dead-lettered' | 'lost'> {
     for (let attempt = part.attempts + 1; ; ) {
-      const probe = await this.circuit.allow(this.stopWaiting)
+      // Closed (nearly always): no wait, and no promise to await per mutation.
+      const probe = this.circuit.state === 'closed' ? false : await this.circuit.allow(this.stopWaiting)
       try {
         for (const limiter of this.options.limiters) await limiter.take(this.stopWaiting)
       } catch (error) {

@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { loadConfig, namespaceSettings } from '../config/load.js'
+import { isoTime } from '../envelope/created-at.js'
 import { encodeEnvelope, encodePoisonRecord, type LogRecord } from '../envelope/envelope.js'
 import { InterruptedError, NotFoundError, UsageError } from '../errors.js'
 import type { CommonOptions } from '../io/context.js'
@@ -106,7 +107,7 @@ async function endPositions(log: LogBackend, until: Bound): Promise<Positions> {
 export function formatText(record: LogRecord): string {
   if (record.poison) {
     const raw = record.payload.encoding === 'base64' ? Buffer.from(record.payload.bytes).toString('base64') : ''
-    return `${new Date(record.appendedAtMs).toISOString()} ${record.partition}:${record.offset} POISON key=${JSON.stringify(record.key)} error=${JSON.stringify(record.poison.error)} raw=base64:${raw}\n`
+    return `${isoTime(record.appendedAtMs)} ${record.partition}:${record.offset} POISON key=${JSON.stringify(record.key)} error=${JSON.stringify(record.poison.error)} raw=base64:${raw}\n`
   }
   const payload =
     record.payload.encoding === 'json' ? record.payload.json : `base64:${Buffer.from(record.payload.bytes).toString('base64')}`
@@ -114,7 +115,7 @@ export function formatText(record: LogRecord): string {
     .map(([k, v]) => ` ${k}=${JSON.stringify(v)}`)
     .join('')
   const delayed = record.notBeforeMs === null ? '' : ` notBefore=${new Date(record.notBeforeMs).toISOString()}`
-  return `${escapeLine(`${new Date(record.appendedAtMs).toISOString()} ${record.partition}:${record.offset} key=${JSON.stringify(record.key)}${headers}${delayed} ${payload}`)}\n`
+  return `${escapeLine(`${isoTime(record.appendedAtMs)} ${record.partition}:${record.offset} key=${JSON.stringify(record.key)}${headers}${delayed} ${payload}`)}\n`
 }
 
 /** A kcat-like format, compiled: literal text (its `\n`, `\t`, `\r`, `\\` escapes made) and placeholders. */

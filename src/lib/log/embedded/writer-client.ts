@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 
 import type { WriterReply, WriterRequest } from './writer-thread.js'
 import type { Row, WriteResult } from './writer.js'
@@ -31,7 +31,9 @@ export class WriterThread {
   commits = 0
 
   constructor(path: string, lockTimeoutMs: number) {
-    this.worker = new Worker(THREAD_MODULE, { workerData: { path, lockTimeoutMs } })
+    // node:worker_threads is loaded here, on a large batch's first commit, not on every `wal` start.
+    const { Worker: WorkerThreadClass } = process.getBuiltinModule('node:worker_threads')
+    this.worker = new WorkerThreadClass(THREAD_MODULE, { workerData: { path, lockTimeoutMs } })
     // Keeps the process alive only while a commit is outstanding.
     this.worker.unref()
     this.worker.on('message', (reply: WriterReply) => {

@@ -151,18 +151,25 @@ export class KvTarget implements Target {
   /** Applies the parts not applied yet; a batch's parts are recorded as done, so a retry skips them. */
   private applyParts(mutation: Mutation): void {
     const parts = partsOf(parseOperation(mutation))
+    if (parts.length === 1) {
+      // One statement, the last thing applyPart does: SQLite undoes a failed statement by itself, so a
+      // put or delete needs no savepoint (two statements fewer per mutation).
+      try {
+        this.applyPart(mutation, parts[0]!)
+      } catch (error) {
+        throw this.storeError(error)
+      }
+      return
+    }
     try {
       this.db.exec('SAVEPOINT mutation')
       try {
-        if (parts.length === 1) this.applyPart(mutation, parts[0]!)
-        else {
-          for (let i = 0; i < parts.length; i++) {
-            if (this.partDone.get(mutation.id, i)) continue
-            this.applyPart(mutation, parts[i]!)
-            this.markPart.run(mutation.id, i)
-          }
-          this.clearParts.run(mutation.id)
+        for (let i = 0; i < parts.length; i++) {
+          if (this.partDone.get(mutation.id, i)) continue
+          this.applyPart(mutation, parts[i]!)
+          this.markPart.run(mutation.id, i)
         }
+        this.clearParts.run(mutation.id)
         this.db.exec('RELEASE mutation')
       } catch (error) {
         this.db.exec('ROLLBACK TO mutation')
