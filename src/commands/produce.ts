@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 
 import { WalCommand } from '../lib/cli/base-command.js'
-import { durationFlag, timeFlag } from '../lib/cli/flags.js'
+import { durationFlag, rateFlag, timeFlag } from '../lib/cli/flags.js'
 
 export default class Produce extends WalCommand {
   static override summary = 'Write mutations to the log; exit 0 means every one is durable.'
@@ -14,6 +14,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
     `<%= config.bin %> produce -n emails --at 2026-12-01T09:00:00Z --payload-file mail.json -H source=cron`,
     `cat mutations.ndjson | <%= config.bin %> produce -n orders --json`,
     `<%= config.bin %> tail -n orders --json | <%= config.bin %> produce -n orders-copy`,
+    `<%= config.bin %> produce -n orders --rate 200/s < deletes.ndjson`,
     `cat order-lines.ndjson | <%= config.bin %> produce -n orders --txn --json`,
   ]
 
@@ -28,6 +29,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
     jitter: durationFlag({ description: 'Add a random extra delay of up to this much to each mutation (spreads bulk work).', min: 0, max: 365 * 86_400_000, example: '30s' }),
     'idempotency-key': Flags.string({ description: 'Producing again with the same key writes nothing new and acks the original.' }),
     target: Flags.string({ description: 'Deliver only to this target of the namespace.' }),
+    rate: rateFlag({ description: 'Write stdin lines at most this fast, e.g. 100/s, 6000/m (smooths bulk writes from scripts).' }),
     txn: Flags.boolean({ description: 'Make the stdin lines one transaction: applied only once all are durable and the input ended (its marker is acked last, with "txn" and "parts").' }),
   }
 
@@ -47,6 +49,7 @@ Limits (checked on every line, as on every way in): times (createdAt, notBefore,
       jitter: flags.jitter,
       idempotencyKey: flags['idempotency-key'],
       target: flags.target,
+      rate: flags.rate,
       txn: flags.txn,
       signal: this.signal,
     })

@@ -21,6 +21,8 @@ On a terminal (not --json, not piped), --follow shows a live view. Its keys:
     '<%= config.bin %> tail -n orders --from 15m --json > last-15-minutes.ndjson',
     '<%= config.bin %> tail -n orders --from 3:1200 --max 10',
     '<%= config.bin %> tail -n orders -k user-42 --follow',
+    '<%= config.bin %> tail -n orders --from -5 --format \'%p:%o %k %s\\n\'',
+    '<%= config.bin %> tail -n orders --where \'headers.source == "crm" and payload.op == "delete"\' --json',
   ]
 
   static override flags = {
@@ -28,11 +30,18 @@ On a terminal (not --json, not piped), --follow shows a live view. Its keys:
     from: positionFlag({
       words: ['beginning', 'end'],
       offsets: true,
-      description: 'Where to start: beginning, end, an offset (42; 3:42 for partition 3 only), an ISO time, or a duration ago (15m). Default: beginning, or end with --follow.',
+      description:
+        'Where to start: beginning, end, an offset (42; 3:42 for partition 3 only), the last N (-5: of the whole log, in time order; 3:-5: of partition 3), an ISO time, or a duration ago (15m). Default: beginning, or end with --follow.',
     }),
     until: positionFlag({ description: 'Where to stop: end (as it was at start; the default without --follow), an ISO time, or a duration ago.', words: ['end'], offsets: false }),
     max: countFlag({ description: 'Stop after this many mutations.', min: 1, max: 1_000_000_000, example: '100' }),
     key: Flags.string({ char: 'k', description: 'Only mutations with this key.' }),
+    where: Flags.string({
+      description: 'Only mutations matching this expression (the dlq --where language): id, key, target, partition, offset, createdAt, appendedAt, notBefore, attempts, idempotencyKey, headers.NAME, payload.PATH.',
+    }),
+    format: Flags.string({
+      description: 'Print each mutation with this kcat-like format: %k key, %s payload, %h headers, %p partition, %o offset, %T time (ms), %i id, %t namespace, %% a percent; \\n \\t \\r \\\\ escapes. "json" is --json.',
+    }),
     follow: Flags.boolean({ char: 'f', description: 'Keep waiting for new mutations.' }),
   }
 
@@ -47,6 +56,8 @@ On a terminal (not --json, not piped), --follow shows a live view. Its keys:
       until: flags.until,
       max: flags.max,
       key: flags.key,
+      where: flags.where,
+      format: flags.format,
       follow: flags.follow,
       signal: this.signal,
     })

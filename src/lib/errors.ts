@@ -24,6 +24,8 @@ export const ExitCode = {
   notFound: 7,
   /** `consume` finished, but dead-lettered mutations during the run (not an error: the summary is printed). */
   deadLettered: 8,
+  /** Another consumer holds what the command would change (an offsets reset without --force): nothing was changed. */
+  conflict: 9,
   /** Interrupted by a signal before finishing. */
   interrupted: 130,
 } as const
@@ -129,6 +131,12 @@ export class DurabilityUnknownError extends WalError {
 export class NotFoundError extends WalError {
   static override readonly defaultCode: string = 'WAL_NOT_FOUND'
   readonly exitCode = ExitCode.notFound
+}
+
+/** Someone else holds what was to be changed (a live consumer's lease): nothing was changed. */
+export class ConflictError extends WalError {
+  static override readonly defaultCode: string = 'WAL_CONFLICT'
+  readonly exitCode = ExitCode.conflict
 }
 
 export class InterruptedError extends WalError {

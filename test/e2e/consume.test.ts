@@ -180,6 +180,31 @@ describe('several targets', () => {
     const { readFileSync } = await import('node:fs')
     expect(readFileSync(outPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { key: string }).key)).toEqual(['a', 'b'])
   })
+
+  it('dead-letters once, with why, a mutation addressed to a target the namespace no longer has', async () => {
+    const outPath = join(wal.dir, 'audit.ndjson')
+    configure({ store: { type: 'kv' }, audit: { type: 'file', path: outPath }, gone: { type: 'kv', path: join(wal.dir, 'gone.db') } })
+    await wal.run(['produce', '-n', 'orders', '-k', 'a', '-p', JSON.stringify(put('t', 'a', {}))])
+    const addressed = await wal.run(['produce', '-n', 'orders', '-k', 'b', '--target', 'gone', '--json', '-p', JSON.stringify(put('t', 'b', {}))])
+    const { id } = JSON.parse(addressed.stdout) as Ack
+    // The target is taken out of the config before anything consumed the mutation addressed to it.
+    configure({ store: { type: 'kv' }, audit: { type: 'file', path: outPath } })
+    const result = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+    expect(result.code).toBe(8)
+    const summary = JSON.parse(result.stdout) as Summary
+    expect(summary.targets.map((t) => [t.target, t.applied, t.deadLettered, t.lag])).toEqual([
+      ['store', 1, 1, 0],
+      ['audit', 1, 0, 0],
+    ])
+    const dead = deadLetters(wal.stateDir, 'orders')
+    expect(dead).toHaveLength(1)
+    expect(dead[0]).toMatchObject({ id, target: 'store', error_class: 'fatal', code: 'WAL_TARGET_UNKNOWN' })
+    const shown = await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])
+    expect(shown.stdout).toContain('namespace \\"orders\\" has no target \\"gone\\"')
+    // Consuming again dead-letters nothing more.
+    expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(0)
+    expect(deadLetters(wal.stateDir, 'orders')).toHaveLength(1)
+  })
 })
 
 describe('stopping and pacing', () => {

@@ -1,10 +1,11 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { startTargetServer } from '../helpers/http-target-server.js'
 import { authHeaders, daemonFile, daemonState, isAlive, killDaemons, pidFileExists, post, startForegroundDaemon, useDaemonToken } from '../helpers/daemon.js'
-import { kvItems } from '../helpers/state.js'
+import { deadLetters, kvItems } from '../helpers/state.js'
 import { makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
@@ -243,5 +244,41 @@ describe('wal daemon stop', () => {
     } finally {
       await server.close()
     }
+  })
+})
+
+describe('wal daemon, mutations addressed to one target', () => {
+  it('dead-letters once one addressed to a target no longer configured, and after a reload adding a target, applies it there', async () => {
+    configure({ orders: { partitions: 2, targets: { store: { type: 'kv' }, gone: { type: 'kv', path: join(wal.dir, 'gone.db') } } } })
+    const addressed = await wal.run(['produce', '-n', 'orders', '-k', 'a', '--target', 'gone', '--json', '-p', JSON.stringify(put('a', {}))])
+    const { id } = JSON.parse(addressed.stdout) as { id: string }
+    configure({ orders: { partitions: 2, targets: { store: { type: 'kv' } } } })
+    const daemon = await startForegroundDaemon(wal)
+    const dead = await waitFor(() => deadLetters(wal.stateDir, 'orders').find((d) => d.id === id), { timeoutMs: 60_000 })
+    expect(dead).toMatchObject({ target: 'store', code: 'WAL_TARGET_UNKNOWN' })
+
+    // A target added by a reload: the running consumer of the first target learns of it, and leaves it its mutations.
+    configure({ orders: { partitions: 2, targets: { store: { type: 'kv' }, extra: { type: 'kv', path: join(wal.dir, 'extra.db') } } } })
+    expect((await wal.run(['daemon', 'reload'])).code).toBe(0)
+    const added = await wal.run(['produce', '-n', 'orders', '-k', 'b', '--target', 'extra', '-p', JSON.stringify(put('b', {}))])
+    expect(added.code, added.stderr).toBe(0)
+    const extraItems = (): number => {
+      if (!existsSync(join(wal.dir, 'extra.db'))) return 0
+      const db = new DatabaseSync(join(wal.dir, 'extra.db'), { readOnly: true, timeout: 5000 })
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM items').get() as { n: number }).n
+      } catch {
+        return 0
+      } finally {
+        db.close()
+      }
+    }
+    await waitFor(() => extraItems() === 1, { timeoutMs: 60_000 })
+    await waitFor(async () => {
+      const offsets = JSON.parse((await wal.run(['offsets', 'show', '-n', 'orders', '--target', 'store', '--json'])).stdout) as { offsets: Array<{ lag: number }> }
+      return offsets.offsets.every((o) => o.lag === 0)
+    }, { timeoutMs: 60_000 })
+    expect(deadLetters(wal.stateDir, 'orders')).toHaveLength(1)
+    expect(await daemon.stop()).toBe(0)
   })
 })

@@ -21,7 +21,7 @@ const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf
 }
 
 /** Flags whose value is free text (a name, a key, JSON, an expression): only the empty value is wrong for every one. */
-const FREE_TEXT = new Set(['config', 'namespace', 'key', 'payload', 'payload-file', 'header', 'idempotency-key', 'target', 'shard', 'where', 'to-namespace', 'to-target', 'host', 'format', 'context']) // context: a name from the config (unknown names: WAL_CONTEXT_UNKNOWN)
+const FREE_TEXT = new Set(['config', 'namespace', 'key', 'payload', 'payload-file', 'header', 'idempotency-key', 'target', 'shard', 'where', 'to-namespace', 'to-target', 'host', 'format', 'context', 'to-offset', 'shift-by', 'reason']) // context: a name from the config (unknown names: WAL_CONTEXT_UNKNOWN)
 
 /** Bad values by kind (the help value the flag builders of lib/cli/flags.ts give each kind). */
 function badValues(flag: ManifestFlag): string[] {

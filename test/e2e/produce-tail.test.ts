@@ -178,3 +178,27 @@ describe('wal tail bounds', () => {
     expect(jsonLines<Envelope>(out).map((r) => r.key)).toEqual(['new1', 'new2'])
   })
 })
+
+describe('wal produce --rate', () => {
+  it('writes stdin lines no faster than the rate, steadily, and acks every one', async () => {
+    const lines = Array.from({ length: 60 }, (_, i) => ({ key: `k${i}`, payload: i }))
+    const started = Date.now()
+    const result = await wal.run(['produce', '--rate', '20/s', '--json'], { input: ndjson(lines) })
+    const elapsedMs = Date.now() - started
+    expect(result.code, result.stderr).toBe(0)
+    expect(jsonLines<Ack>(result.stdout)).toHaveLength(60)
+    // A second's worth may go at once; the other 40 take at least two seconds at 20/s.
+    expect(elapsedMs).toBeGreaterThanOrEqual(1900)
+    const appended = jsonLines<Envelope>((await wal.run(['tail', '--json'])).stdout).map((r) => Date.parse(r.appendedAt)).sort((a, b) => a - b)
+    expect(appended.at(-1)! - appended[0]!).toBeGreaterThanOrEqual(1900)
+    // Not two bursts: the last 40 are spread over many commits.
+    expect(new Set(appended.slice(20)).size).toBeGreaterThanOrEqual(10)
+  })
+
+  it('refuses a rate that is not one, before writing anything', async () => {
+    const result = await wal.run(['produce', '--rate', 'fast'], { input: ndjson([{ key: 'a', payload: 1 }]) })
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('--rate "fast" is not a rate')
+    expect((await wal.run(['tail', '--json'])).stdout).toBe('')
+  })
+})

@@ -207,3 +207,18 @@ describe('transactions on the embedded log', () => {
     expect(kvItems(wal.stateDir)).toEqual([])
   })
 })
+
+describe('wal skip and transactions', () => {
+  it('passes a skipped part by, and every part when the marker is skipped', async () => {
+    const produce = async (parts: number): Promise<Array<Record<string, unknown>>> =>
+      jsonLines((await wal.run(['produce', '--txn', '--json'], { input: ndjson(Array.from({ length: parts }, (_, i) => ({ key: `k${i}`, payload: { op: 'put', table: 't', key: { id: `${parts}-${i}` }, item: { i } } }))) })).stdout)
+    const first = await produce(3)
+    expect((await wal.run(['skip', first[1]!.id as string])).code).toBe(0)
+    const second = await produce(2)
+    expect((await wal.run(['skip', second.at(-1)!.id as string, '--reason', 'whole transaction'])).code).toBe(0)
+    const result = await wal.run(['consume', '--until-idle', '--json'])
+    expect(result.code, result.stderr).toBe(0)
+    expect(JSON.parse(result.stdout)).toMatchObject({ targets: [{ target: 'kv', applied: 2, skipped: 3 }] })
+    expect(kvItems(wal.stateDir).map((r) => JSON.parse(r.pk)[0][1] as string)).toEqual(['3-0', '3-2'])
+  })
+})

@@ -66,6 +66,7 @@ describe('dead letters are counted once written', () => {
         store,
         target: refusing,
         settings,
+        namespaceTargets: () => [settings.name],
         owner: 'test/1',
         shard: 'auto',
         concurrency: 1,

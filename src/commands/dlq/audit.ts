@@ -6,7 +6,7 @@ import { renderAudit } from '../../lib/cli/render.js'
 import type { AuditRecord } from '../../lib/log/backend.js'
 
 export default class DlqAudit extends WalCommand {
-  static override summary = 'Who replayed or purged what, when, with which filter, and how many.'
+  static override summary = 'Who replayed or purged what (with which filter, how many), reset which offsets, or skipped which mutations, and when.'
   static override examples = ['<%= config.bin %> dlq audit -n orders', '<%= config.bin %> dlq audit -n orders --json']
   static override flags = {
     namespace: Flags.string({ char: 'n', description: 'Namespace whose DLQ audit log to show (default: defaultNamespace of the config, or $WAL_NAMESPACE, else "default").' }),

@@ -113,18 +113,18 @@ export function timeFlag(options: Common & { isoOnly?: boolean }) {
 
 const POSITION_RANGE = (words: readonly string[], offsets: boolean): string =>
   `${words.join(', ')}, ` +
-  (offsets ? `an offset from 0 to ${Number.MAX_SAFE_INTEGER} (42; 3:42 for partition 3 only), the last N per partition (-20), ` : '') +
+  (offsets ? `an offset from 0 to ${Number.MAX_SAFE_INTEGER} (42; 3:42 for partition 3 only), the last N (-20 of the whole log; 3:-20 of partition 3), ` : '') +
   'an ISO 8601 time from 1970 to 9999, or a duration ago (15m)'
 
 /**
  * A position in the log: one of `words` (beginning, end), with `offsets` an offset (`42`, `3:42`) or the
- * last N (`-20`), or a point in time. Offsets and counts are safe integers; times as checkTime.
+ * last N (`-20`, `3:-20`), or a point in time. Offsets and counts are safe integers; times as checkTime.
  */
 export function checkPosition(flag: string, text: string, words: readonly string[], offsets: boolean): void {
   const range = POSITION_RANGE(words, offsets)
   const trimmed = text.trim()
   if (words.includes(trimmed)) return
-  const numeric = offsets ? (/^(?:(\d+):)?(\d+)$/.exec(trimmed) ?? /^-()(\d+)$/.exec(trimmed)) : null
+  const numeric = offsets ? /^(?:(\d+):)?-?(\d+)$/.exec(trimmed) : null
   if (numeric) {
     const [partition, offset] = [numeric[1] ? Number(numeric[1]) : 0, Number(numeric[2])]
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(partition)) refuse(flag, text, 'is out of range', range, '42')

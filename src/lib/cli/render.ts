@@ -7,9 +7,11 @@ import type { ConsumeSummary } from '../consume/consume.js'
 import type { DlqListing, DlqStatsGroup, ReplayPlan } from '../dlq/dlq.js'
 import type { ExplainReport } from '../explain/explain.js'
 import type { TxnReport } from '../txn/explain.js'
-import type { AuditRecord } from '../log/backend.js'
+import type { AuditRecord, SkipEntry } from '../log/backend.js'
 import type { NamespaceInit } from '../ns/init.js'
 import type { NamespaceDetails, NamespaceSummary } from '../ns/ns.js'
+import type { OffsetsReport, ResetResult } from '../offsets/offsets.js'
+import type { SkipResult } from '../skip/skip.js'
 import { formatBytes, plural } from '../format.js'
 
 /**
@@ -103,13 +105,14 @@ export function renderContextList(list: ContextList): string {
 
 export function renderConsumeSummary(summary: ConsumeSummary): string {
   return table([
-    ['TARGET', 'APPLIED', 'RETRIED', 'SCHEDULED', 'DEAD-LETTERED', 'PAUSED', 'LAG', 'PARTITIONS'],
+    ['TARGET', 'APPLIED', 'RETRIED', 'SCHEDULED', 'DEAD-LETTERED', 'SKIPPED', 'PAUSED', 'LAG', 'PARTITIONS'],
     ...summary.targets.map((t) => [
       t.target,
       String(t.applied),
       String(t.retried),
       String(t.scheduled),
       String(t.deadLettered),
+      String(t.skipped),
       String(t.circuitOpened),
       String(t.lag),
       t.partitions.join(',') || '-',
@@ -167,6 +170,43 @@ export function renderReplayPlan(plan: ReplayPlan): string {
   }
   if (plan.groups.length === 0) return head
   return `${head}\n${table([['TARGET', 'CLASS', 'COUNT'], ...plan.groups.map((g) => [g.target, g.errorClass, String(g.count)])])}`
+}
+
+export function renderOffsets(report: OffsetsReport): string {
+  if (report.offsets.length === 0) return `namespace "${escapeLine(report.namespace)}" has no targets`
+  return table([
+    ['TARGET', 'PARTITION', 'COMMITTED', 'LOW', 'HIGH', 'LAG', 'OWNER'],
+    ...report.offsets.map((o) => [o.target, String(o.partition), String(o.committed), String(o.low), String(o.high), String(o.lag), o.owner ?? '-']),
+  ])
+}
+
+export function renderResetPlan(result: ResetResult): string {
+  const reapplied = result.plan.reduce((n, r) => n + r.reapplied, 0)
+  const skipped = result.plan.reduce((n, r) => n + r.skipped, 0)
+  const what = `${reapplied} mutation${reapplied === 1 ? '' : 's'} to apply again, ${skipped} to pass by`
+  const head = result.executed
+    ? `reset target "${result.target}" of namespace "${result.namespace}" (${result.to}): ${what}`
+    : `dry run: would reset target "${result.target}" of namespace "${result.namespace}" (${result.to}): ${what} (nothing changed; add --execute to apply)`
+  const fenced = result.fenced.length === 0 ? '' : `\nfenced ${[...new Set(result.fenced.map((f) => f.owner))].join(', ')} (partitions ${result.fenced.map((f) => f.partition).join(',')}): it continues from the new offsets`
+  return `${escapeLine(head)}${escapeControl(fenced)}\n${table([
+    ['PARTITION', 'CURRENT', 'NEW', 'APPLIED AGAIN', 'PASSED BY', 'OWNER'],
+    ...result.plan.map((r) => [String(r.partition), String(r.current), String(r.next), String(r.reapplied), String(r.skipped), r.owner ?? '-']),
+  ])}`
+}
+
+export function renderSkip(result: SkipResult): string {
+  const where = result.target === null ? 'every target' : `target "${result.target}"`
+  const verb = result.undone ? `no longer skipped at ${where}` : `skipped at ${where}`
+  const absent = result.notInLog.length === 0 ? '' : `; not in the log (marked all the same): ${result.notInLog.join(', ')}`
+  return escapeLine(`${result.ids.length} mutation${result.ids.length === 1 ? '' : 's'} of namespace "${result.namespace}" ${verb}${result.undone ? ` (${result.changed} entr${result.changed === 1 ? 'y' : 'ies'} removed)` : ''}${result.undone ? '' : absent}`)
+}
+
+export function renderSkipList(list: { namespace: string; skips: readonly SkipEntry[] }): string {
+  if (list.skips.length === 0) return `no mutations of namespace "${escapeLine(list.namespace)}" are marked to skip`
+  return table([
+    ['ID', 'TARGET', 'MARKED', 'BY', 'REASON'],
+    ...list.skips.map((s) => [s.id, s.target ?? '(every target)', new Date(s.atMs).toISOString(), s.actor, s.reason ?? '']),
+  ])
 }
 
 export function renderAudit(records: readonly AuditRecord[]): string {

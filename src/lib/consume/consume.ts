@@ -189,6 +189,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           store,
           target,
           settings: t,
+          namespaceTargets: () => settings.targets.map((n) => n.name),
           owner,
           shard,
           concurrency: concurrencyOf(t),

@@ -106,6 +106,8 @@ export interface ConsumerRunContext {
   abort: AbortSignal
   /** The rate limiters of a target: the namespace's (shared by its targets) and its own. */
   limiters(target: TargetSettings): RateLimiter[]
+  /** The names of the namespace's targets in the config now (a reload changes them). */
+  namespaceTargets(): readonly string[]
   observer(target: string): TargetObserver
   onEvent(event: PipelineEvent): void
   /** What the consumer says outside the pipeline's events (SQS: the endpoint unreachable, and back). */
@@ -127,6 +129,7 @@ async function startTargetRun(ctx: ConsumerRunContext): Promise<ConsumerRun> {
     store,
     target,
     settings,
+    namespaceTargets: ctx.namespaceTargets,
     owner: ctx.owner,
     shard,
     concurrency: spec.concurrency,
@@ -189,6 +192,8 @@ export class ConsumerSet {
   private readonly running = new Map<string, RunningConsumer>()
   /** A namespace's rate limit is shared by its targets. */
   private readonly namespaceLimiters = new Map<string, { perSec: number; limiter: RateLimiter }>()
+  /** Per namespace, its target names in the plan applied last. */
+  private readonly targetNames = new Map<string, readonly string[]>()
   private readonly owner = `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`
 
   constructor(private readonly options: ConsumerSetOptions) {}
@@ -196,6 +201,8 @@ export class ConsumerSet {
   /** Brings the running consumers in line with the plan; resolves once removed and changed ones drained. */
   async apply(wanted: ReadonlyMap<string, ConsumerSpec>, drainTimeoutMs: number): Promise<ConsumerPlanDiff> {
     const diff = diffConsumers(this.running, wanted)
+    this.targetNames.clear()
+    for (const spec of wanted.values()) this.targetNames.set(spec.namespace.name, spec.namespace.targets.map((t) => t.name))
     const stopping = [...diff.removed, ...diff.changed.map((s) => s.key)].map((key) => this.stop(key, drainTimeoutMs))
     await Promise.all(stopping)
     for (const spec of [...diff.added, ...diff.changed]) this.start(spec, diff.changed.includes(spec))
@@ -272,6 +279,7 @@ export class ConsumerSet {
           stop,
           abort: running.abortController.signal,
           limiters: (target) => this.limiters(spec.namespace, target),
+          namespaceTargets: () => this.targetNames.get(spec.namespace.name) ?? spec.namespace.targets.map((t) => t.name),
           observer: (target) => metrics.observer(spec.namespace.name, target),
           // Pipeline events name their own target (one of an SQS namespace's).
           onEvent: (event) => this.logEvent(event, { ...fields, target: event.target }),

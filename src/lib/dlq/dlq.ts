@@ -114,7 +114,8 @@ async function* matching(dlq: DeadLetterQueue, filter: DlqFilter, limit = Infini
   }
 }
 
-function actor(): string {
+/** Who ran an audited command: user@host. */
+export function actor(): string {
   let user = 'unknown'
   try {
     user = userInfo().username

@@ -12,7 +12,7 @@ import v8 from 'node:v8'
 
 import { compileExpression } from 'filtrex'
 
-import type { ErrorClass } from '../envelope/envelope.js'
+import type { ErrorClass, LogRecord } from '../envelope/envelope.js'
 import { UsageError } from '../errors.js'
 import type { DlqEntry, DlqQuery } from '../log/backend.js'
 import { parsePointInTimeMs } from '../time.js'
@@ -62,7 +62,17 @@ export const EXPRESSION_FIELDS = ['id', 'key', 'target', 'errorClass', 'code', '
 const FUNCTIONS = ['abs', 'ceil', 'floor', 'log', 'log2', 'log10', 'max', 'min', 'round', 'sqrt', 'exists', 'empty']
 const CONSTANTS = { true: true, false: false, null: null }
 
-const FIELDS_HINT = `fields: ${EXPRESSION_FIELDS.filter((f) => f !== 'headers' && f !== 'payload').join(', ')}, headers.NAME, payload.PATH`
+/** The fields an expression may name, and the hint that lists them: one set per kind of thing filtered. */
+export interface ExpressionFields {
+  names: readonly string[]
+  hint: string
+}
+
+function fieldSet(names: readonly string[]): ExpressionFields {
+  return { names, hint: `fields: ${names.filter((f) => f !== 'headers' && f !== 'payload').join(', ')}, headers.NAME, payload.PATH` }
+}
+
+const DLQ_FIELDS = fieldSet(EXPRESSION_FIELDS)
 
 let linearEngine = false
 /** A regular expression on V8's linear-time engine (no backtracking); a pattern it cannot run is an error. */
@@ -125,7 +135,7 @@ function tokenize(expression: string): Token[] {
 }
 
 /** Refuses names that are not fields, unknown functions and bad regular expressions (string literals after ~=). */
-function checkNames(where: string): void {
+function checkNames(where: string, fields: ExpressionFields): void {
   const tokens = tokenize(where)
   tokens.forEach((token, i) => {
     if (token.kind === 'string' && tokens[i - 1]?.text === '~=') boundedRegExp(JSON.parse(token.text.replace(/\\'/g, "'")) as string)
@@ -143,17 +153,25 @@ function checkNames(where: string): void {
     if (tokens[i + 1]?.text === 'of') return
     if (name in CONSTANTS) return
     const root = name.split('.')[0]!
-    if ((EXPRESSION_FIELDS as readonly string[]).includes(root) && (name === root || root === 'headers' || root === 'payload')) return
-    const near = closestName(name, [...EXPRESSION_FIELDS])
+    if (fields.names.includes(root) && (name === root || root === 'headers' || root === 'payload')) return
+    const near = closestName(name, [...fields.names])
     throw new UsageError(`--where ${JSON.stringify(where)}: unknown field "${name}"`, {
       code: 'WAL_WHERE_INVALID',
-      suggestions: [...(near ? [`did you mean "${near}"?`] : []), FIELDS_HINT],
+      suggestions: [...(near ? [`did you mean "${near}"?`] : []), fields.hint],
     })
   })
 }
 
 /** The --where expression as a predicate over DLQ entries (see the module comment). */
 export function compileWhere(where: string): (entry: DlqEntry) => boolean {
+  return compileExpressionOver(where, DLQ_FIELDS, expressionFields, (entry) => `entry ${entry.mutation.id}`)
+}
+
+/**
+ * The --where language over anything: `fields` says which names an expression may use, `fieldsOf` gives
+ * their values for one item, `describe` names the item in an evaluation error.
+ */
+export function compileExpressionOver<T>(where: string, fields: ExpressionFields, fieldsOf: (item: T) => Record<string, unknown>, describe: (item: T) => string): (item: T) => boolean {
   let compiled: (fields: Record<string, unknown>) => unknown
   try {
     compiled = compileExpression(where, {
@@ -178,10 +196,10 @@ export function compileWhere(where: string): (entry: DlqEntry) => boolean {
     const pointer = caret > 0 ? `\n    ${lines[caret - 1]}\n    ${lines[caret]}` : ''
     throw new UsageError(`--where ${JSON.stringify(where)} is not an expression: ${reason}${pointer}`, {
       code: 'WAL_WHERE_INVALID',
-      suggestions: ['e.g. --where \'code == "HTTP_503" and attempts >= 3\'', FIELDS_HINT],
+      suggestions: ['e.g. --where \'key == "user-42" and attempts >= 3\'', fields.hint],
     })
   }
-  checkNames(where)
+  checkNames(where, fields)
   const regexes = new Map<string, RegExp>()
   const regexOf = (source: string): RegExp => {
     let re = regexes.get(source)
@@ -191,15 +209,43 @@ export function compileWhere(where: string): (entry: DlqEntry) => boolean {
     }
     return re
   }
-  return (entry) => {
-    const result = compiled(expressionFields(entry))
+  return (item) => {
+    const result = compiled(fieldsOf(item))
     // filtrex returns what an evaluation threw: stop rather than guess (a guess of "no" under `not` selects everything).
     if (result instanceof UsageError) throw result
     if (result instanceof Error) {
-      throw new UsageError(`--where ${JSON.stringify(where)} failed on entry ${entry.mutation.id}: ${result.message}`, { code: 'WAL_WHERE_INVALID', cause: result })
+      throw new UsageError(`--where ${JSON.stringify(where)} failed on ${describe(item)}: ${result.message}`, { code: 'WAL_WHERE_INVALID', cause: result })
     }
     return result === true || result === 1
   }
+}
+
+/** What `wal tail --where` sees of a log record. */
+export const RECORD_EXPRESSION_FIELDS = fieldSet(['id', 'key', 'target', 'partition', 'offset', 'createdAt', 'appendedAt', 'notBefore', 'attempts', 'idempotencyKey', 'headers', 'payload', 'failures'])
+
+export function recordExpressionFields(record: LogRecord): Record<string, unknown> {
+  let payload: unknown = null
+  if (!record.poison && record.payload.encoding === 'json') payload = JSON.parse(record.payload.json) as unknown
+  return {
+    id: record.id,
+    key: record.key,
+    target: record.target,
+    partition: record.partition,
+    offset: record.offset,
+    createdAt: new Date(record.createdAtMs).toISOString(),
+    appendedAt: new Date(record.appendedAtMs).toISOString(),
+    notBefore: record.notBeforeMs === null ? null : new Date(record.notBeforeMs).toISOString(),
+    attempts: record.attempts,
+    idempotencyKey: record.idempotencyKey,
+    headers: record.headers,
+    payload,
+    failures: record.failures.length,
+  }
+}
+
+/** `wal tail --where`: the same language as `dlq --where`, over log records. */
+export function compileRecordWhere(where: string): (record: LogRecord) => boolean {
+  return compileExpressionOver(where, RECORD_EXPRESSION_FIELDS, recordExpressionFields, (record) => `record ${record.partition}:${record.offset}`)
 }
 
 function time(flag: string, text: string | undefined): number | undefined {

@@ -188,8 +188,9 @@ export interface DecodeDefaults {
   /** createdAt for envelopes that have none (called once per mutation); default: nowMs. */
   createdAtMs?: () => number
   headers?: Record<string, string>
-  /** The delivery time for envelopes that have none (called once per mutation, so jitter can vary). */
+  /** The delivery time for envelopes that have none or null (called once per mutation, so jitter can vary). */
   notBefore?: () => number | null
+  /** The target for envelopes that have none or null. */
   target?: string | null
 }
 
@@ -335,8 +336,10 @@ export function decodeEnvelope(input: unknown, defaults: DecodeDefaults, payload
     payload,
     headers: withTxn(decodeHeaders(e.headers, defaults.headers), e.txn),
     createdAtMs,
-    notBeforeMs: e.notBefore === undefined ? (defaults.notBefore?.() ?? null) : e.notBefore === null ? null : Math.floor(timeMsOf(e.notBefore)!),
-    target: e.target === undefined ? (defaults.target ?? null) : e.target,
+    // A line's own non-null value wins; a missing or null one takes the flag's (tail --json writes
+    // explicit nulls, and `tail --json | produce --target T --delay 1m` must honour T and the delay).
+    notBeforeMs: e.notBefore == null ? (defaults.notBefore?.() ?? null) : Math.floor(timeMsOf(e.notBefore)!),
+    target: e.target ?? defaults.target ?? null,
     idempotencyKey: e.idempotencyKey ?? null,
     attempts: e.attempts ?? 0,
     failures: (e.failures ?? []).slice(-MAX_FAILURES).map(failureOf),

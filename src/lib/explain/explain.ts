@@ -22,7 +22,7 @@ export interface ExplainOptions extends CommonOptions {
   namespace?: string
 }
 
-export type TargetStatus = 'applied' | 'dead-lettered' | 'waiting' | 'pending' | 'not addressed'
+export type TargetStatus = 'applied' | 'dead-lettered' | 'waiting' | 'pending' | 'skipped' | 'not addressed'
 
 export interface ExplainEvent {
   at: string
@@ -101,8 +101,12 @@ async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRe
     })
     return found
   }
+  const skipList = await log.skipList?.()
+  const skips = skipList ? await skipList.entries().finally(() => skipList.close()) : []
   const targets: ExplainReport['targets'] = []
   for (const target of settings.targets) {
+    const mark = skips.find((s) => s.id === latest.id && (s.target === null || s.target === target.name))
+    const marked = mark ? `marked to skip by ${mark.actor} at ${new Date(mark.atMs).toISOString()}${mark.target === null ? ' (at every target)' : ''}${mark.reason === null ? '' : `: ${JSON.stringify(mark.reason)}`}` : ''
     const store = await log.consumerStore(target.name)
     try {
       const { history, scheduled } = await store.story(latest.id)
@@ -125,6 +129,9 @@ async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRe
         const waiting = scheduled.find((e) => (e.delivery ?? replay) === replay)
         if (waiting) return { ...base, status: 'waiting', detail: `scheduled for ${new Date(waiting.dueAtMs).toISOString()} (attempts so far: ${waiting.attempts})` }
         const last = mine.at(-1)
+        if (last?.event === 'skipped') {
+          return { ...base, status: 'skipped', detail: `passed by unapplied at ${new Date(last.atMs).toISOString()}${mark ? `, ${marked}` : ' (no longer marked: wal skip --undo)'}` }
+        }
         if (last?.event === 'dead-lettered') {
           const next = records.slice(i + 1).find((r) => replaysOf(r) > replay)
           return {
@@ -144,7 +151,7 @@ async function explainIn(log: LogBackend, config: ResolvedConfig, records: LogRe
             detail: applied ? `applied on attempt ${applied.attempt} at ${new Date(applied.atMs).toISOString()}` : 'applied on the first attempt (its offset is committed)',
           }
         }
-        return { ...base, status: 'pending', detail: `not consumed yet (the target is at offset ${at} of partition ${record.partition})` }
+        return { ...base, status: 'pending', detail: `not consumed yet (the target is at offset ${at} of partition ${record.partition})${mark ? `; ${marked}` : ''}` }
       })
       const current = deliveries.filter((d) => d.status !== 'not addressed').at(-1)
       const plan = applyPlan(target, latest)

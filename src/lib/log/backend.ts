@@ -103,6 +103,8 @@ export interface LogBackend {
   consumerStore(target: string): Promise<ConsumerStore>
   /** The namespace's dead-letter queue (all targets). */
   deadLetterQueue(): Promise<DeadLetterQueue>
+  /** The namespace's skip list; absent where the backend keeps none (SQS). */
+  skipList?(): Promise<SkipList>
   /** Every record with this mutation id (a replayed mutation appears again, with the same id). */
   find(id: string): Promise<LogRecord[]>
   /**
@@ -137,7 +139,7 @@ export interface DeadLetter {
 export interface HistoryEvent {
   mutationId: string
   atMs: number
-  event: 'applied' | 'failed' | 'scheduled' | 'dead-lettered'
+  event: 'applied' | 'failed' | 'scheduled' | 'dead-lettered' | 'skipped'
   attempt: number
   /** Which copy of the mutation: 0 as produced, n after its n-th DLQ replay (its wal-replays header). Unknown in older state. */
   delivery?: number
@@ -212,6 +214,39 @@ export interface ConsumerStore {
   abortExpiredTransactions?(nowMs: number, timeoutMs: number): Promise<AbortedTxn[]>
   /** Owners of this target's partitions now, and when each lease ends. */
   leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>>
+  /**
+   * An operator's reset: sets these partitions' committed offsets (back or forward), atomically.
+   * Refused whole (ConflictError, naming the owners) while a live consumer holds one of them, unless
+   * `force`: then their leases are fenced in the same transaction (the epoch moves on, so the holder's
+   * next commit is refused and it starts over from the new offsets). Returns the owners fenced.
+   */
+  resetOffsets(offsets: ReadonlyMap<number, number>, options: { force: boolean }): Promise<{ fenced: Array<{ partition: number; owner: string }> }>
+  /**
+   * Where running consumers carry out a forced reset themselves (Kafka): the part of an open request
+   * for these partitions (held by the caller) not done yet; null when there is none.
+   */
+  pendingReset?(owned: readonly number[]): Promise<{ id: string; offsets: Map<number, number> } | null>
+  /** Commits a forced reset's offsets for partitions the caller held and dropped, and records them done. */
+  applyReset?(id: string, offsets: ReadonlyMap<number, number>): Promise<void>
+  close(): Promise<void>
+}
+
+/** A mutation operators marked not to apply: at one target, or (target null) at any. */
+export interface SkipEntry {
+  id: string
+  target: string | null
+  reason: string | null
+  actor: string
+  atMs: number
+}
+
+/** The namespace's skip list, in its durable state: consumers read it, `wal skip` writes it. */
+export interface SkipList {
+  entries(): Promise<SkipEntry[]>
+  /** Adds (or replaces) entries. */
+  add(entries: readonly SkipEntry[]): Promise<void>
+  /** Removes the entries of these ids for this target (null: the entries for any target); returns how many were there. */
+  remove(ids: readonly string[], target: string | null): Promise<number>
   close(): Promise<void>
 }
 

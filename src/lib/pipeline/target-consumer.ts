@@ -23,7 +23,7 @@ import type { RetryPolicy, TargetSettings } from '../config/schema.js'
 import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
 import { replaysOf } from '../dlq/replays.js'
 import { BackendUnavailableError } from '../errors.js'
-import type { ConsumerCommit, ConsumerStore, DeadLetter, HistoryEvent, LogBackend, ShardRequest } from '../log/backend.js'
+import type { ConsumerCommit, ConsumerStore, DeadLetter, HistoryEvent, LogBackend, ShardRequest, SkipEntry, SkipList } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
 import { PartitionProgress } from './partition-progress.js'
@@ -45,6 +45,11 @@ export interface TargetConsumerOptions {
   store: ConsumerStore
   target: Target
   settings: TargetSettings
+  /**
+   * The names of the namespace's targets now, in declared order (read at each mutation: a daemon's
+   * reload changes them). A mutation addressed to none of them is dead-lettered once, by the first.
+   */
+  namespaceTargets: () => readonly string[]
   owner: string
   shard: ShardRequest
   concurrency: number
@@ -93,6 +98,8 @@ export interface TargetStats {
   retried: number
   scheduled: number
   deadLettered: number
+  /** Passed by: marked with `wal skip`. */
+  skipped: number
   circuitOpened: number
   /** Transactions applied whole, and aborted (no marker within txnTimeoutMs). */
   txnApplied: number
@@ -216,6 +223,10 @@ export class TargetConsumer {
   private unflushed: TargetError | undefined
   /** The error that last paused the target, to say why it gave up. */
   private lastPause: TargetError | undefined
+  /** The namespace's skip list (where the backend keeps one), and its entries for this target, read at each heartbeat. */
+  private skipList: SkipList | undefined
+  private skips = new Map<string, SkipEntry>()
+  private skipsRead = false
   private readonly stats: Omit<TargetStats, 'partitions' | 'lag'>
   private readonly policy: RetryPolicy
 
@@ -224,12 +235,13 @@ export class TargetConsumer {
     this.abort = AbortSignal.any([options.abort, this.giveUp.signal])
     this.stopWaiting = AbortSignal.any([options.stop, this.giveUp.signal])
     this.policy = options.settings.retry
-    this.stats = { target: options.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, circuitOpened: 0, txnApplied: 0, txnAborted: 0 }
+    this.stats = { target: options.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, skipped: 0, circuitOpened: 0, txnApplied: 0, txnAborted: 0 }
   }
 
   /** Runs until stopped (or idle, with untilIdle); resolves with what it did. */
   async run(): Promise<TargetStats> {
     const { stop } = this.options
+    this.skipList = await this.options.log.skipList?.()
     await this.heartbeat()
     const heartbeat = setInterval(() => void this.heartbeat().catch((error) => this.fail(error)), this.options.leaseTtlMs / 3)
     const commits = setInterval(() => void this.commit().catch((error) => this.fail(error)), this.options.commitIntervalMs)
@@ -269,6 +281,7 @@ export class TargetConsumer {
     } finally {
       clearInterval(heartbeat)
       clearInterval(commits)
+      await this.skipList?.close().catch(() => undefined)
       if (this.failure === undefined || this.failure instanceof TargetStalledError) await this.options.store.release(this.options.owner).catch(() => undefined)
     }
   }
@@ -330,13 +343,31 @@ export class TargetConsumer {
     this.heartbeating = true
     try {
       await this.heartbeatNow()
+      await this.carryOutReset()
       await this.abortExpiredTransactions()
     } finally {
       this.heartbeating = false
     }
   }
 
+  /**
+   * Reads the skip list again. The first read must succeed (nothing is applied without knowing what to
+   * skip); a later one that fails (a broker restarting) keeps the list read before and tries again at
+   * the next heartbeat, as a lease renewal would.
+   */
+  private async refreshSkips(): Promise<void> {
+    if (!this.skipList) return
+    const name = this.options.settings.name
+    try {
+      this.skips = new Map((await this.skipList.entries()).filter((e) => e.target === null || e.target === name).map((e) => [e.id, e]))
+      this.skipsRead = true
+    } catch (error) {
+      if (!this.skipsRead) throw error
+    }
+  }
+
   private async heartbeatNow(): Promise<void> {
+    await this.refreshSkips()
     const { owned, wanted, epochs } = await this.options.store.claim(this.options.owner, this.options.shard, this.options.leaseTtlMs)
     this.wanted = wanted
     // Backends without lease epochs (Kafka: its group generation) fence by themselves.
@@ -357,6 +388,7 @@ export class TargetConsumer {
       starts.set(p, { offset, counts: await this.options.store.scheduledKeyCounts([p]) })
     }
     // Only now, with their start known, are the new partitions read from.
+    // (A partition a forced reset made us drop comes back here, from the reset's offset.)
     for (const [p, start] of starts) {
       this.epochs.set(p, epochOf(p))
       this.progress.start(p, start.offset)
@@ -368,6 +400,22 @@ export class TargetConsumer {
     // Partitions given up are released once what was read from them is done and committed.
     if (removed.length > 0) void this.releaseWhenDone(removed)
     this.options.onEvent?.({ type: 'partitions', target: this.options.settings.name, partitions: [...this.owned] })
+  }
+
+  /**
+   * An operator's forced reset that the store has this consumer carry out (Kafka): the partitions it
+   * names are dropped (nothing more of ours is committed for them), what was under way is committed,
+   * then the reset's offsets; the next heartbeat takes the partitions on again from there.
+   */
+  private async carryOutReset(): Promise<void> {
+    const { store } = this.options
+    if (!store.pendingReset || !store.applyReset) return
+    // Not readable now (a broker restarting): asked again at the next heartbeat.
+    const reset = await store.pendingReset(this.owned).catch(() => null)
+    if (reset === null) return
+    for (const p of reset.offsets.keys()) this.drop(p)
+    await this.commit()
+    await store.applyReset(reset.id, reset.offsets)
   }
 
   /** Transactions whose marker did not come within txnTimeoutMs: aborted, and dead-lettered for this target. */
@@ -485,9 +533,25 @@ export class TargetConsumer {
         return
       }
       if (mutation.target !== null && mutation.target !== this.options.settings.name) {
+        const names = this.options.namespaceTargets()
+        if (!names.includes(mutation.target)) {
+          // Addressed to a target the namespace no longer has: dead-lettered with why, never dropped —
+          // once, by the namespace's first target; the others pass it by.
+          if (names[0] === this.options.settings.name) {
+            this.deadLetter(item, new TargetError(`namespace "${mutation.namespace}" has no target "${mutation.target}"`, { errorClass: 'fatal', code: 'WAL_TARGET_UNKNOWN' }))
+            return
+          }
+        }
         // Addressed to another target of the namespace: nothing to do here.
         if (item.source === 'log') this.finishLog(item)
         else this.done(item, { mutationId: mutation.id, atMs: now, event: 'applied', attempt: mutation.attempts })
+        return
+      }
+      const skipped = this.skips.get(mutation.id)
+      if (skipped !== undefined) {
+        // An operator said not to apply it (wal skip): passed by, with a step in its history saying so.
+        this.stats.skipped++
+        this.done(item, { mutationId: mutation.id, atMs: now, event: 'skipped', attempt: mutation.attempts, ...(skipped.reason === null ? {} : { message: skipped.reason }) })
         return
       }
       if (item.source === 'log' && (this.scheduledCount.get(item.partition)?.get(mutation.key) ?? 0) > 0) {
@@ -599,13 +663,19 @@ export class TargetConsumer {
       return
     }
     let applied = (await store.txnProgress?.(txnId))?.appliedSeq ?? -1
+    // `wal skip` of the marker passes every part by; of a part, that part alone.
+    const skipAll = this.skips.get(item.mutation.id)
     for (const { seq, record } of found.parts) {
       if (seq <= applied) continue
       if (!this.isCurrent(item)) return this.abandonItem(item)
       const part = mutationOf(record)
+      const skipped = skipAll ?? this.skips.get(part.id)
       if (record.poison !== undefined) this.deadLetterPart(item, part, new TargetError(record.poison.error, { errorClass: 'poison', code: POISON_CODE }))
       else if (part.target === null || part.target === this.options.settings.name) {
-        if ((await this.applyPart(item, part)) === 'lost') return this.abandonItem(item)
+        if (skipped !== undefined) {
+          this.stats.skipped++
+          this.recordHistory(item, { mutationId: part.id, atMs: this.options.now(), event: 'skipped', attempt: part.attempts, ...(skipped.reason === null ? {} : { message: skipped.reason }) })
+        } else if ((await this.applyPart(item, part)) === 'lost') return this.abandonItem(item)
       }
       applied = seq
       // Committed with the next commit (the target flushed first), like offsets.
@@ -613,7 +683,7 @@ export class TargetConsumer {
     }
     this.change.txnProgress.push({ partition: item.partition, txn: txnId, appliedSeq: applied, done: true })
     this.stats.txnApplied++
-    this.done(item, { mutationId: item.mutation.id, atMs: this.options.now(), event: 'applied', attempt: 1 })
+    this.done(item, { mutationId: item.mutation.id, atMs: this.options.now(), event: skipAll === undefined ? 'applied' : 'skipped', attempt: 1 })
   }
 
   private abandonItem(item: Item): void {

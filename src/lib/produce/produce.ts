@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { isUtf8 } from 'node:buffer'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { loadConfig, namespaceSettings } from '../config/load.js'
+import { loadConfig, namespaceSettings, rateFlag } from '../config/load.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { CreatedAtClock } from '../envelope/created-at.js'
 import {
@@ -29,6 +29,7 @@ import { readLineChunks, writeText } from '../io/lines.js'
 import { terminalProgress, type Progress, type ProgressEmitter } from '../io/progress.js'
 import type { AppendResult, LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
+import { RateLimiter } from '../pipeline/rate-limiter.js'
 import { MAX_TIME_MS, MIN_TIME_MS, parseDurationMs, parseIsoTimeMs, timeInRange } from '../time.js'
 import { escapeControl, escapeLine } from '../cli/render.js'
 import { TxnBook, type OpenTxn } from '../txn/book.js'
@@ -58,6 +59,8 @@ export interface ProduceOptions extends CommonOptions {
   jitter?: string
   idempotencyKey?: string
   target?: string
+  /** `--rate R/s`: stdin lines written at most this fast (smoothing bulk writes from scripts). */
+  rate?: string
   /** `--txn`: every line of stdin is a part of one transaction, whose marker is written at the end of the input. */
   txn?: boolean
   /** Stops reading stdin; what was read is still committed and acked. */
@@ -455,6 +458,10 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
   }
   const headers = parseHeaders(options.headers)
   decodeDefaults(options, Date.now(), headers) // validates --delay/--at/--jitter before reading anything
+  const perSecond = rateFlag(options.rate)
+  const limiter = perSecond === null ? undefined : new RateLimiter(perSecond)
+  // Rate-limited, a batch holds about 20 ms of lines: writes (and acks) come steadily, not in bursts.
+  const maxBatchRecords = perSecond === null ? MAX_BATCH_RECORDS : Math.max(1, Math.min(MAX_BATCH_RECORDS, Math.floor(perSecond / 50)))
   const wrapId = options.txn ? newTxnId() : undefined
   const book = new TxnBook<Entry>(wrapId)
   if (options.io.stdin.isTTY) options.io.stderr.write('wal: reading NDJSON mutations from stdin (Ctrl-D to finish)…\n')
@@ -502,6 +509,14 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
     const defaults = decodeDefaults(options, Date.now(), headers)
     if (progress) progress.add(chunk.value.reduce((n, l) => n + Buffer.byteLength(l.line) + 1, 0))
     for (const { line, lineNumber, invalid } of chunk.value) {
+      if (limiter) {
+        // Stopped while waiting for the rate: the lines not yet taken are not written.
+        const allowed = await limiter.take(options.signal).then(
+          () => true,
+          () => false,
+        )
+        if (!allowed) break
+      }
       total++
       const entry: Entry = { lineNumber }
       let closes: OpenTxn<Entry> | undefined
@@ -519,7 +534,7 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
       }
       if (closes !== undefined) await placeMarker(entry, closes)
       batch.push(entry)
-      if (batch.length >= MAX_BATCH_RECORDS || batchBytes >= MAX_BATCH_BYTES) await flush()
+      if (batch.length >= maxBatchRecords || batchBytes >= MAX_BATCH_BYTES) await flush()
     }
     next = chunks.next()
     if (batch.length > 0) {
@@ -558,6 +573,7 @@ export async function produce(given: ProduceOptions): Promise<ProduceSummary> {
   if (options.payload !== undefined && options.payloadFile !== undefined) {
     throw new UsageError('give the payload with -p or with --payload-file, not both')
   }
+  rateFlag(options.rate) // a bad --rate is refused before anything is written
   if (options.txn && (options.payload !== undefined || options.payloadFile !== undefined)) {
     throw new UsageError('--txn makes one transaction of the NDJSON lines on stdin, not of -p or --payload-file', { suggestions: ['pipe the parts as lines: … | wal produce --txn'] })
   }

@@ -20,6 +20,7 @@ import { partitionForKey } from '../partitioner.js'
 import { abortedTxnEntry } from '../../txn/txn.js'
 import { BUSY_WAIT_MS, withLockRetries } from '../../io/sqlite-lock.js'
 import { replaysOf } from '../../dlq/replays.js'
+import { leasedError } from '../leased.js'
 import { isStorageError, unavailable } from './errors.js'
 import { ADD_HISTORY_DELIVERY, ADD_LEASE_EPOCH, CONSUMER_DDL } from './schema.js'
 
@@ -332,6 +333,26 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       expires_at: number
     }>
     return rows.map((r) => ({ partition: r.partition, owner: r.owner, expiresAtMs: r.expires_at }))
+  }
+
+  async resetOffsets(offsets: ReadonlyMap<number, number>, options: { force: boolean }): Promise<{ fenced: Array<{ partition: number; owner: string }> }> {
+    return this.transaction(() => {
+      const now = Date.now()
+      const held: Array<{ partition: number; owner: string; epoch: number }> = []
+      for (const partition of offsets.keys()) {
+        const lease = this.getLease.get(this.target, partition) as LeaseRow | undefined
+        if (lease !== undefined && lease.owner !== '' && lease.expires_at >= now) held.push({ partition, owner: lease.owner, epoch: lease.epoch })
+      }
+      if (held.length > 0 && !options.force) throw leasedError(this.target, held)
+      // Fenced: released under a new epoch, so the holder's next commit names a stale one and is refused,
+      // and its next claim takes the partition again under a newer epoch, from the new offset.
+      for (const h of held) this.putLease.run(this.target, h.partition, '', 0, h.epoch + 1)
+      const set = this.db.prepare(
+        'INSERT INTO consumer_offsets (target, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT (target, partition) DO UPDATE SET next_offset = excluded.next_offset',
+      )
+      for (const [partition, offset] of offsets) set.run(this.target, partition, offset)
+      return { fenced: held.map(({ partition, owner }) => ({ partition, owner })) }
+    })
   }
 
   async close(): Promise<void> {

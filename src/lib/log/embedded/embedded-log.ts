@@ -13,12 +13,13 @@ import { ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord, storedHeaders } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
 import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError, type WalError } from '../../errors.js'
-import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, TxnInfo } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, SkipList, TxnInfo } from '../backend.js'
 import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION, TXN_DDL } from './schema.js'
 import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
 import { EmbeddedConsumerStore } from './consumer-store.js'
 import { EmbeddedDeadLetterQueue } from './dead-letter-queue.js'
+import { EmbeddedSkipList } from './skip-list.js'
 import { LOCK_TIMEOUT_MS, unavailable } from './errors.js'
 
 /** How long a writer waits for another process's transaction before giving up. */
@@ -467,6 +468,14 @@ export class EmbeddedLog implements LogBackend {
       return EmbeddedDeadLetterQueue.open(this.path, this.namespace, LOCK_TIMEOUT_MS)
     } catch (error) {
       throw unavailable(this.path, 'open the DLQ of', error)
+    }
+  }
+
+  async skipList(): Promise<SkipList> {
+    try {
+      return EmbeddedSkipList.open(this.path, LOCK_TIMEOUT_MS)
+    } catch (error) {
+      throw unavailable(this.path, 'open the skip list of', error)
     }
   }
 

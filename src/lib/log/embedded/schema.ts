@@ -155,6 +155,15 @@ CREATE TABLE IF NOT EXISTS history (
   delivery INTEGER
 );
 CREATE INDEX IF NOT EXISTS history_mutation ON history (mutation_id);
+-- Mutations operators marked not to apply (\`wal skip\`): at one target, or at any ('').
+CREATE TABLE IF NOT EXISTS skips (
+  id TEXT NOT NULL,
+  target TEXT NOT NULL,
+  reason TEXT,
+  actor TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (id, target)
+) WITHOUT ROWID;
 -- Per target, how far each transaction was applied (its parts in sequence order), or that it was aborted.
 CREATE TABLE IF NOT EXISTS txn_progress (
   target TEXT NOT NULL,

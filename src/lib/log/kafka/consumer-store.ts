@@ -21,6 +21,12 @@ import type { OutgoingRecord } from './record-codec.js'
 import { consumerGroupId } from './topics.js'
 import { dlqRecord } from './dead-letter-queue.js'
 import { chunkedRecords } from './record-codec.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { newMutationId } from '../../envelope/id.js'
+import { BackendUnavailableError, ConflictError } from '../../errors.js'
+import { ackReset, endReset, readReset, requestReset, REQUEST_TTL_MS } from './reset-requests.js'
+import { leasedError } from '../leased.js'
 
 /** A scheduled entry's seq: its place in the log (offset, partition), unique per target. */
 export function scheduleSeq(partition: number, offset: number): number {
@@ -39,6 +45,9 @@ interface StoredEntry {
   dueAtMs: number
   envelope: string
 }
+
+/** How long `offsets reset --force` waits for the running consumers to carry a reset out. */
+const FORCED_RESET_WAIT_MS = 60_000
 
 /** How long the first group join may take before the consumer gives up. */
 const JOIN_TIMEOUT_MS = 60_000
@@ -287,6 +296,104 @@ export class KafkaConsumerStore implements ConsumerStore {
         }
       }
       return leases.sort((a, b) => a.partition - b.partition)
+    } catch (error) {
+      throw this.log.connection.error(error)
+    }
+  }
+
+  /**
+   * Sets the group's committed offsets. Kafka itself refuses to while the group has members, and an
+   * admin cannot fence a member out of its generation: with members running, the reset is refused, or
+   * (force) asked of them and waited for.
+   */
+  async resetOffsets(offsets: ReadonlyMap<number, number>, options: { force: boolean }): Promise<{ fenced: Array<{ partition: number; owner: string }> }> {
+    const { admin } = this.log.connection
+    const members = async (): Promise<Array<{ partition?: number; owner: string }>> => {
+      const { groups } = await riding(() => admin.describeGroups([this.groupId]))
+      const held: Array<{ partition?: number; owner: string }> = await this.leases()
+      const idle = (groups[0]?.members ?? []).map((m) => `${m.clientId}@${m.clientHost}`).filter((owner) => !held.some((h) => h.owner === owner))
+      return [...held, ...idle.map((owner) => ({ owner }))]
+    }
+    let live: Array<{ partition?: number; owner: string }>
+    try {
+      live = await members()
+    } catch (error) {
+      throw this.log.connection.error(error)
+    }
+    if (live.length > 0) {
+      if (!options.force) throw leasedError(this.target, live)
+      return this.resetThroughConsumers(offsets, live)
+    }
+    try {
+      await riding(() =>
+        admin.setOffsets({ groupId: this.groupId, topic: this.log.topics.log, partitions: [...offsets].map(([partition, offset]) => ({ partition, offset: String(offset) })) }),
+      )
+    } catch (error) {
+      // A consumer joined between the look and the reset: Kafka refused it whole.
+      const joined = await members().catch(() => [])
+      if (joined.length > 0) throw leasedError(this.target, joined)
+      throw this.log.connection.error(error)
+    }
+    return { fenced: [] }
+  }
+
+  /** --force with members running: the reset is asked of them (see reset-requests.ts), and waited for. */
+  private async resetThroughConsumers(
+    offsets: ReadonlyMap<number, number>,
+    live: ReadonlyArray<{ partition?: number; owner: string }>,
+  ): Promise<{ fenced: Array<{ partition: number; owner: string }> }> {
+    const held = new Map(live.flatMap((l) => (l.partition === undefined ? [] : [[l.partition, l.owner] as const])))
+    const unheld = [...offsets.keys()].filter((p) => !held.has(p))
+    if (unheld.length > 0) {
+      throw leasedError(this.target, live, {
+        why: `partition${unheld.length === 1 ? '' : 's'} ${unheld.join(',')} ${unheld.length === 1 ? 'is' : 'are'} held by no member, and Kafka moves a group's offsets only while it has none`,
+        suggestion: 'reset only the partitions the running consumers hold (--to-offset P:O,…), or stop them and reset again',
+      })
+    }
+    const id = newMutationId(Date.now())
+    const { log, target } = this
+    try {
+      await requestReset(log, target, { id, offsets: new Map(offsets), expiresAtMs: Date.now() + REQUEST_TTL_MS })
+      const deadline = Date.now() + FORCED_RESET_WAIT_MS
+      let done = new Set<number>()
+      while (Date.now() < deadline) {
+        done = (await readReset(log, target)).done
+        if ([...offsets.keys()].every((p) => done.has(p))) break
+        await sleep(500)
+      }
+      await endReset(log, target, id)
+      const missing = [...offsets.keys()].filter((p) => !done.has(p))
+      if (missing.length > 0) {
+        throw new BackendUnavailableError(
+          `target "${target}": the running consumers did not carry out the reset within ${FORCED_RESET_WAIT_MS / 1000} s; partitions ${missing.join(',')} were not reset${done.size > 0 ? `, partitions ${[...done].join(',')} were` : ''}`,
+          { code: 'WAL_OFFSETS_RESET_INCOMPLETE', details: { target, missing, done: [...done] }, suggestions: ['check that the consumers are healthy (wal daemon status), or stop them and reset again'] },
+        )
+      }
+    } catch (error) {
+      throw error instanceof BackendUnavailableError || error instanceof ConflictError ? error : this.log.connection.error(error)
+    }
+    return { fenced: [...offsets.keys()].map((partition) => ({ partition, owner: held.get(partition)! })) }
+  }
+
+  async pendingReset(owned: readonly number[]): Promise<{ id: string; offsets: Map<number, number> } | null> {
+    if (owned.length === 0) return null
+    let open: Awaited<ReturnType<typeof readReset>>
+    try {
+      open = await readReset(this.log, this.target)
+    } catch (error) {
+      throw this.log.connection.error(error)
+    }
+    if (open.request === null) return null
+    const offsets = new Map([...open.request.offsets].filter(([p]) => owned.includes(p) && !open.done.has(p)))
+    return offsets.size === 0 ? null : { id: open.request.id, offsets }
+  }
+
+  async applyReset(id: string, offsets: ReadonlyMap<number, number>): Promise<void> {
+    const member = await this.member
+    if (!member) return
+    try {
+      // Not held any more (a rebalance meanwhile): whoever holds them now carries the request out.
+      if (await member.commit(offsets)) await ackReset(this.log, this.target, id, [...offsets.keys()])
     } catch (error) {
       throw this.log.connection.error(error)
     }

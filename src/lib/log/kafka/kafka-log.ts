@@ -8,11 +8,12 @@ import type { NamespaceSettings } from '../../config/schema.js'
 import { payloadBytes, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { NotFoundError } from '../../errors.js'
 import { riding } from '../../kafka/client.js'
-import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, TxnInfo } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, SkipList, TxnInfo } from '../backend.js'
 import { partitionerFor } from '../partitioner.js'
 import { KafkaConnection } from './connection.js'
 import { KafkaConsumerStore } from './consumer-store.js'
 import { KafkaDeadLetterQueue } from './dead-letter-queue.js'
+import { KafkaSkipList } from './skip-list.js'
 import { IdempotencyIndex } from './idempotency.js'
 import { chunkedRecords, decodeRecord, encodeRecord, type OutgoingRecord } from './record-codec.js'
 import { namespaceTopics, type NamespaceTopics } from './topics.js'
@@ -340,6 +341,10 @@ export class KafkaLog implements LogBackend {
 
   deadLetterQueue(): Promise<DeadLetterQueue> {
     return Promise.resolve(new KafkaDeadLetterQueue(this))
+  }
+
+  skipList(): Promise<SkipList> {
+    return Promise.resolve(new KafkaSkipList(this))
   }
 
   async find(id: string): Promise<LogRecord[]> {

@@ -69,5 +69,9 @@ export class SqsConsumerState implements ConsumerStore {
     return []
   }
 
+  async resetOffsets(): Promise<{ fenced: [] }> {
+    this.unsupported()
+  }
+
   async close(): Promise<void> {}
 }

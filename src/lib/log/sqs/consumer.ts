@@ -122,7 +122,7 @@ export class SqsConsumer {
     this.runs = options.targets.map((t) => ({
       ...t,
       circuit: new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 }),
-      stats: { target: t.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, circuitOpened: 0, txnApplied: 0, txnAborted: 0 },
+      stats: { target: t.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, skipped: 0, circuitOpened: 0, txnApplied: 0, txnAborted: 0 },
     }))
   }
 
