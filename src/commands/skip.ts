@@ -20,7 +20,7 @@ export default class Skip extends WalCommand {
   ]
   static override args = { id: Args.string({ description: 'Mutation ids (one or more; none with --list).' }) }
   static override flags = {
-    namespace: Flags.string({ char: 'n', description: 'Namespace of the mutations.', default: 'default' }),
+    namespace: Flags.string({ char: 'n', description: 'Namespace of the mutations (default: defaultNamespace of the config, or $WAL_NAMESPACE, else "default").' }),
     target: Flags.string({ description: 'Skip only at this target (default: at every target).' }),
     reason: Flags.string({ description: 'Why (kept with the mark, shown in explain and the audit).' }),
     undo: Flags.boolean({ description: 'Take the mark off (for the same --target, or the every-target mark).', exclusive: ['list'] }),

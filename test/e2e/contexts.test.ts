@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
@@ -113,6 +113,20 @@ describe('the default namespace', () => {
     const unknown = await wal.run(['tail'], { env: { WAL_NAMESPACE: 'nope' } })
     expect(unknown.code).toBe(2)
     expect(unknown.stderr).toContain('namespace "nope" is not declared')
+  })
+
+  it('is what every command with a namespace flag falls back to: no command defaults -n to "default" itself', async () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, { flags: Record<string, { default?: unknown }> }> }
+    const fixed = Object.entries(manifest.commands).filter(([, c]) => c.flags.namespace?.default !== undefined).map(([id]) => id)
+    expect(fixed).toEqual([])
+    writeFileSync(join(wal.cwd, '.walrc.yaml'), 'defaultNamespace: orders\nnamespaces:\n  orders: {}\n')
+    expect((await wal.run(['produce', '-k', 'o', '-p', put(1)])).code).toBe(0)
+    const offsets = await wal.run(['offsets', 'show', '--json'])
+    expect(offsets.code, offsets.stderr).toBe(0)
+    expect(JSON.parse(offsets.stdout)).toMatchObject({ namespace: 'orders' })
+    const skips = await wal.run(['skip', '--list', '--json'])
+    expect(skips.code, skips.stderr).toBe(0)
+    expect(JSON.parse(skips.stdout)).toMatchObject({ namespace: 'orders' })
   })
 
   it('applies a declared namespace that names no targets to the embedded kv store; `targets: []` means none, and validate warns', async () => {

@@ -16,7 +16,7 @@ export default class OffsetsReset extends WalCommand {
     '<%= config.bin %> offsets reset -n orders --target store --shift-by=-10 --execute --force',
   ]
   static override flags = {
-    namespace: Flags.string({ char: 'n', description: 'Namespace of the target.', default: 'default' }),
+    namespace: Flags.string({ char: 'n', description: 'Namespace of the target (default: defaultNamespace of the config, or $WAL_NAMESPACE, else "default").' }),
     target: Flags.string({ description: 'The target whose offsets to move (required).' }),
     'to-time': timeFlag({ description: 'To the first mutation appended at or after this time (ISO 8601, or a duration ago: 2h).' }),
     'to-offset': Flags.string({ description: 'To these offsets: PARTITION:OFFSET[,PARTITION:OFFSET…] (other partitions stay).' }),

@@ -8,7 +8,7 @@ export default class OffsetsShow extends WalCommand {
   static override summary = "Each target's committed offset per partition, the log's low and high offsets, the lag and the consumer holding it."
   static override examples = ['<%= config.bin %> offsets show -n orders', '<%= config.bin %> offsets show -n orders --target store --json']
   static override flags = {
-    namespace: Flags.string({ char: 'n', description: 'Namespace whose offsets to show.', default: 'default' }),
+    namespace: Flags.string({ char: 'n', description: 'Namespace whose offsets to show (default: defaultNamespace of the config, or $WAL_NAMESPACE, else "default").' }),
     target: Flags.string({ description: 'Only this target.' }),
   }
 

@@ -14,7 +14,7 @@ import { openLog } from '../log/open.js'
 import { parsePointInTimeMs } from '../time.js'
 
 export interface OffsetsOptions extends CommonOptions {
-  namespace: string
+  namespace?: string
   target?: string
 }
 
@@ -95,7 +95,7 @@ interface Opened {
 }
 
 async function open(options: OffsetsOptions): Promise<Opened> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   if (settings.backend === 'sqs') throw sqsHasNoOffsets(settings.name)
   if (options.target !== undefined && !settings.targets.some((t) => t.name === options.target)) {

@@ -19,7 +19,7 @@ export const MAX_SKIP_REASON_CHARS = 1000
 const MAX_IDS_LOOKED_UP = 20
 
 export interface SkipOptions extends CommonOptions {
-  namespace: string
+  namespace?: string
   ids: readonly string[]
   /** Only at this target; undefined: at every target. */
   target?: string
@@ -41,8 +41,8 @@ export interface SkipResult {
 }
 
 /** `wal skip --list`: the marks of a namespace (of one target and the every-target ones, with --target). */
-export async function listSkips(options: CommonOptions & { namespace: string; target?: string }): Promise<{ namespace: string; skips: SkipEntry[] }> {
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+export async function listSkips(options: CommonOptions & { namespace?: string; target?: string }): Promise<{ namespace: string; skips: SkipEntry[] }> {
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   if (settings.backend === 'sqs') return { namespace: settings.name, skips: [] }
   const log = await openLog(config, settings, { create: false })
@@ -66,7 +66,7 @@ export async function skip(options: SkipOptions): Promise<SkipResult> {
   if (options.reason !== undefined && options.reason.length > MAX_SKIP_REASON_CHARS) {
     throw new UsageError(`--reason is ${options.reason.length} characters; at most ${MAX_SKIP_REASON_CHARS}`)
   }
-  const config = await loadConfig({ configPath: options.configPath, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
+  const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
   const settings = namespaceSettings(config, options.namespace)
   if (options.target !== undefined && !settings.targets.some((t) => t.name === options.target)) {
     throw new UsageError(`namespace "${settings.name}" has no target "${options.target}"`, {
