@@ -144,6 +144,23 @@ describe('the reproductions of issue 15', () => {
     expect(refused.stderr).toMatch(/line 2: field "key"/)
   })
 
+  it('refuses headers in wal\'s own namespace (wal-*), which would be lost or change what wal does, and keeps the lines around them', async () => {
+    const put = (id: number): string => JSON.stringify({ op: 'put', table: 't', key: { id }, item: { id } })
+    const input = [`{"key":"a","payload":${put(1)}}`, `{"key":"b","payload":${put(2)},"headers":{"wal-txn":"forged"}}`, `{"key":"c","payload":${put(3)},"headers":{"wal-replays":"1","x-wal-trace":"t"}}`].join('\n')
+    const result = await wal.run(['produce'], { input: `${input}\n` })
+    expect(result.code).toBe(4)
+    expect(result.stderr).toMatch(/line 2: field "headers": header "wal-txn" is reserved/)
+    expect(result.stderr).toContain('header names starting with "wal-" are wal\'s own')
+    expect(jsonLines<{ key: string }>((await wal.run(['tail', '--json'])).stdout).map((e) => e.key).sort()).toEqual(['a', 'c'])
+    // A forged part would have waited for a marker and been aborted: nothing is held back.
+    const consumed = await wal.run(['consume', '--until-idle', '--json'])
+    expect(consumed.code, consumed.stderr).toBe(0)
+    expect(consumed.stdout).toMatch(/"applied": 2\b/)
+    const flag = await wal.run(['produce', '-H', 'wal-attempts=5', '-k', 'd', '-p', '1'])
+    expect(flag.code).toBe(2)
+    expect(flag.stderr).toContain('header "wal-attempts" (-H) is reserved')
+  })
+
   it('takes -p and --payload-file text as it is, and bytes that are not UTF-8 as base64', async () => {
     expect((await wal.run(['produce', '-k', 'p', '-p', ' {"n": 9007199254740993 ,"e":1e400} '])).code).toBe(0)
     writeFileSync(join(wal.cwd, 'payload.json'), '{"n":\t123456789012345678901234567890}\n')

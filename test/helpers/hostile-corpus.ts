@@ -74,6 +74,10 @@ export function hostileCorpus(count = 1000, seed = 15): CorpusLine[] {
     () => text('header object', '{"payload":1,"headers":{"n":{"x":"y"}}}'),
     () => text('header bool', '{"payload":1,"headers":{"n":true}}'),
     () => text('header lone surrogate', '{"payload":1,"headers":{"n":"\\ud800"}}'),
+    () => text('header wal-txn (a forged transaction part)', '{"key":"f","payload":1,"headers":{"wal-txn":"forged"}}'),
+    () => text('header wal-id', '{"payload":1,"headers":{"wal-id":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}}'),
+    () => text('header wal-attempts', '{"payload":1,"headers":{"wal-attempts":"5"}}'),
+    () => text('header wal-chunk', '{"payload":1,"headers":{"wal-chunk":"1/2"}}'),
     () => {
       const line = good().bytes.toString()
       goods-- // not a good line after all

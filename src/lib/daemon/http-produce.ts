@@ -102,7 +102,7 @@ export function parseProduceBody(body: Buffer | string, contentType: string | un
     return { ok: false, answer: rejected(empty.message, empty) }
   }
   // createdAt strictly increasing across requests, as `wal produce` stamps it (write-time order).
-  const defaults = { namespace, forceNamespace: true, nowMs, createdAtMs: nextCreatedAtMs }
+  const defaults = { namespace, forceNamespace: true, nowMs, createdAtMs: nextCreatedAtMs, fromUser: true }
   const mutations: Mutation[] = []
   const indexes: number[] = []
   const bad: Array<{ index: number; line?: number; error: InvalidRecordError }> = []

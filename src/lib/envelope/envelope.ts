@@ -192,7 +192,24 @@ export interface DecodeDefaults {
   notBefore?: () => number | null
   /** The target for envelopes that have none or null. */
   target?: string | null
+  /**
+   * The envelope comes from a user (`wal produce`, the HTTP API), not from wal's own storage: headers in
+   * wal's namespace (see reservedHeader) are refused.
+   */
+  fromUser?: boolean
 }
+
+/**
+ * Header names wal keeps its own fields in (`wal-id`, `wal-txn`, `wal-chunk`, `wal-attempts`, …, on every
+ * backend): a user's header of that name would be lost, or change what wal does with the mutation, so
+ * it is refused at the door. `wal-replays` (the DLQ replay count) may travel with a copy made by
+ * `tail --json | produce`: it only makes the replay guard stricter.
+ */
+export function reservedHeader(name: string): boolean {
+  return name.startsWith('wal-') && name !== 'wal-replays'
+}
+
+export const RESERVED_HEADER_HINT = 'header names starting with "wal-" are wal\'s own: rename the header (for a transaction part, use the "txn" field)'
 
 function describeIssue(issue: v.BaseIssue<unknown>): string {
   const path = v.getDotPath(issue)
@@ -236,7 +253,7 @@ function kindOf(value: unknown): string {
  * Headers from an envelope: an object whose names are any strings (`__proto__` included: kept in an
  * object without a prototype) and whose values are strings. Anything else is refused, not reshaped.
  */
-function decodeHeaders(value: unknown, defaults: Record<string, string> | undefined): Record<string, string> {
+function decodeHeaders(value: unknown, defaults: Record<string, string> | undefined, fromUser: boolean | undefined): Record<string, string> {
   const headers = Object.create(null) as Record<string, string>
   if (defaults) Object.assign(headers, defaults)
   if (value === undefined) return headers
@@ -250,6 +267,9 @@ function decodeHeaders(value: unknown, defaults: Record<string, string> | undefi
     }
     if (!isWellFormed(name) || !isWellFormed(text)) {
       throw new InvalidRecordError(`field "headers": header ${escapeControl(JSON.stringify(name))} has a lone UTF-16 surrogate, which cannot be stored unchanged`)
+    }
+    if (fromUser && reservedHeader(name)) {
+      throw new InvalidRecordError(`field "headers": header ${escapeControl(JSON.stringify(name))} is reserved`, { suggestions: [RESERVED_HEADER_HINT] })
     }
     headers[name] = text
   }
@@ -334,7 +354,7 @@ export function decodeEnvelope(input: unknown, defaults: DecodeDefaults, payload
     namespace: defaults.forceNamespace ? defaults.namespace : (e.namespace ?? defaults.namespace),
     key: e.key ?? id,
     payload,
-    headers: withTxn(decodeHeaders(e.headers, defaults.headers), e.txn),
+    headers: withTxn(decodeHeaders(e.headers, defaults.headers, defaults.fromUser), e.txn),
     createdAtMs,
     // A line's own non-null value wins; a missing or null one takes the flag's (tail --json writes
     // explicit nulls, and `tail --json | produce --target T --delay 1m` must honour T and the delay).

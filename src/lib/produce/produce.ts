@@ -18,6 +18,8 @@ import {
   headerMap,
   parsePayloadText,
   MAX_HEADER_BYTES,
+  RESERVED_HEADER_HINT,
+  reservedHeader,
   payloadBytes,
   type DecodeDefaults,
   type Mutation,
@@ -91,7 +93,9 @@ function parseHeaders(headers: readonly string[] = []): Record<string, string> |
     if (at <= 0) {
       throw new UsageError(`header "${header}" is not name=value`, { suggestions: ['write headers as -H name=value'] })
     }
-    out[header.slice(0, at)] = header.slice(at + 1)
+    const name = header.slice(0, at)
+    if (reservedHeader(name)) throw new UsageError(`header "${escapeControl(name)}" (-H) is reserved`, { suggestions: [RESERVED_HEADER_HINT] })
+    out[name] = header.slice(at + 1)
   }
   return out
 }
@@ -350,6 +354,7 @@ function decodeDefaults(options: ProduceOptions, nowMs: number, headers: Record<
     headers,
     notBefore: delay === undefined ? undefined : () => delay.baseMs + Math.floor(Math.random() * (delay.jitterMs + 1)),
     target: options.target,
+    fromUser: true,
   }
 }
 
