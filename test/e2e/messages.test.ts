@@ -21,6 +21,14 @@ describe('produce acks in text mode', () => {
     expect(acks[1]).toMatch(/^line=3 id=[0-9A-Z]{26} partition=\d+ offset=\d+ durable=true$/)
     expect(result.stderr).toContain('wal: line 2: not valid JSON')
   })
+
+  it('carry it for a transaction\'s parts and marker too', async () => {
+    const result = await wal.run(['produce'], { input: '{"key":"a","payload":1,"txn":"t1"}\n{"txn":"t1","commit":true}\n' })
+    expect(result.code, result.stderr).toBe(0)
+    const acks = result.stdout.trimEnd().split('\n')
+    expect(acks[0]).toMatch(/^line=1 id=[0-9A-Z]{26} partition=\d+ offset=\d+ txn=t1 txnSeq=0 durable=true$/)
+    expect(acks[1]).toMatch(/^line=2 id=[0-9A-Z]{26} partition=\d+ offset=\d+ txn=t1 commit=true parts=1 durable=true$/)
+  })
 })
 
 describe('the DLQ in words', () => {

@@ -280,7 +280,7 @@ class Producer {
       if (this.options.json) {
         return `{${entry.lineNumber > 0 ? `"line":${entry.lineNumber},` : ''}"id":"${r.id}","namespace":${JSON.stringify(entry.mutation!.namespace)},"partition":${r.partition},${where}${fields},"durable":true${r.duplicate ? ',"duplicate":true' : ''}}\n`
       }
-      return `id=${r.id} partition=${r.partition}${r.messageId !== undefined ? ` messageId=${escapeLine(r.messageId)}` : ` offset=${r.offset}`}${words} durable=true${r.duplicate ? ' duplicate=true' : ''}\n`
+      return `${entry.lineNumber > 0 ? `line=${entry.lineNumber} ` : ''}id=${r.id} partition=${r.partition}${r.messageId !== undefined ? ` messageId=${escapeLine(r.messageId)}` : ` offset=${r.offset}`}${words} durable=true${r.duplicate ? ' duplicate=true' : ''}\n`
     }
     if (r.messageId !== undefined) {
       // SQS has no offsets: the queue and the MessageId say where the message is.
