@@ -61,8 +61,8 @@ export async function runOrExit(body, cleanup) {
 }
 
 /** `--records N` (a positive whole number), or defaultCount; exits 2 on anything else. */
-export function recordsOption(defaultCount) {
-  const { values } = parseArgs({ options: { records: { type: 'string', default: String(defaultCount) } } })
+export function recordsOption(defaultCount, otherOptions = {}) {
+  const { values } = parseArgs({ options: { records: { type: 'string', default: String(defaultCount) }, ...otherOptions } })
   const records = Number(values.records)
   if (!Number.isInteger(records) || records <= 0) {
     console.error(`--records must be a positive whole number, not "${values.records}"`)

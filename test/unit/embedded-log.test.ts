@@ -133,6 +133,26 @@ describe('the embedded log', () => {
     expect(seen).toEqual([8, 9, 10])
   })
 
+  it('reads a page of records from given positions as read gives them, across scan pages and partitions left out', async () => {
+    await log.append(Array.from({ length: 1300 }, (_, i) => mutation(`k${i % 37}`, { i })))
+    const marks = await log.marks()
+    // Partition 0 from its third record, partition 1 from its start, partitions 2 and 3 not asked for.
+    const from = new Map([
+      [marks[0]!.partition, 2],
+      [marks[1]!.partition, 0],
+    ])
+    const all: LogRecord[] = []
+    for await (const r of log.read({ from })) all.push(r)
+    expect(all.length).toBeGreaterThan(600)
+    const page = await log.readPage(from, 600)
+    expect(page).toEqual(all.slice(0, 600))
+    // The next page starts where the first ended.
+    const next = new Map(from)
+    for (const r of page) next.set(r.partition, r.offset + 1)
+    expect(await log.readPage(next, 10_000)).toEqual(all.slice(600))
+    expect(await log.readPage(new Map([[marks[0]!.partition, marks[0]!.high]]), 10)).toEqual([])
+  })
+
   it('refuses to reopen a log with another partition count', () => {
     expect(() => EmbeddedLog.open({ stateDir: dir, namespace: 'ns', partitions: 8, create: true })).toThrow(ConfigError)
   })

@@ -472,6 +472,8 @@ function iso(ms: number): string {
 }
 
 function encodeFailures(failures: readonly Failure[]): string {
+  // Nearly every mutation has none: what JSON.stringify would write, without the array it maps to.
+  if (failures.length === 0) return '[]'
   return JSON.stringify(
     failures.map((f) => ({
       at: iso(f.atMs),

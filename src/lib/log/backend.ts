@@ -98,6 +98,12 @@ export interface LogBackend {
   offsetsForTime(timeMs: number): Promise<Map<number, number>>
   /** Records in append order (per partition: offset order) from the given positions. */
   read(options: ReadOptions): AsyncIterable<LogRecord>
+  /**
+   * Up to `max` records from the given positions, as `read` would give them first (no follow, no end):
+   * one promise per page rather than one per record, for a consumer's hot path. Optional: a consumer
+   * falls back to `read` where a backend has none.
+   */
+  readPage?(from: Positions, max: number): Promise<LogRecord[]>
   info(): Promise<LogInfo>
   /** The consumer state of one target of this namespace. */
   consumerStore(target: string): Promise<ConsumerStore>

@@ -40,9 +40,17 @@ export class KeyedExecutor {
       const task = this.queues.get(key)![0]!
       this.running++
       // One reaction for either outcome (not .catch().finally(): two more promises per task).
-      const finished = (): void => this.finished(key)
+      const finished = this.finisher(key)
       task().then(finished, finished)
     }
+  }
+
+  /**
+   * The reaction that ends a task of this key. Made here, not as a named arrow in pump: the build keeps
+   * function names (esbuild keepNames), and a named closure costs an Object.defineProperty per task.
+   */
+  private finisher(key: string): () => void {
+    return () => this.finished(key)
   }
 
   private finished(key: string): void {

@@ -13,7 +13,7 @@ import { ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord, storedHeaders } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
 import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError, type WalError } from '../../errors.js'
-import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, SkipList, TxnInfo } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, Positions, ReadOptions, SkipList, TxnInfo } from '../backend.js'
 import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION, TXN_DDL } from './schema.js'
 import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
 import { WriterThread, writerThreadAvailable } from './writer-client.js'
@@ -345,29 +345,12 @@ export class EmbeddedLog implements LogBackend {
     }
     if (allDone() && !options.follow) return
 
-    // Start the scan at the earliest record any partition still needs.
-    const seqAt = this.statement('SELECT seq FROM records WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT 1')
-    let cursor = Infinity
-    for (const [p, offset] of position) {
-      const row = seqAt.get(p, offset) as { seq: number } | undefined
-      if (row) cursor = Math.min(cursor, row.seq - 1)
-    }
-    if (cursor === Infinity) cursor = (this.statement('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
-    const sql = `SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`
-    const scan = this.statement(sql)
+    let cursor = this.startSeq(position)
     const dataVersion = this.statement('PRAGMA data_version')
     let version = dataVersion.get() as { data_version: number }
 
     while (!options.signal?.aborted) {
-      let rows: StoredRow[]
-      try {
-        rows = scan.all(cursor) as StoredRow[]
-      } catch (error) {
-        // An integer beyond what JavaScript holds exactly (written by another tool, or damaged): read
-        // the page again with big integers, so that row is quarantined rather than the reader stopped.
-        if ((error as { code?: string }).code !== 'ERR_OUT_OF_RANGE') throw error
-        rows = this.readWide(sql, cursor)
-      }
+      const rows = this.scanAfter(cursor)
       for (const row of rows) {
         cursor = row.seq
         const from = position.get(row.partition)
@@ -388,6 +371,50 @@ export class EmbeddedLog implements LogBackend {
         }
         await sleep(FOLLOW_POLL_MS, undefined, { signal: options.signal }).catch(() => undefined)
       }
+    }
+  }
+
+  async readPage(from: Positions, max: number): Promise<LogRecord[]> {
+    const position = new Map(from)
+    const records: LogRecord[] = []
+    let cursor = this.startSeq(position)
+    while (records.length < max) {
+      const rows = this.scanAfter(cursor)
+      for (const row of rows) {
+        cursor = row.seq
+        const start = position.get(row.partition)
+        if (start === undefined || row.offset < start) continue
+        position.set(row.partition, row.offset + 1)
+        records.push(this.toRecord(row))
+        if (records.length >= max) break
+      }
+      if (rows.length < READ_BATCH) break
+    }
+    return records
+  }
+
+  /** The seq to scan after: just before the earliest record any partition still needs. */
+  private startSeq(position: ReadonlyMap<number, number>): number {
+    const seqAt = this.statement('SELECT seq FROM records WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT 1')
+    let cursor = Infinity
+    for (const [p, offset] of position) {
+      const row = seqAt.get(p, offset) as { seq: number } | undefined
+      if (row) cursor = Math.min(cursor, row.seq - 1)
+    }
+    if (cursor === Infinity) cursor = (this.statement('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
+    return cursor
+  }
+
+  /** The next READ_BATCH rows after a seq, in append order. */
+  private scanAfter(cursor: number): StoredRow[] {
+    const sql = `SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`
+    try {
+      return this.statement(sql).all(cursor) as StoredRow[]
+    } catch (error) {
+      // An integer beyond what JavaScript holds exactly (written by another tool, or damaged): read
+      // the page again with big integers, so that row is quarantined rather than the reader stopped.
+      if ((error as { code?: string }).code !== 'ERR_OUT_OF_RANGE') throw error
+      return this.readWide(sql, cursor)
     }
   }
 

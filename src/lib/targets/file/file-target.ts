@@ -19,6 +19,8 @@ const fsyncAsync = promisify(fsync)
 const fstatAsync = promisify(fstat)
 const ftruncateAsync = promisify(ftruncate)
 
+const APPLIED: Promise<void> = Promise.resolve()
+
 export interface FileTargetOptions {
   name: string
   /** A file path, or "-" for stdout. */
@@ -49,8 +51,14 @@ export class FileTarget implements Target {
     }
   }
 
-  async apply(mutation: Mutation): Promise<void> {
-    this.buffer.push(encodeEnvelope(mutation))
+  /** Buffers the line: nothing to wait for, so one settled promise serves every apply (not one each). */
+  apply(mutation: Mutation): Promise<void> {
+    try {
+      this.buffer.push(encodeEnvelope(mutation))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return APPLIED
   }
 
   async flush(): Promise<void> {
