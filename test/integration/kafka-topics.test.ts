@@ -102,11 +102,16 @@ describe("a Kafka target's topic", () => {
 })
 
 describe('a record larger than the topic takes', () => {
-  it('is rejected on its own (exit 4, naming max.message.bytes and how to raise it); the lines around it, and a stream of thousands of records, are written', async () => {
+  it('is written in chunks when its payload is what is large; one whose headers alone pass the limit is rejected on its own (exit 4, naming max.message.bytes and how to raise it); the lines around it, and a stream of thousands of records, are written', async () => {
     const topic = await kafkaNamespace(wal, { partitions: 1 })
     topics.push(topic)
     await setTopicConfig(topic, 'max.message.bytes', '20000')
-    const input = [{ key: 'k', payload: { n: 1 } }, { key: 'k', payload: { n: 2, pad: 'x'.repeat(30_000) } }, { key: 'k', payload: { n: 3 } }]
+    const input = [
+      { key: 'k', payload: { n: 1 } },
+      { key: 'k', payload: { n: 2 }, headers: { big: 'h'.repeat(30_000) } },
+      { key: 'k', payload: { n: 3 } },
+      { key: 'k', payload: { n: 4, pad: 'x'.repeat(30_000) } },
+    ]
     const result = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(input) })
     expect(result.code).toBe(4)
     const lines = jsonLines<{ line: number; durable: boolean; error?: { code: string; message: string; suggestions: string[] } }>(result.stdout)
@@ -114,7 +119,11 @@ describe('a record larger than the topic takes', () => {
       [1, true],
       [2, false],
       [3, true],
+      [4, true],
     ])
+    const stored = jsonLines<{ payload: { n: number; pad?: string } }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
+    expect(stored.map((e) => e.payload.n)).toEqual([1, 3, 4])
+    expect(stored[2]!.payload.pad).toBe('x'.repeat(30_000))
     expect(lines[1]!.error).toMatchObject({ code: 'WAL_RECORD_TOO_LARGE' })
     expect(lines[1]!.error!.message).toContain('max.message.bytes 20000')
     expect(lines[1]!.error!.suggestions[0]).toContain(`--entity-name ${topic} --add-config max.message.bytes=`)
@@ -129,6 +138,7 @@ describe('a record larger than the topic takes', () => {
         [0, true, undefined],
         [1, false, 'WAL_RECORD_TOO_LARGE'],
         [2, true, undefined],
+        [3, true, undefined],
       ])
     } finally {
       await daemon.stop()
@@ -139,7 +149,7 @@ describe('a record larger than the topic takes', () => {
     const stream = await wal.run(['produce', '-n', 'orders'], { input: ndjson(many) })
     expect(stream.code, stream.stderr).toBe(0)
     const tailed = jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
-    expect(tailed.map((e) => (e.payload as { n: number }).n)).toEqual([1, 3, 1, 3, ...many.map((m) => m.payload.n)])
+    expect(tailed.map((e) => (e.payload as { n: number }).n)).toEqual([1, 3, 4, 1, 3, 4, ...many.map((m) => m.payload.n)])
   })
 })
 
