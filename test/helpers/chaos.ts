@@ -123,6 +123,8 @@ export interface ChaosOptions {
   kv: string
   file: { name: string; path: string }
   leaseTtlMs: number
+  /** How long a frozen consumer stays frozen, at least (default 1.5 × the lease TTL). */
+  pauseMs?: number
   writers: number
   perWriter: number
   maxPayloadBytes: number
@@ -219,7 +221,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       await sleep(random() * 500)
       start(i)
     } else if (roll < 0.75 && !daemon) {
-      const ms = Math.floor(o.leaseTtlMs * (1.5 + random() * 1.5))
+      const ms = Math.floor((o.pauseMs ?? o.leaseTtlMs * 1.5) * (1 + random()))
       actions.push(`SIGSTOP slot ${i} for ${ms}ms`)
       p.child.kill('SIGSTOP')
       p.stopped = true
@@ -264,6 +266,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   })
 
   // Drain.
+  const linesBefore = existsSync(o.file.path) ? readFileSync(o.file.path, 'utf8').split('\n').length - 1 : 0
+  o.log(`before the drain: file lines ${linesBefore}; committed ${JSON.stringify(o.embedded ? committedOffsets(wal.stateDir, ns) : null)}`)
   const drain = await wal.run(['consume', '-n', ns, '--until-idle', '--lease-ttl', ttl])
   if (drain.code !== 0 && drain.code !== 8) problems.push(`the drain exited ${drain.code}: ${drain.stderr.slice(-2000)}`)
   if (watch) clearInterval(watch)
@@ -321,7 +325,10 @@ function checkOutcome(o: ChaosOptions, acks: AckRecord[], problems: string[]): v
     const where = `writer ${a.spec.writer} seq ${a.spec.seq} (${a.id})`
     if (!fileSeen.has(a.id) && !dlq.has(`${o.file.name}/${a.id}`)) problems.push(`${where}: acked durable, neither in the file target nor its DLQ`)
     if (a.spec.op && dlq.has(`${o.kv}/${a.id}`)) problems.push(`${where}: a valid put was dead-lettered by kv: ${dlq.get(`${o.kv}/${a.id}`)!.failures.at(-1)?.message}`)
-    if (!a.spec.op && !dlq.has(`${o.kv}/${a.id}`)) problems.push(`${where}: a non-operation is not in kv's DLQ`)
+    if (!a.spec.op && !dlq.has(`${o.kv}/${a.id}`)) {
+      const elsewhere = dlqRun.filter((d) => d.entry.id === a.id).map((d) => JSON.stringify(d.entry.failures))
+      problems.push(`${where}: a non-operation is not in kv's DLQ (DLQ entries of it: ${elsewhere.join(' | ') || 'none'})`)
+    }
   }
 
   // Per key and writer, first applications follow produce order.

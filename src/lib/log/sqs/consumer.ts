@@ -576,6 +576,7 @@ export class SqsConsumer {
       fifo: log.sqs.fifo,
       dead: { target: run.settings.name, errorClass: error.errorClass, code: error.code, message: error.message, atMs, shard: queue.shard },
       deduplicationId: `dead:${run.settings.name}:${mutation.id}:${mutation.attempts}`,
+      groupId: `dead:${run.settings.name}:${mutation.id}`,
     })
     const [sent] = await log.queues.sendAll(await log.queues.url(log.queues.names.dlq), [copy])
     if (sent!.error) throw sent!.error
@@ -591,6 +592,7 @@ export class SqsConsumer {
       fifo: log.sqs.fifo,
       dead: { target: mutation.target!, errorClass: 'fatal', code: 'WAL_TARGET_UNKNOWN', message, atMs: this.options.now(), shard: queue.shard },
       deduplicationId: `dead:${mutation.target}:${mutation.id}:${mutation.attempts}`,
+      groupId: `dead:${mutation.target}:${mutation.id}`,
     })
     const [sent] = await log.queues.sendAll(await log.queues.url(log.queues.names.dlq), [copy])
     if (sent!.error) throw sent!.error
