@@ -267,7 +267,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
   // Drain.
   const linesBefore = existsSync(o.file.path) ? readFileSync(o.file.path, 'utf8').split('\n').length - 1 : 0
-  o.log(`before the drain: file lines ${linesBefore}; committed ${JSON.stringify(o.embedded ? committedOffsets(wal.stateDir, ns) : null)}`)
+  o.log(`before the drain: file lines ${linesBefore}`)
   const drain = await wal.run(['consume', '-n', ns, '--until-idle', '--lease-ttl', ttl])
   if (drain.code !== 0 && drain.code !== 8) problems.push(`the drain exited ${drain.code}: ${drain.stderr.slice(-2000)}`)
   if (watch) clearInterval(watch)
