@@ -61,6 +61,8 @@ export interface AckRecord {
   spec: Spec
   id: string
   durable: true | false | 'unknown'
+  /** Where the log put it (embedded, Kafka; not SQS). */
+  offset?: number
 }
 
 /** One writer's mutations: mostly kv puts with hostile strings, some non-operations, a few large or deep. */
@@ -258,10 +260,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const acks: AckRecord[] = []
   writerProcs.forEach((p, w) => {
     const complete = p.out.slice(0, p.out.lastIndexOf('\n') + 1)
-    for (const a of jsonLines<{ line: number; id?: string; durable: boolean | 'unknown'; error?: unknown }>(complete)) {
+    for (const a of jsonLines<{ line: number; id?: string; durable: boolean | 'unknown'; error?: unknown; offset?: number }>(complete)) {
       const spec = specsByWriter[w]![a.line - 1]!
       if (a.durable === false) problems.push(`writer ${w} line ${a.line} was rejected: ${JSON.stringify(a.error)}`)
-      else acks.push({ spec, id: a.id!, durable: a.durable })
+      else acks.push({ spec, id: a.id!, durable: a.durable, ...(typeof a.offset === 'number' ? { offset: a.offset } : {}) })
     }
   })
 
@@ -344,6 +346,19 @@ function checkOutcome(o: ChaosOptions, acks: AckRecord[], problems: string[]): v
     }
   }
   orderCheck(o.file.name, fileFirst)
+
+  // The file target's last line of a key is the key's newest mutation in the log (a consumer frozen
+  // past its lease appends nothing old behind the new owner's lines).
+  const lastLine = new Map<string, AckRecord>()
+  for (const line of fileLines) {
+    const a = byId.get((JSON.parse(line) as { id: string }).id)
+    if (a) lastLine.set(a.spec.key, a)
+  }
+  for (const [key, last] of lastLine) {
+    if (last.offset === undefined) continue
+    const newer = acks.filter((a) => a.spec.key === key && a.offset !== undefined && a.offset > last.offset!)
+    if (newer.length > 0) problems.push(`the file target's last line of key ${JSON.stringify(key)} is offset ${last.offset} (writer ${last.spec.writer} seq ${last.spec.seq}), behind acked offset ${Math.max(...newer.map((a) => a.offset!))}`)
+  }
 
   // kv: the effect of the newest write per key, by the store's version (createdAt, id).
   const created = createdAtOf(o)
