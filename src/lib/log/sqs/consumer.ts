@@ -572,15 +572,16 @@ export class SqsConsumer {
    * Sends the mutation to the DLQ with why; the caller deletes the original only after. On FIFO queues
    * the deduplication id is the target and the received message's MessageId: a consumer that lost the
    * message to another (frozen past its visibility timeout) and dead-letters it too files no second
-   * entry, while a replayed copy (a new message) can be dead-lettered again.
+   * entry, while a replayed copy (a new message) can be dead-lettered again. (Without one, e.g. a
+   * transaction's part: its id and attempt.)
    */
-  private async deadLetter(queue: ShardQueue, run: TargetRun, mutation: Mutation, error: TargetError, addressed: boolean, messageId: string): Promise<void> {
+  private async deadLetter(queue: ShardQueue, run: TargetRun, mutation: Mutation, error: TargetError, addressed: boolean, messageId?: string): Promise<void> {
     const { log } = this.options
     const atMs = this.options.now()
     const copy = log.outgoing(addressed ? { ...mutation, target: run.settings.name } : mutation, {
       fifo: log.sqs.fifo,
       dead: { target: run.settings.name, errorClass: error.errorClass, code: error.code, message: error.message, atMs, shard: queue.shard },
-      deduplicationId: `dead:${run.settings.name}:${messageId}`,
+      deduplicationId: messageId === undefined ? `dead:${run.settings.name}:${mutation.id}:${mutation.attempts}` : `dead:${run.settings.name}:${messageId}`,
       groupId: `dead:${run.settings.name}:${mutation.id}`,
     })
     const [sent] = await log.queues.sendAll(await log.queues.url(log.queues.names.dlq), [copy])
