@@ -61,3 +61,25 @@ describe('a FIFO SQS namespace', () => {
     }, 300_000)
   }
 })
+
+describe('the DLQ of a FIFO SQS namespace', () => {
+  it('lists, exports and purges every dead letter of one key, also beyond one receive (10)', async () => {
+    const queue = await sqsNamespace(wal, { fifo: true, shards: 1, targets: { store: { type: 'kv' } } })
+    prefixes.push(queue)
+    // Not operations: the kv target dead-letters each at once (fatal).
+    const input = Array.from({ length: 25 }, (_, i) => ({ key: 'same-key', payload: { notAnOperation: i } }))
+    expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })).code).toBe(0)
+    const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+    expect(consumed.code, consumed.stderr).toBe(8)
+    expect((JSON.parse(consumed.stdout) as Summary).targets[0]).toMatchObject({ deadLettered: 25, lag: 0 })
+
+    const listed = await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])
+    expect(listed.code, listed.stderr).toBe(0)
+    expect((JSON.parse(listed.stdout) as { entries: unknown[] }).entries).toHaveLength(25)
+    const exported = await wal.run(['dlq', 'export', '-n', 'orders'])
+    expect(jsonLines<{ payload: { notAnOperation: number } }>(exported.stdout).map((e) => e.payload.notAnOperation).sort((a, b) => a - b)).toEqual(input.map((_, i) => i))
+    const purged = await wal.run(['dlq', 'purge', '-n', 'orders', '--yes'])
+    expect(purged.code, purged.stderr).toBe(0)
+    expect((JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: unknown[] }).entries).toHaveLength(0)
+  }, 120_000)
+})

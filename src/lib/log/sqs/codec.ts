@@ -76,6 +76,12 @@ export interface EncodeOptions {
   dead?: DeadLetterContext
   /** FIFO: the deduplication id (default: from the idempotency key, else the mutation id). */
   deduplicationId?: string
+  /**
+   * FIFO: the message group (default: the key). A DLQ copy gets a group of its own: SQS returns no
+   * more of a group while some of it is held hidden, so keyed dead letters beyond one receive (10)
+   * would stay out of a DLQ snapshot (`dlq ls/export/replay/purge`).
+   */
+  groupId?: string
 }
 
 /** A SendMessageBatch entry (without its Id) for a mutation. */
@@ -98,7 +104,7 @@ export function encodeMessage(mutation: Mutation, options: EncodeOptions): Outgo
     MessageAttributes: attributes,
     ...(options.fifo
       ? {
-          MessageGroupId: groupId(mutation.key),
+          MessageGroupId: groupId(options.groupId ?? mutation.key),
           // SQS drops a repeat of this id within 5 minutes: re-producing after an unknown outcome is safe.
           MessageDeduplicationId: dedupId(options.deduplicationId ?? mutation.idempotencyKey ?? mutation.id),
         }

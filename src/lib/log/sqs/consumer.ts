@@ -264,7 +264,7 @@ export class SqsConsumer {
       const poison = (mutation as Partial<LogRecord>).poison
       if (poison) {
         // Cannot be decoded: never applied; dead-lettered for each target as read, then deleted.
-        for (const run of this.runs) await this.deadLetter(queue, run, mutation, new TargetError(poison.error, { errorClass: 'poison', code: POISON_CODE }), false)
+        for (const run of this.runs) await this.deadLetter(queue, run, mutation, new TargetError(poison.error, { errorClass: 'poison', code: POISON_CODE }), false, message.MessageId!)
         await this.deleteAfterFlush(queue.url, receipt)
         return
       }
@@ -450,7 +450,7 @@ export class SqsConsumer {
     this.memory.set(id, memory)
     if (mutation.target !== null && !this.runs.some((r) => r.settings.name === mutation.target)) {
       // Addressed to a target the namespace no longer has: dead-lettered with why, never dropped.
-      await this.deadLetterUnknownTarget(queue, { ...mutation, attempts: attempt })
+      await this.deadLetterUnknownTarget(queue, { ...mutation, attempts: attempt }, id)
       await this.deleteAfterFlush(queue.url, message.ReceiptHandle!)
       return
     }
@@ -471,7 +471,7 @@ export class SqsConsumer {
       else dead.push({ run, error: outcome.dead })
     }
     for (const { run, error } of dead) {
-      await this.deadLetter(queue, run, { ...mutation, attempts: attempt, failures: [...mutation.failures, ...memory.failures].slice(-MAX_FAILURES) }, error, runs.length > 1)
+      await this.deadLetter(queue, run, { ...mutation, attempts: attempt, failures: [...mutation.failures, ...memory.failures].slice(-MAX_FAILURES) }, error, runs.length > 1, id)
       memory.done.add(run.settings.name)
     }
     if (retryInMs !== null) {
@@ -568,14 +568,21 @@ export class SqsConsumer {
     return { atMs: this.options.now(), target: run.settings.name, errorClass: error.errorClass, message: cutText(error.message, MAX_FAILURE_MESSAGE_CHARS), attempt, code: error.code }
   }
 
-  /** Sends the mutation to the DLQ with why; the caller deletes the original only after. */
-  private async deadLetter(queue: ShardQueue, run: TargetRun, mutation: Mutation, error: TargetError, addressed: boolean): Promise<void> {
+  /**
+   * Sends the mutation to the DLQ with why; the caller deletes the original only after. On FIFO queues
+   * the deduplication id is the target and the received message's MessageId: a consumer that lost the
+   * message to another (frozen past its visibility timeout) and dead-letters it too files no second
+   * entry, while a replayed copy (a new message) can be dead-lettered again. (Without one, e.g. a
+   * transaction's part: its id and attempt.)
+   */
+  private async deadLetter(queue: ShardQueue, run: TargetRun, mutation: Mutation, error: TargetError, addressed: boolean, messageId?: string): Promise<void> {
     const { log } = this.options
     const atMs = this.options.now()
     const copy = log.outgoing(addressed ? { ...mutation, target: run.settings.name } : mutation, {
       fifo: log.sqs.fifo,
       dead: { target: run.settings.name, errorClass: error.errorClass, code: error.code, message: error.message, atMs, shard: queue.shard },
-      deduplicationId: `dead:${run.settings.name}:${mutation.id}:${mutation.attempts}`,
+      deduplicationId: messageId === undefined ? `dead:${run.settings.name}:${mutation.id}:${mutation.attempts}` : `dead:${run.settings.name}:${messageId}`,
+      groupId: `dead:${run.settings.name}:${mutation.id}`,
     })
     const [sent] = await log.queues.sendAll(await log.queues.url(log.queues.names.dlq), [copy])
     if (sent!.error) throw sent!.error
@@ -584,13 +591,14 @@ export class SqsConsumer {
     this.options.onEvent?.({ type: 'dead-lettered', target: run.settings.name, mutation, error })
   }
 
-  private async deadLetterUnknownTarget(queue: ShardQueue, mutation: Mutation): Promise<void> {
+  private async deadLetterUnknownTarget(queue: ShardQueue, mutation: Mutation, messageId: string): Promise<void> {
     const { log } = this.options
     const message = `namespace "${log.namespace}" has no target "${mutation.target}"`
     const copy = log.outgoing(mutation, {
       fifo: log.sqs.fifo,
       dead: { target: mutation.target!, errorClass: 'fatal', code: 'WAL_TARGET_UNKNOWN', message, atMs: this.options.now(), shard: queue.shard },
-      deduplicationId: `dead:${mutation.target}:${mutation.id}:${mutation.attempts}`,
+      deduplicationId: `dead:${mutation.target}:${messageId}`,
+      groupId: `dead:${mutation.target}:${mutation.id}`,
     })
     const [sent] = await log.queues.sendAll(await log.queues.url(log.queues.names.dlq), [copy])
     if (sent!.error) throw sent!.error

@@ -124,6 +124,7 @@ export class SqsDeadLetterQueue implements DeadLetterQueue {
         fifo: this.log.sqs.fifo,
         dead: { target: h.entry.target, errorClass: h.entry.errorClass, code: h.entry.code, message: h.entry.message, atMs: h.entry.deadAtMs, shard: h.entry.partition, parked: true },
         deduplicationId: `parked:${h.entry.ref}`,
+        groupId: `parked:${h.entry.ref}`,
       }),
     )
     const sent = await this.log.queues.sendAll(this.url, entries)
