@@ -59,29 +59,87 @@ describe('transactions on a Kafka namespace', () => {
     expect(unknown.code).not.toBe(0)
   }, 180_000)
 
-  it('applies nothing of a transaction whose producer was killed before the marker', async () => {
-    topics.push(await kafkaNamespace(wal, { partitions: 2, settings: { txnTimeoutMs: 2000 } }))
+  it('aborts a transaction whose producer was killed before the marker: nothing applied, one txn-aborted DLQ entry per target, explain says aborted', async () => {
+    const outPath = join(wal.cwd, 'out.ndjson')
+    topics.push(await kafkaNamespace(wal, { partitions: 2, targets: { kv: { type: 'kv' }, out: { type: 'file', path: outPath } }, settings: { txnTimeoutMs: 3000 } }))
+    // A committed transaction, before: it never reports aborted.
+    const kept = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson([part('kept-1', 0), part('kept-1', 1), { txn: 'kept-1', commit: true }]) })
+    expect(kept.code, kept.stderr).toBe(0)
     const producer = wal.spawn(['produce', '-n', 'orders', '--json'])
     let acks = ''
     producer.stdout!.setEncoding('utf8').on('data', (d: string) => (acks += d))
     producer.stderr!.resume()
     const closed = new Promise((resolve) => producer.on('close', resolve))
-    producer.stdin!.write(ndjson(Array.from({ length: 5 }, (_, i) => part('lost-1', i))))
+    producer.stdin!.write(ndjson(Array.from({ length: 5 }, (_, i) => part('lost-1', i + 10))))
     await waitFor(() => acks.trim().split('\n').filter(Boolean).length === 5, { timeoutMs: 60_000 })
     producer.kill('SIGKILL')
     await closed
     expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson([{ key: 'after', payload: { op: 'put', table: 'plain', key: { id: 1 }, item: { id: 1 } } }]) })).code).toBe(0)
-    // Once the brokers abort it (txnTimeoutMs), the partitions move on: the plain mutation is applied, no part is.
-    await waitFor(
-      async () => {
-        await wal.run(['consume', '-n', 'orders', '--until-idle', '--idle-timeout', '5s'])
-        return kvItems(wal.stateDir, 'orders').length > 0
-      },
-      { timeoutMs: 120_000, intervalMs: 1000 },
-    )
-    expect(kvItems(wal.stateDir, 'orders').map((r) => r.tbl)).toEqual(['plain'])
+
+    const explain = async (txn: string): Promise<{ state: string; detail: string; targets: Array<{ target: string; status: string; detail: string }> }> => {
+      const run = await wal.run(['explain', '-n', 'orders', txn, '--json'])
+      expect(run.code, run.stderr).toBe(0)
+      return JSON.parse(run.stdout)
+    }
+    // Recorded open when it began; past txnTimeoutMs, the next consumer aborts it.
+    expect((await explain('lost-1')).state).toBe('open')
+    await waitFor(async () => (await explain('lost-1')).detail.includes('past txnTimeoutMs'), { timeoutMs: 60_000, intervalMs: 500 })
+    const late = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+    expect(late.code, late.stderr).toBe(8)
+    const stats = (JSON.parse(late.stdout) as { targets: Array<{ target: string; txnAborted: number }> }).targets
+    expect(stats.map((t) => [t.target, t.txnAborted]).sort()).toEqual([['kv', 1], ['out', 1]])
+    // The committed transaction and the plain mutation are applied; no part of the lost one is.
+    expect(kvItems(wal.stateDir, 'orders').map((r) => `${r.tbl}/${JSON.parse(r.pk)[0][1]}`).sort()).toEqual(['plain/1', 't0/0', 't1/1'])
+    expect(readFileSync(outPath, 'utf8')).toContain('"seq":1')
+    expect(readFileSync(outPath, 'utf8')).not.toMatch(/"seq":1[0-4]/)
+
+    const dlq = JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: Array<{ target: string; key: string; errorClass: string; code: string }> }
+    expect(dlq.entries.map((e) => [e.target, e.key, e.errorClass, e.code]).sort()).toEqual([
+      ['kv', 'lost-1', 'txn-aborted', 'WAL_TXN_ABORTED'],
+      ['out', 'lost-1', 'txn-aborted', 'WAL_TXN_ABORTED'],
+    ])
+    const report = await explain('lost-1')
+    expect(report.state).toBe('aborted')
+    expect(report.targets.map((t) => [t.target, t.status])).toEqual([
+      ['kv', 'aborted'],
+      ['out', 'aborted'],
+    ])
+    expect(report.targets[0]!.detail).toMatch(/in the DLQ \(entry \d+, class txn-aborted\)/)
+    expect((await explain('kept-1')).state).toBe('committed')
+
+    // Reported once: consumers that come after file nothing more.
+    const again = await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    expect(again.code, again.stderr).toBe(0)
+    expect((JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: unknown[] }).entries).toHaveLength(2)
     const tail = jsonLines<{ key: string }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
-    expect(tail.map((r) => r.key)).toEqual(['after'])
+    expect(tail.map((r) => r.key).filter((k) => k === 'after' || k === 'lost-1')).toEqual(['after'])
+  }, 180_000)
+
+  it('refuses the marker of a transaction reported aborted while its producer waited: nothing of it is applied', async () => {
+    topics.push(await kafkaNamespace(wal, { partitions: 2, settings: { txnTimeoutMs: 3000 } }))
+    const producer = wal.spawn(['produce', '-n', 'orders', '--json'])
+    let acks = ''
+    producer.stdout!.setEncoding('utf8').on('data', (d: string) => (acks += d))
+    producer.stderr!.resume()
+    const exited = new Promise<number | null>((resolve) => producer.on('close', resolve))
+    producer.stdin!.write(ndjson(Array.from({ length: 3 }, (_, i) => part('slow-1', i))))
+    await waitFor(() => acks.trim().split('\n').filter(Boolean).length === 3, { timeoutMs: 60_000 })
+    await waitFor(async () => (JSON.parse((await wal.run(['explain', '-n', 'orders', 'slow-1', '--json'])).stdout) as { detail: string }).detail.includes('past txnTimeoutMs'), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    })
+    expect((await wal.run(['consume', '-n', 'orders', '--until-idle'])).code).toBe(8)
+    // The marker comes late: refused, and the producer says so.
+    producer.stdin!.end(ndjson([{ txn: 'slow-1', commit: true }]))
+    expect(await exited).toBe(4)
+    const marker = jsonLines<{ error?: { code: string; message: string } }>(acks).at(-1)!
+    expect(marker.error).toMatchObject({ code: 'WAL_TXN_REFUSED' })
+    expect(marker.error!.message).toMatch(/aborted/)
+    const after = await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    expect(after.code, after.stderr).toBe(0)
+    expect(kvItems(wal.stateDir, 'orders')).toEqual([])
+    expect((await wal.run(['tail', '-n', 'orders', '--json'])).stdout).toBe('')
+    expect((JSON.parse((await wal.run(['explain', '-n', 'orders', 'slow-1', '--json'])).stdout) as { state: string }).state).toBe('aborted')
   }, 180_000)
 
   it('over HTTP, holds the Kafka transaction open between parts requests and commits it with the marker', async () => {

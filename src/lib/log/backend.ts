@@ -78,6 +78,7 @@ export interface TxnInfo {
 /** A transaction a consumer aborted: no marker within txnTimeoutMs. */
 export interface AbortedTxn {
   id: string
+  /** 0 where the log does not know how many parts it had (Kafka: they were never readable). */
   partCount: number
   openedAtMs: number
   /** The partition its marker would have had (where its DLQ entry is filed). */

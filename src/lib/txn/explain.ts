@@ -39,7 +39,7 @@ export async function explainTxn(log: LogBackend, config: ResolvedConfig, txn: T
     txn.state === 'committed'
       ? `committed: its marker closed ${txn.partCount} parts`
       : txn.state === 'aborted'
-        ? `aborted: no completion marker within txnTimeoutMs (${timeoutMs} ms); none of its ${txn.partCount} parts is applied`
+        ? `aborted: no completion marker within txnTimeoutMs (${timeoutMs} ms); none of its ${txn.partCount === 0 ? '' : `${txn.partCount} `}parts is applied`
         : overdue
           ? `open past txnTimeoutMs (${timeoutMs} ms) without a marker: the next consumer aborts it; none of its parts is applied`
           : `open: ${txn.partCount} parts, no marker yet (aborted if none comes by ${iso(txn.openedAtMs + timeoutMs)})`

@@ -87,7 +87,7 @@ export function abortedTxnEntry(namespace: string, txn: AbortedTxn, timeoutMs: n
     mutation,
     errorClass: TXN_ABORTED_CLASS,
     code: TXN_ABORTED_CODE,
-    message: `transaction ${JSON.stringify(txn.id)} had no completion marker within txnTimeoutMs (${timeoutMs} ms) of its first part (${new Date(txn.openedAtMs).toISOString()}): none of its ${txn.partCount} parts is applied`,
+    message: `transaction ${JSON.stringify(txn.id)} had no completion marker within txnTimeoutMs (${timeoutMs} ms) of its first part (${new Date(txn.openedAtMs).toISOString()}): none of its ${txn.partCount === 0 ? '' : `${txn.partCount} `}parts is applied`,
     atMs: nowMs,
   }
 }

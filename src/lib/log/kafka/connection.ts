@@ -214,9 +214,13 @@ export class KafkaConnection {
 
   /**
    * Every record of a topic from `from` (default: the low mark) up to the high mark as it is now, per
-   * partition in offset order.
+   * partition in offset order. `onBlocked` is told when a partition's records stop short of it at a Kafka
+   * transaction still open (read_committed readers see nothing past it until it ends).
    */
-  async *snapshot(topic: string, options: { partitions?: readonly number[]; from?: ReadonlyMap<number, number> } = {}): AsyncIterable<{ partition: number; offset: number; record: IncomingRecord }> {
+  async *snapshot(
+    topic: string,
+    options: { partitions?: readonly number[]; from?: ReadonlyMap<number, number>; onBlocked?: (partition: number) => void } = {},
+  ): AsyncIterable<{ partition: number; offset: number; record: IncomingRecord }> {
     const marks = await this.marks(topic)
     const positions = new Map<number, number>()
     const until = new Map<number, number>()
@@ -245,8 +249,10 @@ export class KafkaConnection {
         }
         // Done when past the snapshot's end, or when nothing is left to read below it (a gap at the end, or
         // records of a Kafka transaction still open: not readable yet).
-        if (f.nextOffset >= end || (f.records.length === 0 && f.stableOffset <= positions.get(f.partition)!)) positions.delete(f.partition)
-        else positions.set(f.partition, f.nextOffset)
+        if (f.nextOffset >= end || (f.records.length === 0 && f.stableOffset <= positions.get(f.partition)!)) {
+          if (f.nextOffset < end && f.stableOffset < end) options.onBlocked?.(f.partition)
+          positions.delete(f.partition)
+        } else positions.set(f.partition, f.nextOffset)
       }
     }
   }

@@ -12,7 +12,7 @@
  */
 import { decodeEnvelopeLine, encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
 import { riding } from '../../kafka/client.js'
-import type { ClaimResult, ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
+import type { AbortedTxn, ClaimResult, ConsumerCommit, ConsumerStore, HistoryEvent, ScheduledMutation, ShardRequest } from '../backend.js'
 import { MAX_PARTITIONS } from '../../config/schema.js'
 import { partitionForKey } from '../partitioner.js'
 import { GroupMember } from './group-member.js'
@@ -280,6 +280,17 @@ export class KafkaConsumerStore implements ConsumerStore {
     const dlq = await this.log.deadLetterQueue()
     const deadLetters = (await dlq.entries({ target: this.target })).length
     return { scheduled, deadLetters }
+  }
+
+  /**
+   * Transactions recorded open in the state topic for longer than `timeoutMs`, whose marker would be in a
+   * partition this consumer holds: aborted (their writer fenced), with one txn-aborted DLQ entry filed
+   * for this target (see transactions.ts).
+   */
+  async abortExpiredTransactions(nowMs: number, timeoutMs: number): Promise<AbortedTxn[]> {
+    const held = (await this.member)?.partitions() ?? []
+    if (held.length === 0 || this.left) return []
+    return this.log.transactions.abortExpired(this.target, held, nowMs, timeoutMs)
   }
 
   async leases(): Promise<Array<{ partition: number; owner: string; expiresAtMs: number }>> {

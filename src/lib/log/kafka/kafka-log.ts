@@ -49,7 +49,7 @@ export class KafkaLog implements LogBackend {
   /** Records fetched and not yet read, per partition: a reader that stops early resumes from them. */
   private readonly buffered = new Map<number, Buffered[]>()
   private readonly idempotency: IdempotencyIndex
-  private readonly transactions: KafkaTransactions
+  readonly transactions: KafkaTransactions
 
   private constructor(
     readonly settings: NamespaceSettings,
@@ -367,14 +367,16 @@ export class KafkaLog implements LogBackend {
   }
 
   /**
-   * A committed transaction, from its marker. Kafka keeps no index of transactions: without the marker,
-   * it is looked for in the partition of the transaction id (where its marker is written), oldest first.
-   * An open or aborted Kafka transaction is not readable (read_committed): not found.
+   * A transaction, from its marker. Kafka keeps no index of transactions: without the marker, it is
+   * looked for in the partition of the transaction id (where its marker is written), oldest first. An
+   * open or aborted Kafka transaction is not readable (read_committed): without a marker, what the state
+   * topic records of it (open, aborted), if anything (unless `markerOnly`). `onBlocked` is told when the
+   * search stopped short at another Kafka transaction still open (the marker may be past it).
    */
-  async transaction(id: string, marker?: Mutation): Promise<TxnInfo | undefined> {
+  async transaction(id: string, marker?: Mutation, options: { markerOnly?: boolean; onBlocked?: () => void } = {}): Promise<TxnInfo | undefined> {
     if (marker !== undefined) return this.transactions.info(id, marker)
     const wanted = Buffer.from(id)
-    for await (const { partition, record } of this.connection.snapshot(this.topics.log, { partitions: [this.partitionOf(id)] })) {
+    for await (const { partition, record } of this.connection.snapshot(this.topics.log, { partitions: [this.partitionOf(id)], onBlocked: options.onBlocked })) {
       const key = record.key
       if (key === null || key === undefined || !(Buffer.isBuffer(key) ? key.equals(wanted) : String(key) === id)) continue
       const found = decodeRecord(record, this.topics.log, partition, this.namespace)
@@ -383,7 +385,10 @@ export class KafkaLog implements LogBackend {
       const info = await this.transactions.info(id, found)
       return info === undefined ? undefined : { ...info, committedAtMs: found.appendedAtMs, marker: found }
     }
-    return undefined
+    if (options.markerOnly) return undefined
+    const state = (await this.transactions.states()).txns.get(id)
+    if (state === undefined) return undefined
+    return { id, state: state.state, openedAtMs: state.openedAtMs, committedAtMs: null, abortedAtMs: state.abortedAtMs ?? null, partCount: 0, parts: [], marker: null }
   }
 
   async close(): Promise<void> {
