@@ -6,7 +6,8 @@
  * - `<topic>.wal-schedule`: compacted; mutations waiting (delays, long backoffs, queued behind their key),
  *   in the partition of the log they came from, keyed `<target>/<seq>`, removed by a tombstone.
  * - `<topic>.wal-history`: each mutation's events per target, for `wal explain` (time-limited).
- * - `<topic>.wal-state`: compacted; DLQ entries removed or parked, and the DLQ's audit trail.
+ * - `<topic>.wal-state`: compacted; DLQ entries removed or parked, the DLQ's audit trail, and
+ *   transactions open or aborted (see transactions.ts).
  */
 export interface NamespaceTopics {
   log: string

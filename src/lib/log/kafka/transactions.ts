@@ -8,13 +8,13 @@
  *
  * So that a transaction whose marker never comes is reported (as on the other logs), each one is first
  * recorded open in the namespace's compacted state topic (key `txn:ID`, acks from all in-sync replicas,
- * before any part is written), and removed (a tombstone) once its Kafka transaction is committed. A consumer of the
- * partition of the transaction id that finds one open for longer than txnTimeoutMs fences its writer
- * (a producer of the same transactionalId: the brokers abort what it left open, and a marker it writes
- * later is refused), looks for the marker in the log, and if there is none records the transaction
- * aborted and files one DLQ entry of class txn-aborted for its target — in one Kafka transaction with
- * the key `txn-aborted:[TARGET,ID]` that says so, under a transactionalId of its own, so consumers that
- * race or restart file it once.
+ * before any part is written), and removed (a tombstone) once its Kafka transaction is committed. A
+ * consumer of the partition of the transaction id that finds one open for longer than txnTimeoutMs
+ * fences its writer (a producer of the same transactionalId: the brokers abort what it left open, and a
+ * marker it writes later is refused), looks for the marker in the log, and if there is none records the
+ * transaction aborted and files one DLQ entry of class txn-aborted for its target — in one Kafka
+ * transaction with the key `txn-aborted:[TARGET,ID,OPENED_AT_MS]` that says so, under a
+ * transactionalId of its own, so consumers that race or restart file it once.
  */
 import type { Mutation, LogRecord } from '../../envelope/envelope.js'
 import { DurabilityUnknownError, InvalidRecordError } from '../../errors.js'
@@ -38,7 +38,8 @@ const FENCED = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'INVALID_PR
 
 const STATE_PREFIX = 'txn:'
 const FILED_PREFIX = 'txn-aborted:'
-const filedKey = (target: string, id: string): string => `${FILED_PREFIX}${JSON.stringify([target, id])}`
+/** Filed for one opening of the transaction: an id used again after an abort is another transaction. */
+const filedKey = (target: string, t: TxnState): string => `${FILED_PREFIX}${JSON.stringify([target, t.txn, t.openedAtMs])}`
 
 interface Open {
   producer: import('kafkajs').Producer
@@ -262,16 +263,16 @@ export class KafkaTransactions {
         t = { ...t, state: 'aborted', abortedAtMs: nowMs }
         await this.record(t.txn, t)
       }
-      if (t.state !== 'aborted' || filed.has(filedKey(target, t.txn))) continue
+      if (t.state !== 'aborted' || filed.has(filedKey(target, t))) continue
       const aborted: AbortedTxn = { id: t.txn, partCount: 0, openedAtMs: t.openedAtMs, partition: this.log.partitionOf(t.txn) }
       const limit = await this.log.connection.maxMessageBytes(this.log.topics.dlq)
       const wrote = await this.once(
         `txn-aborted.${target}.${t.txn}`,
         async (tx) => {
           // Under this transactionalId, any other consumer filing it is fenced: what it filed is readable now.
-          if ((await this.states()).filed.has(filedKey(target, t.txn))) return false
+          if ((await this.states()).filed.has(filedKey(target, t))) return false
           const dead = abortedTxnEntry(this.log.namespace, aborted, timeoutMs, nowMs)
-          const marked: OutgoingRecord = { key: filedKey(target, t.txn), value: JSON.stringify({ txn: t.txn, target, atMs: nowMs }), headers: {}, timestamp: String(nowMs) }
+          const marked: OutgoingRecord = { key: filedKey(target, t), value: JSON.stringify({ txn: t.txn, target, atMs: nowMs }), headers: {}, timestamp: String(nowMs) }
           const outcomes = await this.log.connection.sendRecords(
             [
               { topic: this.log.topics.dlq, messages: chunkedRecords(dlqRecord(target, dead), limit) },
