@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { killDaemons, post, startForegroundDaemon } from '../helpers/daemon.js'
-import { deleteTopics, kafkaNamespace } from '../helpers/kafka-namespace.js'
+import { deleteTopics, kafkaNamespace, testKafka } from '../helpers/kafka-namespace.js'
 import { kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
@@ -65,6 +65,11 @@ describe('transactions on a Kafka namespace', () => {
     // A committed transaction, before: it never reports aborted.
     const kept = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson([part('kept-1', 0), part('kept-1', 1), { txn: 'kept-1', commit: true }]) })
     expect(kept.code, kept.stderr).toBe(0)
+    // As if its producer had died between the commit and removing its record open: consumers find its marker.
+    const writer = testKafka.producer()
+    await writer.connect()
+    await writer.send({ topic: `${topics.at(-1)}.wal-state`, acks: -1, messages: [{ key: 'txn:kept-1', value: JSON.stringify({ txn: 'kept-1', state: 'open', openedAtMs: Date.now() - 60_000 }) }] })
+    await writer.disconnect()
     const producer = wal.spawn(['produce', '-n', 'orders', '--json'])
     let acks = ''
     producer.stdout!.setEncoding('utf8').on('data', (d: string) => (acks += d))

@@ -56,8 +56,9 @@ export class KafkaTransactions {
     let open = this.open.get(id)
     if (!open) {
       open = (async () => {
-        // Recorded open before any part is written, so a writer that dies leaves it to be reported aborted.
-        await this.record(id, { txn: id, state: 'open', openedAtMs: Date.now() })
+        // Recorded open before any part is written (while the producer connects), so a writer that dies
+        // leaves it to be reported aborted.
+        const opened = this.record(id, { txn: id, state: 'open', openedAtMs: Date.now() })
         const producer = this.log.connection.kafka.producer({
           transactionalId: `wal.${this.log.topics.log}.${id}`,
           idempotent: true,
@@ -65,8 +66,13 @@ export class KafkaTransactions {
           transactionTimeout: this.log.settings.txnTimeoutMs,
           allowAutoTopicCreation: false,
         })
-        await producer.connect()
-        return { producer, tx: await producer.transaction(), parts: [] }
+        try {
+          const [, tx] = await Promise.all([opened, producer.connect().then(() => producer.transaction())])
+          return { producer, tx, parts: [] }
+        } catch (error) {
+          await producer.disconnect().catch(() => undefined)
+          throw error
+        }
       })()
       this.open.set(id, open)
       open.catch(() => this.open.delete(id))
