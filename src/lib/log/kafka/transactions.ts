@@ -249,50 +249,71 @@ export class KafkaTransactions {
    * the ones this call filed.
    */
   async abortExpired(target: string, partitions: readonly number[], nowMs: number, timeoutMs: number): Promise<AbortedTxn[]> {
-    const { txns, filed } = await this.states()
+    let states: { txns: Map<string, TxnState>; filed: Set<string> }
+    try {
+      states = await this.states()
+    } catch {
+      return []
+    }
+    const { txns, filed } = states
     const mine = [...txns.values()].filter((t) => partitions.includes(this.log.partitionOf(t.txn)))
     const out: AbortedTxn[] = []
-    for (let t of mine) {
-      if (t.state === 'open' && t.openedAtMs < nowMs - timeoutMs) {
-        // Fenced: whatever its writer left open is aborted now, and a marker it sends later is refused.
-        await this.once(t.txn, async () => undefined, () => false)
-        // Its marker, if it was committed (record timestamps are createdAt, which a producer may set: the
-        // whole partition is searched; this is rare: only a writer that died, or one that lost its tombstone).
-        let blocked = false
-        if ((await this.log.transaction(t.txn, undefined, { markerOnly: true, onBlocked: () => (blocked = true) })) !== undefined) {
-          await this.record(t.txn, null)
-          txns.delete(t.txn)
-          continue
-        }
-        // Another Kafka transaction still open in that partition hides what is past it: decided later.
-        if (blocked) continue
-        t = { ...t, state: 'aborted', abortedAtMs: nowMs }
-        await this.record(t.txn, t)
+    for (const t of mine) {
+      try {
+        const aborted = await this.abortOne(target, t, txns, filed, nowMs, timeoutMs)
+        if (aborted !== undefined) out.push(aborted)
+      } catch {
+        // Not doable now (a broker restarting): tried again at the next heartbeat (what is filed is
+        // filed whole, in one Kafka transaction), as a lease renewal would be.
+        break
       }
-      if (t.state !== 'aborted' || filed.has(filedKey(target, t))) continue
-      const aborted: AbortedTxn = { id: t.txn, partCount: 0, openedAtMs: t.openedAtMs, partition: this.log.partitionOf(t.txn) }
-      const limit = await this.log.connection.maxMessageBytes(this.log.topics.dlq)
-      const wrote = await this.once(
-        `txn-aborted.${target}.${t.txn}`,
-        async (tx) => {
-          // Under this transactionalId, any other consumer filing it is fenced: what it filed is readable now.
-          if ((await this.states()).filed.has(filedKey(target, t))) return false
-          const dead = abortedTxnEntry(this.log.namespace, aborted, timeoutMs, nowMs)
-          const marked: OutgoingRecord = { key: filedKey(target, t), value: JSON.stringify({ txn: t.txn, target, atMs: nowMs }), headers: {}, timestamp: String(nowMs) }
-          const outcomes = await this.log.connection.sendRecords(
-            [
-              { topic: this.log.topics.dlq, messages: chunkedRecords(dlqRecord(target, dead), limit) },
-              { topic: this.log.topics.state, messages: [marked] },
-            ],
-            tx,
-          )
-          for (const outcome of outcomes.flat()) if (outcome.error) throw outcome.error
-          return true
-        },
-        (ok) => ok,
-      )
-      if (wrote) out.push(aborted)
     }
     return out
+  }
+
+  /** One transaction of abortExpired: the transaction, when this call filed its txn-aborted entry for `target`. */
+  private async abortOne(target: string, state: TxnState, txns: Map<string, TxnState>, filed: Set<string>, nowMs: number, timeoutMs: number): Promise<AbortedTxn | undefined> {
+    let t = state
+    if (t.state === 'open' && t.openedAtMs < nowMs - timeoutMs) {
+      // Fenced: whatever its writer left open is aborted now, and a marker it sends later is refused.
+      await this.once(t.txn, async () => undefined, () => false)
+      // Its marker, if it was committed (record timestamps are createdAt, which a producer may set: the
+      // whole partition is searched; this is rare: only a writer that died, or one that lost its tombstone).
+      let blocked = false
+      if ((await this.log.transaction(t.txn, undefined, { markerOnly: true, onBlocked: () => (blocked = true) })) !== undefined) {
+        await this.record(t.txn, null)
+        txns.delete(t.txn)
+        return undefined
+      }
+      // Another Kafka transaction still open in that partition hides what is past it: decided later.
+      if (blocked) return undefined
+      t = { ...t, state: 'aborted', abortedAtMs: nowMs }
+      await this.record(t.txn, t)
+      txns.set(t.txn, t)
+    }
+    const key = filedKey(target, t)
+    if (t.state !== 'aborted' || filed.has(key)) return undefined
+    const aborted: AbortedTxn = { id: t.txn, partCount: 0, openedAtMs: t.openedAtMs, partition: this.log.partitionOf(t.txn) }
+    const limit = await this.log.connection.maxMessageBytes(this.log.topics.dlq)
+    const wrote = await this.once(
+      `txn-aborted.${target}.${t.txn}`,
+      async (tx) => {
+        // Under this transactionalId, any other consumer filing it is fenced: what it filed is readable now.
+        if ((await this.states()).filed.has(key)) return false
+        const dead = abortedTxnEntry(this.log.namespace, aborted, timeoutMs, nowMs)
+        const marked: OutgoingRecord = { key, value: JSON.stringify({ txn: t.txn, target, atMs: nowMs }), headers: {}, timestamp: String(nowMs) }
+        const outcomes = await this.log.connection.sendRecords(
+          [
+            { topic: this.log.topics.dlq, messages: chunkedRecords(dlqRecord(target, dead), limit) },
+            { topic: this.log.topics.state, messages: [marked] },
+          ],
+          tx,
+        )
+        for (const outcome of outcomes.flat()) if (outcome.error) throw outcome.error
+        return true
+      },
+      (ok) => ok,
+    )
+    return wrote ? aborted : undefined
   }
 }
