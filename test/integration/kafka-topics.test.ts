@@ -57,6 +57,11 @@ describe('wal ns init on Kafka', () => {
         expect(t.partitions).toHaveLength(8)
         expect(t.partitions.every((p) => p.leader >= 0)).toBe(true)
       }
+      // The compacted topics roll hourly, so compaction drops what was overwritten within hours, not 7 days.
+      const { resources } = await admin.describeConfigs({ includeSynonyms: false, resources: ['wal-state', 'wal-schedule'].map((s) => ({ type: 2 /* TOPIC */, name: `${prefix}-ns0.${s}`, configNames: ['cleanup.policy', 'segment.ms'] })) })
+      for (const r of resources) {
+        expect(Object.fromEntries(r.configEntries.map((e) => [e.configName, e.configValue])), r.resourceName).toEqual({ 'cleanup.policy': 'compact', 'segment.ms': '3600000' })
+      }
     } finally {
       await admin.disconnect()
     }

@@ -12,6 +12,16 @@ interface TopicPlan {
   configEntries: Array<{ name: string; value: string }>
 }
 
+/**
+ * The compacted topics (schedule, state): consumers read them whole at start and the state topic at every
+ * heartbeat, and they gain records with every delay, skip and transaction. Kafka compacts only rolled
+ * segments (7 days by default), so they roll hourly: what was overwritten or deleted goes within hours.
+ */
+const COMPACTED = [
+  { name: 'cleanup.policy', value: 'compact' },
+  { name: 'segment.ms', value: String(60 * 60 * 1000) },
+]
+
 export async function initKafkaNamespace(settings: NamespaceSettings): Promise<InitializedPart[]> {
   const kafka = settings.kafka!
   const connection = await KafkaConnection.open(kafka)
@@ -28,9 +38,9 @@ export async function initKafkaNamespace(settings: NamespaceSettings): Promise<I
       { role: 'log', name: topics.log, partitions: settings.partitions, configEntries: retention },
       // Dead letters stay until replayed or purged.
       { role: 'dlq', name: topics.dlq, partitions: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] },
-      { role: 'schedule', name: topics.schedule, partitions, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      { role: 'schedule', name: topics.schedule, partitions, configEntries: COMPACTED },
       { role: 'history', name: topics.history, partitions, configEntries: [{ name: 'retention.ms', value: String(HISTORY_RETENTION_MS) }] },
-      { role: 'state', name: topics.state, partitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      { role: 'state', name: topics.state, partitions: 1, configEntries: COMPACTED },
     ]
     const parts: InitializedPart[] = []
     for (const plan of plans) {
