@@ -7,14 +7,13 @@
 //   npm run build && node bench/kafka-chunked.js [--mib N]
 //
 // Reports MiB/s of both and the ratio; does not gate. Exits 1 when wal fails.
-import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Kafka, logLevel } from 'kafkajs'
 
 import { endpoints } from '../scripts/services/endpoints.js'
-import { BIN, benchSandbox, median, runOrExit, spawnTimed } from './lib.js'
+import { BIN, benchSandbox, median, runOrExit, spawnTimed, writeLargePayload } from './lib.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 // What wal's chunks hold under a 1 MiB topic limit (batchBudget: 512 KiB, less the record's key and headers).
@@ -28,9 +27,7 @@ const kafka = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING
 const admin = kafka.admin()
 const topics = []
 
-const payload = `{"blob":"${randomBytes(Math.ceil((mib * 1024 * 1024) / 2)).toString('hex').slice(0, mib * 1024 * 1024 - 11)}"}`
-const payloadPath = join(work, 'payload.json')
-writeFileSync(payloadPath, payload)
+const { path: payloadPath } = writeLargePayload(work, mib)
 
 // The raw side, run as its own process so it pays the same Node start-up as `wal produce`.
 const RAW = join(work, 'raw.mjs')

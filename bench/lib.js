@@ -2,6 +2,7 @@
 // spawning and timing a process, and the statistics they report. bench/raw-produce.js does not use it:
 // it stands for what a user would write instead of wal, so it stays a file of its own.
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -197,3 +198,12 @@ export const fmt = (n) => Math.round(n).toLocaleString('en-US')
 
 /** Milliseconds for the JSON line: one decimal is all the precision a timed spawn has. */
 export const round1 = (n) => Math.round(n * 10) / 10
+
+/** A JSON payload of exactly `mib` MiB ({"blob":"<hex>"}), written to `dir`/payload.json for both sides of a bench. */
+export function writeLargePayload(dir, mib) {
+  const bytes = mib * 1024 * 1024
+  const payload = `{"blob":"${randomBytes(Math.ceil(bytes / 2)).toString('hex').slice(0, bytes - 11)}"}`
+  const path = join(dir, 'payload.json')
+  writeFileSync(path, payload)
+  return { payload, path }
+}

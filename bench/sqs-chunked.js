@@ -7,14 +7,13 @@
 //   npm run build && node bench/sqs-chunked.js [--mib N]
 //
 // Reports MiB/s of both and the ratio; does not gate. Exits 1 when wal fails.
-import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { CreateQueueCommand, DeleteQueueCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs'
 
 import { endpoints } from '../scripts/services/endpoints.js'
-import { BIN, benchSandbox, median, runOrExit, spawnTimed } from './lib.js'
+import { BIN, benchSandbox, median, runOrExit, spawnTimed, writeLargePayload } from './lib.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const MESSAGE_BYTES = 256 * 1024 - 1024
@@ -26,9 +25,7 @@ const { sqs } = endpoints
 const client = new SQSClient({ endpoint: sqs.endpoint, region: sqs.region, credentials: { ...sqs.credentials } })
 const queues = []
 
-const payload = `{"blob":"${randomBytes(Math.ceil((mib * 1024 * 1024) / 2)).toString('hex').slice(0, mib * 1024 * 1024 - 11)}"}`
-const payloadPath = join(work, 'payload.json')
-writeFileSync(payloadPath, payload)
+const { path: payloadPath } = writeLargePayload(work, mib)
 
 // The raw side, run as its own process so it pays the same Node start-up as `wal produce`.
 const RAW = join(work, 'raw.mjs')

@@ -9,7 +9,7 @@ if (major < 22 || (major === 22 && minor < 13)) {
   process.exit(1)
 }
 const { arch, homedir, platform, release } = await import('node:os')
-const { lstatSync, mkdirSync, readFileSync } = await import('node:fs')
+const { existsSync, lstatSync, mkdirSync, readFileSync } = await import('node:fs')
 
 // `wal --version` answers without loading the CLI: the same line oclif prints (name/version platform-arch
 // node-version), read from package.json. WSL (which oclif reports as "wsl", seen in the kernel's release
@@ -57,5 +57,10 @@ if (cacheDir) {
   const { enableCompileCache } = await import('node:module')
   enableCompileCache?.(cacheDir)
 }
-const { run } = await import('../dist/index.js')
+const bundle = new URL('../dist/index.js', import.meta.url)
+if (!existsSync(bundle)) {
+  process.stderr.write('wal: this checkout is not built yet (dist/index.js is missing)\n  hint: run npm ci (or npm run build) in it first\n')
+  process.exit(1)
+}
+const { run } = await import(bundle.href)
 await run(import.meta.url)

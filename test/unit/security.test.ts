@@ -103,4 +103,18 @@ describe('--where', () => {
     expect(() => compileWhere('key ~= key')).not.toThrow()
     expect(() => compileWhere('headers.x == "a" and payload.a.b == 1 and parked == false')).not.toThrow()
   })
+
+  it('refuses an expression nested 10,000 deep or longer than 4096 characters with a message, not a stack overflow', () => {
+    const deep = `${'('.repeat(10_000)}key == "a"${')'.repeat(10_000)}`
+    expect(() => compileWhere(deep)).toThrow(/is too large: at most 4096 characters and 64 levels of parentheses/)
+    expect(() => compileWhere(`key == "${'a'.repeat(5000)}"`)).toThrow(/is too large/)
+    let message = ''
+    try {
+      compileWhere(deep)
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message.length).toBeLessThan(300)
+    expect(() => compileWhere(`${'('.repeat(64)}key == "a"${')'.repeat(64)}`)).not.toThrow()
+  })
 })

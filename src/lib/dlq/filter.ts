@@ -12,7 +12,7 @@ import v8 from 'node:v8'
 
 import { compileExpression } from 'filtrex'
 
-import type { ErrorClass, LogRecord } from '../envelope/envelope.js'
+import { cutText, type ErrorClass, type LogRecord } from '../envelope/envelope.js'
 import { UsageError } from '../errors.js'
 import type { DlqEntry, DlqQuery } from '../log/backend.js'
 import { parsePointInTimeMs } from '../time.js'
@@ -167,11 +167,33 @@ export function compileWhere(where: string): (entry: DlqEntry) => boolean {
   return compileExpressionOver(where, DLQ_FIELDS, expressionFields, (entry) => `entry ${entry.mutation.id}`)
 }
 
+const MAX_WHERE_CHARS = 4096
+const MAX_WHERE_NESTING = 64
+
+/** The deepest parenthesis nesting of an expression (parentheses inside quotes count too: a bound, not a parse). */
+function maxNesting(text: string): number {
+  let depth = 0
+  let max = 0
+  for (const c of text) {
+    if (c === '(') max = Math.max(max, ++depth)
+    else if (c === ')') depth--
+  }
+  return max
+}
+
 /**
  * The --where language over anything: `fields` says which names an expression may use, `fieldsOf` gives
  * their values for one item, `describe` names the item in an evaluation error.
  */
 export function compileExpressionOver<T>(where: string, fields: ExpressionFields, fieldsOf: (item: T) => Record<string, unknown>, describe: (item: T) => string): (item: T) => boolean {
+  // The parser recurses per parenthesis: bounded here, so a pasted or generated monster gets a message,
+  // not a stack overflow (and is not echoed back whole).
+  if (where.length > MAX_WHERE_CHARS || maxNesting(where) > MAX_WHERE_NESTING) {
+    throw new UsageError(`--where ${JSON.stringify(cutText(where, 80))} is too large: at most ${MAX_WHERE_CHARS} characters and ${MAX_WHERE_NESTING} levels of parentheses`, {
+      code: 'WAL_WHERE_INVALID',
+      suggestions: ['write the condition with and/or instead of nesting, e.g. --where \'key == "a" or key == "b"\'', fields.hint],
+    })
+  }
   let compiled: (fields: Record<string, unknown>) => unknown
   try {
     compiled = compileExpression(where, {

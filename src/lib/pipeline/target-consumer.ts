@@ -498,20 +498,7 @@ export class TargetConsumer {
     this.progress.read(record.partition, record.offset)
     this.inFlight++
     const { partition, offset } = record
-    // Spelled out (not a rest spread): this runs once per mutation.
-    const mutation: Mutation = {
-      id: record.id,
-      namespace: record.namespace,
-      key: record.key,
-      payload: record.payload,
-      headers: record.headers,
-      createdAtMs: record.createdAtMs,
-      notBeforeMs: record.notBeforeMs,
-      target: record.target,
-      idempotencyKey: record.idempotencyKey,
-      attempts: record.attempts,
-      failures: record.failures,
-    }
+    const mutation = mutationOf(record)
     const item: Item = record.poison ? { source: 'log', partition, epoch, offset, mutation, poison: record.poison.error } : { source: 'log', partition, epoch, offset, mutation }
     this.executor.push(mutation.key, () => this.process(item))
     return true
@@ -944,7 +931,7 @@ export class TargetConsumer {
   }
 }
 
-/** A record read from the log as the mutation it holds (its position left out). */
+/** A record read from the log as the mutation it holds (its position left out; spelled out, not a rest spread: it runs once per mutation). */
 function mutationOf(record: LogRecord): Mutation {
   return {
     id: record.id,
