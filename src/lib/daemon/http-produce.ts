@@ -13,6 +13,7 @@ import { decodeEnvelopeLine, notJsonReason, type Mutation } from '../envelope/en
 import { invalidUtf8Offset, splitTopLevelArray } from '../envelope/json-text.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { DurabilityUnknownError, InvalidRecordError, WalError } from '../errors.js'
+import { plural } from '../format.js'
 import type { AppendResult } from '../log/backend.js'
 import { checkMutation, nextCreatedAtMs } from '../produce/produce.js'
 import { TxnBook } from '../txn/book.js'
@@ -233,7 +234,7 @@ export function transactionMarker(namespace: string, txnId: string, parts: strin
 /** The answer for parts added to an open transaction: each part's ack, by index. */
 export function transactionPartsAnswer(txn: string, mutations: readonly Mutation[], results: readonly AppendResult[], namespace: string): ProduceAnswer {
   const failed = results.findIndex((r) => r.error !== undefined)
-  if (failed === -1) return { status: 200, body: { durable: true, message: `${results.length} parts of transaction ${txn} durable; it is applied once committed`, txn, results: results.map((r, index) => ({ index, ...ack(r, namespace) })) } }
+  if (failed === -1) return { status: 200, body: { durable: true, message: `${plural(results.length, 'part', 'parts')} of transaction ${txn} durable; it is applied once committed`, txn, results: results.map((r, index) => ({ index, ...ack(r, namespace) })) } }
   return partialAnswer(results, mutations, namespace, true)
 }
 
@@ -299,7 +300,7 @@ export function transactionAnswer(txn: string, mutations: readonly Mutation[], r
   if (marker.error === undefined && failedPart === -1) {
     return {
       status: 200,
-      body: { durable: true, message: `transaction ${txn} committed: ${parts.length} parts durable, then its marker`, txn, parts: parts.length, marker: ack(marker, namespace), results: parts.map((r, index) => ({ index, ...ack(r, namespace) })) },
+      body: { durable: true, message: `transaction ${txn} committed: ${plural(parts.length, 'part', 'parts')} durable, then its marker`, txn, parts: parts.length, marker: ack(marker, namespace), results: parts.map((r, index) => ({ index, ...ack(r, namespace) })) },
     }
   }
   const error = marker.error ?? parts[failedPart]!.error!

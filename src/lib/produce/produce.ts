@@ -25,7 +25,7 @@ import {
   type Mutation,
 } from '../envelope/envelope.js'
 import { BackendUnavailableError, ConfigError, DurabilityUnknownError, InputRejectedError, InterruptedError, InvalidRecordError, NotFoundError, UsageError, WalError } from '../errors.js'
-import { formatBytes } from '../format.js'
+import { formatBytes, plural } from '../format.js'
 import type { CommonOptions } from '../io/context.js'
 import { readLineChunks, writeText } from '../io/lines.js'
 import { terminalProgress, type Progress, type ProgressEmitter } from '../io/progress.js'
@@ -562,7 +562,7 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
   for (const committing of inFlight) await committing
   for (const txn of book.unclosed()) {
     if (txn.parts.length === 0) continue
-    options.io.stderr.write(escapeControl(`wal: transaction ${JSON.stringify(txn.id)} has no marker in this input ({"txn": ID, "commit": true}): its ${txn.parts.length} parts are never applied, and it is aborted after the namespace's txnTimeoutMs\n`))
+    options.io.stderr.write(escapeControl(`wal: transaction ${JSON.stringify(txn.id)} has no marker in this input ({"txn": ID, "commit": true}): its ${plural(txn.parts.length, 'part is', 'parts are')} never applied, and it is aborted after the namespace's txnTimeoutMs\n`))
   }
   if (options.signal?.aborted) {
     const { durable, duplicates } = producer.summary

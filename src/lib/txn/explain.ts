@@ -4,6 +4,7 @@
  */
 import type { ResolvedConfig } from '../config/schema.js'
 import { namespaceSettings } from '../config/load.js'
+import { plural } from '../format.js'
 import type { LogBackend, TxnInfo } from '../log/backend.js'
 import { TXN_ABORTED_CLASS } from './txn.js'
 
@@ -37,12 +38,12 @@ export async function explainTxn(log: LogBackend, config: ResolvedConfig, txn: T
   const overdue = txn.state === 'open' && Date.now() - txn.openedAtMs > timeoutMs
   const detail =
     txn.state === 'committed'
-      ? `committed: its marker closed ${txn.partCount} parts`
+      ? `committed: its marker closed ${plural(txn.partCount, 'part', 'parts')}`
       : txn.state === 'aborted'
         ? `aborted: no completion marker within txnTimeoutMs (${timeoutMs} ms); none of its ${txn.partCount === 0 ? '' : `${txn.partCount} `}parts is applied`
         : overdue
           ? `open past txnTimeoutMs (${timeoutMs} ms) without a marker: the next consumer aborts it; none of its parts is applied`
-          : `open: ${txn.partCount} parts, no marker yet (aborted if none comes by ${iso(txn.openedAtMs + timeoutMs)})`
+          : `open: ${plural(txn.partCount, 'part', 'parts')}, no marker yet (aborted if none comes by ${iso(txn.openedAtMs + timeoutMs)})`
   const dlq = await log.deadLetterQueue()
   const partIds = new Set(txn.parts.map((p) => p.record.id))
   const [aborted, deadParts] = await Promise.all([dlq.entries({ key: txn.id, errorClass: TXN_ABORTED_CLASS }), dlq.entries({}).then((all) => all.filter((e) => partIds.has(e.mutation.id)))]).finally(() => dlq.close())
@@ -73,7 +74,7 @@ export async function explainTxn(log: LogBackend, config: ResolvedConfig, txn: T
           detail: dead === 0 ? `all ${txn.partCount} parts applied, in order (${iso(progress.atMs)})` : `done (${iso(progress.atMs)}): ${txn.partCount - dead} parts applied in order, ${dead} dead-lettered (wal dlq ls)`,
         }
       } else if (progress !== undefined) {
-        report = { target: target.name, status: 'applying', partsApplied, detail: `${partsApplied} of ${txn.partCount} parts applied; resumes at part ${progress.appliedSeq + 1}` }
+        report = { target: target.name, status: 'applying', partsApplied, detail: `${partsApplied} of ${plural(txn.partCount, 'part', 'parts')} applied; resumes at part ${progress.appliedSeq + 1}` }
       } else {
         report = { target: target.name, status: 'pending', partsApplied: 0, detail: 'the marker is not consumed yet' }
       }
