@@ -144,6 +144,19 @@ describe('the default namespace', () => {
   })
 })
 
+describe('config validate', () => {
+  it('checks every context, not only the one in use, and warns about a default namespace nothing declares', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.yaml'), 'namespaces:\n  orders: {}\ncontexts:\n  prod:\n    defaultNamspace: orders\n')
+    const broken = await wal.run(['config', 'validate'])
+    expect(broken.code).toBe(3)
+    expect(broken.stderr).toMatch(/context "prod": .*unknown key "defaultNamspace"/)
+    writeFileSync(join(wal.cwd, '.walrc.yaml'), 'defaultNamespace: ordrs\nnamespaces:\n  orders: {}\n')
+    const warned = await wal.run(['config', 'validate'])
+    expect(warned.code).toBe(0)
+    expect(warned.stdout).toContain('warning: the default namespace "ordrs" is not declared')
+  })
+})
+
 describe('the example config', () => {
   it('loads as it is with -c .walrc.example, and leaves the state directory to $WAL_HOME', async () => {
     copyFileSync(join(ROOT, '.walrc.example'), join(wal.cwd, '.walrc.example'))

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path'
 
 import type { CommonOptions } from '../io/context.js'
-import { UsageError, WalError } from '../errors.js'
+import { ConfigError, UsageError, WalError } from '../errors.js'
 import { loadConfig, writeUsedContext } from './load.js'
 import { isSecretPath, redactSecrets } from './redact.js'
 import { findConfig } from './search.js'
@@ -21,7 +21,24 @@ export interface ConfigReport {
 
 export async function validateConfigFile(options: CommonOptions): Promise<ConfigReport> {
   const config = await loadConfig({ configPath: options.configPath, context: options.context, cwd: options.io.cwd, env: options.io.env, stderr: options.io.stderr })
-  return { valid: true, path: config.path, namespaces: [...config.namespaces.keys()], context: config.context, warnings: config.warnings }
+  // Every context must load too, not only the one in use: a typo in `prod` is found before a switch to it.
+  for (const name of config.contexts) {
+    if (name === config.context) continue
+    try {
+      await loadConfig({ configPath: options.configPath, context: name, cwd: options.io.cwd, env: { ...options.io.env, WAL_CONTEXT: undefined }, stderr: options.io.stderr })
+    } catch (error) {
+      if (error instanceof WalError) throw new ConfigError(`context "${name}": ${error.message}`, { code: error.code, suggestions: error.suggestions })
+      throw error
+    }
+  }
+  const warnings = [...config.warnings]
+  // A default namespace set (defaultNamespace, WAL_NAMESPACE) but not declared, when namespaces are not made
+  // on demand, fails every command run without -n. (The implicit "default" is not flagged: with declared
+  // namespaces, naming one with -n is the usual way.)
+  if (config.defaultNamespace !== 'default' && !config.autoCreateNamespaces && !config.namespaces.has(config.defaultNamespace)) {
+    warnings.push(`the default namespace "${config.defaultNamespace}" is not declared: commands without -n fail (declare it, or set defaultNamespace to one of: ${[...config.namespaces.keys()].join(', ')})`)
+  }
+  return { valid: true, path: config.path, namespaces: [...config.namespaces.keys()], context: config.context, warnings }
 }
 
 export interface ContextList {
