@@ -80,9 +80,18 @@ export async function run(dir: string): Promise<void> {
   process.umask(0o077)
   // A safety net: should the event loop ever run dry while a command is still pending (a promise nobody
   // settles), say so in one line and exit 1, instead of Node's exit 13 "unsettled top-level await".
+  // When the reader of stdout goes away (`wal … | head`), what was left to print has nowhere to go: oclif's
+  // final flush then waits for a 'drain' that never comes. That is not a bug but the end of the output, so
+  // it ends quietly, as the reader asked.
   let finished = false
+  let readerGone = false
+  const onStdoutError = (error: NodeJS.ErrnoException): void => {
+    if (error.code === 'EPIPE') readerGone = true
+  }
+  process.stdout.on('error', onStdoutError)
   const onBeforeExit = (): void => {
     if (finished) return
+    if (readerGone || process.stdout.destroyed) process.exit(process.exitCode ?? 0)
     process.stderr.write('wal: internal error: the command stopped before it finished (a bug in wal; please report it, with WAL_DEBUG=1)\n')
     process.exit(1)
   }

@@ -88,4 +88,13 @@ describe('the wal binary', () => {
     expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(3)
     expect(result.stderr).toBe('')
   })
+
+  it('exits quietly when the reader of its help goes away (wal produce --help | head -1)', () => {
+    for (const command of ['produce --help', 'help', '--help']) {
+      const result = spawnSync('bash', ['-o', 'pipefail', '-c', `${WAL_SHELL} ${command} | head -n 1`], { env: { ...process.env, ...wal.env }, cwd: wal.cwd, encoding: 'utf8' })
+      expect(result.stdout.split('\n').filter(Boolean), command).toHaveLength(1)
+      expect(result.stderr, command).toBe('')
+      expect(result.status, command).toBe(0)
+    }
+  })
 })
