@@ -61,6 +61,18 @@ export class FileTarget implements Target {
     return APPLIED
   }
 
+  /** Buffers the lines of every mutation, or (one cannot be encoded) of none. */
+  applyBatch(mutations: readonly Mutation[]): Promise<void> {
+    const lines = new Array<string>(mutations.length)
+    try {
+      for (let i = 0; i < mutations.length; i++) lines[i] = encodeEnvelope(mutations[i]!)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    for (const line of lines) this.buffer.push(line)
+    return APPLIED
+  }
+
   async flush(): Promise<void> {
     if (this.buffer.length === 0) return
     const lines = this.buffer
