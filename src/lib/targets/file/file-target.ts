@@ -21,6 +21,27 @@ const ftruncateAsync = promisify(ftruncate)
 
 const APPLIED: Promise<void> = Promise.resolve()
 
+/**
+ * Characters of text per encoded chunk, at most about: a page of large payloads (a thousand of a
+ * megabyte each) would otherwise be one string past what V8 allows.
+ */
+const CHUNK_CHARS = 8 * 1024 * 1024
+
+/** Lines of text (one per item, each ending with a newline) as UTF-8 chunks of about CHUNK_CHARS. */
+function encodeLines<T>(items: readonly T[], line: (item: T) => string): Buffer[] {
+  const chunks: Buffer[] = []
+  let text = ''
+  for (const item of items) {
+    text += line(item) + '\n'
+    if (text.length >= CHUNK_CHARS) {
+      chunks.push(Buffer.from(text))
+      text = ''
+    }
+  }
+  if (text !== '') chunks.push(Buffer.from(text))
+  return chunks
+}
+
 export interface FileTargetOptions {
   name: string
   /** A file path, or "-" for stdout. */
@@ -66,21 +87,21 @@ export class FileTarget implements Target {
 
   /** Buffers the lines of every mutation, encoded at once (a page of small strings, not one big one at flush), or (one cannot be encoded) of none. */
   applyBatch(mutations: readonly Mutation[]): Promise<void> {
-    let text = ''
+    let encoded: Buffer[]
     try {
-      for (const mutation of mutations) text += encodeEnvelope(mutation) + '\n'
+      encoded = encodeLines(mutations, encodeEnvelope)
     } catch (error) {
       return Promise.reject(error)
     }
     this.sealLines()
-    this.chunks.push(Buffer.from(text))
+    for (const chunk of encoded) this.chunks.push(chunk)
     return APPLIED
   }
 
-  /** Moves the lines applied one at a time into a chunk of their own, keeping their place. */
+  /** Moves the lines applied one at a time into chunks of their own, keeping their place. */
   private sealLines(): void {
     if (this.lines.length === 0) return
-    this.chunks.push(Buffer.from(this.lines.join('\n') + '\n'))
+    for (const chunk of encodeLines(this.lines, (line) => line)) this.chunks.push(chunk)
     this.lines = []
   }
 
