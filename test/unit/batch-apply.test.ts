@@ -116,6 +116,34 @@ describe('batched applies', () => {
     await store.close()
   })
 
+  it('a key with a delayed mutation in the page keeps its order (the mutations after it wait for it), while the other keys of the page are applied in one call', async () => {
+    const now = Date.now()
+    const input: Array<{ key: string; payload: unknown; notBefore?: string }> = []
+    for (let i = 0; i < 300; i++) input.push({ key: `k${i % 5}`, payload: { i } })
+    // Key "late": ready, delayed, ready, ready.
+    input.splice(40, 0, { key: 'late', payload: { late: 0 } })
+    input.splice(80, 0, { key: 'late', payload: { late: 1 }, notBefore: new Date(now + 400).toISOString() })
+    input.splice(120, 0, { key: 'late', payload: { late: 2 } })
+    input.push({ key: 'late', payload: { late: 3 } })
+    const mutations = input.map((e) => decodeEnvelope(e, { namespace: 'ns', nowMs: now }))
+    await log.append(mutations)
+    const outPath = join(dir, 'out.ndjson')
+    const target = new RefusingOne(outPath, 'none')
+    const store = await log.consumerStore('out')
+    const first = await consumeWith(store, target)
+    // --until-idle does not wait for a delay: the delayed one and the two after it wait in the schedule.
+    expect(first).toMatchObject({ applied: 301, scheduled: 3, lag: 0 })
+    const later = await consumeWith(store, target, undefined, () => Date.now() + 1000)
+    expect(later).toMatchObject({ applied: 3, deadLettered: 0 })
+    await target.close()
+    // The other keys went in a batch; "late" one at a time.
+    expect(target.batchSizes[0]).toBe(300)
+    const lines = readFileSync(outPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { key: string; payload: { late?: number } })
+    expect(lines.filter((l) => l.key === 'late').map((l) => l.payload.late)).toEqual([0, 1, 2, 3])
+    expect(lines).toHaveLength(304)
+    await store.close()
+  })
+
   it('a clean page is applied in batches and committed: a second consumer finds nothing to do', async () => {
     const mutations: Mutation[] = []
     for (let i = 0; i < 2500; i++) mutations.push(decodeEnvelope({ key: `k${i % 50}`, payload: { i } }, { namespace: 'ns', nowMs: Date.now() }))
@@ -136,7 +164,7 @@ describe('batched applies', () => {
   })
 })
 
-async function consumeWith(store: Awaited<ReturnType<EmbeddedLog['consumerStore']>>, target: Target, observer?: TargetObserver): Promise<TargetStats> {
+async function consumeWith(store: Awaited<ReturnType<EmbeddedLog['consumerStore']>>, target: Target, observer?: TargetObserver, now: () => number = Date.now): Promise<TargetStats> {
   return new TargetConsumer({
     log,
     store,
@@ -147,7 +175,7 @@ async function consumeWith(store: Awaited<ReturnType<EmbeddedLog['consumerStore'
     shard: 'auto',
     concurrency: 16,
     limiters: [],
-    now: Date.now,
+    now,
     untilIdle: true,
     idleTimeoutMs: 60_000,
     stop: new AbortController().signal,
