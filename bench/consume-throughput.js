@@ -27,7 +27,6 @@ const CONCURRENCY = 64
 const RUNS = 3
 const NAMESPACE = 'bench'
 const TARGET = 'out'
-const AIM = 0.5
 
 const TARGET_OPTION = { target: { type: 'string', default: 'file' } }
 const records = recordsOption(100_000, TARGET_OPTION)
@@ -37,6 +36,8 @@ if (targetType !== 'file' && targetType !== 'kv') {
   process.exit(2)
 }
 const KV = targetType === 'kv'
+// Issue 21's goals, as throughput ratios to the raw loop (raw's CPU / wal's CPU; wall time reported beside).
+const AIM = KV ? 0.75 : 0.8
 
 // The raw side, written to the temp dir at run time and run as its own process, so it pays the same
 // Node start-up as `wal consume` does. Reads in seq order (the log's append order), one page at a time.
@@ -251,7 +252,7 @@ console.log(
   `consume ${countLabel(records)} x ~${meanPayload}B -> ${KV ? 'kv target' : 'NDJSON file'}: wal ${fmt(walPerSec)}/s; raw loop ${fmt(rawPerSec)}/s (ratio ${ratio.toFixed(2)}x, aim >= ${AIM}x)`,
 )
 const cpuRatio = median(rawCpuMs) / median(walCpuMs)
-console.log(`CPU: wal ${Math.round(median(walCpuMs))} ms, raw loop ${Math.round(median(rawCpuMs))} ms (raw/wal ${cpuRatio.toFixed(2)}x, as a throughput ratio)`)
+console.log(`CPU: wal ${Math.round(median(walCpuMs))} ms, raw loop ${Math.round(median(rawCpuMs))} ms (raw/wal ${cpuRatio.toFixed(2)}x, as a throughput ratio; aim >= ${AIM}x)`)
 console.log(
   JSON.stringify({
     bench: 'consume-throughput',

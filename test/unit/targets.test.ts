@@ -145,6 +145,24 @@ describe('the file target', () => {
     await file.close()
   })
 
+  it('keeps the order of single applies and batches, across batches of large payloads encoded in several chunks', async () => {
+    const path = join(dir, 'out.ndjson')
+    const file = new FileTarget({ name: 'out', path })
+    const big = (i: number) => mutation({ i, blob: String(i % 10).repeat(700_000) }, 1000 + i)
+    await file.apply(mutation({ i: -1 }, 999))
+    // About 20 MB of lines in one batch: more than one chunk.
+    await file.applyBatch(Array.from({ length: 30 }, (_, i) => big(i)))
+    await file.apply(mutation({ i: 30 }, 2000))
+    await file.applyBatch([mutation({ i: 31 }, 2001), mutation({ i: 32 }, 2002)])
+    await file.flush()
+    const lines = readFileSync(path, 'utf8').split('\n')
+    expect(lines.pop()).toBe('')
+    const payloads = lines.map((l) => (JSON.parse(l) as { payload: { i: number; blob?: string } }).payload)
+    expect(payloads.map((p) => p.i)).toEqual(Array.from({ length: 34 }, (_, i) => i - 1))
+    for (const p of payloads) if (p.blob !== undefined) expect(p.blob).toBe(String(p.i % 10).repeat(700_000))
+    await file.close()
+  })
+
   it('writes to a device such as /dev/null, which cannot be fsync\'d', async () => {
     const file = new FileTarget({ name: 'discard', path: '/dev/null' })
     await file.apply(mutation({ a: 1 }, 1000))

@@ -140,6 +140,8 @@ type Item =
   | { source: 'log'; partition: number; epoch: number; offset: number; mutation: Mutation; poison?: string }
   | { source: 'scheduled'; partition: number; epoch: number; seq: number; mutation: Mutation }
 
+type LogItem = Extract<Item, { source: 'log' }>
+
 /** Changes recorded since the last commit, each with the partition it belongs to (dropped with it when fenced). */
 interface PendingChange {
   schedule: ConsumerCommit['schedule']
@@ -479,10 +481,7 @@ export class TargetConsumer {
     const { log } = this.options
     if (log.readPage) {
       // A page at once (the embedded log): one promise per page instead of one per record.
-      for (const record of await log.readPage(from, Math.min(READ_BATCH, MAX_IN_FLIGHT - this.inFlight))) {
-        if (this.dispatchRecord(record, epochs.get(record.partition)!)) dispatched++
-      }
-      return dispatched
+      return this.dispatchPage(await log.readPage(from, Math.min(READ_BATCH, MAX_IN_FLIGHT - this.inFlight)), epochs)
     }
     for await (const record of log.read({ from })) {
       if (this.dispatchRecord(record, epochs.get(record.partition)!)) dispatched++
@@ -493,15 +492,105 @@ export class TargetConsumer {
 
   /** Hands one record read under `epoch` to the executor; false when its partition changed hands meanwhile. */
   private dispatchRecord(record: LogRecord, epoch: number): boolean {
+    const item = this.readItem(record, epoch)
+    if (item === undefined) return false
+    this.executor.push(item.mutation.key, () => this.process(item))
+    return true
+  }
+
+  /** A record read under `epoch`, now in flight; undefined when its partition changed hands meanwhile. */
+  private readItem(record: LogRecord, epoch: number): LogItem | undefined {
     // Dropped or started over while this page was read: the rest of the page is not ours.
-    if (this.epochs.get(record.partition) !== epoch) return false
+    if (this.epochs.get(record.partition) !== epoch) return undefined
     this.progress.read(record.partition, record.offset)
     this.inFlight++
     const { partition, offset } = record
     const mutation = mutationOf(record)
-    const item: Item = record.poison ? { source: 'log', partition, epoch, offset, mutation, poison: record.poison.error } : { source: 'log', partition, epoch, offset, mutation }
-    this.executor.push(mutation.key, () => this.process(item))
-    return true
+    return record.poison ? { source: 'log', partition, epoch, offset, mutation, poison: record.poison.error } : { source: 'log', partition, epoch, offset, mutation }
+  }
+
+  /**
+   * Hands on a page of records read under `epochs`. Where the target takes batches, the mutations of the
+   * keys that have nothing to wait for (every one of their records in the page is ready to apply now,
+   * and none of their mutations is in the executor) are applied together, in page order, in one call;
+   * the rest go through the executor one at a time. The two sets of keys are apart, so each key keeps
+   * its order either way.
+   */
+  private async dispatchPage(records: readonly LogRecord[], epochs: ReadonlyMap<number, number>): Promise<number> {
+    const items: LogItem[] = []
+    for (const record of records) {
+      const item = this.readItem(record, epochs.get(record.partition)!)
+      if (item !== undefined) items.push(item)
+    }
+    if (!this.batching()) {
+      for (const item of items) this.executor.push(item.mutation.key, () => this.process(item))
+      return items.length
+    }
+    const now = this.options.now()
+    const waiting = new Set<string>()
+    for (const item of items) if (!this.readyNow(item, now) || this.executor.has(item.mutation.key)) waiting.add(item.mutation.key)
+    const ready: LogItem[] = []
+    for (const item of items) {
+      if (waiting.has(item.mutation.key)) this.executor.push(item.mutation.key, () => this.process(item))
+      else ready.push(item)
+    }
+    if (ready.length > 0) await this.applyReady(ready)
+    return items.length
+  }
+
+  /** Whether pages are applied in batches now: the target takes them, nothing paces applies, nothing is paused. */
+  private batching(): boolean {
+    return this.options.target.applyBatch !== undefined && this.options.limiters.length === 0 && this.circuit.state === 'closed' && !this.options.stop.aborted
+  }
+
+  /** A log item that process() would apply at once: decodable, no transaction, for this target, not skipped, not delayed, nothing of its key scheduled. */
+  private readyNow(item: LogItem, now: number): boolean {
+    const { mutation } = item
+    if (item.poison !== undefined || txnOf(mutation) !== undefined) return false
+    if (mutation.target !== null && mutation.target !== this.options.settings.name) return false
+    if (this.skips.has(mutation.id)) return false
+    if ((this.scheduledCount.get(item.partition)?.get(mutation.key) ?? 0) > 0) return false
+    const notBeforeMs = this.options.target.deliveryTimeMs ? this.options.target.deliveryTimeMs(mutation) : mutation.notBeforeMs
+    return notBeforeMs === null || notBeforeMs <= now
+  }
+
+  /**
+   * Applies ready log items in one call to the target. When the batch fails (the target applied none of
+   * it), each item goes through the executor on its own: the bad one retries, backs off or is
+   * dead-lettered alone, and the others are applied once. Offsets are committed past them only after the
+   * target flushed, as for any apply.
+   */
+  private async applyReady(items: readonly LogItem[]): Promise<void> {
+    const mutations = items.map((item) => item.mutation)
+    const startedMs = performance.now()
+    let failed = false
+    this.applying += items.length
+    try {
+      await this.options.target.applyBatch!(mutations, { signal: this.abort })
+    } catch {
+      failed = true
+    } finally {
+      this.applying -= items.length
+    }
+    if (this.abort.aborted) {
+      // A hard stop: left as they were (not committed past), for the next consumer.
+      for (const item of items) this.abandon(item)
+      return
+    }
+    if (failed) {
+      for (const item of items) this.executor.push(item.mutation.key, () => this.process(item))
+      return
+    }
+    const applyMs = performance.now() - startedMs
+    for (const item of items) {
+      const { mutation } = item
+      const attempt = mutation.attempts + 1
+      mutation.attempts = attempt
+      this.stats.applied++
+      this.options.observer?.applied(mutation, applyMs)
+      // As in applyWithRetries: a first-try apply needs no history row, the committed offset says it.
+      this.done(item, attempt === 1 ? undefined : { mutationId: mutation.id, atMs: this.options.now(), event: 'applied', attempt })
+    }
   }
 
   /** One mutation, from gate to done. Never throws: every outcome is recorded. */

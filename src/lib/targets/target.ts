@@ -30,6 +30,9 @@ export interface ApplyContext {
   signal: AbortSignal
 }
 
+/** What a target gets with a batch of applies (each mutation's attempt is its `attempts` + 1). */
+export type BatchContext = Omit<ApplyContext, 'attempt'>
+
 export interface Target {
   /** The target's name in the namespace's config. */
   readonly name: string
@@ -39,6 +42,13 @@ export interface Target {
    * a crash or a replay, and an older mutation (by createdAt) must never overwrite a newer one.
    */
   apply(mutation: Mutation, context: ApplyContext): Promise<void>
+  /**
+   * Applies several mutations in the order given, all or none: when it throws, none of them took
+   * effect, and the consumer applies them again one at a time (so one bad mutation fails alone, with
+   * its own retries). Each is at its first attempt unless its `attempts` say otherwise. Optional: a
+   * target that holds applies until flush() (kv, file) takes a page of ready mutations in one call.
+   */
+  applyBatch?(mutations: readonly Mutation[], context: BatchContext): Promise<void>
   /**
    * When a delayed mutation should be applied, if the target spreads it (Cassandra's deleteJitterMs);
    * the mutation's notBefore otherwise. Must give the same answer for the same mutation every time.

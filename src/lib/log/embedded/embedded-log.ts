@@ -85,6 +85,30 @@ type StoredRow = {
   created_at_us: number | null
 }
 
+/** A row's columns in StoredRow's order (that of the table), read as an array. */
+const STORED_COLUMNS = 'seq, partition, offset, id, key, appended_at, created_at, not_before, target, idempotency_key, attempts, headers, payload, failures, created_at_us'
+type StoredValues = [number, number, number, string, string, number, number, number | null, string | null, string | null, number, string | null, string | Uint8Array, string | null, number | null]
+
+function storedRow(v: StoredValues): StoredRow {
+  return {
+    seq: v[0],
+    partition: v[1],
+    offset: v[2],
+    id: v[3],
+    key: v[4],
+    appended_at: v[5],
+    created_at: v[6],
+    not_before: v[7],
+    target: v[8],
+    idempotency_key: v[9],
+    attempts: v[10],
+    headers: v[11],
+    payload: v[12],
+    failures: v[13],
+    created_at_us: v[14],
+  }
+}
+
 export class EmbeddedLog implements LogBackend {
   readonly namespace: string
   readonly partitions: number
@@ -405,11 +429,21 @@ export class EmbeddedLog implements LogBackend {
     return cursor
   }
 
-  /** The next READ_BATCH rows after a seq, in append order. */
+  /**
+   * The next READ_BATCH rows after a seq, in append order. Read as arrays and made into objects of one
+   * shape here: node:sqlite's row objects are dictionaries, slower to build and to read from (a tenth
+   * of a consumer's time).
+   */
   private scanAfter(cursor: number): StoredRow[] {
-    const sql = `SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`
+    const sql = `SELECT ${STORED_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`
     try {
-      return this.statement(sql).all(cursor) as StoredRow[]
+      let page = this.statements.get(sql)
+      if (!page) {
+        page = this.db.prepare(sql)
+        page.setReturnArrays(true)
+        this.statements.set(sql, page)
+      }
+      return (page.all(cursor) as unknown as StoredValues[]).map(storedRow)
     } catch (error) {
       // An integer beyond what JavaScript holds exactly (written by another tool, or damaged): read
       // the page again with big integers, so that row is quarantined rather than the reader stopped.

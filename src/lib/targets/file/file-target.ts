@@ -1,7 +1,7 @@
 /**
  * The NDJSON target: appends each mutation's envelope as one line to a file (or stdout with "-"), in
- * the format `wal produce` reads back. Lines are buffered and written (and fsync'd, for a file) on
- * `flush()`, which the consumer calls before committing its offsets.
+ * the format `wal produce` reads back. Lines are buffered (encoded a batch at a time) and written (and
+ * fsync'd, for a file) on `flush()`, which the consumer calls before committing its offsets.
  *
  * A file is written and fsync'd on libuv's thread pool, not on the event loop: a slow or stalled disk
  * holds up this target's commits only, while lease heartbeats, other targets and signals go on.
@@ -21,6 +21,27 @@ const ftruncateAsync = promisify(ftruncate)
 
 const APPLIED: Promise<void> = Promise.resolve()
 
+/**
+ * Characters of text per encoded chunk, at most about: a page of large payloads (a thousand of a
+ * megabyte each) would otherwise be one string past what V8 allows.
+ */
+const CHUNK_CHARS = 8 * 1024 * 1024
+
+/** Lines of text (one per item, each ending with a newline) as UTF-8 chunks of about CHUNK_CHARS. */
+function encodeLines<T>(items: readonly T[], line: (item: T) => string): Buffer[] {
+  const chunks: Buffer[] = []
+  let text = ''
+  for (const item of items) {
+    text += line(item) + '\n'
+    if (text.length >= CHUNK_CHARS) {
+      chunks.push(Buffer.from(text))
+      text = ''
+    }
+  }
+  if (text !== '') chunks.push(Buffer.from(text))
+  return chunks
+}
+
 export interface FileTargetOptions {
   name: string
   /** A file path, or "-" for stdout. */
@@ -33,7 +54,10 @@ export class FileTarget implements Target {
   private readonly stdout: boolean
   /** Only a regular file can be fsync'd: a device (/dev/null), a FIFO or a socket refuses it (EINVAL). */
   private readonly durable: boolean
-  private buffer: string[] = []
+  /** Lines applied one at a time, not yet encoded. */
+  private lines: string[] = []
+  /** What flush() writes next, encoded: a batch's lines per chunk, in the order they were applied. */
+  private chunks: Buffer[] = []
 
   constructor(options: FileTargetOptions) {
     this.name = options.name
@@ -54,32 +78,58 @@ export class FileTarget implements Target {
   /** Buffers the line: nothing to wait for, so one settled promise serves every apply (not one each). */
   apply(mutation: Mutation): Promise<void> {
     try {
-      this.buffer.push(encodeEnvelope(mutation))
+      this.lines.push(encodeEnvelope(mutation))
     } catch (error) {
       return Promise.reject(error)
     }
     return APPLIED
   }
 
+  /** Buffers the lines of every mutation, encoded at once (a page of small strings, not one big one at flush), or (one cannot be encoded) of none. */
+  applyBatch(mutations: readonly Mutation[]): Promise<void> {
+    let encoded: Buffer[]
+    try {
+      encoded = encodeLines(mutations, encodeEnvelope)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    this.sealLines()
+    for (const chunk of encoded) this.chunks.push(chunk)
+    return APPLIED
+  }
+
+  /** Moves the lines applied one at a time into chunks of their own, keeping their place. */
+  private sealLines(): void {
+    if (this.lines.length === 0) return
+    for (const chunk of encodeLines(this.lines, (line) => line)) this.chunks.push(chunk)
+    this.lines = []
+  }
+
   async flush(): Promise<void> {
-    if (this.buffer.length === 0) return
-    const lines = this.buffer
-    const bytes = Buffer.from(lines.join('\n') + '\n')
-    this.buffer = []
+    this.sealLines()
+    if (this.chunks.length === 0) return
+    const chunks = this.chunks
+    this.chunks = []
     let written = 0
     let startSize: number | undefined
     try {
       if (this.stdout) {
         // stdout may be a pipe or terminal the thread pool cannot write to in one go: written here.
-        while (written < bytes.length) written += writeSync(this.fd, bytes, written)
+        for (const bytes of chunks) for (let at = 0; at < bytes.length; ) at += writeSync(this.fd, bytes, at)
       } else {
         startSize = (await fstatAsync(this.fd)).size
-        while (written < bytes.length) written += (await writeAsync(this.fd, bytes, written, bytes.length - written)).bytesWritten
+        for (const bytes of chunks) {
+          for (let at = 0; at < bytes.length; ) {
+            const { bytesWritten } = await writeAsync(this.fd, bytes, at, bytes.length - at)
+            at += bytesWritten
+            written += bytesWritten
+          }
+        }
         if (this.durable) await fsyncAsync(this.fd)
       }
     } catch (error) {
       // Kept for the next flush: nothing is committed past lines not known to be on disk.
-      this.buffer = [...lines, ...this.buffer]
+      this.chunks = [...chunks, ...this.chunks]
       // A write cut short (a full disk) leaves half a line: cut it off, unless another process
       // appended meanwhile (then the next flush's copy follows it; delivery is at least once).
       if (startSize !== undefined && written > 0) {

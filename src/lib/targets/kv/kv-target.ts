@@ -18,10 +18,12 @@ import type { Mutation } from '../../envelope/envelope.js'
 import { BUSY_WAIT_MS, isBusy, withLockRetries } from '../../io/sqlite-lock.js'
 import { formatDurationMs } from '../../time.js'
 import { canonicalKey, parseOperation, partsOf, type PartOperation } from '../operations.js'
-import { TargetError, type ApplyContext, type Target } from '../target.js'
+import { TargetError, type ApplyContext, type BatchContext, type Target } from '../target.js'
 
 /** How long an apply waits for another process's write lock before the target is paused. */
 const LOCK_WAIT_MS = 2000
+
+const APPLIED: Promise<void> = Promise.resolve()
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS items (
@@ -181,19 +183,62 @@ export class KvTarget implements Target {
     }
   }
 
-  async apply(mutation: Mutation, context?: ApplyContext): Promise<void> {
-    if (!this.inTransaction && this.locking === undefined) {
-      // Uncontended, the lock is taken at once: applies then run in the order they were given.
+  apply(mutation: Mutation, context?: ApplyContext): Promise<void> {
+    return this.holdingLock(context?.signal, () => this.applyParts(mutation))
+  }
+
+  /** Applies the mutations in order inside a savepoint: one that fails rolls the others back with it. */
+  applyBatch(mutations: readonly Mutation[], context?: BatchContext): Promise<void> {
+    return this.holdingLock(context?.signal, () => {
       try {
-        this.db.exec('BEGIN IMMEDIATE')
-        this.inTransaction = true
+        this.db.exec('SAVEPOINT batch')
       } catch (error) {
-        if (!isBusy(error)) throw this.storeError(error)
+        throw this.storeError(error)
       }
+      try {
+        for (const mutation of mutations) this.applyParts(mutation)
+        this.db.exec('RELEASE batch')
+      } catch (error) {
+        try {
+          this.db.exec('ROLLBACK TO batch')
+          this.db.exec('RELEASE batch')
+        } catch {
+          // SQLite rolled the whole transaction back (some I/O errors do): nothing of the batch is left.
+        }
+        throw this.storeError(error)
+      }
+    })
+  }
+
+  /**
+   * Runs `write` holding the store's write lock (in the transaction the next flush commits). Uncontended,
+   * the lock is taken at once and `write` runs now: applies then run in the order they were given, and
+   * with no promise of their own.
+   */
+  private holdingLock(signal: AbortSignal | undefined, write: () => void): Promise<void> {
+    try {
+      if (!this.inTransaction && this.locking === undefined) {
+        try {
+          this.db.exec('BEGIN IMMEDIATE')
+          this.inTransaction = true
+        } catch (error) {
+          if (!isBusy(error)) throw this.storeError(error)
+        }
+      }
+      if (this.inTransaction) {
+        write()
+        return APPLIED
+      }
+    } catch (error) {
+      return Promise.reject(error)
     }
+    return this.waitForLock(signal, write)
+  }
+
+  private async waitForLock(signal: AbortSignal | undefined, write: () => void): Promise<void> {
     // Checked again after each wait: a flush may have committed (and so ended) the transaction meanwhile.
-    while (!this.inTransaction) await this.lock(context?.signal ?? new AbortController().signal)
-    this.applyParts(mutation)
+    while (!this.inTransaction) await this.lock(signal ?? new AbortController().signal)
+    write()
   }
 
   async flush(): Promise<void> {
