@@ -83,15 +83,14 @@ describe('dead letters are counted once written', () => {
       }).run()
     const dlq = await log.deadLetterQueue()
 
+    // The fenced commit wrote nothing, so it counts nothing. The same consumer may then take the partition
+    // again (the store still has it as the owner) and dead-letter the mutation for good before it goes idle;
+    // otherwise the next consumer does. Either way it is counted once and in the DLQ once.
     const first = await run(fencing)
     expect(fenced).toBe(1)
-    expect(first.deadLettered).toBe(0)
-    expect(deadLettered).toEqual([])
-    expect(await dlq.entries({})).toEqual([])
-
-    // The next consumer dead-letters it for good: counted once, and in the DLQ once.
+    expect(deadLettered).toHaveLength(first.deadLettered)
     const second = await run(real)
-    expect(second.deadLettered).toBe(1)
+    expect(first.deadLettered + second.deadLettered).toBe(1)
     expect(deadLettered).toEqual([mutation.id])
     expect((await dlq.entries({})).map((e) => e.mutation.id)).toEqual([mutation.id])
     await dlq.close()
