@@ -143,6 +143,15 @@ describe('an HTTP target and headers HTTP cannot carry', () => {
     }
   }, 60_000)
 
+  it('a configured header HTTP itself sets (Content-Length, Host) is a config error (exit 3) naming the key, not a request that hangs', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: 'http://127.0.0.1:9/', headers: { 'Content-Length': '0', Host: 'evil.example' } } } } } }))
+    const result = await wal.run(['config', 'validate'])
+    expect(result.code).toBe(3)
+    expect(result.stderr).toContain('namespaces.orders.targets.api.headers.Content-Length')
+    expect(result.stderr).toContain('namespaces.orders.targets.api.headers.Host')
+    expect(result.stderr).toContain('a header name HTTP does not set itself (not host, content-length, transfer-encoding, connection, keep-alive, upgrade, expect)')
+  })
+
   it('a configured header beyond Latin-1 is a config error (exit 3) naming the key', async () => {
     writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: 'http://127.0.0.1:9/', headers: { 'x-team': 'café ☕' } } } } } }))
     const result = await wal.run(['config', 'validate'])

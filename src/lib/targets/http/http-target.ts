@@ -17,9 +17,9 @@ export interface HttpTargetOptions {
 
 /**
  * Headers the connection itself owns: fetch drops a Host it is given, hangs on a Content-Length that is
- * not the body's, and refuses the others. A mutation cannot set them.
+ * not the body's, and refuses the others. Neither a mutation nor the config can set them.
  */
-const CONNECTION_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect'])
+export const CONNECTION_HEADERS: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect'])
 
 /** Headers wal sets on every request: the same name in a mutation (in any case) is replaced, never merged. */
 const WAL_HEADERS = ['idempotency-key', 'x-wal-namespace', 'x-wal-key', 'x-wal-created-at', 'x-wal-attempt', 'content-type'] as const
