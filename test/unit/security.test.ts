@@ -37,6 +37,13 @@ describe('the redaction rule', () => {
     })
     expect(redactText('GET failed: Authorization: Bearer abc.def-123')).toBe('GET failed: Authorization: Bearer <redacted>')
   })
+
+  it('hides the values of URL query parameters named like secrets, and keeps the others', () => {
+    expect(redactText('https://h/x?token=abc&page=2&api_key=k1#top answered 500')).toBe('https://h/x?token=<redacted>&page=2&api_key=<redacted>#top answered 500')
+    expect(redactText('http://h/?X-Amz-Signature=f00&X-Amz-Credential=AK%2F1&X-Amz-Date=20260101')).toBe('http://h/?X-Amz-Signature=<redacted>&X-Amz-Credential=<redacted>&X-Amz-Date=20260101')
+    expect(JSON.parse(JSON.stringify(redactSecrets({ url: 'https://u:p@h/hook?sig=s3cr3t&v=1' })))).toEqual({ url: 'https://<redacted>@h/hook?sig=<redacted>&v=1' })
+    expect(redactText('see https://wiki/page?id=7&lang=en')).toBe('see https://wiki/page?id=7&lang=en')
+  })
 })
 
 describe('the daemon gate', () => {
