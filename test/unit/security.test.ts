@@ -51,6 +51,7 @@ describe('the daemon gate', () => {
     for (const host of ['127.0.0.1:7460', 'localhost', '[::1]:80', '10.1.2.3:7460', 'api.localhost']) expect(checkHost(request({ host }), settings())).toBeNull()
     expect(checkHost(request({ host: 'evil.example:7460' }), settings())?.status).toBe(421)
     expect(checkHost(request({}), settings())?.status).toBe(400)
+    expect(checkHost(request({ host: '[::1' }), settings())?.status).toBe(421)
     expect(checkHost(request({ host: 'WAL.internal:7460' }), settings({ allowedHosts: ['wal.internal'] }))).toBeNull()
   })
 
@@ -60,6 +61,12 @@ describe('the daemon gate', () => {
     expect(checkOrigin(request({ origin: 'https://ok.example' }), settings({ allowedOrigins: ['https://ok.example'] }))).toBeNull()
     expect(checkToken(request({ authorization: 'Bearer right-token' }), 'right-token')).toBeNull()
     expect(checkToken(request({ authorization: 'Bearer wrong-token' }), 'right-token')?.status).toBe(401)
+    // The scheme in any case, as RFC 9110 has it; the token exactly.
+    expect(checkToken(request({ authorization: 'bearer right-token' }), 'right-token')).toBeNull()
+    expect(checkToken(request({ authorization: 'BEARER  right-token' }), 'right-token')).toBeNull()
+    for (const authorization of ['Bearer Right-token', 'Basic right-token', 'right-token', 'Bearer', 'Bearer right-token ', 'Bearerright-token']) {
+      expect(checkToken(request({ authorization }), 'right-token')?.status, authorization).toBe(401)
+    }
     expect(checkToken(request({}), null)).toBeNull()
     expect(checkContentType(request({ 'content-type': 'application/json; charset=utf-8' }))).toBeNull()
     expect(checkContentType(request({ 'content-type': 'application/x-ndjson' }))).toBeNull()
