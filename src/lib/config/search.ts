@@ -16,7 +16,7 @@
  *   listing per place instead): zero-config runs, scripts' loops, start up faster.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 
@@ -223,6 +223,7 @@ export const GLOBAL_PLACES = ['config', ...['json', 'yaml', 'yml', 'js', 'ts', '
 /** A package.json that holds `property` (or cannot be read or parsed: then loading it says why). */
 function packageJsonHas(file: string, property: string): boolean {
   try {
+    if (!statSync(file).isFile()) return true
     const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown
     return typeof parsed === 'object' && parsed !== null && Object.hasOwn(parsed, property)
   } catch {
@@ -289,12 +290,52 @@ function decodeText(bytes: Buffer): string {
   return bytes.toString('utf8')
 }
 
+/** A config is text of a few kilobytes: past this it is /dev/zero, a log or a mistake, and is not read to the end. */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+/** Why a file the search came upon cannot be a config (a FIFO would hang every command, a device flood it), or null. */
+function notAConfigFile(filepath: string): string | null {
+  const stat = statSync(filepath)
+  if (stat.isDirectory()) throw Object.assign(new Error(`${filepath} is a directory`), { code: 'EISDIR' })
+  return stat.isFile() ? null : 'it is not a regular file (a FIFO, socket or device)'
+}
+
+/** A config file's bytes, at most MAX_CONFIG_BYTES of them. */
+async function readConfigBytes(filepath: string): Promise<Buffer> {
+  const handle = await open(filepath, 'r')
+  try {
+    const chunks: Buffer[] = []
+    let size = 0
+    for (;;) {
+      const { bytesRead, buffer } = await handle.read({ buffer: Buffer.alloc(64 * 1024) })
+      if (bytesRead === 0) return Buffer.concat(chunks, size)
+      size += bytesRead
+      if (size > MAX_CONFIG_BYTES) {
+        throw new ConfigError(`${filepath}: a config is at most ${MAX_CONFIG_BYTES / 1024 / 1024} MiB; this one is larger`, { code: 'WAL_CONFIG_INVALID', details: { file: filepath } })
+      }
+      chunks.push(buffer.subarray(0, bytesRead))
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
 /**
  * Reads and loads one config file: null when it holds no settings for wal (a package.json without
  * "wal", a YAML `null`), `isEmpty` when it is blank. A loader's own error is thrown with the file's path.
+ * One the search came upon (not named by --config or WAL_CONFIG, which may be a pipe: `--config <(…)`)
+ * must be a regular file.
  */
-async function readConfig(filepath: string): Promise<FoundConfig | null> {
-  const content = decodeText(await readFile(filepath))
+async function readConfig(filepath: string, searched = false): Promise<FoundConfig | null> {
+  const unsafe = searched ? notAConfigFile(filepath) : null
+  if (unsafe !== null) {
+    throw new ConfigError(`refusing to read ${filepath} as a config: ${unsafe}`, {
+      code: 'WAL_CONFIG_UNSAFE',
+      details: { file: filepath },
+      suggestions: ['remove it, or name the config to use with --config'],
+    })
+  }
+  const content = decodeText(await readConfigBytes(filepath))
   if (content.trim() === '') return { filepath, config: undefined, isEmpty: true }
   const extension = extname(filepath)
   const loader = LOADERS[(extension || 'noExt') as keyof typeof LOADERS] as Loader | undefined
@@ -331,7 +372,7 @@ export async function findConfig(path: string | undefined, cwd: string | undefin
   for (const [dir, names] of places) {
     for (const name of names) {
       try {
-        const found = await readConfig(join(dir, name))
+        const found = await readConfig(join(dir, name), true)
         if (found !== null && !found.isEmpty) return found
       } catch (error) {
         if (ABSENT.has((error as NodeJS.ErrnoException).code ?? '')) continue
