@@ -218,3 +218,13 @@ describe('numbers a target would not apply as written', () => {
     for (const l of lines) expect(stored.get(l.key)).toBe(l.payload)
   })
 })
+
+describe('a payload file that never ends', () => {
+  it('(/dev/zero) is refused once past the largest payload any namespace takes (exit 4, saying so), not read until memory runs out', async () => {
+    const result = await wal.run(['produce', '--json', '-k', 'z', '--payload-file', '/dev/zero'])
+    expect(result.code).toBe(4)
+    expect(result.stdout).toContain('--payload-file /dev/zero is larger than 64 MiB, the most a payload may be')
+    expect(JSON.parse(result.stderr)).toMatchObject({ error: { code: 'WAL_INPUT_REJECTED', exitCode: 4 } })
+    expect((await wal.run(['tail', '--json'])).stdout).toBe('')
+  }, 60_000)
+})

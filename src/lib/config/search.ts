@@ -16,7 +16,6 @@
  *   listing per place instead): zero-config runs, scripts' loops, start up faster.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { open } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 
@@ -24,6 +23,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path'
 type Loader = (filepath: string, content: string) => unknown
 
 import { ConfigError, InterruptedError } from '../errors.js'
+import { readFileUpTo } from '../io/lines.js'
 
 export interface FoundConfig {
   config: unknown
@@ -300,26 +300,6 @@ function notAConfigFile(filepath: string): string | null {
   return stat.isFile() ? null : 'it is not a regular file (a FIFO, socket or device)'
 }
 
-/** A config file's bytes, at most MAX_CONFIG_BYTES of them. */
-async function readConfigBytes(filepath: string): Promise<Buffer> {
-  const handle = await open(filepath, 'r')
-  try {
-    const chunks: Buffer[] = []
-    let size = 0
-    for (;;) {
-      const { bytesRead, buffer } = await handle.read({ buffer: Buffer.alloc(64 * 1024) })
-      if (bytesRead === 0) return Buffer.concat(chunks, size)
-      size += bytesRead
-      if (size > MAX_CONFIG_BYTES) {
-        throw new ConfigError(`${filepath}: a config is at most ${MAX_CONFIG_BYTES / 1024 / 1024} MiB; this one is larger`, { code: 'WAL_CONFIG_INVALID', details: { file: filepath } })
-      }
-      chunks.push(buffer.subarray(0, bytesRead))
-    }
-  } finally {
-    await handle.close()
-  }
-}
-
 /**
  * Reads and loads one config file: null when it holds no settings for wal (a package.json without
  * "wal", a YAML `null`), `isEmpty` when it is blank. A loader's own error is thrown with the file's path.
@@ -335,7 +315,11 @@ async function readConfig(filepath: string, searched = false): Promise<FoundConf
       suggestions: ['remove it, or name the config to use with --config'],
     })
   }
-  const content = decodeText(await readConfigBytes(filepath))
+  const bytes = await readFileUpTo(filepath, MAX_CONFIG_BYTES)
+  if (bytes === null) {
+    throw new ConfigError(`${filepath}: a config is at most ${MAX_CONFIG_BYTES / 1024 / 1024} MiB; this one is larger`, { code: 'WAL_CONFIG_INVALID', details: { file: filepath } })
+  }
+  const content = decodeText(bytes)
   if (content.trim() === '') return { filepath, config: undefined, isEmpty: true }
   const extension = extname(filepath)
   const loader = LOADERS[(extension || 'noExt') as keyof typeof LOADERS] as Loader | undefined
