@@ -228,3 +228,22 @@ describe('a payload file that never ends', () => {
     expect((await wal.run(['tail', '--json'])).stdout).toBe('')
   }, 60_000)
 })
+
+describe('a pretty-printed payload (line breaks between its tokens)', () => {
+  it('is kept with spaces for its line breaks, so that tail --json is one envelope a line and reads back the same', async () => {
+    writeFileSync(join(wal.cwd, 'pretty.json'), '{\r\n  "order": 42,\n  "lines": [\n    1,\n    2\n  ]\n}\n')
+    expect((await wal.run(['produce', '-k', 'file', '--payload-file', 'pretty.json'])).code).toBe(0)
+    expect((await wal.run(['produce', '-k', 'flag', '-p', '[1,\n2]'])).code).toBe(0)
+    // A lone CR inside a stdin line is no line break to `produce`, but is one to many NDJSON readers.
+    expect((await wal.run(['produce'], { input: '{"key":"cr","payload":{"a":\r1}}\n' })).code).toBe(0)
+    const first = (await wal.run(['tail', '--json'])).stdout
+    const lines = first.split('\n').filter(Boolean)
+    expect(lines).toHaveLength(3)
+    const stored = payloadsByKey(first)
+    expect(stored.get('file')).toBe('{    "order": 42,   "lines": [     1,     2   ] }')
+    expect(stored.get('flag')).toBe('[1, 2]')
+    expect(stored.get('cr')).toBe('{"a": 1}')
+    expect((await wal.run(['produce', '-n', 'copy'], { input: first })).code).toBe(0)
+    expect(payloadsByKey((await wal.run(['tail', '-n', 'copy', '--json'])).stdout)).toEqual(stored)
+  })
+})
