@@ -81,16 +81,8 @@ export async function run(dir: string): Promise<void> {
   // A safety net: should the event loop ever run dry while a command is still pending (a promise nobody
   // settles), say so in one line and exit 1, instead of Node's exit 13 "unsettled top-level await".
   let finished = false
-  // The reader of stdout went away (`wal dlq ls | head`): what is left to print has nowhere to go, and
-  // oclif's final flush waits for a drain that never comes. That is the end of the command, not a bug.
-  let readerGone = false
-  const onStdoutError = (error: NodeJS.ErrnoException): void => {
-    if (error.code === 'EPIPE') readerGone = true
-  }
-  process.stdout.on('error', onStdoutError)
   const onBeforeExit = (): void => {
     if (finished) return
-    if (readerGone) process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0)
     process.stderr.write('wal: internal error: the command stopped before it finished (a bug in wal; please report it, with WAL_DEBUG=1)\n')
     process.exit(1)
   }
@@ -100,6 +92,5 @@ export async function run(dir: string): Promise<void> {
   } finally {
     finished = true
     process.off('beforeExit', onBeforeExit)
-    process.stdout.off('error', onStdoutError)
   }
 }

@@ -88,13 +88,4 @@ describe('the wal binary', () => {
     expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(3)
     expect(result.stderr).toBe('')
   })
-
-  it('exits quietly, status 0, when the reader of a long listing goes away (wal dlq ls | head)', async () => {
-    // Not operations: the kv target dead-letters every one, which makes a listing far past a pipe's buffer.
-    await wal.run(['produce'], { input: Array.from({ length: 2000 }, (_, i) => JSON.stringify({ key: `k${i}`, payload: i })).join('\n') })
-    expect((await wal.run(['consume', '--until-idle'])).code).toBe(8)
-    const result = spawnSync('bash', ['-c', `${WAL_SHELL} dlq ls | head -n 3; echo "status=\${PIPESTATUS[0]}"`], { env: { ...process.env, ...wal.env }, cwd: wal.cwd, encoding: 'utf8' })
-    expect(result.stdout.split('\n').filter(Boolean)).toEqual([expect.stringMatching(/^SEQ +ID/), expect.stringMatching(/^1 /), expect.stringMatching(/^2 /), 'status=0'])
-    expect(result.stderr).toBe('')
-  }, 60_000)
 })
