@@ -9,6 +9,11 @@ export function expectedOf(issue: BaseIssue<unknown>): string {
   if (!issue.message.startsWith('Invalid')) return issue.message
   // valibot's short form of minLength(1) is ">=1": say it in words.
   if (issue.type === 'min_length' && issue.expected === '>=1') return typeof issue.input === 'string' ? 'a non-empty value' : 'at least one item'
+  // And its "<=1024" of maxLength: with the unit ("expected at most 1024 characters").
+  const bound = /^(<=|>=)(\d+)$/.exec(issue.expected ?? '')
+  if ((issue.type === 'max_length' || issue.type === 'min_length') && bound) {
+    return `${bound[1] === '<=' ? 'at most' : 'at least'} ${bound[2]} ${typeof issue.input === 'string' ? 'characters' : 'items'}`
+  }
   return issue.expected ?? 'another value'
 }
 

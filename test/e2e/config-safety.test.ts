@@ -1,11 +1,12 @@
 // Loading a config is safe: nothing planted above the project is run, JS configs others could have
 // written are refused, and every broken config is a config error (exit 3) naming the file and where,
 // within the time limit, never a hang, a crash or WAL_INTERNAL.
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { makeSandbox, waitFor, type Sandbox } from '../helpers/wal.js'
+import { makeSandbox, waitFor, WAL_SHELL, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 beforeEach(() => {
@@ -35,6 +36,26 @@ describe('the config search', () => {
     expect(result.code, result.stderr).toBe(0)
     expect(JSON.parse(result.stdout)).toMatchObject({ path: null })
     expect(existsSync(marker)).toBe(false)
+  })
+
+  it('refuses a FIFO or a device planted where it looks (exit 3 naming it), instead of hanging or reading forever; --config may still be a pipe', async () => {
+    expect(spawnSync('mkfifo', [join(wal.cwd, '.walrc.yaml')]).status).toBe(0)
+    const fifo = await validate()
+    expect(fifo.code).toBe(3)
+    expect(fifo.error).toMatchObject({ code: 'WAL_CONFIG_UNSAFE', message: `refusing to read ${join(wal.cwd, '.walrc.yaml')} as a config: it is not a regular file (a FIFO, socket or device)` })
+    rmSync(join(wal.cwd, '.walrc.yaml'))
+    mkdirSync(join(wal.cwd, '.config'))
+    symlinkSync('/dev/zero', join(wal.cwd, '.config', 'walrc.json'))
+    const zero = await wal.run(['ns', 'ls'])
+    expect(zero.code).toBe(3)
+    expect(zero.stderr).toContain(`refusing to read ${join(wal.cwd, '.config', 'walrc.json')} as a config`)
+    // Named by the user, a pipe is read (process substitution), and a flood is cut off with a message.
+    const piped = spawnSync('bash', ['-c', `${WAL_SHELL} config validate --config <(echo '{"namespaces":{"piped":{}}}')`], { env: { ...process.env, ...wal.env }, cwd: wal.dir, encoding: 'utf8' })
+    expect(piped.status, piped.stderr).toBe(0)
+    expect(piped.stdout).toContain('valid (1 namespace: piped)')
+    const flood = await wal.run(['config', 'validate', '--config', '/dev/zero'])
+    expect(flood.code).toBe(3)
+    expect(flood.stderr).toContain('/dev/zero: a config is at most 4 MiB; this one is larger')
   })
 
   it("never runs or reads a cosmiconfig meta config (.config/config.js, package.json#cosmiconfig) in the working directory", async () => {

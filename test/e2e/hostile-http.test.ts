@@ -95,6 +95,63 @@ describe('an HTTP target and headers HTTP cannot carry', () => {
     }
   })
 
+  it('sends a mutation\'s headers as given, never lets one merge into wal\'s own, and dead-letters one HTTP cannot carry as given at once', async () => {
+    const { startTargetServer } = await import('../helpers/http-target-server.js')
+    const server = await startTargetServer()
+    try {
+      writeFileSync(
+        join(wal.cwd, '.walrc.json'),
+        JSON.stringify({ namespaces: { orders: { partitions: 1, targets: { api: { type: 'http', url: server.url, timeoutMs: 3000, headers: { 'x-team': 'ops' } } }, retry: { maxAttempts: 3, initialBackoffMs: 0 } } } }),
+      )
+      const input = [
+        { key: 'forged', payload: 2, headers: { 'Idempotency-Key': 'forged', 'Content-Type': 'text/html', 'X-Wal-Key': 'other', 'X-Team': 'mine' } },
+        { key: 'length', payload: 3, headers: { 'Content-Length': '0' } },
+        { key: 'host', payload: 4, headers: { host: 'evil.example' } },
+        { key: 'encoding', payload: 5, headers: { 'transfer-encoding': 'chunked' } },
+        { key: 'last', payload: 6 },
+      ]
+      // In an object literal "__proto__" sets the prototype: that line is written by hand.
+      const lines = ['{"key":"proto","payload":1,"headers":{"__proto__":"p"}}', '{"key":"ctor","payload":1,"headers":{"constructor":"c","toString":"t"}}', ...input.map((l) => JSON.stringify(l))]
+      expect((await wal.run(['produce', '-n', 'orders'], { input: lines.join('\n') })).code).toBe(0)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      expect(consumed.code, consumed.stderr).toBe(8)
+      expect(JSON.parse(consumed.stdout)).toMatchObject({ targets: [{ applied: 3, retried: 0, deadLettered: 4 }] })
+      const headersOf = (key: string): Array<[string, string]> => {
+        const raw = server.received.find((r) => r.key === key)!.rawHeaders
+        return Array.from({ length: raw.length / 2 }, (_, i) => [raw[2 * i]!.toLowerCase(), raw[2 * i + 1]!] as [string, string])
+      }
+      expect(headersOf('ctor')).toEqual(expect.arrayContaining([['constructor', 'c'], ['tostring', 't'], ['x-team', 'ops']]))
+      const forged = headersOf('forged')
+      const id = server.received.find((r) => r.key === 'forged')!.idempotencyKey
+      expect(id).toMatch(/^[0-9A-Z]{26}$/)
+      for (const [name, value] of [['idempotency-key', id], ['content-type', 'application/json'], ['x-wal-key', 'forged'], ['x-team', 'mine']]) {
+        expect(forged.filter(([n]) => n === name), name).toEqual([[name, value]])
+      }
+      expect(server.received.map((r) => r.key).sort()).toEqual(['ctor', 'forged', 'last'])
+      const dead = (JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: Array<{ key: string; code: string; attempts: number; message: string }> }).entries
+      expect(dead.map((e) => [e.key, e.code, e.attempts]).sort()).toEqual([
+        ['encoding', 'HTTP_HEADER_INVALID', 1],
+        ['host', 'HTTP_HEADER_INVALID', 1],
+        ['length', 'HTTP_HEADER_INVALID', 1],
+        ['proto', 'HTTP_HEADER_INVALID', 1],
+      ])
+      expect(dead.find((e) => e.key === 'length')!.message).toBe(
+        'header "Content-Length" of the mutation cannot be sent over HTTP: HTTP itself sets it (it frames the request or the connection); send it under another name, or in the payload',
+      )
+    } finally {
+      await server.close()
+    }
+  }, 60_000)
+
+  it('a configured header HTTP itself sets (Content-Length, Host) is a config error (exit 3) naming the key, not a request that hangs', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: 'http://127.0.0.1:9/', headers: { 'Content-Length': '0', Host: 'evil.example' } } } } } }))
+    const result = await wal.run(['config', 'validate'])
+    expect(result.code).toBe(3)
+    expect(result.stderr).toContain('namespaces.orders.targets.api.headers.Content-Length')
+    expect(result.stderr).toContain('namespaces.orders.targets.api.headers.Host')
+    expect(result.stderr).toContain('a header name HTTP does not set itself (not host, content-length, transfer-encoding, connection, keep-alive, upgrade, expect)')
+  })
+
   it('a configured header beyond Latin-1 is a config error (exit 3) naming the key', async () => {
     writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { api: { type: 'http', url: 'http://127.0.0.1:9/', headers: { 'x-team': 'café ☕' } } } } } }))
     const result = await wal.run(['config', 'validate'])

@@ -177,3 +177,73 @@ describe('the reproductions of issue 15', () => {
     expect(stored.get('b')).toBe(JSON.stringify(Buffer.from([0xff, 0x00, 0xc3]).toString('base64')))
   })
 })
+
+describe('numbers a target would not apply as written', () => {
+  it('are dead-lettered with why (never rounded, never two keys made one), while the log keeps them exact and their neighbours apply', async () => {
+    const put = (key: string, item: string): string => `{"op":"put","table":"t","key":{"id":${key}},"item":${item}}`
+    const lines = [
+      { key: 'big-key', payload: put('9007199254740993', '{"v":1}') },
+      { key: 'near-key', payload: put('9007199254740992', '{"v":2}') },
+      { key: 'big-item', payload: put('1', '{"n":123456789012345678901234567890}') },
+      { key: 'huge-item', payload: put('2', '{"e":1e400}') },
+      { key: 'fine', payload: put('3', '{"safe":9007199254740991,"f":0.1,"exp":1E2,"text":"12345678901234567890"}') },
+    ]
+    const input = lines.map((l) => `{"key":"${l.key}","payload":${l.payload}}`).join('\n')
+    expect((await wal.run(['produce'], { input })).code).toBe(0)
+    const consumed = await wal.run(['consume', '--until-idle', '--json'])
+    expect(consumed.code, consumed.stderr).toBe(8)
+    expect(JSON.parse(consumed.stdout)).toMatchObject({ targets: [{ applied: 2, deadLettered: 3 }] })
+    const dead = (JSON.parse((await wal.run(['dlq', 'ls', '--json'])).stdout) as { entries: Array<{ key: string; code: string; errorClass: string; message: string }> }).entries
+    expect(Object.fromEntries(dead.map((e) => [e.key, [e.errorClass, e.code]]))).toEqual({
+      'big-key': ['fatal', 'NUMBER_NOT_EXACT'],
+      'big-item': ['fatal', 'NUMBER_NOT_EXACT'],
+      'huge-item': ['fatal', 'NUMBER_NOT_EXACT'],
+    })
+    expect(dead.find((e) => e.key === 'big-key')!.message).toBe(
+      'not a valid operation: field "id": 9007199254740993 is an integer beyond ±(2^53 − 1), which a double holds only rounded (it would be stored as 9007199254740992); send it as a string',
+    )
+    expect(dead.find((e) => e.key === 'huge-item')!.message).toContain('field "e": 1e400 is beyond what a double holds (it would be stored as null)')
+    const { DatabaseSync } = await import('node:sqlite')
+    const db = new DatabaseSync(join(wal.stateDir, 'kv', 'default.db'), { readOnly: true })
+    try {
+      expect(db.prepare('SELECT pk, item FROM items ORDER BY pk').all()).toEqual([
+        { pk: '[["id",3]]', item: '{"safe":9007199254740991,"f":0.1,"exp":100,"text":"12345678901234567890"}' },
+        { pk: '[["id",9007199254740992]]', item: '{"v":2}' },
+      ])
+    } finally {
+      db.close()
+    }
+    // The log itself keeps every payload as it was written.
+    const stored = payloadsByKey((await wal.run(['tail', '--json'])).stdout)
+    for (const l of lines) expect(stored.get(l.key)).toBe(l.payload)
+  })
+})
+
+describe('a payload file that never ends', () => {
+  it('(/dev/zero) is refused once past the largest payload any namespace takes (exit 4, saying so), not read until memory runs out', async () => {
+    const result = await wal.run(['produce', '--json', '-k', 'z', '--payload-file', '/dev/zero'])
+    expect(result.code).toBe(4)
+    expect(result.stdout).toContain('--payload-file /dev/zero is larger than 64 MiB, the most a payload may be')
+    expect(JSON.parse(result.stderr)).toMatchObject({ error: { code: 'WAL_INPUT_REJECTED', exitCode: 4 } })
+    expect((await wal.run(['tail', '--json'])).stdout).toBe('')
+  }, 60_000)
+})
+
+describe('a pretty-printed payload (line breaks between its tokens)', () => {
+  it('is kept with spaces for its line breaks, so that tail --json is one envelope a line and reads back the same', async () => {
+    writeFileSync(join(wal.cwd, 'pretty.json'), '{\r\n  "order": 42,\n  "lines": [\n    1,\n    2\n  ]\n}\n')
+    expect((await wal.run(['produce', '-k', 'file', '--payload-file', 'pretty.json'])).code).toBe(0)
+    expect((await wal.run(['produce', '-k', 'flag', '-p', '[1,\n2]'])).code).toBe(0)
+    // A lone CR inside a stdin line is no line break to `produce`, but is one to many NDJSON readers.
+    expect((await wal.run(['produce'], { input: '{"key":"cr","payload":{"a":\r1}}\n' })).code).toBe(0)
+    const first = (await wal.run(['tail', '--json'])).stdout
+    const lines = first.split('\n').filter(Boolean)
+    expect(lines).toHaveLength(3)
+    const stored = payloadsByKey(first)
+    expect(stored.get('file')).toBe('{    "order": 42,   "lines": [     1,     2   ] }')
+    expect(stored.get('flag')).toBe('[1, 2]')
+    expect(stored.get('cr')).toBe('{"a": 1}')
+    expect((await wal.run(['produce', '-n', 'copy'], { input: first })).code).toBe(0)
+    expect(payloadsByKey((await wal.run(['tail', '-n', 'copy', '--json'])).stdout)).toEqual(stored)
+  })
+})

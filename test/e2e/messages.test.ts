@@ -145,7 +145,7 @@ describe('config show --format yaml', () => {
         '    partitions: 4',
         '    retry: { maxAttempts: 7 }',
         '    targets:',
-        '      api: { type: http, url: "https://bob:pw@example.com/x", headers: { authorization: "${API_TOKEN}", x-team: blue } }',
+        '      api: { type: http, url: "https://bob:pw@example.com/x?access_token=t0ps3cr3t&v=1", headers: { authorization: "${API_TOKEN}", x-team: blue } }',
         '      store: { type: kv }',
         '',
       ].join('\n'),
@@ -153,14 +153,15 @@ describe('config show --format yaml', () => {
     const env = { API_TOKEN: 'token-from-env' }
     const shown = await wal.run(['config', 'show', '--format', 'yaml'], { env })
     expect(shown.code, shown.stderr).toBe(0)
-    expect(shown.stdout).not.toMatch(/hunter2|bob:pw|token-from-env/)
+    expect(shown.stdout).not.toMatch(/hunter2|bob:pw|token-from-env|t0ps3cr3t/)
+    expect(shown.stdout).toContain('/x?access_token=${WAL_SECRET_NAMESPACES_ORDERS_TARGETS_API_URL_ACCESS_TOKEN}&v=1')
     expect(shown.stdout).toContain('password: ${WAL_SECRET_CLUSTERS_KAFKA_MAIN_SASL_PASSWORD}')
     expect(shown.stdout).toContain('authorization: ${API_TOKEN}')
-    expect(shown.stdout).toMatch(/^# .*\.walrc\.yaml, checked by wal config show --format yaml\n# secrets written in the file are left out: set WAL_SECRET_CLUSTERS_KAFKA_MAIN_SASL_PASSWORD, WAL_SECRET_NAMESPACES_ORDERS_TARGETS_API_URL_USERINFO before using this\n/)
+    expect(shown.stdout).toMatch(/^# .*\.walrc\.yaml, checked by wal config show --format yaml\n# secrets written in the file are left out: set WAL_SECRET_CLUSTERS_KAFKA_MAIN_SASL_PASSWORD, WAL_SECRET_NAMESPACES_ORDERS_TARGETS_API_URL_USERINFO, WAL_SECRET_NAMESPACES_ORDERS_TARGETS_API_URL_ACCESS_TOKEN before using this\n/)
 
     // Pasted back (with the secrets given as the comment says), wal reads the same settings.
     writeFileSync(join(wal.cwd, 'pasted.yaml'), shown.stdout)
-    const back = { ...env, WAL_SECRET_CLUSTERS_KAFKA_MAIN_SASL_PASSWORD: 'hunter2hunter2', WAL_SECRET_NAMESPACES_ORDERS_TARGETS_API_URL_USERINFO: 'bob:pw' }
+    const back = { ...env, WAL_SECRET_CLUSTERS_KAFKA_MAIN_SASL_PASSWORD: 'hunter2hunter2', WAL_SECRET_NAMESPACES_ORDERS_TARGETS_API_URL_USERINFO: 'bob:pw', WAL_SECRET_NAMESPACES_ORDERS_TARGETS_API_URL_ACCESS_TOKEN: 't0ps3cr3t' }
     const original = JSON.parse((await wal.run(['config', 'show', '--json'], { env })).stdout) as Record<string, unknown>
     const pasted = await wal.run(['config', 'show', '--json', '--config', 'pasted.yaml'], { env: back })
     expect(pasted.code, pasted.stderr).toBe(0)

@@ -1,7 +1,7 @@
 // The state directory holds every payload and the daemon's token: only its owner may read it, whatever
 // umask the shell that ran wal had.
 import { spawn } from 'node:child_process'
-import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
@@ -73,5 +73,35 @@ describe('the state directory', () => {
     expect(listed.stderr).toContain(`chmod -R go-rwx '${wal.stateDir}'`)
     chmodSync(wal.stateDir, 0o700)
     expect((await wal.run(['ns', 'ls'])).stderr).toBe('')
+  })
+
+  it('that others can write is refused (exit 3, naming the fix), and nothing is written into it', async () => {
+    mkdirSync(wal.stateDir)
+    chmodSync(wal.stateDir, 0o1777)
+    const produced = await wal.run(['produce', '--json', '-k', 'k', '-p', '1'])
+    expect(produced.code).toBe(3)
+    expect(produced.stdout).toBe('')
+    const { error } = JSON.parse(produced.stderr) as { error: { code: string; message: string; suggestions: string[] } }
+    expect(error.code).toBe('WAL_STATE_UNSAFE')
+    expect(error.message).toBe(`the state directory ${wal.stateDir} can be written by other users (mode 0777): they could swap the log or the daemon's token`)
+    expect(error.suggestions).toContain(`if it is yours: chmod -R go-rwx '${wal.stateDir}'`)
+    expect(readdirSync(wal.stateDir)).toEqual([])
+    // The same through a symlink to it, and for the daemon.
+    const link = join(wal.dir, 'link')
+    symlinkSync(wal.stateDir, link)
+    expect((await wal.run(['daemon', 'start'], { env: { WAL_HOME: link } })).code).toBe(3)
+    expect(existsSync(join(wal.stateDir, 'daemon'))).toBe(false)
+  })
+
+  it.runIf(process.getuid?.() === 0)('that another user owns (one planted in /tmp) is refused, even when only they can enter it', async () => {
+    mkdirSync(wal.stateDir)
+    chownSync(wal.stateDir, 65534, 65534)
+    const listed = await wal.run(['ns', 'ls'])
+    expect(listed.code).toBe(3)
+    expect(listed.stderr).toContain(`the state directory ${wal.stateDir} belongs to another user (uid 65534)`)
+    expect(listed.stderr).toContain('point WAL_HOME at a directory of your own')
+    chownSync(wal.stateDir, 0, 0)
+    chmodSync(wal.stateDir, 0o700)
+    expect((await wal.run(['ns', 'ls'])).code).toBe(0)
   })
 })

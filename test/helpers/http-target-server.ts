@@ -9,6 +9,8 @@ export interface Received {
   atMs: number
   body: string
   status: number
+  /** The request's headers as sent: name, value, name, value… */
+  rawHeaders: string[]
 }
 
 export interface TargetServer {
@@ -55,6 +57,7 @@ export async function startTargetServer(): Promise<TargetServer> {
       atMs: Date.now(),
       body,
       status,
+      rawHeaders: request.rawHeaders,
     })
     if (slowMs > 0) await new Promise((resolve) => setTimeout(resolve, slowMs))
     response.writeHead(status, { 'content-type': 'text/plain' })

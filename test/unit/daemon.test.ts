@@ -115,6 +115,14 @@ describe('HTTP write bodies', () => {
     expect(nd.ok && nd.mutations.length).toBe(2)
   })
 
+  it('ignores a byte order mark at the start of the body, as wal produce does at the start of its input, and only there', () => {
+    const json = parseProduceBody('\ufeff{"key":"a","payload":1}', 'application/json', 'orders', cfg, 1000)
+    expect(json).toMatchObject({ ok: true, mutations: [{ key: 'a' }] })
+    const nd = parseProduceBody('\ufeff{"key":"a","payload":1}\r\n\ufeff{"key":"b","payload":2}\r\n{"key":"c","payload":3}', 'application/x-ndjson', 'orders', cfg, 1000)
+    expect(nd.ok && nd.mutations.map((m) => m.key)).toEqual(['a', 'c'])
+    expect(nd.ok && nd.rejected.map((r) => [r.index, r.error.message])).toEqual([[1, expect.stringContaining('byte order mark')]])
+  })
+
   it('rejects each bad mutation of a batch by index and keeps the good ones to be written', () => {
     const parsed = parseProduceBody('[{"payload":1},{"kye":1,"payload":2},{"payload":3,"target":"nope"},{"payload":4}]', undefined, 'orders', cfg, 1000)
     expect(parsed.ok).toBe(true)

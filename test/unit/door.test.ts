@@ -149,6 +149,12 @@ describe('counts, strings and headers at the door', () => {
     expect(rejection(`{"key":"${'k'.repeat(MAX_KEY_CHARS + 1)}","payload":1}`).message).toMatch(/field "key"/)
   })
 
+  it('says a length limit in words with its unit: key, target and idempotency key', () => {
+    expect(rejection(`{"key":"${'k'.repeat(MAX_KEY_CHARS + 1)}","payload":1}`).message).toBe('field "key": expected at most 1024 characters, found a string of 1025 characters')
+    expect(rejection(`{"payload":1,"target":"${'t'.repeat(300)}"}`).message).toMatch(/^field "target": expected at most 256 characters, found/)
+    expect(rejection(`{"payload":1,"idempotencyKey":"${'i'.repeat(600)}"}`).message).toMatch(/^field "idempotencyKey": expected at most 512 characters, found/)
+  })
+
   it('keeps a failure history readable: its messages are cut whole and made well-formed, not refused', () => {
     const cutInPair = `${'m'.repeat(999)}😀 and more`
     const line = JSON.stringify({ payload: 1, failures: [{ at: '2026-01-01T00:00:00Z', target: 't', errorClass: 'retryable', message: cutInPair, attempt: 1, code: 'X\ud800' }] })

@@ -37,6 +37,13 @@ describe('the redaction rule', () => {
     })
     expect(redactText('GET failed: Authorization: Bearer abc.def-123')).toBe('GET failed: Authorization: Bearer <redacted>')
   })
+
+  it('hides the values of URL query parameters named like secrets, and keeps the others', () => {
+    expect(redactText('https://h/x?token=abc&page=2&api_key=k1#top answered 500')).toBe('https://h/x?token=<redacted>&page=2&api_key=<redacted>#top answered 500')
+    expect(redactText('http://h/?X-Amz-Signature=f00&X-Amz-Credential=AK%2F1&X-Amz-Date=20260101')).toBe('http://h/?X-Amz-Signature=<redacted>&X-Amz-Credential=<redacted>&X-Amz-Date=20260101')
+    expect(JSON.parse(JSON.stringify(redactSecrets({ url: 'https://u:p@h/hook?sig=s3cr3t&v=1' })))).toEqual({ url: 'https://<redacted>@h/hook?sig=<redacted>&v=1' })
+    expect(redactText('see https://wiki/page?id=7&lang=en')).toBe('see https://wiki/page?id=7&lang=en')
+  })
 })
 
 describe('the daemon gate', () => {
@@ -44,6 +51,7 @@ describe('the daemon gate', () => {
     for (const host of ['127.0.0.1:7460', 'localhost', '[::1]:80', '10.1.2.3:7460', 'api.localhost']) expect(checkHost(request({ host }), settings())).toBeNull()
     expect(checkHost(request({ host: 'evil.example:7460' }), settings())?.status).toBe(421)
     expect(checkHost(request({}), settings())?.status).toBe(400)
+    expect(checkHost(request({ host: '[::1' }), settings())?.status).toBe(421)
     expect(checkHost(request({ host: 'WAL.internal:7460' }), settings({ allowedHosts: ['wal.internal'] }))).toBeNull()
   })
 
@@ -53,6 +61,12 @@ describe('the daemon gate', () => {
     expect(checkOrigin(request({ origin: 'https://ok.example' }), settings({ allowedOrigins: ['https://ok.example'] }))).toBeNull()
     expect(checkToken(request({ authorization: 'Bearer right-token' }), 'right-token')).toBeNull()
     expect(checkToken(request({ authorization: 'Bearer wrong-token' }), 'right-token')?.status).toBe(401)
+    // The scheme in any case, as RFC 9110 has it; the token exactly.
+    expect(checkToken(request({ authorization: 'bearer right-token' }), 'right-token')).toBeNull()
+    expect(checkToken(request({ authorization: 'BEARER  right-token' }), 'right-token')).toBeNull()
+    for (const authorization of ['Bearer Right-token', 'Basic right-token', 'right-token', 'Bearer', 'Bearer right-token ', 'Bearerright-token']) {
+      expect(checkToken(request({ authorization }), 'right-token')?.status, authorization).toBe(401)
+    }
     expect(checkToken(request({}), null)).toBeNull()
     expect(checkContentType(request({ 'content-type': 'application/json; charset=utf-8' }))).toBeNull()
     expect(checkContentType(request({ 'content-type': 'application/x-ndjson' }))).toBeNull()

@@ -11,7 +11,7 @@ import * as v from 'valibot'
 import { escapeControl } from '../cli/render.js'
 import { closestName, editDistance } from '../edit-distance.js'
 import { NAMESPACE_PATTERN } from '../envelope/envelope.js'
-import { stateDirWarning } from '../state-dir.js'
+import { checkStateDir } from '../state-dir.js'
 import { ConfigError, InterruptedError, UnknownNamespaceError, UsageError } from '../errors.js'
 import { expectedOf, receivedOf } from '../validation.js'
 import { cassandraCluster, expandHome, kafkaCluster, sqsCluster } from './clusters.js'
@@ -484,7 +484,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   } else {
     config = resolveConfig(null, null, env, applyContext(undefined, 'the configuration (no config file was found)', env, options.context).selection)
   }
-  const warning = stateDirWarning(config.stateDir)
+  const warning = checkStateDir(config.stateDir)
   if (warning !== null) options.stderr?.write(`wal: ${escapeControl(warning)}\n`)
   return config
 }

@@ -7,7 +7,8 @@
  *   sasl, authorization, cookie);
  * - the values of HTTP headers whose names look sensitive (authorization, cookie, *token*, *key*,
  *   *secret*, *auth*, *pass*);
- * - the user information of URLs (`https://user:password@host`).
+ * - the user information of URLs (`https://user:password@host`), and the values of their query
+ *   parameters named like secrets (`?access_token=…`, `&api_key=…`, `&X-Amz-Signature=…`).
  */
 
 const secretKey = /(pass(word|phrase)?|secret|token|credential|private.?key|api.?key|sasl|authorization|cookie)/i
@@ -15,6 +16,8 @@ const sensitiveHeader = /(authorization|cookie|token|key|secret|auth|pass|sessio
 /** `scheme://userinfo@`: the userinfo is everything up to the last "@" before the host. */
 const urlUserinfo = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'<>]*@/gi
 const bearer = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g
+/** `?name=value` / `&name=value` in a URL, where the name looks like a secret's: `$1` up to the "=", `$2` the value. */
+export const SECRET_QUERY_PARAMETER = /([?&][^=&#\s"'<>]*(?:pass|secret|token|key|sig|credential|auth|session)[^=&#\s"'<>]*=)[^&#\s"'<>]+/gi
 
 export const REDACTED = '<redacted>'
 
@@ -38,7 +41,7 @@ export function isSecretPath(path: readonly string[]): boolean {
 
 /** Free text (an error message, a log line) with URL user information and bearer credentials hidden. */
 export function redactText(text: string): string {
-  return text.replace(urlUserinfo, `$1${REDACTED}@`).replace(bearer, `$1 ${REDACTED}`)
+  return text.replace(urlUserinfo, `$1${REDACTED}@`).replace(bearer, `$1 ${REDACTED}`).replace(SECRET_QUERY_PARAMETER, `$1${REDACTED}`)
 }
 
 /** A copy of `value` with every secret in it replaced (see the module comment). */

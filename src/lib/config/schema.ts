@@ -6,6 +6,7 @@ import * as v from 'valibot'
 
 import { NamespaceName } from '../envelope/envelope.js'
 import type { Compression } from '../kafka/compression.js'
+import { CONNECTION_HEADERS } from '../targets/http/http-target.js'
 import { DaemonConfigSchema, type DaemonSettings } from './daemon.js'
 
 /** A URL a target or endpoint can use: http or https only (not file:, data:, javascript:, …). */
@@ -123,7 +124,11 @@ export const TargetConfigSchema = v.variant(
       // What fetch can send: a token for the name; Latin-1 without line breaks or NUL for the value.
       headers: v.optional(
         v.record(
-          v.pipe(v.string('a header name'), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (letters, digits and !#$%&\'*+.^_`|~-)')),
+          v.pipe(
+            v.string('a header name'),
+            v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (letters, digits and !#$%&\'*+.^_`|~-)'),
+            v.check((name) => !CONNECTION_HEADERS.has(name.toLowerCase()), `a header name HTTP does not set itself (not ${[...CONNECTION_HEADERS].join(', ')})`),
+          ),
           v.pipe(v.string('a header value'), v.regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'a header value HTTP can carry: Latin-1 characters (U+0000 to U+00FF), no line breaks or control characters')),
         ),
       ),

@@ -16,7 +16,6 @@
  *   listing per place instead): zero-config runs, scripts' loops, start up faster.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 
@@ -24,6 +23,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path'
 type Loader = (filepath: string, content: string) => unknown
 
 import { ConfigError, InterruptedError } from '../errors.js'
+import { readFileUpTo } from '../io/lines.js'
 
 export interface FoundConfig {
   config: unknown
@@ -223,6 +223,7 @@ export const GLOBAL_PLACES = ['config', ...['json', 'yaml', 'yml', 'js', 'ts', '
 /** A package.json that holds `property` (or cannot be read or parsed: then loading it says why). */
 function packageJsonHas(file: string, property: string): boolean {
   try {
+    if (!statSync(file).isFile()) return true
     const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown
     return typeof parsed === 'object' && parsed !== null && Object.hasOwn(parsed, property)
   } catch {
@@ -289,12 +290,36 @@ function decodeText(bytes: Buffer): string {
   return bytes.toString('utf8')
 }
 
+/** A config is text of a few kilobytes: past this it is /dev/zero, a log or a mistake, and is not read to the end. */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+/** Why a file the search came upon cannot be a config (a FIFO would hang every command, a device flood it), or null. */
+function notAConfigFile(filepath: string): string | null {
+  const stat = statSync(filepath)
+  if (stat.isDirectory()) throw Object.assign(new Error(`${filepath} is a directory`), { code: 'EISDIR' })
+  return stat.isFile() ? null : 'it is not a regular file (a FIFO, socket or device)'
+}
+
 /**
  * Reads and loads one config file: null when it holds no settings for wal (a package.json without
  * "wal", a YAML `null`), `isEmpty` when it is blank. A loader's own error is thrown with the file's path.
+ * One the search came upon (not named by --config or WAL_CONFIG, which may be a pipe: `--config <(…)`)
+ * must be a regular file.
  */
-async function readConfig(filepath: string): Promise<FoundConfig | null> {
-  const content = decodeText(await readFile(filepath))
+async function readConfig(filepath: string, searched = false): Promise<FoundConfig | null> {
+  const unsafe = searched ? notAConfigFile(filepath) : null
+  if (unsafe !== null) {
+    throw new ConfigError(`refusing to read ${filepath} as a config: ${unsafe}`, {
+      code: 'WAL_CONFIG_UNSAFE',
+      details: { file: filepath },
+      suggestions: ['remove it, or name the config to use with --config'],
+    })
+  }
+  const bytes = await readFileUpTo(filepath, MAX_CONFIG_BYTES)
+  if (bytes === null) {
+    throw new ConfigError(`${filepath}: a config is at most ${MAX_CONFIG_BYTES / 1024 / 1024} MiB; this one is larger`, { code: 'WAL_CONFIG_INVALID', details: { file: filepath } })
+  }
+  const content = decodeText(bytes)
   if (content.trim() === '') return { filepath, config: undefined, isEmpty: true }
   const extension = extname(filepath)
   const loader = LOADERS[(extension || 'noExt') as keyof typeof LOADERS] as Loader | undefined
@@ -331,7 +356,7 @@ export async function findConfig(path: string | undefined, cwd: string | undefin
   for (const [dir, names] of places) {
     for (const name of names) {
       try {
-        const found = await readConfig(join(dir, name))
+        const found = await readConfig(join(dir, name), true)
         if (found !== null && !found.isEmpty) return found
       } catch (error) {
         if (ABSENT.has((error as NodeJS.ErrnoException).code ?? '')) continue

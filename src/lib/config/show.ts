@@ -4,7 +4,7 @@ import { resolve } from 'node:path'
 import type { CommonOptions } from '../io/context.js'
 import { ConfigError, UsageError, WalError } from '../errors.js'
 import { loadConfig, writeUsedContext } from './load.js'
-import { isSecretPath, redactSecrets } from './redact.js'
+import { isSecretPath, redactSecrets, SECRET_QUERY_PARAMETER } from './redact.js'
 import { findConfig } from './search.js'
 import type { ResolvedConfig } from './schema.js'
 
@@ -122,7 +122,9 @@ export async function configFileYaml(options: CommonOptions): Promise<string> {
     if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, item]) => [k, walk(item, [...path, k])]))
     if (typeof value !== 'string') return value
     if (isSecretPath(path) && !ENV_REFERENCE.test(value)) return variableFor(path)
-    return value.replace(URL_USERINFO, (whole, scheme: string, userinfo: string) => (ENV_REFERENCE.test(userinfo) ? whole : `${scheme}${variableFor([...path, 'userinfo'])}@`))
+    return value
+      .replace(URL_USERINFO, (whole, scheme: string, userinfo: string) => (ENV_REFERENCE.test(userinfo) ? whole : `${scheme}${variableFor([...path, 'userinfo'])}@`))
+      .replace(SECRET_QUERY_PARAMETER, (whole, name: string, secret: string) => (ENV_REFERENCE.test(secret) ? whole : `${name}${variableFor([...path, name.slice(1, -1)])}`))
   }
   const shaped = walk(found?.isEmpty ? {} : (found?.config ?? {}), [])
   const { dump } = await import('js-yaml')

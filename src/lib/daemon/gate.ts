@@ -22,7 +22,7 @@ export interface Refusal {
 export const WRITE_CONTENT_TYPES = ['application/json', 'application/x-ndjson'] as const
 
 export function isLoopbackHost(host: string): boolean {
-  const name = host.replace(/^\[|\]$/g, '').toLowerCase()
+  const name = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
   if (name === 'localhost' || name.endsWith('.localhost')) return true
   if (isIP(name) === 4) return name.startsWith('127.')
   if (isIP(name) === 6) return name === '::1' || name.startsWith('::ffff:127.')
@@ -32,7 +32,8 @@ export function isLoopbackHost(host: string): boolean {
 /** The host name in a Host header ("example.com:7460", "[::1]:7460"), lowercase, without the port. */
 function hostName(header: string): string {
   const trimmed = header.trim().toLowerCase()
-  if (trimmed.startsWith('[')) return trimmed.slice(1, trimmed.indexOf(']'))
+  // "[::1" without its bracket is no address: kept whole, so that it is refused.
+  if (trimmed.startsWith('[')) return trimmed.includes(']') ? trimmed.slice(1, trimmed.indexOf(']')) : trimmed
   const colon = trimmed.lastIndexOf(':')
   return colon === -1 ? trimmed : trimmed.slice(0, colon)
 }
@@ -65,8 +66,11 @@ export function checkOrigin(request: IncomingMessage, settings: DaemonSettings):
 /** The token in effect: none when auth is off. */
 export function checkToken(request: IncomingMessage, token: string | null): Refusal | null {
   if (token === null) return null
-  const given = Buffer.from(String(request.headers.authorization ?? ''))
-  const wanted = Buffer.from(`Bearer ${token}`)
+  // The scheme is case-insensitive (RFC 9110): "bearer" is as good as "Bearer". The token is compared in
+  // constant time.
+  const match = /^bearer[ \t]+(.*)$/is.exec(String(request.headers.authorization ?? ''))
+  const given = Buffer.from(match?.[1] ?? '')
+  const wanted = Buffer.from(token)
   if (given.length === wanted.length && timingSafeEqual(given, wanted)) return null
   return { status: 401, message: 'missing or wrong bearer token (see daemon/token in the state directory)', headers: { 'www-authenticate': 'Bearer' } }
 }

@@ -72,7 +72,9 @@ function ndjsonItems(bytes: Buffer): BodyItem[] {
 
 /** Parses and checks a write request's body; nothing is written yet. */
 export function parseProduceBody(body: Buffer | string, contentType: string | undefined, namespace: string, config: ResolvedConfig, nowMs: number): ParsedBody {
-  const bytes = typeof body === 'string' ? Buffer.from(body) : body
+  let bytes = typeof body === 'string' ? Buffer.from(body) : body
+  // A byte order mark at the start of the body is ignored, as at the start of `wal produce`'s input.
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3)
   let items: BodyItem[]
   let batch: boolean
   if (contentType?.startsWith('application/x-ndjson')) {

@@ -311,9 +311,13 @@ function payloadOf(e: { payload: unknown; payloadEncoding?: 'json' | 'base64' },
 /**
  * Decodes one parsed envelope into a Mutation, applying defaults. Throws InvalidRecordError with the
  * field and what was expected. `payloadText` is the payload's exact text in the line it came from:
- * kept as it is (see json-text.ts); without it, the parsed payload is written as JSON again.
+ * kept as it is (see json-text.ts), but for line breaks, which JSON allows only between tokens (a
+ * pretty-printed -p, file or HTTP body): they become spaces, so that every envelope is one NDJSON line
+ * (`tail --json`, `dlq export`, a file target) and reads back as it was. Without it, the parsed payload
+ * is written as JSON again.
  */
 export function decodeEnvelope(input: unknown, defaults: DecodeDefaults, payloadText?: string): Mutation {
+  if (payloadText !== undefined && (payloadText.includes('\n') || payloadText.includes('\r'))) payloadText = payloadText.replace(/[\r\n]/g, ' ')
   const quick = decodeCommonEnvelope(input, defaults, payloadText)
   if (quick !== undefined) return quick
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {

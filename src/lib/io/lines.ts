@@ -1,4 +1,5 @@
 /** Reading NDJSON input and writing line output, fast and without losing partial lines. */
+import { open } from 'node:fs/promises'
 import type { Readable, Writable } from 'node:stream'
 import { isUtf8 } from 'node:buffer'
 
@@ -139,4 +140,25 @@ export function writeText(output: Writable, text: string): Promise<boolean> | bo
     output.on('error', onError)
     output.on('close', onClose)
   })
+}
+
+/**
+ * A file's bytes, reading at most `maxBytes` of them: null when it holds more. A file a user names
+ * (--payload-file, --config) may be a pipe or a device (/dev/zero), which has no size to check first.
+ */
+export async function readFileUpTo(path: string, maxBytes: number): Promise<Buffer | null> {
+  const handle = await open(path, 'r')
+  try {
+    const chunks: Buffer[] = []
+    let size = 0
+    for (;;) {
+      const { bytesRead, buffer } = await handle.read({ buffer: Buffer.alloc(64 * 1024) })
+      if (bytesRead === 0) return Buffer.concat(chunks, size)
+      size += bytesRead
+      if (size > maxBytes) return null
+      chunks.push(buffer.subarray(0, bytesRead))
+    }
+  } finally {
+    await handle.close()
+  }
 }

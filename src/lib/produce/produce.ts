@@ -4,7 +4,6 @@
  * corrupts the good ones around it.
  */
 import { fstatSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 import { isUtf8 } from 'node:buffer'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -27,7 +26,7 @@ import {
 import { BackendUnavailableError, ConfigError, DurabilityUnknownError, InputRejectedError, InterruptedError, InvalidRecordError, NotFoundError, UsageError, WalError } from '../errors.js'
 import { formatBytes, plural } from '../format.js'
 import type { CommonOptions } from '../io/context.js'
-import { readLineChunks, writeText } from '../io/lines.js'
+import { MAX_LINE_BYTES, readFileUpTo, readLineChunks, writeText } from '../io/lines.js'
 import { terminalProgress, type Progress, type ProgressEmitter } from '../io/progress.js'
 import type { AppendResult, LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
@@ -381,12 +380,14 @@ async function produceOne(producer: Producer, options: ProduceOptions): Promise<
       }
       payloadText = trimJsonSpace(options.payload)
     } else {
-      let bytes: Buffer
+      let bytes: Buffer | null
       try {
-        bytes = await readFile(options.payloadFile!)
+        bytes = await readFileUpTo(options.payloadFile!, MAX_LINE_BYTES)
       } catch (error) {
         throw new UsageError(`cannot read --payload-file ${options.payloadFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error })
       }
+      // Past the most any namespace takes (a device such as /dev/zero never ends): refused unread.
+      if (bytes === null) throw new InvalidRecordError(`--payload-file ${options.payloadFile} is larger than ${formatBytes(MAX_LINE_BYTES)}, the most a payload may be`, { code: 'WAL_PAYLOAD_TOO_LARGE' })
       // A file is bytes: JSON text is kept as it is, anything else (not UTF-8, not JSON) as base64 bytes.
       let text: string | undefined
       if (isUtf8(bytes)) {

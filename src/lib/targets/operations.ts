@@ -66,7 +66,7 @@ export function parseOperation(mutation: Mutation): Operation {
       code: 'NOT_AN_OPERATION',
     })
   }
-  const parsed: unknown = JSON.parse(mutation.payload.json)
+  const parsed: unknown = parseExactNumbers(mutation.payload.json)
   const quick = quickPart(parsed)
   if (quick !== undefined) return quick
   const result = v.safeParse(Operation, parsed)
@@ -80,6 +80,34 @@ export function parseOperation(mutation: Mutation): Operation {
     })
   }
   return result.output
+}
+
+/** A literal of 16 or more digits, or an exponent of 3 digits: the only numbers a double may not hold exactly. */
+const MAYBE_INEXACT = /\d{16}|[eE][+-]?\d{3}/
+
+/**
+ * The payload parsed, or a fatal TargetError for a number a target would not store as written: an
+ * integer a double holds only rounded (9007199254740993 would become 9007199254740992, and two distinct
+ * keys one row) or a number beyond a double (1e400 would become null). Such a payload is text the log keeps
+ * exactly, but an item or key must be applied exactly too, or not at all.
+ */
+function parseExactNumbers(text: string): unknown {
+  // Nearly every payload has no such literal: parsed without looking at each number's source.
+  if (!MAYBE_INEXACT.test(text)) return JSON.parse(text)
+  return JSON.parse(text, (field: string, value: unknown, context?: { source?: string }) => {
+    if (typeof value !== 'number') return value
+    const source = context?.source ?? String(value)
+    const inexact = !Number.isFinite(value)
+      ? 'is beyond what a double holds (it would be stored as null)'
+      : /^-?\d+$/.test(source) && !Number.isSafeInteger(value) && BigInt(source) !== BigInt(value)
+        ? `is an integer beyond ±(2^53 − 1), which a double holds only rounded (it would be stored as ${value})`
+        : null
+    if (inexact === null) return value
+    throw new TargetError(`not a valid operation: ${field === '' ? 'the payload' : `field ${JSON.stringify(field)}`}: ${source.length > 40 ? `${source.slice(0, 40)}…` : source} ${inexact}; send it as a string`, {
+      errorClass: 'fatal',
+      code: 'NUMBER_NOT_EXACT',
+    })
+  })
 }
 
 const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/

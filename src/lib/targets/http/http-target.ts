@@ -15,9 +15,21 @@ export interface HttpTargetOptions {
   headers?: Record<string, string>
 }
 
+/**
+ * Headers the connection itself owns: fetch drops a Host it is given, hangs on a Content-Length that is
+ * not the body's, and refuses the others. Neither a mutation nor the config can set them.
+ */
+export const CONNECTION_HEADERS: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect'])
+
+/** Headers wal sets on every request: the same name in a mutation (in any case) is replaced, never merged. */
+const WAL_HEADERS = ['idempotency-key', 'x-wal-namespace', 'x-wal-key', 'x-wal-created-at', 'x-wal-attempt', 'content-type'] as const
+
 /** Why fetch cannot send this header, or null: a name must be a token, a value Latin-1 without CR, LF or NUL. */
 export function unsendableHeader(name: string, value: string): string | null {
   if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) return 'its name is not an HTTP token'
+  if (CONNECTION_HEADERS.has(name.toLowerCase())) return 'HTTP itself sets it (it frames the request or the connection); send it under another name, or in the payload'
+  // fetch (undici) keeps headers in a plain object on the way out, where this name sets the prototype.
+  if (name.toLowerCase() === '__proto__') return "Node's HTTP client would drop it without a word; send it under another name, or in the payload"
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i)
     if (code > 0xff) {
@@ -58,10 +70,15 @@ export class HttpTarget implements Target {
         throw new TargetError(`header ${JSON.stringify(name)} of the mutation cannot be sent over HTTP: ${problem}`, { errorClass: 'fatal', code: 'HTTP_HEADER_INVALID' })
       }
     }
-    const headers: Record<string, string> = {
-      ...this.basicAuth,
-      ...this.options.headers,
-      ...mutation.headers,
+    // A Headers object, not a record: names are case-insensitive, so a mutation's "Idempotency-Key" must
+    // not merge into wal's.
+    const headers = new Headers({ ...this.basicAuth, ...this.options.headers })
+    const names = Object.keys(mutation.headers)
+    // A mutation's header replaces a configured one of the same name; two of its own that differ only in
+    // case are sent as HTTP joins them ("a, b").
+    for (const name of names) headers.delete(name)
+    for (const name of names) headers.append(name, mutation.headers[name]!)
+    const own: Record<(typeof WAL_HEADERS)[number], string> = {
       'idempotency-key': mutation.id,
       'x-wal-namespace': mutation.namespace,
       'x-wal-key': encodeURIComponent(mutation.key),
@@ -69,6 +86,7 @@ export class HttpTarget implements Target {
       'x-wal-attempt': String(context.attempt),
       'content-type': mutation.payload.encoding === 'json' ? 'application/json' : 'application/octet-stream',
     }
+    for (const name of WAL_HEADERS) headers.set(name, own[name])
     const body = mutation.payload.encoding === 'json' ? mutation.payload.json : mutation.payload.bytes
     const timeout = AbortSignal.timeout(this.options.timeoutMs)
     let response: Response
@@ -95,7 +113,7 @@ export class HttpTarget implements Target {
       }
       const cause = (error as { cause?: { code?: string; message?: string } }).cause
       // fetch refused to build the request (nothing was sent): sending it again changes nothing.
-      if (error instanceof TypeError && cause === undefined) {
+      if (error instanceof TypeError && (cause === undefined || cause.code === 'UND_ERR_INVALID_ARG' || cause.code === 'UND_ERR_NOT_SUPPORTED')) {
         throw new TargetError(`the request to ${this.url} cannot be made: ${error.message}`, { errorClass: 'fatal', code: 'HTTP_REQUEST_INVALID', cause: error })
       }
       // fetch refuses ports browsers block (e.g. 1, 9, 25, 6000): no retry will ever reach them.
