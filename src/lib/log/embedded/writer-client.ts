@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import type { Worker } from 'node:worker_threads'
 
 import type { WriterReply, WriterRequest } from './writer-thread.js'
-import type { Row, WriteResult } from './writer.js'
+import { packRows, unpackResults, type Row, type WriteResult } from './writer.js'
 
 // The build emits the thread as its own file next to the bundle; from TypeScript sources (unit tests)
 // it is absent and the log commits in process.
@@ -16,6 +16,7 @@ export function writerThreadAvailable(): boolean {
 }
 
 interface Waiting {
+  rows: Row[]
   resolve: (results: WriteResult[]) => void
   reject: (error: unknown) => void
 }
@@ -46,7 +47,7 @@ export class WriterThread {
       if ('error' in reply) waiting.reject(Object.assign(new Error(reply.error.message), reply.error))
       else {
         this.commits++
-        waiting.resolve(reply.results)
+        waiting.resolve(unpackResults(waiting.rows, reply.results))
       }
     })
     this.worker.on('error', (error) => this.failAll(error))
@@ -81,9 +82,10 @@ export class WriterThread {
   commit(rows: Row[]): Promise<WriteResult[]> {
     if (this.dead) return Promise.reject(this.dead)
     const seq = ++this.seq
-    const done = new Promise<WriteResult[]>((resolve, reject) => this.waiting.set(seq, { resolve, reject }))
+    const done = new Promise<WriteResult[]>((resolve, reject) => this.waiting.set(seq, { rows, resolve, reject }))
     this.worker.ref()
-    this.worker.postMessage({ seq, rows } satisfies WriterRequest)
+    const packed = packRows(rows)
+    this.worker.postMessage({ seq, rows: packed } satisfies WriterRequest, [packed.lengths.buffer, packed.numbers.buffer])
     return done
   }
 
