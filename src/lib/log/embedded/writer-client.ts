@@ -22,12 +22,17 @@ let idle: boolean | undefined
  * first large batch is committed). The thread buys wall time only from an idle core: on a busy one it
  * costs CPU (a second isolate, rows handed over and back) and wall time as well (two thread wake-ups
  * per commit on a loaded scheduler). Measured with 100k lines on 2 cores at load 13: the thread used
- * 1.19x the CPU of committing in process, for the same wall time.
+ * 1.19x the CPU of committing in process, for the same wall time. WAL_WRITER_THREAD=on or off decides
+ * it instead (a benchmark or a test that wants one path whatever the load).
  */
 export function idleCore(): boolean {
   if (idle === undefined) {
-    const { availableParallelism, loadavg } = process.getBuiltinModule('node:os')
-    idle = availableParallelism() - loadavg()[0]! >= 1
+    const given = process.env.WAL_WRITER_THREAD
+    if (given === 'on' || given === 'off') idle = given === 'on'
+    else {
+      const { availableParallelism, loadavg } = process.getBuiltinModule('node:os')
+      idle = availableParallelism() - loadavg()[0]! >= 1
+    }
   }
   return idle
 }
