@@ -181,7 +181,7 @@ describe('state directory problems (exit 5)', () => {
     const result = await wal.run(['produce', '-p', '1'], { env: { WAL_HOME: stateDir }, ...asUser })
     expect(result.code).toBe(5)
     expect(result.stderr).toMatch(/cannot (open|write to) the embedded log .*: permission denied/)
-    // A large stream commits on the writer thread; its failure is reported the same way.
+    // A large stream commits on the writer thread (when a core is idle); its failure is reported the same way.
     const stream = await wal.run(['produce'], {
       env: { WAL_HOME: stateDir },
       ...asUser,

@@ -5,13 +5,13 @@ import { DatabaseSync } from 'node:sqlite'
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 
-import { decodeEnvelopeLine, encodeEnvelope, MAX_KEY_CHARS } from '../../src/lib/envelope/envelope.js'
-import { invalidUtf8Offset, jsonDepth, MAX_PAYLOAD_DEPTH, scanObjectField, splitTopLevelArray } from '../../src/lib/envelope/json-text.js'
+import { decodeEnvelope, decodeEnvelopeLine, encodeEnvelope, MAX_KEY_CHARS, type Mutation } from '../../src/lib/envelope/envelope.js'
+import { invalidUtf8Offset, jsonDepth, MAX_PAYLOAD_DEPTH, scanKeyPayloadLine, scanObjectField, splitTopLevelArray } from '../../src/lib/envelope/json-text.js'
 import { InvalidRecordError } from '../../src/lib/errors.js'
 import { readLineChunks } from '../../src/lib/io/lines.js'
 import { EmbeddedLog } from '../../src/lib/log/embedded/embedded-log.js'
 import { DDL, PRAGMAS } from '../../src/lib/log/embedded/schema.js'
-import { LogWriter, toRow } from '../../src/lib/log/embedded/writer.js'
+import { LogWriter, packResults, packRows, toRow, unpackResults, unpackRows, type Row, type WriteResult } from '../../src/lib/log/embedded/writer.js'
 import { parseIsoTimeMs, parseStrictIsoTimeMs } from '../../src/lib/time.js'
 
 const defaults = { namespace: 'default', nowMs: Date.UTC(2026, 0, 2, 3, 4, 5, 6) }
@@ -84,6 +84,135 @@ describe('the JSON pre-scan', () => {
     expect(invalidUtf8Offset(Buffer.from([0x61, 0xed, 0xa0, 0x80]))).toBe(1) // an encoded surrogate
     expect(invalidUtf8Offset(Buffer.from([0xc0, 0x80]))).toBe(0) // overlong
     expect(invalidUtf8Offset(Buffer.from([0xe2, 0x82]))).toBe(0) // cut short
+  })
+})
+
+/** What the door makes of a line, or the message it refuses it with; the id (random) left out. */
+function outcome(decode: () => Mutation): unknown {
+  try {
+    const { id, key, ...rest } = decode()
+    return { ...rest, key: key === id ? '(the id)' : key }
+  } catch (error) {
+    return (error as Error).message
+  }
+}
+
+/** The door's ordinary way: the pre-scan for the payload's text, JSON.parse, then the envelope's decoding. */
+function parsedWay(line: string): () => Mutation {
+  return () => {
+    let span
+    try {
+      span = scanObjectField(line, 'payload')
+    } catch {
+      return decodeEnvelopeLine(line, defaults) // too deep: worded by the door itself
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(line)
+    } catch {
+      return decodeEnvelopeLine(line, defaults) // not JSON: worded by the door itself
+    }
+    return decodeEnvelope(parsed, defaults, span === undefined ? undefined : line.slice(span.start, span.end))
+  }
+}
+
+describe('the common shape ({"key", "payload"}) at the door', () => {
+  const tricky = [
+    '{"key":"k","payload":{"n":9007199254740993,"z":-0,"f":1.0e+2,"s":"\\ud800 \\u00e9 \\"x\\" \\\\"}}',
+    '{"payload":[1,2,3]}',
+    ' \t{ "payload" : "x" , "key" : "k" } \r',
+    '{"key":"a\\u0062c","payload":1}',
+    '{"key":"\\ud83d\\ude00","payload":true}',
+    '{"key":"\\ud800","payload":1}', // a lone surrogate in a key: refused
+    '{"key":"","payload":1}',
+    `{"key":"${'k'.repeat(MAX_KEY_CHARS)}","payload":1}`,
+    `{"key":"${'k'.repeat(MAX_KEY_CHARS + 1)}","payload":1}`,
+    '{"key":7,"payload":1}',
+    '{"key":"k"}',
+    '{}',
+    '{"key":"k","payload":1,"key":"j"}',
+    '{"payload":1,"payload":2}',
+    '{"pay\\u006coad":1}',
+    '{"key":"k","payload":1,"target":null}',
+    '{"key":"k","payload":1,}',
+    '{"key":"k","payload":01}',
+    '{"key":"k","payload":[1,]}',
+    '{"key":"k","payload":"a\tb"}', // a raw tab in a string
+    '{"key":"k","payload":"\\x"}',
+    '{"key":"k","payload":nul}',
+    '{"key":"k","payload":1} x',
+    '\ufeff{"payload":1}',
+    `{"payload":${nested(MAX_PAYLOAD_DEPTH)}}`,
+    `{"payload":${nested(MAX_PAYLOAD_DEPTH + 1)}}`,
+    `{"key":"k","payload":{"a":${nested(MAX_PAYLOAD_DEPTH - 1)}}}`,
+    `{"key":"k","payload":{"a":${nested(MAX_PAYLOAD_DEPTH)}}}`,
+    '{"key":"k","payload":"\u2028 é 😀"}',
+    '{"key":"k","payload":1e400}',
+    '[{"payload":1}]',
+    '{"__proto__":1,"payload":1}',
+  ]
+
+  it.each(tricky)('decodes %j as the ordinary way does, or refuses it with the same message', (line) => {
+    expect(outcome(() => decodeEnvelopeLine(line, defaults))).toEqual(outcome(parsedWay(line)))
+  })
+
+  it('keeps the payload byte-exact: big integers, -0, escapes and lone surrogates as they were written', () => {
+    const payload = '{"n":123456789012345678901234567890,"z":-0,"e":"\\u00e9\\ud800","w":[ 1 ,2 ]}'
+    const m = decodeEnvelopeLine(`{"key":"k","payload":${payload}}`, defaults)
+    expect(m.payload).toEqual({ encoding: 'json', json: payload })
+  })
+
+  it('takes only what JSON.parse reads as a key and a payload, over generated lines', () => {
+    let seed = 11
+    const next = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32)
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!
+    const atoms = ['1', '-0', '0.5e-3', '01', '1.', '-', 'true', 'tru', 'null', '"a"', '"\\u00e9"', '"\\u00g9"', '"\\q"', '"a\\"b"', '"\\\\"', '"\t"', '""', '"}]"', '[', ']', '{', '}', ',', ':']
+    const value = (depth: number): string => {
+      const r = next()
+      if (depth > 3 || r < 0.4) return pick(atoms)
+      if (r < 0.6) return `[${Array.from({ length: Math.floor(next() * 3) }, () => value(depth + 1)).join(pick([',', ', ', ',,', ' ']))}]`
+      if (r < 0.8) return `{${Array.from({ length: Math.floor(next() * 3) }, () => `${pick(['"a"', '"payload"', 'a'])}${pick([':', ' : ', ''])}${value(depth + 1)}`).join(pick([',', ' , ', '']))}}`
+      return pick(atoms) + pick(atoms)
+    }
+    let taken = 0
+    for (let i = 0; i < 5000; i++) {
+      const key = pick(['"key":"k",', '"key" : "a\\"b" ,', '"key":"\\u0041",', '', '"key":1,', '"key":"k","key":"j",'])
+      const line = `${pick(['', ' '])}{${key}"payload":${value(0)}${pick(['}', ' }', '', '}}', ',}'])}`
+      const spans = scanKeyPayloadLine(line, MAX_PAYLOAD_DEPTH)
+      if (spans === undefined) continue
+      taken++
+      const parsed = JSON.parse(line) as Record<string, unknown>
+      expect(Object.keys(parsed).every((name) => name === 'key' || name === 'payload'), line).toBe(true)
+      expect(JSON.parse(line.slice(spans.payloadStart, spans.payloadEnd)), line).toEqual(parsed.payload)
+      if (spans.keyStart === -1) expect(parsed.key).toBeUndefined()
+      else expect(JSON.parse(line.slice(spans.keyStart, spans.keyEnd)), line).toBe(parsed.key)
+      expect(outcome(() => decodeEnvelopeLine(line, defaults)), line).toEqual(outcome(parsedWay(line)))
+    }
+    expect(taken).toBeGreaterThan(100)
+  })
+})
+
+describe('rows crossing to the writer thread', () => {
+  it('arrive as they were sent, the common ones packed and any other whole, in order', () => {
+    const plain = (i: number, payload = `{"i":${i}}`): Row => [i % 3, `01ID${String(i).padStart(22, '0')}`, `k\u00e9y-${i}`, 1_700_000_000_000.123 + i, null, null, null, 0, null, payload, null, null]
+    const rows: Row[] = [
+      plain(0),
+      [1, 'X', 'k', 5, 6, 't', 'idem', 2, '{"h":"v"}', new Uint8Array([0, 255]), '[]', null],
+      plain(2, '"\\ud800 😀"'),
+      [2, 'Y', 'k', 5.5, null, null, null, 0, null, '1', null, ['txn-1', 0, -1, 1000]],
+      plain(4, ''),
+    ]
+    const packed = structuredClone(packRows(rows))
+    expect(packed.others).toHaveLength(2)
+    expect(unpackRows(packed)).toEqual(rows)
+    const results: WriteResult[] = [
+      { id: rows[0]![1], partition: 0, offset: 7, duplicate: false },
+      { id: 'earlier', partition: 2, offset: 1, duplicate: true },
+      { id: rows[2]![1], partition: 2, offset: 2 ** 40, duplicate: false },
+      { id: 'Y', partition: 2, offset: -1, duplicate: false, refused: 'why', txnRefused: true },
+      { id: rows[4]![1], partition: 1, offset: 0, duplicate: false },
+    ]
+    expect(unpackResults(rows, structuredClone(packResults(rows, results)))).toEqual(results)
   })
 })
 

@@ -212,6 +212,11 @@ export function invalidUtf8Offset(bytes: Uint8Array): number {
 let src = ''
 let pos = 0
 let depthLimit = 0
+/** The text has no backslash and no control character: a string in it ends at the next quote. */
+let plainText = false
+
+// eslint-disable-next-line no-control-regex
+const ESCAPE_OR_CONTROL = /[\\\u0000-\u001f]/
 
 function skipSpace(): void {
   for (;;) {
@@ -227,22 +232,31 @@ function isHex(c: number): boolean {
 
 /** A string at `pos` (its opening quote); leaves `pos` after the closing quote. */
 function scanString(): boolean {
-  pos++
+  // Locals, not the module's state, in the loop: this runs over most characters of every line produced.
+  const text = src
+  let at = pos + 1
+  if (plainText) {
+    // Nothing in the text to check character by character: found at native speed.
+    const end = text.indexOf('"', at)
+    if (end === -1) return false
+    pos = end + 1
+    return true
+  }
   for (;;) {
-    const c = src.charCodeAt(pos)
+    const c = text.charCodeAt(at)
     if (c === QUOTE) {
-      pos++
+      pos = at + 1
       return true
     }
     // Also the end of the text (NaN): not a string.
     if (!(c >= 0x20)) return false
     if (c === BACKSLASH) {
-      const e = src.charCodeAt(pos + 1)
+      const e = text.charCodeAt(at + 1)
       // " \ / b f n r t
-      if (e === QUOTE || e === BACKSLASH || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) pos += 2
-      else if (e === 0x75 && isHex(src.charCodeAt(pos + 2)) && isHex(src.charCodeAt(pos + 3)) && isHex(src.charCodeAt(pos + 4)) && isHex(src.charCodeAt(pos + 5))) pos += 6
+      if (e === QUOTE || e === BACKSLASH || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) at += 2
+      else if (e === 0x75 && isHex(text.charCodeAt(at + 2)) && isHex(text.charCodeAt(at + 3)) && isHex(text.charCodeAt(at + 4)) && isHex(text.charCodeAt(at + 5))) at += 6
       else return false
-    } else pos++
+    } else at++
   }
 }
 
@@ -328,5 +342,75 @@ export function isJsonWithin(text: string, maxDepth: number): boolean {
     return pos === text.length
   } finally {
     src = ''
+  }
+}
+
+/** Where the parts of a line of the common shape sit (see scanKeyPayloadLine). */
+export interface KeyPayloadSpans {
+  /** The key's string, quotes included: [keyStart, keyEnd); keyStart is -1 when the line has no key. */
+  keyStart: number
+  keyEnd: number
+  /** The payload's exact text: [payloadStart, payloadEnd). */
+  payloadStart: number
+  payloadEnd: number
+}
+
+function plainName(start: number, end: number, name: string): boolean {
+  return end - start === name.length && src.startsWith(name, start)
+}
+
+/**
+ * The shape nearly every `wal produce` line has — an object of a "payload" (any JSON value nesting at
+ * most `maxDepth` arrays and objects) and optionally a "key" string, each once, names written plainly —
+ * checked in one pass that builds nothing, as isJsonWithin checks a payload: what it accepts,
+ * JSON.parse accepts and reads as those two fields. Returns where they are; undefined for any other
+ * line, valid or not, which the caller then reads the ordinary way (parsing it, and wording the error).
+ */
+export function scanKeyPayloadLine(text: string, maxDepth: number): KeyPayloadSpans | undefined {
+  src = text
+  pos = 0
+  depthLimit = maxDepth
+  plainText = !ESCAPE_OR_CONTROL.test(text)
+  try {
+    skipSpace()
+    if (src.charCodeAt(pos) !== OPEN_OBJECT) return undefined
+    pos++
+    let keyStart = -1
+    let keyEnd = -1
+    let payloadStart = -1
+    let payloadEnd = -1
+    for (;;) {
+      skipSpace()
+      if (src.charCodeAt(pos) !== QUOTE) return undefined
+      const nameStart = pos + 1
+      if (!scanString()) return undefined
+      const isKey = plainName(nameStart, pos - 1, 'key')
+      if (!isKey && !plainName(nameStart, pos - 1, 'payload')) return undefined
+      skipSpace()
+      if (src.charCodeAt(pos) !== COLON) return undefined
+      pos++
+      skipSpace()
+      if (isKey) {
+        if (keyStart !== -1 || src.charCodeAt(pos) !== QUOTE) return undefined
+        keyStart = pos
+        if (!scanString()) return undefined
+        keyEnd = pos
+      } else {
+        if (payloadStart !== -1) return undefined
+        payloadStart = pos
+        if (!scanValue(0)) return undefined
+        payloadEnd = pos
+      }
+      skipSpace()
+      const next = src.charCodeAt(pos++)
+      if (next === CLOSE_OBJECT) break
+      if (next !== COMMA) return undefined
+    }
+    skipSpace()
+    if (pos !== text.length || payloadStart === -1) return undefined
+    return { keyStart, keyEnd, payloadStart, payloadEnd }
+  } finally {
+    src = ''
+    plainText = false
   }
 }

@@ -16,7 +16,7 @@ import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError
 import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, Positions, ReadOptions, SkipList, TxnInfo } from '../backend.js'
 import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION, TXN_DDL } from './schema.js'
 import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
-import { WriterThread, writerThreadAvailable } from './writer-client.js'
+import { idleCore, WriterThread, writerThreadAvailable } from './writer-client.js'
 import { EmbeddedConsumerStore } from './consumer-store.js'
 import { EmbeddedDeadLetterQueue } from './dead-letter-queue.js'
 import { EmbeddedSkipList } from './skip-list.js'
@@ -37,7 +37,7 @@ export interface EmbeddedLogOptions {
   create: boolean
   /** The namespace's txnTimeoutMs: parts and markers of an older open transaction are refused. */
   txnTimeoutMs?: number
-  /** Commit large batches on a writer thread (default: when the built thread module is there). */
+  /** Commit large batches on a writer thread when a core is idle (default: when the built thread module is there). */
   writerThread?: boolean
 }
 
@@ -300,9 +300,9 @@ export class EmbeddedLog implements LogBackend {
       const converted = error instanceof BackendUnavailableError ? error : unavailable(this.path, 'write to', error)
       for (const p of batch) p.reject(converted)
     }
-    // Large batches go to the writer thread, so the caller can prepare the next batch meanwhile. Once
-    // the thread is in use every commit goes through it, which keeps commits in order.
-    if (this.thread || (this.useWriterThread && rows.length >= WRITER_THREAD_MIN_ROWS)) {
+    // Large batches go to the writer thread when a core is idle, so the caller can prepare the next batch
+    // meanwhile. Once the thread is in use every commit goes through it, which keeps commits in order.
+    if (this.thread || (this.useWriterThread && rows.length >= WRITER_THREAD_MIN_ROWS && idleCore())) {
       this.thread ??= new WriterThread(this.path, LOCK_TIMEOUT_MS)
       this.thread.commit(rows).then(settle, fail)
       return

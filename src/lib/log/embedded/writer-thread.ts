@@ -8,9 +8,9 @@ import { DatabaseSync } from 'node:sqlite'
 import { parentPort, workerData } from 'node:worker_threads'
 
 import { PRAGMAS } from './schema.js'
-import { LogWriter, type Row, type WriteResult } from './writer.js'
+import { LogWriter, packResults, unpackRows, type PackedResults, type PackedRows } from './writer.js'
 
-export type WriterRequest = { seq: number; rows: Row[] } | { close: true }
+export type WriterRequest = { seq: number; rows: PackedRows } | { close: true }
 
 /** What crosses back from the thread when a commit fails (an Error does not survive postMessage whole). */
 export interface WriterFailure {
@@ -19,7 +19,7 @@ export interface WriterFailure {
   code?: string
 }
 
-export type WriterReply = { seq: number; results: WriteResult[] } | { seq: number; error: WriterFailure }
+export type WriterReply = { seq: number; results: PackedResults } | { seq: number; error: WriterFailure }
 
 const { path, lockTimeoutMs } = workerData as { path: string; lockTimeoutMs: number }
 let db: DatabaseSync | undefined
@@ -43,7 +43,9 @@ parentPort!.on('message', (request: WriterRequest) => {
       for (const pragma of PRAGMAS) db.exec(pragma)
       writer = new LogWriter(db)
     }
-    parentPort!.postMessage({ seq, results: writer.commit(rows) } satisfies WriterReply)
+    const unpacked = unpackRows(rows)
+    const results = packResults(unpacked, writer.commit(unpacked))
+    parentPort!.postMessage({ seq, results } satisfies WriterReply, [results.offsets.buffer])
   } catch (error) {
     const e = error as Error & { errcode?: number; code?: string }
     failure = { message: e.message, errcode: e.errcode, code: e.code }
