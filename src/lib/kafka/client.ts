@@ -61,10 +61,78 @@ function useLinearPartitionGrouping(): void {
   require.cache[path] = grouping
 }
 
+interface KafkajsEncoder {
+  buf: Buffer
+  writeVarInt(n: number): KafkajsEncoder
+  writeInt8(n: number): KafkajsEncoder
+  writeVarLong(n: unknown): KafkajsEncoder
+  writeVarIntBytes(value: unknown): KafkajsEncoder
+  writeVarIntString(value: string): KafkajsEncoder
+}
+type RecordHeaders = Record<string, unknown>
+
+let oneBufferRecords = false
+
+/**
+ * kafkajs 2.2.4 encodes each record header with an encoder of its own (a zero-filled 512-byte buffer,
+ * then copied into the record's) and starts each record's encoder at 512 bytes whatever its size: with
+ * wal's header on every record, most of a produce's allocations. This puts in its place an encoder of
+ * the same bytes (the Kafka record v2 layout) that writes the headers into the record's own buffer,
+ * of the record's size, before kafkajs requires it.
+ */
+function useOneBufferRecords(): void {
+  if (oneBufferRecords) return
+  oneBufferRecords = true
+  const require = createRequire(import.meta.url)
+  const path = require.resolve('kafkajs/src/protocol/recordBatch/record/v0/index.js')
+  const Encoder = require('kafkajs/src/protocol/encoder.js') as { new (initialSize?: number): KafkajsEncoder; sizeOfVarInt(n: number): number; sizeOfVarLong(n: unknown): number; sizeOfVarIntBytes(value: unknown): number }
+  const record = new Module(path)
+  record.filename = path
+  record.loaded = true
+  record.exports = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: { offsetDelta?: number; timestampDelta?: unknown; key: unknown; value: unknown; headers?: RecordHeaders }) => {
+    // As kafkajs: a header given a list of values is that header once per value.
+    const names: string[] = []
+    const values: unknown[] = []
+    for (const name of Object.keys(headers)) {
+      const v = headers[name]
+      if (Array.isArray(v)) {
+        for (const one of v) {
+          names.push(name)
+          values.push(one)
+        }
+      } else {
+        names.push(name)
+        values.push(v)
+      }
+    }
+    let headerBytes = Encoder.sizeOfVarInt(names.length)
+    for (let i = 0; i < names.length; i++) {
+      const nameBytes = Buffer.byteLength(names[i]!)
+      headerBytes += Encoder.sizeOfVarInt(nameBytes) + nameBytes + Encoder.sizeOfVarIntBytes(values[i])
+    }
+    const sizeOfBody = 1 + Encoder.sizeOfVarLong(timestampDelta) + Encoder.sizeOfVarInt(offsetDelta) + Encoder.sizeOfVarIntBytes(key) + Encoder.sizeOfVarIntBytes(value) + headerBytes
+    const encoder = new Encoder(1)
+    // Exactly the record's bytes, every one of them written below (from Node's pool: not zero-filled).
+    encoder.buf = Buffer.allocUnsafe(sizeOfBody + Encoder.sizeOfVarInt(sizeOfBody))
+    encoder
+      .writeVarInt(sizeOfBody)
+      .writeInt8(0)
+      .writeVarLong(timestampDelta)
+      .writeVarInt(offsetDelta)
+      .writeVarIntBytes(key)
+      .writeVarIntBytes(value)
+      .writeVarInt(names.length)
+    for (let i = 0; i < names.length; i++) encoder.writeVarIntString(names[i]!).writeVarIntBytes(values[i])
+    return encoder
+  }
+  require.cache[path] = record
+}
+
 /** kafkajs, imported on first use (it is never part of the start-up path of other commands). */
 export async function loadKafkajs(): Promise<KafkaModule> {
   quietNegativeTimeoutWarning()
   useLinearPartitionGrouping()
+  useOneBufferRecords()
   const kafkajs = await import('kafkajs')
   registerCodecs()
   return kafkajs
