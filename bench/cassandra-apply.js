@@ -6,13 +6,13 @@
 //
 //   npm run build && node bench/cassandra-apply.js [--records N]
 //
-// Reports the ratio; does not gate on it. Exits 1 when wal fails or a row is missing.
+// Reports the ratios of wall time and of CPU time; does not gate on them. Exits 1 when wal fails or a row is missing.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import cassandra from 'cassandra-driver'
 
 import { endpoints } from '../scripts/services/endpoints.js'
-import { BIN, ROOT, benchSandbox, countLabel, fmt, keyFor, recordsOption, runOrExit, spawnTimed, throughput } from './lib.js'
+import { BIN, ROOT, benchSandbox, countLabel, fmt, median, keyFor, recordsOption, runOrExit, spawnTimed, throughput } from './lib.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const AIM = 0.85
@@ -72,20 +72,20 @@ function configure(keyspace) {
 async function runWal(run) {
   const keyspace = await freshKeyspace(`wal${run}`)
   configure(keyspace)
-  const { code, stderr, ms } = await spawnTimed([BIN, 'consume', '-n', 'bench', '--until-idle'], { cwd, env })
+  const { code, stderr, ms, cpuMs } = await spawnTimed([BIN, 'consume', '-n', 'bench', '--until-idle'], { cwd, env })
   if (code !== 0) throw new Error(`wal consume exited ${code}:\n${stderr}`)
   const count = await rowCount(keyspace)
   if (count !== records) throw new Error(`wal applied ${count} rows, not ${records}`)
-  return ms
+  return { ms, cpuMs }
 }
 
 async function runRaw(run) {
   const keyspace = await freshKeyspace(`raw${run}`)
-  const { code, stderr, ms } = await spawnTimed([join(ROOT, 'bench', 'raw-cassandra-apply.js'), contactPoint, dc, keyspace, inputPath, String(CONCURRENCY)], { cwd, env: process.env })
+  const { code, stderr, ms, cpuMs } = await spawnTimed([join(ROOT, 'bench', 'raw-cassandra-apply.js'), contactPoint, dc, keyspace, inputPath, String(CONCURRENCY)], { cwd, env: process.env })
   if (code !== 0) throw new Error(`raw loop exited ${code}:\n${stderr}`)
   const count = await rowCount(keyspace)
   if (count !== records) throw new Error(`the raw loop wrote ${count} rows, not ${records}`)
-  return ms
+  return { ms, cpuMs }
 }
 
 await runOrExit(
@@ -94,21 +94,26 @@ await runOrExit(
     configure('unused')
     const produced = await spawnTimed([BIN, 'produce', '-n', 'bench'], { cwd, env, inputFile: inputPath, stdout: 'ignore' })
     if (produced.code !== 0) throw new Error(`wal produce exited ${produced.code}:\n${produced.stderr}`)
-    const walMs = []
-    const rawMs = []
+    const walRuns = []
+    const rawRuns = []
     for (let run = 0; run < RUNS; run++) {
-      walMs.push(await runWal(run))
-      rawMs.push(await runRaw(run))
-      console.log(`run ${run + 1}/${RUNS}: wal ${walMs[run].toFixed(0)} ms, raw cassandra-driver ${rawMs[run].toFixed(0)} ms`)
+      walRuns.push(await runWal(run))
+      rawRuns.push(await runRaw(run))
+      console.log(`run ${run + 1}/${RUNS}: wal ${walRuns[run].ms.toFixed(0)} ms (CPU ${walRuns[run].cpuMs.toFixed(0)} ms), raw cassandra-driver ${rawRuns[run].ms.toFixed(0)} ms (CPU ${rawRuns[run].cpuMs.toFixed(0)} ms)`)
     }
+    const walMs = walRuns.map((r) => r.ms)
+    const rawMs = rawRuns.map((r) => r.ms)
     const wal = throughput(records, walMs)
     const raw = throughput(records, rawMs)
     const ratio = wal.perSec / raw.perSec
+    const walCpu = median(walRuns.map((r) => r.cpuMs))
+    const rawCpu = median(rawRuns.map((r) => r.cpuMs))
+    const cpuRatio = rawCpu / walCpu
     console.log(
-      `cassandra apply ${countLabel(records)} puts x ~${meanPayload}B, concurrency ${CONCURRENCY}: wal consume ${fmt(wal.perSec)}/s; raw executeConcurrent ${fmt(raw.perSec)}/s (ratio ${ratio.toFixed(2)}x, aim >= ${AIM}x)`,
+      `cassandra apply ${countLabel(records)} puts x ~${meanPayload}B, concurrency ${CONCURRENCY}: wal consume ${fmt(wal.perSec)}/s; raw executeConcurrent ${fmt(raw.perSec)}/s (wall ratio ${ratio.toFixed(2)}x, CPU ${fmt(walCpu)} vs ${fmt(rawCpu)} ms: CPU ratio ${cpuRatio.toFixed(2)}x, aim >= ${AIM}x)`,
     )
     console.log(
-      JSON.stringify({ bench: 'cassandra-apply', records, payloadBytes: meanPayload, concurrency: CONCURRENCY, runs: RUNS, walMs: walMs.map(Math.round), rawMs: rawMs.map(Math.round), walPerSec: Math.round(wal.perSec), rawPerSec: Math.round(raw.perSec), ratio: Number(ratio.toFixed(3)) }),
+      JSON.stringify({ bench: 'cassandra-apply', records, payloadBytes: meanPayload, concurrency: CONCURRENCY, runs: RUNS, walMs: walMs.map(Math.round), rawMs: rawMs.map(Math.round), walPerSec: Math.round(wal.perSec), rawPerSec: Math.round(raw.perSec), ratio: Number(ratio.toFixed(3)), walCpuMs: walRuns.map((r) => Math.round(r.cpuMs)), rawCpuMs: rawRuns.map((r) => Math.round(r.cpuMs)), cpuRatio: Number(cpuRatio.toFixed(3)) }),
     )
   },
   async () => {

@@ -193,6 +193,21 @@ describe('a namespace on Kafka', () => {
 })
 
 describe('consumers on a Kafka namespace', () => {
+  it('applies each of 4,500 mutations once, in per-key order, reading the log a page at a time', async () => {
+    await namespace({ targets: { api: { type: 'http', url: server.url } } })
+    // More records than one page (1,000) and than one fetch of a partition: pages end mid-fetch.
+    const input = Array.from({ length: 4500 }, (_, i) => ({ key: `k${i % 7}`, payload: { i, pad: 'x'.repeat(300) } }))
+    expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })).code).toBe(0)
+    const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json', '--concurrency', '64'])
+    expect(consumed.code).toBe(0)
+    expect(JSON.parse(consumed.stdout).targets[0]).toMatchObject({ applied: 4500, lag: 0 })
+    const seen = server.received.map((r) => ({ key: r.key, i: (JSON.parse(r.body) as { i: number }).i }))
+    expect(seen).toHaveLength(4500)
+    for (let k = 0; k < 7; k++) {
+      expect(seen.filter((r) => r.key === `k${k}`).map((r) => r.i)).toEqual(input.filter((m) => m.key === `k${k}`).map((m) => m.payload.i))
+    }
+  })
+
   it('retry with backoff, dead-letter with the failure in DLQ headers, and replay once the target is fixed', async () => {
     const topic = await namespace({ targets: { api: { type: 'http', url: server.url, retry: { maxAttempts: 3, initialBackoffMs: 20, maxBackoffMs: 50 } } } })
     server.always('flaky', 503)

@@ -1,4 +1,6 @@
-import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
+import { createRequire, Module } from 'node:module'
+import { dirname } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 import { describeKafkaError, kafkaFault, loadKafkajs, riding } from '../../src/lib/kafka/client.js'
@@ -17,6 +19,37 @@ describe('kafkajs as wal loads it', () => {
       expect(list.map((m) => m.n)).toEqual([...list.map((m) => m.n)].sort((a, b) => a - b))
     }
     expect(group({ topic: 't', partitionMetadata: [], messages, partitioner: () => 0 })).toEqual({})
+  })
+})
+
+describe('records as wal encodes them for kafkajs', () => {
+  type Encode = (record: object) => { buffer: Buffer }
+  const require = createRequire(import.meta.url)
+  const path = require.resolve('kafkajs/src/protocol/recordBatch/record/v0/index.js')
+  /** kafkajs's own record encoder, compiled from its file (the module cache holds wal's once loaded). */
+  function kafkajsRecord(): Encode {
+    const original = new Module(path) as Module & { _compile(source: string, filename: string): void; paths: string[] }
+    original.filename = path
+    original.paths = (Module as unknown as { _nodeModulePaths(dir: string): string[] })._nodeModulePaths(dirname(path))
+    original._compile(readFileSync(path, 'utf8'), path)
+    return original.exports as Encode
+  }
+
+  it('are the bytes kafkajs writes: keys, values, headers (repeated, binary, non-ASCII), deltas small and large', async () => {
+    await loadKafkajs()
+    const wal = require(path) as Encode
+    const kafkajs = kafkajsRecord()
+    expect(wal).not.toBe(kafkajs)
+    const cases = [
+      { key: 'k', value: '{"a":1}' },
+      { key: null, value: null, headers: {} },
+      { key: Buffer.from([0, 255]), value: Buffer.alloc(100_000, 7), offsetDelta: 70_000, timestampDelta: 2 ** 40 },
+      { key: 'user-1', value: 'x'.repeat(200), offsetDelta: 3, timestampDelta: '12', headers: { 'wal-id': '01JABCDEFGHJKMNPQRSTVWXYZ0', 'wal-created-at': '2026-12-05T13:30:01.123456Z' } },
+      { key: 'ключ', value: '値', timestampDelta: -3, headers: { 'trace-ключ': 'значение', empty: '', bytes: Buffer.from([1, 0, 2]), many: ['1', Buffer.from('two'), 'три'] } },
+      { key: 'k', value: 'v', headers: Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`h${i}`, 'v'.repeat(i)])) },
+      ...[0x3fffffff, 0x40000000, -0x40000000, -0x40000001, 63, 64, -64, -65, 8191, 8192].map((timestampDelta, i) => ({ key: `k${i}`, value: 'v', timestampDelta, offsetDelta: 2 ** 20 + i })),
+    ]
+    for (const record of cases) expect(wal(record).buffer).toEqual(kafkajs(record).buffer)
   })
 })
 

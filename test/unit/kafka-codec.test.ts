@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { decodeEnvelopeLine } from '../../src/lib/envelope/envelope.js'
 import { assignShards } from '../../src/lib/log/kafka/group-member.js'
 import { ulidTimeMs } from '../../src/lib/log/kafka/kafka-log.js'
-import { decodeRecord, encodeRecord, foreignRecordId, type IncomingRecord } from '../../src/lib/log/kafka/record-codec.js'
+import { chunkedRecords, decodeRecord, encodeRecord, foreignRecordId, type IncomingRecord } from '../../src/lib/log/kafka/record-codec.js'
 
 const defaults = { namespace: 'orders', nowMs: Date.parse('2026-11-22T00:00:00Z') }
 
@@ -75,6 +75,27 @@ describe('the Kafka record codec', () => {
     const mutation = decodeEnvelopeLine(JSON.stringify({ key: 'k', payload: 1 }), defaults)
     const out = encodeRecord(mutation, { 'wal-dlq-target': 'api', 'wal-dlq-code': 'HTTP_400' })
     expect(decodeRecord(asIncoming(out, 0), 'orders.dlq', 0, 'orders').headers).toEqual({})
+  })
+})
+
+describe('a record against the size a topic takes', () => {
+  const record = (value: string) => encodeRecord(decodeEnvelopeLine(JSON.stringify({ key: 'k', payload: value, headers: { h: 'v' } }), defaults))
+  const LIMIT = 64 * 1024
+
+  it('stays one record when it fits, even when its characters take more than one byte each', () => {
+    const small = record('small')
+    expect(chunkedRecords(small, LIMIT)).toEqual([small])
+    // 50,000 bytes of two-byte characters: more than the limit counted as three bytes each, less in bytes.
+    const accented = record('é'.repeat(25_000))
+    expect(chunkedRecords(accented, LIMIT)).toEqual([accented])
+  })
+
+  it('is cut into chunks that hold its bytes in order once its UTF-8 bytes do not fit', () => {
+    const large = record('€'.repeat(30_000))
+    const chunks = chunkedRecords(large, LIMIT)
+    expect(chunks.length).toBeGreaterThan(1)
+    expect(Buffer.concat(chunks.map((c) => c.value as Buffer))).toEqual(Buffer.from(large.value as string))
+    for (const chunk of chunks) expect(chunk.key).toBe('k')
   })
 })
 

@@ -8,7 +8,7 @@ import type { NamespaceSettings } from '../../config/schema.js'
 import { payloadBytes, type LogRecord, type Mutation } from '../../envelope/envelope.js'
 import { NotFoundError } from '../../errors.js'
 import { riding } from '../../kafka/client.js'
-import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, ReadOptions, SkipList, TxnInfo } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, Positions, ReadOptions, SkipList, TxnInfo } from '../backend.js'
 import { partitionerFor } from '../partitioner.js'
 import { KafkaConnection } from './connection.js'
 import { KafkaConsumerStore } from './consumer-store.js'
@@ -248,7 +248,33 @@ export class KafkaLog implements LogBackend {
     return reassembled(this.readRecords(options), `topic ${this.topics.log}`)
   }
 
+  /**
+   * Up to `max` records from `from`, as `read` gives them first: a page of a fetch at a time (one promise
+   * per page, not two per record), for a consumer's hot path. Records past `max` stay in the fetch
+   * buffers for the next page; so does a payload in chunks not yet complete (it is read again from its
+   * first chunk).
+   */
+  async readPage(from: Positions, max: number): Promise<LogRecord[]> {
+    const reassembler = new Reassembler(`topic ${this.topics.log}`)
+    const out: LogRecord[] = []
+    for await (const page of this.readPages({ from })) {
+      for (const record of page) {
+        const whole = reassembler.push(record)
+        for (let i = 0; i < whole.length; i++) out.push(whole[i]!)
+      }
+      if (out.length >= max) break
+    }
+    // Per partition, what is left out is the end of its records here: read again from there next time.
+    if (out.length > max) out.length = max
+    return out
+  }
+
   private async *readRecords(options: ReadOptions): AsyncIterable<LogRecord> {
+    for await (const page of this.readPages(options)) yield* page
+  }
+
+  /** Records in offset order per partition, a run of one partition's records at a time. */
+  private async *readPages(options: ReadOptions): AsyncIterable<LogRecord[]> {
     const positions = new Map(options.from)
     for (const [p, offset] of positions) {
       const until = options.until?.get(p)
@@ -262,18 +288,18 @@ export class KafkaLog implements LogBackend {
         const buffer = this.takeBuffer(p, positions.get(p)!)
         if (!buffer) continue
         const until = options.until?.get(p)
-        let next = firstAtOrAfter(buffer.records, positions.get(p)!)
-        while (next < buffer.records.length) {
-          const record = buffer.records[next]!
-          if (until !== undefined && record.offset >= until) break
-          next++
-          positions.set(p, record.offset + 1)
-          yielded = true
-          yield record
-        }
+        const first = firstAtOrAfter(buffer.records, positions.get(p)!)
+        let next = first
+        while (next < buffer.records.length && (until === undefined || buffer.records[next]!.offset < until)) next++
+        const page = next > first ? buffer.records.slice(first, next) : undefined
+        if (page) positions.set(p, page.at(-1)!.offset + 1)
         // Past its last record, the fetch also stepped over what it skipped (control records, gaps).
         if (next >= buffer.records.length) positions.set(p, Math.max(positions.get(p)!, buffer.end))
         if (until !== undefined && positions.get(p)! >= until) positions.delete(p)
+        if (page) {
+          yielded = true
+          yield page
+        }
       }
       if (yielded) continue
       let fetched

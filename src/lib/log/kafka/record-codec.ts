@@ -77,10 +77,25 @@ export function encodeRecord(m: Mutation, extraHeaders?: Record<string, string>)
  * (see log/chunks.ts), each within what one request may carry.
  */
 export function chunkedRecords(record: OutgoingRecord, maxMessageBytes: number): OutgoingRecord[] {
-  const room = batchBudget(maxMessageBytes) - recordBytes({ ...record, value: '' }) - 256
+  const budget = batchBudget(maxMessageBytes)
+  // Nearly every record is far below the limit: an upper bound of its size (UTF-8 takes at most 3 bytes
+  // per UTF-16 unit) settles it without encoding the value to count its bytes.
+  if (recordBytesAtMost(record) + 256 <= budget) return [record]
+  const room = budget - recordBytes({ ...record, value: '' }) - 256
   const value = typeof record.value === 'string' ? Buffer.from(record.value) : record.value
   if (value.length <= room || room <= 1024) return [record]
   return chunkValue(value, room).map((chunk) => ({ ...record, value: chunk.value, headers: { ...record.headers, ...chunk.headers } }))
+}
+
+/** At least recordBytes(record), counted in UTF-16 units (no encoding). */
+function recordBytesAtMost(record: OutgoingRecord): number {
+  let units = record.key.length + (typeof record.value === 'string' ? record.value.length : record.value.length / 3)
+  let headers = 0
+  for (const name in record.headers) {
+    units += name.length + record.headers[name]!.length
+    headers++
+  }
+  return 70 + 4 * headers + 3 * units
 }
 
 function headerText(value: Buffer | string | Array<Buffer | string> | undefined): string | undefined {
