@@ -9,13 +9,46 @@ import { readFile, rm } from 'node:fs/promises'
 // ASCII words, ':' and '-', which sort the same by code unit; so the bundle compares them that way. The
 // build fails if the line is not found (an oclif upgrade), rather than silently losing the change.
 const OCLIF_SORT = '.sort((a, b) => a.id.localeCompare(b.id))'
-const oclifPlainSort = {
-  name: 'oclif-plain-sort',
+
+// oclif's modules require at load time everything they might use (help rendering, plugin globbing,
+// spinners, child_process, readline…), and evaluating all of that is most of a command's start-up. Each
+// top-level `const x_1 = require("…")` whose binding is only ever read as `x_1.name` (as TypeScript emits
+// them) becomes a stand-in that requires the module on first use: the same code runs, only what a command
+// path touches is loaded. A binding used any other way is left as it was.
+const LAZY_REQUIRE = /^const (\w+) = ((?:__importDefault|__importStar)\(require\((["'])[^"']+\3\)\)|require\((["'])[^"']+\4\));$/gm
+const LAZY_HELPER =
+  'function __walLazy(load) { let m; const get = () => (m === undefined ? (m = load()) : m); return new Proxy({}, {' +
+  ' get: (_, k) => get()[k], set: (_, k, v) => { get()[k] = v; return true }, has: (_, k) => k in get(),' +
+  ' ownKeys: () => Reflect.ownKeys(get()), getPrototypeOf: () => Reflect.getPrototypeOf(get()),' +
+  ' getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(get(), k); return d && { ...d, configurable: true } } }) }\n'
+let lazified = 0
+function lazyRequires(text) {
+  let changed = false
+  const out = text.replace(LAZY_REQUIRE, (line, name, expr) => {
+    // Every other mention of the binding must be a property read (`name.x`, `name[x]`).
+    const mentions = text.match(new RegExp(`(?<![\\w$.])${name}(?![\\w$])(?!\\s*[.[])`, 'g')) ?? []
+    if (mentions.length !== 1) return line
+    changed = true
+    lazified++
+    return `const ${name} = __walLazy(() => ${expr});`
+  })
+  return changed ? `${LAZY_HELPER}${out}` : text
+}
+
+const oclifLoad = {
+  name: 'oclif-load',
   setup(build) {
-    build.onLoad({ filter: /@oclif[\\/]core[\\/]lib[\\/]config[\\/]plugin\.js$/ }, async (args) => {
-      const text = await readFile(args.path, 'utf8')
-      if (!text.includes(OCLIF_SORT)) throw new Error(`${args.path}: the command sort to replace is not there any more; update scripts/build.mjs`)
-      return { contents: text.replace(OCLIF_SORT, '.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))'), loader: 'js' }
+    build.onLoad({ filter: /@oclif[\\/]core[\\/]lib[\\/].*\.js$/ }, async (args) => {
+      let text = await readFile(args.path, 'utf8')
+      if (/[\\/]config[\\/]plugin\.js$/.test(args.path)) {
+        if (!text.includes(OCLIF_SORT)) throw new Error(`${args.path}: the command sort to replace is not there any more; update scripts/build.mjs`)
+        text = text.replace(OCLIF_SORT, '.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))')
+      }
+      return { contents: lazyRequires(text), loader: 'js' }
+    })
+    build.onEnd(() => {
+      // A handful means the pattern no longer matches oclif's output (an upgrade): fail, do not lose it.
+      if (lazified < 100) throw new Error(`only ${lazified} of oclif's requires made lazy; update scripts/build.mjs`)
     })
   },
 }
@@ -49,7 +82,7 @@ await build({
   splitting: true,
   // Lighter stand-ins for two packages oclif loads on every start: see the files for why.
   alias: { 'wsl-utils': './src/lib/cli/wsl-utils-shim.ts', debug: './src/lib/cli/debug-shim.ts' },
-  plugins: [oclifPlainSort],
+  plugins: [oclifLoad],
 })
 // The embedded log's writer thread, self-contained: a Worker loads it by URL, and sharing chunks with
 // the CLI would only add files to every start.
