@@ -8,8 +8,9 @@ if (major < 22 || (major === 22 && minor < 13)) {
   )
   process.exit(1)
 }
-const { arch, homedir, platform, release } = await import('node:os')
-const { existsSync, lstatSync, mkdirSync, readFileSync } = await import('node:fs')
+// The built-ins themselves, not their ES module facades (which would load all of node:fs's streams).
+const { arch, homedir, platform, release } = process.getBuiltinModule('node:os')
+const { existsSync, lstatSync, mkdirSync, readFileSync } = process.getBuiltinModule('node:fs')
 
 // `wal --version` answers without loading the CLI: the same line oclif prints (name/version platform-arch
 // node-version), read from package.json. WSL (which oclif reports as "wsl", seen in the kernel's release
@@ -54,8 +55,7 @@ function compileCacheDir() {
 }
 const cacheDir = compileCacheDir()
 if (cacheDir) {
-  const { enableCompileCache } = await import('node:module')
-  enableCompileCache?.(cacheDir)
+  process.getBuiltinModule('node:module').enableCompileCache?.(cacheDir)
 }
 const bundle = new URL('../dist/index.js', import.meta.url)
 if (!existsSync(bundle)) {

@@ -2,6 +2,7 @@
 // `wal produce` start-up close to Node's own. Modules imported dynamically become their own chunks,
 // so a backend's or target's code (and its SDK, kept external) loads only when a namespace uses it.
 import { build } from 'esbuild'
+import { isBuiltin } from 'node:module'
 import { readFile, rm } from 'node:fs/promises'
 
 // oclif sorts the manifest's command ids with localeCompare on every start, and the first localeCompare
@@ -44,12 +45,36 @@ const oclifLoad = {
         if (!text.includes(OCLIF_SORT)) throw new Error(`${args.path}: the command sort to replace is not there any more; update scripts/build.mjs`)
         text = text.replace(OCLIF_SORT, '.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))')
       }
+      // Whether this is WSL, asked on every start: from the bundle itself rather than through a separate
+      // chunk's dynamic import (see src/lib/cli/wsl-utils-shim.ts).
+      if (/[\\/]util[\\/]os\.js$/.test(args.path)) {
+        const WSL = "(await import('wsl-utils')).isWsl"
+        if (!text.includes(WSL)) throw new Error(`${args.path}: the WSL check to replace is not there any more; update scripts/build.mjs`)
+        text = text.replace(WSL, "require('wsl-utils').isWsl")
+      }
       return { contents: lazyRequires(text), loader: 'js' }
     })
     build.onEnd(() => {
       // A handful means the pattern no longer matches oclif's output (an upgrade): fail, do not lose it.
       if (lazified < 100) throw new Error(`only ${lazified} of oclif's requires made lazy; update scripts/build.mjs`)
     })
+  },
+}
+
+// An ESM import of a Node built-in goes through an ES module facade that reads every export at once:
+// for node:fs that means loading its streams and fs/promises (with readline) on every start. Static
+// imports in the bundle take the built-in itself (process.getBuiltinModule), and read an export when
+// the code does.
+const builtinsAsIs = {
+  name: 'builtins-as-is',
+  setup(build) {
+    build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) =>
+      args.kind === 'import-statement' && isBuiltin(args.path) ? { path: args.path, namespace: 'builtin' } : undefined,
+    )
+    build.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path.startsWith('node:') ? args.path : `node:${args.path}`)})`,
+      loader: 'js',
+    }))
   },
 }
 
@@ -69,7 +94,7 @@ const common = {
   external: ['kafkajs', 'snappyjs', 'lz4js', '@bokuweb/zstd-wasm', '@aws-sdk/*', 'cassandra-driver', 'typescript', 'pino', 'prom-client', 'ink', 'react', 'react/*'],
   jsx: 'automatic',
   // Bundled CommonJS (oclif) calls require(); give ESM output one.
-  banner: { js: "import { createRequire as __walCreateRequire } from 'node:module'; const require = __walCreateRequire(import.meta.url);" },
+  banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },
   logLevel: 'warning',
 }
 
@@ -82,8 +107,8 @@ await build({
   splitting: true,
   // Lighter stand-ins for two packages oclif loads on every start: see the files for why.
   alias: { 'wsl-utils': './src/lib/cli/wsl-utils-shim.ts', debug: './src/lib/cli/debug-shim.ts' },
-  plugins: [oclifLoad],
+  plugins: [oclifLoad, builtinsAsIs],
 })
 // The embedded log's writer thread, self-contained: a Worker loads it by URL, and sharing chunks with
 // the CLI would only add files to every start.
-await build({ ...common, entryPoints: { 'embedded-writer': 'src/lib/log/embedded/writer-thread.ts' }, splitting: false })
+await build({ ...common, entryPoints: { 'embedded-writer': 'src/lib/log/embedded/writer-thread.ts' }, splitting: false, plugins: [builtinsAsIs] })
