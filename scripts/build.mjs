@@ -39,6 +39,9 @@ function lazyRequires(text) {
 const oclifLoad = {
   name: 'oclif-load',
   setup(build) {
+    build.onStart(() => {
+      lazified = 0
+    })
     build.onLoad({ filter: /@oclif[\\/]core[\\/]lib[\\/].*\.js$/ }, async (args) => {
       let text = await readFile(args.path, 'utf8')
       if (/[\\/]config[\\/]plugin\.js$/.test(args.path)) {
@@ -101,14 +104,30 @@ const common = {
 await rm(new URL('../dist', import.meta.url), { recursive: true, force: true })
 // The manifest is rewritten after the bundle (oclif manifest); until then the CLI must not use a stale one.
 await rm(new URL('../oclif.manifest.json', import.meta.url), { force: true })
-await build({
+const cli = {
   ...common,
-  entryPoints: { index: 'src/index.ts' },
   splitting: true,
   // Lighter stand-ins for two packages oclif loads on every start: see the files for why.
   alias: { 'wsl-utils': './src/lib/cli/wsl-utils-shim.ts', debug: './src/lib/cli/debug-shim.ts' },
   plugins: [oclifLoad, builtinsAsIs],
-})
+}
+await build({ ...cli, entryPoints: { index: 'src/index.ts' } })
+// `wal produce` on its own (src/produce-main.ts, chosen by bin/run.js): the same code in a few files. Its
+// chunks sit beside the full table's; a name both builds write is the same content (names are hashes).
+// The command imports its library on use (so that `wal produce --help` stays light in the full table);
+// here that library is the point, so the import is made static and it lands in the same file.
+const PRODUCE_LIB = "await import('../lib/produce/produce.js')"
+const produceLibStatic = {
+  name: 'produce-lib-static',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]src[\\/]commands[\\/]produce\.ts$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8')
+      if (!text.includes(PRODUCE_LIB)) throw new Error(`${args.path}: the import to make static is not there any more; update scripts/build.mjs`)
+      return { contents: `import * as __walProduceLib from '../lib/produce/produce.js'\n${text.replace(PRODUCE_LIB, '__walProduceLib')}`, loader: 'ts' }
+    })
+  },
+}
+await build({ ...cli, entryPoints: { 'produce-main': 'src/produce-main.ts' }, plugins: [...cli.plugins, produceLibStatic] })
 // The embedded log's writer thread, self-contained: a Worker loads it by URL, and sharing chunks with
 // the CLI would only add files to every start.
 await build({ ...common, entryPoints: { 'embedded-writer': 'src/lib/log/embedded/writer-thread.ts' }, splitting: false, plugins: [builtinsAsIs] })
