@@ -66,18 +66,25 @@ const oclifLoad = {
 
 // An ESM import of a Node built-in goes through an ES module facade that reads every export at once:
 // for node:fs that means loading its streams and fs/promises (with readline) on every start. Static
-// imports in the bundle take the built-in itself (process.getBuiltinModule), and read an export when
-// the code does.
+// imports in the bundle take the built-in itself (process.getBuiltinModule) from a small module that
+// exports its plain values by name; its getters (fs.promises, fs.ReadStream…) are not read, and importing
+// one by name fails the build (use the default export: fs.promises), as does reading one through `* as`.
 const builtinsAsIs = {
   name: 'builtins-as-is',
   setup(build) {
     build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) =>
-      args.kind === 'import-statement' && isBuiltin(args.path) ? { path: args.path, namespace: 'builtin' } : undefined,
+      args.kind === 'import-statement' && isBuiltin(args.path) ? { path: args.path.startsWith('node:') ? args.path : `node:${args.path}`, namespace: 'builtin' } : undefined,
     )
-    build.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
-      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path.startsWith('node:') ? args.path : `node:${args.path}`)})`,
-      loader: 'js',
-    }))
+    build.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => {
+      const builtin = process.getBuiltinModule(args.path)
+      const names = Object.getOwnPropertyNames(builtin).filter((name) => /^[A-Za-z_$][\w$]*$/.test(name) && name !== 'default' && 'value' in Object.getOwnPropertyDescriptor(builtin, name))
+      const id = JSON.stringify(args.path)
+      return { contents: `const m = process.getBuiltinModule(${id})\nexport default m\n${names.map((name) => `export const ${name} = m.${name}`).join('\n')}\n`, loader: 'js' }
+    })
+    build.onEnd((result) => {
+      const undefinedImport = result.warnings.find((warning) => /will always be undefined/.test(warning.text))
+      if (undefinedImport) throw new Error(`${undefinedImport.location?.file}:${undefinedImport.location?.line}: ${undefinedImport.text}`)
+    })
   },
 }
 
