@@ -8,8 +8,9 @@ if (major < 22 || (major === 22 && minor < 13)) {
   )
   process.exit(1)
 }
-const { arch, homedir, platform, release } = await import('node:os')
-const { existsSync, lstatSync, mkdirSync, readFileSync } = await import('node:fs')
+// The built-ins themselves, not their ES module facades (which would load all of node:fs's streams).
+const { arch, homedir, platform, release } = process.getBuiltinModule('node:os')
+const { existsSync, lstatSync, mkdirSync, readFileSync } = process.getBuiltinModule('node:fs')
 
 // `wal --version` answers without loading the CLI: the same line oclif prints (name/version platform-arch
 // node-version), read from package.json. WSL (which oclif reports as "wsl", seen in the kernel's release
@@ -54,13 +55,17 @@ function compileCacheDir() {
 }
 const cacheDir = compileCacheDir()
 if (cacheDir) {
-  const { enableCompileCache } = await import('node:module')
-  enableCompileCache?.(cacheDir)
+  process.getBuiltinModule('node:module').enableCompileCache?.(cacheDir)
 }
 const bundle = new URL('../dist/index.js', import.meta.url)
 if (!existsSync(bundle)) {
   process.stderr.write('wal: this checkout is not built yet (dist/index.js is missing)\n  hint: run npm ci (or npm run build) in it first\n')
   process.exit(1)
 }
-const { run } = await import(bundle.href)
+// `wal produce`, which scripts run once per mutation, has a bundle of its own: the same CLI in a few files
+// (see src/produce-main.ts). Only with the generated manifest there, which it relies on for the rest; its
+// help goes the usual way (the same output, without loading what writing needs).
+const produceBundle = new URL('../dist/produce-main.js', import.meta.url)
+const own = process.argv[2] === 'produce' && !process.argv.includes('--help') && !process.argv.includes('-h') && existsSync(produceBundle) && existsSync(new URL('../oclif.manifest.json', import.meta.url))
+const { run } = await import(own ? produceBundle.href : bundle.href)
 await run(import.meta.url)

@@ -101,7 +101,10 @@ const root = prepare()
 globalThis.__walSea = true
 // The same compile cache as bin/run.js: scripts call `wal produce` in loops.
 require('node:module').enableCompileCache?.(path.join(root, '.compile-cache'))
-const entry = path.join(root, 'dist', 'index.js')
+// `wal produce` (but not its help) starts from its own bundle, as bin/run.js does: see src/produce-main.ts.
+const args = process.argv.slice(2)
+const own = args[0] === 'produce' && !args.includes('--help') && !args.includes('-h')
+const entry = path.join(root, 'dist', own ? 'produce-main.js' : 'index.js')
 const { pathToFileURL } = require('node:url')
 import(pathToFileURL(entry).href)
   .then((wal) => wal.run(pathToFileURL(path.join(root, 'bin', 'run.js')).href))

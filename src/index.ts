@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs'
 
 import type { Command } from '@oclif/core/command'
 import type { Config } from '@oclif/core/config'
-import { execute } from '@oclif/core/execute'
-import { settings } from '@oclif/core/settings'
+
+import { runCli } from './lib/cli/run.js'
 
 /** Each command's module, imported when that command runs: a command path loads only its own code. */
 const LOADERS: Record<string, () => Promise<{ default: Command.Class }>> = {
@@ -72,34 +72,5 @@ export const COMMANDS: Record<string, unknown> = existsSync(new URL('../oclif.ma
 
 /** Runs the CLI; `dir` is the bin's import.meta.url, from which oclif finds package.json. */
 export async function run(dir: string): Promise<void> {
-  // wal runs from its bundle, never from TypeScript sources: without this, NODE_ENV=development or test
-  // makes oclif look for sources and load the TypeScript compiler on every command.
-  settings.enableAutoTranspile = false
-  // What wal creates (the state directory, its logs, key-value stores, token, daemon files; also file
-  // targets' outputs) is the user's alone, whatever umask the shell has: 0700 directories, 0600 files.
-  process.umask(0o077)
-  // A safety net: should the event loop ever run dry while a command is still pending (a promise nobody
-  // settles), say so in one line and exit 1, instead of Node's exit 13 "unsettled top-level await".
-  // When the reader of stdout goes away (`wal … | head`), what was left to print has nowhere to go: oclif's
-  // final flush then waits for a 'drain' that never comes. That is not a bug but the end of the output, so
-  // it ends quietly, as the reader asked.
-  let finished = false
-  let readerGone = false
-  const onStdoutError = (error: NodeJS.ErrnoException): void => {
-    if (error.code === 'EPIPE') readerGone = true
-  }
-  process.stdout.on('error', onStdoutError)
-  const onBeforeExit = (): void => {
-    if (finished) return
-    if (readerGone || process.stdout.destroyed) process.exit(process.exitCode ?? 0)
-    process.stderr.write('wal: internal error: the command stopped before it finished (a bug in wal; please report it, with WAL_DEBUG=1)\n')
-    process.exit(1)
-  }
-  process.on('beforeExit', onBeforeExit)
-  try {
-    await execute({ dir })
-  } finally {
-    finished = true
-    process.off('beforeExit', onBeforeExit)
-  }
+  await runCli(dir)
 }

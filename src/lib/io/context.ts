@@ -9,9 +9,24 @@ export interface Io {
   cwd: string
 }
 
-/** The real process. */
+/**
+ * The real process. Its streams are taken when first used: Node makes process.stdin (a socket for a pipe,
+ * with what that loads) on first access, which a `wal produce -p` that never reads stdin need not pay.
+ */
 export function processIo(): Io {
-  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }
+  return {
+    get stdin() {
+      return process.stdin
+    },
+    get stdout() {
+      return process.stdout
+    },
+    get stderr() {
+      return process.stderr
+    },
+    env: process.env,
+    cwd: process.cwd(),
+  }
 }
 
 /** Options every service shares. */
