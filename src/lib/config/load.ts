@@ -154,6 +154,7 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
           topic: t.topic,
           timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs,
           compression: t.compression ?? 'none',
+          partitioner: t.partitioner ?? 'murmur2',
           cluster: kafkaCluster(file, t.cluster, `${configPath}: key "namespaces.${namespace}.targets.${name}.cluster"`, base),
         }
       case 'sqs':

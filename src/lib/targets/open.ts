@@ -18,7 +18,7 @@ export async function openTarget(settings: TargetSettings): Promise<Target> {
       return new FileTarget({ name: settings.name, path: settings.path })
     }
     case 'kafka': {
-      return KafkaTarget.open({ name: settings.name, topic: settings.topic, timeoutMs: settings.timeoutMs, cluster: settings.cluster, compression: settings.compression })
+      return KafkaTarget.open({ name: settings.name, topic: settings.topic, timeoutMs: settings.timeoutMs, cluster: settings.cluster, compression: settings.compression, partitioner: settings.partitioner })
     }
     case 'sqs': {
       const { SqsTarget } = await import('./sqs/sqs-target.js')
