@@ -30,7 +30,7 @@ async function explain(wal: Sandbox, id: string): Promise<Explained | null> {
 }
 
 describe('an HTTP target pointed at the write API of another wal daemon', () => {
-  it('writes each mutation once at the next hop, in order, although the daemon was frozen (SIGSTOP) and the target retried every request it timed out on', async () => {
+  it('passes each mutation on once — id, key, headers, payload bytes and createdAt — in order, although the daemon was frozen (SIGSTOP) and the target retried every request it timed out on', async () => {
     writeFileSync(join(second.cwd, '.walrc.json'), JSON.stringify({ daemon: { port: 0, token: TOKEN }, namespaces: { hop2: { partitions: 2, targets: { store: { type: 'kv' } } } } }))
     const daemon = await startForegroundDaemon(second)
     writeFileSync(
@@ -40,14 +40,17 @@ describe('an HTTP target pointed at the write API of another wal daemon', () => 
           hop1: {
             partitions: 2,
             retry: { maxAttempts: 50, initialBackoffMs: 50, maxBackoffMs: 200, jitter: 0 },
+            // A URL of a wal write API: the body is the envelope (body: envelope is the default there).
             targets: { next: { type: 'http', url: `${daemon.url}/v1/namespaces/hop2/mutations`, timeoutMs: 500, headers: { authorization: `Bearer ${TOKEN}` } } },
           },
         },
       }),
     )
-    // Each payload is an envelope for the next hop, as its write API takes it.
-    const lines = Array.from({ length: 5 }, (_, seq) => JSON.stringify({ key: 'k', payload: { key: 'k', payload: { seq } } }))
-    const produced = await first.run(['produce', '-n', 'hop1', '--json'], { input: lines.join('\n') + '\n' })
+    const lines = [
+      ...Array.from({ length: 4 }, (_, seq) => ({ key: 'k', payload: { seq, text: 'é\u2028 "q"' }, headers: { source: 'crm', 'x-ü': 'naïve ☃' } })),
+      { key: 'k', payload: Buffer.from([0, 1, 0xfe, 0xff]).toString('base64'), payloadEncoding: 'base64', headers: { 'not a token': 'v' } },
+    ]
+    const produced = await first.run(['produce', '-n', 'hop1', '--json'], { input: lines.map((l) => JSON.stringify(l)).join('\n') + '\n' })
     expect(produced.code, produced.stderr).toBe(0)
     const ids = jsonLines<Ack>(produced.stdout).map((a) => a.id)
 
@@ -65,8 +68,9 @@ describe('an HTTP target pointed at the write API of another wal daemon', () => 
     const tail = await second.run(['tail', '-n', 'hop2', '--json'])
     expect(tail.code, tail.stderr).toBe(0)
     const hop2 = jsonLines<Envelope>(tail.stdout)
-    expect(hop2.map((e) => (e.payload as { seq: number }).seq)).toEqual([0, 1, 2, 3, 4])
-    expect(hop2.map((e) => e.key)).toEqual(['k', 'k', 'k', 'k', 'k'])
+    const hop1 = jsonLines<Envelope>((await first.run(['tail', '-n', 'hop1', '--json'])).stdout)
+    const travels = (e: Envelope): unknown[] => [e.id, e.key, e.headers, e.payload, e.payloadEncoding, e.createdAt]
+    expect(hop2.map(travels)).toEqual(hop1.map(travels))
     // The target sends the mutation id as Idempotency-Key; the daemon takes it as the idempotency key.
     expect(hop2.map((e) => e.idempotencyKey)).toEqual(ids)
   }, 180_000)

@@ -122,6 +122,8 @@ export const TargetConfigSchema = v.variant(
       type: v.literal('http'),
       url: HttpUrl,
       method: v.optional(v.picklist(['POST', 'PUT'], 'POST or PUT')),
+      /** What the request carries: the payload, or the whole envelope (for another wal's write API). */
+      body: v.optional(v.picklist(['payload', 'envelope'], '"payload" or "envelope"')),
       timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
       // What fetch can send: a token for the name; Latin-1 without line breaks or NUL for the value.
       headers: v.optional(
@@ -356,7 +358,7 @@ export interface CassandraClusterSettings {
 /** The effective settings of one target, namespace and global defaults applied. */
 export type TargetSettings = (
   | { type: 'kv'; path: string }
-  | { type: 'http'; url: string; method: 'POST' | 'PUT'; timeoutMs: number; headers: Record<string, string> }
+  | { type: 'http'; url: string; method: 'POST' | 'PUT'; body: 'payload' | 'envelope'; timeoutMs: number; headers: Record<string, string> }
   | { type: 'file'; path: string }
   | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings; compression: Compression; partitioner: 'murmur2' | 'consistent_random' }
   | { type: 'sqs'; queue: string; fifo: boolean; cluster: SqsClusterSettings }
