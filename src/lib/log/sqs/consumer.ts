@@ -7,7 +7,8 @@
  *   third of the visibility timeout) for as long as its apply runs, and is deleted only once every
  *   target it is for has applied it (or dead-lettered it).
  * - Retries: the message is not deleted but hidden for the backoff (ChangeMessageVisibility), so SQS
- *   delivers it again then; the attempt number is its receive count. At the policy's maxAttempts, or on a
+ *   delivers it again then; the attempt number is its receive count (less the receives that only put it
+ *   back behind an earlier message of its key). At the policy's maxAttempts, or on a
  *   fatal error, wal sends it to the DLQ itself with why (`wal-dlq-*` attributes, the failure history in
  *   the envelope) and deletes it. The queue's redrive policy (maxReceiveCount, above maxAttempts) is the
  *   net for what wal never finished: a consumer that kept crashing, a message peeked too often.
@@ -73,6 +74,8 @@ interface Memory {
   done: Set<string>
   failures: Failure[]
   lastSeenMs: number
+  /** Receives that only put it back behind an earlier message of its key: no attempt, though SQS counts them. */
+  skipped: number
 }
 
 interface TargetRun extends SqsConsumerTarget {
@@ -270,7 +273,8 @@ export class SqsConsumer {
       }
       const blockedUntil = this.blocked.get(mutation.key)
       if (blockedUntil !== undefined && blockedUntil > Date.now()) {
-        // An earlier message of this key waits: this one goes back behind it.
+        // An earlier message of this key waits: this one goes back behind it, and that receive was no attempt.
+        this.remember(message.MessageId!).skipped++
         await queues.changeVisibility(queue.url, [receipt], Math.ceil((blockedUntil - Date.now()) / 1000))
         return
       }
@@ -442,12 +446,19 @@ export class SqsConsumer {
     await log.queues.delete(queue.url, [message.ReceiptHandle!])
   }
 
-  private async apply(queue: ShardQueue, message: Message, mutation: Mutation): Promise<void> {
-    const id = message.MessageId!
-    const attempt = Math.max(1, Number(message.Attributes?.ApproximateReceiveCount ?? 1))
-    const memory = this.memory.get(id) ?? { done: new Set<string>(), failures: [], lastSeenMs: Date.now() }
+  /** What this process remembers of a message (made on first sight), marked as seen now. */
+  private remember(id: string): Memory {
+    const memory = this.memory.get(id) ?? { done: new Set<string>(), failures: [], lastSeenMs: 0, skipped: 0 }
     memory.lastSeenMs = Date.now()
     this.memory.set(id, memory)
+    return memory
+  }
+
+  private async apply(queue: ShardQueue, message: Message, mutation: Mutation): Promise<void> {
+    const id = message.MessageId!
+    const memory = this.remember(id)
+    // Tries, not receives: those that only put it back behind an earlier message of its key spend nothing.
+    const attempt = Math.max(1, Number(message.Attributes?.ApproximateReceiveCount ?? 1) - memory.skipped)
     if (mutation.target !== null && !this.runs.some((r) => r.settings.name === mutation.target)) {
       // Addressed to a target the namespace no longer has: dead-lettered with why, never dropped.
       await this.deadLetterUnknownTarget(queue, { ...mutation, attempts: attempt }, id)
