@@ -111,4 +111,30 @@ describe('retries on a FIFO SQS namespace', () => {
       await server.close()
     }
   })
+
+  it("never applies a key's later message ahead of an earlier one that went back for a retry, also when the retry's wait is over before the later one's turn comes", async () => {
+    const server = await startTargetServer()
+    try {
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url } },
+        retry: { maxAttempts: 5, initialBackoffMs: 1000, multiplier: 1, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 10 },
+      })
+      prefixes.push(queue)
+      // One apply at a time, each slower than the retry's 1 s wait: a's first fails, b's run meanwhile.
+      server.failFirst('a', 1)
+      server.slow(1500)
+      const input = [0, 1, 2].flatMap((i) => [{ key: 'a', payload: { i } }, { key: 'b', payload: { i } }])
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })).code).toBe(0)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--concurrency', '1', '--json'])
+      expect(consumed.code, consumed.stderr).toBe(0)
+      expect((JSON.parse(consumed.stdout) as Summary).targets[0]).toMatchObject({ applied: 6, deadLettered: 0 })
+      const requests = (key: string): number[] => server.received.filter((r) => r.key === key).map((r) => (JSON.parse(r.body) as { i: number }).i)
+      expect(requests('a')).toEqual([0, 0, 1, 2])
+      expect(requests('b')).toEqual([0, 1, 2])
+    } finally {
+      await server.close()
+    }
+  })
 })
