@@ -112,3 +112,38 @@ describe('two namespaces chained through a Kafka target', () => {
     }
   })
 })
+
+describe('a Kafka target whose topic is read by a namespace with the consistent_random partitioner', () => {
+  it('puts each key in the partition where that namespace (and kcat) put it, so a key\'s forwarded and own mutations stay in one partition, in order', async () => {
+    writeFileSync(
+      join(wal.cwd, '.walrc.json'),
+      JSON.stringify({
+        clusters: { kafka: { main: { brokers: endpoints.kafka.brokers } } },
+        namespaces: {
+          'region-a': { partitions: 4, targets: { 'eu-west': { type: 'kafka', cluster: 'main', topic, partitioner: 'consistent_random' } } },
+          'region-b': { backend: 'kafka', cluster: 'main', topic, partitions: 4, partitioner: 'consistent_random', targets: { kv: { type: 'kv' } } },
+        },
+      }),
+    )
+    expect((await wal.run(['ns', 'init', '-n', 'region-a'])).code).toBe(0)
+    expect((await wal.run(['ns', 'init', 'region-b'])).code).toBe(0)
+    const keys = Array.from({ length: 12 }, (_, k) => `user-${k}`)
+    // First a mutation of each key forwarded from A, then one produced in B itself.
+    const produceA = await wal.run(['produce', '-n', 'region-a'], { input: ndjson(keys.map((key) => ({ key, payload: { from: 'a' } }))) })
+    expect(produceA.code, produceA.stderr).toBe(0)
+    const consumedA = await wal.run(['consume', '-n', 'region-a', '--until-idle'])
+    expect(consumedA.code, consumedA.stderr).toBe(0)
+    const produceB = await wal.run(['produce', '-n', 'region-b'], { input: ndjson(keys.map((key) => ({ key, payload: { from: 'b' } }))) })
+    expect(produceB.code, produceB.stderr).toBe(0)
+
+    const tail = await wal.run(['tail', '-n', 'region-b', '--json'])
+    expect(tail.code, tail.stderr).toBe(0)
+    const records = jsonLines<Envelope>(tail.stdout)
+    expect(records).toHaveLength(2 * keys.length)
+    for (const key of keys) {
+      const ofKey = records.filter((r) => r.key === key)
+      expect(new Set(ofKey.map((r) => r.partition)).size, key).toBe(1)
+      expect(ofKey.sort((x, y) => x.offset - y.offset).map((r) => (r.payload as { from: string }).from), key).toEqual(['a', 'b'])
+    }
+  })
+})

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { endpoints } from '../../scripts/services/endpoints.js'
 import { deleteTopics, kafkaNamespace } from '../helpers/kafka-namespace.js'
-import { makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
+import { jsonLines, makeSandbox, ndjson, type Envelope, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 const topics: string[] = []
@@ -66,5 +66,29 @@ describe('wal tail on a Kafka topic, against kcat', () => {
       if (matching.length > 0) expected.set(p, matching)
     }
     expect(byPartition(deletes.stdout)).toEqual(expected)
+  })
+})
+
+describe('records kcat writes into a Kafka namespace', () => {
+  it('reads a wal-not-before header in ISO 8601 as well as in epoch milliseconds, as the other time headers, instead of quarantining the record', async () => {
+    const topic = await kafkaNamespace(wal, { partitions: 1 })
+    topics.push(topic)
+    const send = (key: string, id: string, notBefore: string): void => {
+      const op = JSON.stringify({ op: 'put', table: 't', key: { id: key }, item: { id: key } })
+      const result = spawnSync('kcat', ['-b', endpoints.kafka.brokers[0]!, '-P', '-t', topic, '-K', '\t', '-H', `wal-id=${id}`, '-H', `wal-not-before=${notBefore}`], { input: `${key}\t${op}\n`, encoding: 'utf8', timeout: 60_000 })
+      expect(result.status, result.stderr).toBe(0)
+    }
+    send('iso', '01M80K6XFDG62PY7DFWNXXTEA1', '2026-01-02T03:04:05.678Z')
+    send('millis', '01M80K6XFDG62PY7DFWNXXTEA2', String(Date.parse('2026-01-02T03:04:05.678Z')))
+    const tail = await wal.run(['tail', '-n', 'orders', '--json'])
+    expect(tail.code, tail.stderr).toBe(0)
+    const records = jsonLines<Envelope & { error?: string }>(tail.stdout)
+    expect(records.map((r) => [r.key, r.error, r.notBefore])).toEqual([
+      ['iso', undefined, '2026-01-02T03:04:05.678Z'],
+      ['millis', undefined, '2026-01-02T03:04:05.678Z'],
+    ])
+    const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+    expect(consumed.code, consumed.stderr).toBe(0)
+    expect(JSON.parse(consumed.stdout).targets[0]).toMatchObject({ applied: 2, deadLettered: 0 })
   })
 })

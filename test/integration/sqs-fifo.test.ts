@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { startTargetServer } from '../helpers/http-target-server.js'
 import { deleteQueues, queueUrl, sqsNamespace, testSqs } from '../helpers/sqs-namespace.js'
 import { jsonLines, makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
 
@@ -82,4 +83,58 @@ describe('the DLQ of a FIFO SQS namespace', () => {
     expect(purged.code, purged.stderr).toBe(0)
     expect((JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: unknown[] }).entries).toHaveLength(0)
   }, 120_000)
+})
+
+describe('retries on a FIFO SQS namespace', () => {
+  it("count a message's tries, not the receives that only put it back behind an earlier one of its key, so those never spend its attempts", async () => {
+    const server = await startTargetServer()
+    try {
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url } },
+        retry: { maxAttempts: 3, initialBackoffMs: 1000, multiplier: 1, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 10 },
+      })
+      prefixes.push(queue)
+      // The first of the key fails twice (applied on its third and last attempt); those received with
+      // it wait behind it each time.
+      server.failFirst('k', 2)
+      const produced = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(Array.from({ length: 6 }, (_, i) => ({ key: 'k', payload: { i } }))) })
+      expect(produced.code, produced.stderr).toBe(0)
+      const ids = jsonLines<{ id: string }>(produced.stdout).map((a) => a.id)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      expect(consumed.code, consumed.stderr).toBe(0)
+      expect((JSON.parse(consumed.stdout) as Summary).targets[0]).toMatchObject({ applied: 6, deadLettered: 0 })
+      const attempts = ids.map((id) => server.received.filter((r) => r.idempotencyKey === id).map((r) => r.attempt))
+      expect(attempts).toEqual([[1, 2, 3], [1], [1], [1], [1], [1]])
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("never applies a key's later message ahead of an earlier one that went back for a retry, also when the retry's wait is over before the later one's turn comes", async () => {
+    const server = await startTargetServer()
+    try {
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url } },
+        retry: { maxAttempts: 5, initialBackoffMs: 1000, multiplier: 1, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 10 },
+      })
+      prefixes.push(queue)
+      // One apply at a time, each slower than the retry's 1 s wait: a's first fails, b's run meanwhile.
+      server.failFirst('a', 1)
+      server.slow(1500)
+      const input = [0, 1, 2].flatMap((i) => [{ key: 'a', payload: { i } }, { key: 'b', payload: { i } }])
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })).code).toBe(0)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--concurrency', '1', '--json'])
+      expect(consumed.code, consumed.stderr).toBe(0)
+      expect((JSON.parse(consumed.stdout) as Summary).targets[0]).toMatchObject({ applied: 6, deadLettered: 0 })
+      const requests = (key: string): number[] => server.received.filter((r) => r.key === key).map((r) => (JSON.parse(r.body) as { i: number }).i)
+      expect(requests('a')).toEqual([0, 0, 1, 2])
+      expect(requests('b')).toEqual([0, 1, 2])
+    } finally {
+      await server.close()
+    }
+  })
 })

@@ -144,7 +144,7 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
       case 'kv':
         return { ...common, type: 'kv', path: t.path ? paths(t.path) : join(stateDir, 'kv', `${namespace}.db`) }
       case 'http':
-        return { ...common, type: 'http', url: t.url, method: t.method ?? 'POST', timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs, headers: t.headers ?? {} }
+        return { ...common, type: 'http', url: t.url, method: t.method ?? 'POST', body: t.body ?? httpBodyDefault(t.url), timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs, headers: t.headers ?? {} }
       case 'file':
         return { ...common, type: 'file', path: paths(t.path) }
       case 'kafka':
@@ -154,6 +154,7 @@ function targetSettings(namespace: string, ns: NamespaceConfig, retry: RetryPoli
           topic: t.topic,
           timeoutMs: t.timeoutMs ?? DEFAULTS.httpTimeoutMs,
           compression: t.compression ?? 'none',
+          partitioner: t.partitioner ?? 'murmur2',
           cluster: kafkaCluster(file, t.cluster, `${configPath}: key "namespaces.${namespace}.targets.${name}.cluster"`, base),
         }
       case 'sqs':
@@ -529,4 +530,9 @@ export function namespaceSettings(config: ResolvedConfig, given: string | undefi
     return settings
   }
   throw new UnknownNamespaceError(name, [...config.namespaces.keys()], config.path ?? 'the configuration')
+}
+
+/** An HTTP target pointed at a wal daemon's write API sends envelopes (what that API takes); others, payloads. */
+function httpBodyDefault(url: string): 'payload' | 'envelope' {
+  return /\/v1\/namespaces\/[^/]+\/mutations\/?$/.test(new URL(url).pathname) ? 'envelope' : 'payload'
 }

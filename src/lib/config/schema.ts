@@ -112,6 +112,9 @@ const common = { retry: v.optional(RetrySchema), rate: v.optional(Rate) }
 /** How record batches sent to Kafka are compressed. */
 const CompressionSetting = v.picklist(['none', 'gzip', 'snappy', 'lz4', 'zstd'], 'a compression: "none", "gzip", "snappy", "lz4" or "zstd"')
 
+/** Which partition a key's records go to on a Kafka topic (see src/lib/log/partitioner.ts). */
+const PartitionerSetting = v.picklist(['murmur2', 'consistent_random'], '"murmur2" (Kafka\'s Java client, the default) or "consistent_random" (librdkafka\'s default: kcat, confluent-kafka)')
+
 export const TargetConfigSchema = v.variant(
   'type',
   [
@@ -120,6 +123,8 @@ export const TargetConfigSchema = v.variant(
       type: v.literal('http'),
       url: HttpUrl,
       method: v.optional(v.picklist(['POST', 'PUT'], 'POST or PUT')),
+      /** What the request carries: the payload, or the whole envelope (for another wal's write API). */
+      body: v.optional(v.picklist(['payload', 'envelope'], '"payload" or "envelope"')),
       timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
       // What fetch can send: a token for the name; Latin-1 without line breaks or NUL for the value.
       headers: v.optional(
@@ -141,6 +146,8 @@ export const TargetConfigSchema = v.variant(
       topic: v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,249}$/, 'a topic name: letters, digits, ".", "_" or "-"')),
       timeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
       compression: v.optional(CompressionSetting),
+      /** Where a key's records go: as the namespace that reads the topic places them (its `partitioner`). */
+      partitioner: v.optional(PartitionerSetting),
       ...common,
     }),
     v.strictObject({
@@ -189,7 +196,7 @@ export const NamespaceConfigSchema = v.strictObject({
   /** Kafka namespaces: how keys map to partitions (murmur2, or librdkafka's consistent_random). */
   /** Kafka namespaces: how the record batches of the log (and its DLQ and state topics) are compressed. */
   compression: v.optional(CompressionSetting),
-  partitioner: v.optional(v.picklist(['murmur2', 'consistent_random'], '"murmur2" (Kafka\'s Java client, the default) or "consistent_random" (librdkafka\'s default: kcat, confluent-kafka)')),
+  partitioner: v.optional(PartitionerSetting),
   replicationFactor: v.optional(v.pipe(v.number('a replication factor'), v.integer('a whole number'), v.minValue(1, 'a replication factor from 1 to 16'), v.maxValue(16, 'a replication factor from 1 to 16'))),
   retentionMs: v.optional(v.pipe(v.number('a retention in milliseconds'), v.integer('whole milliseconds'), v.minValue(-1, 'a retention in ms, or -1 to keep forever'))),
   partitions: v.optional(Partitions),
@@ -356,9 +363,9 @@ export interface CassandraClusterSettings {
 /** The effective settings of one target, namespace and global defaults applied. */
 export type TargetSettings = (
   | { type: 'kv'; path: string }
-  | { type: 'http'; url: string; method: 'POST' | 'PUT'; timeoutMs: number; headers: Record<string, string> }
+  | { type: 'http'; url: string; method: 'POST' | 'PUT'; body: 'payload' | 'envelope'; timeoutMs: number; headers: Record<string, string> }
   | { type: 'file'; path: string }
-  | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings; compression: Compression }
+  | { type: 'kafka'; topic: string; timeoutMs: number; cluster: KafkaClusterSettings; compression: Compression; partitioner: 'murmur2' | 'consistent_random' }
   | { type: 'sqs'; queue: string; fifo: boolean; cluster: SqsClusterSettings }
   | {
       type: 'cassandra'

@@ -170,7 +170,8 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     inFlight++
     const startedMs = performance.now()
     try {
-      const answer = await write(namespace, text, request.headers['content-type'], txn, step)
+      const idempotencyKey = request.headers['idempotency-key']
+      const answer = await write(namespace, text, request.headers['content-type'], txn, step, typeof idempotencyKey === 'string' ? idempotencyKey : undefined)
       if (answer.status === 200) ctx.metrics.produceSeconds.observe({ namespace }, (performance.now() - startedMs) / 1000)
       send(response, route, answer.status, answer.body, answer.status === 503 ? { 'retry-after': '1' } : {})
     } finally {
@@ -178,7 +179,7 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     }
   }
 
-  const write = async (namespace: string, text: Buffer, contentType: string | undefined, txn?: string | null, step?: { kind: 'parts' } | { kind: 'commit'; parts: string | null }): Promise<ProduceAnswer> => {
+  const write = async (namespace: string, text: Buffer, contentType: string | undefined, txn?: string | null, step?: { kind: 'parts' } | { kind: 'commit'; parts: string | null }, idempotencyKey?: string): Promise<ProduceAnswer> => {
     const config = ctx.config()
     let settings
     try {
@@ -189,7 +190,7 @@ export function createApiServer(ctx: ApiContext): ApiServer {
     }
     const parsed =
       txn === undefined
-        ? parseProduceBody(text, contentType, namespace, config, Date.now())
+        ? parseProduceBody(text, contentType, namespace, config, Date.now(), idempotencyKey)
         : step?.kind === 'commit'
           ? transactionMarker(namespace, txn ?? '', step.parts, Date.now())
           : parseTransactionBody(text, contentType, namespace, config, Date.now(), txn, step?.kind === 'parts' ? 'parts' : 'whole')

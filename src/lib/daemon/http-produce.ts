@@ -9,7 +9,7 @@
  */
 import { isUtf8 } from 'node:buffer'
 
-import { decodeEnvelopeLine, notJsonReason, type Mutation } from '../envelope/envelope.js'
+import { decodeEnvelopeLine, MAX_IDEMPOTENCY_KEY_CHARS, notJsonReason, type Mutation } from '../envelope/envelope.js'
 import { invalidUtf8Offset, splitTopLevelArray } from '../envelope/json-text.js'
 import type { ResolvedConfig } from '../config/schema.js'
 import { DurabilityUnknownError, InvalidRecordError, WalError } from '../errors.js'
@@ -70,8 +70,17 @@ function ndjsonItems(bytes: Buffer): BodyItem[] {
   return items
 }
 
-/** Parses and checks a write request's body; nothing is written yet. */
-export function parseProduceBody(body: Buffer | string, contentType: string | undefined, namespace: string, config: ResolvedConfig, nowMs: number): ParsedBody {
+/**
+ * Parses and checks a write request's body; nothing is written yet. `idempotencyKey` is the request's
+ * `Idempotency-Key` header: a mutation that names no idempotency key of its own takes it (in a batch,
+ * suffixed `/INDEX`), so a client that sends the same request again after a timeout — a wal HTTP target
+ * retrying, which sends the mutation id there — writes nothing twice.
+ */
+export function parseProduceBody(body: Buffer | string, contentType: string | undefined, namespace: string, config: ResolvedConfig, nowMs: number, idempotencyKey?: string): ParsedBody {
+  if (idempotencyKey !== undefined && (idempotencyKey === '' || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_CHARS - 12)) {
+    const bad = new InvalidRecordError(`the Idempotency-Key header is ${idempotencyKey === '' ? 'empty' : `${idempotencyKey.length} characters long`}; it takes 1 to ${MAX_IDEMPOTENCY_KEY_CHARS - 12} characters; nothing was written`, { code: 'WAL_RECORD_INVALID' })
+    return { ok: false, answer: rejected(bad.message, bad) }
+  }
   let bytes = typeof body === 'string' ? Buffer.from(body) : body
   // A byte order mark at the start of the body is ignored, as at the start of `wal produce`'s input.
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3)
@@ -113,6 +122,9 @@ export function parseProduceBody(body: Buffer | string, contentType: string | un
     try {
       if (item.invalid !== undefined) throw new InvalidRecordError(item.invalid, { code: 'WAL_RECORD_MALFORMED' })
       const mutation = decodeEnvelopeLine(item.text, defaults)
+      if (idempotencyKey !== undefined && mutation.idempotencyKey === null && txnOf(mutation) === undefined) {
+        mutation.idempotencyKey = batch ? `${idempotencyKey}/${index}` : idempotencyKey
+      }
       checkMutation(config, mutation)
       mutations.push(mutation)
       indexes.push(index)

@@ -12,13 +12,13 @@ export async function openTarget(settings: TargetSettings): Promise<Target> {
       return KvTarget.open({ name: settings.name, path: settings.path })
     }
     case 'http': {
-      return new HttpTarget({ name: settings.name, url: settings.url, method: settings.method, timeoutMs: settings.timeoutMs, headers: settings.headers })
+      return new HttpTarget({ name: settings.name, url: settings.url, method: settings.method, body: settings.body, timeoutMs: settings.timeoutMs, headers: settings.headers })
     }
     case 'file': {
       return new FileTarget({ name: settings.name, path: settings.path })
     }
     case 'kafka': {
-      return KafkaTarget.open({ name: settings.name, topic: settings.topic, timeoutMs: settings.timeoutMs, cluster: settings.cluster, compression: settings.compression })
+      return KafkaTarget.open({ name: settings.name, topic: settings.topic, timeoutMs: settings.timeoutMs, cluster: settings.cluster, compression: settings.compression, partitioner: settings.partitioner })
     }
     case 'sqs': {
       const { SqsTarget } = await import('./sqs/sqs-target.js')

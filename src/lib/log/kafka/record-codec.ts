@@ -190,7 +190,7 @@ export function decodeRecord(record: IncomingRecord, topic: string, partition: n
       payload: base64 || headers[CHUNK_HEADER] !== undefined ? { encoding: 'base64', bytes: value } : { encoding: 'json', json: checkedJson(utf8.decode(value)) },
       headers,
       createdAtMs: createdAt === undefined ? headerNumber('timestamp', record.timestamp, true) : headerTime(HEADER.createdAt, createdAt),
-      notBeforeMs: notBefore === undefined ? null : Math.floor(headerNumber(HEADER.notBefore, notBefore, true)),
+      notBeforeMs: notBefore === undefined ? null : Math.floor(headerTime(HEADER.notBefore, notBefore)),
       target: meta[HEADER.target] ?? null,
       idempotencyKey: meta[HEADER.idempotencyKey] ?? null,
       attempts: meta[HEADER.attempts] === undefined ? 0 : headerNumber(HEADER.attempts, meta[HEADER.attempts]!, false),

@@ -7,7 +7,8 @@
  *   third of the visibility timeout) for as long as its apply runs, and is deleted only once every
  *   target it is for has applied it (or dead-lettered it).
  * - Retries: the message is not deleted but hidden for the backoff (ChangeMessageVisibility), so SQS
- *   delivers it again then; the attempt number is its receive count. At the policy's maxAttempts, or on a
+ *   delivers it again then; the attempt number is its receive count (less the receives that only put it
+ *   back behind an earlier message of its key). At the policy's maxAttempts, or on a
  *   fatal error, wal sends it to the DLQ itself with why (`wal-dlq-*` attributes, the failure history in
  *   the envelope) and deletes it. The queue's redrive policy (maxReceiveCount, above maxAttempts) is the
  *   net for what wal never finished: a consumer that kept crashing, a message peeked too often.
@@ -18,7 +19,8 @@
  *   delay, it is hidden until due, which also holds back the later messages of its key (group).
  * - Per-key order: on FIFO queues SQS delivers a group in order and holds it while one is hidden; here
  *   a key's messages are applied one at a time, and once one of a key must wait, the later ones of that
- *   key received with it are put back rather than applied ahead of it.
+ *   key received with it are put back rather than applied ahead of it — also those whose turn comes only
+ *   after its wait is over, since it is back in the queue, not applied (SQS hands the key out again in order).
  * - Several targets: a message is deleted once each target applied it or dead-lettered it; a target that
  *   succeeded is not applied again while another retries in this process (after a restart it may be,
  *   and applies are idempotent).
@@ -73,6 +75,8 @@ interface Memory {
   done: Set<string>
   failures: Failure[]
   lastSeenMs: number
+  /** Receives that only put it back behind an earlier message of its key: no attempt, though SQS counts them. */
+  skipped: number
 }
 
 interface TargetRun extends SqsConsumerTarget {
@@ -99,6 +103,14 @@ export class SqsConsumer {
   private readonly memory = new Map<string, Memory>()
   /** Keys that must wait until this time: later messages of theirs are put back. */
   private readonly blocked = new Map<string, number>()
+  /** Receives made so far: each message is tagged with the one that brought it. */
+  private receives = 0
+  /**
+   * Per key, the last receive made when one of its messages went back to the queue (a retry, a delay,
+   * put back): its messages brought by that receive or an earlier one are behind it, and go back too —
+   * also once the wait is over, which does not mean the earlier one was applied.
+   */
+  private readonly heldBack = new Map<string, number>()
   /** Messages hidden for a retry, by MessageId → when they are due again (for --until-idle). */
   private readonly retries = new Map<string, number>()
   /**
@@ -193,6 +205,7 @@ export class SqsConsumer {
       }
       let messages: Message[]
       const quiet = (this.working.get(queue.shard) ?? 0) === 0
+      const receipt = ++this.receives
       try {
         messages = await this.options.log.queues.receive(
           queue.url,
@@ -238,7 +251,7 @@ export class SqsConsumer {
         this.inFlight++
         if (!waits) this.working.set(queue.shard, (this.working.get(queue.shard) ?? 0) + 1)
         this.executor.push(mutation.key, () =>
-          this.process(queue, message, mutation).finally(() => {
+          this.process(queue, message, mutation, receipt).finally(() => {
             this.inFlight--
             if (!waits) this.working.set(queue.shard, this.working.get(queue.shard)! - 1)
           }),
@@ -248,7 +261,7 @@ export class SqsConsumer {
   }
 
   /** One message, from gate to deleted (or hidden for a retry). Never throws: failures stop the consumer. */
-  private async process(queue: ShardQueue, message: Message, mutation: Mutation): Promise<void> {
+  private async process(queue: ShardQueue, message: Message, mutation: Mutation, received: number): Promise<void> {
     const receipt = message.ReceiptHandle!
     const queues = this.options.log.queues
     const now = this.options.now()
@@ -268,13 +281,17 @@ export class SqsConsumer {
         await this.deleteAfterFlush(queue.url, receipt)
         return
       }
-      const blockedUntil = this.blocked.get(mutation.key)
-      if (blockedUntil !== undefined && blockedUntil > Date.now()) {
-        // An earlier message of this key waits: this one goes back behind it.
-        await queues.changeVisibility(queue.url, [receipt], Math.ceil((blockedUntil - Date.now()) / 1000))
+      const blockedUntil = this.blocked.get(mutation.key) ?? 0
+      const behind = (this.heldBack.get(mutation.key) ?? 0) >= received
+      if (behind || blockedUntil > Date.now()) {
+        // An earlier message of this key waits, or went back to the queue after this one was received: this
+        // one goes back behind it (SQS hands the key out in order again), and that receive was no attempt.
+        this.remember(message.MessageId!).skipped++
+        await queues.changeVisibility(queue.url, [receipt], Math.max(0, Math.ceil((blockedUntil - Date.now()) / 1000)))
         return
       }
       this.blocked.delete(mutation.key)
+      this.heldBack.delete(mutation.key)
       if (mutation.notBeforeMs !== null && mutation.notBeforeMs > now) {
         await this.wait(queue, message, mutation, mutation.notBeforeMs - now)
         return
@@ -405,7 +422,7 @@ export class SqsConsumer {
       }
       if (retryInMs !== null) {
         const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryInMs / 1000)))
-        this.blocked.set(marker.key, Date.now() + seconds * 1000)
+        this.block(marker.key, Date.now() + seconds * 1000)
         this.retries.set(id, Date.now() + seconds * 1000)
         await log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
         return
@@ -431,7 +448,7 @@ export class SqsConsumer {
       // set below SQS's 900 caps these waits too.
       const cap = log.sqs.maxNativeDelaySeconds < MAX_DELAY_SECONDS ? log.sqs.maxNativeDelaySeconds : MAX_VISIBILITY_SECONDS
       const seconds = Math.min(Math.ceil(remainingMs / 1000), cap)
-      this.blocked.set(mutation.key, Date.now() + seconds * 1000)
+      this.block(mutation.key, Date.now() + seconds * 1000)
       await log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
       return
     }
@@ -442,12 +459,25 @@ export class SqsConsumer {
     await log.queues.delete(queue.url, [message.ReceiptHandle!])
   }
 
-  private async apply(queue: ShardQueue, message: Message, mutation: Mutation): Promise<void> {
-    const id = message.MessageId!
-    const attempt = Math.max(1, Number(message.Attributes?.ApproximateReceiveCount ?? 1))
-    const memory = this.memory.get(id) ?? { done: new Set<string>(), failures: [], lastSeenMs: Date.now() }
+  /** A message of this key went back to the queue until `untilMs`: the later ones of the key wait behind it. */
+  private block(key: string, untilMs: number): void {
+    this.blocked.set(key, untilMs)
+    this.heldBack.set(key, this.receives)
+  }
+
+  /** What this process remembers of a message (made on first sight), marked as seen now. */
+  private remember(id: string): Memory {
+    const memory = this.memory.get(id) ?? { done: new Set<string>(), failures: [], lastSeenMs: 0, skipped: 0 }
     memory.lastSeenMs = Date.now()
     this.memory.set(id, memory)
+    return memory
+  }
+
+  private async apply(queue: ShardQueue, message: Message, mutation: Mutation): Promise<void> {
+    const id = message.MessageId!
+    const memory = this.remember(id)
+    // Tries, not receives: those that only put it back behind an earlier message of its key spend nothing.
+    const attempt = Math.max(1, Number(message.Attributes?.ApproximateReceiveCount ?? 1) - memory.skipped)
     if (mutation.target !== null && !this.runs.some((r) => r.settings.name === mutation.target)) {
       // Addressed to a target the namespace no longer has: dead-lettered with why, never dropped.
       await this.deadLetterUnknownTarget(queue, { ...mutation, attempts: attempt }, id)
@@ -476,7 +506,7 @@ export class SqsConsumer {
     }
     if (retryInMs !== null) {
       const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryInMs / 1000)))
-      this.blocked.set(mutation.key, Date.now() + seconds * 1000)
+      this.block(mutation.key, Date.now() + seconds * 1000)
       this.retries.set(id, Date.now() + seconds * 1000)
       await this.options.log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
       this.forgetOld()
@@ -610,6 +640,7 @@ export class SqsConsumer {
     const now = Date.now()
     if (this.memory.size >= 10_000) for (const [id, m] of this.memory) if (m.lastSeenMs < now - MEMORY_TTL_MS) this.memory.delete(id)
     if (this.blocked.size >= 10_000) for (const [key, until] of this.blocked) if (until < now) this.blocked.delete(key)
+    if (this.heldBack.size >= 10_000) for (const [key, receive] of this.heldBack) if (receive < this.receives - 1000) this.heldBack.delete(key)
     if (this.retries.size >= 10_000) for (const [id, due] of this.retries) if (due + MEMORY_TTL_MS < now) this.retries.delete(id)
   }
 

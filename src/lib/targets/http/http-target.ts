@@ -1,16 +1,20 @@
 /**
  * The HTTP target: POSTs each mutation to an endpoint with Node's fetch. The mutation id travels as
- * `Idempotency-Key`, so the endpoint can drop duplicates from retries and replays.
+ * `Idempotency-Key`, so the endpoint can drop duplicates from retries and replays. The body is the
+ * payload, or with `body: envelope` the mutation as the next hop's log takes it (another wal daemon's
+ * write API), headers and all.
  * 2xx: applied. 429, 5xx and timeouts: retryable. Other 4xx: fatal (the request itself is wrong).
  * Refused or unreachable: infrastructure (the consumer pauses this target instead of burning attempts).
  */
-import type { Mutation } from '../../envelope/envelope.js'
-import { TargetError, type ApplyContext, type Target } from '../target.js'
+import { encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
+import { forwardedCopy, TargetError, type ApplyContext, type Target } from '../target.js'
 
 export interface HttpTargetOptions {
   name: string
   url: string
   method?: 'POST' | 'PUT'
+  /** `payload` (default): the payload is the body, the headers HTTP headers. `envelope`: the envelope is. */
+  body?: 'payload' | 'envelope'
   timeoutMs: number
   headers?: Record<string, string>
 }
@@ -63,8 +67,9 @@ export class HttpTarget implements Target {
   }
 
   async apply(mutation: Mutation, context: ApplyContext): Promise<void> {
+    const envelope = this.options.body === 'envelope'
     // A header HTTP cannot carry fails every time it is sent: fatal, so it is dead-lettered with why.
-    for (const [name, value] of Object.entries(mutation.headers)) {
+    if (!envelope) for (const [name, value] of Object.entries(mutation.headers)) {
       const problem = unsendableHeader(name, value)
       if (problem !== null) {
         throw new TargetError(`header ${JSON.stringify(name)} of the mutation cannot be sent over HTTP: ${problem}`, { errorClass: 'fatal', code: 'HTTP_HEADER_INVALID' })
@@ -73,7 +78,8 @@ export class HttpTarget implements Target {
     // A Headers object, not a record: names are case-insensitive, so a mutation's "Idempotency-Key" must
     // not merge into wal's.
     const headers = new Headers({ ...this.basicAuth, ...this.options.headers })
-    const names = Object.keys(mutation.headers)
+    // With body: envelope the mutation's headers travel in the body, not as HTTP headers.
+    const names = envelope ? [] : Object.keys(mutation.headers)
     // A mutation's header replaces a configured one of the same name; two of its own that differ only in
     // case are sent as HTTP joins them ("a, b").
     for (const name of names) headers.delete(name)
@@ -84,10 +90,10 @@ export class HttpTarget implements Target {
       'x-wal-key': encodeURIComponent(mutation.key),
       'x-wal-created-at': new Date(mutation.createdAtMs).toISOString(),
       'x-wal-attempt': String(context.attempt),
-      'content-type': mutation.payload.encoding === 'json' ? 'application/json' : 'application/octet-stream',
+      'content-type': envelope || mutation.payload.encoding === 'json' ? 'application/json' : 'application/octet-stream',
     }
     for (const name of WAL_HEADERS) headers.set(name, own[name])
-    const body = mutation.payload.encoding === 'json' ? mutation.payload.json : mutation.payload.bytes
+    const body = envelope ? envelopeOf(mutation) : mutation.payload.encoding === 'json' ? mutation.payload.json : mutation.payload.bytes
     const timeout = AbortSignal.timeout(this.options.timeoutMs)
     let response: Response
     try {
@@ -130,4 +136,10 @@ export class HttpTarget implements Target {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The mutation as a new entry of the next hop's log (see forwardedCopy), without this log's position. */
+function envelopeOf(mutation: Mutation): string {
+  const c = forwardedCopy(mutation)
+  return encodeEnvelope({ id: c.id, namespace: c.namespace, key: c.key, payload: c.payload, headers: c.headers, createdAtMs: c.createdAtMs, notBeforeMs: null, target: null, idempotencyKey: c.idempotencyKey, attempts: 0, failures: [] })
 }

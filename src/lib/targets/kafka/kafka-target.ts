@@ -14,6 +14,7 @@ import { kafkaClientConfig, kafkaFault, loadKafkajs, recordTooLarge, rootKafkaEr
 import { BATCH_OVERHEAD_BYTES, batchBudget, chunkByPartitionBytes, DEFAULT_MAX_MESSAGE_BYTES, maxMessageBytes, recordBytes, sendChunks } from '../../kafka/record-batches.js'
 import { topicPartitions } from '../../kafka/topics.js'
 import { encodeRecord, type OutgoingRecord } from '../../log/kafka/record-codec.js'
+import { partitionerFor, type PartitionerName } from '../../log/partitioner.js'
 import { SendRounds } from '../send-rounds.js'
 import { forwardedCopy, TargetError, type Target } from '../target.js'
 import { compressionType, type Compression } from '../../kafka/compression.js'
@@ -25,6 +26,11 @@ export interface KafkaTargetOptions {
   cluster: KafkaClusterSettings
   /** How record batches are compressed (default: none). */
   compression?: Compression
+  /**
+   * Which partition a key's records go to (default murmur2, as kafkajs and Kafka's Java client): the
+   * `partitioner` of the namespace that reads the topic, so its own producers put a key where it does.
+   */
+  partitioner?: PartitionerName
 }
 
 type Producer = import('kafkajs').Producer
@@ -103,7 +109,13 @@ export class KafkaTarget implements Target {
       const kafkajs = await loadKafkajs()
       this.compressionCode = compressionType(kafkajs, this.options.compression ?? 'none')
       const kafka = new kafkajs.Kafka(kafkaClientConfig(this.options.cluster, kafkajs))
-      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+      const partitionOf = partitionerFor(this.options.partitioner ?? 'murmur2')
+      const producer = kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        createPartitioner: () => ({ partitionMetadata, message }) => partitionOf(String(message.key), partitionMetadata.length),
+      })
       await producer.connect()
       return producer
     })().catch((error: unknown) => {
