@@ -28,11 +28,17 @@ describe('a hostile corpus through the HTTP API', () => {
     const endpoint = `${daemon.url}/v1/namespaces/orders/mutations`
     const { numbered } = corpusInput(hostileCorpus(1000, 1515))
     const statuses = new Map<number, number>()
+    // A byte order mark at the start of a body is ignored (as at the start of produce's stdin), so the
+    // corpus's BOM line is a good body on its own.
+    let bomBodies = 0
     for (const line of numbered) {
       if (line.good === undefined && line.kind === undefined) continue
       const answer = await send(endpoint, line.bytes, 'application/json')
       statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1)
-      if (line.good) expect(answer, `line ${line.lineNumber}`).toMatchObject({ status: 200, body: { durable: true } })
+      if (line.kind === 'BOM') {
+        expect(answer, `line ${line.lineNumber}`).toMatchObject({ status: 200, body: { durable: true } })
+        bomBodies++
+      } else if (line.good) expect(answer, `line ${line.lineNumber}`).toMatchObject({ status: 200, body: { durable: true } })
       else {
         expect(answer.status, `line ${line.lineNumber} (${line.kind}): ${JSON.stringify(answer.body).slice(0, 200)}`).toBe(400)
         expect(answer.body.durable).toBe(false)
@@ -53,7 +59,7 @@ describe('a hostile corpus through the HTTP API', () => {
     const tail = await wal.run(['tail', '-n', 'orders', '--json'])
     expect(tail.code).toBe(0)
     const written = tail.stdout.split('\n').filter(Boolean)
-    expect(written.length).toBe(numbered.filter((l) => l.good).length + results.filter((r) => r.durable).length)
+    expect(written.length).toBe(numbered.filter((l) => l.good).length + bomBodies + results.filter((r) => r.durable).length)
     // Payloads are stored as the exact text sent.
     const byKey = new Map(numbered.filter((l) => l.good).map((l) => [l.good!.key, l.good!.payload]))
     const line = written.find((l) => (JSON.parse(l) as { key: string }).key === 'good-2')!

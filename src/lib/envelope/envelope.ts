@@ -317,7 +317,7 @@ function payloadOf(e: { payload: unknown; payloadEncoding?: 'json' | 'base64' },
  * is written as JSON again.
  */
 export function decodeEnvelope(input: unknown, defaults: DecodeDefaults, payloadText?: string): Mutation {
-  if (payloadText !== undefined && (payloadText.includes('\n') || payloadText.includes('\r'))) payloadText = payloadText.replace(/[\r\n]/g, ' ')
+  if (payloadText !== undefined) payloadText = oneLine(payloadText)
   const quick = decodeCommonEnvelope(input, defaults, payloadText)
   if (quick !== undefined) return quick
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -425,7 +425,12 @@ function decodeCommonLine(line: string, defaults: DecodeDefaults): Mutation | un
     key = text.includes('\\') ? (JSON.parse(line.slice(spans.keyStart, spans.keyEnd)) as string) : text
     if (!commonKey(key)) return undefined
   }
-  return commonMutation(key, line.slice(spans.payloadStart, spans.payloadEnd), defaults)
+  return commonMutation(key, oneLine(line.slice(spans.payloadStart, spans.payloadEnd)), defaults)
+}
+
+/** A payload's text with its line breaks (JSON has them only between tokens) as spaces: see decodeEnvelope. */
+function oneLine(text: string): string {
+  return text.includes('\n') || text.includes('\r') ? text.replace(/[\r\n]/g, ' ') : text
 }
 
 /** Why a text is not JSON, in words that do not echo control characters or pages of input. */
