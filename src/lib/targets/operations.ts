@@ -59,14 +59,14 @@ export type Operation = v.InferOutput<typeof Operation>
  * The operation a mutation carries, or a fatal TargetError saying what is wrong with it (retrying a
  * malformed operation can never succeed, so it goes straight to the DLQ).
  */
-export function parseOperation(mutation: Mutation): Operation {
+export function parseOperation(mutation: Mutation, options: { exactItems?: boolean } = {}): Operation {
   if (mutation.payload.encoding !== 'json') {
     throw new TargetError('the payload is bytes; this target applies JSON operations (put, delete, batch)', {
       errorClass: 'fatal',
       code: 'NOT_AN_OPERATION',
     })
   }
-  const parsed: unknown = parseExactNumbers(mutation.payload.json)
+  const parsed: unknown = parseExactNumbers(mutation.payload.json, options.exactItems === true)
   const quick = quickPart(parsed)
   if (quick !== undefined) return quick
   const result = v.safeParse(Operation, parsed)
@@ -85,29 +85,56 @@ export function parseOperation(mutation: Mutation): Operation {
 /** A literal of 16 or more digits, or an exponent of 3 digits: the only numbers a double may not hold exactly. */
 const MAYBE_INEXACT = /\d{16}|[eE][+-]?\d{3}/
 
+/** Why a number literal would not be applied as written (a double rounds or overflows it), or null. */
+function inexactReason(source: string, value: number): string | null {
+  if (!Number.isFinite(value)) return 'is beyond what a double holds (it would be stored as null)'
+  if (/^-?\d+$/.test(source) && !Number.isSafeInteger(value) && BigInt(source) !== BigInt(value)) {
+    return `is an integer beyond ±(2^53 − 1), which a double holds only rounded (it would be stored as ${value})`
+  }
+  return null
+}
+
+function notExact(field: string, source: string, reason: string): TargetError {
+  return new TargetError(`not a valid operation: ${field}: ${source.length > 40 ? `${source.slice(0, 40)}…` : source} ${reason}; send it as a string`, {
+    errorClass: 'fatal',
+    code: 'NUMBER_NOT_EXACT',
+  })
+}
+
+type RawJson = { readonly rawJSON: string }
+const { rawJSON, isRawJSON } = JSON as unknown as { rawJSON: (text: string) => RawJson; isRawJSON: (value: unknown) => value is RawJson }
+
 /**
- * The payload parsed, or a fatal TargetError for a number a target would not store as written: an
+ * The payload parsed, or a fatal TargetError for a number a target would not apply as written: an
  * integer a double holds only rounded (9007199254740993 would become 9007199254740992, and two distinct
- * keys one row) or a number beyond a double (1e400 would become null). Such a payload is text the log keeps
- * exactly, but an item or key must be applied exactly too, or not at all.
+ * keys one row) or a number beyond a double (1e400 would become null). With `exactItems` (a target that
+ * stores an item as JSON text, as kv does), such a number in an item is kept as its own text instead
+ * (JSON.rawJSON, which JSON.stringify writes back as it was); in a key it is refused all the same, since
+ * keys are compared as values. The log keeps such payloads exact either way.
  */
-function parseExactNumbers(text: string): unknown {
+function parseExactNumbers(text: string, exactItems: boolean): unknown {
   // Nearly every payload has no such literal: parsed without looking at each number's source.
   if (!MAYBE_INEXACT.test(text)) return JSON.parse(text)
-  return JSON.parse(text, (field: string, value: unknown, context?: { source?: string }) => {
+  const parsed: unknown = JSON.parse(text, (field: string, value: unknown, context?: { source?: string }) => {
     if (typeof value !== 'number') return value
     const source = context?.source ?? String(value)
-    const inexact = !Number.isFinite(value)
-      ? 'is beyond what a double holds (it would be stored as null)'
-      : /^-?\d+$/.test(source) && !Number.isSafeInteger(value) && BigInt(source) !== BigInt(value)
-        ? `is an integer beyond ±(2^53 − 1), which a double holds only rounded (it would be stored as ${value})`
-        : null
-    if (inexact === null) return value
-    throw new TargetError(`not a valid operation: ${field === '' ? 'the payload' : `field ${JSON.stringify(field)}`}: ${source.length > 40 ? `${source.slice(0, 40)}…` : source} ${inexact}; send it as a string`, {
-      errorClass: 'fatal',
-      code: 'NUMBER_NOT_EXACT',
-    })
+    const reason = inexactReason(source, value)
+    if (reason === null) return value
+    if (exactItems) return rawJSON(source)
+    throw notExact(field === '' ? 'the payload' : `field ${JSON.stringify(field)}`, source, reason)
   })
+  if (exactItems) {
+    // Kept exact in items; a key (of a put, a delete or a batch's part) must be a value that compares.
+    const parts = isPlainObject(parsed) && parsed.op === 'batch' && Array.isArray(parsed.parts) ? (parsed.parts as unknown[]) : [parsed]
+    for (const part of parts) {
+      if (!isPlainObject(part) || !isPlainObject(part.key)) continue
+      for (const [column, value] of Object.entries(part.key)) {
+        if (isRawJSON(value)) throw notExact(`field ${JSON.stringify(column)}`, value.rawJSON, inexactReason(value.rawJSON, Number(value.rawJSON))!)
+      }
+    }
+    if (isRawJSON(parsed)) throw notExact('the payload', parsed.rawJSON, inexactReason(parsed.rawJSON, Number(parsed.rawJSON))!)
+  }
+  return parsed
 }
 
 const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/

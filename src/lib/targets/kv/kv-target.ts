@@ -152,7 +152,7 @@ export class KvTarget implements Target {
 
   /** Applies the parts not applied yet; a batch's parts are recorded as done, so a retry skips them. */
   private applyParts(mutation: Mutation): void {
-    const parts = partsOf(parseOperation(mutation))
+    const parts = partsOf(parseOperation(mutation, { exactItems: true }))
     if (parts.length === 1) {
       // One statement, the last thing applyPart does: SQLite undoes a failed statement by itself, so a
       // put or delete needs no savepoint (two statements fewer per mutation).
