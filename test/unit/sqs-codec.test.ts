@@ -2,7 +2,7 @@ import type { Message } from '@aws-sdk/client-sqs'
 import { describe, expect, it } from 'vitest'
 
 import { decodeEnvelopeLine } from '../../src/lib/envelope/envelope.js'
-import { deadLetterContext, decodeMessage, encodeMessage, groupId, MAX_DELAY_SECONDS, messageBytes } from '../../src/lib/log/sqs/codec.js'
+import { deadLetterContext, decodeMessage, dedupId, encodeMessage, groupId, MAX_DELAY_SECONDS, messageBytes } from '../../src/lib/log/sqs/codec.js'
 import { namespaceQueues } from '../../src/lib/log/sqs/queues.js'
 
 const defaults = { namespace: 'orders', nowMs: Date.parse('2026-11-22T00:00:00Z') }
@@ -57,6 +57,17 @@ describe('the SQS message codec', () => {
     expect(fifo.MessageGroupId).toMatch(/^[\x21-\x7e]{1,128}$/)
     expect(groupId('user-1')).toBe('user-1')
     expect(groupId('a'.repeat(200))).not.toBe(groupId(`${'a'.repeat(199)}b`))
+  })
+
+  it('never gives two distinct idempotency keys one dedup id (SQS would drop the second as a duplicate)', () => {
+    const hashed = dedupId('ü')
+    expect(hashed).toMatch(/^h-[A-Za-z0-9_-]{43}$/)
+    // A key spelled like another's hashed form is hashed too, not sent as it is.
+    expect(dedupId(hashed)).not.toBe(hashed)
+    // Keys that differ only in characters SQS does not take, or past 128 characters, stay apart.
+    const keys = ['a b', 'a_b', 'a\tb', 'a\u00a0b', 'x'.repeat(128), 'x'.repeat(129), `${'x'.repeat(128)}y`, `${'x'.repeat(128)}z`, '']
+    expect(new Set(keys.map(dedupId)).size).toBe(keys.length)
+    for (const key of keys.slice(0, -1)) expect(dedupId(key)).toMatch(/^[\x21-\x7e]{1,128}$/)
   })
 
   it('wraps a message another client sent: stable id, JSON body as JSON, other bytes as base64, attributes as headers', () => {

@@ -9,6 +9,8 @@
  * from the MessageId, the FIFO group (or the id) as key, the body as JSON when it parses, else its bytes,
  * the string message attributes as headers, and SentTimestamp as createdAt.
  */
+import { createHash } from 'node:crypto'
+
 import type { Message, MessageAttributeValue, SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs'
 
 import { decodeEnvelopeLine, encodeEnvelope, headerMap, MAX_FAILURE_MESSAGE_CHARS, type ErrorClass, type LogRecord, type Mutation, type Payload } from '../../envelope/envelope.js'
@@ -154,24 +156,18 @@ function addHeaderAttributes(attributes: Record<string, MessageAttributeValue>, 
   }
 }
 
-/** FIFO group ids and dedup ids: at most 128 characters of [A-Za-z0-9] and punctuation. */
+/**
+ * FIFO group ids and dedup ids: at most 128 characters of [A-Za-z0-9] and punctuation. A key or
+ * idempotency key that is long, not printable ASCII, or could be mistaken for a hashed one is sent as
+ * the SHA-256 of its text: two distinct dedup ids must never meet, or SQS drops one of two mutations as a
+ * duplicate after both were acked.
+ */
 function fifoId(text: string): string {
-  const clean = text.replace(/[^\x21-\x7e]/g, '_')
-  if (clean.length <= 128 && clean === text) return clean
-  // Long or non-ASCII keys: a hash keeps them distinct.
-  return `h-${hash(text)}`
+  if (text.length <= 128 && !text.startsWith('h-') && PRINTABLE_ASCII.test(text)) return text
+  return `h-${createHash('sha256').update(text, 'utf8').digest('base64url')}`
 }
 
-function hash(text: string): string {
-  let h1 = 0x811c9dc5
-  let h2 = 0x01000193
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    h1 = Math.imul(h1 ^ c, 0x01000193)
-    h2 = Math.imul(h2 ^ c, 0x5bd1e995)
-  }
-  return `${(h1 >>> 0).toString(36)}${(h2 >>> 0).toString(36)}${text.length.toString(36)}`
-}
+const PRINTABLE_ASCII = /^[\x21-\x7e]*$/
 
 export const groupId = fifoId
 export const dedupId = fifoId
