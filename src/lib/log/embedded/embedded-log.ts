@@ -21,6 +21,7 @@ import { EmbeddedConsumerStore } from './consumer-store.js'
 import { EmbeddedDeadLetterQueue } from './dead-letter-queue.js'
 import { EmbeddedSkipList } from './skip-list.js'
 import { LOCK_TIMEOUT_MS, unavailable } from './errors.js'
+import { holdYoungGeneration } from '../../young-generation.js'
 
 /** How long a writer waits for another process's transaction before giving up. */
 export { LOCK_TIMEOUT_MS }
@@ -407,6 +408,7 @@ export class EmbeddedLog implements LogBackend {
 
   /** The next READ_BATCH rows after a seq, in append order. */
   private scanAfter(cursor: number): StoredRow[] {
+    holdYoungGeneration()
     const sql = `SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`
     try {
       return this.statement(sql).all(cursor) as StoredRow[]
