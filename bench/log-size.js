@@ -18,6 +18,7 @@ import { join } from 'node:path'
 import { BIN, benchSandbox, cachedLog, countLabel, countRecords, median, recordsOption, round1, runOrExit, spawnTimed, writeInput } from './lib.js'
 
 const ROUNDS = 5
+const MEMORY_ROUNDS = 3
 const NAMESPACE = 'bench'
 /** Where `wal produce` writes the lines of the memory rows, beside the copied log. */
 const FILL = 'fill'
@@ -59,18 +60,28 @@ await runOrExit(async () => {
   for (let round = 0; round < ROUNDS; round++) {
     for (const command of commands) for (const n of sizes) cpu.get(command.name).get(n).push((await run(command.args, homes.get(n))).cpuMs)
   }
+  // When V8 collects its old generation varies from run to run: the median of MEMORY_ROUNDS runs.
   for (const n of memorySizes) {
     const home = homes.get(n)
-    memory.get('tail --json | …').set(n, (await run(['tail', '-n', NAMESPACE, '--json'], home, { stdout: 'drain' })).maxRssKb / 1024)
-    const consumed = await run(['consume', '-n', NAMESPACE, '--until-idle'], home)
-    memory.get('consume --until-idle').set(n, consumed.maxRssKb / 1024)
-    rmSync(consumeOut, { force: true })
     const input = join(work, 'input.ndjson')
     writeInput(input, n)
-    memory.get('produce (stdin)').set(n, (await run(['produce', '-n', FILL], home, { inputFile: input })).maxRssKb / 1024)
+    const peaks = { tail: [], consume: [], produce: [] }
+    for (let round = 0; round < MEMORY_ROUNDS; round++) {
+      peaks.tail.push((await run(['tail', '-n', NAMESPACE, '--json'], home, { stdout: 'drain' })).maxRssKb / 1024)
+      // From the start of the log each time: the target's offsets go back to the beginning.
+      await run(['offsets', 'reset', '-n', NAMESPACE, '--target', 'out', '--to-beginning', '--execute'], home)
+      peaks.consume.push((await run(['consume', '-n', NAMESPACE, '--until-idle'], home)).maxRssKb / 1024)
+      rmSync(consumeOut, { force: true })
+      rmSync(join(home, 'embedded', `${FILL}.db`), { force: true })
+      for (const suffix of ['-wal', '-shm']) rmSync(join(home, 'embedded', `${FILL}.db${suffix}`), { force: true })
+      peaks.produce.push((await run(['produce', '-n', FILL], home, { inputFile: input })).maxRssKb / 1024)
+      const filled = countRecords(join(home, 'embedded', `${FILL}.db`))
+      if (filled !== n) throw new Error(`wal produce of ${n} lines exited 0 but the log holds ${filled} records`)
+    }
     rmSync(input)
-    const filled = countRecords(join(home, 'embedded', `${FILL}.db`))
-    if (filled !== n) throw new Error(`wal produce of ${n} lines exited 0 but the log holds ${filled} records`)
+    memory.get('tail --json | …').set(n, median(peaks.tail))
+    memory.get('consume --until-idle').set(n, median(peaks.consume))
+    memory.get('produce (stdin)').set(n, median(peaks.produce))
   }
 }, sandbox.cleanup)
 
@@ -95,7 +106,8 @@ console.log(
     cpuMedianMs: Object.fromEntries(lines.map((l) => [l.name, l.figures])),
     ratios: Object.fromEntries(lines.map((l) => [l.name, l.ratio])),
     memorySizes,
-    peakRssMb: peaks,
+    memoryRounds: MEMORY_ROUNDS,
+    peakRssMbMedian: peaks,
     node: process.version,
   }),
 )
