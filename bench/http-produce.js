@@ -4,7 +4,10 @@
 // - HTTP, batches of 100 per request: the same, as a service that groups its writes would send them.
 // - CLI stdin: `wal produce -n bench` of N NDJSON lines (group-committed), wall time from spawn to exit.
 // - CLI one at a time: `wal produce -p …` spawned S times in a row, as a shell loop does: p50/p99.
-// The namespace has no targets, so no consumer competes with the writes.
+// Also wal's CPU time per mutation (the daemon's from /proc while autocannon runs; the CLI's at exit):
+// on a busy machine the HTTP client competes with the daemon for the same cores, CPU time much less so.
+// The namespace declares no targets (`targets: {}`; without the key it would get the default kv target,
+// whose consumer would compete with the writes and dead-letter every one of these payloads).
 //
 //   npm run build && node bench/http-produce.js [--records N]
 //
@@ -30,7 +33,7 @@ const { work, cwd } = sandbox
 const walHome = join(work, 'wal-home')
 const env = sandbox.env(walHome)
 const logPath = join(walHome, 'embedded', `${NAMESPACE}.db`)
-writeFileSync(join(cwd, '.walrc.json'), JSON.stringify({ namespaces: { [NAMESPACE]: { partitions: 8 } }, daemon: { port: 0, maxInFlight: 1024 } }))
+writeFileSync(join(cwd, '.walrc.json'), JSON.stringify({ namespaces: { [NAMESPACE]: { partitions: 8, targets: {} } }, daemon: { port: 0, maxInFlight: 1024 } }))
 
 let daemon
 
@@ -58,9 +61,20 @@ async function startDaemon() {
   }
 }
 
+/** The daemon's CPU time so far (user + system, all its threads), in ms; NaN where /proc is not there. */
+function daemonCpuMs() {
+  try {
+    const fields = readFileSync(`/proc/${daemon.child.pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return Number.NaN
+  }
+}
+
 /** autocannon against the write endpoint; `body(i)` gives the i-th request's body. */
 async function cannon(label, body, mutationsPerRequest) {
   let i = 0
+  const cpuBefore = daemonCpuMs()
   const result = await autocannon({
     url: `${daemon.url}/v1/namespaces/${NAMESPACE}/mutations`,
     connections: CONNECTIONS,
@@ -68,8 +82,10 @@ async function cannon(label, body, mutationsPerRequest) {
     requests: [{ method: 'POST', headers: { 'content-type': 'application/json', ...daemon.auth }, setupRequest: (req) => ({ ...req, body: body(i++) }) }],
   })
   if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) throw new Error(`${label}: ${result.non2xx} non-2xx answers, ${result.errors} errors, ${result.timeouts} timeouts`)
+  const cpuMs = daemonCpuMs() - cpuBefore
   const perSec = (result.requests.total * mutationsPerRequest) / (result.duration)
-  return { label, requests: result.requests.total, mutations: result.requests.total * mutationsPerRequest, mutationsPerSec: Math.round(perSec), p50Ms: result.latency.p50, p99Ms: result.latency.p99 }
+  const mutations = result.requests.total * mutationsPerRequest
+  return { label, requests: result.requests.total, mutations, mutationsPerSec: Math.round(perSec), p50Ms: result.latency.p50, p99Ms: result.latency.p99, cpuUsPerMutation: round1((cpuMs * 1000) / mutations) }
 }
 
 const envelope = (i) => `{"key":"${keyFor(i)}","payload":${payloadFor(i)}}`
@@ -97,7 +113,7 @@ await runOrExit(
     const stdin = await spawnTimed([BIN, 'produce', '-n', NAMESPACE], { cwd, env, inputFile: inputPath, stdout: 'ignore' })
     if (stdin.code !== 0) throw new Error(`wal produce exited ${stdin.code}:\n${stdin.stderr}`)
     expected += records
-    rows.push({ label: `CLI stdin, ${records} lines`, requests: 1, mutations: records, mutationsPerSec: Math.round(records / (stdin.ms / 1000)), p50Ms: null, p99Ms: null })
+    rows.push({ label: `CLI stdin, ${records} lines`, requests: 1, mutations: records, mutationsPerSec: Math.round(records / (stdin.ms / 1000)), p50Ms: null, p99Ms: null, cpuUsPerMutation: round1((stdin.cpuMs * 1000) / records) })
 
     const singles = []
     for (let i = 0; i < CLI_SINGLE_SAMPLES; i++) {
@@ -115,9 +131,10 @@ await runOrExit(
     console.log(`durable produce into one embedded log (${CONNECTIONS} HTTP connections for ${DURATION_S} s; ~200-byte payloads)`)
     for (const r of rows) {
       const latency = r.p50Ms === null ? '' : `, durable write p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`
-      console.log(`  ${r.label.padEnd(28)} ${fmt(r.mutationsPerSec).padStart(9)} mutations/s${latency}`)
+      const cpu = r.cpuUsPerMutation === undefined ? '' : `, wal's CPU ${r.cpuUsPerMutation} µs per mutation`
+      console.log(`  ${r.label.padEnd(28)} ${fmt(r.mutationsPerSec).padStart(9)} mutations/s${latency}${cpu}`)
     }
-    console.log(`  HTTP single vs CLI -p loop: ${round1(single.mutationsPerSec / rows[3].mutationsPerSec)}x; HTTP batched vs CLI stdin: ${round1(batched.mutationsPerSec / rows[2].mutationsPerSec)}x`)
+    console.log(`  HTTP single vs CLI -p loop: ${round1(single.mutationsPerSec / rows[3].mutationsPerSec)}x; HTTP batched vs CLI stdin: ${round1(batched.mutationsPerSec / rows[2].mutationsPerSec)}x throughput, ${(rows[2].cpuUsPerMutation / batched.cpuUsPerMutation).toFixed(2)}x by CPU per mutation (the client, autocannon, runs on the same cores)`)
     console.log(JSON.stringify({ bench: 'http-produce', rows }))
   },
   async () => {

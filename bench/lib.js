@@ -3,8 +3,8 @@
 // it stands for what a user would write instead of wal, so it stays a file of its own.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { DatabaseSync } from 'node:sqlite'
@@ -72,8 +72,8 @@ export function recordsOption(defaultCount, otherOptions = {}) {
   return records
 }
 
-/** How a record count is shown in a headline: 20000 → "20k". */
-export const countLabel = (n) => (n % 1000 === 0 ? `${n / 1000}k` : String(n))
+/** How a record count is shown in a headline: 20000 → "20k", 1000000 → "1M". */
+export const countLabel = (n) => (n % 1_000_000 === 0 ? `${n / 1_000_000}M` : n % 1000 === 0 ? `${n / 1000}k` : String(n))
 
 /** Distinct keys in the input: enough that partitions fill evenly, few enough that keys repeat. */
 export const KEYS = 5000
@@ -141,7 +141,7 @@ let cpuRuns = 0
  * Spawns node with args and resolves with its exit code (or signal), stdout, stderr, the wall time
  * from spawn to exit (what a user waits for), its CPU time (cpuMs) and peak memory (maxRssKb). inputFile, if given, is its stdin
  * (else none); stdout: 'ignore' sends its output to /dev/null, for runs where reading a pipe would be
- * measured too.
+ * measured too; 'drain' gives it a pipe that is read and thrown away (as `wal … | other` has).
  */
 export async function spawnTimed(args, { env, cwd, inputFile, stdout: stdoutMode = 'pipe' }) {
   const stdin = inputFile === undefined ? 'ignore' : openSync(inputFile, 'r')
@@ -153,8 +153,9 @@ export async function spawnTimed(args, { env, cwd, inputFile, stdout: stdoutMode
     const started = performance.now()
     let ms = 0
     const code = await new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['-r', preload, ...args], { cwd, env: { ...env, WAL_BENCH_CPU_FILE: cpuFile }, stdio: [stdin, stdoutMode, 'pipe'] })
-      child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d))
+      const child = spawn(process.execPath, ['-r', preload, ...args], { cwd, env: { ...env, WAL_BENCH_CPU_FILE: cpuFile }, stdio: [stdin, stdoutMode === 'drain' ? 'pipe' : stdoutMode, 'pipe'] })
+      if (stdoutMode === 'drain') child.stdout.resume()
+      else child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d))
       child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
       child.on('error', reject)
       // Timed at exit; resolved at close, once its output is read to the end.
@@ -206,4 +207,66 @@ export function writeLargePayload(dir, mib) {
   const path = join(dir, 'payload.json')
   writeFileSync(path, payload)
   return { payload, path }
+}
+
+/**
+ * An embedded log of `count` records (the ~200-byte payloads of payloadFor, keys of keyFor, 8
+ * partitions, as `wal produce` of writeInput's lines lays them out), written straight into wal's schema
+ * with node:sqlite and kept between runs: a 10M-record log takes minutes to write even this way, and
+ * `wal produce` of it longer. Kept in $WAL_BENCH_CACHE, else ~/.cache/wal-bench (never in the repo);
+ * each bench copies it before writing to it. Records are spread over the last day, in commits of 1,000
+ * (one append time each), so time-based lookups have history to search.
+ */
+export async function cachedLog(count) {
+  const { DDL, PRAGMAS, INSERT_RECORD, SCHEMA_VERSION } = await import('../src/lib/log/embedded/schema.ts')
+  const { partitionForKey } = await import('../src/lib/log/partitioner.ts')
+  const dir = process.env.WAL_BENCH_CACHE || join(homedir(), '.cache', 'wal-bench')
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const path = join(dir, `log-${count}-schema${SCHEMA_VERSION}-v1.db`)
+  if (existsSync(path)) return path
+  const partial = `${path}.partial-${process.pid}`
+  const started = performance.now()
+  process.stderr.write(`writing a ${countLabel(count)}-record log to ${path} (once)…\n`)
+  const PARTITIONS = 8
+  const COMMIT = 1000
+  const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+  const base32 = (n, width) => {
+    let text = ''
+    for (let i = 0; i < width; i++, n = Math.floor(n / 32)) text = CROCKFORD[n % 32] + text
+    return text
+  }
+  const partitionOf = Array.from({ length: KEYS }, (_, k) => partitionForKey(keyFor(k), PARTITIONS))
+  const db = new DatabaseSync(partial)
+  try {
+    db.exec('PRAGMA journal_mode = OFF')
+    db.exec('PRAGMA synchronous = OFF')
+    db.exec(DDL)
+    const setMeta = db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)')
+    setMeta.run('schema_version', String(SCHEMA_VERSION))
+    setMeta.run('namespace', 'bench')
+    setMeta.run('partitions', String(PARTITIONS))
+    setMeta.run('created_at', new Date().toISOString())
+    const insert = db.prepare(INSERT_RECORD)
+    const next = new Array(PARTITIONS).fill(0)
+    const firstMs = Date.now() - 24 * 3600 * 1000
+    const stepMs = (24 * 3600 * 1000 - 60_000) / Math.ceil(count / COMMIT)
+    for (let i = 0; i < count; i += COMMIT) {
+      const appendedAt = Math.floor(firstMs + (i / COMMIT) * stepMs)
+      db.exec('BEGIN')
+      for (let j = i; j < Math.min(count, i + COMMIT); j++) {
+        const partition = partitionOf[j % KEYS]
+        const createdAtUs = appendedAt * 1000 + (j - i)
+        insert.run(partition, next[partition]++, base32(appendedAt, 10) + base32(j, 16), keyFor(j), appendedAt, appendedAt, null, null, null, 0, null, payloadFor(j), null, createdAtUs)
+      }
+      db.exec('COMMIT')
+    }
+    const setNext = db.prepare('INSERT INTO partitions (partition, next_offset) VALUES (?, ?)')
+    for (let p = 0; p < PARTITIONS; p++) setNext.run(p, next[p])
+    for (const pragma of PRAGMAS) db.exec(pragma)
+  } finally {
+    db.close()
+  }
+  renameSync(partial, path)
+  process.stderr.write(`  written in ${((performance.now() - started) / 1000).toFixed(0)} s\n`)
+  return path
 }

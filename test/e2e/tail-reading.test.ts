@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { partitionForKey } from '../../src/lib/log/partitioner.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Ack, type Envelope, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
@@ -41,6 +42,25 @@ describe('tail --from -N and P:-N', () => {
     const bad = await wal.run(['tail', '-n', 'orders', '--from', '7:-2'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('partitions 0 to 2')
+  })
+})
+
+describe('tail --from -N over a partition that has been quiet', () => {
+  it('gives the last N of the log and of that partition, though its last records are far back in the log', async () => {
+    const quiet = jsonLines<Ack>((await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson([1, 2, 3].map((i) => ({ key: 'quiet', payload: i }))) })).stdout)
+    const q = quiet[0]!.partition
+    // 300 records after them, none in the quiet partition.
+    const keys = Array.from({ length: 2000 }, (_, i) => `k${i}`).filter((k) => partitionForKey(k, 3) !== q).slice(0, 300)
+    const busy = jsonLines<Ack>((await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(keys.map((key, i) => ({ key, payload: i }))) })).stdout)
+    expect(busy).toHaveLength(300)
+    expect(busy.every((a) => a.partition !== q)).toBe(true)
+    const last5 = jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--from', '-5', '--json'])).stdout)
+    expect(last5.map((r) => r.id)).toEqual(busy.slice(-5).map((a) => a.id))
+    const ofQuiet = jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--from', `${q}:-2`, '--json'])).stdout)
+    expect(ofQuiet.map((r) => r.id)).toEqual(quiet.slice(-2).map((a) => a.id))
+    // More than the log holds: all of it, in the order it was written.
+    const all = jsonLines<Envelope>((await wal.run(['tail', '-n', 'orders', '--from', '-400', '--json'])).stdout)
+    expect(all.map((r) => r.id)).toEqual([...quiet, ...busy].map((a) => a.id))
   })
 })
 

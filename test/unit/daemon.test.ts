@@ -142,6 +142,25 @@ describe('HTTP write bodies', () => {
     expect(bytes).toMatchObject({ ok: false, answer: { status: 400, body: { message: expect.stringMatching(/not valid UTF-8 \(byte 4\)/) } } })
   })
 
+  it('refuses a batch whose envelopes are each fine but whose array is not JSON: missing or extra commas, text after it', () => {
+    for (const body of [
+      '[{"payload":1} {"payload":2}]',
+      '[{"payload":1},,{"payload":2}]',
+      '[{"payload":1},{"payload":2},]',
+      '[,{"payload":1}]',
+      '[{"payload":1},{"payload":2}] x',
+      '[{"payload":1},{"payload":2}]]',
+      '[{"payload":1} 2]',
+      '{"payload":1} {"payload":2}',
+    ]) {
+      expect(parseProduceBody(body, undefined, 'orders', cfg, 1000), body).toMatchObject({ ok: false, answer: { status: 400, body: { message: expect.stringMatching(/^the body is not JSON: /) } } })
+    }
+    // Whitespace anywhere JSON allows it is fine; an item that is JSON but not an envelope rejects itself only.
+    const spaced = parseProduceBody(' \n[ {"payload":1} ,\t{"payload":2}\r\n, 3 ] \n', undefined, 'orders', cfg, 1000)
+    expect(spaced).toMatchObject({ ok: true, batch: true, count: 3, rejected: [{ index: 2 }] })
+    expect(parseProduceBody('[]', undefined, 'orders', cfg, 1000)).toMatchObject({ ok: false, answer: { body: { message: 'the batch is empty' } } })
+  })
+
   it('names an NDJSON line that is not UTF-8 by its line, and takes the others', () => {
     const body = Buffer.concat([Buffer.from('{"payload":1}\n{"payload":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}\n{"payload":3}\n')])
     const parsed = parseProduceBody(body, 'application/x-ndjson', 'orders', cfg, 1000)

@@ -4,6 +4,7 @@ import type { Readable, Writable } from 'node:stream'
 import { isUtf8 } from 'node:buffer'
 
 import { invalidUtf8Offset } from '../envelope/json-text.js'
+import { holdYoungGeneration } from '../young-generation.js'
 
 /** A line of input and its 1-based number. */
 export interface NumberedLine {
@@ -71,6 +72,7 @@ export async function* readLineChunks(input: Readable, maxLineBytes = MAX_LINE_B
     }
   }
   for await (const chunk of input) {
+    holdYoungGeneration()
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
     const nl = bytes.lastIndexOf(NEWLINE)
     if (nl === -1) {

@@ -26,7 +26,7 @@ import {
 import { BackendUnavailableError, ConfigError, DurabilityUnknownError, InputRejectedError, InterruptedError, InvalidRecordError, NotFoundError, UsageError, WalError } from '../errors.js'
 import { formatBytes, plural } from '../format.js'
 import type { CommonOptions } from '../io/context.js'
-import { MAX_LINE_BYTES, readFileUpTo, readLineChunks, writeText } from '../io/lines.js'
+import { MAX_LINE_BYTES, readFileUpTo, readLineChunks, writeText, type NumberedLine } from '../io/lines.js'
 import { terminalProgress, type Progress, type ProgressEmitter } from '../io/progress.js'
 import type { AppendResult, LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
@@ -500,13 +500,21 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
     marker.mutation = undefined
   }
   const chunks = readLineChunks(options.io.stdin)[Symbol.asyncIterator]()
-  const interrupted = new Promise<'interrupted'>((resolve) => {
-    if (options.signal?.aborted) resolve('interrupted')
-    options.signal?.addEventListener('abort', () => resolve('interrupted'), { once: true })
-  })
+  // The next chunk, or 'interrupted'. Not a race with one long-lived promise: each race would leave a
+  // reaction on it that holds its chunk, and so every line read until the end of the input.
+  const nextOrInterrupted = (next: Promise<IteratorResult<NumberedLine[]>>): Promise<IteratorResult<NumberedLine[]> | 'interrupted'> => {
+    const signal = options.signal
+    if (signal === undefined) return next
+    if (signal.aborted) return Promise.resolve('interrupted')
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => resolve('interrupted')
+      signal.addEventListener('abort', onAbort, { once: true })
+      next.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    })
+  }
   let next = chunks.next()
   for (;;) {
-    const chunk = await Promise.race([next, interrupted])
+    const chunk = await nextOrInterrupted(next)
     if (chunk === 'interrupted') {
       options.io.stdin.destroy()
       break

@@ -21,6 +21,7 @@ import { EmbeddedConsumerStore } from './consumer-store.js'
 import { EmbeddedDeadLetterQueue } from './dead-letter-queue.js'
 import { EmbeddedSkipList } from './skip-list.js'
 import { LOCK_TIMEOUT_MS, unavailable } from './errors.js'
+import { holdYoungGeneration } from '../../young-generation.js'
 
 /** How long a writer waits for another process's transaction before giving up. */
 export { LOCK_TIMEOUT_MS }
@@ -370,6 +371,10 @@ export class EmbeddedLog implements LogBackend {
     if (allDone() && !options.follow) return
 
     let cursor = this.startSeq(position)
+    if (!options.follow && until !== undefined && this.sparse(position, until, cursor)) {
+      yield* this.mergePartitions(position, until, options.signal)
+      return
+    }
     const dataVersion = this.statement('PRAGMA data_version')
     let version = dataVersion.get() as { data_version: number }
 
@@ -417,6 +422,49 @@ export class EmbeddedLog implements LogBackend {
     return records
   }
 
+  /**
+   * Whether a bounded read wants few of the rows a scan in append order would pass: one partition that
+   * has been quiet while the others were written (`tail --from -10`'s last ten of it sit far back), or
+   * a partition read on its own. Such a read goes by each partition's (partition, offset) index instead.
+   */
+  private sparse(position: ReadonlyMap<number, number>, until: Positions, cursor: number): boolean {
+    let wanted = 0
+    for (const [p, offset] of position) {
+      const end = until.get(p)
+      if (end === undefined) return false
+      wanted += Math.max(0, end - offset)
+    }
+    const last = (this.statement('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
+    return wanted * 4 < last - cursor
+  }
+
+  /** The records of a bounded read, each partition through its own index, merged back into append order. */
+  private async *mergePartitions(position: ReadonlyMap<number, number>, until: Positions, signal?: AbortSignal): AsyncGenerator<LogRecord> {
+    const sql = `SELECT ${STORED_COLUMNS} FROM records WHERE partition = ? AND offset >= ? AND offset < ? ORDER BY offset LIMIT ${READ_BATCH}`
+    const cursors: Array<{ partition: number; next: number; end: number; rows: StoredRow[]; at: number }> = []
+    const refill = (c: (typeof cursors)[number]): void => {
+      c.rows = c.next < c.end ? this.rows(sql, c.partition, c.next, c.end) : []
+      c.at = 0
+    }
+    for (const [partition, next] of position) {
+      const cursor = { partition, next, end: until.get(partition)!, rows: [] as StoredRow[], at: 0 }
+      refill(cursor)
+      if (cursor.rows.length > 0) cursors.push(cursor)
+    }
+    while (cursors.length > 0 && !signal?.aborted) {
+      let earliest = 0
+      for (let i = 1; i < cursors.length; i++) if (cursors[i]!.rows[cursors[i]!.at]!.seq < cursors[earliest]!.rows[cursors[earliest]!.at]!.seq) earliest = i
+      const c = cursors[earliest]!
+      const row = c.rows[c.at++]!
+      c.next = row.offset + 1
+      yield this.toRecord(row)
+      if (c.at === c.rows.length) {
+        if (c.rows.length === READ_BATCH) refill(c)
+        if (c.at === c.rows.length) cursors.splice(earliest, 1)
+      }
+    }
+  }
+
   /** The seq to scan after: just before the earliest record any partition still needs. */
   private startSeq(position: ReadonlyMap<number, number>): number {
     const seqAt = this.statement('SELECT seq FROM records WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT 1')
@@ -435,7 +483,12 @@ export class EmbeddedLog implements LogBackend {
    * of a consumer's time).
    */
   private scanAfter(cursor: number): StoredRow[] {
-    const sql = `SELECT ${STORED_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`
+    return this.rows(`SELECT ${STORED_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ${READ_BATCH}`, cursor)
+  }
+
+  /** A page of records: `sql` selects STORED_COLUMNS, read as arrays and made into objects of one shape. */
+  private rows(sql: string, ...parameters: number[]): StoredRow[] {
+    holdYoungGeneration()
     try {
       let page = this.statements.get(sql)
       if (!page) {
@@ -443,20 +496,20 @@ export class EmbeddedLog implements LogBackend {
         page.setReturnArrays(true)
         this.statements.set(sql, page)
       }
-      return (page.all(cursor) as unknown as StoredValues[]).map(storedRow)
+      return (page.all(...parameters) as unknown as StoredValues[]).map(storedRow)
     } catch (error) {
       // An integer beyond what JavaScript holds exactly (written by another tool, or damaged): read
       // the page again with big integers, so that row is quarantined rather than the reader stopped.
       if ((error as { code?: string }).code !== 'ERR_OUT_OF_RANGE') throw error
-      return this.readWide(sql, cursor)
+      return this.readWide(sql, ...parameters)
     }
   }
 
   /** A page read with big integers: values past Number.MAX_SAFE_INTEGER are kept as bigint, for toRecord to refuse. */
-  private readWide(sql: string, parameter: number | string): StoredRow[] {
+  private readWide(sql: string, ...parameters: Array<number | string>): StoredRow[] {
     const wide = this.db.prepare(sql)
     wide.setReadBigInts(true)
-    return (wide.all(parameter) as Array<Record<string, unknown>>).map((row) => {
+    return (wide.all(...parameters) as Array<Record<string, unknown>>).map((row) => {
       const out: Record<string, unknown> = {}
       for (const [name, value] of Object.entries(row)) out[name] = typeof value === 'bigint' && value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value
       return out as StoredRow
