@@ -55,6 +55,32 @@ describe('operations that parse', () => {
   })
 })
 
+describe('numbers a double would not hold as written', () => {
+  const withText = (json: string): Mutation => ({ ...mutation({}, 1), payload: { encoding: 'json', json } })
+  const deep = (inner: string, levels: number): string => '{"a":'.repeat(levels) + inner + '}'.repeat(levels)
+
+  it('keeps them exact in a kv item, at any depth, and stores every other number as JSON.parse reads it', () => {
+    const text = `{"op":"put","table":"t","key":{"id":1},"item":{"a":[{"b":9007199254740993}],"c":1e400,"d":9007199254740992,"e":1e20,"f":-0.5,"g":${deep('-12345678901234567890', 70)}}}`
+    const operation = parseOperation(withText(text), { exactItems: true })
+    expect(JSON.stringify((operation as { item: unknown }).item)).toBe(
+      `{"a":[{"b":9007199254740993}],"c":1e400,"d":9007199254740992,"e":100000000000000000000,"f":-0.5,"g":${deep('-12345678901234567890', 70)}}`,
+    )
+  })
+
+  it.each([
+    ['an integer past 2^53 in an item', '{"op":"put","table":"t","key":{"id":1},"item":{"n":9007199254740993}}', {}],
+    ['a number beyond a double, 70 levels deep in an item', `{"op":"put","table":"t","key":{"id":1},"item":${deep('1e400', 70)}}`, {}],
+    ['an integer past 2^53 in a key, even where items keep them', '{"op":"delete","table":"t","key":{"id":18446744073709551617}}', { exactItems: true }],
+  ])('refuses %s as fatal NUMBER_NOT_EXACT', (_what, text, options) => {
+    expect(() => parseOperation(withText(text), options)).toThrow(expect.objectContaining({ errorClass: 'fatal', code: 'NUMBER_NOT_EXACT' }))
+  })
+
+  it('reads exact numbers of any length without a second look', () => {
+    const text = '{"op":"put","table":"t","key":{"id":1234567890123456},"item":{"n":9007199254740991,"x":"9007199254740993","y":1.0000000000000002,"z":2e-308}}'
+    expect(parseOperation(withText(text))).toEqual(JSON.parse(text))
+  })
+})
+
 describe('the kv target', () => {
   it('waits for a lock another process holds without blocking the event loop, then pauses as KV_LOCKED, and applies once it is free', async () => {
     const path = join(dir, 'kv.db')

@@ -82,8 +82,25 @@ export function parseOperation(mutation: Mutation, options: { exactItems?: boole
   return result.output
 }
 
-/** A literal of 16 or more digits, or an exponent of 3 digits: the only numbers a double may not hold exactly. */
-const MAYBE_INEXACT = /\d{16}|[eE][+-]?\d{3}/
+/**
+ * Whether a parsed value holds a number that may not be what its literal said: one beyond a double
+ * (parsed as ±Infinity) or an integer past ±(2^53 − 1) (possibly rounded). Every literal inexactReason
+ * refuses parses to one of those, so a value without any is exactly its text. Walking the few values of
+ * a parsed payload costs a fraction of scanning its text for long digit runs (a consumer's hot path).
+ * Nesting past MAX_WALK_DEPTH answers true: the caller then looks at each literal's source.
+ */
+function mayBeInexact(value: unknown, depth: number): boolean {
+  if (typeof value === 'number') return !Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value))
+  if (typeof value !== 'object' || value === null) return false
+  if (depth >= MAX_WALK_DEPTH) return true
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (mayBeInexact(value[i], depth + 1)) return true
+    return false
+  }
+  for (const field in value) if (mayBeInexact((value as Record<string, unknown>)[field], depth + 1)) return true
+  return false
+}
+const MAX_WALK_DEPTH = 64
 
 /** Why a number literal would not be applied as written (a double rounds or overflows it), or null. */
 function inexactReason(source: string, value: number): string | null {
@@ -113,8 +130,9 @@ const { rawJSON, isRawJSON } = JSON as unknown as { rawJSON: (text: string) => R
  * keys are compared as values. The log keeps such payloads exact either way.
  */
 function parseExactNumbers(text: string, exactItems: boolean): unknown {
-  // Nearly every payload has no such literal: parsed without looking at each number's source.
-  if (!MAYBE_INEXACT.test(text)) return JSON.parse(text)
+  // Nearly every payload has no such number: parsed without looking at each number's source.
+  const plain: unknown = JSON.parse(text)
+  if (!mayBeInexact(plain, 0)) return plain
   const parsed: unknown = JSON.parse(text, (field: string, value: unknown, context?: { source?: string }) => {
     if (typeof value !== 'number') return value
     const source = context?.source ?? String(value)
