@@ -61,10 +61,11 @@ function syntaxError(file: string, line: number, column: number, reason: string)
   })
 }
 
-/** js-yaml, loaded only when there is a config file to read. */
+/** js-yaml, loaded only when a YAML config is read (a JSON one, as `.walrc.json`, never loads it). */
 let loadYamlText: typeof import('js-yaml').load
 
-const loadYaml: Loader = (filepath, content) => {
+const loadYaml: Loader = async (filepath, content) => {
+  loadYamlText ??= (await import('js-yaml')).load
   try {
     return loadYamlText(content, { filename: filepath, maxAliases: MAX_YAML_ALIASES } as Parameters<typeof loadYamlText>[1]) ?? null
   } catch (error) {
@@ -350,7 +351,6 @@ export async function findConfig(path: string | undefined, cwd: string | undefin
   const start = resolve(cwd ?? process.cwd())
   const stopDir = searchStopDir(start)
   if (!path && !mightHaveConfig(start, stopDir)) return null
-  loadYamlText ??= (await import('js-yaml')).load
   if (path) return readConfig(resolve(path))
   const places = [...searchDirs(start, stopDir).map((dir) => [dir, SEARCH_PLACES] as const), [globalConfigDir(), GLOBAL_PLACES] as const]
   for (const [dir, names] of places) {

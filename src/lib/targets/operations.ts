@@ -190,5 +190,8 @@ export function partsOf(operation: Operation): PartOperation[] {
 
 /** A stable text form of a key, the same whatever the order of its columns. */
 export function canonicalKey(key: Record<string, string | number | boolean>): string {
-  return JSON.stringify(Object.keys(key).sort().map((column) => [column, key[column]]))
+  const columns = Object.keys(key)
+  // Most keys have one column: nothing to sort.
+  if (columns.length === 1) return JSON.stringify([[columns[0], key[columns[0]!]]])
+  return JSON.stringify(columns.sort().map((column) => [column, key[column]]))
 }

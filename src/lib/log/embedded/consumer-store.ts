@@ -45,6 +45,8 @@ export class EmbeddedConsumerStore implements ConsumerStore {
   private readonly insertDead: StatementSync
   private readonly insertHistory: StatementSync
   private readonly putTxnProgress: StatementSync
+  /** dueScheduled's query, prepared on first use (a consumer asks it on every round of its loop). */
+  private selectDue: StatementSync | undefined
 
   private constructor(
     private readonly db: DatabaseSync,
@@ -231,13 +233,13 @@ export class EmbeddedConsumerStore implements ConsumerStore {
   }
 
   async dueScheduled(partitions: readonly number[], nowMs: number, limit: number, skipKeys: ReadonlySet<string>): Promise<ScheduledMutation[]> {
-    const rows = this.db
-      .prepare(
-        `SELECT s.seq, s.partition, s.due_at, s.envelope, s.key FROM scheduled s
-         WHERE s.target = ? AND s.due_at <= ? AND s.partition IN (SELECT value FROM json_each(?))
-           AND s.seq = (SELECT min(seq) FROM scheduled f WHERE f.target = s.target AND f.key = s.key)
-         ORDER BY s.due_at, s.seq LIMIT ?`,
-      )
+    this.selectDue ??= this.db.prepare(
+      `SELECT s.seq, s.partition, s.due_at, s.envelope, s.key FROM scheduled s
+       WHERE s.target = ? AND s.due_at <= ? AND s.partition IN (SELECT value FROM json_each(?))
+         AND s.seq = (SELECT min(seq) FROM scheduled f WHERE f.target = s.target AND f.key = s.key)
+       ORDER BY s.due_at, s.seq LIMIT ?`,
+    )
+    const rows = this.selectDue
       .all(this.target, nowMs, partitionList(partitions), limit + skipKeys.size) as Array<{
       seq: number
       partition: number
