@@ -174,7 +174,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     for (const t of targets) {
       const store = await log.consumerStore(t.name)
       opened.push(store)
-      const target = await openTarget(t).catch((error: unknown) => {
+      const target = await openTarget(t, { concurrency: concurrencyOf(t) }).catch((error: unknown) => {
         // Already worded for the user (a refused login, an unknown keyspace, an unreachable cluster).
         if (error instanceof WalError) throw error
         throw new BackendUnavailableError(`cannot open target "${t.name}" of namespace "${settings.name}": ${(error as Error).message}`, {

@@ -120,7 +120,7 @@ async function startTargetRun(ctx: ConsumerRunContext): Promise<ConsumerRun> {
   const settings = spec.targets[0]!
   const shard = parseShard(spec.shard === 'auto' ? 'auto' : spec.shard, log.partitions)
   const store = await log.consumerStore(settings.name)
-  const target = await openTarget(settings).catch(async (error: unknown) => {
+  const target = await openTarget(settings, { concurrency: spec.concurrency }).catch(async (error: unknown) => {
     await store.close().catch(() => undefined)
     throw error
   })

@@ -6,7 +6,12 @@ import { HttpTarget } from './http/http-target.js'
 import { KafkaTarget } from './kafka/kafka-target.js'
 import { KvTarget } from './kv/kv-target.js'
 
-export async function openTarget(settings: TargetSettings): Promise<Target> {
+/** How the consumer runs the target: `concurrency` is its applies at once (--concurrency, daemon.concurrency or the target's own). */
+export interface OpenOptions {
+  concurrency?: number
+}
+
+export async function openTarget(settings: TargetSettings, options: OpenOptions = {}): Promise<Target> {
   switch (settings.type) {
     case 'kv': {
       return KvTarget.open({ name: settings.name, path: settings.path })
@@ -32,6 +37,7 @@ export async function openTarget(settings: TargetSettings): Promise<Target> {
         cluster: settings.cluster,
         keyspace: settings.keyspace,
         consistency: settings.consistency,
+        concurrency: options.concurrency ?? settings.concurrency,
         timeoutMs: settings.timeoutMs,
         maxBatchBytes: settings.maxBatchBytes,
         deleteJitterMs: settings.deleteJitterMs,

@@ -14,7 +14,7 @@ import { createdAtMicros } from '../../envelope/created-at.js'
 import type { Mutation } from '../../envelope/envelope.js'
 import { ConfigError, WalError } from '../../errors.js'
 import { parseOperation, partsOf, type PartOperation } from '../operations.js'
-import { TargetError, type Target } from '../target.js'
+import { TargetError, type BatchContext, type Target } from '../target.js'
 import { tableProblems } from './declared-tables.js'
 import { classifyCassandraError, clientOptions, connectError, isBatchTooLarge, loadDriver, type CassandraDriver } from './driver.js'
 import { jitterMs, partStatement, planBatch, type Statement, type TableSchema } from './statements.js'
@@ -27,6 +27,8 @@ export interface CassandraTargetOptions {
   cluster: CassandraClusterSettings
   keyspace: string
   consistency: ConsistencyLevel
+  /** Requests in flight at most when a page of mutations is applied at once (applyBatch). */
+  concurrency: number
   timeoutMs: number
   /** Batches larger than this are applied part by part (see planBatch). */
   maxBatchBytes: number
@@ -36,6 +38,13 @@ export interface CassandraTargetOptions {
   tables: Record<string, CassandraTableDeclaration>
   /** For messages: where the target is declared. */
   where: string
+}
+
+/** A mutation's statements, built and checked, ready to run. */
+interface Job {
+  id: string
+  parts: readonly PartOperation[]
+  statements: readonly Statement[]
 }
 
 /** Batches applied part by part and not finished yet: at most this many are remembered. */
@@ -185,40 +194,128 @@ export class CassandraTarget implements Target {
   }
 
   async apply(mutation: Mutation): Promise<void> {
+    this.lookForReplacedHosts()
+    const parts = partsOf(parseOperation(mutation))
+    try {
+      await this.run(this.statementsNow(mutation, parts) ?? (await this.statementsOf(mutation, parts)))
+    } catch (error) {
+      this.requestFailed()
+      throw classifyCassandraError(error)
+    }
+  }
+
+  /**
+   * A page of mutations (each of a key with nothing else pending; a key may come more than once):
+   * every statement of every mutation is built first, so one that cannot be (not an operation, an
+   * unknown table or column, a number that does not fit) fails the batch before anything is sent. Then
+   * they run `concurrency` at a time, each as apply() runs it (one statement, or a multi-part batch as
+   * one logged batch or part by part). On the first failure no more are started and the batch throws:
+   * the consumer applies each mutation again on its own, which rewrites the ones that landed with the
+   * same cells and write times (idempotent). Two mutations of one key may run at the same time: their
+   * write times (createdAt, in µs) decide which cell wins, as they do when applied one after the other,
+   * so the end state is the same as applying them in order.
+   */
+  async applyBatch(mutations: readonly Mutation[], context?: BatchContext): Promise<void> {
+    this.lookForReplacedHosts()
+    try {
+      const jobs: Job[] = new Array(mutations.length)
+      for (let i = 0; i < mutations.length; i++) {
+        const mutation = mutations[i]!
+        const parts = partsOf(parseOperation(mutation))
+        jobs[i] = this.statementsNow(mutation, parts) ?? (await this.statementsOf(mutation, parts))
+      }
+      await this.runConcurrently(jobs, context?.signal)
+    } catch (error) {
+      this.requestFailed()
+      throw classifyCassandraError(error)
+    }
+  }
+
+  private lookForReplacedHosts(): void {
     if (this.hostsMayChange) {
       this.hostsMayChange = false
       this.rememberHosts()
     }
-    const parts = partsOf(parseOperation(mutation))
+  }
+
+  private requestFailed(): void {
+    this.hostsMayChange = true
+    this.rememberHosts()
+  }
+
+  /**
+   * A one-part mutation's statement when its table is known, without a promise (the hot path); undefined
+   * when the table must be looked up (first use, or a column not seen yet: statementsOf looks again).
+   */
+  private statementsNow(mutation: Mutation, parts: readonly PartOperation[]): Job | undefined {
+    if (parts.length !== 1) return undefined
+    const schema = this.known.get(parts[0]!.table)
+    if (schema === undefined) return undefined
     const timestamp = this.driver.types.Long.fromNumber(createdAtMicros(mutation.createdAtMs))
     try {
-      if (parts.length === 1) {
-        const statement = await this.statementFor(parts[0]!, timestamp, `mutation ${mutation.id}`)
-        await this.client.execute(statement.query, statement.params, this.requestOptions)
-        return
-      }
-      // Every statement is built before any is run: a bad part fails the whole mutation, none applied.
-      const statements: Statement[] = []
-      for (let i = 0; i < parts.length; i++) statements.push(await this.statementFor(parts[i]!, timestamp, `mutation ${mutation.id}, part ${i + 1} of ${parts.length}`))
-      const plan = planBatch(parts, this.options.maxBatchBytes)
-      if (plan.mode === 'logged-batch' && !this.progress.has(mutation.id)) {
-        try {
-          await this.client.batch(
-            statements.map((s) => ({ query: s.query, params: s.params })),
-            { ...this.requestOptions, logged: true },
-          )
+      return { id: mutation.id, parts, statements: [partStatement(schema, parts[0]!, timestamp, `mutation ${mutation.id}`)] }
+    } catch (error) {
+      if (error instanceof TargetError && error.code === 'CASSANDRA_COLUMN_UNKNOWN') return undefined
+      throw error
+    }
+  }
+
+  /** Every statement of a mutation, built before any is run: a bad part fails the whole mutation, none applied. */
+  private async statementsOf(mutation: Mutation, parts: readonly PartOperation[]): Promise<Job> {
+    const timestamp = this.driver.types.Long.fromNumber(createdAtMicros(mutation.createdAtMs))
+    if (parts.length === 1) return { id: mutation.id, parts, statements: [await this.statementFor(parts[0]!, timestamp, `mutation ${mutation.id}`)] }
+    const statements: Statement[] = []
+    for (let i = 0; i < parts.length; i++) statements.push(await this.statementFor(parts[i]!, timestamp, `mutation ${mutation.id}, part ${i + 1} of ${parts.length}`))
+    return { id: mutation.id, parts, statements }
+  }
+
+  /** Jobs `concurrency` at a time; after the first failure (or an abort) none is started, and it is thrown once the running ones end. */
+  private async runConcurrently(jobs: readonly Job[], signal: AbortSignal | undefined): Promise<void> {
+    let next = 0
+    let failure: { error: unknown } | undefined
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && next < jobs.length) {
+        if (signal?.aborted) {
+          failure = { error: new TargetError('stopped before the whole batch was applied', { errorClass: 'retryable', code: 'CASSANDRA_BATCH_STOPPED' }) }
           return
+        }
+        const job = jobs[next++]!
+        const { statements } = job
+        try {
+          // One statement (nearly always): sent as it is, without run()'s promise of its own.
+          await (statements.length === 1 ? this.client.execute(statements[0]!.query, statements[0]!.params, this.requestOptions) : this.run(job))
         } catch (error) {
-          // Cassandra counts bytes its own way: a batch it finds too large still goes, part by part.
-          if (!isBatchTooLarge(error)) throw error
+          failure ??= { error }
         }
       }
-      await this.applyParts(mutation.id, statements)
-    } catch (error) {
-      this.hostsMayChange = true
-      this.rememberHosts()
-      throw classifyCassandraError(error)
     }
+    const workers: Array<Promise<void>> = new Array(Math.min(this.options.concurrency, jobs.length))
+    for (let i = 0; i < workers.length; i++) workers[i] = worker()
+    await Promise.all(workers)
+    if (failure !== undefined) throw failure.error
+  }
+
+  /** Runs a mutation's statements: one, or several as one logged batch when they fit, else part by part. */
+  private async run(job: Job): Promise<void> {
+    const { statements } = job
+    if (statements.length === 1) {
+      await this.client.execute(statements[0]!.query, statements[0]!.params, this.requestOptions)
+      return
+    }
+    const plan = planBatch(job.parts, this.options.maxBatchBytes)
+    if (plan.mode === 'logged-batch' && !this.progress.has(job.id)) {
+      try {
+        await this.client.batch(
+          statements.map((s) => ({ query: s.query, params: s.params })),
+          { ...this.requestOptions, logged: true },
+        )
+        return
+      } catch (error) {
+        // Cassandra counts bytes its own way: a batch it finds too large still goes, part by part.
+        if (!isBatchTooLarge(error)) throw error
+      }
+    }
+    await this.applyParts(job.id, statements)
   }
 
   /** Parts in order, each recorded once applied: a retry (in this process) starts after the last one done. */
