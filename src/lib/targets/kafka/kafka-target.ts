@@ -169,6 +169,24 @@ export class KafkaTarget implements Target {
     return this.rounds.push(encodeRecord(forwardedCopy(mutation)))
   }
 
+  /**
+   * A page of mutations (keys with nothing else pending) in the sends of one round: one request per
+   * broker for the page instead of one per mutation, in page order, so each partition keeps its keys'
+   * order. A record larger than the topic takes fails the whole batch before anything is sent, and the
+   * consumer applies each mutation again on its own, so only that one is dead-lettered. A send that
+   * fails throws too; records of the page that the brokers had already taken are then sent again by the
+   * one-at-a-time applies (at least once, as after any retried send).
+   */
+  async applyBatch(mutations: readonly Mutation[]): Promise<void> {
+    const records = mutations.map((mutation) => encodeRecord(forwardedCopy(mutation)))
+    const limit = this.maxMessageBytes
+    for (const record of records) {
+      const bytes = recordBytes(record)
+      if (bytes + BATCH_OVERHEAD_BYTES > limit) throw classifyKafkaError(recordTooLarge(this.options.cluster, this.options.topic, bytes, limit))
+    }
+    return this.rounds.pushAll(records)
+  }
+
   async close(): Promise<void> {
     const producer = this.producer
     this.producer = undefined
