@@ -5,6 +5,7 @@ import { Kafka, logLevel } from 'kafkajs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { endpoints } from '../../scripts/services/endpoints.js'
+import { deleteTopics, kafkaNamespace } from '../helpers/kafka-namespace.js'
 import { deadLetters } from '../helpers/state.js'
 import { makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
@@ -50,7 +51,7 @@ async function readTopic(count: number): Promise<Array<{ key: string; value: Buf
         seen.push({ key: String(message.key), value: message.value!, headers, partition })
       },
     })
-    await waitFor(() => seen.length >= count, { timeoutMs: 30_000 })
+    await waitFor(() => seen.length >= count, { timeoutMs: 60_000 })
     return seen
   } finally {
     await consumer.disconnect()
@@ -75,6 +76,57 @@ describe('the Kafka target', () => {
       expect(own[0]!.headers).toMatchObject({ source: 'crm', 'wal-id': expect.stringMatching(/^[0-9A-Z]{26}$/) })
     }
     expect(records.find((r) => r.key === 'bin')!.value).toEqual(Buffer.from([0, 1, 255]))
+  })
+
+  it('forwards the pages of a Kafka namespace in batches: every record arrives once, exact, with its headers, in per-key order', async () => {
+    const source = await kafkaNamespace(wal, { partitions: 4, targets: { replica: { type: 'kafka', cluster: 'test', topic } } })
+    try {
+      const keys = 25
+      const input = Array.from({ length: 2000 }, (_, i) => ({ key: `k${i % keys}\u001b[31m`, payload: { i, text: `é${'x'.repeat(i % 300)}` }, headers: { source: 'crm', n: String(i) } }))
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })).code).toBe(0)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      expect(consumed.code).toBe(0)
+      expect(JSON.parse(consumed.stdout).targets[0]).toMatchObject({ target: 'replica', applied: 2000, retried: 0, deadLettered: 0, lag: 0 })
+      const records = await readTopic(2000)
+      // Nothing more than once: the batches were not sent again one by one.
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      expect(records).toHaveLength(2000)
+      for (let k = 0; k < keys; k++) {
+        const own = records.filter((r) => r.key === `k${k}\u001b[31m`)
+        expect(new Set(own.map((r) => r.partition)).size).toBe(1)
+        expect(own.map((r) => JSON.parse(r.value.toString()))).toEqual(input.filter((m) => m.key === `k${k}\u001b[31m`).map((m) => m.payload))
+        expect(own.map((r) => r.headers.n)).toEqual(input.filter((m) => m.key === `k${k}\u001b[31m`).map((m) => m.headers.n))
+        expect(own.every((r) => r.headers.source === 'crm')).toBe(true)
+      }
+    } finally {
+      await deleteTopics([source])
+    }
+  })
+
+  it('dead-letters alone a record over the topic\'s max.message.bytes in a forwarded page; the rest of the page arrives once, in per-key order', async () => {
+    const admin = kafka.admin()
+    await admin.connect()
+    await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2 /* TOPIC */, name: topic, configEntries: [{ name: 'max.message.bytes', value: '20000' }] }] })
+    await admin.disconnect()
+    configure({ brokers: endpoints.kafka.brokers })
+    const keys = 10
+    const input = Array.from({ length: 500 }, (_, i) => ({ key: `k${i % keys}`, payload: { i, pad: i === 123 ? 'y'.repeat(30_000) : '' } }))
+    expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })).code).toBe(0)
+    const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+    // Exit 8: one mutation was dead-lettered.
+    expect(consumed.code).toBe(8)
+    expect(JSON.parse(consumed.stdout).targets[0]).toMatchObject({ target: 'replica', applied: 499, deadLettered: 1, lag: 0 })
+    const dead = deadLetters(wal.stateDir, 'orders')
+    expect(dead).toHaveLength(1)
+    expect(dead[0]).toMatchObject({ target: 'replica', key: 'k3', error_class: 'fatal' })
+    expect(JSON.parse(dead[0]!.envelope).payload.i).toBe(123)
+    const records = await readTopic(499)
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    expect(records).toHaveLength(499)
+    for (let k = 0; k < keys; k++) {
+      const own = records.filter((r) => r.key === `k${k}`)
+      expect(own.map((r) => JSON.parse(r.value.toString()).i)).toEqual(input.map((m, i) => ({ m, i })).filter(({ m, i }) => m.key === `k${k}` && i !== 123).map(({ i }) => i))
+    }
   })
 
   it('reaches a cluster over SCRAM, and pauses (without dead-lettering) when the password is wrong', async () => {

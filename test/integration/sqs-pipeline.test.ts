@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { endpoints } from '../../scripts/services/endpoints.js'
 import { startTargetServer, type TargetServer } from '../helpers/http-target-server.js'
 import { deleteQueues, queueUrl, sqsNamespace, testSqs, writeSqsConfig } from '../helpers/sqs-namespace.js'
-import { kvItems } from '../helpers/state.js'
+import { deadLetters, kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
@@ -291,6 +291,24 @@ describe('the pipeline on an SQS namespace', () => {
       ['k2', 2, '2'],
       ['k3', 3, '3'],
     ])
+  })
+
+  it('an SQS target forwards a page of an embedded namespace in batches: every message arrives once, exact; one above SQS\'s 256 KiB limit is dead-lettered alone', async () => {
+    // "orders" reads the queue; "src" (embedded) forwards to it.
+    const queue = await namespace({ extra: {} })
+    writeSqsConfig(wal, queue, { extra: { src: { targets: { out: { type: 'sqs', cluster: 'test', queue } } } } })
+    const input = Array.from({ length: 300 }, (_, i) => ({ key: `k${i % 7}\u0007`, payload: { i, pad: i === 77 ? 'z'.repeat(300 * 1024) : `é${i}` }, headers: { n: String(i) } }))
+    expect((await wal.run(['produce', '-n', 'src'], { input: ndjson(input) })).code).toBe(0)
+    const consumed = await wal.run(['consume', '-n', 'src', '--until-idle', '--json'])
+    // Exit 8: one mutation was dead-lettered.
+    expect(consumed.code).toBe(8)
+    expect((JSON.parse(consumed.stdout) as Summary).targets[0]).toMatchObject({ target: 'out', applied: 299, deadLettered: 1, lag: 0 })
+    const dead = deadLetters(wal.stateDir, 'src')
+    expect(dead).toHaveLength(1)
+    expect(dead[0]).toMatchObject({ target: 'out', key: 'k0\u0007', error_class: 'fatal', code: 'WAL_PAYLOAD_TOO_LARGE' })
+    const forwarded = jsonLines<{ key: string; payload: { i: number; pad: string }; headers: Record<string, string> }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
+    const expected = input.filter((m) => m.payload.i !== 77)
+    expect(forwarded.map((e) => [e.key, e.payload.i, e.payload.pad, e.headers.n]).sort()).toEqual(expected.map((m) => [m.key, m.payload.i, m.payload.pad, m.headers.n]).sort())
   })
 })
 

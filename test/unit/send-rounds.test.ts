@@ -32,4 +32,25 @@ describe('send rounds', () => {
     await expect(sender.push('a')).rejects.toThrow('down')
     await expect(sender.push('b')).resolves.toBeUndefined()
   })
+
+  it('sends a group of items in order across rounds, and rejects the group with its first failure once every round answered', async () => {
+    const rounds: number[][] = []
+    const sender = new SendRounds<number>({
+      maxRound: 3,
+      send: async (items) => {
+        rounds.push(items)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        return items.map((n) => (n === 5 || n === 7 ? new Error(`refused ${n}`) : undefined))
+      },
+      classify: (error) => new Error(`classified: ${(error as Error).message}`),
+    })
+    const single = sender.push(0)
+    const group = sender.pushAll([1, 2, 3, 4, 5, 6, 7])
+    const ok = sender.pushAll([8, 9])
+    await expect(group).rejects.toThrow('classified: refused 5')
+    await expect(single).resolves.toBeUndefined()
+    await expect(ok).resolves.toBeUndefined()
+    await expect(sender.pushAll([])).resolves.toBeUndefined()
+    expect(rounds).toEqual([[0], [1, 2, 3], [4, 5, 6], [7, 8, 9]])
+  })
 })

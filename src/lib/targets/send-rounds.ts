@@ -12,16 +12,39 @@ export interface SendRoundsOptions<T> {
   classify(error: unknown): unknown
 }
 
+/** Items given together (one apply, or a page of them): one promise for all, settled once each was sent. */
+interface Entry<T> {
+  items: readonly T[]
+  /** The first item not yet in a round. */
+  taken: number
+  /** Items whose round has not answered yet. */
+  left: number
+  /** The first item (by position) that failed, and why. */
+  failed?: { at: number; error: unknown }
+  resolve: () => void
+  reject: (error: unknown) => void
+}
+
 export class SendRounds<T> {
-  private waiting: Array<{ item: T; resolve: () => void; reject: (error: unknown) => void }> = []
+  private waiting: Array<Entry<T>> = []
   private sending = false
 
   constructor(private readonly options: SendRoundsOptions<T>) {}
 
   /** Resolves once the item's round was sent and the item accepted. */
   push(item: T): Promise<void> {
+    return this.pushAll([item])
+  }
+
+  /**
+   * Resolves once the rounds carrying the items were sent and every item accepted; else rejects, once all
+   * of them answered, with the first item's failure (items of the other rounds may have been accepted).
+   * The items go in this order, together, in as few rounds as maxRound allows.
+   */
+  pushAll(items: readonly T[]): Promise<void> {
+    if (items.length === 0) return Promise.resolve()
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ item, resolve, reject })
+      this.waiting.push({ items, taken: 0, left: items.length, resolve, reject })
       if (!this.sending) void this.sendWaiting()
     })
   }
@@ -31,17 +54,42 @@ export class SendRounds<T> {
     this.sending = true
     try {
       while (this.waiting.length > 0) {
-        const round = this.waiting.splice(0, this.options.maxRound)
+        // The next maxRound items, and whose each one is.
+        const items: T[] = []
+        const owners: Array<Entry<T>> = []
+        const positions: number[] = []
+        let done = 0
+        while (items.length < this.options.maxRound && done < this.waiting.length) {
+          const entry = this.waiting[done]!
+          const end = Math.min(entry.items.length, entry.taken + this.options.maxRound - items.length)
+          for (let i = entry.taken; i < end; i++) {
+            items.push(entry.items[i]!)
+            owners.push(entry)
+            positions.push(i)
+          }
+          entry.taken = end
+          if (end === entry.items.length) done++
+        }
+        this.waiting.splice(0, done)
+        let errors: ReadonlyArray<unknown> | void = undefined
+        let roundError: unknown
+        let roundFailed = false
         try {
-          const errors = await this.options.send(round.map((r) => r.item))
-          round.forEach((r, i) => {
-            const error = errors?.[i]
-            if (error === undefined || error === null) r.resolve()
-            else r.reject(this.options.classify(error))
-          })
+          errors = await this.options.send(items)
         } catch (error) {
-          const classified = this.options.classify(error)
-          for (const r of round) r.reject(classified)
+          roundFailed = true
+          roundError = this.options.classify(error)
+        }
+        for (let i = 0; i < items.length; i++) {
+          const entry = owners[i]!
+          const error = roundFailed ? roundError : errors?.[i]
+          if (error !== undefined && error !== null && (entry.failed === undefined || positions[i]! < entry.failed.at)) {
+            entry.failed = { at: positions[i]!, error: roundFailed ? error : this.options.classify(error) }
+          }
+          if (--entry.left === 0) {
+            if (entry.failed === undefined) entry.resolve()
+            else entry.reject(entry.failed.error)
+          }
         }
       }
     } finally {

@@ -125,26 +125,27 @@ export class KafkaTarget implements Target {
     return this.producer
   }
 
-  private readonly rounds = new SendRounds<OutgoingRecord>({
+  /** A record to send, with what recordBytes() says it costs (reckoned once). */
+  private readonly rounds = new SendRounds<{ record: OutgoingRecord; bytes: number }>({
     maxRound: MAX_BATCH,
     // A round goes in requests the brokers take; a record they refuse fails alone (see record-batches.ts).
-    send: async (records) => {
+    send: async (items) => {
       const { topic, cluster, timeoutMs } = this.options
       const limit = this.maxMessageBytes
-      const errors: unknown[] = records.map(() => undefined)
+      const errors: unknown[] = new Array<unknown>(items.length).fill(undefined)
       const fitting: number[] = []
-      records.forEach((record, i) => {
-        const bytes = recordBytes(record)
+      for (let i = 0; i < items.length; i++) {
+        const { bytes } = items[i]!
         if (bytes + BATCH_OVERHEAD_BYTES > limit) errors[i] = recordTooLarge(cluster, topic, bytes, limit)
         else fitting.push(i)
-      })
-      const chunks = chunkByPartitionBytes(fitting, { bytes: (i) => recordBytes(records[i]!), partitionOf: (i) => String(records[i]!.partition ?? '*'), maxBytes: batchBudget(limit) })
+      }
+      const chunks = chunkByPartitionBytes(fitting, { bytes: (i) => items[i]!.bytes, partitionOf: (i) => String(items[i]!.record.partition ?? '*'), maxBytes: batchBudget(limit) })
       const outcomes = await sendChunks(
         chunks,
         async (chunk) => {
           const producer = await this.connect()
           try {
-            await producer.send({ topic, acks: -1, timeout: timeoutMs, compression: this.compressionCode, messages: chunk.map((i) => records[i]!) })
+            await producer.send({ topic, acks: -1, timeout: timeoutMs, compression: this.compressionCode, messages: chunk.map((i) => items[i]!.record) })
           } catch (error) {
             // Its sequence numbers may no longer match the brokers': the next send starts a new producer.
             this.producer = undefined
@@ -166,7 +167,28 @@ export class KafkaTarget implements Target {
 
   async apply(mutation: Mutation): Promise<void> {
     // A replica starts its own history, and its own routing: this hop's target header is not the next one's.
-    return this.rounds.push(encodeRecord(forwardedCopy(mutation)))
+    const record = encodeRecord(forwardedCopy(mutation))
+    return this.rounds.push({ record, bytes: recordBytes(record) })
+  }
+
+  /**
+   * A page of mutations (keys with nothing else pending) in the sends of one round: one request per
+   * broker for the page instead of one per mutation, in page order, so each partition keeps its keys'
+   * order. A record larger than the topic takes fails the whole batch before anything is sent, and the
+   * consumer applies each mutation again on its own, so only that one is dead-lettered. A send that
+   * fails throws too; records of the page that the brokers had already taken are then sent again by the
+   * one-at-a-time applies (at least once, as after any retried send).
+   */
+  async applyBatch(mutations: readonly Mutation[]): Promise<void> {
+    const items = new Array<{ record: OutgoingRecord; bytes: number }>(mutations.length)
+    const limit = this.maxMessageBytes
+    for (let i = 0; i < mutations.length; i++) {
+      const record = encodeRecord(forwardedCopy(mutations[i]!))
+      const bytes = recordBytes(record)
+      if (bytes + BATCH_OVERHEAD_BYTES > limit) throw classifyKafkaError(recordTooLarge(this.options.cluster, this.options.topic, bytes, limit))
+      items[i] = { record, bytes }
+    }
+    return this.rounds.pushAll(items)
   }
 
   async close(): Promise<void> {

@@ -7,10 +7,11 @@
 import type { SqsClusterSettings } from '../../config/schema.js'
 import type { Mutation } from '../../envelope/envelope.js'
 import { BackendUnavailableError, ClusterAccessError, InvalidRecordError, NotFoundError, WalError } from '../../errors.js'
-import { encodeMessage, type OutgoingMessage } from '../../log/sqs/codec.js'
+import { encodeMessage, MAX_MESSAGE_BYTES, messageBytes, type OutgoingMessage } from '../../log/sqs/codec.js'
 import { SqsQueues } from '../../log/sqs/sqs-log.js'
 import { SendRounds } from '../send-rounds.js'
 import { forwardedCopy, TargetError, type Target } from '../target.js'
+import { formatBytes } from '../../format.js'
 
 export interface SqsTargetOptions {
   name: string
@@ -44,8 +45,29 @@ export class SqsTarget implements Target {
     classify: classifySqsError,
   })
 
+  /**
+   * A standard queue takes a page of mutations (keys with nothing else pending) in the SendMessageBatch
+   * calls of one round, 10 messages a call. A message above SQS's limit fails the whole batch before
+   * anything is sent, so the consumer's one-at-a-time fallback dead-letters it alone. Not on a FIFO
+   * queue: there a message of the batch that failed could have been overtaken by a later one of its
+   * group, which the fallback would then re-send only to have SQS drop it as a duplicate.
+   */
+  readonly applyBatch?: (mutations: readonly Mutation[]) => Promise<void>
+
   constructor(private readonly options: SqsTargetOptions) {
     this.name = options.name
+    if (!options.fifo) this.applyBatch = (mutations) => this.sendBatch(mutations)
+  }
+
+  private async sendBatch(mutations: readonly Mutation[]): Promise<void> {
+    const messages = new Array<OutgoingMessage>(mutations.length)
+    for (let i = 0; i < mutations.length; i++) {
+      const message = encodeMessage(forwardedCopy(mutations[i]!), { fifo: false })
+      const size = messageBytes(message.MessageBody, message.MessageAttributes ?? {})
+      if (size > MAX_MESSAGE_BYTES) throw new TargetError(`the message would be ${formatBytes(size)}, above SQS's ${formatBytes(MAX_MESSAGE_BYTES)} limit`, { errorClass: 'fatal', code: 'WAL_PAYLOAD_TOO_LARGE' })
+      messages[i] = message
+    }
+    return this.rounds.pushAll(messages)
   }
 
   private connect(): Promise<{ queues: SqsQueues; url: string }> {
