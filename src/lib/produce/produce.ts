@@ -143,6 +143,14 @@ class Producer {
   private readonly rejectedLines: number[] = []
   /** Results are printed in input order even when commits overlap. */
   private printed: Promise<unknown> = Promise.resolve()
+  /**
+   * Appends go to the log one commit after the other, and none after one failed: a later batch must not
+   * land after an earlier one was refused (a disk full for one transaction may have room for the next),
+   * or "nothing from line N on was written" would be false and producing from line N again would write
+   * some lines twice and out of order. Lines are still parsed while the previous batch commits.
+   */
+  private appended: Promise<void> = Promise.resolve()
+  private appendFailure: unknown
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -205,6 +213,16 @@ class Producer {
       else byNamespace.set(entry.mutation.namespace, [entry])
     }
     let failure: unknown
+    const previous = this.appended
+    let release!: () => void
+    this.appended = new Promise<void>((resolve) => (release = resolve))
+    await previous
+    // An earlier batch failed: this one is not written at all (its lines are neither acked nor unknown).
+    const skipped = this.appendFailure !== undefined
+    if (skipped) {
+      failure = this.appendFailure
+      byNamespace.clear()
+    }
     await Promise.all(
       [...byNamespace].map(async ([namespace, group]) => {
         try {
@@ -225,8 +243,11 @@ class Producer {
           } else failure ??= error
         }
       }),
-    )
-    const unknown = failure instanceof DurabilityUnknownError
+    ).finally(() => {
+      this.appendFailure ??= failure
+      release()
+    })
+    const unknown = !skipped && failure instanceof DurabilityUnknownError
     const print = this.printed.then(() => {
       let out = ''
       for (const entry of entries) {
