@@ -47,18 +47,23 @@ let linearGrouping = false
 function useLinearPartitionGrouping(): void {
   if (linearGrouping) return
   linearGrouping = true
-  const require = createRequire(import.meta.url)
-  const path = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js')
-  const grouping = new Module(path)
-  grouping.filename = path
-  grouping.loaded = true
-  grouping.exports = ({ topic, partitionMetadata, messages, partitioner }: { topic: string; partitionMetadata: unknown[]; messages: PartitionedMessage[]; partitioner: Partitioner }) => {
+  replaceKafkajsModule('kafkajs/src/producer/groupMessagesPerPartition.js', ({ topic, partitionMetadata, messages, partitioner }: { topic: string; partitionMetadata: unknown[]; messages: PartitionedMessage[]; partitioner: Partitioner }) => {
     const result: Record<number, PartitionedMessage[]> = {}
     if (partitionMetadata.length === 0) return result
     for (const message of messages) (result[partitioner({ topic, partitionMetadata, message })] ??= []).push(message)
     return result
-  }
-  require.cache[path] = grouping
+  })
+}
+
+/** Puts `exports` in Node's require cache as the kafkajs module `id`, before kafkajs requires it. */
+function replaceKafkajsModule(id: string, exports: unknown): void {
+  const require = createRequire(import.meta.url)
+  const path = require.resolve(id)
+  const replacement = new Module(path)
+  replacement.filename = path
+  replacement.loaded = true
+  replacement.exports = exports
+  require.cache[path] = replacement
 }
 
 interface KafkajsEncoder {
@@ -122,12 +127,8 @@ function useOneBufferRecords(): void {
   if (oneBufferRecords) return
   oneBufferRecords = true
   const require = createRequire(import.meta.url)
-  const path = require.resolve('kafkajs/src/protocol/recordBatch/record/v0/index.js')
   const Encoder = require('kafkajs/src/protocol/encoder.js') as { new (initialSize?: number): KafkajsEncoder; sizeOfVarLong(n: unknown): number }
-  const record = new Module(path)
-  record.filename = path
-  record.loaded = true
-  record.exports = ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: { offsetDelta?: number; timestampDelta?: unknown; key: unknown; value: unknown; headers?: RecordHeaders }) => {
+  replaceKafkajsModule('kafkajs/src/protocol/recordBatch/record/v0/index.js', ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: { offsetDelta?: number; timestampDelta?: unknown; key: unknown; value: unknown; headers?: RecordHeaders }) => {
     // As kafkajs: a header given a list of values is that header once per value.
     const names: string[] = []
     const values: unknown[] = []
@@ -169,8 +170,7 @@ function useOneBufferRecords(): void {
       putBytes(e, values[i], valueLengths[i]!)
     }
     return e
-  }
-  require.cache[path] = record
+  })
 }
 
 /** kafkajs, imported on first use (it is never part of the start-up path of other commands). */
