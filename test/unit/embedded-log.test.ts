@@ -153,6 +153,34 @@ describe('the embedded log', () => {
     expect(await log.readPage(new Map([[marks[0]!.partition, marks[0]!.high]]), 10)).toEqual([])
   })
 
+  it('reads on from where the last page ended, also records appended since, and from any other positions', async () => {
+    await log.append(Array.from({ length: 900 }, (_, i) => mutation(`k${i % 23}`, { i })))
+    const everything = async (from: Map<number, number>): Promise<LogRecord[]> => {
+      const out: LogRecord[] = []
+      for await (const r of log.read({ from })) out.push(r)
+      return out
+    }
+    const start = new Map((await log.marks()).map((m) => [m.partition, 0]))
+    const all = await everything(start)
+    const position = new Map(start)
+    const pages: LogRecord[] = []
+    for (;;) {
+      const page = await log.readPage(position, 250)
+      if (page.length === 0) break
+      for (const r of page) position.set(r.partition, r.offset + 1)
+      pages.push(...page)
+    }
+    expect(pages).toEqual(all)
+    // Appended after the last page: the next page holds them.
+    await log.append(Array.from({ length: 40 }, (_, i) => mutation(`k${i % 23}`, { late: i })))
+    const late = await log.readPage(position, 1000)
+    expect(late.map((r) => r.payload)).toEqual((await everything(position)).map((r) => r.payload))
+    expect(late).toHaveLength(40)
+    // Started over (a consumer that lost a partition and took it back): read again from there.
+    const again = new Map(start)
+    expect(await log.readPage(again, 100)).toEqual(all.slice(0, 100))
+  })
+
   it('refuses to reopen a log with another partition count', () => {
     expect(() => EmbeddedLog.open({ stateDir: dir, namespace: 'ns', partitions: 8, create: true })).toThrow(ConfigError)
   })

@@ -29,18 +29,29 @@ export function createdAtMicros(createdAtMs: number): number {
   return Math.round(createdAtMs * 1000)
 }
 
-// The last millisecond formatted, and its text: records read in order share milliseconds (a produce batch
-// is stamped within a few), and a Date per record was a tenth of a file consumer's time.
+// The last two milliseconds formatted, and their text: records read in order share milliseconds (a
+// produce batch is stamped within a few), and a Date per record was a tenth of a file consumer's time.
+// Two, because an envelope line formats two times (createdAt, then appendedAt), which one slot would
+// make miss at every call.
 let lastMs = Number.NaN
 let lastIso = ''
+let otherMs = Number.NaN
+let otherIso = ''
 
-/** ISO 8601 with three fraction digits, as Date#toISOString, remembering the last one. */
+/** ISO 8601 with three fraction digits, as Date#toISOString, remembering the last two. */
 export function isoTime(ms: number): string {
-  if (ms !== lastMs) {
-    lastIso = new Date(ms).toISOString()
-    lastMs = ms
+  if (ms === lastMs) return lastIso
+  if (ms !== otherMs) {
+    otherIso = new Date(ms).toISOString()
+    otherMs = ms
   }
-  return lastIso
+  // The one just asked for becomes the last; the other slot keeps the one asked for before it.
+  const iso = otherIso
+  otherMs = lastMs
+  otherIso = lastIso
+  lastMs = ms
+  lastIso = iso
+  return iso
 }
 
 /** ISO 8601 with three fraction digits, or six when the time has microseconds. */

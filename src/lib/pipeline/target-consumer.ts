@@ -456,7 +456,7 @@ export class TargetConsumer {
   }
 
   private async dispatchScheduled(): Promise<number> {
-    if (this.owned.length === 0) return 0
+    if (this.owned.length === 0 || !this.anyScheduled()) return 0
     const due = await this.options.store.dueScheduled(this.owned, this.options.now(), SCHEDULED_BATCH, new Set(this.busyKeys.keys()))
     let dispatched = 0
     for (const entry of due) {
@@ -469,6 +469,16 @@ export class TargetConsumer {
       dispatched++
     }
     return dispatched
+  }
+
+  /**
+   * Whether an owned partition has anything in the schedule for this target. Only this consumer adds to
+   * a partition's schedule while it holds the lease, and scheduledCount counts those entries from the
+   * store's own count when the partition was taken on: with none, there is nothing to ask the store for.
+   */
+  private anyScheduled(): boolean {
+    for (const p of this.owned) if ((this.scheduledCount.get(p)?.size ?? 0) > 0) return true
+    return false
   }
 
   private async dispatchLog(): Promise<number> {
@@ -582,14 +592,18 @@ export class TargetConsumer {
       return
     }
     const applyMs = performance.now() - startedMs
+    const { observer } = this.options
+    this.progressed()
     for (const item of items) {
       const { mutation } = item
       const attempt = mutation.attempts + 1
       mutation.attempts = attempt
       this.stats.applied++
-      this.options.observer?.applied(mutation, applyMs)
-      // As in applyWithRetries: a first-try apply needs no history row, the committed offset says it.
-      this.done(item, attempt === 1 ? undefined : { mutationId: mutation.id, atMs: this.options.now(), event: 'applied', attempt })
+      observer?.applied(mutation, applyMs)
+      // As in applyWithRetries: a first-try apply needs no history row, the committed offset says it
+      // (done() without an event, spelled out: this runs once per mutation of every page).
+      if (attempt === 1) this.finishLog(item)
+      else this.done(item, { mutationId: mutation.id, atMs: this.options.now(), event: 'applied', attempt })
     }
   }
 
