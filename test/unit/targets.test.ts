@@ -189,6 +189,20 @@ describe('the file target', () => {
     await file.close()
   })
 
+  it('writes a batch of lines of any length and any text byte for byte as their UTF-8, short lines first and long ones after', async () => {
+    const path = join(dir, 'mixed.ndjson')
+    const file = new FileTarget({ name: 'out', path })
+    const texts = ['a', 'é', '日本語', '\u{1F600}', 'x'.repeat(5_000), '\ud800 lone', 'ä'.repeat(400_000), '"quoted" \\ and \u0001', 'z'.repeat(3_000_000)]
+    const batch = Array.from({ length: 60 }, (_, i) => mutation({ i, text: texts[i % texts.length] }, 1000 + i))
+    await file.applyBatch(batch.slice(0, 3))
+    await file.applyBatch(batch.slice(3))
+    await file.flush()
+    const { encodeEnvelope } = await import('../../src/lib/envelope/envelope.js')
+    const expected = Buffer.from(batch.map((m) => encodeEnvelope(m) + '\n').join(''))
+    expect(readFileSync(path).equals(expected)).toBe(true)
+    await file.close()
+  })
+
   it('writes to a device such as /dev/null, which cannot be fsync\'d', async () => {
     const file = new FileTarget({ name: 'discard', path: '/dev/null' })
     await file.apply(mutation({ a: 1 }, 1000))

@@ -22,24 +22,49 @@ const ftruncateAsync = promisify(ftruncate)
 const APPLIED: Promise<void> = Promise.resolve()
 
 /**
- * Characters of text per encoded chunk, at most about: a page of large payloads (a thousand of a
- * megabyte each) would otherwise be one string past what V8 allows.
+ * Bytes per encoded chunk, at most about: a page of large payloads (a thousand of a megabyte each)
+ * would otherwise be one buffer that big. A longer line gets a chunk of its own.
  */
-const CHUNK_CHARS = 8 * 1024 * 1024
+const CHUNK_BYTES = 8 * 1024 * 1024
+/** The smallest buffer a chunk starts with. */
+const MIN_CHUNK_BYTES = 64 * 1024
 
-/** Lines of text (one per item, each ending with a newline) as UTF-8 chunks of about CHUNK_CHARS. */
+/**
+ * Lines of text (one per item, each ending with a newline) as UTF-8 chunks of at most about
+ * CHUNK_BYTES. Each line is written into the chunk as it is made: no string of the whole page is
+ * built, flattened and encoded again (that was most of what a page cost this target).
+ */
 function encodeLines<T>(items: readonly T[], line: (item: T) => string): Buffer[] {
   const chunks: Buffer[] = []
-  let text = ''
-  for (const item of items) {
-    text += line(item) + '\n'
-    if (text.length >= CHUNK_CHARS) {
-      chunks.push(Buffer.from(text))
-      text = ''
+  let chunk: Buffer | undefined
+  let at = 0
+  for (let i = 0; i < items.length; i++) {
+    const text = line(items[i]!)
+    // Room for the worst case: three bytes of UTF-8 per UTF-16 unit, and the newline.
+    const need = text.length * 3 + 1
+    if (chunk === undefined || at + need > chunk.length) {
+      if (chunk !== undefined && at > 0 && (chunk.length >= CHUNK_BYTES || at + need > CHUNK_BYTES)) {
+        chunks.push(fitted(chunk, at))
+        chunk = undefined
+        at = 0
+      }
+      // The page's lines are mostly alike: room for the rest of them at this one's length, or twice
+      // what the chunk had, within CHUNK_BYTES (a line longer than that gets a chunk of its own).
+      const wanted = Math.max(need, Math.min(CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, (chunk?.length ?? 0) * 2, Math.ceil(text.length * 1.1 + 1) * (items.length - i))))
+      const grown = Buffer.allocUnsafe(wanted)
+      if (chunk !== undefined) chunk.copy(grown, 0, 0, at)
+      chunk = grown
     }
+    at += chunk.write(text, at)
+    chunk[at++] = 0x0a
   }
-  if (text !== '') chunks.push(Buffer.from(text))
+  if (chunk !== undefined && at > 0) chunks.push(fitted(chunk, at))
   return chunks
+}
+
+/** The first `length` bytes of a chunk; copied out when that is under half of it, so a buffered chunk holds no more memory than its bytes. */
+function fitted(chunk: Buffer, length: number): Buffer {
+  return length * 2 < chunk.length ? Buffer.from(chunk.subarray(0, length)) : chunk.subarray(0, length)
 }
 
 export interface FileTargetOptions {
