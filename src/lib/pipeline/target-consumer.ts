@@ -23,10 +23,11 @@ import type { RetryPolicy, TargetSettings } from '../config/schema.js'
 import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
 import { replaysOf } from '../dlq/replays.js'
 import { BackendUnavailableError } from '../errors.js'
-import type { ConsumerCommit, ConsumerStore, DeadLetter, HistoryEvent, LogBackend, ShardRequest, SkipEntry, SkipList } from '../log/backend.js'
+import type { ConsumerStore, HistoryEvent, LogBackend, ShardRequest, SkipEntry, SkipList } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
 import { PartitionProgress } from './partition-progress.js'
+import { emptyChange, mergeChanges, partitionsOf, withoutPartitions } from './pending-change.js'
 import type { RateLimiter } from './rate-limiter.js'
 import { IN_PROCESS_BACKOFF_MAX_MS, backoffMs } from './retry.js'
 import { TargetError, toTargetError, type Target } from '../targets/target.js'
@@ -141,53 +142,6 @@ type Item =
   | { source: 'scheduled'; partition: number; epoch: number; seq: number; mutation: Mutation }
 
 type LogItem = Extract<Item, { source: 'log' }>
-
-/** Changes recorded since the last commit, each with the partition it belongs to (dropped with it when fenced). */
-interface PendingChange {
-  schedule: ConsumerCommit['schedule']
-  reschedule: Array<ConsumerCommit['reschedule'][number] & { partition: number }>
-  unschedule: Array<{ seq: number; partition: number }>
-  deadLetters: DeadLetter[]
-  history: Array<{ partition: number; event: HistoryEvent }>
-  /** Keys whose scheduled head was dealt with: no longer busy once this is committed. */
-  keys: Array<{ key: string; partition: number; epoch: number }>
-  /** How far transactions were applied, by the partition of their marker. */
-  txnProgress: Array<NonNullable<ConsumerCommit['txnProgress']>[number] & { partition: number }>
-}
-
-function emptyChange(): PendingChange {
-  return { schedule: [], reschedule: [], unschedule: [], deadLetters: [], history: [], keys: [], txnProgress: [] }
-}
-
-function withoutPartitions(change: PendingChange, drop: ReadonlySet<number>): PendingChange {
-  return {
-    schedule: change.schedule.filter((e) => !drop.has(e.partition)),
-    reschedule: change.reschedule.filter((e) => !drop.has(e.partition)),
-    unschedule: change.unschedule.filter((e) => !drop.has(e.partition)),
-    deadLetters: change.deadLetters.filter((e) => !drop.has(e.partition)),
-    history: change.history.filter((e) => !drop.has(e.partition)),
-    keys: change.keys.filter((e) => !drop.has(e.partition)),
-    txnProgress: change.txnProgress.filter((e) => !drop.has(e.partition)),
-  }
-}
-
-function mergeChanges(first: PendingChange, then: PendingChange): PendingChange {
-  return {
-    schedule: [...first.schedule, ...then.schedule],
-    reschedule: [...first.reschedule, ...then.reschedule],
-    unschedule: [...first.unschedule, ...then.unschedule],
-    deadLetters: [...first.deadLetters, ...then.deadLetters],
-    history: [...first.history, ...then.history],
-    keys: [...first.keys, ...then.keys],
-    txnProgress: [...first.txnProgress, ...then.txnProgress],
-  }
-}
-
-function partitionsOf(change: PendingChange, offsets: ReadonlyMap<number, number>): Set<number> {
-  const touched = new Set(offsets.keys())
-  for (const list of [change.schedule, change.reschedule, change.unschedule, change.deadLetters, change.history, change.txnProgress]) for (const e of list) touched.add(e.partition)
-  return touched
-}
 
 export class TargetConsumer {
   private owned: number[] = []
