@@ -37,6 +37,19 @@ describe('the offset a consumer commits in a partition', () => {
     expect(progress.toCommit()).toEqual(new Map([[3, 6]]))
   })
 
+  it('never passes an offset read after a later one', () => {
+    const progress = new PartitionProgress()
+    progress.start(0, 0)
+    progress.read(0, 4)
+    progress.read(0, 2)
+    progress.read(0, 4)
+    expect(progress.toCommit()).toEqual(new Map([[0, 2]]))
+    progress.done(0, 4)
+    expect(progress.toCommit()).toEqual(new Map([[0, 2]]))
+    progress.done(0, 2)
+    expect(progress.toCommit()).toEqual(new Map([[0, 5]]))
+  })
+
   it('names only partitions whose offset moved since the last commit, and forgets a partition given up', () => {
     const progress = new PartitionProgress()
     progress.start(0, 0)

@@ -72,7 +72,17 @@ class Tracked {
 
   read(offset: number): void {
     this.next = offset + 1
-    this.open.push(offset)
+    const last = this.head < this.open.length ? this.open[this.open.length - 1]! : -1
+    if (offset > last) {
+      this.open.push(offset)
+      return
+    }
+    // Not after the last one read (no log hands records on so, but the queue must stay in order): put in its place.
+    let at = this.open.length
+    while (at > this.head && this.open[at - 1]! > offset) at--
+    if (at > this.head && this.open[at - 1] === offset) return
+    this.open.splice(at, 0, offset)
+    this.doneEarly.delete(offset)
   }
 
   done(offset: number): void {
