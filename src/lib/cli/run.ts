@@ -8,6 +8,14 @@ export async function runCli(dir: string, loadOptions?: LoadOptions): Promise<vo
   // wal runs from its bundle, never from TypeScript sources: without this, NODE_ENV=development or test
   // makes oclif look for sources and load the TypeScript compiler on every command.
   settings.enableAutoTranspile = false
+  await asWalProcess(() => execute({ dir, loadOptions }))
+}
+
+/**
+ * What every wal process does around its command, whichever way it is dispatched: the umask, the EPIPE
+ * rule for stdout and the safety net for a command left pending.
+ */
+export async function asWalProcess(command: () => Promise<unknown>): Promise<void> {
   // What wal creates (the state directory, its logs, key-value stores, token, daemon files; also file
   // targets' outputs) is the user's alone, whatever umask the shell has: 0700 directories, 0600 files.
   process.umask(0o077)
@@ -29,7 +37,7 @@ export async function runCli(dir: string, loadOptions?: LoadOptions): Promise<vo
   }
   process.on('beforeExit', onBeforeExit)
   try {
-    await execute({ dir, loadOptions })
+    await command()
   } finally {
     finished = true
     process.off('beforeExit', onBeforeExit)
