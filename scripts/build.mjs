@@ -103,8 +103,11 @@ const common = {
   // The Kafka codecs too: they load with kafkajs (zstd reads its WebAssembly file from its package).
   external: ['kafkajs', 'snappyjs', 'lz4js', '@bokuweb/zstd-wasm', '@aws-sdk/*', 'cassandra-driver', 'typescript', 'pino', 'prom-client', 'ink', 'react', 'react/*'],
   jsx: 'automatic',
-  // Bundled CommonJS (oclif) calls require(); give ESM output one.
-  banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },
+  // Bundled CommonJS (oclif) calls require(); give ESM output one. Made on first use: every file of the
+  // bundle gets this line, and most never call it (createRequire costs about 0.05 ms a file at start-up).
+  banner: {
+    js: "let __walRequire; const require = new Proxy(function require() {}, { apply: (_, self, args) => (__walRequire ??= process.getBuiltinModule('node:module').createRequire(import.meta.url)).apply(self, args), get: (_, key) => (__walRequire ??= process.getBuiltinModule('node:module').createRequire(import.meta.url))[key] });",
+  },
   logLevel: 'warning',
 }
 
