@@ -93,6 +93,13 @@ export interface LogBackend {
    * mutation is durable (fsync'd, acknowledged by all replicas, …), with one result per mutation in order.
    */
   append(mutations: readonly Mutation[], options?: AppendOptions): Promise<AppendResult[]>
+  /**
+   * Whether an append of this many mutations commits on the caller's thread, blocking it until durable
+   * (the embedded log without its writer thread). A producer then has nothing to overlap with the
+   * commit, and batches it prepares ahead only wait in memory. Absent: appends run elsewhere (a thread,
+   * a broker).
+   */
+  appendBlocks?(count: number): boolean
   /** Low and high offsets of every partition, read now. */
   marks(): Promise<PartitionMark[]>
   /** Per partition, the first offset appended at or after `timeMs` (the high mark where there is none). */
