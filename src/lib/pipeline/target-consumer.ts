@@ -23,7 +23,7 @@ import type { RetryPolicy, TargetSettings } from '../config/schema.js'
 import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
 import { replaysOf } from '../dlq/replays.js'
 import { BackendUnavailableError } from '../errors.js'
-import type { ConsumerCommit, ConsumerStore, DeadLetter, HistoryEvent, LogBackend, ShardRequest, SkipEntry, SkipList } from '../log/backend.js'
+import type { ConsumerCommit, ConsumerStore, DeadLetter, HistoryEvent, LogBackend, ShardRequest, SkipEntry, SkipList, TxnInfo } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
 import { PartitionProgress } from './partition-progress.js'
@@ -135,9 +135,12 @@ export class TargetStalledError extends BackendUnavailableError {
   }
 }
 
-/** A unit of work, with the lease epoch of its partition when it was read: stale once that changes. */
+/**
+ * A unit of work, with the lease epoch of its partition when it was read: stale once that changes. A
+ * transaction's marker carries the transaction as read when it was dispatched (`txn`).
+ */
 type Item =
-  | { source: 'log'; partition: number; epoch: number; offset: number; mutation: Mutation; poison?: string }
+  | { source: 'log'; partition: number; epoch: number; offset: number; mutation: Mutation; poison?: string; txn?: { found: TxnInfo | undefined } }
   | { source: 'scheduled'; partition: number; epoch: number; seq: number; mutation: Mutation }
 
 type LogItem = Extract<Item, { source: 'log' }>
@@ -484,18 +487,39 @@ export class TargetConsumer {
       return this.dispatchPage(await log.readPage(from, Math.min(READ_BATCH, MAX_IN_FLIGHT - this.inFlight)), epochs)
     }
     for await (const record of log.read({ from })) {
-      if (this.dispatchRecord(record, epochs.get(record.partition)!)) dispatched++
+      const item = this.readItem(record, epochs.get(record.partition)!)
+      if (item !== undefined) {
+        this.pushItem(item, isMarker(item) ? await this.markerKeys(item) : undefined)
+        dispatched++
+      }
       if (this.inFlight >= MAX_IN_FLIGHT || dispatched >= READ_BATCH || this.options.stop.aborted) break
     }
     return dispatched
   }
 
-  /** Hands one record read under `epoch` to the executor; false when its partition changed hands meanwhile. */
-  private dispatchRecord(record: LogRecord, epoch: number): boolean {
-    const item = this.readItem(record, epoch)
-    if (item === undefined) return false
-    this.executor.push(item.mutation.key, () => this.process(item))
-    return true
+  /** Hands a log item to the executor: under its key, or (a transaction's marker) under every key it holds. */
+  private pushItem(item: LogItem, holds: readonly string[] | undefined): void {
+    if (holds === undefined) this.executor.push(item.mutation.key, () => this.process(item))
+    else this.executor.pushAll(holds, () => this.process(item))
+  }
+
+  /**
+   * The keys a transaction's marker holds while it applies: its own and those of its parts for this
+   * target. Mutations of those keys read before the marker are applied before the transaction, those
+   * read after it wait for it, as the marker's place in the log says. The transaction read here is the
+   * one the marker applies. Unreadable now: its own key only (the apply reads it again).
+   */
+  private async markerKeys(item: LogItem): Promise<string[]> {
+    const keys = [item.mutation.key]
+    try {
+      const found = await this.options.log.transaction?.(txnOf(item.mutation)!.id, item.mutation)
+      item.txn = { found }
+      const name = this.options.settings.name
+      for (const { record } of found?.parts ?? []) if (record.target === null || record.target === name) keys.push(record.key)
+    } catch {
+      // Read again when it is applied.
+    }
+    return keys
   }
 
   /** A record read under `epoch`, now in flight; undefined when its partition changed hands meanwhile. */
@@ -522,16 +546,20 @@ export class TargetConsumer {
       const item = this.readItem(record, epochs.get(record.partition)!)
       if (item !== undefined) items.push(item)
     }
+    // Transactions' markers hold their parts' keys (see markerKeys).
+    let holds: Map<LogItem, string[]> | undefined
+    for (const item of items) if (isMarker(item)) (holds ??= new Map()).set(item, await this.markerKeys(item))
     if (!this.batching()) {
-      for (const item of items) this.executor.push(item.mutation.key, () => this.process(item))
+      for (const item of items) this.pushItem(item, holds?.get(item))
       return items.length
     }
     const now = this.options.now()
     const waiting = new Set<string>()
     for (const item of items) if (!this.readyNow(item, now) || this.executor.has(item.mutation.key)) waiting.add(item.mutation.key)
+    if (holds !== undefined) for (const keys of holds.values()) for (const key of keys) waiting.add(key)
     const ready: LogItem[] = []
     for (const item of items) {
-      if (waiting.has(item.mutation.key)) this.executor.push(item.mutation.key, () => this.process(item))
+      if (waiting.has(item.mutation.key)) this.pushItem(item, holds?.get(item))
       else ready.push(item)
     }
     if (ready.length > 0) await this.applyReady(ready)
@@ -743,7 +771,8 @@ export class TargetConsumer {
    */
   private async applyTransaction(item: Item, txnId: string): Promise<void> {
     const { log, store } = this.options
-    const found = await log.transaction?.(txnId, item.mutation)
+    // Read when its marker was dispatched (see markerKeys), or now.
+    const found = item.source === 'log' && item.txn !== undefined ? item.txn.found : await log.transaction?.(txnId, item.mutation)
     const missing =
       found === undefined ? 'the log holds none of its parts' : found.parts.length < found.partCount ? `${found.partCount - found.parts.length} of its ${found.partCount} parts are missing from the log` : undefined
     if (found === undefined || missing !== undefined) {
@@ -1018,6 +1047,11 @@ export class TargetConsumer {
     for (const p of this.owned) lag += marks[p]!.high - (committed.get(p) ?? 0)
     return { ...this.stats, partitions: [...this.owned], lag }
   }
+}
+
+/** A transaction's completion marker that can be applied (not poison). */
+function isMarker(item: LogItem): boolean {
+  return item.poison === undefined && txnOf(item.mutation)?.marker === true
 }
 
 /** A record read from the log as the mutation it holds (its position left out; spelled out, not a rest spread: it runs once per mutation). */
