@@ -202,8 +202,12 @@ export class TargetConsumer {
   private readonly progress = new PartitionProgress()
   /** Per partition, scheduled entries (committed or about to be) per key: while > 0, new mutations of the key queue behind. */
   private readonly scheduledCount = new Map<number, Map<string, number>>()
-  /** Keys whose scheduled head is in flight or whose change awaits commit (not fetched again meanwhile), with their partition and epoch. */
-  private readonly busyKeys = new Map<string, { partition: number; epoch: number }>()
+  /**
+   * Keys whose scheduled entries are in flight or whose changes await commit (not fetched again
+   * meanwhile), with their partition and epoch: `left` of the run dispatched are not committed yet, and
+   * `blocked` once one of them went back to the schedule (the rest of the run then waits behind it).
+   */
+  private readonly busyKeys = new Map<string, { partition: number; epoch: number; left: number; blocked: boolean }>()
   private change = emptyChange()
   private readonly executor: KeyedExecutor
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
@@ -462,11 +466,22 @@ export class TargetConsumer {
     if (this.owned.length === 0) return 0
     const due = await this.options.store.dueScheduled(this.owned, this.options.now(), SCHEDULED_BATCH, new Set(this.busyKeys.keys()))
     let dispatched = 0
+    // A key's entries come as a run (its head, then followers in order): all of it dispatched, or its start.
+    const runs = new Set<string>()
+    const cut = new Set<string>()
     for (const entry of due) {
+      const { key } = entry.mutation
       const epoch = this.epochs.get(entry.partition)
+      const busy = this.busyKeys.get(key)
       // Dropped while we read (fenced): not ours to work on now.
-      if (epoch === undefined || !this.owned.includes(entry.partition) || this.busyKeys.has(entry.mutation.key)) continue
-      this.busyKeys.set(entry.mutation.key, { partition: entry.partition, epoch })
+      if (epoch === undefined || !this.owned.includes(entry.partition) || cut.has(key) || (busy !== undefined && (!runs.has(key) || busy.epoch !== epoch))) {
+        cut.add(key)
+        continue
+      }
+      if (busy === undefined) {
+        this.busyKeys.set(key, { partition: entry.partition, epoch, left: 1, blocked: false })
+        runs.add(key)
+      } else busy.left++
       const item: Item = { source: 'scheduled', partition: entry.partition, epoch, seq: entry.seq, mutation: entry.mutation }
       this.executor.push(entry.mutation.key, () => this.process(item))
       dispatched++
@@ -634,6 +649,14 @@ export class TargetConsumer {
       // Stopping: only what already started is finished; this one is left for the next consumer.
       if (item.source === 'log') this.abandon(item)
       return
+    }
+    if (item.source === 'scheduled') {
+      const busy = this.busyKeys.get(mutation.key)
+      if (busy?.blocked === true && busy.epoch === item.epoch) {
+        // An entry of its run before it went back to the schedule: it stays where it is, behind it.
+        if (--busy.left <= 0) this.busyKeys.delete(mutation.key)
+        return
+      }
     }
     try {
       if (item.source === 'log' && item.poison !== undefined) {
@@ -889,6 +912,9 @@ export class TargetConsumer {
     if (item.source === 'scheduled') {
       this.change.reschedule.push({ partition: item.partition, seq: item.seq, dueAtMs, mutation })
       this.change.keys.push({ key: mutation.key, partition: item.partition, epoch: item.epoch })
+      // The rest of its run (dispatched after it) waits behind it.
+      const busy = this.busyKeys.get(mutation.key)
+      if (busy?.epoch === item.epoch) busy.blocked = true
       return
     }
     const counts = this.scheduledCount.get(item.partition)!
@@ -1008,7 +1034,10 @@ export class TargetConsumer {
       this.stats.deadLettered++
       this.options.observer?.deadLettered(entry.mutation)
     }
-    for (const { key, epoch } of change.keys) if (this.busyKeys.get(key)?.epoch === epoch) this.busyKeys.delete(key)
+    for (const { key, epoch } of change.keys) {
+      const busy = this.busyKeys.get(key)
+      if (busy?.epoch === epoch && --busy.left <= 0) this.busyKeys.delete(key)
+    }
   }
 
   /**
