@@ -575,6 +575,8 @@ export class TargetConsumer {
     const ready: LogItem[] = []
     for (const item of items) {
       if (waiting.has(item.mutation.key)) this.pushItem(item, holds?.get(item))
+      // Its partition lost while a marker's transaction was read: the new owner applies it.
+      else if (!this.isCurrent(item)) this.abandon(item)
       else ready.push(item)
     }
     if (ready.length > 0) await this.applyReady(ready)
