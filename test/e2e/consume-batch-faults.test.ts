@@ -228,3 +228,52 @@ describe('batches under faults', () => {
     checkOutcome(outPath, input, acks)
   }, 400_000)
 })
+
+describe('dlq replay beside consumers', () => {
+  it('replays while one consumer runs and another of the namespace is frozen (SIGSTOP): each bad mutation ends in the DLQ once, with its reason, and the rest is applied', async () => {
+    const outPath = join(wal.dir, 'out.ndjson')
+    configure(outPath, 4)
+    const line = (seq: number): Line =>
+      seq % 50 === 3 ? { key: `k${seq % 37}`, payload: { seq, note: 'not an operation' } } : { key: `k${seq % 37}`, payload: { op: 'put', table: 't', key: { id: `k${seq % 37}` }, item: { key: `k${seq % 37}`, seq } } }
+    const first = Array.from({ length: 2000 }, (_, seq) => line(seq))
+    const second = Array.from({ length: 2000 }, (_, seq) => line(2000 + seq))
+    const producedFirst = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(first) })
+    expect(producedFirst.code, producedFirst.stderr).toBe(0)
+
+    const a = spawnConsumer(['--shard', '0/2', '--lease-ttl', '1500ms'])
+    const b = spawnConsumer(['--shard', '1/2', '--lease-ttl', '1500ms'])
+    await waitFor(allCommitted, { timeoutMs: 120_000 })
+    // Frozen outside the log's and the kv store's write locks (the replay writes to the log).
+    const logPath = join(wal.stateDir, 'embedded', 'orders.db')
+    const kvPath = join(wal.stateDir, 'kv', 'orders.db')
+    for (;;) {
+      b.child.kill('SIGSTOP')
+      if (!writeLocked(logPath) && !writeLocked(kvPath)) break
+      b.child.kill('SIGCONT')
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20))
+    }
+    const producedSecond = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(second) })
+    expect(producedSecond.code, producedSecond.stderr).toBe(0)
+    const acks = [...mutationAcks(producedFirst.stdout), ...mutationAcks(producedSecond.stdout)]
+    // The running consumer's partitions (0 and 2) are done with the second batch too.
+    const high = highMarks(wal.stateDir, 'orders')
+    await waitFor(() => committedOffsets(wal.stateDir, 'orders').filter((r) => r.partition % 2 === 0 && r.next_offset === high.get(r.partition)).length === 4, { timeoutMs: 120_000 })
+
+    const replay = await wal.run(['dlq', 'replay', '-n', 'orders', '--json'])
+    expect(replay.code, replay.stderr).toBe(0)
+    b.child.kill('SIGCONT')
+    await waitFor(allCommitted, { timeoutMs: 120_000 })
+    a.child.kill('SIGTERM')
+    b.child.kill('SIGTERM')
+    expect([0, 8], a.stderr()).toContain(await a.closed)
+    expect([0, 8], b.stderr()).toContain(await b.closed)
+
+    const input = [...first, ...second]
+    const bad = acks.filter((_, i) => !('op' in (input[i]!.payload as object))).map((ack) => ack.id)
+    expect(bad).toHaveLength(80)
+    const dead = deadLetters(wal.stateDir, 'orders')
+    expect(dead.map((d) => d.id).sort()).toEqual([...bad].sort())
+    expect(new Set(dead.map((d) => `${d.target} ${d.error_class} ${d.code}`))).toEqual(new Set(['store fatal NOT_AN_OPERATION']))
+    checkOutcome(outPath, input, acks)
+  }, 300_000)
+})
