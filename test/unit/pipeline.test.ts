@@ -56,6 +56,32 @@ describe('keyed executor', () => {
     await executor.idle()
     expect(done).toEqual([2])
   })
+
+  it('runs a task holding several keys after every task given before it for any of them, and before those given after; crossing holders never deadlock', async () => {
+    const executor = new KeyedExecutor(2)
+    const log: string[] = []
+    const task = (name: string) => async () => {
+      log.push(`${name}+`)
+      await new Promise((resolve) => setTimeout(resolve, 2))
+      log.push(`${name}-`)
+    }
+    executor.push('a', task('a0'))
+    executor.push('b', task('b0'))
+    executor.pushAll(['t1', 'a', 'b', 'a'], task('t1'))
+    executor.pushAll(['t2', 'b', 'a'], task('t2'))
+    executor.push('a', task('a1'))
+    executor.push('c', task('c0'))
+    executor.push('b', task('b1'))
+    expect(executor.size).toBe(7)
+    await executor.idle()
+    const at = (entry: string): number => log.indexOf(entry)
+    expect(at('t1+')).toBeGreaterThan(Math.max(at('a0-'), at('b0-')))
+    expect(at('t2+')).toBeGreaterThan(at('t1-'))
+    expect(Math.min(at('a1+'), at('b1+'))).toBeGreaterThan(at('t2-'))
+    // A key no holder needs goes on meanwhile.
+    expect(at('c0+')).toBeLessThan(at('t1+'))
+    expect(executor.has('a') || executor.has('t1')).toBe(false)
+  })
 })
 
 describe('circuit breaker', () => {

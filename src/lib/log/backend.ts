@@ -211,7 +211,10 @@ export interface ConsumerStore {
   commit(owner: string, change: ConsumerCommit): Promise<{ lost: number[] }>
   /** Scheduled entries per key, in these partitions. */
   scheduledKeyCounts(partitions: readonly number[]): Promise<Map<string, number>>
-  /** The first scheduled entry of each key, when due, skipping the keys given. */
+  /**
+   * The first scheduled entry of each key, when due, skipping the keys given. A store may add, after
+   * them, entries that follow a head in its key's order, each due, without a gap (a run per key).
+   */
   dueScheduled(partitions: readonly number[], nowMs: number, limit: number, skipKeys: ReadonlySet<string>): Promise<ScheduledMutation[]>
   /** When the next scheduled entry that is first of its key is due, in these partitions; null when none is. */
   nextDueAtMs(partitions: readonly number[]): Promise<number | null>
