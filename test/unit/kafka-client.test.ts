@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { createRequire, Module } from 'node:module'
 import { dirname } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 
 import { gunzipSync } from 'node:zlib'
 
@@ -91,6 +91,53 @@ describe('records as wal encodes them for kafkajs', () => {
         else expect(gunzipRecords(ours.buffer)).toEqual(gunzipRecords(theirs.buffer))
       }
     }
+  })
+
+  it('go out in produce requests with the bytes kafkajs frames: topics, partitions, sequences, timestamps given or not, transactional or not', async () => {
+    await loadKafkajs()
+    const requestPath = require.resolve('kafkajs/src/protocol/request.js')
+    const producePath = require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js')
+    type Produce = (args: object) => { apiKey: number; apiVersion: number; encode(): Promise<unknown> }
+    type Frame = (args: object) => Promise<{ buffer: Buffer }>
+    const walFrame = require(requestPath) as Frame
+    const walProduce = require(producePath) as Produce
+    const kafkajsFrame = kafkajsOwn<Frame>(requestPath)
+    const kafkajsProduce = kafkajsOwn<Produce>(producePath)
+    expect(walProduce).not.toBe(kafkajsProduce)
+    const v7 = require('kafkajs/src/protocol/requests/produce/v7/request.js') as Produce
+    const Long = require('kafkajs/src/utils/long.js') as { fromValue(v: unknown): unknown }
+    const messages = (n: number, timestamps: (i: number) => unknown) =>
+      Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: `{"i":${i}}`, timestamp: timestamps(i), headers: i % 2 ? { 'wal-id': `id-${i}` } : undefined }))
+    const topicData = [
+      {
+        topic: 'orders',
+        partitions: [
+          { partition: 0, firstSequence: 0, messages: messages(50, (i) => String(1764941401123 + ((i * 37) % 50))) },
+          { partition: 3, firstSequence: 1000, messages: messages(7, (i) => (i === 2 ? undefined : 1764941401000 + (i % 3))) },
+        ],
+      },
+      { topic: 'заказы', partitions: [{ partition: 1, firstSequence: 5, messages: messages(3, (i) => ['999', '1000', '1764941401000'][i]) }] },
+    ]
+    const cases = [
+      { acks: -1, timeout: 30_000, topicData, producerId: Long.fromValue(77), producerEpoch: 2 },
+      { acks: 1, timeout: 500, topicData: topicData.slice(1), transactionalId: 'wal-txn-1', producerId: Long.fromValue(78), producerEpoch: 0 },
+      { acks: -1, timeout: 30_000, topicData: [] },
+    ]
+    for (const args of cases) {
+      for (const clientId of ['wal', null]) {
+        // The same clock for both: a batch without timestamps is stamped with Date.now().
+        const now = vi.spyOn(Date, 'now').mockReturnValue(1764941409999)
+        try {
+          const ours = await walFrame({ correlationId: 12, clientId, request: walProduce(args) })
+          const theirs = await kafkajsFrame({ correlationId: 12, clientId, request: kafkajsProduce(args) })
+          expect(ours.buffer).toEqual(theirs.buffer)
+        } finally {
+          now.mockRestore()
+        }
+      }
+    }
+    const request = v7(cases[0]!)
+    expect([request.apiKey, request.apiVersion]).toEqual([0, 7])
   })
 
   it('checksum a batch with the CRC-32C kafkajs computes, at every length and alignment', async () => {

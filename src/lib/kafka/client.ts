@@ -9,7 +9,7 @@ import { createRequire, Module } from 'node:module'
 import type { KafkaClusterSettings } from '../config/schema.js'
 import { BackendUnavailableError, ClusterAccessError, InvalidRecordError, WalError } from '../errors.js'
 import { registerCodecs } from './compression.js'
-import { encodeRecord, recordBatchModule } from './record-encoding.js'
+import { encodeRecord, frameRequest, produceRequest, recordBatchModule } from './record-encoding.js'
 
 export type KafkaModule = typeof import('kafkajs')
 
@@ -70,16 +70,18 @@ function replaceKafkajsModule(id: string, exports: unknown): void {
 let batchEncoders = false
 
 /**
- * kafkajs 2.2.4 encodes each record into an encoder of its own and copies it twice more on the way into
- * a request, with a byte-at-a-time CRC: with wal's headers on every record, much of a produce's CPU.
- * This puts wal's encoders of the same bytes (record-encoding.ts) in place of its record and record
- * batch encoders, before kafkajs requires them.
+ * kafkajs 2.2.4 encodes each record into an encoder of its own and copies it five times more on the way
+ * into a request, with a byte-at-a-time CRC: with wal's headers on every record, much of a produce's CPU.
+ * This puts wal's encoders of the same bytes (record-encoding.ts) in place of its record, record batch
+ * and produce request encoders and of its request framing, before kafkajs requires them.
  */
 function useBatchEncoders(): void {
   if (batchEncoders) return
   batchEncoders = true
   replaceKafkajsModule('kafkajs/src/protocol/recordBatch/record/v0/index.js', encodeRecord)
   replaceKafkajsModule('kafkajs/src/protocol/recordBatch/v0/index.js', recordBatchModule)
+  replaceKafkajsModule('kafkajs/src/protocol/requests/produce/v3/request.js', produceRequest)
+  replaceKafkajsModule('kafkajs/src/protocol/request.js', frameRequest)
 }
 
 /** kafkajs, imported on first use (it is never part of the start-up path of other commands). */

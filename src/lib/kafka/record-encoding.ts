@@ -21,6 +21,7 @@ interface KafkajsEncoder {
   writeInt32(n: number): KafkajsEncoder
   writeUInt32(n: number): KafkajsEncoder
   writeInt64(n: unknown): KafkajsEncoder
+  writeString(s: string | null | undefined): KafkajsEncoder
   writeVarLong(n: unknown): KafkajsEncoder
   writeBuffer(b: Buffer): KafkajsEncoder
   writeEncoderArray(records: unknown[]): KafkajsEncoder
@@ -308,3 +309,106 @@ export async function encodeRecordBatch({
 }
 
 export const recordBatchModule = { RecordBatch: encodeRecordBatch, MAGIC_BYTE }
+
+/** Bytes of a string as kafkajs's writeString writes it: an int16 length (-1 for null) and UTF-8. */
+const sizeOfString = (s: string | null | undefined): number => 2 + (s == null ? 0 : Buffer.byteLength(s))
+
+interface OutgoingMessage {
+  key?: unknown
+  value?: unknown
+  headers?: RecordHeaders
+  timestamp?: unknown
+}
+interface ProduceTopicData {
+  topic: string
+  partitions: Array<{ partition: number; firstSequence?: number; messages: OutgoingMessage[] }>
+}
+
+/**
+ * In place of kafkajs's produce request v3 (which v4 to v7 reuse): the same request, its record batches
+ * each in one buffer (encodeRecordBatch) and copied once, into the request's buffer of its size, rather
+ * than into an encoder per partition, per topic and for the request, each grown from 512 zeroed bytes.
+ * The batch's first and last timestamps are the messages' least and greatest as strings, as kafkajs's
+ * sort() of them gives.
+ */
+export function produceRequest({
+  acks,
+  timeout,
+  transactionalId = null,
+  producerId = -1,
+  producerEpoch = 0,
+  compression = 0,
+  topicData,
+}: {
+  acks: number
+  timeout: number
+  transactionalId?: string | null
+  producerId?: unknown
+  producerEpoch?: number
+  compression?: number
+  topicData: ProduceTopicData[]
+}) {
+  return {
+    apiKey: 0,
+    apiVersion: 3,
+    apiName: 'Produce',
+    expectResponse: () => acks !== 0,
+    encode: async (): Promise<KafkajsEncoder> => {
+      const dateNow = Date.now()
+      let total = sizeOfString(transactionalId) + 2 + 4 + 4
+      const batches: KafkajsEncoder[][] = []
+      for (const { topic, partitions } of topicData) {
+        total += sizeOfString(topic) + 4
+        const own: KafkajsEncoder[] = []
+        for (const { messages, firstSequence } of partitions) {
+          let first: unknown
+          let last: unknown
+          for (const m of messages) {
+            const t = m.timestamp
+            if (t === null || t === undefined) continue
+            if (first === undefined || String(t) < String(first)) first = t
+            if (last === undefined || String(t) >= String(last)) last = t
+          }
+          const firstTimestamp = first ?? dateNow
+          const maxTimestamp = last ?? dateNow
+          const records = new Array<BatchRecord>(messages.length)
+          for (let i = 0; i < messages.length; i++) {
+            const m = messages[i]!
+            records[i] = new BatchRecord(m.key, m.value, m.headers ?? {}, i, ((m.timestamp || dateNow) as number) - (firstTimestamp as number))
+          }
+          const batch = await encodeRecordBatch({ compression, records, firstTimestamp, maxTimestamp, producerId, producerEpoch, firstSequence, transactional: !!transactionalId, lastOffsetDelta: records.length - 1 })
+          own.push(batch)
+          total += 4 + 4 + batch.offset
+        }
+        batches.push(own)
+      }
+      const e = encoderOver(Buffer.allocUnsafe(total))
+      e.writeString(transactionalId).writeInt16(acks).writeInt32(timeout).writeInt32(topicData.length)
+      topicData.forEach(({ topic, partitions }, t) => {
+        e.writeString(topic).writeInt32(partitions.length)
+        partitions.forEach(({ partition }, p) => {
+          const batch = batches[t]![p]!
+          e.writeInt32(partition).writeInt32(batch.offset)
+          batch.buf.copy(e.buf, e.offset, 0, batch.offset)
+          e.offset += batch.offset
+        })
+      })
+      return e
+    },
+  }
+}
+
+/**
+ * In place of kafkajs's protocol/request.js, which frames every request: the size, the request header and
+ * the payload, copied once into a buffer of their size (kafkajs copies the payload twice, each time into
+ * an encoder grown from 512 zeroed bytes).
+ */
+export async function frameRequest({ correlationId, clientId, request: { apiKey, apiVersion, encode } }: { correlationId: number; clientId: string | null; request: { apiKey: number; apiVersion: number; encode(): Promise<KafkajsEncoder> | KafkajsEncoder } }): Promise<KafkajsEncoder> {
+  const payload = await encode()
+  const size = 2 + 2 + 4 + sizeOfString(clientId) + payload.offset
+  const e = encoderOver(Buffer.allocUnsafe(4 + size))
+  e.writeInt32(size).writeInt16(apiKey).writeInt16(apiVersion).writeInt32(correlationId).writeString(clientId)
+  payload.buf.copy(e.buf, e.offset, 0, payload.offset)
+  e.offset += payload.offset
+  return e
+}
