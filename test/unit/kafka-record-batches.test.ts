@@ -19,7 +19,7 @@ describe('Kafka sends in requests the brokers take', () => {
 
   it("counts a record's UTF-8 bytes: ASCII and not, short and long, text and raw bytes", () => {
     const utf8 = (s: string | Buffer) => Buffer.byteLength(s)
-    const cases = [
+    const cases: Array<{ key: string | Buffer | null; value: string | Buffer | null; headers?: Record<string, string> }> = [
       { key: 'user-1', value: '{"a":1}', headers: { 'wal-id': '01JABCDEFGHJKMNPQRSTVWXYZ0' } },
       { key: 'ключ', value: 'é'.repeat(64), headers: { 'trace-ключ': 'значение', ascii: 'x'.repeat(65), mixed: `${'x'.repeat(63)}é` } },
       { key: Buffer.from([0xff, 0]), value: Buffer.alloc(300), headers: {} },
