@@ -56,6 +56,7 @@ describe('records as wal encodes them for kafkajs', () => {
       { key: 'user-1', value: 'x'.repeat(200), offsetDelta: 3, timestampDelta: '12', headers: { 'wal-id': '01JABCDEFGHJKMNPQRSTVWXYZ0', 'wal-created-at': '2026-12-05T13:30:01.123456Z' } },
       { key: 'ключ', value: '値', timestampDelta: -3, headers: { 'trace-ключ': 'значение', empty: '', bytes: Buffer.from([1, 0, 2]), many: ['1', Buffer.from('two'), 'три'] } },
       { key: 'k', value: 'v', headers: Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`h${i}`, 'v'.repeat(i)])) },
+      { key: '\ud800x\u001b[31m', value: `${'é'.repeat(70)}\udfff`, headers: { ['__proto__']: 'p', ['\u0000\n']: '\ud83d\ude00'.repeat(40), long: 'x'.repeat(65) } },
       ...[0x3fffffff, 0x40000000, -0x40000000, -0x40000001, 63, 64, -64, -65, 8191, 8192].map((timestampDelta, i) => ({ key: `k${i}`, value: 'v', timestampDelta, offsetDelta: 2 ** 20 + i })),
     ]
     for (const record of cases) expect(wal(record).buffer).toEqual(kafkajs(record).buffer)
