@@ -39,17 +39,10 @@ export async function maxMessageBytes(admin: import('kafkajs').Admin, topic: str
 /** What one record costs in a batch, near enough: key, value, headers, and a record's framing. */
 export function recordBytes(record: { key?: string | Buffer | null; value: string | Buffer | null; headers?: Record<string, string> }): number {
   let n = 70
-  if (record.key) n += utf8Bytes(record.key)
-  if (record.value !== null) n += utf8Bytes(record.value)
-  for (const name in record.headers) n += utf8Bytes(name) + utf8Bytes(record.headers[name]!) + 4
+  if (record.key) n += Buffer.byteLength(record.key)
+  if (record.value !== null) n += Buffer.byteLength(record.value)
+  for (const name in record.headers) n += Buffer.byteLength(name) + Buffer.byteLength(record.headers[name]!) + 4
   return n
-}
-
-/** Buffer.byteLength, with short ASCII strings (keys, wal's headers) counted here rather than in a call to it. */
-function utf8Bytes(value: string | Buffer): number {
-  if (typeof value !== 'string' || value.length > 64) return Buffer.byteLength(value)
-  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) >= 0x80) return Buffer.byteLength(value)
-  return value.length
 }
 
 /** Consecutive chunks of items in which each partition (as `partitionOf` names it) gets at most `maxBytes`. */

@@ -105,15 +105,8 @@ const zigZag = (value: number): number => (value << 1) ^ (value >> 31)
 /** A delta kafkajs writes as a zigzag varlong that has the 32-bit zigzag's bytes (|value| < 2^30). */
 const smallDelta = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= -0x40000000 && value < 0x40000000
 
-/** UTF-8 bytes of a string: its length when it is ASCII (most keys and headers), counted here for short ones. */
-function textBytes(s: string): number {
-  if (s.length > 64) return Buffer.byteLength(s)
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s)
-  return s.length
-}
-
 /** Bytes of a record field as kafkajs's writeVarIntBytes writes it: -1 for null, else UTF-8 (or raw) bytes. */
-const fieldBytes = (value: unknown): number => (value === null || value === undefined ? -1 : Buffer.isBuffer(value) ? value.length : typeof value === 'string' ? textBytes(value) : Buffer.byteLength(String(value)))
+const fieldBytes = (value: unknown): number => (value === null || value === undefined ? -1 : Buffer.isBuffer(value) ? value.length : typeof value === 'string' ? Buffer.byteLength(value) : Buffer.byteLength(String(value)))
 const sizeOfField = (length: number): number => (length < 0 ? 1 : uvarintBytes(zigZag(length)) + length)
 
 /** Writes a field of `length` bytes (fieldBytes) with its length in front. */
@@ -123,10 +116,7 @@ function putField(buf: Buffer, at: number, value: unknown, length: number): numb
   if (Buffer.isBuffer(value)) {
     value.copy(buf, at)
   } else {
-    const s = typeof value === 'string' ? value : String(value)
-    // A short ASCII string is copied a char at a time: cheaper than a call into Buffer.write.
-    if (length === s.length && length <= 64) for (let i = 0; i < length; i++) buf[at + i] = s.charCodeAt(i)
-    else buf.write(s, at, length, 'utf8')
+    buf.write(typeof value === 'string' ? value : String(value), at, length, 'utf8')
   }
   return at + length
 }
@@ -169,7 +159,7 @@ export class BatchRecord {
     let count = 0
     if (pairs !== undefined) {
       count = pairs.length >> 1
-      for (let i = 0; i < pairs.length; i += 2) headerBytes += sizeOfField(textBytes(pairs[i] as string)) + sizeOfField(fieldBytes(pairs[i + 1]))
+      for (let i = 0; i < pairs.length; i += 2) headerBytes += sizeOfField(Buffer.byteLength(pairs[i] as string)) + sizeOfField(fieldBytes(pairs[i + 1]))
     }
     headerBytes += uvarintBytes(zigZag(count))
     const timestampBytes = smallDelta(timestampDelta) ? uvarintBytes(zigZag(timestampDelta)) : encoderClass().sizeOfVarLong(timestampDelta)
@@ -198,7 +188,7 @@ export class BatchRecord {
     at = putUVarInt(buf, at, zigZag(pairs.length >> 1))
     for (let i = 0; i < pairs.length; i += 2) {
       const name = pairs[i] as string
-      at = putField(buf, at, name, textBytes(name))
+      at = putField(buf, at, name, Buffer.byteLength(name))
       const value = pairs[i + 1]
       at = putField(buf, at, value, fieldBytes(value))
     }
