@@ -153,7 +153,12 @@ describe('partition progress', () => {
         progress.committedAt(3, lowest)
       }
       // New reads keep coming while old ones finish, wrapping around the ring.
-      if (i === 2500) for (let offset = 6000; offset < 6100; offset++) progress.read(3, offset), open.add(offset)
+      if (i === 2500) {
+        for (let offset = 6000; offset < 6100; offset++) {
+          progress.read(3, offset)
+          open.add(offset)
+        }
+      }
     }
     expect(progress.toCommit().get(3)).toBe(6000)
     // An offset read again below the highest read (a page read over) is in flight once.
