@@ -175,7 +175,10 @@ export class FileTarget implements Target {
   }
 
   flush(): Promise<void> {
-    const flushing = this.write().finally(() => {
+    // One after the other: a flush asked for while one is under way writes after it, so lines keep their order.
+    const previous = this.flushing
+    const write = (): Promise<void> => this.write()
+    const flushing = (previous === undefined ? write() : previous.then(write, write)).finally(() => {
       if (this.flushing === flushing) this.flushing = undefined
     })
     this.flushing = flushing
