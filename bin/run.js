@@ -62,10 +62,10 @@ if (!existsSync(bundle)) {
   process.stderr.write('wal: this checkout is not built yet (dist/index.js is missing)\n  hint: run npm ci (or npm run build) in it first\n')
   process.exit(1)
 }
-// `wal produce`, which scripts run once per mutation, has a bundle of its own: the same CLI in a few files
-// (see src/produce-main.ts). Only with the generated manifest there, which it relies on for the rest; its
-// help goes the usual way (the same output, without loading what writing needs).
+// `wal produce`, which scripts run once per mutation, has a bundle of its own: the same command in a few
+// files, run without loading every command's manifest (see src/produce-main.ts). Its help goes the usual
+// way (the same output, without loading what writing needs).
 const produceBundle = new URL('../dist/produce-main.js', import.meta.url)
-const own = process.argv[2] === 'produce' && !process.argv.includes('--help') && !process.argv.includes('-h') && existsSync(produceBundle) && existsSync(new URL('../oclif.manifest.json', import.meta.url))
+const own = process.argv[2] === 'produce' && !process.argv.includes('--help') && !process.argv.includes('-h') && existsSync(produceBundle)
 const { run } = await import(own ? produceBundle.href : bundle.href)
 await run(import.meta.url)

@@ -24,3 +24,24 @@ export function receivedOf(issue: BaseIssue<unknown>): string {
   if (Array.isArray(issue.input)) return issue.input.length === 0 ? 'an empty list' : `${issue.input.length} items`
   return issue.received
 }
+
+/**
+ * A schema built on first use. The configuration's schemas are hundreds of objects and a few
+ * milliseconds to build, on every start, while most runs (no config file: zero-config mode) never
+ * validate one. The stand-in passes every read, `in`, key listing and spread to the schema, built once.
+ */
+export function lazy<T extends object>(build: () => T): T {
+  let built: T | undefined
+  const schema = (): T => (built ??= build())
+  return new Proxy({} as T, {
+    get: (_, key) => Reflect.get(schema(), key),
+    has: (_, key) => Reflect.has(schema(), key),
+    ownKeys: () => Reflect.ownKeys(schema()),
+    getOwnPropertyDescriptor: (_, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(schema(), key)
+      // A proxy may not report a property its (empty) target lacks as non-configurable.
+      return descriptor && { ...descriptor, configurable: true }
+    },
+    getPrototypeOf: () => Reflect.getPrototypeOf(schema()),
+  })
+}

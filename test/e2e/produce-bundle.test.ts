@@ -89,6 +89,9 @@ describe.skipIf(process.env.WAL_BIN)("wal produce's own bundle", () => {
       ['produce', '--json', '--bogus'],
       ['produce', '-k', '', '-p', '{}'],
       ['produce', '-k', 'k'],
+      ['produce', '-k', 'k', 'extra', '-p', '{}'],
+      ['produce', 'a=b', '-p', '{}'],
+      ['produce', '--', '-p', '{}'],
     ]) {
       const result = expectSameEverywhere(args, '')
       expect(result.status, args.join(' ')).toBe(2)

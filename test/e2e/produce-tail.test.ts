@@ -168,7 +168,11 @@ describe('wal tail bounds', () => {
 
   it('--follow prints mutations produced after it started', async () => {
     await seed(3)
-    const follower = wal.spawn(['tail', '--follow', '--json', '--max', '2'])
+    // From a time after the seeded ones, not from the end as the follower finds it: a follower slow to
+    // start (a busy machine) would otherwise take its end after new1 and wait for a third mutation.
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const since = new Date().toISOString()
+    const follower = wal.spawn(['tail', '--follow', '--json', '--max', '2', '--from', since])
     let out = ''
     follower.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
     const closed = new Promise<number | null>((resolve) => follower.on('close', resolve))

@@ -1,5 +1,6 @@
 // Data reaches the operator's terminal through every command: keys, headers, payloads quoted in error
 // messages, names in a config. None of it may drive the terminal; --json stays exact.
+import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -7,7 +8,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { killDaemons } from '../helpers/daemon.js'
-import { jsonLines, makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
+import { WAL_SHELL, jsonLines, makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 let server: Server | undefined
@@ -130,4 +131,22 @@ describe('text output', () => {
       expectNoControl(`wal ${args.join(' ')}`, result.stdout + result.stderr)
     }
   }, 180_000)
+
+  it('on a terminal, --json shows C1 controls and bidirectional overrides escaped; into a pipe it stays exact', async () => {
+    const key = `k${C1_CSI}2J\u202ex\u0085`
+    const payload = { note: `${C1_CSI}?25l\u2066` }
+    expect((await wal.run(['produce', '-k', key, '-p', JSON.stringify(payload)])).code).toBe(0)
+    // Through a pipe: byte for byte what was stored.
+    const piped = await wal.run(['tail', '--json'])
+    expect(piped.stdout).toContain(key)
+    // On a terminal (script(1) gives the command one): the same JSON, those characters escaped.
+    const onTerminal = spawnSync('script', ['-qec', `${WAL_SHELL} tail --json; ${WAL_SHELL} dlq ls --json`, '/dev/null'], { env: { ...process.env, ...wal.env }, cwd: wal.cwd, encoding: 'utf8' })
+    expect(onTerminal.status, onTerminal.stderr).toBe(0)
+    expect(onTerminal.stdout).not.toMatch(/[\u0080-\u009f\u202a-\u202e\u2066-\u2069]/)
+    expect(onTerminal.stdout).toContain('\\u009b2J\\u202ex\\u0085')
+    const line = onTerminal.stdout.split(/\r?\n/).find((l) => l.startsWith('{"v":'))!
+    const record = JSON.parse(line) as { key: string; payload: unknown }
+    expect(record.key).toBe(key)
+    expect(record.payload).toEqual(payload)
+  })
 })

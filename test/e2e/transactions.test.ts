@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 
@@ -220,5 +220,30 @@ describe('wal skip and transactions', () => {
     expect(result.code, result.stderr).toBe(0)
     expect(JSON.parse(result.stdout)).toMatchObject({ targets: [{ target: 'kv', applied: 2, skipped: 3 }] })
     expect(kvItems(wal.stateDir).map((r) => JSON.parse(r.pk)[0][1] as string)).toEqual(['3-0', '3-2'])
+  })
+})
+
+describe('transactions and per-key order', () => {
+  it("applies a transaction at its marker's place among the other mutations of its parts' keys: a file target sees each key in log order", async () => {
+    const outPath = join(wal.dir, 'out.ndjson')
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 1, targets: { out: { type: 'file', path: outPath } } } } }))
+    // Per round: a transaction writing the hot key and a cold one, its marker, then plain writes of both keys.
+    const lines: unknown[] = []
+    let seq = 0
+    for (let round = 0; round < 150; round++) {
+      const cold = `c${round % 7}`
+      lines.push({ txn: `t${round}`, key: 'hot', payload: { seq: seq++ } }, { txn: `t${round}`, key: cold, payload: { seq: seq++ } }, { txn: `t${round}`, commit: true })
+      lines.push({ key: 'hot', payload: { seq: seq++ } }, { key: cold, payload: { seq: seq++ } })
+    }
+    const produced = await wal.run(['produce', '-n', 'orders'], { input: ndjson(lines) })
+    expect(produced.code, produced.stderr).toBe(0)
+    const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    expect(consumed.code, consumed.stderr).toBe(0)
+
+    const written = jsonLines<{ key: string; payload: { seq: number } }>(readFileSync(outPath, 'utf8'))
+    expect(written).toHaveLength(seq)
+    const byKey = new Map<string, number[]>()
+    for (const line of written) byKey.set(line.key, [...(byKey.get(line.key) ?? []), line.payload.seq])
+    for (const [key, seqs] of byKey) expect(seqs, key).toEqual([...seqs].sort((a, b) => a - b))
   })
 })

@@ -189,6 +189,21 @@ describe('the embedded log', () => {
     expect(() => EmbeddedLog.open({ stateDir: dir, namespace: 'other', partitions: 4, create: false })).toThrow(NotFoundError)
     expect(listEmbeddedLogs(dir)).toEqual(['ns'])
   })
+
+  it('says an append blocks its caller when it commits in process, and not when a large batch goes to the writer thread', async () => {
+    const inProcess = EmbeddedLog.open({ stateDir: dir, namespace: 'ns', partitions: 4, create: true, writerThread: false })
+    const threaded = EmbeddedLog.open({ stateDir: dir, namespace: 'ns', partitions: 4, create: true, writerThread: true })
+    vi.stubEnv('WAL_WRITER_THREAD', 'on')
+    try {
+      expect(inProcess.appendBlocks(1000)).toBe(true)
+      expect(threaded.appendBlocks(1)).toBe(true) // a small batch commits in process
+      expect(threaded.appendBlocks(1000)).toBe(false)
+    } finally {
+      vi.unstubAllEnvs()
+      await inProcess.close()
+      await threaded.close()
+    }
+  })
 })
 
 describe('the embedded consumer state', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { batchBudget, chunkByPartitionBytes, DEFAULT_MAX_MESSAGE_BYTES, sendChunks } from '../../src/lib/kafka/record-batches.js'
+import { batchBudget, chunkByPartitionBytes, DEFAULT_MAX_MESSAGE_BYTES, recordBytes, sendChunks } from '../../src/lib/kafka/record-batches.js'
 import { crc32PartitionForKey, partitionerFor, partitionForKey } from '../../src/lib/log/partitioner.js'
 
 describe('Kafka sends in requests the brokers take', () => {
@@ -15,6 +15,20 @@ describe('Kafka sends in requests the brokers take', () => {
     expect(chunkByPartitionBytes([{ b: 10 }, { b: 5000 }, { b: 10 }], { bytes: (i) => i.b, partitionOf: () => '0', maxBytes: 1000 }).map((c) => c.length)).toEqual([1, 1, 1])
     expect(batchBudget(DEFAULT_MAX_MESSAGE_BYTES)).toBe(512 * 1024)
     expect(batchBudget(4096)).toBe(4096 - 61)
+  })
+
+  it("counts a record's UTF-8 bytes: ASCII and not, short and long, text and raw bytes", () => {
+    const utf8 = (s: string | Buffer) => Buffer.byteLength(s)
+    const cases: Array<{ key: string | Buffer | null; value: string | Buffer | null; headers?: Record<string, string> }> = [
+      { key: 'user-1', value: '{"a":1}', headers: { 'wal-id': '01JABCDEFGHJKMNPQRSTVWXYZ0' } },
+      { key: 'ключ', value: 'é'.repeat(64), headers: { 'trace-ключ': 'значение', ascii: 'x'.repeat(65), mixed: `${'x'.repeat(63)}é` } },
+      { key: Buffer.from([0xff, 0]), value: Buffer.alloc(300), headers: {} },
+      { key: null, value: null },
+    ]
+    for (const record of cases) {
+      const headers = Object.entries(record.headers ?? {}).reduce((n, [name, value]) => n + utf8(name) + utf8(value) + 4, 0)
+      expect(recordBytes(record)).toBe(70 + (record.key ? utf8(record.key) : 0) + (record.value === null ? 0 : utf8(record.value)) + headers)
+    }
   })
 
   it('halves a request the brokers refuse for a record until that record alone fails; an outage fails the rest', async () => {

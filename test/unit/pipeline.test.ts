@@ -56,6 +56,32 @@ describe('keyed executor', () => {
     await executor.idle()
     expect(done).toEqual([2])
   })
+
+  it('runs a task holding several keys after every task given before it for any of them, and before those given after; crossing holders never deadlock', async () => {
+    const executor = new KeyedExecutor(2)
+    const log: string[] = []
+    const task = (name: string) => async () => {
+      log.push(`${name}+`)
+      await new Promise((resolve) => setTimeout(resolve, 2))
+      log.push(`${name}-`)
+    }
+    executor.push('a', task('a0'))
+    executor.push('b', task('b0'))
+    executor.pushAll(['t1', 'a', 'b', 'a'], task('t1'))
+    executor.pushAll(['t2', 'b', 'a'], task('t2'))
+    executor.push('a', task('a1'))
+    executor.push('c', task('c0'))
+    executor.push('b', task('b1'))
+    expect(executor.size).toBe(7)
+    await executor.idle()
+    const at = (entry: string): number => log.indexOf(entry)
+    expect(at('t1+')).toBeGreaterThan(Math.max(at('a0-'), at('b0-')))
+    expect(at('t2+')).toBeGreaterThan(at('t1-'))
+    expect(Math.min(at('a1+'), at('b1+'))).toBeGreaterThan(at('t2-'))
+    // A key no holder needs goes on meanwhile.
+    expect(at('c0+')).toBeLessThan(at('t1+'))
+    expect(executor.has('a') || executor.has('t1')).toBe(false)
+  })
 })
 
 describe('circuit breaker', () => {
@@ -129,5 +155,46 @@ describe('partition progress', () => {
     expect(progress.position(0)).toBe(13)
     progress.forget(0)
     expect(progress.toCommit()).toEqual(new Map())
+  })
+
+  it('keeps the lowest offset in flight through thousands finishing in any order, and offsets read out of order', async () => {
+    const { PartitionProgress } = await import('../../src/lib/pipeline/partition-progress.js')
+    const progress = new PartitionProgress()
+    progress.start(3, 1000)
+    // Read in order, done in a scrambled order (the model: a sorted list of what is open).
+    const open = new Set<number>()
+    for (let offset = 1000; offset < 6000; offset++) {
+      progress.read(3, offset)
+      open.add(offset)
+    }
+    const order = [...open].sort((a, b) => ((a * 7919) % 5003) - ((b * 7919) % 5003))
+    for (const [i, offset] of order.entries()) {
+      progress.done(3, offset)
+      progress.done(3, offset) // a second done changes nothing
+      open.delete(offset)
+      if (i % 97 === 0 || open.size < 3) {
+        const lowest = open.size > 0 ? Math.min(...open) : 6000
+        expect(progress.toCommit().get(3) ?? lowest).toBe(lowest)
+        expect(progress.busy(3)).toBe(open.size > 0)
+        progress.committedAt(3, lowest)
+      }
+      // New reads keep coming while old ones finish, wrapping around the ring.
+      if (i === 2500) {
+        for (let offset = 6000; offset < 6100; offset++) {
+          progress.read(3, offset)
+          open.add(offset)
+        }
+      }
+    }
+    expect(progress.toCommit().get(3)).toBe(6000)
+    // An offset read again below the highest read (a page read over) is in flight once.
+    progress.read(3, 6050)
+    progress.read(3, 6040)
+    for (let offset = 6000; offset < 6100; offset++) if (offset !== 6040 && offset !== 6050) progress.done(3, offset)
+    expect(progress.toCommit().get(3)).toBe(6040)
+    progress.done(3, 6040)
+    expect(progress.toCommit().get(3)).toBe(6050)
+    progress.done(3, 6050)
+    expect(progress.busy(3)).toBe(false)
   })
 })

@@ -203,6 +203,37 @@ describe('the file target', () => {
     await file.close()
   })
 
+  it('writes every line whole across the blocks it encodes into and reuses, with characters of 1 to 4 bytes at the edges', async () => {
+    const path = join(dir, 'wide.ndjson')
+    const file = new FileTarget({ name: 'wide', path })
+    const chars = ['a', 'é', '€', '😀', '\u2028']
+    const expected: string[] = []
+    let createdAt = 1000
+    // Payload lengths that land line ends on every byte of a 256 KiB block over the rounds; a flush
+    // every few batches hands the blocks back for reuse (whatever they held before must not show).
+    for (let round = 0; round < 12; round++) {
+      const batch: Mutation[] = []
+      for (let i = 0; i < 300; i++) {
+        const text = chars[(round + i) % chars.length]!.repeat(((round * 131 + i * 977) % 3000) + 1)
+        batch.push(mutation({ round, i, text }, createdAt++))
+        expected.push(`${round}:${i}:${text}`)
+      }
+      if (round % 2 === 0) await file.applyBatch(batch)
+      else for (const m of batch) await file.apply(m)
+      if (round % 3 === 2) await file.flush()
+    }
+    await file.flush()
+    const lines = readFileSync(path, 'utf8').split('\n')
+    expect(lines.pop()).toBe('')
+    const got = lines.map((l) => {
+      const { payload } = JSON.parse(l) as { payload: { round: number; i: number; text: string } }
+      return `${payload.round}:${payload.i}:${payload.text}`
+    })
+    expect(got.length).toBe(expected.length)
+    expect(got).toEqual(expected)
+    await file.close()
+  })
+
   it('writes to a device such as /dev/null, which cannot be fsync\'d', async () => {
     const file = new FileTarget({ name: 'discard', path: '/dev/null' })
     await file.apply(mutation({ a: 1 }, 1000))

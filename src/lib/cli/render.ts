@@ -32,6 +32,25 @@ export function escapeLine(text: string): string {
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
+/** What escapeControl escapes beyond C0: DEL, C1 controls and the bidirectional marks and overrides. */
+const BEYOND_C0 = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * On a terminal, all that wal writes to it passes through this, `--json` included: a C1 control (which a
+ * terminal may take as the start of an escape sequence, U+009B being CSI) or a bidirectional override
+ * that came with the data (a key, a header) is shown as `\u009b`. In JSON such a character can only be
+ * inside a string, where the escape is the same string to any JSON reader; into a pipe or a file nothing
+ * changes, so `--json` there stays byte for byte what was stored. C0 controls need no guard here: JSON
+ * escapes them, text output goes through escapeControl, and live views draw with ESC.
+ */
+export function guardTerminal(stream: NodeJS.WriteStream): void {
+  const write = stream.write
+  stream.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
+    const text = typeof chunk === 'string' ? chunk.replace(BEYOND_C0, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : chunk
+    return (write as (...args: unknown[]) => boolean).call(this, text, ...rest)
+  } as typeof stream.write
+}
+
 function table(input: string[][]): string {
   const rows = input.map((r) => r.map(escapeLine))
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))

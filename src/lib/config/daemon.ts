@@ -6,6 +6,8 @@ import { homedir } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 
+import { lazy } from '../validation.js'
+
 /** Defaults of the daemon's settings. */
 export const DAEMON_DEFAULTS = {
   host: '127.0.0.1',
@@ -24,7 +26,7 @@ export const DAEMON_DEFAULTS = {
 const Whole = (what: string, min: number, max: number) =>
   v.pipe(v.number(what), v.integer(`a whole number`), v.minValue(min, `${what} from ${min} to ${max}`), v.maxValue(max, `${what} from ${min} to ${max}`))
 
-export const DaemonConfigSchema = v.strictObject({
+export const DaemonConfigSchema = lazy(() => v.strictObject({
   host: v.optional(v.pipe(v.string('a host name or address to listen on'), v.minLength(1))),
   port: v.optional(Whole('a TCP port', 0, 65535)),
   token: v.optional(v.pipe(v.string('a bearer token'), v.minLength(16, 'a bearer token of at least 16 characters'))),
@@ -49,7 +51,7 @@ export const DaemonConfigSchema = v.strictObject({
       ca: v.optional(v.pipe(v.string('a CA certificate file (PEM)'), v.minLength(1))),
     }),
   ),
-})
+}))
 
 export type DaemonConfig = v.InferOutput<typeof DaemonConfigSchema>
 

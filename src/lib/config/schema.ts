@@ -7,14 +7,15 @@ import * as v from 'valibot'
 import { NamespaceName } from '../envelope/envelope.js'
 import type { Compression } from '../kafka/compression.js'
 import { CONNECTION_HEADERS } from '../targets/http/http-target.js'
+import { lazy } from '../validation.js'
 import { DaemonConfigSchema, type DaemonSettings } from './daemon.js'
 
 /** A URL a target or endpoint can use: http or https only (not file:, data:, javascript:, …). */
-const HttpUrl = v.pipe(
+const HttpUrl = lazy(() => v.pipe(
   v.string('a URL'),
   v.url('an http(s) URL'),
   v.check((url) => /^https?:$/i.test(new URL(url).protocol), 'an http(s) URL (http:// or https://; other schemes are refused)'),
-)
+))
 
 /** Defaults for every setting that has one. */
 export const DEFAULTS = {
@@ -50,44 +51,44 @@ export interface RetryPolicy {
 export const MAX_PARTITIONS = 1024
 export const MAX_PAYLOAD_BYTES_LIMIT = 64 * 1024 * 1024
 
-const Partitions = v.pipe(
+const Partitions = lazy(() => v.pipe(
   v.number('a whole number of partitions'),
   v.integer('a whole number of partitions'),
   v.minValue(1, `a number of partitions from 1 to ${MAX_PARTITIONS}`),
   v.maxValue(MAX_PARTITIONS, `a number of partitions from 1 to ${MAX_PARTITIONS}`),
-)
+))
 
-const MaxPayloadBytes = v.pipe(
+const MaxPayloadBytes = lazy(() => v.pipe(
   v.number('a size in bytes'),
   v.integer('a whole number of bytes'),
   v.minValue(1, `a size from 1 to ${MAX_PAYLOAD_BYTES_LIMIT} bytes`),
   v.maxValue(MAX_PAYLOAD_BYTES_LIMIT, `a size from 1 to ${MAX_PAYLOAD_BYTES_LIMIT} bytes`),
-)
+))
 
 const WholeMs = (what: string, max: number) =>
   v.pipe(v.number(`${what} in milliseconds`), v.integer(`whole milliseconds`), v.minValue(0, `${what} from 0 to ${max} ms`), v.maxValue(max, `${what} from 0 to ${max} ms`))
 
-const TxnTimeoutMs = v.pipe(v.number('a timeout in milliseconds'), v.integer('whole milliseconds'), v.minValue(100, 'a timeout from 100 to 604800000 ms (7 days)'), v.maxValue(604_800_000, 'a timeout from 100 to 604800000 ms (7 days)'))
+const TxnTimeoutMs = lazy(() => v.pipe(v.number('a timeout in milliseconds'), v.integer('whole milliseconds'), v.minValue(100, 'a timeout from 100 to 604800000 ms (7 days)'), v.maxValue(604_800_000, 'a timeout from 100 to 604800000 ms (7 days)')))
 
-const RetrySchema = v.strictObject({
+const RetrySchema = lazy(() => v.strictObject({
   maxAttempts: v.optional(v.pipe(v.number('a number of attempts'), v.integer('a whole number of attempts'), v.minValue(1, 'at least 1 attempt'), v.maxValue(1000, 'at most 1000 attempts'))),
   initialBackoffMs: v.optional(WholeMs('a backoff', 86_400_000)),
   maxBackoffMs: v.optional(WholeMs('a backoff', 30 * 86_400_000)),
   multiplier: v.optional(v.pipe(v.number('a multiplier'), v.minValue(1, 'a multiplier from 1 to 10'), v.maxValue(10, 'a multiplier from 1 to 10'))),
   jitter: v.optional(v.pipe(v.number('a fraction'), v.minValue(0, 'a fraction from 0 to 1'), v.maxValue(1, 'a fraction from 0 to 1'))),
-})
+}))
 
 /** "100/s", "6000/m", "50000/h", or a number per second. */
-const Rate = v.union(
+const Rate = lazy(() => v.union(
   [
     v.pipe(v.number(), v.minValue(0.001)),
     v.pipe(v.string(), v.regex(/^\d+(\.\d+)?\/(s|m|h)$/), v.check((rate) => Number(rate.split('/')[0]) > 0, 'a rate above zero, such as "100/s"')),
   ],
   'a rate such as "100/s", "6000/m" or "50000/h"',
-)
+))
 
 /** An SQS queue name without the ".fifo" suffix (wal adds it for FIFO queues, and "-N" per shard). */
-const QueueName = v.pipe(v.string('a queue name'), v.regex(/^[A-Za-z0-9_-]{1,70}$/, 'a queue name: up to 70 letters, digits, "_" or "-" (wal adds "-N" per shard and ".fifo")'))
+const QueueName = lazy(() => v.pipe(v.string('a queue name'), v.regex(/^[A-Za-z0-9_-]{1,70}$/, 'a queue name: up to 70 letters, digits, "_" or "-" (wal adds "-N" per shard and ".fifo")')))
 
 /** Cassandra's consistency levels for writes (lower case, as in CQL's CONSISTENCY command). */
 export const CONSISTENCY_LEVELS = ['any', 'one', 'two', 'three', 'quorum', 'all', 'localQuorum', 'eachQuorum', 'localOne'] as const
@@ -97,25 +98,25 @@ export type ConsistencyLevel = (typeof CONSISTENCY_LEVELS)[number]
 const CqlName = (what: string) => v.pipe(v.string(what), v.regex(/^[A-Za-z][A-Za-z0-9_]{0,47}$/, `${what}: up to 48 letters, digits and _, starting with a letter`))
 
 /** A CQL type as CREATE TABLE takes it: text, int, list<text>, frozen<map<text, int>>, … */
-const CqlType = v.pipe(v.string('a CQL type'), v.regex(/^[a-z][a-z0-9_]*(<[a-z0-9_<>, ]+>)?$/, 'a CQL type such as text, bigint or map<text, int>'))
+const CqlType = lazy(() => v.pipe(v.string('a CQL type'), v.regex(/^[a-z][a-z0-9_]*(<[a-z0-9_<>, ]+>)?$/, 'a CQL type such as text, bigint or map<text, int>')))
 
 /** A table a Cassandra target declares: its columns with their CQL types, and its primary key. */
-const CassandraTableSchema = v.strictObject({
+const CassandraTableSchema = lazy(() => v.strictObject({
   columns: v.pipe(v.record(CqlName('a column name'), CqlType), v.check((c) => Object.keys(c).length > 0, 'at least one column')),
   partitionKey: v.pipe(v.array(CqlName('a column name')), v.minLength(1, 'at least one partition key column')),
   clusteringKey: v.optional(v.array(CqlName('a column name'))),
-})
+}))
 
-const TargetName = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a target name: letters, digits, ".", "_" or "-"'))
-const common = { retry: v.optional(RetrySchema), rate: v.optional(Rate) }
+const TargetName = lazy(() => v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a target name: letters, digits, ".", "_" or "-"')))
+const common = lazy(() => ({ retry: v.optional(RetrySchema), rate: v.optional(Rate) }))
 
 /** How record batches sent to Kafka are compressed. */
-const CompressionSetting = v.picklist(['none', 'gzip', 'snappy', 'lz4', 'zstd'], 'a compression: "none", "gzip", "snappy", "lz4" or "zstd"')
+const CompressionSetting = lazy(() => v.picklist(['none', 'gzip', 'snappy', 'lz4', 'zstd'], 'a compression: "none", "gzip", "snappy", "lz4" or "zstd"'))
 
 /** Which partition a key's records go to on a Kafka topic (see src/lib/log/partitioner.ts). */
-const PartitionerSetting = v.picklist(['murmur2', 'consistent_random'], '"murmur2" (Kafka\'s Java client, the default) or "consistent_random" (librdkafka\'s default: kcat, confluent-kafka)')
+const PartitionerSetting = lazy(() => v.picklist(['murmur2', 'consistent_random'], '"murmur2" (Kafka\'s Java client, the default) or "consistent_random" (librdkafka\'s default: kcat, confluent-kafka)'))
 
-export const TargetConfigSchema = v.variant(
+export const TargetConfigSchema = lazy(() => v.variant(
   'type',
   [
     v.strictObject({ type: v.literal('kv'), path: v.optional(v.pipe(v.string('a file path'), v.minLength(1))), ...common }),
@@ -174,14 +175,14 @@ export const TargetConfigSchema = v.variant(
     }),
   ],
   'a target with "type": "kv", "http", "file", "kafka", "sqs" or "cassandra"',
-)
+))
 
-const TopicName = v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,200}$/, 'a topic name: up to 200 letters, digits, ".", "_" or "-"'))
+const TopicName = lazy(() => v.pipe(v.string('a topic name'), v.regex(/^[A-Za-z0-9._-]{1,200}$/, 'a topic name: up to 200 letters, digits, ".", "_" or "-"')))
 
 /** A context's name, as --context and `wal config use-context` take it. */
-export const ContextName = v.pipe(v.string('a context name'), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a context name: 1-64 letters, digits, ".", "_" or "-"'))
+export const ContextName = lazy(() => v.pipe(v.string('a context name'), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a context name: 1-64 letters, digits, ".", "_" or "-"')))
 
-export const NamespaceConfigSchema = v.strictObject({
+export const NamespaceConfigSchema = lazy(() => v.strictObject({
   backend: v.optional(v.picklist(['embedded', 'kafka', 'sqs'], 'a backend: "embedded", "kafka" or "sqs"')),
   /** Kafka and SQS namespaces: the cluster (under clusters.kafka or clusters.sqs) that holds the log. */
   cluster: v.optional(v.pipe(v.string('the name of a cluster under clusters.kafka or clusters.sqs'), v.minLength(1))),
@@ -207,10 +208,10 @@ export const NamespaceConfigSchema = v.strictObject({
   targets: v.optional(v.record(TargetName, TargetConfigSchema)),
   retry: v.optional(RetrySchema),
   rate: v.optional(Rate),
-})
+}))
 
 /** A Kafka cluster: brokers, and how to reach them (TLS, mTLS, SASL). File paths are relative to the config. */
-export const KafkaClusterSchema = v.strictObject({
+export const KafkaClusterSchema = lazy(() => v.strictObject({
   brokers: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[^\s:]+:\d+$/, 'host:port'))), v.minLength(1, 'at least one broker host:port')),
   clientId: v.optional(v.string('a client id')),
   ssl: v.optional(
@@ -233,10 +234,10 @@ export const KafkaClusterSchema = v.strictObject({
   ),
   connectionTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
   deliveryTimeoutMs: v.optional(WholeMs('a timeout', 3_600_000)),
-})
+}))
 
 /** An SQS endpoint: a region, an endpoint override (ElasticMQ, LocalStack, a VPC endpoint), credentials. */
-export const SqsClusterSchema = v.strictObject({
+export const SqsClusterSchema = lazy(() => v.strictObject({
   region: v.pipe(v.string('an AWS region such as us-east-1'), v.minLength(1)),
   endpoint: v.optional(HttpUrl),
   /** A profile of ~/.aws/config; without it (and without keys), the AWS default credential chain. */
@@ -246,11 +247,11 @@ export const SqsClusterSchema = v.strictObject({
   sessionToken: v.optional(v.string('a session token')),
   requestTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
   connectionTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
-})
+}))
 
 
 /** A Cassandra cluster: contact points, local data center, credentials and TLS. File paths are relative to the config. */
-export const CassandraClusterSchema = v.strictObject({
+export const CassandraClusterSchema = lazy(() => v.strictObject({
   contactPoints: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[^\s:]+(:\d+)?$/, 'host or host:port'))), v.minLength(1, 'at least one contact point host[:port]')),
   localDataCenter: v.pipe(v.string('the name of the local data center'), v.minLength(1)),
   keyspace: v.optional(CqlName('a keyspace name')),
@@ -267,9 +268,9 @@ export const CassandraClusterSchema = v.strictObject({
     ]),
   ),
   connectTimeoutMs: v.optional(WholeMs('a timeout', 600_000)),
-})
+}))
 
-export const ConfigSchema = v.strictObject({
+export const ConfigSchema = lazy(() => v.strictObject({
   clusters: v.optional(
     v.strictObject({
       kafka: v.optional(v.record(v.string(), KafkaClusterSchema)),
@@ -297,7 +298,7 @@ export const ConfigSchema = v.strictObject({
   namespaces: v.optional(v.record(NamespaceName, NamespaceConfigSchema)),
   /** `wal daemon`: its HTTP API and consumers (see daemon.ts). */
   daemon: v.optional(DaemonConfigSchema),
-})
+}))
 
 export type ConfigFile = v.InferOutput<typeof ConfigSchema>
 export type NamespaceConfig = v.InferOutput<typeof NamespaceConfigSchema>

@@ -40,15 +40,20 @@ function refill(): void {
 /** The random part of the last id, as 16 base-32 digits, and its time. */
 const lastRandom = new Uint8Array(16)
 let lastTimeMs = -1
-let lastTimeText = ''
+/** Character codes of the Crockford digits. */
+const DIGIT_CODES = Array.from(CROCKFORD, (c) => c.charCodeAt(0))
+/**
+ * The last id's characters, as codes: its time (10) then its random part (16). An id is made from them in
+ * one String.fromCharCode, a flat string; 26 concatenations made a chain of 26 strings, which SQLite's
+ * binding (and the ack line) then had to copy into one (`wal produce` makes one id per line).
+ */
+const codes: number[] = new Array<number>(26).fill(0x30)
 
-function timeText(ms: number): string {
-  let text = ''
-  for (let i = 0; i < 10; i++) {
-    text = CROCKFORD[ms % 32] + text
+function setTimeCodes(ms: number): void {
+  for (let i = 9; i >= 0; i--) {
+    codes[i] = DIGIT_CODES[ms % 32]!
     ms = Math.floor(ms / 32)
   }
-  return text
 }
 
 /**
@@ -62,20 +67,21 @@ export function newMutationId(nowMs: number = Date.now()): string {
       refill()
       poolAt = 0
     }
-    for (let i = 0; i < 16; i++) lastRandom[i] = pool[poolAt + i]! & 31
+    for (let i = 0; i < 16; i++) codes[10 + i] = DIGIT_CODES[(lastRandom[i] = pool[poolAt + i]! & 31)]!
     poolAt += 16
     lastTimeMs = nowMs
-    lastTimeText = timeText(nowMs)
+    setTimeCodes(nowMs)
   } else {
     let i = 15
-    while (i >= 0 && lastRandom[i] === 31) lastRandom[i--] = 0
+    while (i >= 0 && lastRandom[i] === 31) {
+      lastRandom[i] = 0
+      codes[10 + i--] = DIGIT_CODES[0]!
+    }
     // 2^80 ids in one millisecond: not reachable, but never a repeated id either.
     if (i < 0) throw new RangeError('no more ids in this millisecond')
-    lastRandom[i]!++
+    codes[10 + i] = DIGIT_CODES[++lastRandom[i]!]!
   }
-  let text = lastTimeText
-  for (let i = 0; i < 16; i++) text += CROCKFORD[lastRandom[i]!]
-  return text
+  return String.fromCharCode.apply(null, codes)
 }
 
 /** What a mutation id looks like. */

@@ -1,5 +1,4 @@
 /** Reading NDJSON input and writing line output, fast and without losing partial lines. */
-import { open } from 'node:fs/promises'
 import type { Readable, Writable } from 'node:stream'
 import { isUtf8 } from 'node:buffer'
 
@@ -149,7 +148,8 @@ export function writeText(output: Writable, text: string): Promise<boolean> | bo
  * (--payload-file, --config) may be a pipe or a device (/dev/zero), which has no size to check first.
  */
 export async function readFileUpTo(path: string, maxBytes: number): Promise<Buffer | null> {
-  const handle = await open(path, 'r')
+  // node:fs/promises (with readline and fs watchers behind it) is loaded here, on use, not on every start.
+  const handle = await process.getBuiltinModule('node:fs/promises').open(path, 'r')
   try {
     const chunks: Buffer[] = []
     let size = 0

@@ -9,6 +9,7 @@ import { createRequire, Module } from 'node:module'
 import type { KafkaClusterSettings } from '../config/schema.js'
 import { BackendUnavailableError, ClusterAccessError, InvalidRecordError, WalError } from '../errors.js'
 import { registerCodecs } from './compression.js'
+import { encodeRecord, frameRequest, produceRequest, recordBatchModule } from './record-encoding.js'
 
 export type KafkaModule = typeof import('kafkajs')
 
@@ -66,118 +67,28 @@ function replaceKafkajsModule(id: string, exports: unknown): void {
   require.cache[path] = replacement
 }
 
-interface KafkajsEncoder {
-  buf: Buffer
-  offset: number
-  ensureAvailable(length: number): void
-  writeVarLong(n: unknown): KafkajsEncoder
-}
-type RecordHeaders = Record<string, unknown>
-
-let oneBufferRecords = false
-
-/** Bytes of a varint as kafkajs writes it (writeUVarInt): 7 bits a byte, of a 32-bit value. */
-function uvarintBytes(value: number): number {
-  let bytes = 1
-  while ((value & 0xffffff80) !== 0) {
-    bytes++
-    value >>>= 7
-  }
-  return bytes
-}
-
-function putUVarInt(e: KafkajsEncoder, value: number): void {
-  e.ensureAvailable(5)
-  const buf = e.buf
-  let at = e.offset
-  while ((value & 0xffffff80) !== 0) {
-    buf[at++] = (value & 0x7f) | 0x80
-    value >>>= 7
-  }
-  buf[at++] = value & 0x7f
-  e.offset = at
-}
-
-const zigZag = (value: number): number => (value << 1) ^ (value >> 31)
-
-/** A delta kafkajs writes as a zigzag varlong that has the 32-bit zigzag's bytes (|value| < 2^30). */
-const smallDelta = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= -0x40000000 && value < 0x40000000
-
-/** Bytes kafkajs's writeVarIntBytes writes: -1 for null, else the UTF-8 or raw length and the bytes. */
-function putBytes(e: KafkajsEncoder, value: unknown, length: number): void {
-  if (value === null || value === undefined) return putUVarInt(e, zigZag(-1))
-  putUVarInt(e, zigZag(length))
-  e.ensureAvailable(length)
-  if (Buffer.isBuffer(value)) value.copy(e.buf, e.offset)
-  else e.buf.write(String(value), e.offset, length, 'utf8')
-  e.offset += length
-}
-
-const byteLength = (value: unknown): number => (value === null || value === undefined ? -1 : Buffer.isBuffer(value) ? value.length : Buffer.byteLength(String(value)))
-const sizeOfBytes = (length: number): number => (length < 0 ? 1 : uvarintBytes(zigZag(length)) + length)
+let batchEncoders = false
 
 /**
- * kafkajs 2.2.4 encodes each record header with an encoder of its own (a zero-filled 512-byte buffer,
- * then copied into the record's), starts each record's encoder at 512 bytes whatever its size, and
- * makes a Buffer of every varint: with wal's header on every record, most of a produce's allocations.
- * This puts in its place an encoder of the same bytes (the Kafka record v2 layout) that writes a record,
- * headers included, into one buffer of its size, before kafkajs requires it.
+ * kafkajs 2.2.4 encodes each record into an encoder of its own and copies it five times more on the way
+ * into a request, with a byte-at-a-time CRC: with wal's headers on every record, much of a produce's CPU.
+ * This puts wal's encoders of the same bytes (record-encoding.ts) in place of its record, record batch
+ * and produce request encoders and of its request framing, before kafkajs requires them.
  */
-function useOneBufferRecords(): void {
-  if (oneBufferRecords) return
-  oneBufferRecords = true
-  const require = createRequire(import.meta.url)
-  const Encoder = require('kafkajs/src/protocol/encoder.js') as { new (initialSize?: number): KafkajsEncoder; sizeOfVarLong(n: unknown): number }
-  replaceKafkajsModule('kafkajs/src/protocol/recordBatch/record/v0/index.js', ({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: { offsetDelta?: number; timestampDelta?: unknown; key: unknown; value: unknown; headers?: RecordHeaders }) => {
-    // As kafkajs: a header given a list of values is that header once per value.
-    const names: string[] = []
-    const values: unknown[] = []
-    for (const name of Object.keys(headers)) {
-      const v = headers[name]
-      if (Array.isArray(v)) {
-        for (const one of v) {
-          names.push(name)
-          values.push(one)
-        }
-      } else {
-        names.push(name)
-        values.push(v)
-      }
-    }
-    const nameLengths = names.map((n) => Buffer.byteLength(n))
-    const valueLengths = values.map(byteLength)
-    const keyLength = byteLength(key)
-    const valueLength = byteLength(value)
-    let headerBytes = uvarintBytes(zigZag(names.length))
-    for (let i = 0; i < names.length; i++) headerBytes += sizeOfBytes(nameLengths[i]!) + sizeOfBytes(valueLengths[i]!)
-    const small = smallDelta(timestampDelta)
-    const sizeOfBody =
-      1 + (small ? uvarintBytes(zigZag(timestampDelta)) : Encoder.sizeOfVarLong(timestampDelta)) + uvarintBytes(zigZag(offsetDelta)) + sizeOfBytes(keyLength) + sizeOfBytes(valueLength) + headerBytes
-    const e = new Encoder(1)
-    // The record's bytes (and room for a varint's worst case), every one written below; from Node's pool,
-    // not zero-filled.
-    e.buf = Buffer.allocUnsafe(sizeOfBody + uvarintBytes(zigZag(sizeOfBody)) + 5)
-    putUVarInt(e, zigZag(sizeOfBody))
-    e.buf[e.offset++] = 0 // attributes: none
-    if (small) putUVarInt(e, zigZag(timestampDelta))
-    else e.writeVarLong(timestampDelta)
-    putUVarInt(e, zigZag(offsetDelta))
-    putBytes(e, key, keyLength)
-    putBytes(e, value, valueLength)
-    putUVarInt(e, zigZag(names.length))
-    for (let i = 0; i < names.length; i++) {
-      putBytes(e, names[i], nameLengths[i]!)
-      putBytes(e, values[i], valueLengths[i]!)
-    }
-    return e
-  })
+function useBatchEncoders(): void {
+  if (batchEncoders) return
+  batchEncoders = true
+  replaceKafkajsModule('kafkajs/src/protocol/recordBatch/record/v0/index.js', encodeRecord)
+  replaceKafkajsModule('kafkajs/src/protocol/recordBatch/v0/index.js', recordBatchModule)
+  replaceKafkajsModule('kafkajs/src/protocol/requests/produce/v3/request.js', produceRequest)
+  replaceKafkajsModule('kafkajs/src/protocol/request.js', frameRequest)
 }
 
 /** kafkajs, imported on first use (it is never part of the start-up path of other commands). */
 export async function loadKafkajs(): Promise<KafkaModule> {
   quietNegativeTimeoutWarning()
   useLinearPartitionGrouping()
-  useOneBufferRecords()
+  useBatchEncoders()
   const kafkajs = await import('kafkajs')
   registerCodecs()
   return kafkajs

@@ -93,6 +93,13 @@ export interface LogBackend {
    * mutation is durable (fsync'd, acknowledged by all replicas, …), with one result per mutation in order.
    */
   append(mutations: readonly Mutation[], options?: AppendOptions): Promise<AppendResult[]>
+  /**
+   * Whether an append of this many mutations commits on the caller's thread, blocking it until durable
+   * (the embedded log without its writer thread). A producer then has nothing to overlap with the
+   * commit, and batches it prepares ahead only wait in memory. Absent: appends run elsewhere (a thread,
+   * a broker).
+   */
+  appendBlocks?(count: number): boolean
   /** Low and high offsets of every partition, read now. */
   marks(): Promise<PartitionMark[]>
   /** Per partition, the first offset appended at or after `timeMs` (the high mark where there is none). */
@@ -204,7 +211,10 @@ export interface ConsumerStore {
   commit(owner: string, change: ConsumerCommit): Promise<{ lost: number[] }>
   /** Scheduled entries per key, in these partitions. */
   scheduledKeyCounts(partitions: readonly number[]): Promise<Map<string, number>>
-  /** The first scheduled entry of each key, when due, skipping the keys given. */
+  /**
+   * The first scheduled entry of each key, when due, skipping the keys given. A store may add, after
+   * them, entries that follow a head in its key's order, each due, without a gap (a run per key).
+   */
   dueScheduled(partitions: readonly number[], nowMs: number, limit: number, skipKeys: ReadonlySet<string>): Promise<ScheduledMutation[]>
   /** When the next scheduled entry that is first of its key is due, in these partitions; null when none is. */
   nextDueAtMs(partitions: readonly number[]): Promise<number | null>

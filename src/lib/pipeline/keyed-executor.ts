@@ -1,10 +1,22 @@
 /**
  * Runs tasks with at most `concurrency` at once, and one at a time per key, in the order they were
  * given: different keys make progress in parallel while each key keeps its order, also while one of its
- * mutations is being retried.
+ * mutations is being retried. A task may hold several keys (a transaction's marker holds the keys of its
+ * parts): it runs once it is first in the queue of every one of them, and holds them all until it ends.
  */
+
+/** A task holding several keys: queued under each, run once it heads all of them. */
+interface Joint {
+  task: () => Promise<void>
+  keys: readonly string[]
+  /** Keys whose queue it does not head yet. */
+  waiting: number
+}
+
+type Entry = (() => Promise<void>) | Joint
+
 export class KeyedExecutor {
-  private readonly queues = new Map<string, Array<() => Promise<void>>>()
+  private readonly queues = new Map<string, Entry[]>()
   private readonly ready: string[] = []
   private running = 0
   private pending = 0
@@ -24,24 +36,46 @@ export class KeyedExecutor {
 
   push(key: string, task: () => Promise<void>): void {
     this.pending++
+    this.enqueue(key, task)
+    this.pump()
+  }
+
+  /** A task that holds every one of `keys` (each once) while it runs, after the tasks given before it for any of them. */
+  pushAll(keys: readonly string[], task: () => Promise<void>): void {
+    const unique = [...new Set(keys)]
+    if (unique.length === 1) return this.push(unique[0]!, task)
+    this.pending++
+    const joint: Joint = { task, keys: unique, waiting: unique.length }
+    for (const key of unique) this.enqueue(key, joint)
+    this.pump()
+  }
+
+  private enqueue(key: string, entry: Entry): void {
     const queue = this.queues.get(key)
     if (queue) {
-      queue.push(task)
+      queue.push(entry)
       return
     }
-    this.queues.set(key, [task])
+    this.queues.set(key, [entry])
     this.ready.push(key)
-    this.pump()
   }
 
   private pump(): void {
     while (this.running < this.concurrency && this.ready.length > 0) {
       const key = this.ready.shift()!
-      const task = this.queues.get(key)![0]!
+      const head = this.queues.get(key)![0]!
+      if (typeof head === 'function') {
+        this.running++
+        // One reaction for either outcome (not .catch().finally(): two more promises per task).
+        const finished = this.finisher(key)
+        head().then(finished, finished)
+        continue
+      }
+      // A joint task heads this key's queue: it runs once it heads the queues of all its keys.
+      if (--head.waiting > 0) continue
       this.running++
-      // One reaction for either outcome (not .catch().finally(): two more promises per task).
-      const finished = this.finisher(key)
-      task().then(finished, finished)
+      const finished = (): void => this.jointFinished(head)
+      head.task().then(finished, finished)
     }
   }
 
@@ -56,12 +90,25 @@ export class KeyedExecutor {
   private finished(key: string): void {
     this.running--
     this.pending--
+    this.next(key)
+    if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
+    this.pump()
+  }
+
+  private jointFinished(joint: Joint): void {
+    this.running--
+    this.pending--
+    for (const key of joint.keys) this.next(key)
+    if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
+    this.pump()
+  }
+
+  /** The head of a key's queue is done: the next one (if any) is ready. */
+  private next(key: string): void {
     const queue = this.queues.get(key)!
     queue.shift()
     if (queue.length > 0) this.ready.push(key)
     else this.queues.delete(key)
-    if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
-    this.pump()
   }
 
   /** Resolves when every task given so far has finished. */

@@ -23,7 +23,7 @@ import type { RetryPolicy, TargetSettings } from '../config/schema.js'
 import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
 import { replaysOf } from '../dlq/replays.js'
 import { BackendUnavailableError } from '../errors.js'
-import type { ConsumerStore, HistoryEvent, LogBackend, ShardRequest, SkipEntry, SkipList } from '../log/backend.js'
+import type { ConsumerStore, HistoryEvent, LogBackend, ShardRequest, SkipEntry, SkipList, TxnInfo } from '../log/backend.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
 import { PartitionProgress } from './partition-progress.js'
@@ -136,9 +136,12 @@ export class TargetStalledError extends BackendUnavailableError {
   }
 }
 
-/** A unit of work, with the lease epoch of its partition when it was read: stale once that changes. */
+/**
+ * A unit of work, with the lease epoch of its partition when it was read: stale once that changes. A
+ * transaction's marker carries the transaction as read when it was dispatched (`txn`).
+ */
 type Item =
-  | { source: 'log'; partition: number; epoch: number; offset: number; mutation: Mutation; poison?: string }
+  | { source: 'log'; partition: number; epoch: number; offset: number; mutation: Mutation; poison?: string; txn?: { found: TxnInfo | undefined } }
   | { source: 'scheduled'; partition: number; epoch: number; seq: number; mutation: Mutation }
 
 type LogItem = Extract<Item, { source: 'log' }>
@@ -153,8 +156,12 @@ export class TargetConsumer {
   private readonly progress = new PartitionProgress()
   /** Per partition, scheduled entries (committed or about to be) per key: while > 0, new mutations of the key queue behind. */
   private readonly scheduledCount = new Map<number, Map<string, number>>()
-  /** Keys whose scheduled head is in flight or whose change awaits commit (not fetched again meanwhile), with their partition and epoch. */
-  private readonly busyKeys = new Map<string, { partition: number; epoch: number }>()
+  /**
+   * Keys whose scheduled entries are in flight or whose changes await commit (not fetched again
+   * meanwhile), with their partition and epoch: `left` of the run dispatched are not committed yet, and
+   * `blocked` once one of them went back to the schedule (the rest of the run then waits behind it).
+   */
+  private readonly busyKeys = new Map<string, { partition: number; epoch: number; left: number; blocked: boolean }>()
   private change = emptyChange()
   private readonly executor: KeyedExecutor
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
@@ -413,11 +420,22 @@ export class TargetConsumer {
     if (this.owned.length === 0 || !this.anyScheduled()) return 0
     const due = await this.options.store.dueScheduled(this.owned, this.options.now(), SCHEDULED_BATCH, new Set(this.busyKeys.keys()))
     let dispatched = 0
+    // A key's entries come as a run (its head, then followers in order): all of it dispatched, or its start.
+    const runs = new Set<string>()
+    const cut = new Set<string>()
     for (const entry of due) {
+      const { key } = entry.mutation
       const epoch = this.epochs.get(entry.partition)
+      const busy = this.busyKeys.get(key)
       // Dropped while we read (fenced): not ours to work on now.
-      if (epoch === undefined || !this.owned.includes(entry.partition) || this.busyKeys.has(entry.mutation.key)) continue
-      this.busyKeys.set(entry.mutation.key, { partition: entry.partition, epoch })
+      if (epoch === undefined || !this.owned.includes(entry.partition) || cut.has(key) || (busy !== undefined && (!runs.has(key) || busy.epoch !== epoch))) {
+        cut.add(key)
+        continue
+      }
+      if (busy === undefined) {
+        this.busyKeys.set(key, { partition: entry.partition, epoch, left: 1, blocked: false })
+        runs.add(key)
+      } else busy.left++
       const item: Item = { source: 'scheduled', partition: entry.partition, epoch, seq: entry.seq, mutation: entry.mutation }
       this.executor.push(entry.mutation.key, () => this.process(item))
       dispatched++
@@ -448,18 +466,39 @@ export class TargetConsumer {
       return this.dispatchPage(await log.readPage(from, Math.min(READ_BATCH, MAX_IN_FLIGHT - this.inFlight)), epochs)
     }
     for await (const record of log.read({ from })) {
-      if (this.dispatchRecord(record, epochs.get(record.partition)!)) dispatched++
+      const item = this.readItem(record, epochs.get(record.partition)!)
+      if (item !== undefined) {
+        this.pushItem(item, isMarker(item) ? await this.markerKeys(item) : undefined)
+        dispatched++
+      }
       if (this.inFlight >= MAX_IN_FLIGHT || dispatched >= READ_BATCH || this.options.stop.aborted) break
     }
     return dispatched
   }
 
-  /** Hands one record read under `epoch` to the executor; false when its partition changed hands meanwhile. */
-  private dispatchRecord(record: LogRecord, epoch: number): boolean {
-    const item = this.readItem(record, epoch)
-    if (item === undefined) return false
-    this.executor.push(item.mutation.key, () => this.process(item))
-    return true
+  /** Hands a log item to the executor: under its key, or (a transaction's marker) under every key it holds. */
+  private pushItem(item: LogItem, holds: readonly string[] | undefined): void {
+    if (holds === undefined) this.executor.push(item.mutation.key, () => this.process(item))
+    else this.executor.pushAll(holds, () => this.process(item))
+  }
+
+  /**
+   * The keys a transaction's marker holds while it applies: its own and those of its parts for this
+   * target. Mutations of those keys read before the marker are applied before the transaction, those
+   * read after it wait for it, as the marker's place in the log says. The transaction read here is the
+   * one the marker applies. Unreadable now: its own key only (the apply reads it again).
+   */
+  private async markerKeys(item: LogItem): Promise<string[]> {
+    const keys = [item.mutation.key]
+    try {
+      const found = await this.options.log.transaction?.(txnOf(item.mutation)!.id, item.mutation)
+      item.txn = { found }
+      const name = this.options.settings.name
+      for (const { record } of found?.parts ?? []) if (record.target === null || record.target === name) keys.push(record.key)
+    } catch {
+      // Read again when it is applied.
+    }
+    return keys
   }
 
   /** A record read under `epoch`, now in flight; undefined when its partition changed hands meanwhile. */
@@ -486,16 +525,22 @@ export class TargetConsumer {
       const item = this.readItem(record, epochs.get(record.partition)!)
       if (item !== undefined) items.push(item)
     }
+    // Transactions' markers hold their parts' keys (see markerKeys).
+    let holds: Map<LogItem, string[]> | undefined
+    for (const item of items) if (isMarker(item)) (holds ??= new Map()).set(item, await this.markerKeys(item))
     if (!this.batching()) {
-      for (const item of items) this.executor.push(item.mutation.key, () => this.process(item))
+      for (const item of items) this.pushItem(item, holds?.get(item))
       return items.length
     }
     const now = this.options.now()
     const waiting = new Set<string>()
     for (const item of items) if (!this.readyNow(item, now) || this.executor.has(item.mutation.key)) waiting.add(item.mutation.key)
+    if (holds !== undefined) for (const keys of holds.values()) for (const key of keys) waiting.add(key)
     const ready: LogItem[] = []
     for (const item of items) {
-      if (waiting.has(item.mutation.key)) this.executor.push(item.mutation.key, () => this.process(item))
+      if (waiting.has(item.mutation.key)) this.pushItem(item, holds?.get(item))
+      // Its partition lost while a marker's transaction was read: the new owner applies it.
+      else if (!this.isCurrent(item)) this.abandon(item)
       else ready.push(item)
     }
     if (ready.length > 0) await this.applyReady(ready)
@@ -574,6 +619,14 @@ export class TargetConsumer {
       // Stopping: only what already started is finished; this one is left for the next consumer.
       if (item.source === 'log') this.abandon(item)
       return
+    }
+    if (item.source === 'scheduled') {
+      const busy = this.busyKeys.get(mutation.key)
+      if (busy?.blocked === true && busy.epoch === item.epoch) {
+        // An entry of its run before it went back to the schedule: it stays where it is, behind it.
+        if (--busy.left <= 0) this.busyKeys.delete(mutation.key)
+        return
+      }
     }
     try {
       if (item.source === 'log' && item.poison !== undefined) {
@@ -711,7 +764,8 @@ export class TargetConsumer {
    */
   private async applyTransaction(item: Item, txnId: string): Promise<void> {
     const { log, store } = this.options
-    const found = await log.transaction?.(txnId, item.mutation)
+    // Read when its marker was dispatched (see markerKeys), or now.
+    const found = item.source === 'log' && item.txn !== undefined ? item.txn.found : await log.transaction?.(txnId, item.mutation)
     const missing =
       found === undefined ? 'the log holds none of its parts' : found.parts.length < found.partCount ? `${found.partCount - found.parts.length} of its ${found.partCount} parts are missing from the log` : undefined
     if (found === undefined || missing !== undefined) {
@@ -828,6 +882,9 @@ export class TargetConsumer {
     if (item.source === 'scheduled') {
       this.change.reschedule.push({ partition: item.partition, seq: item.seq, dueAtMs, mutation })
       this.change.keys.push({ key: mutation.key, partition: item.partition, epoch: item.epoch })
+      // The rest of its run (dispatched after it) waits behind it.
+      const busy = this.busyKeys.get(mutation.key)
+      if (busy?.epoch === item.epoch) busy.blocked = true
       return
     }
     const counts = this.scheduledCount.get(item.partition)!
@@ -947,7 +1004,10 @@ export class TargetConsumer {
       this.stats.deadLettered++
       this.options.observer?.deadLettered(entry.mutation)
     }
-    for (const { key, epoch } of change.keys) if (this.busyKeys.get(key)?.epoch === epoch) this.busyKeys.delete(key)
+    for (const { key, epoch } of change.keys) {
+      const busy = this.busyKeys.get(key)
+      if (busy?.epoch === epoch && --busy.left <= 0) this.busyKeys.delete(key)
+    }
   }
 
   /**
@@ -986,6 +1046,11 @@ export class TargetConsumer {
     for (const p of this.owned) lag += marks[p]!.high - (committed.get(p) ?? 0)
     return { ...this.stats, partitions: [...this.owned], lag }
   }
+}
+
+/** A transaction's completion marker that can be applied (not poison). */
+function isMarker(item: LogItem): boolean {
+  return item.poison === undefined && txnOf(item.mutation)?.marker === true
 }
 
 /** A record read from the log as the mutation it holds (its position left out; spelled out, not a rest spread: it runs once per mutation). */

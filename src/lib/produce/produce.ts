@@ -42,8 +42,14 @@ export const MAX_BATCH_RECORDS = 1000
 export const MAX_BATCH_BYTES = 4 * 1024 * 1024
 /** How long a partial batch waits for more input before it is committed (like Kafka's linger.ms). */
 export const LINGER_MS = 2
-/** Batches being committed while the next one is prepared. */
-export const MAX_IN_FLIGHT = 4
+/**
+ * Batches flushed and not yet acked while the next one is prepared: one appending and one waiting its
+ * turn (appends go one after the other), so the next append starts as soon as one ends. More only held
+ * their lines and mutations in memory longer (survivors the garbage collector copies): 100k lines cost
+ * about 12% more CPU with 4. Where an append blocks the thread (the embedded log committing in
+ * process) there is nothing to overlap, and a batch is acked before the next is read.
+ */
+export const MAX_IN_FLIGHT = 2
 
 export interface ProduceOptions extends CommonOptions {
   namespace?: string
@@ -151,6 +157,8 @@ class Producer {
    */
   private appended: Promise<void> = Promise.resolve()
   private appendFailure: unknown
+  /** The last append committed on this thread (see LogBackend.appendBlocks): nothing gained by reading ahead. */
+  appendBlocked = false
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -227,6 +235,7 @@ class Producer {
       [...byNamespace].map(async ([namespace, group]) => {
         try {
           const log = await this.log(namespace)
+          this.appendBlocked = log.appendBlocks?.(group.length) ?? false
           const results = await log.append(group.map((e) => e.mutation!), { perEntryErrors: true })
           results.forEach((result, i) => {
             if (result.error === undefined) group[i]!.result = result
@@ -504,7 +513,7 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
     const committing = producer.commit(entries)
     committing.catch(() => undefined)
     inFlight.push(committing)
-    while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift()
+    while (inFlight.length >= (producer.appendBlocked ? 1 : MAX_IN_FLIGHT)) await inFlight.shift()
   }
   /**
    * A transaction's marker goes in only once its parts are durable: in the same batch where one append

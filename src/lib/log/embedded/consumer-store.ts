@@ -47,6 +47,8 @@ export class EmbeddedConsumerStore implements ConsumerStore {
   private readonly putTxnProgress: StatementSync
   /** dueScheduled's query, prepared on first use (a consumer asks it on every round of its loop). */
   private selectDue: StatementSync | undefined
+  /** The entries of a key after one of its entries, in order: a due head's followers. */
+  private selectFollowers: StatementSync | undefined
 
   private constructor(
     private readonly db: DatabaseSync,
@@ -247,10 +249,23 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       envelope: string
       key: string
     }>
-    return rows
-      .filter((r) => !skipKeys.has(r.key))
-      .slice(0, limit)
-      .map((r) => ({
+    const heads = rows.filter((r) => !skipKeys.has(r.key)).slice(0, limit)
+    // Room left: each head's followers that are due too, in order (up to the first that is not, or that
+    // is in a partition not asked for), so a key's backlog behind a delay goes as a run, not one per call.
+    const followers: typeof rows = []
+    if (heads.length < limit) {
+      this.selectFollowers ??= this.db.prepare('SELECT seq, partition, due_at, envelope, key FROM scheduled WHERE target = ? AND key = ? AND seq > ? ORDER BY seq LIMIT ?')
+      const asked = new Set(partitions)
+      for (const head of heads) {
+        const room = limit - heads.length - followers.length
+        if (room <= 0) break
+        for (const r of this.selectFollowers.all(this.target, head.key, head.seq, room) as typeof rows) {
+          if (r.due_at > nowMs || !asked.has(r.partition)) break
+          followers.push(r)
+        }
+      }
+    }
+    return [...heads, ...followers].map((r) => ({
         seq: r.seq,
         partition: r.partition,
         dueAtMs: r.due_at,

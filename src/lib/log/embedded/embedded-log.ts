@@ -264,6 +264,15 @@ export class EmbeddedLog implements LogBackend {
     })
   }
 
+  /**
+   * Whether a commit of this many rows runs in process rather than on the writer thread. Large batches
+   * go to the thread when a core is idle, so the caller can prepare the next batch meanwhile; once the
+   * thread is in use every commit goes through it, which keeps commits in order.
+   */
+  appendBlocks(rows: number): boolean {
+    return this.thread === undefined && !(this.useWriterThread && rows >= WRITER_THREAD_MIN_ROWS && idleCore())
+  }
+
   /** Commits every pending append in one transaction: one fsync for all of them. */
   private flush(): void {
     const batch = this.pending
@@ -303,9 +312,7 @@ export class EmbeddedLog implements LogBackend {
       const converted = error instanceof BackendUnavailableError ? error : unavailable(this.path, 'write to', error)
       for (const p of batch) p.reject(converted)
     }
-    // Large batches go to the writer thread when a core is idle, so the caller can prepare the next batch
-    // meanwhile. Once the thread is in use every commit goes through it, which keeps commits in order.
-    if (this.thread || (this.useWriterThread && rows.length >= WRITER_THREAD_MIN_ROWS && idleCore())) {
+    if (!this.appendBlocks(rows.length)) {
       this.thread ??= new WriterThread(this.path, LOCK_TIMEOUT_MS)
       this.thread.commit(rows).then(settle, fail)
       return

@@ -206,9 +206,13 @@ export class LogWriter {
 
   constructor(private readonly db: DatabaseSync) {
     this.insert = db.prepare(INSERT_RECORD)
-    this.selectOffsets = db.prepare('SELECT partition, next_offset FROM partitions ORDER BY partition')
+    // Read as arrays: node:sqlite makes each row object a dictionary of its own shape, and reading a
+    // property of a new shape in every commit made V8 throw away and recompile this class's code.
+    this.selectOffsets = db.prepare('SELECT next_offset FROM partitions ORDER BY partition')
+    this.selectOffsets.setReturnArrays(true)
     this.updateOffset = db.prepare('UPDATE partitions SET next_offset = ? WHERE partition = ?')
     this.lastAppendedAt = db.prepare('SELECT appended_at FROM records ORDER BY seq DESC LIMIT 1')
+    this.lastAppendedAt.setReturnArrays(true)
     this.findIdempotencyKey = db.prepare('SELECT id, partition, offset FROM idempotency_keys WHERE key = ?')
     this.insertIdempotencyKey = db.prepare('INSERT INTO idempotency_keys (key, id, partition, offset) VALUES (?, ?, ?, ?)')
     this.getTxn = db.prepare('SELECT opened_at, parts, committed_at, aborted_at FROM txns WHERE txn = ?')
@@ -241,11 +245,13 @@ export class LogWriter {
     if (rows.length === 0) return results
     this.db.exec('BEGIN IMMEDIATE')
     try {
-      const next = (this.selectOffsets.all() as Array<{ next_offset: number }>).map((r) => r.next_offset)
+      const offsets = this.selectOffsets.all() as unknown as Array<[nextOffset: number]>
+      const next: number[] = []
+      for (let p = 0; p < offsets.length; p++) next.push(offsets[p]![0])
       const first = next.slice()
       // appended_at never goes backwards, even if the clocks of two writers differ a little.
-      const last = this.lastAppendedAt.get() as { appended_at: number } | undefined
-      const appendedAt = Math.max(Date.now(), last?.appended_at ?? 0)
+      const last = this.lastAppendedAt.get() as unknown as [appendedAt: number] | undefined
+      const appendedAt = Math.max(Date.now(), last?.[0] ?? 0)
       const seenKeys = new Map<string, AppendResult>()
       for (const row of rows) {
         const [partition, id, key, createdAt, notBefore, target, idempotencyKey, attempts, headers, payload, failures, txn] = row

@@ -20,6 +20,17 @@ export interface TopicMessages {
 /** Where a record was written (offset -1 where the partition was the producer's pick among several), or why not. */
 export type RecordOutcome = { partition: number; offset: number; error?: undefined } | { error: WalError }
 
+const partitionIds = new Map<string, Map<number | string, string>>()
+
+/** `topic NUL partition`, one string per partition made once: not a new string to build and hash per record. */
+function partitionId(topic: string, partition: number | string): string {
+  let ids = partitionIds.get(topic)
+  if (ids === undefined) partitionIds.set(topic, (ids = new Map()))
+  let id = ids.get(partition)
+  if (id === undefined) ids.set(partition, (id = `${topic}\u0000${partition}`))
+  return id
+}
+
 export class KafkaConnection {
   private reader_: Promise<PartitionReader> | undefined
   private producer_: Promise<import('kafkajs').Producer> | undefined
@@ -104,7 +115,7 @@ export class KafkaConnection {
       }),
     )
     const budget = Math.min(...[...limits.values()].map(batchBudget))
-    const chunks = chunkByPartitionBytes(items, { bytes: (i) => i.bytes, partitionOf: (i) => `${i.topic}\u0000${i.record.partition ?? '*'}`, maxBytes: budget })
+    const chunks = chunkByPartitionBytes(items, { bytes: (i) => i.bytes, partitionOf: (i) => partitionId(i.topic, i.record.partition ?? '*'), maxBytes: budget })
     const outcomes = await sendChunks(chunks, (chunk) => this.sendChunk(chunk, via), (error) => kafkaFault(error) === 'record')
     items.forEach((item, i) => {
       const outcome = outcomes[i]!
@@ -174,7 +185,7 @@ export class KafkaConnection {
     } finally {
       clearTimeout(timer)
     }
-    const next = new Map(metadata.map((r) => [`${r.topicName}\u0000${r.partition}`, Number(r.baseOffset ?? r.offset)]))
+    const next = new Map(metadata.map((r) => [partitionId(r.topicName, r.partition), Number(r.baseOffset ?? r.offset)]))
     const only = new Map<string, number>()
     for (const [topic] of byTopic) {
       const own = metadata.filter((r) => r.topicName === topic)
@@ -183,7 +194,7 @@ export class KafkaConnection {
     return chunk.map(({ topic, record }) => {
       const partition = record.partition ?? only.get(topic)
       if (partition === undefined) return { partition: -1, offset: -1 }
-      const id = `${topic}\u0000${partition}`
+      const id = partitionId(topic, partition)
       const offset = next.get(id)
       if (offset === undefined) return { partition, offset: -1 }
       next.set(id, offset + 1)

@@ -1,20 +1,21 @@
 /**
  * The NDJSON target: appends each mutation's envelope as one line to a file (or stdout with "-"), in
- * the format `wal produce` reads back. Lines are buffered (encoded a batch at a time) and written (and
- * fsync'd, for a file) on `flush()`, which the consumer calls before committing its offsets.
+ * the format `wal produce` reads back. Lines are buffered (encoded into reused blocks as they are
+ * applied) and written (and fsync'd, for a file) on `flush()`, which the consumer calls before
+ * committing its offsets.
  *
  * A file is written and fsync'd on libuv's thread pool, not on the event loop: a slow or stalled disk
  * holds up this target's commits only, while lease heartbeats, other targets and signals go on.
  */
 import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs'
-import { fstat, fsync, ftruncate, write } from 'node:fs'
+import { fstat, fsync, ftruncate, writev } from 'node:fs'
 import { promisify } from 'node:util'
 import { dirname } from 'node:path'
 
 import { encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
 import { TargetError, type Target } from '../target.js'
 
-const writeAsync = promisify(write)
+const writevAsync = promisify(writev)
 const fsyncAsync = promisify(fsync)
 const fstatAsync = promisify(fstat)
 const ftruncateAsync = promisify(ftruncate)
@@ -22,49 +23,40 @@ const ftruncateAsync = promisify(ftruncate)
 const APPLIED: Promise<void> = Promise.resolve()
 
 /**
- * Bytes per encoded chunk, at most about: a page of large payloads (a thousand of a megabyte each)
- * would otherwise be one buffer that big. A longer line gets a chunk of its own.
+ * Lines are encoded straight into blocks of this many bytes, reused from one flush to the next: no
+ * string of a whole page is made (one past 128 KiB goes to V8's old generation at once, and waits
+ * there for a full collection) and no buffer per page (one held across a flush's write and fsync is
+ * moved to the old generation too): either made a long consume's memory grow with the log.
  */
-const CHUNK_BYTES = 8 * 1024 * 1024
-/** The smallest buffer a chunk starts with. */
-const MIN_CHUNK_BYTES = 64 * 1024
-
+const BLOCK_BYTES = 256 * 1024
+/** Blocks kept for reuse after a flush, at most; the others are freed at once. */
+const SPARE_BLOCKS = 16
 /**
- * Lines of text (one per item, each ending with a newline) as UTF-8 chunks of at most about
- * CHUNK_BYTES. Each line is written into the chunk as it is made: no string of the whole page is
- * built, flattened and encoded again (that was most of what a page cost this target).
+ * Bytes buffered, at most, while a flush is under way: past them an apply waits for that flush to end
+ * (a slow fsync would otherwise let the consumer read on and buffer the log as fast as it reads it).
  */
-function encodeLines<T>(items: readonly T[], line: (item: T) => string): Buffer[] {
-  const chunks: Buffer[] = []
-  let chunk: Buffer | undefined
-  let at = 0
-  for (let i = 0; i < items.length; i++) {
-    const text = line(items[i]!)
-    // Room for the worst case: three bytes of UTF-8 per UTF-16 unit, and the newline.
-    const need = text.length * 3 + 1
-    if (chunk === undefined || at + need > chunk.length) {
-      if (chunk !== undefined && at > 0 && (chunk.length >= CHUNK_BYTES || at + need > CHUNK_BYTES)) {
-        chunks.push(fitted(chunk, at))
-        chunk = undefined
-        at = 0
-      }
-      // The page's lines are mostly alike: room for the rest of them at this one's length, or twice
-      // what the chunk had, within CHUNK_BYTES (a line longer than that gets a chunk of its own).
-      const wanted = Math.max(need, Math.min(CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, (chunk?.length ?? 0) * 2, Math.ceil(text.length * 1.1 + 1) * (items.length - i))))
-      const grown = Buffer.allocUnsafe(wanted)
-      if (chunk !== undefined) chunk.copy(grown, 0, 0, at)
-      chunk = grown
-    }
-    at += chunk.write(text, at)
-    chunk[at++] = 0x0a
-  }
-  if (chunk !== undefined && at > 0) chunks.push(fitted(chunk, at))
-  return chunks
+const PACE_BYTES = 8 * 1024 * 1024
+
+/** Frees a block's memory now, rather than when V8 next collects its old generation. */
+function release(block: Buffer): void {
+  const whole = block.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }
+  if (block.byteOffset === 0 && whole.byteLength === block.byteLength && whole instanceof ArrayBuffer) whole.transfer?.(0)
 }
 
-/** The first `length` bytes of a chunk; copied out when that is under half of it, so a buffered chunk holds no more memory than its bytes. */
-function fitted(chunk: Buffer, length: number): Buffer {
-  return length * 2 < chunk.length ? Buffer.from(chunk.subarray(0, length)) : chunk.subarray(0, length)
+/** What is left of chunks after the first `bytes` of them were written (a write can be cut short). */
+function unwritten(chunks: readonly Buffer[], bytes: number): Buffer[] {
+  let at = 0
+  while (at < chunks.length && bytes >= chunks[at]!.length) bytes -= chunks[at++]!.length
+  const rest = chunks.slice(at)
+  if (bytes > 0) rest[0] = rest[0]!.subarray(bytes)
+  return rest
+}
+
+/** A filled part of a block (or a line too long for one, in a buffer of its own), in the order applied. */
+interface Chunk {
+  bytes: Buffer
+  /** The block the bytes are in, given back for reuse once they are on disk. */
+  block: Buffer
 }
 
 export interface FileTargetOptions {
@@ -79,10 +71,16 @@ export class FileTarget implements Target {
   private readonly stdout: boolean
   /** Only a regular file can be fsync'd: a device (/dev/null), a FIFO or a socket refuses it (EINVAL). */
   private readonly durable: boolean
-  /** Lines applied one at a time, not yet encoded. */
-  private lines: string[] = []
-  /** What flush() writes next, encoded: a batch's lines per chunk, in the order they were applied. */
-  private chunks: Buffer[] = []
+  /** What flush() writes next: filled blocks, in the order their lines were applied. */
+  private chunks: Chunk[] = []
+  /** The block lines are encoded into now, and how much of it is filled. */
+  private block: Buffer | undefined
+  private filled = 0
+  private readonly spare: Buffer[] = []
+  /** Bytes in chunks not yet handed to a flush. */
+  private buffered = 0
+  /** The flush under way, if any. */
+  private flushing: Promise<void> | undefined
 
   constructor(options: FileTargetOptions) {
     this.name = options.name
@@ -100,61 +98,121 @@ export class FileTarget implements Target {
     }
   }
 
-  /** Buffers the line: nothing to wait for, so one settled promise serves every apply (not one each). */
+  /** Buffers the line: nothing to wait for, so one settled promise serves nearly every apply (not one each). */
   apply(mutation: Mutation): Promise<void> {
+    let line: string
     try {
-      this.lines.push(encodeEnvelope(mutation))
+      line = encodeEnvelope(mutation)
     } catch (error) {
       return Promise.reject(error)
     }
-    return APPLIED
+    this.append(line)
+    return this.paced()
   }
 
-  /** Buffers the lines of every mutation, encoded at once (a page of small strings, not one big one at flush), or (one cannot be encoded) of none. */
+  /** Buffers the lines of every mutation or (one cannot be encoded) of none. */
   applyBatch(mutations: readonly Mutation[]): Promise<void> {
-    let encoded: Buffer[]
+    const lines: string[] = []
     try {
-      encoded = encodeLines(mutations, encodeEnvelope)
+      for (const mutation of mutations) lines.push(encodeEnvelope(mutation))
     } catch (error) {
       return Promise.reject(error)
     }
-    this.sealLines()
-    for (const chunk of encoded) this.chunks.push(chunk)
-    return APPLIED
+    for (const line of lines) this.append(line)
+    return this.paced()
   }
 
-  /** Moves the lines applied one at a time into chunks of their own, keeping their place. */
-  private sealLines(): void {
-    if (this.lines.length === 0) return
-    for (const chunk of encodeLines(this.lines, (line) => line)) this.chunks.push(chunk)
-    this.lines = []
+  /** Settled at once; while a flush is under way and much is buffered, when that flush ends. */
+  private paced(): Promise<void> {
+    if (this.flushing === undefined || this.buffered + this.filled < PACE_BYTES) return APPLIED
+    return this.flushing.then(
+      () => undefined,
+      () => undefined,
+    )
   }
 
-  async flush(): Promise<void> {
-    this.sealLines()
+  /** Encodes a line and its newline at the end of the current block (a new one when it does not fit). */
+  private append(line: string): void {
+    // A UTF-16 unit takes at most 3 bytes in UTF-8: counted exactly only when it might not fit.
+    let room = this.block === undefined ? 0 : BLOCK_BYTES - this.filled
+    if (line.length * 3 + 1 > room) {
+      const bytes = Buffer.byteLength(line) + 1
+      if (bytes > room) {
+        this.seal()
+        if (bytes > BLOCK_BYTES) {
+          const own = Buffer.allocUnsafeSlow(bytes)
+          own.write(line)
+          own[bytes - 1] = 0x0a
+          this.chunks.push({ bytes: own, block: own })
+          this.buffered += bytes
+          return
+        }
+        this.block = this.spare.pop() ?? Buffer.allocUnsafeSlow(BLOCK_BYTES)
+        room = BLOCK_BYTES
+      }
+    }
+    const block = this.block!
+    this.filled += block.write(line, this.filled)
+    block[this.filled++] = 0x0a
+  }
+
+  /** Moves the current block's lines into the chunks to write; the next line starts another block. */
+  private seal(): void {
+    if (this.block !== undefined && this.filled > 0) {
+      this.chunks.push({ bytes: this.block.subarray(0, this.filled), block: this.block })
+      this.buffered += this.filled
+    } else if (this.block !== undefined) this.spare.push(this.block)
+    this.block = undefined
+    this.filled = 0
+  }
+
+  /** Blocks whose lines are on disk: kept for the next lines, or freed. */
+  private recycle(chunks: readonly Chunk[]): void {
+    for (const { block } of chunks) {
+      if (block.byteLength === BLOCK_BYTES && this.spare.length < SPARE_BLOCKS) this.spare.push(block)
+      else release(block)
+    }
+  }
+
+  flush(): Promise<void> {
+    // One after the other: a flush asked for while one is under way writes after it, so lines keep their order.
+    const previous = this.flushing
+    const write = (): Promise<void> => this.write()
+    const flushing = (previous === undefined ? write() : previous.then(write, write)).finally(() => {
+      if (this.flushing === flushing) this.flushing = undefined
+    })
+    this.flushing = flushing
+    return flushing
+  }
+
+  private async write(): Promise<void> {
+    this.seal()
     if (this.chunks.length === 0) return
     const chunks = this.chunks
     this.chunks = []
+    this.buffered = 0
     let written = 0
     let startSize: number | undefined
     try {
       if (this.stdout) {
         // stdout may be a pipe or terminal the thread pool cannot write to in one go: written here.
-        for (const bytes of chunks) for (let at = 0; at < bytes.length; ) at += writeSync(this.fd, bytes, at)
+        for (const { bytes } of chunks) for (let at = 0; at < bytes.length; ) at += writeSync(this.fd, bytes, at)
       } else {
         startSize = (await fstatAsync(this.fd)).size
-        for (const bytes of chunks) {
-          for (let at = 0; at < bytes.length; ) {
-            const { bytesWritten } = await writeAsync(this.fd, bytes, at, bytes.length - at)
-            at += bytesWritten
-            written += bytesWritten
-          }
+        // Every chunk in one call (a chunk per call took a turn of the event loop each, in which the
+        // consumer read another page: the chunks waiting for a flush grew with the log).
+        let rest = chunks.map((chunk) => chunk.bytes)
+        while (rest.length > 0) {
+          const { bytesWritten } = await writevAsync(this.fd, rest)
+          written += bytesWritten
+          rest = unwritten(rest, bytesWritten)
         }
         if (this.durable) await fsyncAsync(this.fd)
       }
     } catch (error) {
       // Kept for the next flush: nothing is committed past lines not known to be on disk.
       this.chunks = [...chunks, ...this.chunks]
+      for (const { bytes } of chunks) this.buffered += bytes.length
       // A write cut short (a full disk) leaves half a line: cut it off, unless another process
       // appended meanwhile (then the next flush's copy follows it; delivery is at least once).
       if (startSize !== undefined && written > 0) {
@@ -167,6 +225,7 @@ export class FileTarget implements Target {
         cause: error,
       })
     }
+    this.recycle(chunks)
   }
 
   async close(): Promise<void> {
