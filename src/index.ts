@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs'
 import type { Command } from '@oclif/core/command'
 import type { Config } from '@oclif/core/config'
 
+import { directCommand, runDirect } from './lib/cli/direct.js'
 import { runCli } from './lib/cli/run.js'
 
 /** Each command's module, imported when that command runs: a command path loads only its own code. */
@@ -70,7 +71,24 @@ export const COMMANDS: Record<string, unknown> = existsSync(new URL('../oclif.ma
   ? Object.fromEntries(Object.entries(LOADERS).map(([id, load]) => [id, onUse(load)]))
   : Object.fromEntries(await Promise.all(Object.entries(LOADERS).map(async ([id, load]) => [id, (await load()).default] as const)))
 
-/** Runs the CLI; `dir` is the bin's import.meta.url, from which oclif finds package.json. */
+/**
+ * Runs the CLI; `dir` is the bin's import.meta.url, from which oclif finds package.json. A command line
+ * that names a command runs it without oclif's Config (lib/cli/direct.ts); help, the version, topics and
+ * unknown commands go through oclif.
+ */
 export async function run(dir: string): Promise<void> {
+  const argv = process.argv.slice(2)
+  const loaded = new Map<string, Command.Class>()
+  const load = async (id: string): Promise<Command.Class> => loaded.get(id) ?? loaded.set(id, (await LOADERS[id]!()).default).get(id)!
+  // Whether a command takes arguments is known once its class is loaded: the class of the id the words name.
+  const named = directCommand(argv, Object.keys(LOADERS), () => true)
+  const command = named && (await load(named.id))
+  const direct = command && directCommand(argv, Object.keys(LOADERS), () => Object.keys(command.args ?? {}).length > 0 || command.strict === false)
+  if (command && direct) await runDirect(command, direct.id, direct.argv, new URL('../package.json', import.meta.url))
+  else await runCli(dir)
+}
+
+/** Runs the CLI all through oclif, its Config included, whatever the command line (what `run` must match). */
+export async function runThroughOclif(dir: string): Promise<void> {
   await runCli(dir)
 }

@@ -2,8 +2,8 @@
  * `wal produce` runs from a bundle of its own (dist/produce-main.js, chosen by bin/run.js), built from the
  * same sources as the full command table (dist/index.js) but loaded in a few files. It must behave exactly
  * like the full table: same output, same errors and hints, same exit codes, for good and bad command lines.
- * Each case runs three ways: as users run it (bin/run.js), through the full table, and through produce's
- * bundle directly; all three must agree.
+ * Each case runs three ways: as users run it (bin/run.js), all through oclif with its Config (the full
+ * table's runThroughOclif: the reference), and through produce's bundle directly; all three must agree.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -26,10 +26,10 @@ beforeAll(() => {
   mkdirSync(join(home, 'cwd'), { recursive: true })
   mkdirSync(join(work, 'xdg-config'))
   // A bundle's run() as bin/run.js calls it, with the arguments after the script's name.
-  for (const bundle of ['index', 'produce-main']) {
-    const script = join(work, `${bundle}.mjs`)
-    writeFileSync(script, `const { run } = await import(${JSON.stringify(pathToFileURL(join(root, 'dist', `${bundle}.js`)).href)})\nawait run(${JSON.stringify(pathToFileURL(bin).href)})\n`)
-    entries[bundle] = script
+  for (const [name, bundle, entry] of [['index', 'index', 'runThroughOclif'], ['produce-main', 'produce-main', 'run']] as const) {
+    const script = join(work, `${name}.mjs`)
+    writeFileSync(script, `const { ${entry}: run } = await import(${JSON.stringify(pathToFileURL(join(root, 'dist', `${bundle}.js`)).href)})\nawait run(${JSON.stringify(pathToFileURL(bin).href)})\n`)
+    entries[name] = script
   }
   entries.bin = bin
 })
