@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { startTargetServer } from '../helpers/http-target-server.js'
 import { deleteQueues, queueUrl, sqsNamespace, testSqs } from '../helpers/sqs-namespace.js'
-import { jsonLines, makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
+import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 const prefixes: string[] = []
@@ -111,6 +111,71 @@ describe('retries on a FIFO SQS namespace', () => {
       await server.close()
     }
   })
+
+  it("let each of a key's messages use its own retry.maxAttempts, however often the earlier ones retried: SQS's redrive (maxReceiveCount) moves none of them, and all are applied in order", async () => {
+    const server = await startTargetServer()
+    try {
+      // maxReceiveCount is the default, maxAttempts + 10 = 13: far fewer than the 2 retries of each of
+      // the 14 messages ahead of the last one of the key.
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url } },
+        retry: { maxAttempts: 3, initialBackoffMs: 300, multiplier: 1, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 10 },
+      })
+      prefixes.push(queue)
+      server.failEachFirst('k', 2)
+      const produced = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(Array.from({ length: 15 }, (_, i) => ({ key: 'k', payload: { i } }))) })
+      expect(produced.code, produced.stderr).toBe(0)
+      const ids = jsonLines<{ id: string }>(produced.stdout).map((a) => a.id)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      expect(consumed.code, consumed.stderr).toBe(0)
+      expect((JSON.parse(consumed.stdout) as Summary).targets[0]).toMatchObject({ applied: 15, deadLettered: 0, lag: 0 })
+      const applied = server.received.filter((r) => r.status === 200).map((r) => (JSON.parse(r.body) as { i: number }).i)
+      expect(applied).toEqual(Array.from({ length: 15 }, (_, i) => i))
+      // Every request in order: a message's three tries, then the next message's.
+      expect(server.received.map((r) => [ids.indexOf(r.idempotencyKey), r.attempt])).toEqual(ids.flatMap((_, n) => [1, 2, 3].map((a) => [n, a])))
+      expect((JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: unknown[] }).entries).toEqual([])
+    } finally {
+      await server.close()
+    }
+  }, 120_000)
+
+  it('on SIGTERM puts back at once the messages of a key held for a retry, without counting an attempt; the next consumer applies them in order', async () => {
+    const server = await startTargetServer()
+    try {
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url } },
+        retry: { maxAttempts: 5, initialBackoffMs: 600_000, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 30 },
+      })
+      prefixes.push(queue)
+      server.failFirst('k', 1)
+      const produced = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(Array.from({ length: 5 }, (_, i) => ({ key: 'k', payload: { i } }))) })
+      expect(produced.code, produced.stderr).toBe(0)
+      const ids = jsonLines<{ id: string }>(produced.stdout).map((a) => a.id)
+      const child = wal.spawn(['consume', '-n', 'orders', '--json'])
+      let out = ''
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+      child.stderr!.resume()
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
+      await waitFor(() => server.received.length >= 1, { timeoutMs: 30_000 })
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      child.kill('SIGTERM')
+      expect(await closed).toBe(0)
+      expect((JSON.parse(out) as Summary).targets[0]).toMatchObject({ applied: 0, deadLettered: 0 })
+      // Visible again now, not after the 10-minute backoff nor the 30 s visibility timeout.
+      const rest = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      expect(rest.code, rest.stderr).toBe(0)
+      expect((JSON.parse(rest.stdout) as Summary).targets[0]).toMatchObject({ applied: 5, deadLettered: 0, lag: 0 })
+      expect(server.received.map((r) => (JSON.parse(r.body) as { i: number }).i)).toEqual([0, 0, 1, 2, 3, 4])
+      // The stop spent no attempt: the first message's second try is attempt 2.
+      expect(server.received.filter((r) => r.idempotencyKey === ids[0]).map((r) => r.attempt)).toEqual([1, 2])
+    } finally {
+      await server.close()
+    }
+  }, 120_000)
 
   it("never applies a key's later message ahead of an earlier one that went back for a retry, also when the retry's wait is over before the later one's turn comes", async () => {
     const server = await startTargetServer()

@@ -6,6 +6,8 @@
 export class KeyedExecutor {
   private readonly queues = new Map<string, Array<() => Promise<void>>>()
   private readonly ready: string[] = []
+  /** Per key, what its running task left to run again later (see `again`). */
+  private readonly later = new Map<string, { after: Promise<unknown>; task: () => Promise<void> }>()
   private running = 0
   private pending = 0
   private idleWaiters: Array<() => void> = []
@@ -34,6 +36,15 @@ export class KeyedExecutor {
     this.pump()
   }
 
+  /**
+   * Called by the running task of `key`: once it returns, `task` takes its place at the head of the
+   * key's queue and runs when `after` settles. The key's later tasks wait behind it (still counted in
+   * `size`), while other keys use the freed slot.
+   */
+  again(key: string, after: Promise<unknown>, task: () => Promise<void>): void {
+    this.later.set(key, { after, task })
+  }
+
   private pump(): void {
     while (this.running < this.concurrency && this.ready.length > 0) {
       const key = this.ready.shift()!
@@ -55,8 +66,20 @@ export class KeyedExecutor {
 
   private finished(key: string): void {
     this.running--
-    this.pending--
     const queue = this.queues.get(key)!
+    const later = this.later.get(key)
+    if (later !== undefined) {
+      this.later.delete(key)
+      queue[0] = later.task
+      const resume = (): void => {
+        this.ready.push(key)
+        this.pump()
+      }
+      later.after.then(resume, resume)
+      this.pump()
+      return
+    }
+    this.pending--
     queue.shift()
     if (queue.length > 0) this.ready.push(key)
     else this.queues.delete(key)
