@@ -56,6 +56,26 @@ describe('keyed executor', () => {
     await executor.idle()
     expect(done).toEqual([2])
   })
+
+  it("runs a task left to run again once its wait is over, still ahead of its key's later tasks, while other keys use the slot meanwhile", async () => {
+    const executor = new KeyedExecutor(1)
+    const log: string[] = []
+    let release!: () => void
+    const wait = new Promise<void>((resolve) => (release = resolve))
+    let tries = 0
+    const retrying = async (): Promise<void> => {
+      log.push(`a0 try ${++tries}`)
+      if (tries === 1) executor.again('a', wait, retrying)
+    }
+    executor.push('a', retrying)
+    executor.push('a', async () => void log.push('a1'))
+    executor.push('b', async () => {
+      log.push('b0')
+      release()
+    })
+    await executor.idle()
+    expect(log).toEqual(['a0 try 1', 'b0', 'a0 try 2', 'a1'])
+  })
 })
 
 describe('circuit breaker', () => {

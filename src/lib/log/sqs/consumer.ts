@@ -3,12 +3,21 @@
  * SQS has no offsets to commit, so this is message-based rather than the offset pipeline of the other
  * backends, with the same rules:
  *
- * - Long polling on each shard queue; a received message stays hidden (its visibility is extended every
- *   third of the visibility timeout) for as long as its apply runs, and is deleted only once every
- *   target it is for has applied it (or dead-lettered it).
- * - Retries: the message is not deleted but hidden for the backoff (ChangeMessageVisibility), so SQS
- *   delivers it again then; the attempt number is its receive count (less the receives that only put it
- *   back behind an earlier message of its key). At the policy's maxAttempts, or on a
+ * - Long polling on each shard queue; a received message stays hidden (every message in hand has its
+ *   visibility extended every third of the visibility timeout, within SQS's 12 hours from its receive)
+ *   until it is finished, and is deleted only once every target it is for has applied it (or
+ *   dead-lettered it).
+ * - Retries on standard queues: the message is not deleted but hidden for the backoff
+ *   (ChangeMessageVisibility), so SQS delivers it again then; the attempt number is its receive count.
+ * - Retries on FIFO queues: the message stays in hand, and so do the later ones of its key received with
+ *   it (SQS hands out no more of the group meanwhile); it is tried again here after the backoff, and
+ *   nothing goes back to the queue, so SQS counts no receive: a key's later messages are not moved to
+ *   the DLQ by the redrive (maxReceiveCount) while an earlier one retries. The attempt number is its
+ *   receive count plus the tries made in hand (less the receives that only put it back behind an earlier
+ *   message of its key); after a crash, the receive count alone. A retry due more than 11 hours after
+ *   the receive (the visibility cap) goes back to the queue for its backoff instead, and its key's later
+ *   ones behind it. A stop puts held messages back at once (once polling ended), without an attempt.
+ * - At the policy's maxAttempts, or on a
  *   fatal error, wal sends it to the DLQ itself with why (`wal-dlq-*` attributes, the failure history in
  *   the envelope) and deletes it. The queue's redrive policy (maxReceiveCount, above maxAttempts) is the
  *   net for what wal never finished: a consumer that kept crashing, a message peeked too often.
@@ -18,9 +27,11 @@
  *   at a time) and the original deleted, on standard queues; on FIFO queues, which have no per-message
  *   delay, it is hidden until due, which also holds back the later messages of its key (group).
  * - Per-key order: on FIFO queues SQS delivers a group in order and holds it while one is hidden; here
- *   a key's messages are applied one at a time, and once one of a key must wait, the later ones of that
- *   key received with it are put back rather than applied ahead of it — also those whose turn comes only
- *   after its wait is over, since it is back in the queue, not applied (SQS hands the key out again in order).
+ *   a key's messages are applied one at a time (a held retry keeps its place at the head of its key,
+ *   without keeping a concurrency slot), and once one of a key goes back to the queue (a delay, a stop,
+ *   a retry past the hold limit), the later ones of that key received with it are put back rather than
+ *   applied ahead of it — also those whose turn comes only after its wait is over, since it is back in
+ *   the queue, not applied (SQS hands the key out again in order).
  * - Several targets: a message is deleted once each target applied it or dead-lettered it; a target that
  *   succeeded is not applied again while another retries in this process (after a restart it may be,
  *   and applies are idempotent).
