@@ -177,6 +177,39 @@ describe('retries on a FIFO SQS namespace', () => {
     }
   }, 120_000)
 
+  it('keeps a key held for a retry longer than the visibility timeout hidden: a second consumer of the queue gets none of it, and each is applied once, in order', async () => {
+    const server = await startTargetServer()
+    try {
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url } },
+        retry: { maxAttempts: 3, initialBackoffMs: 12_000, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 5 },
+      })
+      prefixes.push(queue)
+      server.failFirst('k', 1)
+      const produced = await wal.run(['produce', '-n', 'orders', '--json'], { input: ndjson(Array.from({ length: 5 }, (_, i) => ({ key: 'k', payload: { i } }))) })
+      expect(produced.code, produced.stderr).toBe(0)
+      const ids = jsonLines<{ id: string }>(produced.stdout).map((a) => a.id)
+      const first = wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      await waitFor(() => server.received.length >= 1, { timeoutMs: 30_000 })
+      const second = wal.spawn(['consume', '-n', 'orders', '--json'])
+      let out = ''
+      second.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+      second.stderr!.resume()
+      const closed = new Promise<number | null>((resolve) => second.on('close', resolve))
+      const done = await first
+      second.kill('SIGTERM')
+      expect(await closed).toBe(0)
+      expect(done.code, done.stderr).toBe(0)
+      expect((JSON.parse(done.stdout) as Summary).targets[0]).toMatchObject({ applied: 5, deadLettered: 0 })
+      expect((JSON.parse(out) as Summary).targets[0]).toMatchObject({ applied: 0, retried: 0 })
+      expect(server.received.map((r) => [ids.indexOf(r.idempotencyKey), r.attempt])).toEqual([[0, 1], [0, 2], [1, 1], [2, 1], [3, 1], [4, 1]])
+    } finally {
+      await server.close()
+    }
+  }, 120_000)
+
   it("never applies a key's later message ahead of an earlier one that went back for a retry, also when the retry's wait is over before the later one's turn comes", async () => {
     const server = await startTargetServer()
     try {
