@@ -210,6 +210,33 @@ describe('retries on a FIFO SQS namespace', () => {
     }
   }, 120_000)
 
+  it('with several targets, tries again in hand only the target that failed: the one that applied a held message does not apply it twice', async () => {
+    const server = await startTargetServer()
+    try {
+      const out = join(wal.dir, 'applied.ndjson')
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url }, out: { type: 'file', path: out } },
+        retry: { maxAttempts: 3, initialBackoffMs: 300, multiplier: 1, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 10 },
+      })
+      prefixes.push(queue)
+      server.failEachFirst('k', 1)
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(Array.from({ length: 4 }, (_, i) => ({ key: 'k', payload: { i } }))) })).code).toBe(0)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      expect(consumed.code, consumed.stderr).toBe(0)
+      const targets = (JSON.parse(consumed.stdout) as { targets: Array<{ target: string; applied: number; retried: number; deadLettered: number }> }).targets
+      expect(targets.map((t) => [t.target, t.applied, t.retried, t.deadLettered])).toEqual([
+        ['api', 4, 4, 0],
+        ['out', 4, 0, 0],
+      ])
+      expect(jsonLines<{ payload: { i: number } }>(readFileSync(out, 'utf8')).map((e) => e.payload.i)).toEqual([0, 1, 2, 3])
+      expect(server.received.map((r) => [(JSON.parse(r.body) as { i: number }).i, r.attempt])).toEqual([0, 1, 2, 3].flatMap((i) => [[i, 1], [i, 2]]))
+    } finally {
+      await server.close()
+    }
+  }, 120_000)
+
   it("never applies a key's later message ahead of an earlier one that went back for a retry, also when the retry's wait is over before the later one's turn comes", async () => {
     const server = await startTargetServer()
     try {
