@@ -237,6 +237,36 @@ describe('retries on a FIFO SQS namespace', () => {
     }
   }, 120_000)
 
+  it("holds a transaction's marker in hand for a part's retry and applies the parts once each, in sequence order", async () => {
+    const server = await startTargetServer()
+    try {
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url } },
+        retry: { maxAttempts: 3, initialBackoffMs: 300, multiplier: 1, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 10 },
+      })
+      prefixes.push(queue)
+      server.failFirst('p1', 2)
+      const produced = await wal.run(['produce', '-n', 'orders', '--txn', '--json'], { input: ndjson([0, 1, 2].map((i) => ({ key: `p${i}`, payload: { i } }))) })
+      expect(produced.code, produced.stderr).toBe(0)
+      expect(jsonLines(produced.stdout).at(-1)).toMatchObject({ commit: true, parts: 3 })
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--json'])
+      expect(consumed.code, consumed.stderr).toBe(0)
+      expect((JSON.parse(consumed.stdout) as { targets: Array<Record<string, number>> }).targets[0]).toMatchObject({ txnApplied: 1, retried: 2, deadLettered: 0, lag: 0 })
+      expect(server.received.map((r) => [r.key, r.status])).toEqual([
+        ['p0', 200],
+        ['p1', 503],
+        ['p1', 503],
+        ['p1', 200],
+        ['p2', 200],
+      ])
+      expect(server.received.filter((r) => r.key === 'p1').map((r) => r.attempt)).toEqual([1, 2, 3])
+    } finally {
+      await server.close()
+    }
+  }, 120_000)
+
   it("never applies a key's later message ahead of an earlier one that went back for a retry, also when the retry's wait is over before the later one's turn comes", async () => {
     const server = await startTargetServer()
     try {
