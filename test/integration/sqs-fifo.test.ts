@@ -267,6 +267,31 @@ describe('retries on a FIFO SQS namespace', () => {
     }
   }, 120_000)
 
+  it('--until-idle gives up on a key held for a long retry after --idle-timeout (exit 5) and puts its messages back at once, none dead-lettered', async () => {
+    const server = await startTargetServer()
+    try {
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url } },
+        retry: { maxAttempts: 5, initialBackoffMs: 600_000, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 30 },
+      })
+      prefixes.push(queue)
+      server.always('k', 503)
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(Array.from({ length: 3 }, (_, i) => ({ key: 'k', payload: { i } }))) })).code).toBe(0)
+      const result = await wal.run(['consume', '-n', 'orders', '--until-idle', '--idle-timeout', '2s'])
+      expect(result.code, result.stderr).toBe(5)
+      expect(result.stderr).toMatch(/target "api" made no progress for 2s \(--idle-timeout\)/)
+      expect(server.received).toHaveLength(1)
+      expect((JSON.parse((await wal.run(['dlq', 'ls', '-n', 'orders', '--json'])).stdout) as { entries: unknown[] }).entries).toEqual([])
+      // Visible again now, not after the 10-minute backoff nor the 30 s visibility timeout.
+      const left = await testSqs.send(new ReceiveMessageCommand({ QueueUrl: await queueUrl(`${queue}.fifo`), WaitTimeSeconds: 0, MaxNumberOfMessages: 10 }))
+      expect((left.Messages ?? []).map((m) => (JSON.parse(m.Body!) as { payload: { i: number } }).payload.i)).toEqual([0, 1, 2])
+    } finally {
+      await server.close()
+    }
+  }, 60_000)
+
   it("never applies a key's later message ahead of an earlier one that went back for a retry, also when the retry's wait is over before the later one's turn comes", async () => {
     const server = await startTargetServer()
     try {
