@@ -292,6 +292,38 @@ describe('retries on a FIFO SQS namespace', () => {
     }
   }, 60_000)
 
+  it('keeps applying other keys while whole batches of four keys are held for a long retry (held messages do not stop the receives)', async () => {
+    const server = await startTargetServer()
+    try {
+      const queue = await sqsNamespace(wal, {
+        fifo: true,
+        targets: { api: { type: 'http', url: server.url } },
+        retry: { maxAttempts: 5, initialBackoffMs: 600_000, jitter: 0 },
+        settings: { visibilityTimeoutSeconds: 30 },
+      })
+      prefixes.push(queue)
+      const held = ['a', 'b', 'c', 'd']
+      for (const key of held) server.always(key, 503)
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(held.flatMap((key) => Array.from({ length: 10 }, (_, i) => ({ key, payload: { i } })))) })).code).toBe(0)
+      const child = wal.spawn(['consume', '-n', 'orders', '--concurrency', '4', '--json'])
+      let out = ''
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+      child.stderr!.resume()
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
+      // 40 messages held: twice the 20 in hand that --concurrency 4 allows, were they counted.
+      await waitFor(() => server.received.length === 4, { timeoutMs: 60_000, intervalMs: 100 })
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(Array.from({ length: 20 }, (_, i) => ({ key: `o${i}`, payload: { i } }))) })).code).toBe(0)
+      await waitFor(() => server.received.filter((r) => r.status === 200).length === 20, { timeoutMs: 90_000, intervalMs: 100 })
+      child.kill('SIGTERM')
+      expect(await closed).toBe(0)
+      expect((JSON.parse(out) as Summary).targets[0]).toMatchObject({ applied: 20, deadLettered: 0 })
+      // The held keys were tried once each (their first message), then held.
+      expect(server.received.filter((r) => r.status !== 200).map((r) => r.key).sort()).toEqual(held)
+    } finally {
+      await server.close()
+    }
+  }, 180_000)
+
   it("never applies a key's later message ahead of an earlier one that went back for a retry, also when the retry's wait is over before the later one's turn comes", async () => {
     const server = await startTargetServer()
     try {

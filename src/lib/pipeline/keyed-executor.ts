@@ -19,6 +19,11 @@ export class KeyedExecutor {
     return this.pending
   }
 
+  /** Tasks of this key queued or running. */
+  queued(key: string): number {
+    return this.queues.get(key)?.length ?? 0
+  }
+
   /** Whether a task of this key is queued or running. */
   has(key: string): boolean {
     return this.queues.has(key)

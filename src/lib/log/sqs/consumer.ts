@@ -15,8 +15,8 @@
  *   the DLQ by the redrive (maxReceiveCount) while an earlier one retries. The attempt number is its
  *   receive count plus the tries made in hand (less the receives that only put it back behind an earlier
  *   message of its key); after a crash, the receive count alone. A retry due more than 11 hours after
- *   the receive (the visibility cap) goes back to the queue for its backoff instead, and its key's later
- *   ones behind it. A stop puts held messages back at once (once polling ended), without an attempt.
+ *   the receive (the visibility cap), or past MAX_HELD_MESSAGES, goes back to the queue for its backoff
+ *   instead, and its key's later ones behind it. A stop puts held messages back at once (once polling ended), without an attempt.
  * - At the policy's maxAttempts, or on a
  *   fatal error, wal sends it to the DLQ itself with why (`wal-dlq-*` attributes, the failure history in
  *   the envelope) and deletes it. The queue's redrive policy (maxReceiveCount, above maxAttempts) is the
@@ -118,6 +118,12 @@ const MEMORY_TTL_MS = 3_600_000
  * messages to be applied. A retry due later goes back to the queue for its backoff, as on standard queues.
  */
 const HOLD_MAX_MS = (MAX_VISIBILITY_SECONDS - 3600) * 1000
+/**
+ * At most this many messages are held in hand for retries (the retrying ones and their keys' later ones;
+ * bounded memory): past it, a retry goes back to the queue for its backoff, as on standard queues. Held
+ * messages do not count towards the receive backpressure, so keys waiting out a backoff do not stop the others.
+ */
+const MAX_HELD_MESSAGES = 500
 
 export class SqsConsumer {
   private readonly runs: TargetRun[]
@@ -153,6 +159,8 @@ export class SqsConsumer {
   private readonly holdEnd = new AbortController()
   /** Every message received and not finished, by receipt handle: kept hidden by the heartbeat. */
   private readonly inHand = new Map<string, { url: string; receivedAtMs: number }>()
+  /** Messages held for retries: the retrying ones and the later ones of their keys. */
+  private held = 0
   private readonly visibilitySeconds: number
 
   constructor(private readonly options: SqsConsumerOptions) {
@@ -206,8 +214,18 @@ export class SqsConsumer {
       idle.abort()
     }
     await Promise.all(polling)
-    this.holdEnd.abort()
-    await Promise.race([this.executor.idle(), new Promise((resolve) => this.options.abort.addEventListener('abort', resolve, { once: true }))])
+    // Messages held for a retry go back once the consumer stops or fails (not when merely idle: a last
+    // poll's messages are applied, retries included); only then, so a poll in flight cannot take them again.
+    const ending = (): void => {
+      if (this.options.stop.aborted || this.failure !== undefined) this.holdEnd.abort()
+    }
+    ending()
+    const watch = setInterval(ending, 100)
+    try {
+      await Promise.race([this.executor.idle(), new Promise((resolve) => this.options.abort.addEventListener('abort', resolve, { once: true }))])
+    } finally {
+      clearInterval(watch)
+    }
     if (this.failure !== undefined) throw this.failure
     return this.summary(queues)
   }
@@ -264,7 +282,7 @@ export class SqsConsumer {
     let backoff = 500
     while (!signal.aborted && this.failure === undefined) {
       // Backpressure, and no new work while a target is paused.
-      if (this.inFlight >= this.maxInFlight || this.runs.some((r) => r.circuit.state !== 'closed')) {
+      if (this.inFlight - this.held >= this.maxInFlight || this.runs.some((r) => r.circuit.state !== 'closed')) {
         await sleep(20, undefined, { signal }).catch(() => undefined)
         continue
       }
@@ -591,13 +609,19 @@ export class SqsConsumer {
   private async retry(queue: ShardQueue, message: Message, key: string, retryInMs: number, memory: Memory): Promise<Held | undefined> {
     const receipt = message.ReceiptHandle!
     const receivedAtMs = this.inHand.get(receipt)?.receivedAtMs ?? Date.now()
-    if (this.options.log.sqs.fifo && Date.now() + retryInMs - receivedAtMs <= HOLD_MAX_MS) {
+    // This message and the later ones of its key waiting behind it.
+    const count = this.executor.queued(key)
+    if (this.options.log.sqs.fifo && Date.now() + retryInMs - receivedAtMs <= HOLD_MAX_MS && this.held + count <= MAX_HELD_MESSAGES) {
       this.retries.set(message.MessageId!, Date.now() + retryInMs)
       memory.held++
+      this.held += count
       // Not ended by the stop itself but once polling ended: a poll in flight at a stop could receive it
       // again (a receive counted) if it went back before.
       const signal = AbortSignal.any([this.options.abort, this.holdEnd.signal])
-      return { until: sleep(retryInMs, undefined, { signal }).catch(() => undefined) }
+      const until = sleep(retryInMs, undefined, { signal })
+        .catch(() => undefined)
+        .then(() => void (this.held -= count))
+      return { until }
     }
     const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryInMs / 1000)))
     this.block(key, Date.now() + seconds * 1000)
