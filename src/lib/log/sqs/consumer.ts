@@ -16,7 +16,8 @@
  *   receive count plus the tries made in hand (less the receives that only put it back behind an earlier
  *   message of its key); after a crash, the receive count alone. A retry due more than 11 hours after
  *   the receive (the visibility cap), or past MAX_HELD_MESSAGES, goes back to the queue for its backoff
- *   instead, and its key's later ones behind it. A stop puts held messages back at once (once polling ended), without an attempt.
+ *   instead, and its key's later ones behind it. A stop puts held messages back at once (once polling
+ *   ended), without an attempt.
  * - At the policy's maxAttempts, or on a
  *   fatal error, wal sends it to the DLQ itself with why (`wal-dlq-*` attributes, the failure history in
  *   the envelope) and deletes it. The queue's redrive policy (maxReceiveCount, above maxAttempts) is the
