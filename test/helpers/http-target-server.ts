@@ -18,6 +18,8 @@ export interface TargetServer {
   received: Received[]
   /** Answer 503 to the first `n` requests for this key. */
   failFirst(key: string, n: number, status?: number): void
+  /** Answer 503 to the first `n` requests of each message (idempotency key) of this key. */
+  failEachFirst(key: string, n: number): void
   /** Answer this status to every request for this key. */
   always(key: string, status: number): void
   /** Take this long to answer every request. */
@@ -38,6 +40,7 @@ function readBody(request: IncomingMessage): Promise<string> {
 export async function startTargetServer(): Promise<TargetServer> {
   const failures = new Map<string, { left: number; status: number }>()
   const fixed = new Map<string, number>()
+  const failEach = new Map<string, number>()
   const received: Received[] = []
   let slowMs = 0
   const server: Server = createServer(async (request, response) => {
@@ -45,14 +48,16 @@ export async function startTargetServer(): Promise<TargetServer> {
     const key = decodeURIComponent(String(request.headers['x-wal-key'] ?? ''))
     let status = 200
     const failing = failures.get(key)
+    const idempotencyKey = String(request.headers['idempotency-key'] ?? '')
     if (fixed.has(key)) status = fixed.get(key)!
+    else if (failEach.has(key) && received.filter((r) => r.idempotencyKey === idempotencyKey).length < failEach.get(key)!) status = 503
     else if (failing && failing.left > 0) {
       failing.left--
       status = failing.status
     }
     received.push({
       key,
-      idempotencyKey: String(request.headers['idempotency-key'] ?? ''),
+      idempotencyKey,
       attempt: Number(request.headers['x-wal-attempt']),
       atMs: Date.now(),
       body,
@@ -69,6 +74,7 @@ export async function startTargetServer(): Promise<TargetServer> {
     url: `http://127.0.0.1:${port}/apply`,
     received,
     failFirst: (key, n, status = 503) => failures.set(key, { left: n, status }),
+    failEachFirst: (key, n) => failEach.set(key, n),
     always: (key, status) => fixed.set(key, status),
     slow: (ms) => (slowMs = ms),
     close: () => new Promise((resolve) => server.close(() => resolve())),

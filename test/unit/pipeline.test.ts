@@ -82,6 +82,46 @@ describe('keyed executor', () => {
     expect(at('c0+')).toBeLessThan(at('t1+'))
     expect(executor.has('a') || executor.has('t1')).toBe(false)
   })
+
+  it("runs a task left to run again once its wait is over, still ahead of its key's later tasks, while other keys use the slot meanwhile", async () => {
+    const executor = new KeyedExecutor(1)
+    const log: string[] = []
+    let release!: () => void
+    const wait = new Promise<void>((resolve) => (release = resolve))
+    let tries = 0
+    const retrying = async (): Promise<void> => {
+      log.push(`a0 try ${++tries}`)
+      if (tries === 1) executor.again('a', wait, retrying)
+    }
+    executor.push('a', retrying)
+    executor.push('a', async () => void log.push('a1'))
+    executor.push('b', async () => {
+      log.push('b0')
+      release()
+    })
+    await executor.idle()
+    expect(log).toEqual(['a0 try 1', 'b0', 'a0 try 2', 'a1'])
+  })
+
+  it('runs a task holding several keys again once its wait is over, holding all its keys meanwhile', async () => {
+    const executor = new KeyedExecutor(2)
+    const log: string[] = []
+    let release!: () => void
+    const wait = new Promise<void>((resolve) => (release = resolve))
+    let tries = 0
+    const joint = async (): Promise<void> => {
+      log.push(`t try ${++tries}`)
+      if (tries === 1) executor.again('t', wait, joint)
+    }
+    executor.pushAll(['t', 'a'], joint)
+    executor.push('a', async () => void log.push('a1'))
+    executor.push('c', async () => {
+      log.push('c0')
+      release()
+    })
+    await executor.idle()
+    expect(log).toEqual(['t try 1', 'c0', 't try 2', 'a1'])
+  })
 })
 
 describe('circuit breaker', () => {

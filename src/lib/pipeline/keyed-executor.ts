@@ -18,6 +18,8 @@ type Entry = (() => Promise<void>) | Joint
 export class KeyedExecutor {
   private readonly queues = new Map<string, Entry[]>()
   private readonly ready: string[] = []
+  /** Per key, what its running task left to run again later (see `again`). */
+  private readonly later = new Map<string, { after: Promise<unknown>; task: () => Promise<void> }>()
   private running = 0
   private pending = 0
   private idleWaiters: Array<() => void> = []
@@ -27,6 +29,11 @@ export class KeyedExecutor {
   /** Tasks given and not finished. */
   get size(): number {
     return this.pending
+  }
+
+  /** Tasks of this key queued or running. */
+  queued(key: string): number {
+    return this.queues.get(key)?.length ?? 0
   }
 
   /** Whether a task of this key is queued or running. */
@@ -60,6 +67,15 @@ export class KeyedExecutor {
     this.ready.push(key)
   }
 
+  /**
+   * Called by the running task of `key`: once it returns, `task` takes its place at the head of the
+   * key's queue and runs when `after` settles. The key's later tasks wait behind it (still counted in
+   * `size`), while other keys use the freed slot.
+   */
+  again(key: string, after: Promise<unknown>, task: () => Promise<void>): void {
+    this.later.set(key, { after, task })
+  }
+
   private pump(): void {
     while (this.running < this.concurrency && this.ready.length > 0) {
       const key = this.ready.shift()!
@@ -89,6 +105,7 @@ export class KeyedExecutor {
 
   private finished(key: string): void {
     this.running--
+    if (this.runAgainLater(key)) return
     this.pending--
     this.next(key)
     if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
@@ -97,10 +114,35 @@ export class KeyedExecutor {
 
   private jointFinished(joint: Joint): void {
     this.running--
+    const key = joint.keys.find((k) => this.later.has(k))
+    if (key !== undefined && this.runAgainLater(key, joint)) return
     this.pending--
     for (const key of joint.keys) this.next(key)
     if (this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
     this.pump()
+  }
+
+  /**
+   * What the task of `key` that just ended left to run again (see `again`): it keeps its place at the
+   * head of its key's queue (of each of its keys, for a joint task) and runs once its wait is over.
+   */
+  private runAgainLater(key: string, joint?: Joint): boolean {
+    const later = this.later.get(key)
+    if (later === undefined) return false
+    this.later.delete(key)
+    if (joint === undefined) this.queues.get(key)![0] = later.task
+    else {
+      joint.task = later.task
+      // It heads every queue of its keys still: one more look from pump runs it.
+      joint.waiting = 1
+    }
+    const resume = (): void => {
+      this.ready.push(key)
+      this.pump()
+    }
+    later.after.then(resume, resume)
+    this.pump()
+    return true
   }
 
   /** The head of a key's queue is done: the next one (if any) is ready. */

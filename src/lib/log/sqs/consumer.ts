@@ -3,12 +3,22 @@
  * SQS has no offsets to commit, so this is message-based rather than the offset pipeline of the other
  * backends, with the same rules:
  *
- * - Long polling on each shard queue; a received message stays hidden (its visibility is extended every
- *   third of the visibility timeout) for as long as its apply runs, and is deleted only once every
- *   target it is for has applied it (or dead-lettered it).
- * - Retries: the message is not deleted but hidden for the backoff (ChangeMessageVisibility), so SQS
- *   delivers it again then; the attempt number is its receive count (less the receives that only put it
- *   back behind an earlier message of its key). At the policy's maxAttempts, or on a
+ * - Long polling on each shard queue; a received message stays hidden (every message in hand has its
+ *   visibility extended every third of the visibility timeout, within SQS's 12 hours from its receive)
+ *   until it is finished, and is deleted only once every target it is for has applied it (or
+ *   dead-lettered it).
+ * - Retries on standard queues: the message is not deleted but hidden for the backoff
+ *   (ChangeMessageVisibility), so SQS delivers it again then; the attempt number is its receive count.
+ * - Retries on FIFO queues: the message stays in hand, and so do the later ones of its key received with
+ *   it (SQS hands out no more of the group meanwhile); it is tried again here after the backoff, and
+ *   nothing goes back to the queue, so SQS counts no receive: a key's later messages are not moved to
+ *   the DLQ by the redrive (maxReceiveCount) while an earlier one retries. The attempt number is its
+ *   receive count plus the tries made in hand (less the receives that only put it back behind an earlier
+ *   message of its key); after a crash, the receive count alone. A retry due more than 11 hours after
+ *   the receive (the visibility cap), or past MAX_HELD_MESSAGES, goes back to the queue for its backoff
+ *   instead, and its key's later ones behind it. A stop puts held messages back at once (once polling
+ *   ended), without an attempt.
+ * - At the policy's maxAttempts, or on a
  *   fatal error, wal sends it to the DLQ itself with why (`wal-dlq-*` attributes, the failure history in
  *   the envelope) and deletes it. The queue's redrive policy (maxReceiveCount, above maxAttempts) is the
  *   net for what wal never finished: a consumer that kept crashing, a message peeked too often.
@@ -18,9 +28,11 @@
  *   at a time) and the original deleted, on standard queues; on FIFO queues, which have no per-message
  *   delay, it is hidden until due, which also holds back the later messages of its key (group).
  * - Per-key order: on FIFO queues SQS delivers a group in order and holds it while one is hidden; here
- *   a key's messages are applied one at a time, and once one of a key must wait, the later ones of that
- *   key received with it are put back rather than applied ahead of it — also those whose turn comes only
- *   after its wait is over, since it is back in the queue, not applied (SQS hands the key out again in order).
+ *   a key's messages are applied one at a time (a held retry keeps its place at the head of its key,
+ *   without keeping a concurrency slot), and once one of a key goes back to the queue (a delay, a stop,
+ *   a retry past the hold limit), the later ones of that key received with it are put back rather than
+ *   applied ahead of it — also those whose turn comes only after its wait is over, since it is back in
+ *   the queue, not applied (SQS hands the key out again in order).
  * - Several targets: a message is deleted once each target applied it or dead-lettered it; a target that
  *   succeeded is not applied again while another retries in this process (after a restart it may be,
  *   and applies are idempotent).
@@ -77,6 +89,13 @@ interface Memory {
   lastSeenMs: number
   /** Receives that only put it back behind an earlier message of its key: no attempt, though SQS counts them. */
   skipped: number
+  /** Tries made while it was held in hand for a retry (FIFO): attempts SQS did not count as receives. */
+  held: number
+}
+
+/** A message held in hand for a retry (FIFO): tried again when `until` settles (the backoff, or a stop). */
+interface Held {
+  until: Promise<unknown>
 }
 
 interface TargetRun extends SqsConsumerTarget {
@@ -94,6 +113,18 @@ const PRUNE_EVERY_MS = 3_600_000
 const PROGRESS_EVERY_PARTS = 16
 /** Memories of messages not seen for this long are dropped (another consumer got them, or they died). */
 const MEMORY_TTL_MS = 3_600_000
+/**
+ * How long after its receive a message may stay in hand (FIFO retries and the messages of its key behind
+ * it): SQS caps a received message's visibility at 12 hours, and the hour left is for the key's held
+ * messages to be applied. A retry due later goes back to the queue for its backoff, as on standard queues.
+ */
+const HOLD_MAX_MS = (MAX_VISIBILITY_SECONDS - 3600) * 1000
+/**
+ * At most this many messages are held in hand for retries (the retrying ones and their keys' later ones;
+ * bounded memory): past it, a retry goes back to the queue for its backoff, as on standard queues. Held
+ * messages do not count towards the receive backpressure, so keys waiting out a backoff do not stop the others.
+ */
+const MAX_HELD_MESSAGES = 500
 
 export class SqsConsumer {
   private readonly runs: TargetRun[]
@@ -125,6 +156,12 @@ export class SqsConsumer {
   private unreachableSinceMs: number | null = null
   /** Aborted when --until-idle gives up: waits for a paused target end, their messages go back. */
   private readonly giveUp = new AbortController()
+  /** Aborted once no more is received (stopped, given up, failed): messages held for a retry go back. */
+  private readonly holdEnd = new AbortController()
+  /** Every message received and not finished, by receipt handle: kept hidden by the heartbeat. */
+  private readonly inHand = new Map<string, { url: string; receivedAtMs: number }>()
+  /** Messages held for retries: the retrying ones and the later ones of their keys. */
+  private held = 0
   private readonly visibilitySeconds: number
 
   constructor(private readonly options: SqsConsumerOptions) {
@@ -146,6 +183,15 @@ export class SqsConsumer {
     const idle = new AbortController()
     // Transactions past txnTimeoutMs without a marker: aborted before anything else, then every second.
     await this.abortExpired().catch((error: unknown) => void (this.failure ??= error))
+    const heartbeat = setInterval(() => this.extendInHand(), (this.visibilitySeconds * 1000) / 3)
+    try {
+      return await this.consume(queues, idle)
+    } finally {
+      clearInterval(heartbeat)
+    }
+  }
+
+  private async consume(queues: ShardQueue[], idle: AbortController): Promise<TargetStats[]> {
     const polling = [...queues.map((queue) => this.poll(queue, idle.signal)), this.abortLoop(idle.signal)]
     if (this.options.untilIdle) {
       let moved = -1
@@ -161,6 +207,7 @@ export class SqsConsumer {
           const why = paused?.lastPause ? `it is paused: ${paused.lastPause.code}: ${paused.lastPause.message}` : 'its messages are not getting applied'
           this.failure ??= new TargetStalledError(run.settings.name, this.options.idleTimeoutMs, why)
           this.giveUp.abort()
+          this.holdEnd.abort()
           break
         }
         await sleep(100)
@@ -168,7 +215,18 @@ export class SqsConsumer {
       idle.abort()
     }
     await Promise.all(polling)
-    await Promise.race([this.executor.idle(), new Promise((resolve) => this.options.abort.addEventListener('abort', resolve, { once: true }))])
+    // Messages held for a retry go back once the consumer stops or fails (not when merely idle: a last
+    // poll's messages are applied, retries included); only then, so a poll in flight cannot take them again.
+    const ending = (): void => {
+      if (this.options.stop.aborted || this.failure !== undefined) this.holdEnd.abort()
+    }
+    ending()
+    const watch = setInterval(ending, 100)
+    try {
+      await Promise.race([this.executor.idle(), new Promise((resolve) => this.options.abort.addEventListener('abort', resolve, { once: true }))])
+    } finally {
+      clearInterval(watch)
+    }
     if (this.failure !== undefined) throw this.failure
     return this.summary(queues)
   }
@@ -176,6 +234,32 @@ export class SqsConsumer {
   /** What each target did so far, read without waiting (for `wal daemon status`). */
   snapshot(): Array<Omit<TargetStats, 'lag'>> {
     return this.runs.map((r) => ({ ...r.stats, partitions: [...this.options.shards] }))
+  }
+
+  /**
+   * The heartbeat: every message in hand (being applied, waiting behind an earlier one of its key, or held
+   * for a retry) is hidden for another visibility timeout, within SQS's 12 hours from its receive.
+   */
+  private extendInHand(): void {
+    const now = Date.now()
+    const bySeconds = new Map<string, { url: string; receipts: string[] }>()
+    for (const [receipt, { url, receivedAtMs }] of this.inHand) {
+      const seconds = Math.min(this.visibilitySeconds, MAX_VISIBILITY_SECONDS - Math.ceil((now - receivedAtMs) / 1000) - 1)
+      if (seconds <= 0) continue
+      const group = `${seconds} ${url}`
+      const found = bySeconds.get(group) ?? { url, receipts: [] }
+      found.receipts.push(receipt)
+      bySeconds.set(group, found)
+    }
+    for (const [group, { url, receipts }] of bySeconds) {
+      void this.options.log.queues.changeVisibility(url, receipts, Number(group.split(' ')[0])).catch(() => undefined)
+    }
+  }
+
+  /** A message leaves the hand: hidden for `seconds` (0: back in the queue now). */
+  private async release(url: string, receipt: string, seconds: number): Promise<void> {
+    this.inHand.delete(receipt)
+    await this.options.log.queues.changeVisibility(url, [receipt], seconds)
   }
 
   private isIdle(): boolean {
@@ -199,7 +283,7 @@ export class SqsConsumer {
     let backoff = 500
     while (!signal.aborted && this.failure === undefined) {
       // Backpressure, and no new work while a target is paused.
-      if (this.inFlight >= this.maxInFlight || this.runs.some((r) => r.circuit.state !== 'closed')) {
+      if (this.inFlight - this.held >= this.maxInFlight || this.runs.some((r) => r.circuit.state !== 'closed')) {
         await sleep(20, undefined, { signal }).catch(() => undefined)
         continue
       }
@@ -247,32 +331,39 @@ export class SqsConsumer {
         return { message, mutation, waits }
       })
         this.emptyPolls.set(queue.shard, quiet && received.every((r) => r.waits))
+      const receivedAtMs = Date.now()
       for (const { message, mutation, waits } of received) {
         this.inFlight++
         if (!waits) this.working.set(queue.shard, (this.working.get(queue.shard) ?? 0) + 1)
-        this.executor.push(mutation.key, () =>
-          this.process(queue, message, mutation, receipt).finally(() => {
-            this.inFlight--
-            if (!waits) this.working.set(queue.shard, this.working.get(queue.shard)! - 1)
-          }),
-        )
+        this.inHand.set(message.ReceiptHandle!, { url: queue.url, receivedAtMs })
+        // Held for a retry (FIFO): tried again here after the backoff, still ahead of its key's later ones.
+        const task = async (): Promise<void> => {
+          const held = await this.process(queue, message, mutation, receipt)
+          if (held !== undefined) return this.executor.again(mutation.key, held.until, task)
+          this.inHand.delete(message.ReceiptHandle!)
+          this.inFlight--
+          if (!waits) this.working.set(queue.shard, this.working.get(queue.shard)! - 1)
+        }
+        this.executor.push(mutation.key, task)
       }
     }
   }
 
-  /** One message, from gate to deleted (or hidden for a retry). Never throws: failures stop the consumer. */
-  private async process(queue: ShardQueue, message: Message, mutation: Mutation, received: number): Promise<void> {
+  /**
+   * One message, from gate to deleted (or hidden for a retry). Returns when to try it again if it is held
+   * in hand for a retry. Never throws: failures stop the consumer.
+   */
+  private async process(queue: ShardQueue, message: Message, mutation: Mutation, received: number): Promise<Held | undefined> {
     const receipt = message.ReceiptHandle!
-    const queues = this.options.log.queues
     const now = this.options.now()
-    if (this.options.stop.aborted) {
-      // Stopping: what has not started goes back to the queue for the next consumer, now.
-      await queues.changeVisibility(queue.url, [receipt], 0).catch(() => undefined)
+    if (this.options.stop.aborted || this.holdEnd.signal.aborted) {
+      // Stopping: what has not started, or is held for a retry, goes back to the queue for the next
+      // consumer, now, and the key's later ones behind it (no attempt is counted).
+      this.block(mutation.key, 0)
+      await this.release(queue.url, receipt, 0).catch(() => undefined)
       return
     }
-    const heartbeat = setInterval(() => {
-      void queues.changeVisibility(queue.url, [receipt], this.visibilitySeconds).catch(() => undefined)
-    }, (this.visibilitySeconds * 1000) / 3)
+    const inHandMs = Date.now() - (this.inHand.get(receipt)?.receivedAtMs ?? Date.now())
     try {
       const poison = (mutation as Partial<LogRecord>).poison
       if (poison) {
@@ -283,11 +374,13 @@ export class SqsConsumer {
       }
       const blockedUntil = this.blocked.get(mutation.key) ?? 0
       const behind = (this.heldBack.get(mutation.key) ?? 0) >= received
-      if (behind || blockedUntil > Date.now()) {
+      if (behind || blockedUntil > Date.now() || inHandMs > HOLD_MAX_MS) {
         // An earlier message of this key waits, or went back to the queue after this one was received: this
         // one goes back behind it (SQS hands the key out in order again), and that receive was no attempt.
+        // So does one held too long behind a retry (SQS's 12-hour visibility cap), and the key's later ones.
         this.remember(message.MessageId!).skipped++
-        await queues.changeVisibility(queue.url, [receipt], Math.max(0, Math.ceil((blockedUntil - Date.now()) / 1000)))
+        if (inHandMs > HOLD_MAX_MS) this.block(mutation.key, 0)
+        await this.release(queue.url, receipt, Math.max(0, Math.ceil((blockedUntil - Date.now()) / 1000)))
         return
       }
       this.blocked.delete(mutation.key)
@@ -296,7 +389,7 @@ export class SqsConsumer {
         await this.wait(queue, message, mutation, mutation.notBeforeMs - now)
         return
       }
-      await this.apply(queue, message, mutation)
+      return await this.apply(queue, message, mutation)
     } catch (error) {
       if (!this.options.abort.aborted && !this.options.stop.aborted) {
         // SQS unreachable mid-way: the message comes back when its visibility lapses; nothing is lost.
@@ -304,8 +397,6 @@ export class SqsConsumer {
           this.options.onWarning?.(`${error.message}; the message comes back after its visibility timeout`)
         } else this.failure ??= error
       }
-    } finally {
-      clearInterval(heartbeat)
     }
   }
 
@@ -356,7 +447,7 @@ export class SqsConsumer {
    * flushed, so a consumer killed mid-way leaves the next one to resume there). A part that must be
    * retried holds the marker back for the backoff; a part that fails for good is dead-lettered alone.
    */
-  private async applyTransaction(queue: ShardQueue, message: Message, marker: Mutation, txnId: string, attempt: number, memory: Memory): Promise<void> {
+  private async applyTransaction(queue: ShardQueue, message: Message, marker: Mutation, txnId: string, attempt: number, memory: Memory): Promise<Held | undefined> {
     const { log } = this.options
     const id = message.MessageId!
     const store = log.stateStore(false)
@@ -396,7 +487,8 @@ export class SqsConsumer {
             const outcome = await this.applyTo(run, part, attempt, memory)
             if (outcome === 'aborted') {
               if (applied > saved) await this.saveProgress(run, txnId, applied, false)
-              await log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], 0).catch(() => undefined)
+              this.block(marker.key, 0)
+              await this.release(queue.url, message.ReceiptHandle!, 0).catch(() => undefined)
               return
             }
             if (outcome !== 'applied' && 'retryInMs' in outcome) {
@@ -420,13 +512,7 @@ export class SqsConsumer {
         memory.done.add(name)
         run.stats.txnApplied++
       }
-      if (retryInMs !== null) {
-        const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryInMs / 1000)))
-        this.block(marker.key, Date.now() + seconds * 1000)
-        this.retries.set(id, Date.now() + seconds * 1000)
-        await log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
-        return
-      }
+      if (retryInMs !== null) return this.retry(queue, message, marker.key, retryInMs, memory)
     }
     this.memory.delete(id)
     this.retries.delete(id)
@@ -449,13 +535,14 @@ export class SqsConsumer {
       const cap = log.sqs.maxNativeDelaySeconds < MAX_DELAY_SECONDS ? log.sqs.maxNativeDelaySeconds : MAX_VISIBILITY_SECONDS
       const seconds = Math.min(Math.ceil(remainingMs / 1000), cap)
       this.block(mutation.key, Date.now() + seconds * 1000)
-      await log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
+      await this.release(queue.url, message.ReceiptHandle!, seconds)
       return
     }
     // The copy is durable before the original goes: a crash in between delivers it twice, never zero times.
     const copy = log.outgoing(mutation, { fifo: false, delaySeconds: Math.min(remainingMs / 1000, log.sqs.maxNativeDelaySeconds) })
     const [sent] = await log.queues.sendAll(queue.url, [copy])
     if (sent!.error) throw sent!.error
+    this.inHand.delete(message.ReceiptHandle!)
     await log.queues.delete(queue.url, [message.ReceiptHandle!])
   }
 
@@ -467,17 +554,18 @@ export class SqsConsumer {
 
   /** What this process remembers of a message (made on first sight), marked as seen now. */
   private remember(id: string): Memory {
-    const memory = this.memory.get(id) ?? { done: new Set<string>(), failures: [], lastSeenMs: 0, skipped: 0 }
+    const memory = this.memory.get(id) ?? { done: new Set<string>(), failures: [], lastSeenMs: 0, skipped: 0, held: 0 }
     memory.lastSeenMs = Date.now()
     this.memory.set(id, memory)
     return memory
   }
 
-  private async apply(queue: ShardQueue, message: Message, mutation: Mutation): Promise<void> {
+  private async apply(queue: ShardQueue, message: Message, mutation: Mutation): Promise<Held | undefined> {
     const id = message.MessageId!
     const memory = this.remember(id)
-    // Tries, not receives: those that only put it back behind an earlier message of its key spend nothing.
-    const attempt = Math.max(1, Number(message.Attributes?.ApproximateReceiveCount ?? 1) - memory.skipped)
+    // Tries, not receives: those that only put it back behind an earlier message of its key spend nothing,
+    // and those made while it was held for a retry (no receive) count.
+    const attempt = Math.max(1, Number(message.Attributes?.ApproximateReceiveCount ?? 1) - memory.skipped) + memory.held
     if (mutation.target !== null && !this.runs.some((r) => r.settings.name === mutation.target)) {
       // Addressed to a target the namespace no longer has: dead-lettered with why, never dropped.
       await this.deadLetterUnknownTarget(queue, { ...mutation, attempts: attempt }, id)
@@ -494,7 +582,8 @@ export class SqsConsumer {
       if (outcome === 'applied') memory.done.add(run.settings.name)
       else if (outcome === 'aborted') {
         // Stopped: back to the queue at once for the next consumer (what was applied is applied again).
-        await this.options.log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], 0).catch(() => undefined)
+        this.block(mutation.key, 0)
+        await this.release(queue.url, message.ReceiptHandle!, 0).catch(() => undefined)
         return
       }
       else if ('retryInMs' in outcome) retryInMs = Math.max(retryInMs ?? 0, outcome.retryInMs)
@@ -504,17 +593,43 @@ export class SqsConsumer {
       await this.deadLetter(queue, run, { ...mutation, attempts: attempt, failures: [...mutation.failures, ...memory.failures].slice(-MAX_FAILURES) }, error, runs.length > 1, id)
       memory.done.add(run.settings.name)
     }
-    if (retryInMs !== null) {
-      const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryInMs / 1000)))
-      this.block(mutation.key, Date.now() + seconds * 1000)
-      this.retries.set(id, Date.now() + seconds * 1000)
-      await this.options.log.queues.changeVisibility(queue.url, [message.ReceiptHandle!], seconds)
-      this.forgetOld()
-      return
-    }
+    if (retryInMs !== null) return this.retry(queue, message, mutation.key, retryInMs, memory)
     this.memory.delete(id)
     this.retries.delete(id)
     await this.deleteAfterFlush(queue.url, message.ReceiptHandle!)
+  }
+
+  /**
+   * A retry after `retryInMs`. On FIFO queues the message stays in hand (kept hidden by the heartbeat),
+   * and so do the later ones of its key received with it, and it is tried again here after the backoff:
+   * nothing goes back to the queue, so no receive is spent (SQS's redrive counts receives, not tries; a
+   * key's later messages put back at each retry of an earlier one would reach maxReceiveCount). Returns
+   * when to try again. On standard queues, or when the hold would pass SQS's 12-hour visibility cap, the
+   * message is hidden for the backoff and received again; on FIFO queues its key's later ones go back too.
+   */
+  private async retry(queue: ShardQueue, message: Message, key: string, retryInMs: number, memory: Memory): Promise<Held | undefined> {
+    const receipt = message.ReceiptHandle!
+    const receivedAtMs = this.inHand.get(receipt)?.receivedAtMs ?? Date.now()
+    // This message and the later ones of its key waiting behind it.
+    const count = this.executor.queued(key)
+    if (this.options.log.sqs.fifo && Date.now() + retryInMs - receivedAtMs <= HOLD_MAX_MS && this.held + count <= MAX_HELD_MESSAGES) {
+      this.retries.set(message.MessageId!, Date.now() + retryInMs)
+      memory.held++
+      this.held += count
+      // Not ended by the stop itself but once polling ended: a poll in flight at a stop could receive it
+      // again (a receive counted) if it went back before.
+      const signal = AbortSignal.any([this.options.abort, this.holdEnd.signal])
+      const until = sleep(retryInMs, undefined, { signal })
+        .catch(() => undefined)
+        .then(() => void (this.held -= count))
+      return { until }
+    }
+    const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(1, Math.ceil(retryInMs / 1000)))
+    this.block(key, Date.now() + seconds * 1000)
+    this.retries.set(message.MessageId!, Date.now() + seconds * 1000)
+    await this.release(queue.url, receipt, seconds)
+    this.forgetOld()
+    return undefined
   }
 
   private deleting: Array<{ url: string; receipt: string; resolve: () => void; reject: (error: unknown) => void }> = []
@@ -525,6 +640,7 @@ export class SqsConsumer {
    * pipeline commits only after a flush. Deletes that arrive meanwhile share the next flush and batch.
    */
   private deleteAfterFlush(url: string, receipt: string): Promise<void> {
+    this.inHand.delete(receipt)
     return new Promise<void>((resolve, reject) => {
       this.deleting.push({ url, receipt, resolve, reject })
       if (!this.flushing) void this.flushAndDelete()
@@ -638,7 +754,8 @@ export class SqsConsumer {
   /** Drops what this process remembers of messages, keys and retries long gone (bounded memory). */
   private forgetOld(): void {
     const now = Date.now()
-    if (this.memory.size >= 10_000) for (const [id, m] of this.memory) if (m.lastSeenMs < now - MEMORY_TTL_MS) this.memory.delete(id)
+    // Not those held for a long retry: their tries made in hand are counted there.
+    if (this.memory.size >= 10_000) for (const [id, m] of this.memory) if (m.lastSeenMs < now - MEMORY_TTL_MS && !((this.retries.get(id) ?? 0) > now - MEMORY_TTL_MS)) this.memory.delete(id)
     if (this.blocked.size >= 10_000) for (const [key, until] of this.blocked) if (until < now) this.blocked.delete(key)
     if (this.heldBack.size >= 10_000) for (const [key, receive] of this.heldBack) if (receive < this.receives - 1000) this.heldBack.delete(key)
     if (this.retries.size >= 10_000) for (const [id, due] of this.retries) if (due + MEMORY_TTL_MS < now) this.retries.delete(id)
