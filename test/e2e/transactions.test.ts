@@ -320,6 +320,21 @@ describe('transactions and per-key order', () => {
       expect(seqs.get('other')).toEqual([2])
     }, 60_000)
 
+    it('stops waiting, and is applied at its marker, when the mutations of its keys behind it would stop reading for every key', async () => {
+      const outPath = join(wal.dir, 'out.ndjson')
+      writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { out: { type: 'file', path: outPath } } } } }))
+      const input: unknown[] = [{ key: 'K', payload: { seq: 1 }, notBefore: Date.now() + 600_000 }, { txn: 't1', key: 'K', payload: { seq: 2 } }, { txn: 't1', commit: true }]
+      for (let seq = 3; seq < 3003; seq++) input.push({ key: 'K', payload: { seq } })
+      for (let i = 0; i < 20; i++) input.push({ key: `cold${i}`, payload: { seq: 4000 + i } })
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })).code).toBe(0)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--idle-timeout', '60s'])
+      expect(consumed.code, consumed.stderr).toBe(0)
+      const seqs = fileSeqs(outPath)
+      expect([...seqs.keys()].filter((key) => key.startsWith('cold'))).toHaveLength(20)
+      // K's first write is due in 10 minutes: the rest of K waits behind it in the schedule.
+      expect(seqs.get('K')).toEqual([2])
+    }, 90_000)
+
     it('waits for the write of its key that backs off in the schedule: the target sees K in produce order', async () => {
       const server = await startTargetServer()
       try {

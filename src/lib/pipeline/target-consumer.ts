@@ -214,6 +214,8 @@ export class TargetConsumer {
   private readonly markerHolds = new Map<string, number>()
   /** Markers waiting for earlier scheduled mutations of their parts' keys (see waitForScheduledKeys). */
   private markersWaiting = 0
+  /** Set when what waits behind waiting markers stops reading: they stop waiting (see dispatchLog). */
+  private markersOverflow = false
   /** Resolved when a scheduled entry is done or a partition dropped: waiting markers look again. */
   private scheduledChange: { promise: Promise<void>; resolve: () => void } | undefined
   /** Aborted when --until-idle ends with markers waiting: they, and what queues behind them, are left for the next run. */
@@ -507,7 +509,17 @@ export class TargetConsumer {
   private async dispatchLog(): Promise<number> {
     // Read a page only when all of it fits in flight: a page cut short is read again from the log next
     // turn, and with a slow target (a remote database) that re-reading would cost more than the applies.
-    if (this.owned.length === 0 || this.inFlight > MAX_IN_FLIGHT - READ_BATCH) return 0
+    if (this.owned.length === 0) return 0
+    if (this.inFlight > MAX_IN_FLIGHT - READ_BATCH) {
+      // All that fills the room in flight waits behind markers waiting for scheduled entries: reading
+      // would stop for every key, so those markers are applied now, at their place in the log (their
+      // keys' scheduled entries after them), and reading goes on.
+      if (this.markersWaiting > 0 && this.applying === 0 && this.executor.onlyWaitingOutside) {
+        this.markersOverflow = true
+        this.wakeMarkers()
+      }
+      return 0
+    }
     let dispatched = 0
     const from = new Map(this.owned.map((p) => [p, this.progress.position(p)]))
     const epochs = new Map(this.owned.map((p) => [p, this.epochs.get(p)!]))
@@ -567,7 +579,7 @@ export class TargetConsumer {
     const left = new Promise<void>((resolve) => leave.addEventListener('abort', () => resolve(), { once: true }))
     this.markersWaiting++
     try {
-      while (scheduled() && !leave.aborted && this.isCurrent(item)) {
+      while (scheduled() && !leave.aborted && !this.markersOverflow && this.isCurrent(item)) {
         if (this.scheduledChange === undefined) {
           let resolve!: () => void
           const promise = new Promise<void>((r) => (resolve = r))
@@ -577,7 +589,7 @@ export class TargetConsumer {
       }
       return !leave.aborted
     } finally {
-      this.markersWaiting--
+      if (--this.markersWaiting === 0) this.markersOverflow = false
     }
   }
 
