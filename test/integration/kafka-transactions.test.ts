@@ -160,7 +160,7 @@ describe('transactions on a Kafka namespace', () => {
     ]
     const produced = await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })
     expect(produced.code, produced.stderr).toBe(0)
-    // K's next write in a later run: after the marker in the log (in one run, Kafka may place it before the marker).
+    // K's next write in a later run (a run of its own: the marker is in the log before it either way).
     const after = await wal.run(['produce', '-n', 'orders'], { input: ndjson([{ key: 'K', payload: { seq: 3 } }]) })
     expect(after.code, after.stderr).toBe(0)
     const seqs = (key: string): number[] => {
@@ -181,6 +181,23 @@ describe('transactions on a Kafka namespace', () => {
     expect(seqs('K')).toEqual([1, 2, 3])
     expect(seqs('other')).toEqual([2])
   }, 180_000)
+
+  it('keeps the lines after a marker after it in the log, as in the input, in one produce run', async () => {
+    topics.push(await kafkaNamespace(wal, { partitions: 1 }))
+    const input = [
+      { key: 'K', payload: { seq: 1 } },
+      { txn: 't1', key: 'K', payload: { seq: 2 } },
+      { txn: 't1', key: 'other', payload: { seq: 2 } },
+      { txn: 't1', commit: true },
+      { key: 'K', payload: { seq: 3 } },
+      { key: 'other', payload: { seq: 3 } },
+    ]
+    const produced = await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })
+    expect(produced.code, produced.stderr).toBe(0)
+    const records = jsonLines<{ key: string; offset: number; txn?: string; commit?: boolean; payload?: { seq: number } }>((await wal.run(['tail', '-n', 'orders', '--json'])).stdout)
+    const order = records.sort((a, b) => a.offset - b.offset).map((r) => (r.key === 't1' ? 'marker' : `${r.key}:${r.payload?.seq}`))
+    expect(order).toEqual(['K:1', 'K:2', 'other:2', 'marker', 'K:3', 'other:3'])
+  }, 120_000)
 
   it('over HTTP, holds the Kafka transaction open between parts requests and commits it with the marker', async () => {
     topics.push(await kafkaNamespace(wal, { partitions: 3 }))

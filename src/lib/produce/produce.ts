@@ -578,7 +578,11 @@ async function produceLines(producer: Producer, options: ProduceOptions, progres
       }
       if (closes !== undefined) await placeMarker(entry, closes)
       batch.push(entry)
-      if (batch.length >= maxBatchRecords || batchBytes >= MAX_BATCH_BYTES) await flush()
+      // Where a batch is not one atomic append (Kafka: a transaction's parts and marker go through a
+      // transactional producer, the other lines beside it), the lines after a marker wait for it, so the
+      // log has them after it, as the input does.
+      if (closes !== undefined && !producer.atomicAppend(closes.namespace)) await flush()
+      else if (batch.length >= maxBatchRecords || batchBytes >= MAX_BATCH_BYTES) await flush()
     }
     next = chunks.next()
     if (batch.length > 0) {
