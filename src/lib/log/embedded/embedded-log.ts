@@ -16,7 +16,7 @@ import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError
 import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, Positions, ReadOptions, SkipList, TxnInfo } from '../backend.js'
 import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION, TXN_DDL } from './schema.js'
 import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
-import { idleCore, WriterThread, writerThreadAvailable } from './writer-client.js'
+import { writerThreadWanted, WriterThread, writerThreadAvailable } from './writer-client.js'
 import { EmbeddedConsumerStore } from './consumer-store.js'
 import { EmbeddedDeadLetterQueue } from './dead-letter-queue.js'
 import { EmbeddedSkipList } from './skip-list.js'
@@ -266,11 +266,11 @@ export class EmbeddedLog implements LogBackend {
 
   /**
    * Whether a commit of this many rows runs in process rather than on the writer thread. Large batches
-   * go to the thread when a core is idle, so the caller can prepare the next batch meanwhile; once the
-   * thread is in use every commit goes through it, which keeps commits in order.
+   * go to the thread when it is asked for (WAL_WRITER_THREAD=on), so the caller can prepare the next
+   * batch meanwhile; once the thread is in use every commit goes through it, which keeps commits in order.
    */
   appendBlocks(rows: number): boolean {
-    return this.thread === undefined && !(this.useWriterThread && rows >= WRITER_THREAD_MIN_ROWS && idleCore())
+    return this.thread === undefined && !(this.useWriterThread && rows >= WRITER_THREAD_MIN_ROWS && writerThreadWanted())
   }
 
   /** Commits every pending append in one transaction: one fsync for all of them. */
