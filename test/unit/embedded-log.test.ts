@@ -1,11 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
 import { decodeEnvelope, type LogRecord, type Mutation } from '../../src/lib/envelope/envelope.js'
 import { ConfigError, NotFoundError } from '../../src/lib/errors.js'
-import { EmbeddedLog, listEmbeddedLogs } from '../../src/lib/log/embedded/embedded-log.js'
+import { EmbeddedLog, embeddedLogPath, listEmbeddedLogs } from '../../src/lib/log/embedded/embedded-log.js'
+import { LogWriter, toRow } from '../../src/lib/log/embedded/writer.js'
 import { partitionForKey } from '../../src/lib/log/partitioner.js'
 
 let dir: string
@@ -179,6 +181,45 @@ describe('the embedded log', () => {
     // Started over (a consumer that lost a partition and took it back): read again from there.
     const again = new Map(start)
     expect(await log.readPage(again, 100)).toEqual(all.slice(0, 100))
+  })
+
+  it('reads a record another connection appends while a read works out where to start', async () => {
+    // Every partition caught up: the start is the last seq. A record committed by another process
+    // between that look-up and the per-partition ones must still be read, not passed by.
+    await log.append(Array.from({ length: 40 }, (_, i) => mutation(`k${i % 7}`, { i })))
+    const marks = await log.marks()
+    const other = new DatabaseSync(embeddedLogPath(dir, 'ns'), { timeout: 5000 })
+    const writer = new LogWriter(other)
+    const internals = log as unknown as { statement(sql: string): StatementSync }
+    const statement = internals.statement.bind(log)
+    let appended = 0
+    const spy = vi.spyOn(internals, 'statement').mockImplementation((sql: string) => {
+      const prepared = statement(sql)
+      if (!sql.includes('max(seq)')) return prepared
+      return new Proxy(prepared, {
+        get: (target, name) =>
+          name === 'get'
+            ? (...args: never[]) => {
+                // Before the look-up when it is the first statement, after the partitions' when last:
+                // either way, a commit by another connection lands around it.
+                if (appended++ === 0) writer.commit([toRow(mutation('late', { late: true }), 4)])
+                return target.get(...args)
+              }
+            : (Reflect.get(target, name) as unknown),
+      }) as StatementSync
+    })
+    try {
+      const caughtUp = new Map(marks.map((m) => [m.partition, m.high]))
+      const page = [...(await log.readPage(caughtUp, 100))]
+      // Read on from the page's end, as a consumer does next.
+      for (const r of page) caughtUp.set(r.partition, r.offset + 1)
+      page.push(...(await log.readPage(caughtUp, 100)))
+      expect(appended).toBeGreaterThan(0)
+      expect(page.map((r) => r.key)).toEqual(['late'])
+    } finally {
+      spy.mockRestore()
+      other.close()
+    }
   })
 
   it('refuses to reopen a log with another partition count', () => {

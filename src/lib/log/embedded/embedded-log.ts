@@ -481,13 +481,15 @@ export class EmbeddedLog implements LogBackend {
 
   /** The seq to scan after: just before the earliest record any partition still needs. */
   private startSeq(position: ReadonlyMap<number, number>): number {
+    // The last seq first: each statement reads its own snapshot, and a record appended after this one
+    // has a higher seq, so the scan reaches it. (Taken last, it could pass a record appended to a
+    // partition after that partition was looked up and found caught up: the reader would skip it.)
+    let cursor = (this.statement('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
     const seqAt = this.statement('SELECT seq FROM records WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT 1')
-    let cursor = Infinity
     for (const [p, offset] of position) {
       const row = seqAt.get(p, offset) as { seq: number } | undefined
       if (row) cursor = Math.min(cursor, row.seq - 1)
     }
-    if (cursor === Infinity) cursor = (this.statement('SELECT coalesce(max(seq), 0) AS seq FROM records').get() as { seq: number }).seq
     return cursor
   }
 
