@@ -294,6 +294,8 @@ describe('consumers on a Kafka namespace', () => {
     const input = Array.from({ length: 200 }, (_, i) => ({ key: `k${i % 20}`, payload: { op: 'put', table: 't', key: { id: `k${i % 20}` }, item: { id: `k${i % 20}`, v: i } } }))
     await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })
     const [a, b] = await Promise.all([wal.run(['consume', '-n', 'orders', '--shard', '0/2', '--until-idle', '--json']), wal.run(['consume', '-n', 'orders', '--shard', '1/2', '--until-idle', '--json'])])
+    expect(a.code, a.stderr).toBe(0)
+    expect(b.code, b.stderr).toBe(0)
     expect(JSON.parse(a.stdout).targets[0].partitions).toEqual([0, 2])
     expect(JSON.parse(b.stdout).targets[0].partitions).toEqual([1, 3])
     expect(JSON.parse(a.stdout).targets[0].applied + JSON.parse(b.stdout).targets[0].applied).toBe(200)

@@ -84,7 +84,7 @@ describe('numbers a double would not hold as written', () => {
 describe('the kv target', () => {
   it('waits for a lock another process holds without blocking the event loop, then pauses as KV_LOCKED, and applies once it is free', async () => {
     const path = join(dir, 'kv.db')
-    const kv = KvTarget.open({ name: 'kv', path })
+    const kv = await KvTarget.open({ name: 'kv', path })
     const other = new DatabaseSync(path)
     const put = mutation({ op: 'put', table: 't', key: { id: 1 }, item: { v: 1 } }, 1000)
     try {
@@ -107,7 +107,7 @@ describe('the kv target', () => {
   })
 
   it('keeps the newest write by createdAt, whatever order writes arrive in, deletes included', async () => {
-    const kv = KvTarget.open({ name: 'kv', path: join(dir, 'kv.db') })
+    const kv = await KvTarget.open({ name: 'kv', path: join(dir, 'kv.db') })
     const put = (v: number, at: number): Mutation => mutation({ op: 'put', table: 't', key: { id: 1 }, item: { v } }, at)
     await kv.apply(put(2, 2000))
     await kv.apply(put(1, 1000)) // a late retry of an older write
@@ -124,7 +124,7 @@ describe('the kv target', () => {
 
   it('applies a batch across tables, skipping parts a previous try already applied', async () => {
     const path = join(dir, 'kv.db')
-    const kv = KvTarget.open({ name: 'kv', path })
+    const kv = await KvTarget.open({ name: 'kv', path })
     const batch = mutation(
       {
         op: 'batch',
@@ -150,7 +150,7 @@ describe('the kv target', () => {
   })
 
   it('rejects opaque payloads as fatal', async () => {
-    const kv = KvTarget.open({ name: 'kv', path: join(dir, 'kv.db') })
+    const kv = await KvTarget.open({ name: 'kv', path: join(dir, 'kv.db') })
     await expect(kv.apply(mutation({ hello: 1 }, 1))).rejects.toMatchObject({ errorClass: 'fatal', code: 'NOT_AN_OPERATION' })
     await kv.close()
   })

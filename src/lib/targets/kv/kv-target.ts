@@ -22,6 +22,8 @@ import { TargetError, type ApplyContext, type BatchContext, type Target } from '
 
 /** How long an apply waits for another process's write lock before the target is paused. */
 const LOCK_WAIT_MS = 2000
+/** How long opening the store waits for another process's lock (one creating it, say). */
+const OPEN_WAIT_MS = 30_000
 
 const APPLIED: Promise<void> = Promise.resolve()
 
@@ -84,16 +86,25 @@ export class KvTarget implements Target {
     this.clearParts = db.prepare('DELETE FROM batch_progress WHERE mutation_id = ?')
   }
 
-  static open(options: KvTargetOptions): KvTarget {
+  /**
+   * Opens the store, creating it on first use. Consumers started together open a new store at once: one
+   * of them turns it to WAL mode and creates the tables while the others get SQLITE_BUSY (at times
+   * without SQLite's busy wait), so the set-up is tried again, off the event loop, for OPEN_WAIT_MS.
+   */
+  static async open(options: KvTargetOptions): Promise<KvTarget> {
+    let db: DatabaseSync | undefined
     try {
       mkdirSync(dirname(options.path), { recursive: true })
-      const db = new DatabaseSync(options.path, { timeout: 30_000 })
-      db.exec('PRAGMA journal_mode = WAL')
-      db.exec('PRAGMA synchronous = FULL')
-      db.exec(DDL)
-      db.exec(`PRAGMA busy_timeout = ${BUSY_WAIT_MS}`)
-      return new KvTarget(options.name, options.path, db)
+      const opened = new DatabaseSync(options.path, { timeout: BUSY_WAIT_MS })
+      db = opened
+      await withLockRetries(() => {
+        opened.exec('PRAGMA journal_mode = WAL')
+        opened.exec('PRAGMA synchronous = FULL')
+        opened.exec(DDL)
+      }, OPEN_WAIT_MS)
+      return new KvTarget(options.name, options.path, opened)
     } catch (error) {
+      db?.close()
       throw new TargetError(`cannot open the kv store ${options.path}: ${(error as Error).message}`, {
         errorClass: 'infrastructure',
         code: 'KV_UNAVAILABLE',
