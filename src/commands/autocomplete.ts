@@ -21,7 +21,7 @@ Namespace, target and context names are completed from the config found where TA
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Autocomplete)
     if (flags.list !== undefined) {
-      const { completionNames } = await import('../lib/services.js')
+      const { completionNames } = await import('../lib/ns/ns.js')
       for (const name of await completionNames(this.common(flags), flags.list as 'namespaces' | 'targets' | 'contexts', flags.namespace)) process.stdout.write(`${name}\n`)
       return
     }

@@ -42,7 +42,7 @@ On an SQS namespace there are no offsets: a message is deleted once every target
   async run(): Promise<ConsumeSummary> {
     const { flags } = await this.parse(Consume)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { consume } = await import('../lib/services.js')
+    const { consume } = await import('../lib/consume/consume.js')
     const summary = await consume({
       ...this.common(flags),
       namespace: flags.namespace,

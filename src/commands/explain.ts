@@ -15,7 +15,7 @@ export default class Explain extends WalCommand {
   async run(): Promise<ExplainReport | TxnReport> {
     const { args, flags } = await this.parse(Explain)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { explainMutationOrTxn } = await import('../lib/services.js')
+    const { explainMutationOrTxn } = await import('../lib/explain/explain.js')
     const report = await explainMutationOrTxn({ ...this.common(flags), id: args.id, namespace: flags.namespace })
     this.log(renderExplain(report))
     return report

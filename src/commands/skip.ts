@@ -30,7 +30,7 @@ export default class Skip extends WalCommand {
   async run(): Promise<SkipResult | { namespace: string; skips: SkipEntry[] }> {
     const { argv, flags } = await this.parse(Skip)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { listSkips, skip } = await import('../lib/services.js')
+    const { listSkips, skip } = await import('../lib/skip/skip.js')
     if (flags.list) {
       if (argv.length > 0) throw new UsageError('--list takes no ids', { suggestions: ['wal explain ID shows whether one mutation is skipped'] })
       const list = await listSkips({ ...this.common(flags), namespace: flags.namespace, target: flags.target })

@@ -48,7 +48,7 @@ On a terminal (not --json, not piped), --follow shows a live view. Its keys:
   async run(): Promise<undefined> {
     const { flags } = await this.parse(Tail)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { tail } = await import('../lib/services.js')
+    const { tail } = await import('../lib/tail/tail.js')
     await tail({
       ...this.common(flags),
       namespace: flags.namespace,

@@ -55,7 +55,7 @@ afterAll(() => {
 })
 
 /** Runs the built `wal` with the recording preload; returns its result and every URL it resolved. */
-function runWal(args: string[]): { status: number | null; stdout: string; stderr: string; urls: string[] } {
+function runWal(args: string[], cwd = join(home, 'cwd')): { status: number | null; stdout: string; stderr: string; urls: string[] } {
   const resolvedFile = join(work, `resolved-${++runs}.json`)
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -69,7 +69,7 @@ function runWal(args: string[]): { status: number | null; stdout: string; stderr
   // NODE_ENV stays as vitest sets it ("test"): wal must stay light even where developers set
   // NODE_ENV=development or test, which oclif otherwise treats as a reason to load TypeScript.
   const result = spawnSync(process.execPath, ['--import', preloadUrl, bin, ...args], {
-    cwd: join(home, 'cwd'),
+    cwd,
     env,
     encoding: 'utf8',
   })
@@ -140,6 +140,22 @@ describe.skipIf(process.env.WAL_BIN)('start-up', () => {
     const files = loadedBundleFiles(run.urls)
     expect(files.some((file) => file.text.includes('Write mutations to the log'))).toBe(true)
     expect(files.filter((file) => /Put DLQ entries back into the log|Run the daemon in the foreground|Show a namespace's effective settings/.test(file.text)).map((file) => file.url)).toEqual([])
+  })
+
+  it('loads no other command\'s library, and no network target, for `wal consume` to the embedded targets', () => {
+    const dir = join(home, 'consume-only')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, '.walrc.json'), JSON.stringify({ namespaces: { orders: { targets: { out: { type: 'file', path: join(dir, 'out.ndjson') }, store: { type: 'kv' } } } } }))
+    const produced = runWal(['produce', '-n', 'orders', '-k', 'k', '-p', '{"op":"put","table":"t","key":{"id":1},"item":{"a":1}}'], dir)
+    expect(produced.status, produced.stderr).toBe(0)
+    const run = runWal(['consume', '-n', 'orders', '--until-idle'], dir)
+    expect(run.status, run.stderr).toBe(0)
+    expect(readFileSync(join(dir, 'out.ndjson'), 'utf8')).toContain('"payload":{"op":"put"')
+    expectLightStartup(run.urls)
+    const files = loadedBundleFiles(run.urls)
+    // Text only tail's, produce's, the DLQ commands' and the Kafka target's code carries.
+    const others = /a queue has no offsets and no history|is not name=value|raise the topic's max\.message\.bytes|Filtrex|replay.*--max-replays/
+    expect(files.filter((file) => others.test(file.text)).map((file) => `${file.url}: ${others.exec(file.text)![0]}`)).toEqual([])
   })
 
   it('still finds a YAML config file next to the command, and uses it', () => {

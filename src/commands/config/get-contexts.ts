@@ -8,7 +8,7 @@ export default class ConfigGetContexts extends WalCommand {
 
   async run(): Promise<ContextList> {
     const { flags } = await this.parse(ConfigGetContexts)
-    const { listContexts } = await import('../../lib/services.js')
+    const { listContexts } = await import('../../lib/config/show.js')
     const list = await listContexts(this.common(flags))
     this.log(renderContextList(list))
     return list

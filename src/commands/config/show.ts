@@ -14,7 +14,7 @@ export default class ConfigShow extends WalCommand {
   async run(): Promise<Record<string, unknown>> {
     const { flags } = await this.parse(ConfigShow)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { configFileYaml, effectiveConfig } = await import('../../lib/services.js')
+    const { configFileYaml, effectiveConfig } = await import('../../lib/config/show.js')
     if (flags.format === 'yaml' && !this.jsonEnabled()) {
       this.log((await configFileYaml(this.common(flags))).trimEnd())
       return {}

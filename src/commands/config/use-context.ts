@@ -10,7 +10,7 @@ export default class ConfigUseContext extends WalCommand {
 
   async run(): Promise<{ path: string; context: string; rememberedIn: string; stateDir: string }> {
     const { args, flags } = await this.parse(ConfigUseContext)
-    const { useContext } = await import('../../lib/services.js')
+    const { useContext } = await import('../../lib/config/show.js')
     const result = await useContext({ ...this.common(flags), name: args.name })
     this.log(`now using context "${result.context}" of ${result.path} (state: ${result.stateDir})`)
     return result

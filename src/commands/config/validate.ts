@@ -9,7 +9,7 @@ export default class ConfigValidate extends WalCommand {
   async run(): Promise<ConfigReport> {
     const { flags } = await this.parse(ConfigValidate)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { validateConfigFile } = await import('../../lib/services.js')
+    const { validateConfigFile } = await import('../../lib/config/show.js')
     const report = await validateConfigFile(this.common(flags))
     this.log(renderConfigReport(report))
     return report

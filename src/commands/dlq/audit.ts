@@ -16,7 +16,7 @@ export default class DlqAudit extends WalCommand {
   async run(): Promise<{ audit: AuditRecord[] }> {
     const { flags } = await this.parse(DlqAudit)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { auditLog } = await import('../../lib/services.js')
+    const { auditLog } = await import('../../lib/dlq/dlq.js')
     const audit = await auditLog({ ...this.common(flags), namespace: flags.namespace, limit: flags.limit })
     this.log(renderAudit(audit))
     return { audit }

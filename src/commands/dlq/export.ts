@@ -9,7 +9,7 @@ export default class DlqExport extends WalCommand {
   async run(): Promise<undefined> {
     const { flags } = await this.parse(DlqExport)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { exportDeadLetters } = await import('../../lib/services.js')
+    const { exportDeadLetters } = await import('../../lib/dlq/dlq.js')
     await exportDeadLetters({ ...this.common(flags), ...filterOptions(flags), namespace: flags.namespace })
     // The envelopes are the output.
     return undefined

@@ -15,7 +15,7 @@ export default class DlqLs extends WalCommand {
   async run(): Promise<{ entries: DlqListing[] }> {
     const { flags } = await this.parse(DlqLs)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { listDeadLetters } = await import('../../lib/services.js')
+    const { listDeadLetters } = await import('../../lib/dlq/dlq.js')
     const entries = await listDeadLetters({ ...this.common(flags), ...filterOptions(flags), namespace: flags.namespace, limit: flags.limit })
     this.log(renderDeadLetters(entries))
     return { entries }

@@ -18,7 +18,7 @@ export default class DlqPurge extends WalCommand {
   async run(): Promise<PurgeResult> {
     const { flags } = await this.parse(DlqPurge)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { purgeDeadLetters } = await import('../../lib/services.js')
+    const { purgeDeadLetters } = await import('../../lib/dlq/dlq.js')
     const result = await purgeDeadLetters({ ...this.common(flags), ...filterOptions(flags), namespace: flags.namespace, yes: flags.yes, all: flags.all })
     this.log(`purged ${result.purged} entries (${result.matched} of ${result.total} matched)`)
     return result

@@ -31,7 +31,7 @@ On an SQS namespace the DLQ is a queue: replay sends each copy to its key's shar
   async run(): Promise<ReplayPlan> {
     const { flags } = await this.parse(DlqReplay)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { replayDeadLetters } = await import('../../lib/services.js')
+    const { replayDeadLetters } = await import('../../lib/dlq/dlq.js')
     const plan = await replayDeadLetters({
       ...this.common(flags),
       ...filterOptions(flags),

@@ -12,7 +12,7 @@ export default class DlqShow extends WalCommand {
   async run(): Promise<{ entries: unknown[] }> {
     const { args, flags } = await this.parse(DlqShow)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { showDeadLetter } = await import('../../lib/services.js')
+    const { showDeadLetter } = await import('../../lib/dlq/dlq.js')
     const entries = await showDeadLetter({ ...this.common(flags), namespace: flags.namespace, id: args.entry })
     this.log(entries.map((e) => JSON.stringify(e, null, 2)).join('\n'))
     return { entries }

@@ -11,7 +11,7 @@ export default class DlqStats extends WalCommand {
   async run(): Promise<{ total: number; groups: DlqStatsGroup[] }> {
     const { flags } = await this.parse(DlqStats)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { deadLetterStats } = await import('../../lib/services.js')
+    const { deadLetterStats } = await import('../../lib/dlq/dlq.js')
     const stats = await deadLetterStats({ ...this.common(flags), ...filterOptions(flags), namespace: flags.namespace })
     const filtered = [flags.key, flags.target, flags['error-class'], flags.since, flags.until, flags.where].some((f) => f !== undefined)
     this.log(renderDeadLetterStats(stats, filtered))

@@ -19,7 +19,7 @@ A partition count (embedded) or shard count (SQS) that differs from what exists 
 
   async run(): Promise<NamespaceInit> {
     const { args, flags } = await this.parse(NsInit)
-    const { initNamespace } = await import('../../lib/services.js')
+    const { initNamespace } = await import('../../lib/ns/init.js')
     const result = await initNamespace({ ...this.common(flags), namespace: chosenNamespace(args.namespace, flags.namespace), allowRemap: flags['allow-remap'] })
     this.log(renderNamespaceInit(result))
     return result

@@ -9,7 +9,7 @@ export default class NsLs extends WalCommand {
   async run(): Promise<{ namespaces: NamespaceSummary[] }> {
     const { flags } = await this.parse(NsLs)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { listNamespaces } = await import('../../lib/services.js')
+    const { listNamespaces } = await import('../../lib/ns/ns.js')
     const namespaces = await listNamespaces(this.common(flags))
     this.log(renderNamespaceList(namespaces))
     return { namespaces }

@@ -12,7 +12,7 @@ export default class NsShow extends WalCommand {
   async run(): Promise<NamespaceDetails> {
     const { args, flags } = await this.parse(NsShow)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { showNamespace } = await import('../../lib/services.js')
+    const { showNamespace } = await import('../../lib/ns/ns.js')
     const details = await showNamespace({ ...this.common(flags), namespace: chosenNamespace(args.namespace, flags.namespace) })
     this.log(renderNamespace(details))
     return details

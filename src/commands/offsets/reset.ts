@@ -30,7 +30,7 @@ export default class OffsetsReset extends WalCommand {
   async run(): Promise<ResetResult> {
     const { flags } = await this.parse(OffsetsReset)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { resetOffsets } = await import('../../lib/services.js')
+    const { resetOffsets } = await import('../../lib/offsets/offsets.js')
     const result = await resetOffsets({
       ...this.common(flags),
       namespace: flags.namespace,

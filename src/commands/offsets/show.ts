@@ -15,7 +15,7 @@ export default class OffsetsShow extends WalCommand {
   async run(): Promise<OffsetsReport> {
     const { flags } = await this.parse(OffsetsShow)
     // Loaded on use (one chunk for every service), so `--help` and `--version` stay fast.
-    const { showOffsets } = await import('../../lib/services.js')
+    const { showOffsets } = await import('../../lib/offsets/offsets.js')
     const report = await showOffsets({ ...this.common(flags), namespace: flags.namespace, target: flags.target })
     this.log(renderOffsets(report))
     return report
