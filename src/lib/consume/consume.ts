@@ -13,7 +13,7 @@ import type { CommonOptions } from '../io/context.js'
 import type { ShardRequest } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { RateLimiter } from '../pipeline/rate-limiter.js'
-import { TargetConsumer, type PipelineEvent, type TargetStats } from '../pipeline/target-consumer.js'
+import { CONSUMER_LOCK_WAIT_MS, TargetConsumer, type PipelineEvent, type TargetStats } from '../pipeline/target-consumer.js'
 import { openTarget } from '../targets/open.js'
 import { parseDurationMs } from '../time.js'
 import { escapeControl } from '../cli/render.js'
@@ -79,7 +79,7 @@ function describeEvent(event: PipelineEvent, json: boolean): string {
     if (event.type === 'dead-lettered') {
       return JSON.stringify({ event: event.type, target: event.target, id: event.mutation.id, key: event.mutation.key, errorClass: event.error.errorClass, code: event.error.code, message: event.error.message })
     }
-    if (event.type === 'circuit-open') return JSON.stringify({ event: event.type, target: event.target, code: event.error.code, message: event.error.message })
+    if (event.type === 'circuit-open' || event.type === 'log-locked') return JSON.stringify({ event: event.type, target: event.target, code: event.error.code, message: event.error.message })
     return JSON.stringify({ event: event.type, target: event.target, partitions: event.partitions })
   }
   switch (event.type) {
@@ -87,6 +87,8 @@ function describeEvent(event: PipelineEvent, json: boolean): string {
       return `wal: ${event.target}: dead-lettered ${event.mutation.id} key=${JSON.stringify(event.mutation.key)} after ${event.mutation.attempts} attempt(s): ${event.error.errorClass} ${event.error.code}: ${event.error.message}`
     case 'circuit-open':
       return `wal: ${event.target}: target unavailable, pausing it (${event.error.code}: ${event.error.message})`
+    case 'log-locked':
+      return `wal: ${event.target}: waiting: ${event.error.message}\n  hint: ${event.error.suggestions[0] ?? ''}`
     case 'partitions':
       return `wal: ${event.target}: now consuming partitions ${event.partitions.length > 0 ? event.partitions.join(',') : '(none)'}`
   }
@@ -172,7 +174,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     }
     const consumers = []
     for (const t of targets) {
-      const store = await log.consumerStore(t.name)
+      const store = await log.consumerStore(t.name, { lockWaitMs: CONSUMER_LOCK_WAIT_MS })
       opened.push(store)
       const target = await openTarget(t, { concurrency: concurrencyOf(t) }).catch((error: unknown) => {
         // Already worded for the user (a refused login, an unknown keyspace, an unreachable cluster).

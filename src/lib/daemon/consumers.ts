@@ -14,7 +14,7 @@ import { toWalError } from '../errors.js'
 import type { LogBackend } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { RateLimiter } from '../pipeline/rate-limiter.js'
-import { TargetConsumer, type PipelineEvent, type TargetObserver, type LiveTargetStats, type TargetStats } from '../pipeline/target-consumer.js'
+import { CONSUMER_LOCK_WAIT_MS, TargetConsumer, type PipelineEvent, type TargetObserver, type LiveTargetStats, type TargetStats } from '../pipeline/target-consumer.js'
 import { openTarget } from '../targets/open.js'
 import type { Logger } from './logger.js'
 import type { DaemonMetrics, PartitionLag } from './metrics.js'
@@ -119,7 +119,7 @@ async function startTargetRun(ctx: ConsumerRunContext): Promise<ConsumerRun> {
   const { spec, log } = ctx
   const settings = spec.targets[0]!
   const shard = parseShard(spec.shard === 'auto' ? 'auto' : spec.shard, log.partitions)
-  const store = await log.consumerStore(settings.name)
+  const store = await log.consumerStore(settings.name, { lockWaitMs: CONSUMER_LOCK_WAIT_MS })
   const target = await openTarget(settings, { concurrency: spec.concurrency }).catch(async (error: unknown) => {
     await store.close().catch(() => undefined)
     throw error
@@ -328,6 +328,9 @@ export class ConsumerSet {
         return
       case 'circuit-open':
         logger.warn({ event: 'circuit-open', ...fields, code: event.error.code, err: event.error.message }, `target unavailable, pausing it: ${event.error.message}`)
+        return
+      case 'log-locked':
+        logger.warn({ event: 'log-locked', ...fields, code: event.error.code, err: event.error.message }, `waiting for the log's write lock: ${event.error.message}`)
         return
       case 'partitions':
         logger.info({ event: 'partitions', ...fields, partitions: event.partitions }, `now consuming partitions ${event.partitions.join(',') || '(none)'}`)

@@ -85,6 +85,15 @@ export interface AbortedTxn {
   partition: number
 }
 
+export interface ConsumerStoreOptions {
+  /**
+   * How long a write of the consumer state waits for a lock another process holds (the embedded log)
+   * before it fails with WAL_LOG_LOCKED. A running consumer waits on through that (see TargetConsumer),
+   * so it asks for a short wait: a stop is not held up by a lock held by a frozen process.
+   */
+  lockWaitMs?: number
+}
+
 export interface LogBackend {
   readonly namespace: string
   readonly partitions: number
@@ -114,7 +123,7 @@ export interface LogBackend {
   readPage?(from: Positions, max: number): Promise<LogRecord[]>
   info(): Promise<LogInfo>
   /** The consumer state of one target of this namespace. */
-  consumerStore(target: string): Promise<ConsumerStore>
+  consumerStore(target: string, options?: ConsumerStoreOptions): Promise<ConsumerStore>
   /** The namespace's dead-letter queue (all targets). */
   deadLetterQueue(): Promise<DeadLetterQueue>
   /** The namespace's skip list; absent where the backend keeps none (SQS). */

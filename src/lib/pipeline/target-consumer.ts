@@ -22,8 +22,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { RetryPolicy, TargetSettings } from '../config/schema.js'
 import { cutText, MAX_FAILURE_MESSAGE_CHARS, MAX_FAILURES, POISON_CODE, type Failure, type Mutation } from '../envelope/envelope.js'
 import { replaysOf } from '../dlq/replays.js'
-import { BackendUnavailableError } from '../errors.js'
+import { BackendUnavailableError, type WalError } from '../errors.js'
 import type { ConsumerStore, HistoryEvent, LogBackend, ShardRequest, SkipEntry, SkipList, TxnInfo } from '../log/backend.js'
+import { isLogLocked } from '../log/embedded/errors.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 import { KeyedExecutor } from './keyed-executor.js'
 import { PartitionProgress } from './partition-progress.js'
@@ -40,6 +41,12 @@ const MAX_IN_FLIGHT = 2000
 /** Mutations read per turn: between turns, timers (commits, lease heartbeats) and I/O get their turn. */
 const READ_BATCH = 1000
 const SCHEDULED_BATCH = 200
+/**
+ * How long a consumer's write of its state waits for a lock another process holds on the embedded log
+ * (a producer stopped mid-write, say) before it gives that write up for now: the consumer waits on (the
+ * next commit and heartbeat try again), and a stop is never held up longer than this.
+ */
+export const CONSUMER_LOCK_WAIT_MS = 5_000
 
 export interface TargetConsumerOptions {
   log: LogBackend
@@ -91,6 +98,8 @@ export type PipelineEvent =
   | { type: 'dead-lettered'; target: string; mutation: Mutation; error: TargetError }
   | { type: 'circuit-open'; target: string; error: TargetError }
   | { type: 'partitions'; target: string; partitions: number[] }
+  /** The log's write lock held by another process (a stopped producer, say): commits wait; said once until one goes through. */
+  | { type: 'log-locked'; target: string; error: WalError }
 
 export interface TargetStats {
   target: string
@@ -186,6 +195,8 @@ export class TargetConsumer {
   private unflushed: TargetError | undefined
   /** The error that last paused the target, to say why it gave up. */
   private lastPause: TargetError | undefined
+  /** Set while writes of the consumer state find the log locked by another process (see CONSUMER_LOCK_WAIT_MS). */
+  private logLocked: WalError | undefined
   /** The namespace's skip list (where the backend keeps one), and its entries for this target, read at each heartbeat. */
   private skipList: SkipList | undefined
   private skips = new Map<string, SkipEntry>()
@@ -269,7 +280,9 @@ export class TargetConsumer {
     const name = this.options.settings.name
     const waitingFor = this.wanted.filter((p) => !this.owned.includes(p))
     const why =
-      this.unflushed !== undefined
+      this.logLocked !== undefined
+        ? `its state cannot be written: ${this.logLocked.code}: ${this.logLocked.message}`
+        : this.unflushed !== undefined
         ? `it cannot make its applies durable: ${this.unflushed.code}: ${this.unflushed.message}`
         : this.circuit.state !== 'closed' && this.lastPause !== undefined
         ? `it is paused: ${this.lastPause.code}: ${this.lastPause.message}`
@@ -286,7 +299,8 @@ export class TargetConsumer {
     // Partitions still leased to a consumer that stopped: not idle until their lease lapses and they are ours.
     if (this.wanted.some((p) => !this.owned.includes(p))) return false
     await this.commit()
-    if (this.unflushed !== undefined || this.busyKeys.size > 0) return false
+    // Not committed (the target could not flush, or the log is locked by another process): not done.
+    if (this.unflushed !== undefined || this.logLocked !== undefined || this.busyKeys.size > 0) return false
     const marks = await this.options.log.marks()
     for (const p of this.owned) {
       const position = this.progress.position(p)
@@ -308,9 +322,26 @@ export class TargetConsumer {
       await this.heartbeatNow()
       await this.carryOutReset()
       await this.abortExpiredTransactions()
+      this.lockFreed()
+    } catch (error) {
+      // The log locked by another process: the leases are renewed at the next heartbeat (if they lapsed
+      // meanwhile, the epochs say so then, and what was lost is dropped).
+      if (!this.lockedOut(error)) throw error
     } finally {
       this.heartbeating = false
     }
+  }
+
+  /** Whether an error is the log's lock held by another process: said once, then waited through. */
+  private lockedOut(error: unknown): boolean {
+    if (!isLogLocked(error)) return false
+    if (this.logLocked === undefined) this.options.onEvent?.({ type: 'log-locked', target: this.options.settings.name, error: error as WalError })
+    this.logLocked = error as WalError
+    return true
+  }
+
+  private lockFreed(): void {
+    this.logLocked = undefined
   }
 
   /**
@@ -361,7 +392,7 @@ export class TargetConsumer {
     this.owned = owned.filter((p) => this.epochs.has(p))
     if (fresh.length > 0) this.progressed()
     // Partitions given up are released once what was read from them is done and committed.
-    if (removed.length > 0) void this.releaseWhenDone(removed)
+    if (removed.length > 0) void this.releaseWhenDone(removed).catch((error: unknown) => this.fail(error))
     this.options.onEvent?.({ type: 'partitions', target: this.options.settings.name, partitions: [...this.owned] })
   }
 
@@ -413,7 +444,12 @@ export class TargetConsumer {
     await this.commit()
     const gone = partitions.filter((p) => !this.owned.includes(p))
     for (const p of gone) if (this.epochs.has(p)) this.drop(p)
-    await this.options.store.release(this.options.owner, gone)
+    try {
+      await this.options.store.release(this.options.owner, gone)
+    } catch (error) {
+      // Not released now (the log locked by another process): the lease lapses by itself.
+      if (!this.lockedOut(error)) throw error
+    }
   }
 
   private async dispatchScheduled(): Promise<number> {
@@ -974,7 +1010,9 @@ export class TargetConsumer {
         change = withoutPartitions(change, new Set([p]))
       }
       if (epochs.size === 0) return
-      const { lost } = await this.options.store.commit(this.options.owner, {
+      let lost: number[]
+      try {
+        ;({ lost } = await this.options.store.commit(this.options.owner, {
         epochs,
         offsets,
         schedule: change.schedule,
@@ -983,7 +1021,14 @@ export class TargetConsumer {
         deadLetters: change.deadLetters,
         history: change.history.map((h) => h.event),
         txnProgress: change.txnProgress.map(({ txn, appliedSeq, done }) => ({ txn, appliedSeq, done })),
-      })
+        }))
+      } catch (error) {
+        if (!this.lockedOut(error)) throw error
+        // Nothing was written: the change waits for the next commit, and no offset moves past it.
+        this.change = mergeChanges(change, this.change)
+        return
+      }
+      this.lockFreed()
       if (lost.length === 0) break
       // Another consumer holds these now (or held them since): nothing of ours was written; forget them.
       // What we applied there is redone by whoever holds them, from the committed offset.

@@ -293,7 +293,7 @@ class Producer {
         : `nothing from line ${notWritten[0]?.lineNumber ?? '?'} on was written; ${this.summary.durable + this.summary.duplicates} earlier mutations are durable`
       throw new BackendUnavailableError(
         `${error.message} (${what})`,
-        { cause: error, suggestions: error.suggestions, details: { ...this.summary, firstLineNotWritten: notWritten[0]?.lineNumber } },
+        { code: error.code, cause: error, suggestions: error.suggestions, details: { ...this.summary, firstLineNotWritten: notWritten[0]?.lineNumber } },
       )
     }
   }

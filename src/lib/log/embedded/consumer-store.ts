@@ -140,7 +140,7 @@ export class EmbeddedConsumerStore implements ConsumerStore {
       return result
     } catch (error) {
       // A full disk, a lock held too long, a file made read-only: the log's fault (exit 5), said as such.
-      if (isStorageError(error)) throw unavailable(this.path, `write the consumer state of target "${this.target}" to`, error)
+      if (isStorageError(error)) throw unavailable(this.path, `write the consumer state of target "${this.target}" to`, error, undefined, this.lockTimeoutMs)
       throw error
     }
   }

@@ -13,7 +13,7 @@ import { ULID_PATTERN } from '../../envelope/id.js'
 import { checkedJson, poisonRecord, storedHeaders } from '../../envelope/quarantine.js'
 import { timeInRange } from '../../time.js'
 import { BackendUnavailableError, ConfigError, InvalidRecordError, NotFoundError, type WalError } from '../../errors.js'
-import type { AppendOptions, AppendResult, ConsumerStore, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, Positions, ReadOptions, SkipList, TxnInfo } from '../backend.js'
+import type { AppendOptions, AppendResult, ConsumerStore, ConsumerStoreOptions, DeadLetterQueue, LogBackend, LogInfo, PartitionMark, Positions, ReadOptions, SkipList, TxnInfo } from '../backend.js'
 import { ADD_CREATED_AT_US, DDL, PRAGMAS, SCHEMA_VERSION, TXN_DDL } from './schema.js'
 import { LogWriter, toRow, type Row, type WriteResult } from './writer.js'
 import { writerThreadWanted, WriterThread, writerThreadAvailable } from './writer-client.js'
@@ -585,9 +585,9 @@ export class EmbeddedLog implements LogBackend {
     })
   }
 
-  async consumerStore(target: string): Promise<ConsumerStore> {
+  async consumerStore(target: string, options: ConsumerStoreOptions = {}): Promise<ConsumerStore> {
     try {
-      return EmbeddedConsumerStore.open(this.path, this.namespace, this.partitions, target, LOCK_TIMEOUT_MS)
+      return EmbeddedConsumerStore.open(this.path, this.namespace, this.partitions, target, options.lockWaitMs ?? LOCK_TIMEOUT_MS)
     } catch (error) {
       throw unavailable(this.path, 'open the consumer state of', error)
     }

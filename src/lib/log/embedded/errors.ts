@@ -3,6 +3,7 @@ import { statfsSync } from 'node:fs'
 import { dirname } from 'node:path'
 
 import { BackendUnavailableError } from '../../errors.js'
+import { formatDurationMs } from '../../time.js'
 
 /** How long a write waits for another process's lock on the log before giving up. */
 export const LOCK_TIMEOUT_MS = 30_000
@@ -29,17 +30,31 @@ function noRoomFor(path: string): boolean {
   }
 }
 
-export function unavailable(path: string, action: string, error: unknown, what = 'the embedded log'): BackendUnavailableError {
+/** The code of an embedded log's lock held by another process past the wait: a consumer waits on through it. */
+export const LOG_LOCKED_CODE = 'WAL_LOG_LOCKED'
+
+export function unavailable(path: string, action: string, error: unknown, what = 'the embedded log', waitedMs = LOCK_TIMEOUT_MS): BackendUnavailableError {
   const code = sqliteErrorCode(error)
   const errno = (error as NodeJS.ErrnoException).code
+  if (code === 5 || code === 6) {
+    // Not the file's fault: a process holds the write lock, most likely a wal stopped mid-write
+    // (SIGSTOP, a suspended terminal job, a debugger) or stuck.
+    return new BackendUnavailableError(`cannot ${action} ${what} ${path}: another process held its write lock for more than ${formatDurationMs(waitedMs)}`, {
+      code: LOG_LOCKED_CODE,
+      cause: error,
+      details: { path },
+      suggestions: [
+        `find the process holding it (fuser ${path}, or lsof ${path}): a wal stopped with Ctrl-Z or SIGSTOP holds it until it goes on (fg, or kill -CONT); end it if it is stuck`,
+        'nothing that was acknowledged is lost; run the command again once the lock is free',
+      ],
+    })
+  }
   const reason =
-    code === 5 || code === 6
-      ? `the log stayed locked by another process for more than ${LOCK_TIMEOUT_MS / 1000}s`
-      : code === 13 || errno === 'ENOSPC' || (code === 10 && noRoomFor(path))
-        ? 'the disk is full'
-        : errno === 'EACCES' || errno === 'EPERM' || code === 8 || code === 14
-          ? 'permission denied: the state directory or the log file cannot be written'
-          : (error as Error).message
+    code === 13 || errno === 'ENOSPC' || (code === 10 && noRoomFor(path))
+      ? 'the disk is full'
+      : errno === 'EACCES' || errno === 'EPERM' || code === 8 || code === 14
+        ? 'permission denied: the state directory or the log file cannot be written'
+        : (error as Error).message
   return new BackendUnavailableError(`cannot ${action} ${what} ${path}: ${reason}`, {
     cause: error,
     details: { path },
@@ -48,4 +63,9 @@ export function unavailable(path: string, action: string, error: unknown, what =
       'nothing that was acknowledged is lost; run the command again once fixed',
     ],
   })
+}
+
+/** Whether an error says another process held the embedded log's write lock too long (see unavailable). */
+export function isLogLocked(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === LOG_LOCKED_CODE
 }
