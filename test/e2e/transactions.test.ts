@@ -4,6 +4,7 @@ import { DatabaseSync } from 'node:sqlite'
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { startTargetServer } from '../helpers/http-target-server.js'
 import { kvItems } from '../helpers/state.js'
 import { jsonLines, makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
@@ -245,5 +246,118 @@ describe('transactions and per-key order', () => {
     const byKey = new Map<string, number[]>()
     for (const line of written) byKey.set(line.key, [...(byKey.get(line.key) ?? []), line.payload.seq])
     for (const [key, seqs] of byKey) expect(seqs, key).toEqual([...seqs].sort((a, b) => a - b))
+  })
+
+  describe('a part whose key has an earlier mutation waiting in the schedule', () => {
+    /** K's earlier write (seq 1) waits; a transaction writes K (seq 2) and another key; K is written again after the marker (seq 3). */
+    function lines(first: Record<string, unknown>): unknown[] {
+      return [
+        { key: 'K', payload: { seq: 1 }, ...first },
+        { txn: 't1', key: 'K', payload: { seq: 2 } },
+        { txn: 't1', key: 'other', payload: { seq: 2 } },
+        { txn: 't1', commit: true },
+        { key: 'K', payload: { seq: 3 } },
+        { key: 'cold', payload: { seq: 4 } },
+      ]
+    }
+    function fileSeqs(outPath: string): Map<string, number[]> {
+      const byKey = new Map<string, number[]>()
+      let text = ''
+      try {
+        text = readFileSync(outPath, 'utf8')
+      } catch {
+        return byKey
+      }
+      for (const line of jsonLines<{ key: string; payload: { seq: number } }>(text)) byKey.set(line.key, [...(byKey.get(line.key) ?? []), line.payload.seq])
+      return byKey
+    }
+
+    it('waits for the delayed write of its key: the transaction is applied after it, in produce order, also when --until-idle stops before it is due', async () => {
+      const outPath = join(wal.dir, 'out.ndjson')
+      writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { out: { type: 'file', path: outPath } } } } }))
+      const notBefore = Date.now() + 4000
+      const produced = await wal.run(['produce', '-n', 'orders'], { input: ndjson(lines({ notBefore })) })
+      expect(produced.code, produced.stderr).toBe(0)
+
+      // Before K's first write is due: the other keys are applied, K and the transaction wait.
+      const early = await wal.run(['consume', '-n', 'orders', '--until-idle'])
+      expect(early.code, early.stderr).toBe(0)
+      if (Date.now() < notBefore) {
+        expect(fileSeqs(outPath).get('cold')).toEqual([4])
+        expect(fileSeqs(outPath).get('K')).toBeUndefined()
+        expect(fileSeqs(outPath).get('other')).toBeUndefined()
+      }
+
+      await waitFor(() => Date.now() > notBefore + 200, { timeoutMs: 30_000, intervalMs: 100 })
+      const late = await wal.run(['consume', '-n', 'orders', '--until-idle'])
+      expect(late.code, late.stderr).toBe(0)
+      const seqs = fileSeqs(outPath)
+      expect(seqs.get('K')).toEqual([1, 2, 3])
+      expect(seqs.get('other')).toEqual([2])
+    }, 60_000)
+
+    it('waits for the delayed write of its key across a SIGKILL of the consumer while the transaction waits', async () => {
+      const outPath = join(wal.dir, 'out.ndjson')
+      writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { out: { type: 'file', path: outPath } } } } }))
+      const notBefore = Date.now() + 5000
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(lines({ notBefore })) })).code).toBe(0)
+
+      const consumer = wal.spawn(['consume', '-n', 'orders'])
+      consumer.stdout!.resume()
+      consumer.stderr!.resume()
+      const closed = new Promise<number | null>((resolve) => consumer.on('close', resolve))
+      await waitFor(() => fileSeqs(outPath).has('cold'), { timeoutMs: 30_000, intervalMs: 50 })
+      consumer.kill('SIGKILL')
+      await closed
+      const killedAt = fileSeqs(outPath)
+      if (Date.now() < notBefore) expect(killedAt.get('K')).toBeUndefined()
+
+      await waitFor(() => Date.now() > notBefore + 200, { timeoutMs: 30_000, intervalMs: 100 })
+      const late = await wal.run(['consume', '-n', 'orders', '--until-idle'])
+      expect(late.code, late.stderr).toBe(0)
+      const seqs = fileSeqs(outPath)
+      expect(seqs.get('K')).toEqual([1, 2, 3])
+      expect(seqs.get('other')).toEqual([2])
+    }, 60_000)
+
+    it('stops waiting, and is applied at its marker, when the mutations of its keys behind it would stop reading for every key', async () => {
+      const outPath = join(wal.dir, 'out.ndjson')
+      writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { out: { type: 'file', path: outPath } } } } }))
+      const input: unknown[] = [{ key: 'K', payload: { seq: 1 }, notBefore: Date.now() + 600_000 }, { txn: 't1', key: 'K', payload: { seq: 2 } }, { txn: 't1', commit: true }]
+      for (let seq = 3; seq < 3003; seq++) input.push({ key: 'K', payload: { seq } })
+      for (let i = 0; i < 20; i++) input.push({ key: `cold${i}`, payload: { seq: 4000 + i } })
+      expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })).code).toBe(0)
+      const consumed = await wal.run(['consume', '-n', 'orders', '--until-idle', '--idle-timeout', '60s'])
+      expect(consumed.code, consumed.stderr).toBe(0)
+      const seqs = fileSeqs(outPath)
+      expect([...seqs.keys()].filter((key) => key.startsWith('cold'))).toHaveLength(20)
+      // K's first write is due in 10 minutes: the rest of K waits behind it in the schedule.
+      expect(seqs.get('K')).toEqual([2])
+    }, 90_000)
+
+    it('waits for the write of its key that backs off in the schedule: the target sees K in produce order', async () => {
+      const server = await startTargetServer()
+      try {
+        writeFileSync(
+          join(wal.cwd, '.walrc.json'),
+          JSON.stringify({ namespaces: { orders: { partitions: 2, retry: { initialBackoffMs: 6000, jitter: 0, maxAttempts: 5 }, targets: { api: { type: 'http', url: server.url } } } } }),
+        )
+        // K's first write answers 503 once: it goes to the schedule for 6 s.
+        server.failFirst('K', 1)
+        expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(lines({})) })).code).toBe(0)
+        const consumer = wal.spawn(['consume', '-n', 'orders'])
+        consumer.stdout!.resume()
+        consumer.stderr!.resume()
+        const closed = new Promise<number | null>((resolve) => consumer.on('close', resolve))
+        const applied = (key: string): number[] => server.received.filter((r) => r.key === key && r.status === 200).map((r) => (JSON.parse(r.body) as { seq: number }).seq)
+        await waitFor(() => applied('K').length >= 3 && applied('other').length >= 1, { timeoutMs: 60_000, intervalMs: 100 })
+        consumer.kill('SIGTERM')
+        expect(await closed).toBe(0)
+        expect(applied('K')).toEqual([1, 2, 3])
+        expect(applied('other')).toEqual([2])
+      } finally {
+        await server.close()
+      }
+    }, 90_000)
   })
 })

@@ -147,6 +147,41 @@ describe('transactions on a Kafka namespace', () => {
     expect((JSON.parse((await wal.run(['explain', '-n', 'orders', 'slow-1', '--json'])).stdout) as { state: string }).state).toBe('aborted')
   }, 180_000)
 
+  it('applies a part after the earlier delayed write of its key, across --until-idle runs: a file target sees the key in produce order', async () => {
+    const outPath = join(wal.cwd, 'out.ndjson')
+    // One partition: across partitions, Kafka gives no order between the marker and K's later write.
+    topics.push(await kafkaNamespace(wal, { partitions: 1, targets: { out: { type: 'file', path: outPath } } }))
+    const notBefore = Date.now() + 8000
+    const input = [
+      { key: 'K', payload: { seq: 1 }, notBefore },
+      { txn: 't1', key: 'K', payload: { seq: 2 } },
+      { txn: 't1', key: 'other', payload: { seq: 2 } },
+      { txn: 't1', commit: true },
+    ]
+    const produced = await wal.run(['produce', '-n', 'orders'], { input: ndjson(input) })
+    expect(produced.code, produced.stderr).toBe(0)
+    // K's next write in a later run (a run of its own: the marker is in the log before it either way).
+    const after = await wal.run(['produce', '-n', 'orders'], { input: ndjson([{ key: 'K', payload: { seq: 3 } }]) })
+    expect(after.code, after.stderr).toBe(0)
+    const seqs = (key: string): number[] => {
+      let text = ''
+      try {
+        text = readFileSync(outPath, 'utf8')
+      } catch {
+        return []
+      }
+      return jsonLines<{ key: string; payload: { seq: number } }>(text).filter((l) => l.key === key).map((l) => l.payload.seq)
+    }
+    const early = await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    expect(early.code, early.stderr).toBe(0)
+    if (Date.now() < notBefore) expect(seqs('K')).toEqual([])
+    await waitFor(() => Date.now() > notBefore + 200, { timeoutMs: 60_000, intervalMs: 100 })
+    const late = await wal.run(['consume', '-n', 'orders', '--until-idle'])
+    expect(late.code, late.stderr).toBe(0)
+    expect(seqs('K')).toEqual([1, 2, 3])
+    expect(seqs('other')).toEqual([2])
+  }, 180_000)
+
   it('keeps the lines after a marker after it in the log, as in the input, in one produce run', async () => {
     topics.push(await kafkaNamespace(wal, { partitions: 1 }))
     const input = [

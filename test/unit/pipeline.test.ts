@@ -122,6 +122,30 @@ describe('keyed executor', () => {
     await executor.idle()
     expect(log).toEqual(['t try 1', 'c0', 't try 2', 'a1'])
   })
+
+  it('lets a running task wait for another one outside its keys without its slot, also with one slot, and keeps its keys meanwhile', async () => {
+    const executor = new KeyedExecutor(1)
+    const log: string[] = []
+    let other!: () => void
+    const otherDone = new Promise<void>((resolve) => (other = resolve))
+    executor.push('k', async () => {
+      log.push('waiter+')
+      await executor.waitOutside(otherDone)
+      log.push('waiter-')
+    })
+    executor.push('k', async () => {
+      log.push('after')
+    })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(executor.onlyWaitingOutside).toBe(true)
+    executor.push('x', async () => {
+      log.push('other')
+      other()
+    })
+    expect(executor.onlyWaitingOutside).toBe(false)
+    await executor.idle()
+    expect(log).toEqual(['waiter+', 'other', 'waiter-', 'after'])
+  })
 })
 
 describe('circuit breaker', () => {

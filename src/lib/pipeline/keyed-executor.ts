@@ -36,6 +36,11 @@ export class KeyedExecutor {
     return this.queues.get(key)?.length ?? 0
   }
 
+  /** Whether every task given and not finished waits in waitOutside, or queues behind one that does. */
+  get onlyWaitingOutside(): boolean {
+    return this.pending > 0 && this.running === 0 && this.ready.length === 0
+  }
+
   /** Whether a task of this key is queued or running. */
   has(key: string): boolean {
     return this.queues.has(key)
@@ -151,6 +156,20 @@ export class KeyedExecutor {
     queue.shift()
     if (queue.length > 0) this.ready.push(key)
     else this.queues.delete(key)
+  }
+
+  /**
+   * A running task waits on `wait` for other tasks (not for its keys, which it keeps): its slot goes to
+   * them meanwhile, so a waiting task cannot starve the ones it waits for (with concurrency 1 too).
+   */
+  async waitOutside<T>(wait: Promise<T>): Promise<T> {
+    this.running--
+    this.pump()
+    try {
+      return await wait
+    } finally {
+      this.running++
+    }
   }
 
   /** Resolves when every task given so far has finished. */

@@ -47,6 +47,8 @@ const SCHEDULED_BATCH = 200
  * next commit and heartbeat try again), and a stop is never held up longer than this.
  */
 export const CONSUMER_LOCK_WAIT_MS = 5_000
+/** The executor's key of a scheduled entry whose key a transaction's marker holds: it runs beside the marker, which may wait for it. */
+const BESIDE_MARKER = '\u0000beside-marker\u0000'
 
 export interface TargetConsumerOptions {
   log: LogBackend
@@ -171,6 +173,16 @@ export class TargetConsumer {
    * `blocked` once one of them went back to the schedule (the rest of the run then waits behind it).
    */
   private readonly busyKeys = new Map<string, { partition: number; epoch: number; left: number; blocked: boolean }>()
+  /** Keys held by transactions' markers in the executor (given, not done), with how many times. */
+  private readonly markerHolds = new Map<string, number>()
+  /** Markers waiting for earlier scheduled mutations of their parts' keys (see waitForScheduledKeys). */
+  private markersWaiting = 0
+  /** Set when what waits behind waiting markers stops reading: they stop waiting (see dispatchLog). */
+  private markersOverflow = false
+  /** Resolved when a scheduled entry is done or a partition dropped: waiting markers look again. */
+  private scheduledChange: { promise: Promise<void>; resolve: () => void } | undefined
+  /** Aborted when --until-idle ends with markers waiting: they, and what queues behind them, are left for the next run. */
+  private readonly leaveWaiting = new AbortController()
   private change = emptyChange()
   private readonly executor: KeyedExecutor
   private readonly circuit = new CircuitBreaker({ probeIntervalMs: 500, maxProbeIntervalMs: 30_000 })
@@ -295,7 +307,9 @@ export class TargetConsumer {
 
   /** Nothing in flight, nothing to read, nothing scheduled that is due. */
   private async idle(): Promise<boolean> {
-    if (this.executor.size > 0 || this.inFlight > 0) return false
+    // Work in flight is not idle, unless all that is left is markers waiting for scheduled entries (not
+    // due yet, see below) and what queues behind them: those are left for the next run.
+    if ((this.executor.size > 0 || this.inFlight > 0) && !(this.markersWaiting > 0 && this.applying === 0 && this.executor.onlyWaitingOutside)) return false
     // Partitions still leased to a consumer that stopped: not idle until their lease lapses and they are ours.
     if (this.wanted.some((p) => !this.owned.includes(p))) return false
     await this.commit()
@@ -310,7 +324,9 @@ export class TargetConsumer {
       for await (const _record of this.options.log.read({ from: new Map([[p, position]]), until: new Map([[p, marks[p]!.high]]) })) return false
     }
     const due = await this.options.store.nextDueAtMs(this.owned)
-    return due === null || due > this.options.now()
+    const idle = due === null || due > this.options.now()
+    if (idle && this.markersWaiting > 0) this.leaveWaiting.abort()
+    return idle
   }
 
   /** Claims or renews leases; takes on new partitions and lets go of those no longer ours. */
@@ -433,6 +449,7 @@ export class TargetConsumer {
     for (const [key, busy] of this.busyKeys) if (busy.partition === partition) this.busyKeys.delete(key)
     this.change = withoutPartitions(this.change, new Set([partition]))
     this.owned = this.owned.filter((p) => p !== partition)
+    this.wakeMarkers()
   }
 
   private isCurrent(item: Item): boolean {
@@ -473,7 +490,7 @@ export class TargetConsumer {
         runs.add(key)
       } else busy.left++
       const item: Item = { source: 'scheduled', partition: entry.partition, epoch, seq: entry.seq, mutation: entry.mutation }
-      this.executor.push(entry.mutation.key, () => this.process(item))
+      this.executor.push(this.markerHolds.has(key) ? BESIDE_MARKER + key : key, () => this.process(item))
       dispatched++
     }
     return dispatched
@@ -492,7 +509,17 @@ export class TargetConsumer {
   private async dispatchLog(): Promise<number> {
     // Read a page only when all of it fits in flight: a page cut short is read again from the log next
     // turn, and with a slow target (a remote database) that re-reading would cost more than the applies.
-    if (this.owned.length === 0 || this.inFlight > MAX_IN_FLIGHT - READ_BATCH) return 0
+    if (this.owned.length === 0) return 0
+    if (this.inFlight > MAX_IN_FLIGHT - READ_BATCH) {
+      // All that fills the room in flight waits behind markers waiting for scheduled entries: reading
+      // would stop for every key, so those markers are applied now, at their place in the log (their
+      // keys' scheduled entries after them), and reading goes on.
+      if (this.markersWaiting > 0 && this.applying === 0 && this.executor.onlyWaitingOutside) {
+        this.markersOverflow = true
+        this.wakeMarkers()
+      }
+      return 0
+    }
     let dispatched = 0
     const from = new Map(this.owned.map((p) => [p, this.progress.position(p)]))
     const epochs = new Map(this.owned.map((p) => [p, this.epochs.get(p)!]))
@@ -514,8 +541,62 @@ export class TargetConsumer {
 
   /** Hands a log item to the executor: under its key, or (a transaction's marker) under every key it holds. */
   private pushItem(item: LogItem, holds: readonly string[] | undefined): void {
-    if (holds === undefined) this.executor.push(item.mutation.key, () => this.process(item))
-    else this.executor.pushAll(holds, () => this.process(item))
+    if (holds === undefined) {
+      this.executor.push(item.mutation.key, () => this.process(item))
+      return
+    }
+    for (const key of holds) this.markerHolds.set(key, (this.markerHolds.get(key) ?? 0) + 1)
+    this.executor.pushAll(holds, async () => {
+      try {
+        await this.process(item)
+      } finally {
+        for (const key of holds) {
+          const left = this.markerHolds.get(key)! - 1
+          if (left > 0) this.markerHolds.set(key, left)
+          else this.markerHolds.delete(key)
+        }
+      }
+    })
+  }
+
+  /**
+   * A marker whose parts' keys (for this target) have earlier mutations waiting in the schedule (delayed,
+   * or backing off) waits until they are done: they run beside it (dispatchScheduled), so each part keeps
+   * its place in its key's order. Meanwhile the marker holds its keys (later mutations of them wait
+   * behind it) and its offset is not committed past. False: it is left for the next consumer (a stop,
+   * or --until-idle ending while it waits).
+   */
+  private async waitForScheduledKeys(item: LogItem): Promise<boolean> {
+    const name = this.options.settings.name
+    const keys = new Set<string>()
+    for (const { record } of item.txn?.found?.parts ?? []) if (record.target === null || record.target === name) keys.add(record.key)
+    const scheduled = (): boolean => {
+      for (const counts of this.scheduledCount.values()) for (const key of keys) if ((counts.get(key) ?? 0) > 0) return true
+      return false
+    }
+    if (keys.size === 0 || !scheduled()) return true
+    const leave = AbortSignal.any([this.stopWaiting, this.leaveWaiting.signal])
+    const left = new Promise<void>((resolve) => leave.addEventListener('abort', () => resolve(), { once: true }))
+    this.markersWaiting++
+    try {
+      while (scheduled() && !leave.aborted && !this.markersOverflow && this.isCurrent(item)) {
+        if (this.scheduledChange === undefined) {
+          let resolve!: () => void
+          const promise = new Promise<void>((r) => (resolve = r))
+          this.scheduledChange = { promise, resolve }
+        }
+        await this.executor.waitOutside(Promise.race([this.scheduledChange.promise, left]))
+      }
+      return !leave.aborted
+    } finally {
+      if (--this.markersWaiting === 0) this.markersOverflow = false
+    }
+  }
+
+  private wakeMarkers(): void {
+    const change = this.scheduledChange
+    this.scheduledChange = undefined
+    change?.resolve()
   }
 
   /**
@@ -651,8 +732,8 @@ export class TargetConsumer {
       if (item.source === 'log') this.abandon(item)
       return
     }
-    if (this.options.stop.aborted) {
-      // Stopping: only what already started is finished; this one is left for the next consumer.
+    if (this.options.stop.aborted || this.leaveWaiting.signal.aborted) {
+      // Stopping (or --until-idle leaving waiting markers): only what already started is finished; this one is left for the next consumer.
       if (item.source === 'log') this.abandon(item)
       return
     }
@@ -673,8 +754,9 @@ export class TargetConsumer {
       const txn = txnOf(mutation)
       if (txn !== undefined) {
         // A transaction's part waits for its marker, which applies all of them in order.
-        if (txn.marker) await this.applyTransaction(item, txn.id)
-        else this.done(item, undefined)
+        if (!txn.marker) this.done(item, undefined)
+        else if (item.source === 'log' && !(await this.waitForScheduledKeys(item))) this.abandon(item)
+        else await this.applyTransaction(item, txn.id)
         return
       }
       if (mutation.target !== null && mutation.target !== this.options.settings.name) {
@@ -956,6 +1038,7 @@ export class TargetConsumer {
       const left = (counts?.get(item.mutation.key) ?? 1) - 1
       if (left > 0) counts?.set(item.mutation.key, left)
       else counts?.delete(item.mutation.key)
+      if (this.markersWaiting > 0) this.wakeMarkers()
     } else this.finishLog(item)
   }
 
