@@ -215,10 +215,28 @@ export class SqsQueues {
         return
       }
       for (const ok of response.Successful ?? []) out[Number(ok.Id)] = { messageId: ok.MessageId }
+      // FIFO: the last of each message group this request got into the queue. A failed entry before it
+      // cannot be sent again: it would land behind a later message of its group, out of order.
+      const lastSent = new Map<string, number>()
+      for (const ok of response.Successful ?? []) {
+        const group = entries[Number(ok.Id)]!.MessageGroupId
+        if (group !== undefined) lastSent.set(group, Math.max(lastSent.get(group) ?? -1, Number(ok.Id)))
+      }
       const retry: number[] = []
       for (const failed of response.Failed ?? []) {
         const i = Number(failed.Id)
-        if (!failed.SenderFault && attempt < ENTRY_TRIES) retry.push(i)
+        const group = entries[i]!.MessageGroupId
+        if (!failed.SenderFault && group !== undefined && (lastSent.get(group) ?? -1) > i) {
+          out[i] = {
+            error: this.error(
+              Object.assign(new Error(`${failed.Code ?? 'Error'}: ${failed.Message ?? ''}; not sent again, as a later message of its group (the same key) went through in the same request, and a retry would land behind it`), {
+                name: failed.Code ?? 'Error',
+                $fault: 'server',
+              }),
+              'SendMessageBatch',
+            ),
+          }
+        } else if (!failed.SenderFault && attempt < ENTRY_TRIES) retry.push(i)
         else {
           out[i] = {
             error: failed.SenderFault
@@ -227,7 +245,8 @@ export class SqsQueues {
           }
         }
       }
-      pending = retry
+      // In the order they were given: a message group's entries go again in its order.
+      pending = retry.sort((a, b) => a - b)
       if (pending.length > 0) await sleep(100 * 2 ** (attempt - 1))
     }
   }
