@@ -30,6 +30,8 @@ describe('chaos on the embedded log', () => {
             targets: { store: { type: 'kv' }, out: { type: 'file', path: outPath } },
           },
         },
+        // The daemon's leases as short as the consumers' (--lease-ttl): a freeze outlasts them too.
+        daemon: { leaseTtlMs: 1500 },
       }),
     )
     const result = await runChaos({

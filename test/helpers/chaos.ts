@@ -215,14 +215,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const i = Math.floor(random() * o.slots.length)
     const p = slots[i]!
     const roll = random()
-    const daemon = o.slots[i] === 'daemon'
     if (roll < 0.4) {
       actions.push(`SIGKILL slot ${i}`)
       p.child.kill('SIGKILL')
       await p.closed
       await sleep(random() * 500)
       start(i)
-    } else if (roll < 0.75 && !daemon) {
+    } else if (roll < 0.75) {
       const ms = Math.floor((o.pauseMs ?? o.leaseTtlMs * 1.5) * (1 + random()))
       actions.push(`SIGSTOP slot ${i} for ${ms}ms`)
       p.child.kill('SIGSTOP')
