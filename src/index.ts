@@ -78,11 +78,9 @@ export const COMMANDS: Record<string, unknown> = existsSync(new URL('../oclif.ma
  */
 export async function run(dir: string): Promise<void> {
   const argv = process.argv.slice(2)
-  const loaded = new Map<string, Command.Class>()
-  const load = async (id: string): Promise<Command.Class> => loaded.get(id) ?? loaded.set(id, (await LOADERS[id]!()).default).get(id)!
   // Whether a command takes arguments is known once its class is loaded: the class of the id the words name.
   const named = directCommand(argv, Object.keys(LOADERS), () => true)
-  const command = named && (await load(named.id))
+  const command: Command.Class | undefined = named && (await LOADERS[named.id]!()).default
   const direct = command && directCommand(argv, Object.keys(LOADERS), () => Object.keys(command.args ?? {}).length > 0 || command.strict === false)
   if (command && direct) await runDirect(command, direct.id, direct.argv, new URL('../package.json', import.meta.url))
   else await runCli(dir)

@@ -95,14 +95,14 @@ export class KvTarget implements Target {
     let db: DatabaseSync | undefined
     try {
       mkdirSync(dirname(options.path), { recursive: true })
-      const opened = new DatabaseSync(options.path, { timeout: BUSY_WAIT_MS })
-      db = opened
+      db = new DatabaseSync(options.path, { timeout: BUSY_WAIT_MS })
+      const setUp = db.exec.bind(db)
       await withLockRetries(() => {
-        opened.exec('PRAGMA journal_mode = WAL')
-        opened.exec('PRAGMA synchronous = FULL')
-        opened.exec(DDL)
+        setUp('PRAGMA journal_mode = WAL')
+        setUp('PRAGMA synchronous = FULL')
+        setUp(DDL)
       }, OPEN_WAIT_MS)
-      return new KvTarget(options.name, options.path, opened)
+      return new KvTarget(options.name, options.path, db)
     } catch (error) {
       db?.close()
       throw new TargetError(`cannot open the kv store ${options.path}: ${(error as Error).message}`, {
