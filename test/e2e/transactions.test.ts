@@ -272,9 +272,24 @@ describe('transactions and per-key order', () => {
       return byKey
     }
 
-    it('waits for the delayed write of its key: the transaction is applied after it, in produce order, also when --until-idle stops before it is due', async () => {
+    /** A namespace of two partitions with a file target; its path. */
+    function fileTarget(): string {
       const outPath = join(wal.dir, 'out.ndjson')
       writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { out: { type: 'file', path: outPath } } } } }))
+      return outPath
+    }
+    /** Once K's first write is due, a drain applies it, then the transaction, then K's last write. */
+    async function drainOnceDue(notBefore: number, outPath: string): Promise<void> {
+      await waitFor(() => Date.now() > notBefore + 200, { timeoutMs: 30_000, intervalMs: 100 })
+      const late = await wal.run(['consume', '-n', 'orders', '--until-idle'])
+      expect(late.code, late.stderr).toBe(0)
+      const seqs = fileSeqs(outPath)
+      expect(seqs.get('K')).toEqual([1, 2, 3])
+      expect(seqs.get('other')).toEqual([2])
+    }
+
+    it('waits for the delayed write of its key: the transaction is applied after it, in produce order, also when --until-idle stops before it is due', async () => {
+      const outPath = fileTarget()
       const notBefore = Date.now() + 4000
       const produced = await wal.run(['produce', '-n', 'orders'], { input: ndjson(lines({ notBefore })) })
       expect(produced.code, produced.stderr).toBe(0)
@@ -288,17 +303,11 @@ describe('transactions and per-key order', () => {
         expect(fileSeqs(outPath).get('other')).toBeUndefined()
       }
 
-      await waitFor(() => Date.now() > notBefore + 200, { timeoutMs: 30_000, intervalMs: 100 })
-      const late = await wal.run(['consume', '-n', 'orders', '--until-idle'])
-      expect(late.code, late.stderr).toBe(0)
-      const seqs = fileSeqs(outPath)
-      expect(seqs.get('K')).toEqual([1, 2, 3])
-      expect(seqs.get('other')).toEqual([2])
+      await drainOnceDue(notBefore, outPath)
     }, 60_000)
 
     it('waits for the delayed write of its key across a SIGKILL of the consumer while the transaction waits', async () => {
-      const outPath = join(wal.dir, 'out.ndjson')
-      writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { out: { type: 'file', path: outPath } } } } }))
+      const outPath = fileTarget()
       const notBefore = Date.now() + 5000
       expect((await wal.run(['produce', '-n', 'orders'], { input: ndjson(lines({ notBefore })) })).code).toBe(0)
 
@@ -312,17 +321,11 @@ describe('transactions and per-key order', () => {
       const killedAt = fileSeqs(outPath)
       if (Date.now() < notBefore) expect(killedAt.get('K')).toBeUndefined()
 
-      await waitFor(() => Date.now() > notBefore + 200, { timeoutMs: 30_000, intervalMs: 100 })
-      const late = await wal.run(['consume', '-n', 'orders', '--until-idle'])
-      expect(late.code, late.stderr).toBe(0)
-      const seqs = fileSeqs(outPath)
-      expect(seqs.get('K')).toEqual([1, 2, 3])
-      expect(seqs.get('other')).toEqual([2])
+      await drainOnceDue(notBefore, outPath)
     }, 60_000)
 
     it('stops waiting, and is applied at its marker, when the mutations of its keys behind it would stop reading for every key', async () => {
-      const outPath = join(wal.dir, 'out.ndjson')
-      writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { orders: { partitions: 2, targets: { out: { type: 'file', path: outPath } } } } }))
+      const outPath = fileTarget()
       const input: unknown[] = [{ key: 'K', payload: { seq: 1 }, notBefore: Date.now() + 600_000 }, { txn: 't1', key: 'K', payload: { seq: 2 } }, { txn: 't1', commit: true }]
       for (let seq = 3; seq < 3003; seq++) input.push({ key: 'K', payload: { seq } })
       for (let i = 0; i < 20; i++) input.push({ key: `cold${i}`, payload: { seq: 4000 + i } })
