@@ -46,6 +46,31 @@ describe('Cassandra statements', () => {
     expect(s.params).toEqual(['login', Buffer.from([0, 1]), 1, 'mon', 5, T])
   })
 
+  it('builds each column list its own INSERT, whatever characters the column names hold', () => {
+    // Quoted CQL names may hold commas or be called like an Object method; the query cache must not mix them up.
+    const odd: TableSchema = {
+      keyspace: 'ks',
+      table: 't',
+      columns: new Map(['id', 'a,b', 'c', 'a', 'b,c', 'toString', '__proto__'].map((c) => [c, 'text'])),
+      partitionKey: ['id'],
+      clustering: [],
+      queries: new Map(),
+    }
+    const put = (item: Record<string, unknown>, key: Record<string, string> = { id: 'k' }) => partStatement(odd, { op: 'put', table: 't', key, item }, T, 'mutation M')
+    expect(put({ 'a,b': '1', c: '2' })).toEqual({ query: 'INSERT INTO "ks"."t" ("a,b", "c", "id") VALUES (?, ?, ?) USING TIMESTAMP ?', params: ['1', '2', 'k', T] })
+    expect(put({ a: '1', 'b,c': '2' })).toEqual({ query: 'INSERT INTO "ks"."t" ("a", "b,c", "id") VALUES (?, ?, ?) USING TIMESTAMP ?', params: ['1', '2', 'k', T] })
+    expect(put({ 'a,b': '3', c: '4' }).query).toBe('INSERT INTO "ks"."t" ("a,b", "c", "id") VALUES (?, ?, ?) USING TIMESTAMP ?')
+    // A key column called toString is a column, not a clash with Object.prototype.toString.
+    const named = { ...odd, partitionKey: ['toString'] }
+    expect(partStatement(named, { op: 'put', table: 't', key: { toString: 'x' }, item: { c: '1' } }, T, 'M')).toEqual({
+      query: 'INSERT INTO "ks"."t" ("c", "toString") VALUES (?, ?) USING TIMESTAMP ?',
+      params: ['1', 'x', T],
+    })
+    // `__proto__` as JSON.parse makes it: an own field, written like any column.
+    const item = JSON.parse('{"__proto__":"p","c":"1"}') as Record<string, unknown>
+    expect(put(item)).toEqual({ query: 'INSERT INTO "ks"."t" ("__proto__", "c", "id") VALUES (?, ?, ?) USING TIMESTAMP ?', params: ['p', '1', 'k', T] })
+  })
+
   it('deletes one row by its full primary key unless a wider scope is asked for', () => {
     expect(at({ op: 'delete', table: 'events', key: { user: 1, day: 'mon', ts: 5 } })).toMatchObject({
       query: 'DELETE FROM "shop"."events" USING TIMESTAMP ? WHERE "user" = ? AND "day" = ? AND "ts" = ?',

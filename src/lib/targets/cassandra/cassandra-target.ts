@@ -13,6 +13,7 @@ import type { CassandraClusterSettings, CassandraTableDeclaration, ConsistencyLe
 import { createdAtMicros } from '../../envelope/created-at.js'
 import type { Mutation } from '../../envelope/envelope.js'
 import { ConfigError, WalError } from '../../errors.js'
+import { allowYoungGeneration, NETWORK_YOUNG_GENERATION_CAP_BYTES } from '../../young-generation.js'
 import { parseOperation, partsOf, type PartOperation } from '../operations.js'
 import { TargetError, type BatchContext, type Target } from '../target.js'
 import { tableProblems } from './declared-tables.js'
@@ -87,6 +88,7 @@ export class CassandraTarget implements Target {
   /** Connects and checks the keyspace. Throws a WalError: ConfigError (exit 3) or BackendUnavailableError (exit 5). */
   static async open(options: CassandraTargetOptions): Promise<CassandraTarget> {
     const driver = await loadDriver()
+    allowYoungGeneration(NETWORK_YOUNG_GENERATION_CAP_BYTES)
     const client = new driver.Client(clientOptions({ cluster: options.cluster, consistency: options.consistency, timeoutMs: options.timeoutMs }, driver))
     try {
       try {

@@ -23,8 +23,10 @@ export interface TableSchema {
   columns: ReadonlyMap<string, string>
   partitionKey: readonly string[]
   clustering: readonly string[]
-  /** Query texts already built, by column list: a consumer builds each statement shape once. */
+  /** Query texts already built, by column list (as JSON): a consumer builds each statement shape once. */
   queries?: Map<string, string>
+  /** The last INSERT built or found in `queries`, with its columns: the next put most likely has the same. */
+  lastInsert?: { names: readonly string[]; query: string }
 }
 
 /** One CQL statement with its values; the write time is the last value. */
@@ -110,44 +112,72 @@ function unknownColumns(schema: TableSchema, names: Iterable<string>): string[] 
   return [...names].filter((n) => !schema.columns.has(n))
 }
 
-/** The columns of a put: its key and item merged (a key column given twice must agree). */
-function putColumns(part: PutOperation, where: string): Record<string, unknown> {
-  const values: Record<string, unknown> = { ...part.item }
-  for (const [name, value] of Object.entries(part.key)) {
-    if (name in values && values[name] !== value) {
-      throw fatal('CASSANDRA_KEY_MISMATCH', `${where}: key column "${name}" is ${JSON.stringify(value)} in "key" but ${JSON.stringify(values[name])} in "item"`)
-    }
-    values[name] = value
-  }
-  return values
-}
-
+/**
+ * The statement of a put: the item's columns, then the key's that the item does not name (a key column
+ * in both must agree). Read from the objects' own fields, so a column named like an Object method or
+ * `__proto__` is a column like any other. This runs for every mutation: no object is built per put.
+ */
 function putStatement(schema: TableSchema, part: PutOperation, timestampMicros: unknown, where: string): Statement {
-  const values = putColumns(part, where)
-  const names = Object.keys(values)
+  const { item, key } = part
+  const names: string[] = []
+  const values: unknown[] = []
+  for (const name in item) {
+    names.push(name)
+    values.push(item[name])
+  }
+  for (const name in key) {
+    const value = key[name]
+    if (Object.hasOwn(item, name)) {
+      if (item[name] !== value) throw fatal('CASSANDRA_KEY_MISMATCH', `${where}: key column "${name}" is ${JSON.stringify(value)} in "key" but ${JSON.stringify(item[name])} in "item"`)
+      continue
+    }
+    names.push(name)
+    values.push(value)
+  }
   const params: unknown[] = new Array(names.length + 1)
   let unknown: string[] | undefined
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!
     const type = schema.columns.get(name)
     if (type === undefined) (unknown ??= []).push(name)
-    else params[i] = toColumnValue(name, type, values[name], where)
+    else params[i] = toColumnValue(name, type, values[i], where)
   }
   if (unknown !== undefined) {
     throw fatal('CASSANDRA_COLUMN_UNKNOWN', `${where}: table ${schema.keyspace}.${schema.table} has no column ${unknown.map((c) => `"${c}"`).join(', ')}`)
   }
-  const missing = primaryKey(schema).filter((c) => values[c] === undefined || values[c] === null)
-  if (missing.length > 0) {
+  let missing: string[] | undefined
+  for (const keyColumns of [schema.partitionKey, schema.clustering]) {
+    for (const column of keyColumns) {
+      const at = names.indexOf(column)
+      if (at === -1 || values[at] === null || values[at] === undefined) (missing ??= []).push(column)
+    }
+  }
+  if (missing !== undefined) {
     throw fatal('CASSANDRA_KEY_MISSING', `${where}: primary key column ${missing.map((c) => `"${c}"`).join(', ')} of ${schema.keyspace}.${schema.table} missing`)
   }
   params[names.length] = timestampMicros
-  const shape = names.join(',')
+  return { query: insertQuery(schema, names), params }
+}
+
+/** The INSERT of these columns, built once per column list (puts of a table nearly always share one). */
+function insertQuery(schema: TableSchema, names: readonly string[]): string {
+  const last = schema.lastInsert
+  if (last !== undefined && sameNames(last.names, names)) return last.query
+  // Keyed by the names as JSON: a column name may hold any character, so no separator is safe.
+  const shape = JSON.stringify(names)
   let query = schema.queries?.get(shape)
   if (query === undefined) {
     query = `INSERT INTO ${quote(schema.keyspace)}.${quote(schema.table)} (${names.map(quote).join(', ')}) VALUES (${names.map(() => '?').join(', ')}) USING TIMESTAMP ?`
     schema.queries?.set(shape, query)
   }
-  return { query, params }
+  if (schema.queries !== undefined) schema.lastInsert = { names, query }
+  return query
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 function deleteStatement(schema: TableSchema, part: DeleteOperation, timestampMicros: unknown, where: string): Statement {
