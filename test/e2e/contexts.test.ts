@@ -155,6 +155,43 @@ describe('config validate', () => {
     expect(warned.code).toBe(0)
     expect(warned.stdout).toContain('warning: the default namespace "ordrs" is not declared')
   })
+
+  it('refuses targets that forward a namespace back into its own log (A -> B -> A): validate, consume and the daemon exit 3', async () => {
+    // Nothing is reached: the loop is found from the config, before any broker is asked.
+    writeFileSync(
+      join(wal.cwd, '.walrc.yaml'),
+      `clusters:
+  kafka:
+    main: { brokers: ['127.0.0.1:1'] }
+namespaces:
+  a:
+    backend: kafka
+    cluster: main
+    targets:
+      toB: { type: kafka, cluster: main, topic: wal.b }
+      out: { type: file, path: ./out.ndjson }
+  b:
+    backend: kafka
+    cluster: main
+    topic: wal.b
+    targets:
+      toA: { type: kafka, cluster: main, topic: a }
+`,
+    )
+    const loop = /forwarding loop: namespace "a" target "toB" writes into topic "wal\.b" of Kafka cluster "main", namespace "b" reads it, namespace "b" target "toA" writes into topic "a" of Kafka cluster "main", which namespace "a" reads/
+    const validated = await wal.run(['config', 'validate'])
+    expect(validated.code).toBe(3)
+    expect(validated.stderr).toMatch(loop)
+    const consumed = await wal.run(['consume', '-n', 'a', '--until-idle'])
+    expect(consumed.code).toBe(3)
+    expect(consumed.stderr).toMatch(loop)
+    const json = await wal.run(['consume', '-n', 'b', '--until-idle', '--json'])
+    expect(json.code).toBe(3)
+    expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: 'WAL_FORWARD_LOOP' } })
+    const daemon = await wal.run(['daemon', 'run', '--port', '0'])
+    expect(daemon.code).toBe(3)
+    expect(daemon.stderr + daemon.stdout).toMatch(/forwarding loop/)
+  })
 })
 
 describe('the example config', () => {

@@ -5,6 +5,7 @@ import type { CommonOptions } from '../io/context.js'
 import { ConfigError, UsageError, WalError } from '../errors.js'
 import { loadConfig, writeUsedContext } from './load.js'
 import { isSecretPath, redactSecrets, SECRET_QUERY_PARAMETER } from './redact.js'
+import { refuseForwardingLoop } from '../targets/forwarding-loop.js'
 import { findConfig } from './search.js'
 import type { ResolvedConfig } from './schema.js'
 
@@ -31,6 +32,7 @@ export async function validateConfigFile(options: CommonOptions): Promise<Config
       throw error
     }
   }
+  for (const namespace of config.namespaces.values()) refuseForwardingLoop(config, namespace)
   const warnings = [...config.warnings]
   // A default namespace set (defaultNamespace, WAL_NAMESPACE) but not declared, when namespaces are not made
   // on demand, fails every command run without -n. (The implicit "default" is not flagged: with declared

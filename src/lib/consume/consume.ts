@@ -14,6 +14,7 @@ import type { ShardRequest } from '../log/backend.js'
 import { openLog } from '../log/open.js'
 import { RateLimiter } from '../pipeline/rate-limiter.js'
 import { CONSUMER_LOCK_WAIT_MS, TargetConsumer, type PipelineEvent, type TargetStats } from '../pipeline/target-consumer.js'
+import { refuseForwardingLoop } from '../targets/forwarding-loop.js'
 import { openTarget } from '../targets/open.js'
 import { parseDurationMs } from '../time.js'
 import { escapeControl } from '../cli/render.js'
@@ -122,6 +123,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       suggestions: ['drop --target: a message is deleted from the queue only once every target applied it or dead-lettered it'],
     })
   }
+  refuseForwardingLoop(config, settings, targets)
   const owner = `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`
   const log = await openLog(config, settings, { create: true })
   // The log's own partition count: a Kafka topic may have other than the config says.

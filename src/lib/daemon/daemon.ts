@@ -66,6 +66,8 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
   let config: ResolvedConfig = withFlags(await loadConfig(loadOptions))
   const listen = { host: options.host ?? config.daemon.host, port: options.port ?? config.daemon.port }
   const warnings = checkListen(listen.host, config.daemon)
+  // A config the consumers cannot run (a forwarding loop) stops the start here, before anything is made.
+  planConsumers(config)
   const logger = createLogger()
   const paths = daemonPaths(config.stateDir)
   // Generated once, kept across restarts: clients (wal daemon *, wal top, curl) read it from the file.

@@ -3,6 +3,7 @@
  * the rules (what counts as a change, what is left alone) are tested without processes.
  */
 import { namespaceSettings } from '../config/load.js'
+import { refuseForwardingLoop } from '../targets/forwarding-loop.js'
 import type { NamespaceSettings, ResolvedConfig, TargetSettings } from '../config/schema.js'
 
 /**
@@ -48,6 +49,7 @@ export function planConsumers(config: ResolvedConfig, existing: readonly string[
     const namespace = namespaceSettings(config, name)
     const groups = namespace.backend === 'sqs' ? (namespace.targets.length > 0 ? [{ key: `${name}/*`, targets: namespace.targets }] : []) : namespace.targets.map((t) => ({ key: `${name}/${t.name}`, targets: [t] }))
     for (const { key, targets } of groups) {
+      refuseForwardingLoop(config, namespace, targets)
       // daemon.concurrency, else the target's own (Cassandra), else 16; an SQS consumer, the most parallel target's.
       const applies = concurrency ?? Math.max(...targets.map((t) => (t.type === 'cassandra' ? t.concurrency : 16)))
       const fingerprint = JSON.stringify({ log: logFingerprint(namespace), rate: namespace.ratePerSec, targets, shard, concurrency: applies, leaseTtlMs })
