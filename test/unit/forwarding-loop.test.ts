@@ -10,7 +10,7 @@ const resolve = (raw: Record<string, unknown>) =>
       {
         clusters: {
           kafka: { main: { brokers: ['k1:9092', 'k2:9092'] }, alias: { brokers: ['K2:9092'] }, other: { brokers: ['x:9092'] } },
-          sqs: { aws: { region: 'eu-west-1' }, same: { region: 'eu-west-1' }, us: { region: 'us-east-1' } },
+          sqs: { aws: { region: 'eu-west-1' }, same: { region: 'eu-west-1' }, us: { region: 'us-east-1' }, backup: { region: 'eu-west-1', profile: 'backup-account' } },
         },
         ...raw,
       },
@@ -56,6 +56,8 @@ describe('forwarding loops', () => {
     expect(loopOf(ns({ back: { type: 'sqs', cluster: 'same', queue: 'jobs-1', fifo: true } }), 'jobs')).toEqual(['namespace "jobs" target "back" writes into queue "jobs-1.fifo"'])
     expect(loopOf(ns({ std: { type: 'sqs', cluster: 'aws', queue: 'jobs-1' } }), 'jobs')).toBeNull()
     expect(loopOf(ns({ far: { type: 'sqs', cluster: 'us', queue: 'jobs-1', fifo: true } }), 'jobs')).toBeNull()
+    // Another account's queue of the same name (replication across accounts) is another queue.
+    expect(loopOf(ns({ copy: { type: 'sqs', cluster: 'backup', queue: 'jobs-1', fifo: true } }), 'jobs')).toBeNull()
   })
 
   it('is refused as a configuration error (exit 3) that names the way round', () => {

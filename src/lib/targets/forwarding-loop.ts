@@ -6,7 +6,7 @@
  * `consume`, the daemon and `config validate` refuse such a config (exit 3) and name the way round.
  *
  * Two logs are the same when their cluster is (the same cluster name, or brokers in common; for SQS the
- * same region and endpoint) and so is the topic, or the queue a target names is one of a namespace's
+ * same region, endpoint and credentials) and so is the topic, or the queue a target names is one of a namespace's
  * shard queues. Hops through an HTTP endpoint, or through a config on another machine, are not seen.
  */
 import type { KafkaClusterSettings, NamespaceSettings, ResolvedConfig, SqsClusterSettings, TargetSettings } from '../config/schema.js'
@@ -19,8 +19,10 @@ function sameKafkaCluster(a: KafkaClusterSettings, b: KafkaClusterSettings): boo
   return b.brokers.some((broker) => brokers.has(broker.toLowerCase()))
 }
 
+/** The same account's queues: a queue of the same name under other credentials is another account's. */
 function sameSqsCluster(a: SqsClusterSettings, b: SqsClusterSettings): boolean {
-  return a.name === b.name || (a.region === b.region && a.endpoint === b.endpoint)
+  if (a.name === b.name) return true
+  return a.region === b.region && a.endpoint === b.endpoint && a.profile === b.profile && a.credentials?.accessKeyId === b.credentials?.accessKeyId
 }
 
 /** The namespaces of the config whose log this target writes into. */
