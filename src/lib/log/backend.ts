@@ -85,6 +85,17 @@ export interface AbortedTxn {
   partition: number
 }
 
+/**
+ * The code of a log's write lock held by another process past the wait (the embedded log's, by a wal
+ * stopped mid-write): a running consumer waits on through it rather than stop.
+ */
+export const LOG_LOCKED_CODE = 'WAL_LOG_LOCKED'
+
+/** Whether an error says another process held the log's write lock too long. */
+export function isLogLocked(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === LOG_LOCKED_CODE
+}
+
 export interface ConsumerStoreOptions {
   /**
    * How long a write of the consumer state waits for a lock another process holds (the embedded log)

@@ -4,6 +4,7 @@ import { dirname } from 'node:path'
 
 import { BackendUnavailableError } from '../../errors.js'
 import { formatDurationMs } from '../../time.js'
+import { LOG_LOCKED_CODE } from '../backend.js'
 
 /** How long a write waits for another process's lock on the log before giving up. */
 export const LOCK_TIMEOUT_MS = 30_000
@@ -29,9 +30,6 @@ function noRoomFor(path: string): boolean {
     return false
   }
 }
-
-/** The code of an embedded log's lock held by another process past the wait: a consumer waits on through it. */
-export const LOG_LOCKED_CODE = 'WAL_LOG_LOCKED'
 
 export function unavailable(path: string, action: string, error: unknown, what = 'the embedded log', waitedMs = LOCK_TIMEOUT_MS): BackendUnavailableError {
   const code = sqliteErrorCode(error)
@@ -63,9 +61,4 @@ export function unavailable(path: string, action: string, error: unknown, what =
       'nothing that was acknowledged is lost; run the command again once fixed',
     ],
   })
-}
-
-/** Whether an error says another process held the embedded log's write lock too long (see unavailable). */
-export function isLogLocked(error: unknown): boolean {
-  return (error as { code?: unknown } | undefined)?.code === LOG_LOCKED_CODE
 }
