@@ -9,6 +9,7 @@ import { decodeEnvelope, decodeEnvelopeLine, encodeEnvelope, MAX_KEY_CHARS, type
 import { invalidUtf8Offset, jsonDepth, MAX_PAYLOAD_DEPTH, scanKeyPayloadLine, scanObjectField, splitTopLevelArray } from '../../src/lib/envelope/json-text.js'
 import { InvalidRecordError } from '../../src/lib/errors.js'
 import { readLineChunks } from '../../src/lib/io/lines.js'
+import { besideMarkerLane } from '../../src/lib/pipeline/target-consumer.js'
 import { EmbeddedLog } from '../../src/lib/log/embedded/embedded-log.js'
 import { DDL, PRAGMAS } from '../../src/lib/log/embedded/schema.js'
 import { LogWriter, packResults, packRows, toRow, unpackResults, unpackRows, type Row, type WriteResult } from '../../src/lib/log/embedded/writer.js'
@@ -276,6 +277,13 @@ describe('counts, strings and headers at the door', () => {
     expect(rejection('{"key":"a\\ud800","payload":1}').message).toMatch(/field "key"/)
     expect(rejection('{"payload":1,"headers":{"h":"\\udc00"}}').message).toMatch(/lone UTF-16 surrogate/)
     expect(rejection(`{"key":"${'k'.repeat(MAX_KEY_CHARS + 1)}","payload":1}`).message).toMatch(/field "key"/)
+  })
+
+  it('lets no key share the consumer\'s lane of entries held beside a transaction marker', () => {
+    // A key equal to that lane would be serialised with another key's scheduled entries.
+    const lane = besideMarkerLane('k')
+    expect(rejection(`{"key":${JSON.stringify(lane)},"payload":1}`).message).toMatch(/field "key": expected text without lone UTF-16 surrogates/)
+    expect(() => decodeEnvelope({ key: lane, payload: 1 }, { namespace: 'ns', nowMs: 0 })).toThrow(InvalidRecordError)
   })
 
   it('says a length limit in words with its unit: key, target and idempotency key', () => {

@@ -46,8 +46,14 @@ const SCHEDULED_BATCH = 200
  * next commit and heartbeat try again), and a stop is never held up longer than this.
  */
 export const CONSUMER_LOCK_WAIT_MS = 5_000
-/** The executor's key of a scheduled entry whose key a transaction's marker holds: it runs beside the marker, which may wait for it. */
-const BESIDE_MARKER = '\u0000beside-marker\u0000'
+/**
+ * The executor's lane of a key's scheduled entries while a transaction's marker holds the key: they run
+ * beside the marker, which may wait for them. It starts with a lone surrogate, which no key a mutation
+ * can carry holds (the door refuses it; keys read back from a log are decoded UTF-8), so no key shares it.
+ */
+export function besideMarkerLane(key: string): string {
+  return `\ud800beside-marker:${key}`
+}
 
 export interface TargetConsumerOptions {
   log: LogBackend
@@ -489,7 +495,7 @@ export class TargetConsumer {
         runs.add(key)
       } else busy.left++
       const item: Item = { source: 'scheduled', partition: entry.partition, epoch, seq: entry.seq, mutation: entry.mutation }
-      this.executor.push(this.markerHolds.has(key) ? BESIDE_MARKER + key : key, () => this.process(item))
+      this.executor.push(this.markerHolds.has(key) ? besideMarkerLane(key) : key, () => this.process(item))
       dispatched++
     }
     return dispatched
