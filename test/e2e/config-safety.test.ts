@@ -3,6 +3,7 @@
 // within the time limit, never a hang, a crash or WAL_INTERNAL.
 import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
@@ -56,6 +57,33 @@ describe('the config search', () => {
     const flood = await wal.run(['config', 'validate', '--config', '/dev/zero'])
     expect(flood.code).toBe(3)
     expect(flood.stderr).toContain('/dev/zero: a config is at most 4 MiB; this one is larger')
+  })
+
+  it('ends on the first Ctrl-C or SIGTERM while it waits for a FIFO named by --config or --payload-file that nobody writes to (exit 130)', async () => {
+    const fifo = join(wal.dir, 'fifo')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    for (const [args, signal] of [
+      [['config', 'validate', '--config', fifo], 'SIGINT'],
+      [['produce', '-k', 'k', '--payload-file', fifo], 'SIGTERM'],
+    ] as const) {
+      const child = wal.spawn(args)
+      let stderr = ''
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+      // Waiting on the FIFO: no writer yet. (Before, the open held a thread and no signal could end wal.)
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      child.kill(signal)
+      const ended = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 10_000))])
+      if (ended === 'hung') child.kill('SIGKILL')
+      expect(ended, `${args.join(' ')}: ${stderr}`).toBe(130)
+      expect(stderr).toContain(`interrupted while reading ${fifo}`)
+    }
+    // With a writer, the FIFO is read as a file.
+    const reader = wal.run(['config', 'validate', '--config', fifo])
+    await writeFile(fifo, '{"namespaces":{"fromFifo":{}}}')
+    const read = await reader
+    expect(read.code, read.stderr).toBe(0)
+    expect(read.stdout).toContain('valid (1 namespace: fromFifo)')
   })
 
   it("never runs or reads a cosmiconfig meta config (.config/config.js, package.json#cosmiconfig) in the working directory", async () => {

@@ -1,8 +1,10 @@
 /** Reading NDJSON input and writing line output, fast and without losing partial lines. */
 import type { Readable, Writable } from 'node:stream'
 import { isUtf8 } from 'node:buffer'
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs'
 
 import { invalidUtf8Offset } from '../envelope/json-text.js'
+import { InterruptedError } from '../errors.js'
 import { holdYoungGeneration } from '../young-generation.js'
 
 /** A line of input and its 1-based number. */
@@ -148,19 +150,65 @@ export function writeText(output: Writable, text: string): Promise<boolean> | bo
  * (--payload-file, --config) may be a pipe or a device (/dev/zero), which has no size to check first.
  */
 export async function readFileUpTo(path: string, maxBytes: number): Promise<Buffer | null> {
-  // node:fs/promises (with readline and fs watchers behind it) is loaded here, on use, not on every start.
-  const handle = await process.getBuiltinModule('node:fs/promises').open(path, 'r')
+  // Opened without blocking: a FIFO nobody writes to yet would otherwise hold a thread of Node's pool in
+  // open(2), and the process could then not end at all (Ctrl-C, SIGTERM: its exit waits for that thread).
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  let owned = true
   try {
+    const stat = fstatSync(fd)
+    if (stat.isFIFO() || stat.isSocket()) {
+      // Read as the event loop reads a pipe: waiting for a writer holds no thread, and a signal ends it.
+      owned = false
+      return await readPipe(fd, path, maxBytes)
+    }
+    if (stat.isCharacterDevice() && process.getBuiltinModule('node:tty').isatty(fd)) {
+      throw new Error('it is a terminal: name a file, or pipe the text in (<(…))')
+    }
+    // A regular file (a config, nearly always) or a device that never blocks (/dev/zero): read at once,
+    // without node:fs/promises, whose loading (readline and fs watchers behind it) costs more than a config.
+    return readAll(fd, maxBytes)
+  } finally {
+    if (owned) closeSync(fd)
+  }
+}
+
+function readAll(fd: number, maxBytes: number): Buffer | null {
+  const chunks: Buffer[] = []
+  let size = 0
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(64 * 1024)
+    const bytesRead = readSync(fd, buffer, 0, buffer.length, null)
+    if (bytesRead === 0) return Buffer.concat(chunks, size)
+    size += bytesRead
+    if (size > maxBytes) return null
+    chunks.push(buffer.subarray(0, bytesRead))
+  }
+}
+
+/**
+ * A pipe's bytes until its writer closes it (null past maxBytes); the fd is closed when done. Ctrl-C or
+ * SIGTERM while it waits (a FIFO nobody writes to) ends the wait as an interruption.
+ */
+function readPipe(fd: number, path: string, maxBytes: number): Promise<Buffer | null> {
+  const socket = new (process.getBuiltinModule('node:net').Socket)({ fd, readable: true, writable: false })
+  return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
-    for (;;) {
-      const { bytesRead, buffer } = await handle.read({ buffer: Buffer.alloc(64 * 1024) })
-      if (bytesRead === 0) return Buffer.concat(chunks, size)
-      size += bytesRead
-      if (size > maxBytes) return null
-      chunks.push(buffer.subarray(0, bytesRead))
+    const finish = (outcome: () => void): void => {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      socket.destroy()
+      outcome()
     }
-  } finally {
-    await handle.close()
-  }
+    const onSignal = (): void => finish(() => reject(new InterruptedError(`interrupted while reading ${path}`)))
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    socket.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > maxBytes) finish(() => resolve(null))
+      else chunks.push(chunk)
+    })
+    socket.on('end', () => finish(() => resolve(Buffer.concat(chunks, size))))
+    socket.on('error', (error) => finish(() => reject(error)))
+  })
 }

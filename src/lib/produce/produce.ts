@@ -414,6 +414,7 @@ async function produceOne(producer: Producer, options: ProduceOptions): Promise<
       try {
         bytes = await readFileUpTo(options.payloadFile!, MAX_LINE_BYTES)
       } catch (error) {
+        if (error instanceof InterruptedError) throw error
         throw new UsageError(`cannot read --payload-file ${options.payloadFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error })
       }
       // Past the most any namespace takes (a device such as /dev/zero never ends): refused unread.
