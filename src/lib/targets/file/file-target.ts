@@ -7,7 +7,7 @@
  * A file is written and fsync'd on libuv's thread pool, not on the event loop: a slow or stalled disk
  * holds up this target's commits only, while lease heartbeats, other targets and signals go on.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { closeSync, constants, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs'
 import { fstat, fsync, ftruncate, writev } from 'node:fs'
 import { promisify } from 'node:util'
 import { dirname } from 'node:path'
@@ -16,6 +16,7 @@ import { encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
 import { TargetError, type Target } from '../target.js'
 
 const writevAsync = promisify(writev)
+const APPEND_NONBLOCK = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK
 const fsyncAsync = promisify(fsync)
 const fstatAsync = promisify(fstat)
 const ftruncateAsync = promisify(ftruncate)
@@ -36,6 +37,8 @@ const SPARE_BLOCKS = 16
  * (a slow fsync would otherwise let the consumer read on and buffer the log as fast as it reads it).
  */
 const PACE_BYTES = 8 * 1024 * 1024
+/** How long closing waits for a pipe's reader to take the last lines. */
+const PIPE_CLOSE_WAIT_MS = 5_000
 
 /** Frees a block's memory now, rather than when V8 next collects its old generation. */
 function release(block: Buffer): void {
@@ -50,6 +53,14 @@ function unwritten(chunks: readonly Buffer[], bytes: number): Buffer[] {
   const rest = chunks.slice(at)
   if (bytes > 0) rest[0] = rest[0]!.subarray(bytes)
   return rest
+}
+
+function writeFailed(error: unknown): TargetError {
+  return new TargetError(`cannot append to the file: ${(error as Error).message}`, {
+    errorClass: 'infrastructure',
+    code: (error as NodeJS.ErrnoException).code ?? 'WRITE_FAILED',
+    cause: error,
+  })
 }
 
 /** A filled part of a block (or a line too long for one, in a buffer of its own), in the order applied. */
@@ -71,6 +82,9 @@ export class FileTarget implements Target {
   private readonly stdout: boolean
   /** Only a regular file can be fsync'd: a device (/dev/null), a FIFO or a socket refuses it (EINVAL). */
   private readonly durable: boolean
+  /** A pipe, FIFO or socket (`-` into `| jq`): written by the event loop as fast as its reader takes it. */
+  private readonly pipe: boolean
+  private pipeSocket: import('node:net').Socket | undefined
   /** What flush() writes next: filled blocks, in the order their lines were applied. */
   private chunks: Chunk[] = []
   /** The block lines are encoded into now, and how much of it is filled. */
@@ -87,10 +101,15 @@ export class FileTarget implements Target {
     this.stdout = options.path === '-'
     try {
       if (!this.stdout) mkdirSync(dirname(options.path), { recursive: true })
-      this.fd = this.stdout ? 1 : openSync(options.path, 'a')
-      this.durable = !this.stdout && fstatSync(this.fd).isFile()
+      // Non-blocking: a FIFO nobody reads would otherwise block the thread in open(2) for good, where no
+      // signal could end wal. Writes that would block (a reader that stopped reading) pause the target.
+      this.fd = this.stdout ? 1 : openSync(options.path, APPEND_NONBLOCK, 0o666)
+      const stat = fstatSync(this.fd)
+      this.durable = !this.stdout && stat.isFile()
+      this.pipe = stat.isFIFO() || stat.isSocket()
     } catch (error) {
-      throw new TargetError(`cannot open ${options.path} for appending: ${(error as Error).message}`, {
+      const why = (error as NodeJS.ErrnoException).code === 'ENXIO' ? 'it is a FIFO that no process reads yet (start its reader first)' : (error as Error).message
+      throw new TargetError(`cannot open ${options.path} for appending: ${why}`, {
         errorClass: 'infrastructure',
         code: (error as NodeJS.ErrnoException).code ?? 'OPEN_FAILED',
         cause: error,
@@ -191,12 +210,37 @@ export class FileTarget implements Target {
     const chunks = this.chunks
     this.chunks = []
     this.buffered = 0
+    if (this.pipe) {
+      try {
+        await this.writePipe(chunks)
+      } catch (error) {
+        // The reader went away (EPIPE): what it did not take is written again for the next one.
+        this.requeue(chunks)
+        throw writeFailed(error)
+      }
+      this.recycle(chunks)
+      return
+    }
     let written = 0
     let startSize: number | undefined
     try {
       if (this.stdout) {
-        // stdout may be a pipe or terminal the thread pool cannot write to in one go: written here.
-        for (const { bytes } of chunks) for (let at = 0; at < bytes.length; ) at += writeSync(this.fd, bytes, at)
+        // A terminal or a device the thread pool cannot write to in one go: written here, and on a
+        // failure only what was not written is kept, so no line is cut or doubled in the output.
+        let done = 0
+        try {
+          for (; done < chunks.length; done++) {
+            const { bytes } = chunks[done]!
+            for (let at = 0; at < bytes.length; ) {
+              at += writeSync(this.fd, bytes, at)
+              if (at < bytes.length) chunks[done] = { bytes: bytes.subarray(at), block: chunks[done]!.block }
+            }
+          }
+        } catch (error) {
+          this.recycle(chunks.slice(0, done))
+          this.requeue(chunks.slice(done))
+          throw writeFailed(error)
+        }
       } else {
         startSize = (await fstatAsync(this.fd)).size
         // Every chunk in one call (a chunk per call took a turn of the event loop each, in which the
@@ -210,26 +254,64 @@ export class FileTarget implements Target {
         if (this.durable) await fsyncAsync(this.fd)
       }
     } catch (error) {
+      if (error instanceof TargetError) throw error
       // Kept for the next flush: nothing is committed past lines not known to be on disk.
-      this.chunks = [...chunks, ...this.chunks]
-      for (const { bytes } of chunks) this.buffered += bytes.length
+      this.requeue(chunks)
       // A write cut short (a full disk) leaves half a line: cut it off, unless another process
       // appended meanwhile (then the next flush's copy follows it; delivery is at least once).
       if (startSize !== undefined && written > 0) {
         const size = await fstatAsync(this.fd).then((st) => st.size, () => undefined)
         if (size === startSize + written) await ftruncateAsync(this.fd, startSize).catch(() => undefined)
       }
-      throw new TargetError(`cannot append to the file: ${(error as Error).message}`, {
-        errorClass: 'infrastructure',
-        code: (error as NodeJS.ErrnoException).code ?? 'WRITE_FAILED',
-        cause: error,
-      })
+      throw writeFailed(error)
     }
     this.recycle(chunks)
   }
 
+  /** Chunks not written, put back in front of what was buffered since: the next flush writes them first. */
+  private requeue(chunks: readonly Chunk[]): void {
+    this.chunks = [...chunks, ...this.chunks]
+    for (const { bytes } of chunks) this.buffered += bytes.length
+  }
+
+  /**
+   * Writes to a pipe through the event loop: a reader that is slow or stopped (SIGSTOP) only holds this
+   * target's flush, never a thread or the process (signals, heartbeats go on). Settles once the last
+   * byte is in the pipe; the socket is not ref'd, so it keeps no finished consumer alive.
+   */
+  private writePipe(chunks: readonly Chunk[]): Promise<void> {
+    if (this.pipeSocket === undefined) {
+      this.pipeSocket = new (process.getBuiltinModule('node:net').Socket)({ fd: this.fd, readable: false, writable: true }).unref()
+      // A write's failure (EPIPE: the reader went away) is the flush's to report, never an uncaught event.
+      this.pipeSocket.on('error', () => undefined)
+    }
+    const socket = this.pipeSocket
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(error)
+      socket.once('error', onError)
+      chunks.forEach(({ bytes }, i) => {
+        if (i < chunks.length - 1) socket.write(bytes)
+        else
+          socket.write(bytes, (error) => {
+            socket.off('error', onError)
+            if (error) reject(error)
+            else resolve()
+          })
+      })
+    })
+  }
+
   async close(): Promise<void> {
-    await this.flush()
-    if (!this.stdout) closeSync(this.fd)
+    if (this.pipe) {
+      // A reader that stopped reading (SIGSTOP, a pager left open) does not hold the consumer's exit:
+      // what it has not taken was never committed, and the next consumer applies it again.
+      let timer: NodeJS.Timeout | undefined
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, PIPE_CLOSE_WAIT_MS)))
+      await Promise.race([this.flush(), waited]).finally(() => clearTimeout(timer))
+    } else await this.flush()
+    if (this.stdout) return
+    // The socket owns a FIFO's descriptor once made: destroying it closes it (and drops what is unwritten).
+    if (this.pipeSocket !== undefined) this.pipeSocket.destroy()
+    else closeSync(this.fd)
   }
 }

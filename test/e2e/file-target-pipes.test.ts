@@ -1,0 +1,75 @@
+// The file target into a pipe: stdout (`path: "-"`) read by something slower than wal, and a FIFO.
+import { spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import { makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
+
+let wal: Sandbox
+beforeEach(() => {
+  wal = makeSandbox()
+})
+afterEach(() => wal.cleanup())
+
+const COUNT = 3000
+
+async function produce(): Promise<void> {
+  const lines = Array.from({ length: COUNT }, (_, i) => ({ key: `k${i % 50}`, payload: { i, pad: 'p'.repeat(900) } }))
+  const produced = await wal.run(['produce', '-n', 'out'], { input: ndjson(lines) })
+  expect(produced.code, produced.stderr).toBe(0)
+}
+
+describe('the file target into a pipe', () => {
+  it('writes every line once and whole to a reader that stops reading for a while (stdout into a slow pipe)', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { out: { targets: { screen: { type: 'file', path: '-' } } } } }))
+    await produce()
+    const child = wal.spawn(['consume', '-n', 'out', '--until-idle'])
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    // The reader stops: the pipe fills (about 64 kB, some 70 lines), and wal must wait, not cut or repeat lines.
+    child.stdout!.pause()
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    child.stdout!.resume()
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
+    expect(code, stderr).toBe(0)
+    const envelopes = stdout.split('\n').filter((line) => line.startsWith('{'))
+    const seen = new Map<number, number>()
+    for (const line of envelopes) {
+      const payload = (JSON.parse(line) as { payload: { i: number } }).payload
+      seen.set(payload.i, (seen.get(payload.i) ?? 0) + 1)
+    }
+    expect(envelopes.length).toBe(COUNT)
+    expect(seen.size).toBe(COUNT)
+    expect(stdout).toContain('TARGET')
+  })
+
+  it('refuses a FIFO nobody reads at once (exit 5, naming it), and writes every line to one a reader holds', async () => {
+    const fifo = join(wal.dir, 'lines.fifo')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { out: { targets: { pipe: { type: 'file', path: fifo } } } } }))
+    await produce()
+    const alone = await wal.run(['consume', '-n', 'out', '--until-idle'])
+    expect(alone.code).toBe(5)
+    expect(alone.stderr).toContain(`cannot open ${fifo} for appending: it is a FIFO that no process reads yet`)
+    // A reader that starts late: the FIFO fills, and wal waits for it.
+    const reader = spawnSync('bash', ['-c', `(sleep 1; cat) > '${fifo}.out' 2>/dev/null < '${fifo}' & echo $!`], { encoding: 'utf8' })
+    expect(reader.status).toBe(0)
+    const consumed = await wal.run(['consume', '-n', 'out', '--until-idle'])
+    expect(consumed.code, consumed.stderr).toBe(0)
+    const pid = Number(reader.stdout.trim())
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(pid, 0)
+      } catch {
+        break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    const lines = readFileSync(`${fifo}.out`, 'utf8').split('\n').filter((line) => line !== '')
+    expect(lines.length).toBe(COUNT)
+    expect(new Set(lines.map((line) => (JSON.parse(line) as { payload: { i: number } }).payload.i)).size).toBe(COUNT)
+  })
+})
