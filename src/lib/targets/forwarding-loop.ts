@@ -6,8 +6,8 @@
  * `consume`, the daemon and `config validate` refuse such a config (exit 3) and name the way round.
  *
  * Two logs are the same when their cluster is (the same cluster name, or brokers in common; for SQS the
- * same region, endpoint and credentials) and so is the topic, or the queue a target names is one of a namespace's
- * shard queues. Hops through an HTTP endpoint, or through a config on another machine, are not seen.
+ * same region, endpoint and credentials) and so is the topic, or the queue a target names is one of a
+ * namespace's shard queues. Hops through an HTTP endpoint, or a config on another machine, are not seen.
  */
 import type { KafkaClusterSettings, NamespaceSettings, ResolvedConfig, SqsClusterSettings, TargetSettings } from '../config/schema.js'
 import { ConfigError } from '../errors.js'

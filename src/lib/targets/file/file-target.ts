@@ -102,7 +102,7 @@ export class FileTarget implements Target {
     try {
       if (!this.stdout) mkdirSync(dirname(options.path), { recursive: true })
       // Non-blocking: a FIFO nobody reads would otherwise block the thread in open(2) for good, where no
-      // signal could end wal. Writes that would block (a reader that stopped reading) pause the target.
+      // signal could end wal. A pipe's reader that stops reading holds up this target's flushes only.
       this.fd = this.stdout ? 1 : openSync(options.path, APPEND_NONBLOCK, 0o666)
       const stat = fstatSync(this.fd)
       this.durable = !this.stdout && stat.isFile()
@@ -214,7 +214,8 @@ export class FileTarget implements Target {
       try {
         await this.writePipe(chunks)
       } catch (error) {
-        // The reader went away (EPIPE): what it did not take is written again for the next one.
+        // The reader went away (EPIPE): nothing is committed past these lines (the target stays paused;
+        // the next consumer applies them again).
         this.requeue(chunks)
         throw writeFailed(error)
       }
