@@ -30,21 +30,21 @@ const APPLIED: Promise<void> = Promise.resolve()
  * moved to the old generation too): either made a long consume's memory grow with the log.
  */
 const BLOCK_BYTES = 256 * 1024
-/** Blocks kept for reuse after a flush, at most; the others are freed at once. */
-const SPARE_BLOCKS = 16
 /**
  * Bytes buffered, at most, while a flush is under way: past them an apply waits for that flush to end
  * (a slow fsync would otherwise let the consumer read on and buffer the log as fast as it reads it).
  */
 const PACE_BYTES = 8 * 1024 * 1024
+/**
+ * Blocks kept for reuse after a flush, at most: as many as can be filled while a flush is under way,
+ * and a few over, so a consumer that keeps up allocates none after its first flushes. A block is never
+ * freed by hand (detaching its memory, as ArrayBuffer.prototype.transfer does, makes V8 throw away the
+ * optimized code of every function that touches a typed array, Node's own included, and compile it
+ * again with checks): the ones past this many are left to the collector.
+ */
+const SPARE_BLOCKS = PACE_BYTES / BLOCK_BYTES + 8
 /** How long closing waits for a pipe's reader to take the last lines. */
 const PIPE_CLOSE_WAIT_MS = 5_000
-
-/** Frees a block's memory now, rather than when V8 next collects its old generation. */
-function release(block: Buffer): void {
-  const whole = block.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }
-  if (block.byteOffset === 0 && whole.byteLength === block.byteLength && whole instanceof ArrayBuffer) whole.transfer?.(0)
-}
 
 /** What is left of chunks after the first `bytes` of them were written (a write can be cut short). */
 function unwritten(chunks: readonly Buffer[], bytes: number): Buffer[] {
@@ -189,7 +189,6 @@ export class FileTarget implements Target {
   private recycle(chunks: readonly Chunk[]): void {
     for (const { block } of chunks) {
       if (block.byteLength === BLOCK_BYTES && this.spare.length < SPARE_BLOCKS) this.spare.push(block)
-      else release(block)
     }
   }
 
