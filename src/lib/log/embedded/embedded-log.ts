@@ -90,6 +90,13 @@ type StoredRow = {
 const STORED_COLUMNS = 'seq, partition, offset, id, key, appended_at, created_at, not_before, target, idempotency_key, attempts, headers, payload, failures, created_at_us'
 type StoredValues = [number, number, number, string, string, number, number, number | null, string | null, string | null, number, string | null, string | Uint8Array, string | null, number | null]
 
+/** An empty array with the elements kind of a page of rows (one that has held an object). */
+function noRows(): StoredRow[] {
+  const rows: unknown[] = [null]
+  rows.pop()
+  return rows as StoredRow[]
+}
+
 function storedRow(v: StoredValues): StoredRow {
   return {
     seq: v[0],
@@ -420,20 +427,31 @@ export class EmbeddedLog implements LogBackend {
     let cursor = this.pageEnd !== undefined && samePositions(this.pageEnd.position, position) ? this.pageEnd.cursor : this.startSeq(position)
     while (records.length < max) {
       const rows = this.scanAfter(cursor)
-      for (const row of rows) {
-        cursor = row.seq
-        const start = position.get(row.partition)
-        if (start === undefined || row.offset < start) continue
-        position.set(row.partition, row.offset + 1)
-        records.push(this.toRecord(row))
-        if (records.length >= max) break
-      }
+      cursor = this.takeRows(rows, position, records, max, cursor)
       if (rows.length < READ_BATCH) break
     }
     // Every row up to the cursor is behind these positions: rows are appended with a growing seq, a
     // partition's offsets grow with it, and none is ever deleted.
     this.pageEnd = { cursor, position }
     return records
+  }
+
+  /**
+   * Adds to `records` the rows at or past each partition's position, up to `max` records; returns the
+   * seq of the last row looked at. A loop of its own, not nested in readPage's: V8 compiles a long
+   * first page's loop while it runs, and code entered that way in an inner loop is thrown away each
+   * time that loop ends, to be compiled again.
+   */
+  private takeRows(rows: readonly StoredRow[], position: Map<number, number>, records: LogRecord[], max: number, cursor: number): number {
+    for (let i = 0; i < rows.length && records.length < max; i++) {
+      const row = rows[i]!
+      cursor = row.seq
+      const start = position.get(row.partition)
+      if (start === undefined || row.offset < start) continue
+      position.set(row.partition, row.offset + 1)
+      records.push(this.toRecord(row))
+    }
+    return cursor
   }
 
   /**
@@ -512,7 +530,10 @@ export class EmbeddedLog implements LogBackend {
         page.setReturnArrays(true)
         this.statements.set(sql, page)
       }
-      return (page.all(...parameters) as unknown as StoredValues[]).map(storedRow)
+      const values = page.all(...parameters) as unknown as StoredValues[]
+      // An empty page as an array of the same kind as a full one (`[].map()` makes another kind, and
+      // the optimized code of every loop over pages would be thrown away at the log's end).
+      return values.length === 0 ? noRows() : values.map(storedRow)
     } catch (error) {
       // An integer beyond what JavaScript holds exactly (written by another tool, or damaged): read
       // the page again with big integers, so that row is quarantined rather than the reader stopped.

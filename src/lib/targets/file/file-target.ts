@@ -131,9 +131,9 @@ export class FileTarget implements Target {
 
   /** Buffers the lines of every mutation or (one cannot be encoded) of none. */
   applyBatch(mutations: readonly Mutation[]): Promise<void> {
-    const lines: string[] = []
+    let lines: string[]
     try {
-      for (const mutation of mutations) lines.push(encodeEnvelope(mutation))
+      lines = mutations.map((mutation) => encodeEnvelope(mutation))
     } catch (error) {
       return Promise.reject(error)
     }
