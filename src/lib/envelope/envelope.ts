@@ -530,18 +530,43 @@ function hasAny(headers: Record<string, string>): boolean {
   return false
 }
 
+const ENVELOPE_PREFIX = `{"v":${ENVELOPE_VERSION},"id":`
+// The namespace's part of the last line encoded: a consumer's lines all name the same namespace.
+let lastNamespace = ''
+let lastNamespacePart = ''
+
 /** Encodes a mutation (and its position, when read from a log) as one line of JSON, without newline. */
 export function encodeEnvelope(m: Mutation | LogRecord): string {
-  const payload = m.payload.encoding === 'json' ? m.payload.json : JSON.stringify(Buffer.from(m.payload.bytes).toString('base64'))
-  let line =
-    `{"v":${ENVELOPE_VERSION},"id":${JSON.stringify(m.id)},"namespace":${JSON.stringify(m.namespace)}` +
-    `,"key":${JSON.stringify(m.key)},"payload":${payload},"payloadEncoding":"${m.payload.encoding}"` +
-    `,"headers":${hasAny(m.headers) ? JSON.stringify(m.headers) : '{}'},"createdAt":"${formatCreatedAt(m.createdAtMs)}"` +
-    `,"notBefore":${m.notBeforeMs === null ? 'null' : `"${iso(m.notBeforeMs)}"`}` +
-    `,"target":${JSON.stringify(m.target)},"idempotencyKey":${JSON.stringify(m.idempotencyKey)}` +
-    `,"attempts":${m.attempts},"failures":${encodeFailures(m.failures)}`
-  if ('partition' in m) line += `,"partition":${m.partition},"offset":${m.offset},"appendedAt":"${iso(m.appendedAtMs)}"`
-  return `${line}}`
+  const { payload } = m
+  if (m.namespace !== lastNamespace || lastNamespacePart === '') {
+    lastNamespacePart = `,"namespace":${JSON.stringify(m.namespace)},"key":`
+    lastNamespace = m.namespace
+  }
+  // The pieces joined once, into one flat string: a template of this many pieces made a chain of a
+  // string per piece, copied again into one when the line was written (a file consumer's largest
+  // allocation, and a quarter of its encoding time).
+  const parts = [
+    ENVELOPE_PREFIX,
+    JSON.stringify(m.id),
+    lastNamespacePart,
+    JSON.stringify(m.key),
+    ',"payload":',
+    payload.encoding === 'json' ? payload.json : JSON.stringify(Buffer.from(payload.bytes).toString('base64')),
+    payload.encoding === 'json' ? ',"payloadEncoding":"json","headers":' : ',"payloadEncoding":"base64","headers":',
+    hasAny(m.headers) ? JSON.stringify(m.headers) : '{}',
+    ',"createdAt":"',
+    formatCreatedAt(m.createdAtMs),
+    m.notBeforeMs === null ? '","notBefore":null,"target":' : `","notBefore":"${iso(m.notBeforeMs)}","target":`,
+    m.target === null ? 'null' : JSON.stringify(m.target),
+    ',"idempotencyKey":',
+    m.idempotencyKey === null ? 'null' : JSON.stringify(m.idempotencyKey),
+    ',"attempts":',
+    String(m.attempts),
+    ',"failures":',
+    encodeFailures(m.failures),
+    'partition' in m ? `,"partition":${m.partition},"offset":${m.offset},"appendedAt":"${iso(m.appendedAtMs)}"}` : '}',
+  ]
+  return parts.join('')
 }
 
 /** Serializes failures for storage; the inverse of decodeFailures. */
