@@ -1,16 +1,37 @@
 // The file target into a pipe: stdout (`path: "-"`) read by something slower than wal, and a FIFO.
 import { spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
+/** Readers started in the background, ended after each test whatever happened. */
+let readers: number[] = []
 beforeEach(() => {
   wal = makeSandbox()
+  readers = []
 })
-afterEach(() => wal.cleanup())
+afterEach(() => {
+  for (const pid of readers) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // Already gone.
+    }
+  }
+  wal.cleanup()
+})
+
+/** Starts a shell reader of a FIFO in the background; its pid. */
+function startReader(script: string): number {
+  const started = spawnSync('bash', ['-c', `${script} & echo $!`], { encoding: 'utf8' })
+  expect(started.status).toBe(0)
+  const pid = Number(started.stdout.trim())
+  readers.push(pid)
+  return pid
+}
 
 const COUNT = 3000
 
@@ -72,4 +93,67 @@ describe('the file target into a pipe', () => {
     expect(lines.length).toBe(COUNT)
     expect(new Set(lines.map((line) => (JSON.parse(line) as { payload: { i: number } }).payload.i)).size).toBe(COUNT)
   })
+
+  it('opens a FIFO again for its next reader when the one it wrote to leaves, and that reader gets every line not committed', async () => {
+    const fifo = join(wal.dir, 'lines.fifo')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { out: { targets: { pipe: { type: 'file', path: fifo } } } } }))
+    await produce()
+    // The first reader takes 100 lines and leaves (EPIPE for wal's next write); the second comes a
+    // second later. (A reader's output is redirected before it opens the FIFO: bash opens them in that
+    // order, and spawnSync waits for every holder of its stdout.)
+    const first = startReader(`head -n 100 > '${fifo}.first' 2>/dev/null < '${fifo}'`)
+    const consume = wal.spawn(['consume', '-n', 'out', '--until-idle'])
+    let stderr = ''
+    consume.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const exited = new Promise<number | null>((resolve) => consume.on('close', (c) => resolve(c)))
+    await waitForExit(first)
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const second = startReader(`cat > '${fifo}.second' 2>/dev/null < '${fifo}'`)
+    expect(await exited, stderr).toBe(0)
+    await waitForExit(second)
+    const ids = (file: string): number[] =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => (JSON.parse(line) as { payload: { i: number } }).payload.i)
+    const firstIds = ids(`${fifo}.first`)
+    const secondIds = ids(`${fifo}.second`)
+    expect(firstIds.length).toBe(100)
+    // Lines the first reader may have taken are sent again (at least once); none is lost, none cut.
+    expect(new Set([...firstIds, ...secondIds]).size).toBe(COUNT)
+    expect(secondIds.length).toBeLessThanOrEqual(COUNT)
+  })
+
+  it('does not write to what replaced a FIFO after its reader left: the target pauses and says why', async () => {
+    const fifo = join(wal.dir, 'lines.fifo')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { out: { targets: { pipe: { type: 'file', path: fifo } } } } }))
+    await produce()
+    const first = startReader(`head -n 10 > /dev/null 2>&1 < '${fifo}'`)
+    const consume = wal.spawn(['consume', '-n', 'out', '--until-idle', '--idle-timeout', '3s'])
+    let stderr = ''
+    consume.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const exited = new Promise<number | null>((resolve) => consume.on('close', (c) => resolve(c)))
+    await waitForExit(first)
+    // Another file where the FIFO was: wal must not append the log to it.
+    rmSync(fifo)
+    writeFileSync(fifo, 'planted\n')
+    expect(await exited, stderr).toBe(5)
+    expect(readFileSync(fifo, 'utf8')).toBe('planted\n')
+    expect(stderr).toMatch(/names another file now|no process reads it now/)
+  })
 })
+
+/** Waits for a process (not a child of this one) to end. */
+async function waitForExit(pid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(pid, 0)
+    } catch {
+      return
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`process ${pid} did not end`)
+}

@@ -78,13 +78,19 @@ export interface FileTargetOptions {
 
 export class FileTarget implements Target {
   readonly name: string
-  private readonly fd: number
+  /** The descriptor written to; -1 while a named FIFO waits to be opened again for its next reader. */
+  private fd: number
   private readonly stdout: boolean
   /** Only a regular file can be fsync'd: a device (/dev/null), a FIFO or a socket refuses it (EINVAL). */
   private readonly durable: boolean
   /** A pipe, FIFO or socket (`-` into `| jq`): written by the event loop as fast as its reader takes it. */
   private readonly pipe: boolean
   private pipeSocket: import('node:net').Socket | undefined
+  /**
+   * A named FIFO (not stdout): when its reader goes away, it is opened again for the next one, but only
+   * while the path still names this FIFO (not a file or link put in its place meanwhile).
+   */
+  private readonly fifo: { path: string; dev: number; ino: number } | undefined
   /** What flush() writes next: filled blocks, in the order their lines were applied. */
   private chunks: Chunk[] = []
   /** The block lines are encoded into now, and how much of it is filled. */
@@ -107,6 +113,7 @@ export class FileTarget implements Target {
       const stat = fstatSync(this.fd)
       this.durable = !this.stdout && stat.isFile()
       this.pipe = stat.isFIFO() || stat.isSocket()
+      this.fifo = !this.stdout && stat.isFIFO() ? { path: options.path, dev: stat.dev, ino: stat.ino } : undefined
     } catch (error) {
       const why = (error as NodeJS.ErrnoException).code === 'ENXIO' ? 'it is a FIFO that no process reads yet (start its reader first)' : (error as Error).message
       throw new TargetError(`cannot open ${options.path} for appending: ${why}`, {
@@ -211,11 +218,15 @@ export class FileTarget implements Target {
     this.buffered = 0
     if (this.pipe) {
       try {
+        this.reopenFifo()
         await this.writePipe(chunks)
       } catch (error) {
-        // The reader went away (EPIPE): nothing is committed past these lines (the target stays paused;
-        // the next consumer applies them again).
+        // The reader went away (EPIPE): nothing is committed past these lines. The target pauses; a
+        // named FIFO is opened again at the next flush, and its next reader gets these lines first
+        // (some of them may have reached the reader that left: delivery is at least once).
         this.requeue(chunks)
+        if (this.fifo !== undefined) this.closePipe()
+        if (error instanceof TargetError) throw error
         throw writeFailed(error)
       }
       this.recycle(chunks)
@@ -274,6 +285,37 @@ export class FileTarget implements Target {
     for (const { bytes } of chunks) this.buffered += bytes.length
   }
 
+  /** Opens the named FIFO again after its reader left, when a new reader holds it. */
+  private reopenFifo(): void {
+    const fifo = this.fifo
+    if (fifo === undefined || this.fd >= 0) return
+    let fd: number
+    try {
+      fd = openSync(fifo.path, APPEND_NONBLOCK & ~constants.O_CREAT)
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      const why = code === 'ENXIO' ? 'its reader went away and no process reads it now (start its reader again)' : (error as Error).message
+      throw new TargetError(`cannot write to the FIFO ${fifo.path}: ${why}`, { errorClass: 'infrastructure', code: code ?? 'OPEN_FAILED', cause: error })
+    }
+    const stat = fstatSync(fd)
+    if (!stat.isFIFO() || stat.dev !== fifo.dev || stat.ino !== fifo.ino) {
+      closeSync(fd)
+      throw new TargetError(`cannot write to the FIFO ${fifo.path}: the path names another file now (the FIFO was removed or replaced); restart the consumer to write to what it names`, {
+        errorClass: 'infrastructure',
+        code: 'FIFO_REPLACED',
+      })
+    }
+    this.fd = fd
+  }
+
+  /** Closes a FIFO whose reader left (the socket owns its descriptor): the next flush opens it again. */
+  private closePipe(): void {
+    if (this.pipeSocket !== undefined) this.pipeSocket.destroy()
+    else if (this.fd >= 0) closeSync(this.fd)
+    this.pipeSocket = undefined
+    this.fd = -1
+  }
+
   /**
    * Writes to a pipe through the event loop: a reader that is slow or stopped (SIGSTOP) only holds this
    * target's flush, never a thread or the process (signals, heartbeats go on). Settles once the last
@@ -312,6 +354,6 @@ export class FileTarget implements Target {
     if (this.stdout) return
     // The socket owns a FIFO's descriptor once made: destroying it closes it (and drops what is unwritten).
     if (this.pipeSocket !== undefined) this.pipeSocket.destroy()
-    else closeSync(this.fd)
+    else if (this.fd >= 0) closeSync(this.fd)
   }
 }
