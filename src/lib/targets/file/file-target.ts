@@ -16,7 +16,8 @@ import { encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
 import { TargetError, type Target } from '../target.js'
 
 const writevAsync = promisify(writev)
-const APPEND_NONBLOCK = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK
+// O_NOCTTY: a terminal named as the path (or put in a FIFO's place) never becomes wal's controlling terminal.
+const APPEND_NONBLOCK = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOCTTY
 const fsyncAsync = promisify(fsync)
 const fstatAsync = promisify(fstat)
 const ftruncateAsync = promisify(ftruncate)
