@@ -4,7 +4,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import { makeSandbox, ndjson, type Sandbox } from '../helpers/wal.js'
+import { makeSandbox, ndjson, waitFor, type Sandbox } from '../helpers/wal.js'
 
 let wal: Sandbox
 /** Readers started in the background, ended after each test whatever happened. */
@@ -66,6 +66,55 @@ describe('the file target into a pipe', () => {
     expect(seen.size).toBe(COUNT)
     expect(stdout).toContain('TARGET')
   })
+
+  it('ends at the drain timeout after SIGTERM when the reader of its stdout has stopped, and commits nothing the reader did not take', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { out: { targets: { screen: { type: 'file', path: '-' } } } } }))
+    await produce()
+    const child = wal.spawn(['consume', '-n', 'out', '--drain-timeout', '1s'])
+    let stdout = ''
+    let stderr = ''
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    // 'exit', not 'close': close waits for the paused stdout to be read to its end.
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+    // The reader stops (as a pager left open, or a SIGSTOPped jq): the pipe fills and wal's flush waits.
+    child.stdout!.pause()
+    await waitFor(() => stderr.includes('now consuming'))
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    child.kill('SIGTERM')
+    const code = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000))])
+    if (code === 'hung') child.kill('SIGKILL')
+    expect(code, stderr).toBe(5)
+    expect(stderr).toContain('could not make its last applies durable')
+    // What the stopped reader had not taken was not committed: a second consumer, into a file, writes it.
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stdout!.resume()
+    await new Promise((resolve) => child.stdout!.on('end', resolve))
+    // Whole lines only: what came after the last newline is a line cut where the stopped reader's
+    // pipe was full when wal ended (not committed, so written whole again below).
+    const taken = stdout.slice(0, stdout.lastIndexOf('\n') + 1).split('\n').filter((line) => line.startsWith('{'))
+    expect(taken.length).toBeLessThan(COUNT)
+    const rest = join(wal.dir, 'rest.ndjson')
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { out: { targets: { screen: { type: 'file', path: rest } } } } }))
+    const second = await wal.run(['consume', '-n', 'out', '--until-idle'])
+    expect(second.code, second.stderr).toBe(0)
+    const ids = new Set([...taken, ...readFileSync(rest, 'utf8').split('\n').filter((line) => line !== '')].map((line) => (JSON.parse(line) as { payload: { i: number } }).payload.i))
+    expect(ids.size).toBe(COUNT)
+  }, 90_000)
+
+  it('with --until-idle, gives up at --idle-timeout on a reader of its stdout that stopped (exit 5, saying why)', async () => {
+    writeFileSync(join(wal.cwd, '.walrc.json'), JSON.stringify({ namespaces: { out: { targets: { screen: { type: 'file', path: '-' } } } } }))
+    await produce()
+    const child = wal.spawn(['consume', '-n', 'out', '--until-idle', '--idle-timeout', '2s'])
+    let stderr = ''
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+    child.stdout!.pause()
+    const code = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000))])
+    if (code === 'hung') child.kill('SIGKILL')
+    child.stdout!.resume()
+    expect(code, stderr).toBe(5)
+    expect(stderr).toContain('it is still making its applies durable')
+  }, 60_000)
 
   it('refuses a FIFO nobody reads at once (exit 5, naming it), and writes every line to one a reader holds', async () => {
     const fifo = join(wal.dir, 'lines.fifo')

@@ -46,6 +46,8 @@ const SCHEDULED_BATCH = 200
  * next commit and heartbeat try again), and a stop is never held up longer than this.
  */
 export const CONSUMER_LOCK_WAIT_MS = 5_000
+/** How long the commit of a stop may take once the drain timeout has already passed. */
+const LAST_COMMIT_GRACE_MS = 2_000
 /**
  * The executor's lane of a key's scheduled entries while a transaction's marker holds the key: they run
  * beside the marker, which may wait for them. It starts with a lone surrogate, which no key a mutation
@@ -204,6 +206,8 @@ export class TargetConsumer {
   /** Aborted on a hard stop, or when this target gives up (--idle-timeout). */
   private readonly giveUp = new AbortController()
   private readonly abort: AbortSignal
+  /** Settles at the hard stop (the drain timeout, or giving up on an idle timeout), if it comes. */
+  private readonly hardStop: Promise<void>
   /** Ends waits before an apply starts (circuit, rate limit, backoff): a stop, or giving up. */
   private readonly stopWaiting: AbortSignal
   /** When something last moved (a mutation done, a partition taken on): for --idle-timeout. */
@@ -224,6 +228,7 @@ export class TargetConsumer {
   constructor(private readonly options: TargetConsumerOptions) {
     this.executor = new KeyedExecutor(options.concurrency)
     this.abort = AbortSignal.any([options.abort, this.giveUp.signal])
+    this.hardStop = new Promise((resolve) => (this.abort.aborted ? resolve() : this.abort.addEventListener('abort', () => resolve(), { once: true })))
     this.stopWaiting = AbortSignal.any([options.stop, this.giveUp.signal])
     this.policy = options.settings.retry
     this.stats = { target: options.settings.name, applied: 0, retried: 0, scheduled: 0, deadLettered: 0, skipped: 0, circuitOpened: 0, txnApplied: 0, txnAborted: 0 }
@@ -235,7 +240,11 @@ export class TargetConsumer {
     this.skipList = await this.options.log.skipList?.()
     await this.heartbeat()
     const heartbeat = setInterval(() => void this.heartbeat().catch((error) => this.fail(error)), this.options.leaseTtlMs / 3)
-    const commits = setInterval(() => void this.commit().catch((error) => this.fail(error)), this.options.commitIntervalMs)
+    const commits = setInterval(() => {
+      // A commit that does not end (a pipe whose reader stopped) holds the loop, which checks this itself.
+      if (this.options.untilIdle && this.committing !== undefined) this.checkStalled()
+      void this.commit().catch((error) => this.fail(error))
+    }, this.options.commitIntervalMs)
     try {
       while (!stop.aborted && this.failure === undefined) {
         const dispatched = (await this.dispatchScheduled()) + (await this.dispatchLog())
@@ -250,18 +259,18 @@ export class TargetConsumer {
           if (this.failure !== undefined) break
         }
         // Caught up with nothing in flight: commit now rather than at the next tick (lower latency).
-        if (this.executor.size === 0) await this.commit()
+        if (this.executor.size === 0) await this.orHardStop(this.commit())
         await sleep(this.options.pollIntervalMs, undefined, { signal: stop }).catch(() => undefined)
       }
-      await Promise.race([this.executor.idle(), new Promise((resolve) => this.abort.addEventListener('abort', resolve, { once: true }))])
+      await this.orHardStop(this.executor.idle())
       if (this.failure instanceof TargetStalledError) {
         // Giving up is not a crash: what was applied is committed, the rest stays for the next run.
-        await this.commit()
+        await this.lastCommit()
         const { lag } = await this.summary()
         throw this.failure.withLag(lag)
       }
       if (this.failure !== undefined) throw this.failure
-      await this.commit()
+      await this.lastCommit()
       if (this.unflushed !== undefined) {
         throw new BackendUnavailableError(
           `target "${this.options.settings.name}" could not make its last applies durable (${this.unflushed.code}: ${this.unflushed.message}); they were not committed and the next consumer applies them again`,
@@ -275,6 +284,34 @@ export class TargetConsumer {
       await this.skipList?.close().catch(() => undefined)
       if (this.failure === undefined || this.failure instanceof TargetStalledError) await this.options.store.release(this.options.owner).catch(() => undefined)
     }
+  }
+
+  /**
+   * The commit of a stop. A target that cannot flush (a pipe whose reader stopped) does not hold the
+   * process past a hard stop (the drain timeout): the wait ends there, or LAST_COMMIT_GRACE_MS after
+   * the call when the hard stop came before it, and nothing past the unflushed applies is committed.
+   */
+  private async lastCommit(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const cut = this.abort.aborted ? new Promise<void>((resolve) => (timer = setTimeout(resolve, LAST_COMMIT_GRACE_MS))) : this.hardStop
+    try {
+      const committed = await this.orHardStop(this.commit().then(() => true), cut)
+      if (committed !== true && this.unflushed === undefined) {
+        this.unflushed = new TargetError('the drain timeout passed while it was still making them durable', { errorClass: 'infrastructure', code: 'DRAIN_TIMEOUT' })
+      }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /**
+   * `work`'s result, or undefined once `stop` (the hard stop) settles first: a target that cannot flush
+   * (a pipe whose reader stopped) or a commit waiting behind one does not hold the consumer past it.
+   */
+  private async orHardStop<T>(work: Promise<T>, stop: Promise<void> = this.hardStop): Promise<T | undefined> {
+    // A failure after the hard stop changes nothing: the consumer is ending, and nothing was committed.
+    work.catch(() => undefined)
+    return Promise.race([work, stop.then(() => undefined)])
   }
 
   /** What it did so far and the partitions it owns now, read without waiting (for `wal daemon status`). */
@@ -303,6 +340,8 @@ export class TargetConsumer {
         ? `it cannot make its applies durable: ${this.unflushed.code}: ${this.unflushed.message}`
         : this.circuit.state !== 'closed' && this.lastPause !== undefined
         ? `it is paused: ${this.lastPause.code}: ${this.lastPause.message}`
+        : this.committing !== undefined
+        ? 'it is still making its applies durable (an output nobody reads, such as a stopped pipe?)'
         : waitingFor.length > 0
           ? `partitions ${waitingFor.join(',')} stay held by another consumer`
           : 'its mutations are not getting applied'
@@ -317,7 +356,7 @@ export class TargetConsumer {
     if ((this.executor.size > 0 || this.inFlight > 0) && !(this.markersWaiting > 0 && this.applying === 0 && this.executor.onlyWaitingOutside)) return false
     // Partitions still leased to a consumer that stopped: not idle until their lease lapses and they are ours.
     if (this.wanted.some((p) => !this.owned.includes(p))) return false
-    await this.commit()
+    await this.orHardStop(this.commit())
     // Not committed (the target could not flush, or the log is locked by another process): not done.
     if (this.unflushed !== undefined || this.logLocked !== undefined || this.busyKeys.size > 0) return false
     const marks = await this.options.log.marks()

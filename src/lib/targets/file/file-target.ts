@@ -13,7 +13,7 @@ import { promisify } from 'node:util'
 import { dirname } from 'node:path'
 
 import { encodeEnvelope, type Mutation } from '../../envelope/envelope.js'
-import { TargetError, type Target } from '../target.js'
+import { TargetError, type ApplyContext, type BatchContext, type Target } from '../target.js'
 
 const writevAsync = promisify(writev)
 // O_NOCTTY: a terminal named as the path (or put in a FIFO's place) never becomes wal's controlling terminal.
@@ -126,7 +126,7 @@ export class FileTarget implements Target {
   }
 
   /** Buffers the line: nothing to wait for, so one settled promise serves nearly every apply (not one each). */
-  apply(mutation: Mutation): Promise<void> {
+  apply(mutation: Mutation, context?: ApplyContext): Promise<void> {
     let line: string
     try {
       line = encodeEnvelope(mutation)
@@ -134,11 +134,11 @@ export class FileTarget implements Target {
       return Promise.reject(error)
     }
     this.append(line)
-    return this.paced()
+    return this.paced(context?.signal)
   }
 
   /** Buffers the lines of every mutation or (one cannot be encoded) of none. */
-  applyBatch(mutations: readonly Mutation[]): Promise<void> {
+  applyBatch(mutations: readonly Mutation[], context?: BatchContext): Promise<void> {
     let lines: string[]
     try {
       lines = mutations.map((mutation) => encodeEnvelope(mutation))
@@ -146,16 +146,31 @@ export class FileTarget implements Target {
       return Promise.reject(error)
     }
     for (const line of lines) this.append(line)
-    return this.paced()
+    return this.paced(context?.signal)
   }
 
-  /** Settled at once; while a flush is under way and much is buffered, when that flush ends. */
-  private paced(): Promise<void> {
+  /**
+   * Settled at once; while a flush is under way and much is buffered, when that flush ends, or (a hard
+   * stop: the drain timeout) rejected when `signal` aborts first, so a reader that stopped reading
+   * (SIGSTOP, a pager left open) does not hold the consumer past it. The lines stay buffered; they are
+   * not committed.
+   */
+  private paced(signal?: AbortSignal): Promise<void> {
     if (this.flushing === undefined || this.buffered + this.filled < PACE_BYTES) return APPLIED
-    return this.flushing.then(
+    const flushed = this.flushing.then(
       () => undefined,
       () => undefined,
     )
+    if (signal === undefined) return flushed
+    return new Promise((resolve, reject) => {
+      const stopped = (): void => reject(new TargetError('stopped while the output had not taken the lines before these', { errorClass: 'infrastructure', code: 'STOPPED' }))
+      if (signal.aborted) return stopped()
+      signal.addEventListener('abort', stopped, { once: true })
+      void flushed.then(() => {
+        signal.removeEventListener('abort', stopped)
+        resolve()
+      })
+    })
   }
 
   /** Encodes a line and its newline at the end of the current block (a new one when it does not fit). */
