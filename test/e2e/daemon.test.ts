@@ -134,6 +134,16 @@ describe('wal daemon reload', () => {
   })
 })
 
+describe('wal daemon run with a file target on stdout', () => {
+  it('refuses to start (exit 3): its log is written there', async () => {
+    configure({ orders: { targets: { screen: { type: 'file', path: '-' } } } })
+    const run = await wal.run(['daemon', 'run'])
+    expect(run.code).toBe(3)
+    expect(run.stderr).toContain('target "screen" of namespace "orders" writes to stdout (path "-"), where the daemon writes its log')
+    expect(run.stdout).toBe('')
+  })
+})
+
 describe('wal daemon reload, valid', () => {
   it('drains and stops removed consumers, restarts changed ones, and leaves the others alone', async () => {
     const first = join(wal.dir, 'first.ndjson')

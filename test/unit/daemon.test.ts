@@ -33,6 +33,11 @@ describe('the daemon plan', () => {
     expect([set.get('orders/db')!.concurrency, set.get('orders/store')!.concurrency]).toEqual([8, 8])
   })
 
+  it('refuses a file target on stdout, where the daemon writes its log (exit 3), naming it', () => {
+    const raw = { namespaces: { ...base.namespaces, logs: { targets: { screen: { type: 'file', path: '-' } } } } }
+    expect(() => planConsumers(config(raw))).toThrow(expect.objectContaining({ code: 'WAL_DAEMON_STDOUT_TARGET', exitCode: 3, message: expect.stringContaining('target "screen" of namespace "logs" writes to stdout') }))
+  })
+
   it('consumes namespaces created on demand only when the config lets them be created', () => {
     expect([...planConsumers(config({}), ['default', 'logs']).keys()]).toEqual(['default/kv', 'logs/kv'])
     expect([...planConsumers(config(base), ['stray']).keys()]).not.toContain('stray/kv')

@@ -3,6 +3,7 @@
  * the rules (what counts as a change, what is left alone) are tested without processes.
  */
 import { namespaceSettings } from '../config/load.js'
+import { ConfigError } from '../errors.js'
 import { refuseForwardingLoop } from '../targets/forwarding-loop.js'
 import type { NamespaceSettings, ResolvedConfig, TargetSettings } from '../config/schema.js'
 
@@ -50,6 +51,7 @@ export function planConsumers(config: ResolvedConfig, existing: readonly string[
     const groups = namespace.backend === 'sqs' ? (namespace.targets.length > 0 ? [{ key: `${name}/*`, targets: namespace.targets }] : []) : namespace.targets.map((t) => ({ key: `${name}/${t.name}`, targets: [t] }))
     for (const { key, targets } of groups) {
       refuseForwardingLoop(config, namespace, targets)
+      refuseStdoutTarget(name, targets)
       // daemon.concurrency, else the target's own (Cassandra), else 16; an SQS consumer, the most parallel target's.
       const applies = concurrency ?? Math.max(...targets.map((t) => (t.type === 'cassandra' ? t.concurrency : 16)))
       const fingerprint = JSON.stringify({ log: logFingerprint(namespace), rate: namespace.ratePerSec, targets, shard, concurrency: applies, leaseTtlMs })
@@ -57,6 +59,21 @@ export function planConsumers(config: ResolvedConfig, existing: readonly string[
     }
   }
   return plan
+}
+
+/**
+ * The daemon writes its log on stdout: a file target there (path "-") would mix its envelopes with the
+ * log's lines, one cut into the other where a write to a pipe is split.
+ */
+function refuseStdoutTarget(namespace: string, targets: readonly TargetSettings[]): void {
+  for (const t of targets) {
+    if (t.type !== 'file' || t.path !== '-') continue
+    throw new ConfigError(`target "${t.name}" of namespace "${namespace}" writes to stdout (path "-"), where the daemon writes its log`, {
+      code: 'WAL_DAEMON_STDOUT_TARGET',
+      details: { namespace, target: t.name },
+      suggestions: [`give namespaces.${namespace}.targets.${t.name}.path a file or a FIFO, or apply it with \`wal consume -n ${namespace}\` instead`],
+    })
+  }
 }
 
 /** What a reload does: start the added, stop the removed, restart the changed, leave the rest alone. */
