@@ -291,6 +291,13 @@ describe('where the daemon listens', () => {
     expect(plain.stderr).toContain('--allow-plain-http')
     const told = await startForegroundDaemon(wal, ['--host', '0.0.0.0', '--allow-plain-http'])
     expect(told.events('exposed')).toEqual([expect.objectContaining({ level: 40, host: '0.0.0.0' })])
+    // Beyond loopback, /metrics (namespace and target names, rates) needs the token as /v1/* does.
+    const bare = await fetch(`${told.url}/metrics`)
+    expect(bare.status).toBe(401)
+    expect(await bare.text()).not.toContain('wal_')
+    const scraped = await fetch(`${told.url}/metrics`, { headers: { authorization: `Bearer ${daemonToken(wal)}` } })
+    expect(scraped.status).toBe(200)
+    expect(await scraped.text()).toContain('wal_')
   })
 
   it('runs without a token on loopback when asked with --no-auth, and logs that choice', async () => {

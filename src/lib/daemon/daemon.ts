@@ -14,7 +14,7 @@ import { BackendUnavailableError, toWalError } from '../errors.js'
 import { listEmbeddedLogs } from '../log/embedded/embedded-log.js'
 import { ConsumerSet, LogPool, type ConsumerStatus } from './consumers.js'
 import { acquirePidFile, daemonPaths, ensureTokenFile, releasePidFile, type DaemonStateFile } from './files.js'
-import { checkListen } from './gate.js'
+import { checkListen, isLoopbackHost } from './gate.js'
 import { applyTimeouts, createApiServer } from './http-api.js'
 import { createLogger } from './logger.js'
 import { DaemonMetrics } from './metrics.js'
@@ -158,6 +158,7 @@ export async function runDaemon(options: DaemonRunOptions): Promise<DaemonRunSum
     },
     reload: () => reload('api'),
     token,
+    exposed: !isLoopbackHost(listen.host),
     claimNamespace: (namespace) => {
       if (knownLogs.includes(namespace) || creating.has(namespace)) return null
       const existing = listEmbeddedLogs(config.stateDir)

@@ -33,6 +33,11 @@ export interface ApiContext {
   /** The bearer token requests to /v1/* must carry; null when auth is off. */
   token(): string | null
   /**
+   * Whether the daemon listens beyond loopback: then /metrics (namespace and target names, rates) needs
+   * the token too, as Prometheus can send it; on loopback it answers without, as exporters do.
+   */
+  exposed: boolean
+  /**
    * Whether a write may go to an undeclared namespace (zero-config mode): null if so, else why not. Takes
    * a place for it until `release`.
    */
@@ -256,7 +261,8 @@ export function createApiServer(ctx: ApiContext): ApiServer {
         return
       }
     }
-    const refusal = (path.startsWith('/v1/') ? checkToken(request, ctx.token()) : null) ?? (method === 'POST' ? checkContentType(request) : null)
+    const needsToken = path.startsWith('/v1/') || (ctx.exposed && path === '/metrics')
+    const refusal = (needsToken ? checkToken(request, ctx.token()) : null) ?? (method === 'POST' ? checkContentType(request) : null)
     if (refusal !== null) return refuse(response, route, refusal)
     if (produceMatch) {
       if (produceMatch[2] === 'mutations' && produceMatch[3] !== undefined) return send(response, route, 404, { message: `no such endpoint: ${method} ${path}` })
