@@ -90,7 +90,9 @@ describe('concurrent producers', () => {
       b.write(slicesB.slice(at, at + 2000).join('\n') + '\n')
       // Count whole lines only: output arrives in chunks that may end mid-line.
       const acked = (text: string): number => text.split('\n').length - 1
-      await waitFor(() => acked(a.out()) > at && acked(b.out()) > at, { timeoutMs: 60_000 })
+      // Generous: under a full test run (brokers and Cassandra busy on the same disk) each group commit's
+      // fsync can take a hundred times its idle time; this test is about order and gaps, not speed.
+      await waitFor(() => acked(a.out()) > at && acked(b.out()) > at, { timeoutMs: 150_000 })
     }
     expect(await a.end()).toBe(0)
     expect(await b.end()).toBe(0)
@@ -100,7 +102,11 @@ describe('concurrent producers', () => {
     const records = jsonLines<Envelope>((await wal.run(['tail', '-n', 'shared', '--json'])).stdout)
     expect(records).toHaveLength(2 * count)
     const perPartition = new Map<number, Envelope[]>()
-    for (const r of records) perPartition.set(r.partition, [...(perPartition.get(r.partition) ?? []), r])
+    for (const r of records) {
+      const inPartition = perPartition.get(r.partition)
+      if (inPartition === undefined) perPartition.set(r.partition, [r])
+      else inPartition.push(r)
+    }
     for (const inPartition of perPartition.values()) {
       expect(inPartition.map((r) => r.offset)).toEqual(inPartition.map((_, i) => i))
       // Each producer's mutations keep their input order within the partition.
@@ -117,7 +123,7 @@ describe('concurrent producers', () => {
     // fewer commits than mutations.
     const commits = new Set(records.map((r) => r.appendedAt)).size
     expect(commits).toBeLessThan(records.length / 20)
-  })
+  }, 180_000)
 })
 
 describe('round trip', () => {
