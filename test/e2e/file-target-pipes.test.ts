@@ -125,19 +125,10 @@ describe('the file target into a pipe', () => {
     expect(alone.code).toBe(5)
     expect(alone.stderr).toContain(`cannot open ${fifo} for appending: it is a FIFO that no process reads yet`)
     // A reader that starts late: the FIFO fills, and wal waits for it.
-    const reader = spawnSync('bash', ['-c', `(sleep 1; cat) > '${fifo}.out' 2>/dev/null < '${fifo}' & echo $!`], { encoding: 'utf8' })
-    expect(reader.status).toBe(0)
+    const reader = startReader(`(sleep 1; cat) > '${fifo}.out' 2>/dev/null < '${fifo}'`)
     const consumed = await wal.run(['consume', '-n', 'out', '--until-idle'])
     expect(consumed.code, consumed.stderr).toBe(0)
-    const pid = Number(reader.stdout.trim())
-    for (let i = 0; i < 100; i++) {
-      try {
-        process.kill(pid, 0)
-      } catch {
-        break
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    await waitForExit(reader)
     const lines = readFileSync(`${fifo}.out`, 'utf8').split('\n').filter((line) => line !== '')
     expect(lines.length).toBe(COUNT)
     expect(new Set(lines.map((line) => (JSON.parse(line) as { payload: { i: number } }).payload.i)).size).toBe(COUNT)
